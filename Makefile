@@ -1,0 +1,166 @@
+# natmesh: one GNU Makefile for every binary, test, fuzz target and benchmark.
+# Quiet unless V=1. Objects and binaries land in $(BUILD); nothing else in-tree.
+
+.DEFAULT_GOAL := all
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wformat=2 -Werror -MMD -MP
+CPPFLAGS += -D_GNU_SOURCE -Ilib -I.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+PKGS    := libnftnl libmnl jansson libcurl libsodium libmicrohttpd sqlite3 libpcap
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lb2 -lpthread
+CPPFLAGS += $(PKG_CFLAGS)
+
+ifneq ($(SANITIZE),)
+BUILD   ?= build/sanitize
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+else
+BUILD   ?= build
+endif
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+# --- static libraries (a library exists only once it has sources) ---------
+LIB_natmesh_SRCS  := $(wildcard lib/*.c lib/*/*.c)
+LIB_natmodel_SRCS := $(wildcard nat-models/*.c)
+LIB_meshwg_SRCS   := $(filter-out agent/wg/meshwg.c,$(wildcard agent/wg/*.c))
+LIB_meshsvc_SRCS  := $(filter-out service/meshsvc.c,$(wildcard service/*.c))
+LIB_meshsim_SRCS  := $(filter-out sim/meshsim.c,$(wildcard sim/*.c))
+LIB_agent_SRCS    := $(filter-out agent/meshd/main.c,$(wildcard agent/meshd/*.c))
+
+# link order: dependents first
+LIBNAMES := agent meshsim meshsvc meshwg natmodel natmesh
+LIBS := $(foreach l,$(LIBNAMES),$(if $(LIB_$(l)_SRCS),$(BUILD)/lib$(l).a))
+
+define LIBRARY
+$(BUILD)/lib$(1).a: $(call obj,$(LIB_$(1)_SRCS))
+	@mkdir -p $$(@D)
+	@$(if $(Q),echo "  AR      $$@")
+	$(Q)rm -f $$@ && $(AR) rcs $$@ $$^
+endef
+$(foreach l,$(LIBNAMES),$(if $(LIB_$(l)_SRCS),$(eval $(call LIBRARY,$(l)))))
+
+# --- programs: NAME and its own sources; built once the sources exist ------
+PROG_meshstun_SRCS        := $(wildcard tools/meshstun/*.c)
+PROG_natcheck_SRCS        := $(wildcard tools/natcheck/*.c)
+PROG_traversal-report_SRCS := $(wildcard tools/traversal-report/*.c)
+PROG_stunload_SRCS        := $(wildcard tools/bench/stunload/*.c)
+PROG_meshwg_SRCS          := $(wildcard agent/wg/meshwg.c)
+PROG_meshd_SRCS           := $(wildcard agent/meshd/main.c)
+PROG_meshctl_SRCS         := $(wildcard agent/meshctl/*.c)
+PROG_meshsvc_SRCS         := $(wildcard service/meshsvc.c)
+PROG_meshsim_SRCS         := $(wildcard sim/meshsim.c)
+# the libraries each program links, dependents first
+PROG_meshstun_LIBS         := natmesh
+PROG_natcheck_LIBS         := natmesh
+PROG_traversal-report_LIBS := natmesh
+PROG_stunload_LIBS         := natmesh
+PROG_meshwg_LIBS           := meshwg natmesh
+PROG_meshd_LIBS            := agent meshwg natmesh
+PROG_meshctl_LIBS          := natmesh
+PROG_meshsvc_LIBS          := meshsvc natmesh
+PROG_meshsim_LIBS          := meshsim natmodel natmesh
+PROGNAMES := meshstun natcheck traversal-report stunload meshwg meshd meshctl meshsvc meshsim
+libs_of = $(foreach l,$(1),$(if $(LIB_$(l)_SRCS),$(BUILD)/lib$(l).a))
+PROGS := $(foreach p,$(PROGNAMES),$(if $(PROG_$(p)_SRCS),$(BUILD)/$(p)))
+# installed binaries (not benchmark helpers)
+INSTALL_PROGS := $(filter-out $(BUILD)/stunload,$(PROGS))
+
+define PROGRAM
+$(BUILD)/$(1): $(call obj,$(PROG_$(1)_SRCS)) $(call libs_of,$(PROG_$(1)_LIBS))
+	@mkdir -p $$(@D)
+	@$(if $(Q),echo "  LD      $$@")
+	$(Q)$(CC) $(LDFLAGS) -o $$@ $$^ $(PKG_LIBS)
+endef
+$(foreach p,$(PROGNAMES),$(if $(PROG_$(p)_SRCS),$(eval $(call PROGRAM,$(p)))))
+
+# --- unit tests: tests/unit/test_GROUP_*.c, one Criterion binary each ------
+# GROUP picks the libraries: lib, stun, wg, svc, nat, sim, agent.
+TEST_lib_LIBS   := natmesh
+TEST_stun_LIBS  := natmesh
+TEST_wg_LIBS    := meshwg natmesh
+TEST_svc_LIBS   := meshsvc natmesh
+TEST_nat_LIBS   := natmodel natmesh
+TEST_sim_LIBS   := meshsim natmodel natmesh
+TEST_agent_LIBS := agent meshwg natmesh
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+test_group = $(word 2,$(subst _, ,$(1)))
+define UNITTEST
+$(BUILD)/tests/$(1): $(BUILD)/obj/tests/unit/$(1).o $(call libs_of,$(TEST_$(call test_group,$(1))_LIBS))
+	@mkdir -p $$(@D)
+	@$(if $(Q),echo "  LD      $$@")
+	$(Q)$(CC) $(LDFLAGS) -o $$@ $$^ $(PKG_LIBS) -lcriterion
+endef
+$(foreach t,$(UNIT_SRCS),$(eval $(call UNITTEST,$(basename $(notdir $(t))))))
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# --- targets ----------------------------------------------------------------
+.PHONY: all deps test test-unit test-netns test-scenarios demo fuzz bench install clean
+all: $(PROGS) $(UNIT_TESTS)
+
+deps:
+	$(Q)tools/install-deps
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)BUILD=$(BUILD) tools/run-tests all
+
+test-unit: all
+	$(Q)BUILD=$(BUILD) tools/run-tests unit
+
+test-netns: all
+	$(Q)BUILD=$(BUILD) tools/run-tests netns
+
+test-scenarios: all
+	$(Q)BUILD=$(BUILD) tools/run-tests scenarios
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)BUILD=$(BUILD) tools/demo
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)BUILD=$(BUILD) tools/bench/run
+
+# --- fuzzing: clang + libFuzzer, ASan and UBSan, its own object tree --------
+FUZZ_BUILD := build/fuzz
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_LIBSRCS := $(foreach l,$(LIBNAMES),$(LIB_$(l)_SRCS))
+FUZZ_CFLAGS := -O1 -g -std=gnu11 -Wall -Wextra -Werror -fsanitize=fuzzer-no-link,address,undefined \
+               -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
+fuzz: $(FUZZ_TARGETS)
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)clang $(CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
+$(FUZZ_BUILD)/libfuzzall.a: $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LIBSRCS))
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+$(FUZZ_BUILD)/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_BUILD)/libfuzzall.a
+	@$(if $(Q),echo "  FUZZLD  $@")
+	$(Q)clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
+
+install: $(INSTALL_PROGS)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(INSTALL_PROGS) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

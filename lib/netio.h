@@ -1,0 +1,107 @@
+/* netio: the swappable network abstraction (ARCHITECTURE.md). Programs reach
+ * the network only through a struct netio: batched UDP send/receive, TUN
+ * devices, and link/address/route changes. netio_linux_new() gives the Linux
+ * backend (sockets with recvmmsg/sendmmsg, /dev/net/tun, rtnetlink through
+ * libmnl); an in-process backend with virtual links can implement the same
+ * operations. Readiness of the objects is watched with the event loop through
+ * their file descriptors (netio_udp_fd, netio_tun_fd). */
+#ifndef NATMESH_NETIO_H
+#define NATMESH_NETIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+/* One packet of a batch. data points at cap bytes owned by the caller; on
+ * receive, len is set (and addr to the source), on send len bytes go to addr. */
+struct netio_pkt {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+	union sockaddr_any addr;
+};
+
+#define NETIO_BATCH_MAX 64
+
+struct netio;
+struct netio_udp;
+struct netio_tun;
+
+struct netio_ops {
+	int (*udp_open)(struct netio *io, const union sockaddr_any *bind, struct netio_udp **out);
+	void (*udp_close)(struct netio_udp *u);
+	int (*udp_fd)(const struct netio_udp *u);
+	int (*udp_local)(const struct netio_udp *u, union sockaddr_any *out);
+	int (*udp_recv)(struct netio_udp *u, struct netio_pkt *pkts, int n);
+	int (*udp_send)(struct netio_udp *u, const struct netio_pkt *pkts, int n);
+
+	int (*tun_open)(struct netio *io, const char *name, struct netio_tun **out);
+	void (*tun_close)(struct netio_tun *t);
+	int (*tun_fd)(const struct netio_tun *t);
+	const char *(*tun_name)(const struct netio_tun *t);
+	int (*tun_read)(struct netio_tun *t, struct netio_pkt *pkts, int n);
+	int (*tun_write)(struct netio_tun *t, const struct netio_pkt *pkts, int n);
+
+	int (*link_up)(struct netio *io, const char *ifname, int mtu);
+	int (*link_del)(struct netio *io, const char *ifname);
+	int (*addr_add)(struct netio *io, const char *ifname, const struct cidr *c);
+	int (*addr_del)(struct netio *io, const char *ifname, const struct cidr *c);
+	int (*route_add)(struct netio *io, const char *ifname, const struct cidr *dst);
+	int (*route_del)(struct netio *io, const char *ifname, const struct cidr *dst);
+	/* every usable (up, non-loopback, global) address of the host */
+	int (*local_addrs)(struct netio *io, union sockaddr_any *out, int max);
+
+	void (*free)(struct netio *io);
+};
+
+struct netio {
+	const struct netio_ops *ops;
+};
+
+int netio_linux_new(struct netio **out);
+static inline void netio_free(struct netio *io) { if (io) io->ops->free(io); }
+
+/* UDP. recv returns the number of packets read (0 when none is waiting) or a
+ * negative errno; send returns how many were sent (a short count means the
+ * socket is full) or a negative errno. */
+static inline int netio_udp_open(struct netio *io, const union sockaddr_any *bind, struct netio_udp **out)
+{ return io->ops->udp_open(io, bind, out); }
+void netio_udp_close(struct netio *io, struct netio_udp *u);
+static inline int netio_udp_fd(struct netio *io, const struct netio_udp *u) { return io->ops->udp_fd(u); }
+static inline int netio_udp_local(struct netio *io, const struct netio_udp *u, union sockaddr_any *out)
+{ return io->ops->udp_local(u, out); }
+static inline int netio_udp_recv(struct netio *io, struct netio_udp *u, struct netio_pkt *p, int n)
+{ return io->ops->udp_recv(u, p, n); }
+static inline int netio_udp_send(struct netio *io, struct netio_udp *u, const struct netio_pkt *p, int n)
+{ return io->ops->udp_send(u, p, n); }
+
+/* TUN (IFF_TUN | IFF_NO_PI: packets are bare IP). */
+static inline int netio_tun_open(struct netio *io, const char *name, struct netio_tun **out)
+{ return io->ops->tun_open(io, name, out); }
+void netio_tun_close(struct netio *io, struct netio_tun *t);
+static inline int netio_tun_fd(struct netio *io, const struct netio_tun *t) { return io->ops->tun_fd(t); }
+static inline const char *netio_tun_name(struct netio *io, const struct netio_tun *t)
+{ return io->ops->tun_name(t); }
+static inline int netio_tun_read(struct netio *io, struct netio_tun *t, struct netio_pkt *p, int n)
+{ return io->ops->tun_read(t, p, n); }
+static inline int netio_tun_write(struct netio *io, struct netio_tun *t, const struct netio_pkt *p, int n)
+{ return io->ops->tun_write(t, p, n); }
+
+/* Links, addresses, routes (rtnetlink in the Linux backend). */
+static inline int netio_link_up(struct netio *io, const char *ifname, int mtu)
+{ return io->ops->link_up(io, ifname, mtu); }
+static inline int netio_link_del(struct netio *io, const char *ifname)
+{ return io->ops->link_del(io, ifname); }
+static inline int netio_addr_add(struct netio *io, const char *ifname, const struct cidr *c)
+{ return io->ops->addr_add(io, ifname, c); }
+static inline int netio_addr_del(struct netio *io, const char *ifname, const struct cidr *c)
+{ return io->ops->addr_del(io, ifname, c); }
+static inline int netio_route_add(struct netio *io, const char *ifname, const struct cidr *dst)
+{ return io->ops->route_add(io, ifname, dst); }
+static inline int netio_route_del(struct netio *io, const char *ifname, const struct cidr *dst)
+{ return io->ops->route_del(io, ifname, dst); }
+static inline int netio_local_addrs(struct netio *io, union sockaddr_any *out, int max)
+{ return io->ops->local_addrs(io, out, max); }
+
+#endif

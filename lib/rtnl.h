@@ -6,6 +6,8 @@
 #ifndef NATMESH_RTNL_H
 #define NATMESH_RTNL_H
 
+#include <stdbool.h>
+
 #include "addr.h"
 
 int rtnl_link_index(const char *ifname);	/* > 0, or -ENODEV */

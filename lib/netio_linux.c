@@ -1,0 +1,357 @@
+/* The Linux backend of netio: UDP sockets with recvmmsg/sendmmsg, TUN devices
+ * from /dev/net/tun, and links/addresses/routes through rtnetlink (rtnl.c). */
+#include "netio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "rtnl.h"
+
+struct netio_udp {
+	int fd;
+	int family;
+};
+
+struct netio_tun {
+	int fd;
+	char name[IFNAMSIZ];
+};
+
+static int lx_udp_open(struct netio *io, const union sockaddr_any *bind_addr, struct netio_udp **out)
+{
+	struct netio_udp *u;
+	int fd, rc, zero = 0, bufsz = 4 << 20;
+	(void)io;
+	*out = NULL;
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	fd = socket(bind_addr->sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = -errno;
+		goto err_free;
+	}
+	if (bind_addr->sa.sa_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	/* big buffers absorb bursts; FORCE works as root, plain is the fallback */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
+	if (bind(fd, &bind_addr->sa, addr_len(bind_addr)) < 0) {
+		rc = -errno;
+		goto err_close;
+	}
+	u->fd = fd;
+	u->family = bind_addr->sa.sa_family;
+	*out = u;
+	return 0;
+
+err_close:
+	close(fd);
+err_free:
+	free(u);
+	return rc;
+}
+
+static void lx_udp_close(struct netio_udp *u)
+{
+	close(u->fd);
+	free(u);
+}
+
+static int lx_udp_fd(const struct netio_udp *u)
+{
+	return u->fd;
+}
+
+static int lx_udp_local(const struct netio_udp *u, union sockaddr_any *out)
+{
+	socklen_t len = sizeof(*out);
+	memset(out, 0, sizeof(*out));
+	if (getsockname(u->fd, &out->sa, &len) < 0)
+		return -errno;
+	addr_unmap_v4(out);
+	return 0;
+}
+
+static int lx_udp_recv(struct netio_udp *u, struct netio_pkt *pkts, int n)
+{
+	struct mmsghdr msgs[NETIO_BATCH_MAX];
+	struct iovec iov[NETIO_BATCH_MAX];
+	int got;
+
+	if (n > NETIO_BATCH_MAX)
+		n = NETIO_BATCH_MAX;
+	for (int i = 0; i < n; i++) {
+		iov[i].iov_base = pkts[i].data;
+		iov[i].iov_len = pkts[i].cap;
+		memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+		msgs[i].msg_hdr.msg_name = &pkts[i].addr;
+		msgs[i].msg_hdr.msg_namelen = sizeof(pkts[i].addr);
+	}
+	got = recvmmsg(u->fd, msgs, (unsigned)n, MSG_DONTWAIT, NULL);
+	if (got < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -errno;
+	for (int i = 0; i < got; i++) {
+		/* a datagram larger than the buffer is cut: mark it empty */
+		pkts[i].len = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 0 : msgs[i].msg_len;
+		addr_unmap_v4(&pkts[i].addr);
+	}
+	return got;
+}
+
+/* an IPv4 destination on a dual-stack IPv6 socket needs the v4-mapped form */
+static void dest_for(const struct netio_udp *u, const union sockaddr_any *in, union sockaddr_any *out)
+{
+	*out = *in;
+	if (u->family == AF_INET6 && in->sa.sa_family == AF_INET) {
+		memset(out, 0, sizeof(*out));
+		out->in6.sin6_family = AF_INET6;
+		out->in6.sin6_port = in->in.sin_port;
+		out->in6.sin6_addr.s6_addr[10] = 0xff;
+		out->in6.sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&out->in6.sin6_addr.s6_addr[12], &in->in.sin_addr, 4);
+	}
+}
+
+static int lx_udp_send(struct netio_udp *u, const struct netio_pkt *pkts, int n)
+{
+	struct mmsghdr msgs[NETIO_BATCH_MAX];
+	struct iovec iov[NETIO_BATCH_MAX];
+	union sockaddr_any dst[NETIO_BATCH_MAX];
+	int done = 0;
+
+	if (n > NETIO_BATCH_MAX)
+		n = NETIO_BATCH_MAX;
+	for (int i = 0; i < n; i++) {
+		dest_for(u, &pkts[i].addr, &dst[i]);
+		iov[i].iov_base = pkts[i].data;
+		iov[i].iov_len = pkts[i].len;
+		memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+		msgs[i].msg_hdr.msg_name = &dst[i];
+		msgs[i].msg_hdr.msg_namelen = addr_len(&dst[i]);
+	}
+	while (done < n) {
+		int rc = sendmmsg(u->fd, msgs + done, (unsigned)(n - done), MSG_DONTWAIT);
+		if (rc > 0) {
+			done += rc;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+			break;
+		/* one unreachable destination must not hold back the rest */
+		char a[ADDR_STRLEN];
+		log_debug("netio", "udp send failed dst=%s err=%s",
+			  addr_format(&pkts[done].addr, a, sizeof(a)), strerror(errno));
+		done++;
+	}
+	return done;
+}
+
+static int lx_tun_open(struct netio *io, const char *name, struct netio_tun **out)
+{
+	struct ifreq ifr;
+	struct netio_tun *t;
+	int rc;
+	(void)io;
+	*out = NULL;
+	if (strlen(name) >= IFNAMSIZ)
+		return -EINVAL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (t->fd < 0) {
+		rc = -errno;
+		goto err_free;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+	strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+	if (ioctl(t->fd, TUNSETIFF, &ifr) < 0) {
+		rc = -errno;
+		goto err_close;
+	}
+	memcpy(t->name, ifr.ifr_name, IFNAMSIZ);
+	*out = t;
+	return 0;
+
+err_close:
+	close(t->fd);
+err_free:
+	free(t);
+	return rc;
+}
+
+static void lx_tun_close(struct netio_tun *t)
+{
+	close(t->fd);
+	free(t);
+}
+
+static int lx_tun_fd(const struct netio_tun *t)
+{
+	return t->fd;
+}
+
+static const char *lx_tun_name(const struct netio_tun *t)
+{
+	return t->name;
+}
+
+static int lx_tun_read(struct netio_tun *t, struct netio_pkt *pkts, int n)
+{
+	int got = 0;
+	while (got < n) {
+		ssize_t r = read(t->fd, pkts[got].data, pkts[got].cap);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			return got ? got : -errno;
+		}
+		pkts[got].len = (size_t)r;
+		got++;
+	}
+	return got;
+}
+
+static int lx_tun_write(struct netio_tun *t, const struct netio_pkt *pkts, int n)
+{
+	int done = 0;
+	while (done < n) {
+		ssize_t r = write(t->fd, pkts[done].data, pkts[done].len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			/* a packet the kernel refuses (e.g. malformed) is dropped alone */
+			log_debug("netio", "tun write failed dev=%s err=%s", t->name, strerror(errno));
+		}
+		done++;
+	}
+	return done;
+}
+
+static int lx_link_up(struct netio *io, const char *ifname, int mtu)
+{
+	int rc;
+	(void)io;
+	if (mtu > 0 && (rc = rtnl_link_set_mtu(ifname, mtu)) < 0)
+		return rc;
+	return rtnl_link_set_up(ifname, true);
+}
+
+static int lx_link_del(struct netio *io, const char *ifname)
+{
+	(void)io;
+	return rtnl_link_del(ifname);
+}
+
+static int lx_addr_add(struct netio *io, const char *ifname, const struct cidr *c)
+{
+	(void)io;
+	return rtnl_addr_add(ifname, c);
+}
+
+static int lx_addr_del(struct netio *io, const char *ifname, const struct cidr *c)
+{
+	(void)io;
+	return rtnl_addr_del(ifname, c);
+}
+
+static int lx_route_add(struct netio *io, const char *ifname, const struct cidr *dst)
+{
+	(void)io;
+	return rtnl_route_add(ifname, dst, NULL);
+}
+
+static int lx_route_del(struct netio *io, const char *ifname, const struct cidr *dst)
+{
+	(void)io;
+	return rtnl_route_del(ifname, dst, NULL);
+}
+
+static int lx_local_addrs(struct netio *io, union sockaddr_any *out, int max)
+{
+	struct ifaddrs *ifa, *p;
+	int n = 0;
+	(void)io;
+	if (getifaddrs(&ifa) < 0)
+		return -errno;
+	for (p = ifa; p && n < max; p = p->ifa_next) {
+		if (!p->ifa_addr || !(p->ifa_flags & IFF_UP) || (p->ifa_flags & IFF_LOOPBACK))
+			continue;
+		if (p->ifa_addr->sa_family == AF_INET) {
+			memset(&out[n], 0, sizeof(out[n]));
+			memcpy(&out[n].in, p->ifa_addr, sizeof(struct sockaddr_in));
+			n++;
+		} else if (p->ifa_addr->sa_family == AF_INET6) {
+			const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)p->ifa_addr;
+			if (IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr))
+				continue;
+			memset(&out[n], 0, sizeof(out[n]));
+			memcpy(&out[n].in6, s6, sizeof(*s6));
+			n++;
+		}
+	}
+	freeifaddrs(ifa);
+	return n;
+}
+
+static void lx_free(struct netio *io)
+{
+	free(io);
+}
+
+static const struct netio_ops linux_ops = {
+	.udp_open = lx_udp_open,
+	.udp_close = lx_udp_close,
+	.udp_fd = lx_udp_fd,
+	.udp_local = lx_udp_local,
+	.udp_recv = lx_udp_recv,
+	.udp_send = lx_udp_send,
+	.tun_open = lx_tun_open,
+	.tun_close = lx_tun_close,
+	.tun_fd = lx_tun_fd,
+	.tun_name = lx_tun_name,
+	.tun_read = lx_tun_read,
+	.tun_write = lx_tun_write,
+	.link_up = lx_link_up,
+	.link_del = lx_link_del,
+	.addr_add = lx_addr_add,
+	.addr_del = lx_addr_del,
+	.route_add = lx_route_add,
+	.route_del = lx_route_del,
+	.local_addrs = lx_local_addrs,
+	.free = lx_free,
+};
+
+int netio_linux_new(struct netio **out)
+{
+	struct netio *io = calloc(1, sizeof(*io));
+	*out = NULL;
+	if (!io)
+		return -ENOMEM;
+	io->ops = &linux_ops;
+	*out = io;
+	return 0;
+}

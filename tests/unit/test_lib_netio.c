@@ -1,0 +1,198 @@
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "netio.h"
+#include "rtnl.h"
+
+Test(netio, udp_batch_round_trip_on_loopback)
+{
+	struct netio *io;
+	struct netio_udp *a, *b;
+	union sockaddr_any bind_addr, la, lb;
+	uint8_t bufs[2 * NETIO_BATCH_MAX][64];
+	struct netio_pkt out[NETIO_BATCH_MAX], in[NETIO_BATCH_MAX];
+	int n = 32, got = 0;
+
+	cr_assert_eq(netio_linux_new(&io), 0);
+	cr_assert_eq(addr_parse("127.0.0.1:0", &bind_addr), 0);
+	cr_assert_eq(netio_udp_open(io, &bind_addr, &a), 0);
+	cr_assert_eq(netio_udp_open(io, &bind_addr, &b), 0);
+	cr_assert_eq(netio_udp_local(io, a, &la), 0);
+	cr_assert_eq(netio_udp_local(io, b, &lb), 0);
+	cr_assert_neq(addr_port(&lb), 0);
+
+	for (int i = 0; i < n; i++) {
+		out[i] = (struct netio_pkt){ .data = bufs[i], .len = 8, .cap = 64, .addr = lb };
+		memset(bufs[i], i, 8);
+	}
+	cr_assert_eq(netio_udp_send(io, a, out, n), n);
+
+	for (int i = 0; i < NETIO_BATCH_MAX; i++)
+		in[i] = (struct netio_pkt){ .data = bufs[NETIO_BATCH_MAX + i], .cap = 64 };
+	while (got < n) {
+		struct pollfd pfd = { .fd = netio_udp_fd(io, b), .events = POLLIN };
+		cr_assert_eq(poll(&pfd, 1, 2000), 1, "timed out after %d packets", got);
+		int r = netio_udp_recv(io, b, in + got, NETIO_BATCH_MAX - got);
+		cr_assert_geq(r, 0);
+		got += r;
+	}
+	cr_expect_eq(got, n);
+	for (int i = 0; i < n; i++) {
+		cr_expect_eq(in[i].len, 8);
+		cr_expect_eq(in[i].data[0], (uint8_t)i, "order kept");
+		cr_expect(addr_equal(&in[i].addr, &la));
+	}
+	/* nothing left: a non-blocking receive says 0 */
+	cr_expect_eq(netio_udp_recv(io, b, in, 4), 0);
+	netio_udp_close(io, a);
+	netio_udp_close(io, b);
+	netio_free(io);
+}
+
+static uint16_t csum(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	uint32_t sum = 0;
+	for (size_t i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)(p[len - 1] << 8);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return htons((uint16_t)~sum);
+}
+
+static bool has_addr(const char *ifname, const char *ip)
+{
+	struct ifaddrs *ifa, *p;
+	char buf[INET6_ADDRSTRLEN];
+	bool found = false;
+	if (getifaddrs(&ifa) < 0)
+		return false;
+	for (p = ifa; p; p = p->ifa_next) {
+		if (!p->ifa_addr || p->ifa_addr->sa_family != AF_INET || strcmp(p->ifa_name, ifname))
+			continue;
+		inet_ntop(AF_INET, &((struct sockaddr_in *)p->ifa_addr)->sin_addr, buf, sizeof(buf));
+		if (!strcmp(buf, ip))
+			found = true;
+	}
+	freeifaddrs(ifa);
+	return found;
+}
+
+/* Topology (a namespace of the test's own, made with unshare):
+ *   kernel stack 10.9.0.1/24 on nmtun0 <-> TUN fd held by the test, which plays
+ *   host 10.9.0.2 and the route 10.10.0.0/16. */
+Test(netio, tun_created_addressed_and_up_in_namespace)
+{
+	struct netio *io;
+	struct netio_tun *t;
+	struct cidr c, route;
+	uint8_t buf[2048], reply[2048];
+	struct netio_pkt pkt;
+	union sockaddr_any dst;
+
+	if (geteuid() != 0)
+		cr_skip("needs root for a network namespace");
+	cr_assert_eq(unshare(CLONE_NEWNET), 0, "unshare: %s", strerror(errno));
+	cr_assert_eq(netio_linux_new(&io), 0);
+	cr_assert_eq(netio_tun_open(io, "nmtun0", &t), 0);
+	cr_expect_str_eq(netio_tun_name(io, t), "nmtun0");
+	cr_assert_eq(cidr_parse("10.9.0.1/24", true, &c), 0);
+	memcpy(c.addr, (uint8_t[]){ 10, 9, 0, 1 }, 4);
+	cr_assert_eq(netio_addr_add(io, "nmtun0", &c), 0);
+	cr_expect_eq(netio_addr_add(io, "nmtun0", &c), -EEXIST);
+	cr_assert_eq(netio_link_up(io, "nmtun0", 1420), 0);
+	cr_assert_eq(cidr_parse("10.10.0.0/16", false, &route), 0);
+	cr_assert_eq(netio_route_add(io, "nmtun0", &route), 0);
+	cr_expect(has_addr("nmtun0", "10.9.0.1"));
+	cr_expect_eq(netio_link_up(io, "nosuchdev", 0), -ENODEV);
+
+	/* a datagram routed into 10.10.0.0/16 comes out of the TUN as bare IPv4 */
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+	cr_assert_geq(s, 0);
+	cr_assert_eq(addr_parse("10.10.3.4:999", &dst), 0);
+	cr_assert_eq(sendto(s, "hello", 5, 0, &dst.sa, sizeof(dst.in)), 5);
+	close(s);
+	pkt = (struct netio_pkt){ .data = buf, .cap = sizeof(buf) };
+	struct pollfd pfd = { .fd = netio_tun_fd(io, t), .events = POLLIN };
+	int got = 0;
+	for (int tries = 0; tries < 20 && !got; tries++) {
+		cr_assert_geq(poll(&pfd, 1, 1000), 0);
+		got = netio_tun_read(io, t, &pkt, 1);
+		if (got == 1 && (buf[0] >> 4 != 4 || buf[9] != IPPROTO_UDP))
+			got = 0; /* e.g. IPv6 router solicitations */
+	}
+	cr_assert_eq(got, 1);
+	cr_expect_eq(pkt.len, 20 + 8 + 5);
+	cr_expect(!memcmp(buf + 16, (uint8_t[]){ 10, 10, 3, 4 }, 4));
+
+	/* an ICMP echo written into the TUN from 10.9.0.2 is answered by the kernel */
+	struct iphdr *ip = (struct iphdr *)buf;
+	struct icmphdr *icmp = (struct icmphdr *)(buf + 20);
+	memset(buf, 0, 64);
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tot_len = htons(20 + 8 + 8);
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_ICMP;
+	memcpy(&ip->saddr, (uint8_t[]){ 10, 9, 0, 2 }, 4);
+	memcpy(&ip->daddr, (uint8_t[]){ 10, 9, 0, 1 }, 4);
+	ip->check = csum(ip, 20);
+	icmp->type = ICMP_ECHO;
+	icmp->un.echo.id = htons(77);
+	icmp->un.echo.sequence = htons(1);
+	memcpy(buf + 28, "natmesh!", 8);
+	icmp->checksum = csum(icmp, 16);
+	pkt = (struct netio_pkt){ .data = buf, .len = 36, .cap = sizeof(buf) };
+	cr_assert_eq(netio_tun_write(io, t, &pkt, 1), 1);
+	got = 0;
+	struct netio_pkt rp = { .data = reply, .cap = sizeof(reply) };
+	for (int tries = 0; tries < 20 && !got; tries++) {
+		cr_assert_geq(poll(&pfd, 1, 1000), 0);
+		got = netio_tun_read(io, t, &rp, 1);
+		if (got == 1 && (reply[0] >> 4 != 4 || reply[9] != IPPROTO_ICMP))
+			got = 0;
+	}
+	cr_assert_eq(got, 1);
+	cr_expect_eq(reply[20], ICMP_ECHOREPLY);
+	cr_expect(!memcmp(reply + 28, "natmesh!", 8));
+
+	cr_expect_eq(netio_route_del(io, "nmtun0", &route), 0);
+	netio_tun_close(io, t);
+	cr_expect_eq(rtnl_link_index("nmtun0"), -ENODEV, "closing the TUN removes the link");
+	netio_free(io);
+}
+
+/* rtnl: veth pair and bridge in a namespace of the test's own */
+Test(rtnl, veth_bridge_master)
+{
+	if (geteuid() != 0)
+		cr_skip("needs root for a network namespace");
+	cr_assert_eq(unshare(CLONE_NEWNET), 0);
+	cr_assert_eq(rtnl_veth_add("nmva", "nmvb", -1), 0);
+	cr_expect_eq(rtnl_veth_add("nmva", "nmvc", -1), -EEXIST);
+	cr_assert_eq(rtnl_bridge_add("nmbr"), 0);
+	cr_assert_eq(rtnl_link_set_master("nmva", "nmbr"), 0);
+	cr_expect_eq(rtnl_link_set_up("nmva", true), 0);
+	cr_expect_eq(rtnl_link_set_up("nmbr", true), 0);
+	char master[IF_NAMESIZE];
+	char path[128];
+	snprintf(path, sizeof(path), "/sys/class/net/nmva/master");
+	ssize_t n = readlink(path, master, sizeof(master) - 1);
+	cr_expect_gt(n, 0, "nmva has a master");
+	cr_expect_eq(rtnl_link_del("nmva"), 0);
+	cr_expect_eq(rtnl_link_index("nmvb"), -ENODEV, "deleting one end removes the pair");
+	cr_expect_eq(rtnl_link_del("nmbr"), 0);
+	cr_expect_eq(rtnl_veth_add("this-name-is-too-long", "x", -1), -EINVAL);
+}

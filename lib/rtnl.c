@@ -10,8 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-/* one request, one acknowledgement; returns 0 or the kernel's -errno */
-static int rtnl_talk(struct nlmsghdr *nlh)
+/* one request, one acknowledgement (or answer, given to cb); returns 0 or
+ * the kernel's -errno */
+static int rtnl_talk_cb(struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct mnl_socket *nl;
@@ -40,7 +41,7 @@ static int rtnl_talk(struct nlmsghdr *nlh)
 			rc = -errno;
 			break;
 		}
-		int r = mnl_cb_run(buf, (size_t)n, seq, portid, NULL, NULL);
+		int r = mnl_cb_run(buf, (size_t)n, seq, portid, cb, data);
 		if (r < 0) {
 			rc = -errno;
 			break;
@@ -51,6 +52,11 @@ static int rtnl_talk(struct nlmsghdr *nlh)
 out:
 	mnl_socket_close(nl);
 	return rc;
+}
+
+static int rtnl_talk(struct nlmsghdr *nlh)
+{
+	return rtnl_talk_cb(nlh, NULL, NULL);
 }
 
 int rtnl_link_index(const char *ifname)
@@ -82,6 +88,30 @@ int rtnl_link_set_up(const char *ifname, bool up)
 	ifi->ifi_change = IFF_UP;
 	ifi->ifi_flags = up ? IFF_UP : 0;
 	return rtnl_talk(nlh);
+}
+
+static int master_attr(const struct nlattr *attr, void *data)
+{
+	if (mnl_attr_get_type(attr) == IFLA_MASTER && mnl_attr_validate(attr, MNL_TYPE_U32) >= 0)
+		*(int *)data = (int)mnl_attr_get_u32(attr);
+	return MNL_CB_OK;
+}
+
+static int master_cb(const struct nlmsghdr *nlh, void *data)
+{
+	mnl_attr_parse(nlh, sizeof(struct ifinfomsg), master_attr, data);
+	return MNL_CB_OK;
+}
+
+int rtnl_link_master(const char *ifname)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	int master = 0, rc, idx = rtnl_link_index(ifname);
+	if (idx < 0)
+		return idx;
+	struct nlmsghdr *nlh = link_msg(buf, RTM_GETLINK, 0, idx);
+	rc = rtnl_talk_cb(nlh, master_cb, &master);
+	return rc < 0 ? rc : master;
 }
 
 int rtnl_link_set_mtu(const char *ifname, int mtu)

@@ -18,6 +18,8 @@ int rtnl_link_del(const char *ifname);
 int rtnl_veth_add(const char *name, const char *peer, int peer_netns_fd);
 int rtnl_bridge_add(const char *name);
 int rtnl_link_set_master(const char *ifname, const char *master);
+/* the master's ifindex, 0 when none */
+int rtnl_link_master(const char *ifname);
 /* move a link into the namespace open at netns_fd */
 int rtnl_link_set_netns(const char *ifname, int netns_fd);
 /* c->addr is the host address, c->prefix the subnet length */

@@ -326,7 +326,7 @@ void stun_txn_init(struct stun_txn *t, const struct stun_txn_cfg *cfg);
  * the first transmission is due at now_ms. 0, -EINVAL, -EALREADY or STUN_E_NOBUFS. */
 int stun_txn_start(struct stun_txn *t, const uint8_t *req, size_t len, uint64_t now_ms);
 /* Call when now_ms >= the deadline (calling earlier is harmless). Returns 1
- * and sets *out/*out_len when the request is to be sent now, 0 when there is
+ * and sets *out and *out_len when the request is to be sent now, 0 when there is
  * nothing to send (state may have become TIMEOUT). */
 int stun_txn_poll(struct stun_txn *t, uint64_t now_ms, const uint8_t **out, size_t *out_len);
 /* when stun_txn_poll wants to be called next; UINT64_MAX when not WAITING */

@@ -1,0 +1,142 @@
+/* path: the per-peer path selection of meshd, a sans-I/O state machine
+ * (STYLE.md item 3). For every peer the agent keeps one struct path_peer; it
+ * feeds it what happened (the peer's candidates were learned or changed, a
+ * handshake with the peer completed from some endpoint, a packet from the
+ * peer arrived, the relay came or went, time passed) and gets back actions to
+ * carry out on the data plane and the time it wants to be called again.
+ *
+ *   NEW ──learn──> CONNECTING ──handshake──> DIRECT ──idle──> RELAYED | FAILED
+ *                     │ timeout                ^  ^                │ retry due
+ *                     v                        │  └──handshake──┐  v
+ *                 RELAYED | FAILED <──timeout── RETRYING <───────┘
+ *
+ * While a peer is not DIRECT its /32 is not a direct allowed IP, so its
+ * traffic follows the relay peer's VPC CIDR (longest prefix wins); DIRECT
+ * installs the /32 on the peer itself. FAILED is RELAYED without any relay in
+ * the VPC: the peer is unreachable until a handshake completes or a relay
+ * appears. A handshake with the peer itself is always a direct one (the relay
+ * forwards inner packets, never the peer's own handshake), so a completed
+ * handshake from any endpoint, a candidate or a peer-reflexive one, makes the
+ * path DIRECT.
+ *
+ * Candidate order (path_order_candidates): when both sides share a
+ * reflexive IP (same NAT) the peer's local endpoints come first, then its
+ * reflexive ones, then the rest; direct is always tried, also when a side is
+ * behind a symmetric NAT. */
+#ifndef NATMESH_MESHD_PATH_H
+#define NATMESH_MESHD_PATH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+/* candidates kept per peer (local addresses, STUN and relay reflexive ones) */
+#define PATH_MAX_CANDS 16
+
+/* defaults; every one of them is a field of struct path_cfg */
+enum {
+	PATH_DIRECT_TIMEOUT_MS = 3000,	/* issue 5: Nexodus waits 30 s */
+	PATH_RETRY_BASE_MS = 30000,	/* issue 5: relayed peers retried every 30 s */
+	PATH_RETRY_MAX_MS = 240000,	/* backoff cap: 30, 60, 120, 240 s */
+	PATH_KEEPALIVE_S = 20,		/* persistent keepalive behind NAT */
+	PATH_DIRECT_IDLE_MS = 3 * PATH_KEEPALIVE_S * 1000, /* 3 keepalives missed */
+	PATH_SPRAY_AFTER_MS = 1000,	/* spray period after the fixed schedule */
+};
+
+enum path_state {
+	PATH_NEW,		/* created, candidates not learned yet */
+	PATH_CONNECTING,	/* first direct attempt: spraying, traffic via relay */
+	PATH_DIRECT,		/* a handshake completed; the /32 is on the peer */
+	PATH_RELAYED,		/* direct failed; traffic via the relay; retry pending */
+	PATH_RETRYING,		/* relayed (or failed), a direct retry in progress */
+	PATH_FAILED,		/* direct failed and no relay exists; retry pending */
+};
+
+enum path_action_type {
+	PATH_ACT_SPRAY,		/* send one handshake initiation to every candidate */
+	PATH_ACT_DIRECT,	/* install the /32 on the peer, endpoint = ep */
+	PATH_ACT_RELAY,		/* remove the /32 from the peer: traffic via the relay */
+};
+
+struct path_action {
+	enum path_action_type type;
+	union sockaddr_any ep;		/* PATH_ACT_DIRECT */
+};
+
+/* what one call asks of the caller; at most 2 actions per transition */
+#define PATH_MAX_ACTIONS 4
+struct path_out {
+	int n;
+	struct path_action act[PATH_MAX_ACTIONS];
+};
+
+struct path_cfg {
+	uint32_t direct_timeout_ms;	/* 0: PATH_DIRECT_TIMEOUT_MS */
+	uint32_t retry_base_ms;		/* 0: PATH_RETRY_BASE_MS */
+	uint32_t retry_max_ms;		/* 0: PATH_RETRY_MAX_MS */
+	uint32_t direct_idle_ms;	/* 0: PATH_DIRECT_IDLE_MS */
+};
+
+struct path_peer {
+	enum path_state state;
+	struct path_cfg cfg;
+	bool have_relay;		/* the VPC has a relay to fall back on */
+
+	union sockaddr_any cands[PATH_MAX_CANDS];	/* in spray order */
+	int ncands;
+
+	uint64_t attempt_start;		/* CONNECTING/RETRYING: when spraying began */
+	int spray_idx;			/* next step of the spray schedule */
+	uint64_t next_spray;		/* CONNECTING/RETRYING */
+	uint64_t retry_at;		/* RELAYED/FAILED */
+	uint32_t backoff_ms;		/* delay after the next failed attempt */
+
+	union sockaddr_any endpoint;	/* DIRECT: the endpoint that won */
+	uint64_t last_alive;		/* DIRECT: last handshake or packet */
+	uint64_t since;			/* when the current state began */
+
+	/* counters for status and tests */
+	uint32_t sprays;		/* SPRAY actions emitted */
+	uint32_t upgrades;		/* RELAYED/RETRYING/FAILED -> DIRECT */
+	uint32_t fallbacks;		/* DIRECT -> RELAYED/FAILED */
+};
+
+/* "new", "connecting", "direct", "relayed", "retrying", "failed" */
+const char *path_state_name(enum path_state s);
+/* what meshctl shows: "direct", "relayed" (RELAYED and RETRYING),
+ * "connecting", or "failed" */
+const char *path_state_public(enum path_state s);
+
+void path_init(struct path_peer *p, const struct path_cfg *cfg, bool have_relay, uint64_t now);
+
+/* The peer's candidates were learned or changed (already ordered, see
+ * path_order_candidates; more than PATH_MAX_CANDS are cut). NEW starts
+ * CONNECTING; RELAYED/FAILED retry at once with the backoff reset; DIRECT and
+ * the attempts spray the new candidates once. Unchanged candidates do nothing. */
+void path_learn(struct path_peer *p, const union sockaddr_any *cands, int n, uint64_t now,
+		struct path_out *out);
+/* a handshake with the peer completed; ep is where its packets came from */
+void path_handshake(struct path_peer *p, const union sockaddr_any *ep, uint64_t now,
+		    struct path_out *out);
+/* an authenticated packet from the peer arrived (data or keepalive) */
+void path_rx(struct path_peer *p, uint64_t now);
+/* the VPC gained or lost its last relay */
+void path_relay(struct path_peer *p, bool have_relay, uint64_t now);
+/* time passed: spray steps, the direct timeout, retries, the idle check */
+void path_tick(struct path_peer *p, uint64_t now, struct path_out *out);
+/* when path_tick wants to be called next (UINT64_MAX: only on events) */
+uint64_t path_deadline(const struct path_peer *p);
+
+/* Orders a peer's candidates for spraying. mine/theirs carry each side's
+ * endpoints with a flag saying which are reflexive (STUN or relay seen);
+ * writes at most max distinct addresses to out and returns the count. */
+struct path_cand {
+	union sockaddr_any addr;
+	bool reflexive;
+};
+int path_order_candidates(const struct path_cand *mine, int nmine,
+			  const struct path_cand *theirs, int ntheirs,
+			  union sockaddr_any *out, int max);
+
+#endif

@@ -1,0 +1,518 @@
+/* Path selection driven by a fake clock through every transition. */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "agent/meshd/path.h"
+
+static union sockaddr_any A(const char *s)
+{
+	union sockaddr_any a;
+	cr_assert_eq(addr_parse(s, &a), 0, "%s", s);
+	return a;
+}
+
+/* Runs the machine from now to until, calling path_tick exactly at every
+ * deadline it asks for; records the times of the SPRAY actions and any other
+ * action in order. Returns the final time. */
+struct trace {
+	uint64_t spray_at[64];
+	int nspray;
+	enum path_action_type other[16];
+	uint64_t other_at[16];
+	int nother;
+};
+
+static void record(struct trace *tr, const struct path_out *o, uint64_t now)
+{
+	for (int i = 0; i < o->n; i++) {
+		if (o->act[i].type == PATH_ACT_SPRAY) {
+			if (tr->nspray < 64)
+				tr->spray_at[tr->nspray++] = now;
+		} else if (tr->nother < 16) {
+			tr->other_at[tr->nother] = now;
+			tr->other[tr->nother++] = o->act[i].type;
+		}
+	}
+}
+
+static uint64_t run(struct path_peer *p, uint64_t now, uint64_t until, struct trace *tr)
+{
+	for (int guard = 0; guard < 10000; guard++) {
+		uint64_t d = path_deadline(p);
+		struct path_out o = { 0 };
+		if (d > until)
+			return until;
+		cr_assert_geq(d, now, "deadline %llu in the past (now %llu)",
+			      (unsigned long long)d, (unsigned long long)now);
+		now = d;
+		path_tick(p, now, &o);
+		if (tr)
+			record(tr, &o, now);
+	}
+	cr_assert_fail("machine never settles");
+	return now;
+}
+
+static const struct path_cfg defcfg = { 0 };
+
+static void start(struct path_peer *p, bool relay, struct trace *tr)
+{
+	union sockaddr_any c[2] = { A("203.0.113.7:51820"), A("10.1.0.2:51820") };
+	struct path_out o = { 0 };
+
+	path_init(p, &defcfg, relay, 0);
+	cr_assert_eq(p->state, PATH_NEW);
+	cr_assert_eq(path_deadline(p), UINT64_MAX);
+	path_learn(p, c, 2, 0, &o);
+	cr_assert_eq(p->state, PATH_CONNECTING);
+	cr_assert_eq(p->ncands, 2);
+	if (tr)
+		record(tr, &o, 0);
+}
+
+Test(path, names)
+{
+	cr_assert_str_eq(path_state_name(PATH_CONNECTING), "connecting");
+	cr_assert_str_eq(path_state_name(PATH_FAILED), "failed");
+	cr_assert_str_eq(path_state_name((enum path_state)99), "?");
+	cr_assert_str_eq(path_state_public(PATH_RETRYING), "relayed");
+	cr_assert_str_eq(path_state_public(PATH_RELAYED), "relayed");
+	cr_assert_str_eq(path_state_public(PATH_NEW), "connecting");
+	cr_assert_str_eq(path_state_public(PATH_DIRECT), "direct");
+	cr_assert_str_eq(path_state_public(PATH_FAILED), "failed");
+}
+
+/* NEW: nothing happens before the candidates are known */
+Test(path, new_ignores_everything_but_learn)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	union sockaddr_any ep = A("198.51.100.1:4000");
+
+	path_init(&p, NULL, true, 0);
+	path_handshake(&p, &ep, 5, &o);
+	path_rx(&p, 6);
+	path_tick(&p, 1000000, &o);
+	path_relay(&p, false, 7);
+	cr_assert_eq(o.n, 0);
+	cr_assert_eq(p.state, PATH_NEW);
+	cr_assert_eq(p.cfg.direct_timeout_ms, PATH_DIRECT_TIMEOUT_MS);
+	cr_assert_eq(p.cfg.direct_idle_ms, 60000);
+}
+
+/* NEW -> CONNECTING -> RELAYED: the spray schedule and the direct timeout */
+Test(path, connecting_sprays_on_schedule_then_relays)
+{
+	static const uint64_t want[] = { 0, 200, 500, 1000, 1500, 2000, 2500 };
+	struct path_peer p;
+	struct trace tr = { 0 };
+
+	start(&p, true, &tr);
+	run(&p, 0, 2999, &tr);
+	cr_assert_eq(p.state, PATH_CONNECTING);
+	cr_assert_eq(path_deadline(&p), 3000);
+	run(&p, 2999, 3000, &tr);
+	cr_assert_eq(p.state, PATH_RELAYED);
+	cr_assert_eq(tr.nspray, 7);
+	for (int i = 0; i < 7; i++)
+		cr_assert_eq(tr.spray_at[i], want[i], "spray %d at %llu", i,
+			     (unsigned long long)tr.spray_at[i]);
+	/* the /32 never went in, so no action is needed to relay */
+	cr_assert_eq(tr.nother, 0);
+	cr_assert_eq(p.sprays, 7);
+	cr_assert_eq(path_deadline(&p), 3000 + PATH_RETRY_BASE_MS);
+	cr_assert_str_eq(path_state_public(p.state), "relayed");
+}
+
+/* a longer direct timeout keeps spraying every PATH_SPRAY_AFTER_MS */
+Test(path, long_timeout_keeps_spraying)
+{
+	struct path_cfg cfg = { .direct_timeout_ms = 6000 };
+	union sockaddr_any c = A("203.0.113.7:51820");
+	struct path_peer p;
+	struct path_out o = { 0 };
+	struct trace tr = { 0 };
+
+	path_init(&p, &cfg, true, 100);
+	path_learn(&p, &c, 1, 100, &o);
+	record(&tr, &o, 100);
+	run(&p, 100, 6100, &tr);
+	cr_assert_eq(p.state, PATH_RELAYED);
+	cr_assert_eq(tr.nspray, 10);	/* 0 .. 2500, 3500, 4500, 5500 */
+	cr_assert_eq(tr.spray_at[7], 3600);
+	cr_assert_eq(tr.spray_at[9], 5600);
+}
+
+/* a short direct timeout cuts the schedule */
+Test(path, short_timeout_cuts_schedule)
+{
+	struct path_cfg cfg = { .direct_timeout_ms = 600 };
+	union sockaddr_any c = A("203.0.113.7:51820");
+	struct path_peer p;
+	struct path_out o = { 0 };
+	struct trace tr = { 0 };
+
+	path_init(&p, &cfg, true, 0);
+	path_learn(&p, &c, 1, 0, &o);
+	record(&tr, &o, 0);
+	run(&p, 0, 600, &tr);
+	cr_assert_eq(tr.nspray, 3);
+	cr_assert_eq(p.state, PATH_RELAYED);
+}
+
+/* a late tick sends one spray, not a burst of the missed ones */
+Test(path, late_tick_skips_missed_steps)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+
+	start(&p, true, NULL);
+	path_tick(&p, 1200, &o);
+	cr_assert_eq(o.n, 1);
+	cr_assert_eq(o.act[0].type, PATH_ACT_SPRAY);
+	cr_assert_eq(path_deadline(&p), 1500);
+	/* calling early does nothing */
+	o.n = 0;
+	path_tick(&p, 1300, &o);
+	cr_assert_eq(o.n, 0);
+}
+
+/* CONNECTING -> FAILED without a relay */
+Test(path, connecting_without_relay_fails)
+{
+	struct path_peer p;
+
+	start(&p, false, NULL);
+	run(&p, 0, 3000, NULL);
+	cr_assert_eq(p.state, PATH_FAILED);
+	cr_assert_str_eq(path_state_public(p.state), "failed");
+}
+
+/* CONNECTING -> DIRECT on a handshake; the winning endpoint is installed */
+Test(path, connecting_to_direct)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	union sockaddr_any ep = A("203.0.113.7:51820");
+
+	start(&p, true, NULL);
+	run(&p, 0, 700, NULL);
+	path_handshake(&p, &ep, 731, &o);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	cr_assert_eq(o.n, 1);
+	cr_assert_eq(o.act[0].type, PATH_ACT_DIRECT);
+	cr_assert(addr_equal(&o.act[0].ep, &ep));
+	cr_assert(addr_equal(&p.endpoint, &ep));
+	cr_assert_eq(p.upgrades, 0);
+	cr_assert_eq(p.since, 731);
+	/* no more sprays, the next deadline is the idle check */
+	cr_assert_eq(path_deadline(&p), 731 + PATH_DIRECT_IDLE_MS);
+}
+
+/* DIRECT stays while packets arrive; roaming updates the endpoint */
+Test(path, direct_kept_alive_and_roams)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	union sockaddr_any ep = A("203.0.113.7:51820"), ep2 = A("203.0.113.7:40001");
+	uint64_t t;
+
+	start(&p, true, NULL);
+	path_handshake(&p, &ep, 100, &o);
+	o.n = 0;
+	for (t = 20100; t < 300000; t += 20000) {
+		run(&p, t - 20000, t, NULL);
+		path_rx(&p, t);
+	}
+	cr_assert_eq(p.state, PATH_DIRECT);
+	path_handshake(&p, &ep2, t, &o);
+	cr_assert_eq(o.n, 0);
+	cr_assert(addr_equal(&p.endpoint, &ep2));
+	cr_assert_eq(p.state, PATH_DIRECT);
+}
+
+/* DIRECT -> RELAYED when nothing arrives for 3 keepalives */
+Test(path, direct_idle_falls_back_to_relay)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	struct trace tr = { 0 };
+	union sockaddr_any ep = A("203.0.113.7:51820");
+
+	start(&p, true, NULL);
+	path_handshake(&p, &ep, 1000, &o);
+	path_rx(&p, 5000);
+	run(&p, 5000, 5000 + PATH_DIRECT_IDLE_MS - 1, &tr);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	run(&p, 5000 + PATH_DIRECT_IDLE_MS - 1, 5000 + PATH_DIRECT_IDLE_MS, &tr);
+	cr_assert_eq(p.state, PATH_RELAYED);
+	cr_assert_eq(tr.nother, 1);
+	cr_assert_eq(tr.other[0], PATH_ACT_RELAY);
+	cr_assert_eq(tr.other_at[0], 65000);
+	cr_assert_eq(p.fallbacks, 1);
+	cr_assert_eq(path_deadline(&p), 65000 + PATH_RETRY_BASE_MS);
+	/* the retries after a lost direct path back off like the others */
+	run(&p, 65000, 65000 + 30000 + 3000, NULL);
+	cr_assert_eq(p.state, PATH_RELAYED);
+	cr_assert_eq(path_deadline(&p), 98000 + 60000);
+}
+
+/* DIRECT -> FAILED when the path dies and there is no relay */
+Test(path, direct_idle_without_relay_fails)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	union sockaddr_any ep = A("203.0.113.7:51820");
+
+	start(&p, false, NULL);
+	path_handshake(&p, &ep, 10, &o);
+	o.n = 0;
+	path_tick(&p, 10 + PATH_DIRECT_IDLE_MS, &o);
+	cr_assert_eq(p.state, PATH_FAILED);
+	cr_assert_eq(o.n, 1);
+	cr_assert_eq(o.act[0].type, PATH_ACT_RELAY);
+}
+
+/* RELAYED -> RETRYING -> RELAYED with doubling backoff up to the cap */
+Test(path, relayed_retries_with_capped_backoff)
+{
+	static const uint32_t want_delay[] = { 30000, 60000, 120000, 240000, 240000, 240000 };
+	struct path_peer p;
+	uint64_t now;
+
+	start(&p, true, NULL);
+	now = run(&p, 0, 3000, NULL);
+	cr_assert_eq(p.state, PATH_RELAYED);
+	for (int i = 0; i < 6; i++) {
+		struct trace tr = { 0 };
+		uint64_t retry = path_deadline(&p);
+		cr_assert_eq(retry - now, want_delay[i], "retry %d after %llu", i,
+			     (unsigned long long)(retry - now));
+		now = run(&p, now, retry, &tr);
+		cr_assert_eq(p.state, PATH_RETRYING);
+		cr_assert_eq(tr.nspray, 1);
+		cr_assert_str_eq(path_state_public(p.state), "relayed");
+		now = run(&p, now, retry + PATH_DIRECT_TIMEOUT_MS, &tr);
+		cr_assert_eq(p.state, PATH_RELAYED);
+		cr_assert_eq(tr.nspray, 7);
+		cr_assert_eq(tr.nother, 0);
+	}
+}
+
+/* RETRYING -> DIRECT: the upgrade resets the backoff */
+Test(path, retry_upgrades_to_direct)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	union sockaddr_any ep = A("10.1.0.2:51820");
+	uint64_t now;
+
+	start(&p, true, NULL);
+	now = run(&p, 0, 3000, NULL);
+	now = run(&p, now, now + 30000 + 3000, NULL);	/* one failed retry */
+	cr_assert_eq(path_deadline(&p) - now, 60000);
+	now = run(&p, now, path_deadline(&p) + 100, NULL);
+	cr_assert_eq(p.state, PATH_RETRYING);
+	path_handshake(&p, &ep, now, &o);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	cr_assert_eq(o.n, 1);
+	cr_assert_eq(o.act[0].type, PATH_ACT_DIRECT);
+	cr_assert_eq(p.upgrades, 1);
+	cr_assert_eq(p.backoff_ms, PATH_RETRY_BASE_MS);
+}
+
+/* RELAYED -> DIRECT: the peer reached us first (a peer-reflexive endpoint,
+ * e.g. from behind a symmetric NAT), outside any attempt of ours */
+Test(path, relayed_upgrades_on_peer_initiated_handshake)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	union sockaddr_any prflx = A("198.51.100.9:61234");
+
+	start(&p, true, NULL);
+	run(&p, 0, 10000, NULL);
+	cr_assert_eq(p.state, PATH_RELAYED);
+	path_handshake(&p, &prflx, 10000, &o);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	cr_assert(addr_equal(&o.act[0].ep, &prflx));
+	cr_assert_eq(p.upgrades, 1);
+}
+
+/* FAILED <-> RELAYED as relays come and go; FAILED -> RETRYING -> DIRECT */
+Test(path, failed_and_relay_changes)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	union sockaddr_any ep = A("203.0.113.7:51820");
+	uint64_t now;
+
+	start(&p, false, NULL);
+	now = run(&p, 0, 3000, NULL);
+	cr_assert_eq(p.state, PATH_FAILED);
+	path_relay(&p, true, now);
+	cr_assert_eq(p.state, PATH_RELAYED);
+	path_relay(&p, false, now);
+	cr_assert_eq(p.state, PATH_FAILED);
+	now = run(&p, now, now + 30000, NULL);
+	cr_assert_eq(p.state, PATH_RETRYING);
+	/* a relay appearing during an attempt is used by its timeout */
+	path_relay(&p, true, now);
+	cr_assert_eq(p.state, PATH_RETRYING);
+	now = run(&p, now, now + 3000, NULL);
+	cr_assert_eq(p.state, PATH_RELAYED);
+	path_relay(&p, false, now);
+	now = run(&p, now, path_deadline(&p), NULL);
+	cr_assert_eq(p.state, PATH_RETRYING);
+	path_handshake(&p, &ep, now + 50, &o);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	/* relay changes in DIRECT change nothing but the fallback target */
+	path_relay(&p, true, now + 60);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	cr_assert(p.have_relay);
+	/* FAILED -> DIRECT directly too */
+	start(&p, false, NULL);
+	now = run(&p, 0, 3000, NULL);
+	o.n = 0;
+	path_handshake(&p, &ep, now, &o);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	cr_assert_eq(o.act[0].type, PATH_ACT_DIRECT);
+}
+
+/* learning: unchanged candidates do nothing; changed ones spray now, and a
+ * relayed peer retries at once with the backoff reset */
+Test(path, learn_changes)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	union sockaddr_any c[2] = { A("203.0.113.7:51820"), A("10.1.0.2:51820") };
+	union sockaddr_any c2[1] = { A("203.0.113.8:51820") };
+	union sockaddr_any ep = A("203.0.113.8:51820");
+	uint64_t now;
+
+	start(&p, true, NULL);
+	path_learn(&p, c, 2, 100, &o);
+	cr_assert_eq(o.n, 0);
+	/* CONNECTING: one extra spray, schedule unchanged */
+	path_learn(&p, c2, 1, 100, &o);
+	cr_assert_eq(o.n, 1);
+	cr_assert_eq(o.act[0].type, PATH_ACT_SPRAY);
+	cr_assert_eq(p.state, PATH_CONNECTING);
+	cr_assert_eq(path_deadline(&p), 200);
+	cr_assert_eq(p.ncands, 1);
+	/* RELAYED after a failed retry (backoff 60 s): new candidates -> RETRYING now */
+	now = run(&p, 0, 3000 + 30000 + 3000, NULL);
+	cr_assert_eq(p.state, PATH_RELAYED);
+	cr_assert_eq(path_deadline(&p) - now, 60000);
+	o.n = 0;
+	path_learn(&p, c, 2, now + 5, &o);
+	cr_assert_eq(p.state, PATH_RETRYING);
+	cr_assert_eq(o.n, 1);
+	cr_assert_eq(o.act[0].type, PATH_ACT_SPRAY);
+	cr_assert_eq(p.backoff_ms, PATH_RETRY_BASE_MS);
+	now = run(&p, now + 5, now + 5 + 3000, NULL);
+	cr_assert_eq(path_deadline(&p) - now, PATH_RETRY_BASE_MS);
+	/* DIRECT: new candidates get one spray, the path stays */
+	o.n = 0;
+	path_handshake(&p, &ep, now, &o);
+	o.n = 0;
+	path_learn(&p, c2, 1, now + 1, &o);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	cr_assert_eq(o.n, 1);
+	cr_assert_eq(o.act[0].type, PATH_ACT_SPRAY);
+	/* FAILED: new candidates retry at once too */
+	start(&p, false, NULL);
+	now = run(&p, 0, 3000, NULL);
+	o.n = 0;
+	path_learn(&p, c2, 1, now, &o);
+	cr_assert_eq(p.state, PATH_RETRYING);
+}
+
+/* a peer without candidates still waits the direct timeout (it may reach us) */
+Test(path, no_candidates)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	union sockaddr_any big[PATH_MAX_CANDS + 4];
+
+	path_init(&p, NULL, true, 0);
+	path_learn(&p, NULL, 0, 0, &o);
+	cr_assert_eq(p.state, PATH_CONNECTING);
+	cr_assert_eq(p.ncands, 0);
+	run(&p, 0, 3000, NULL);
+	cr_assert_eq(p.state, PATH_RELAYED);
+	for (int i = 0; i < PATH_MAX_CANDS + 4; i++) {
+		memset(&big[i], 0, sizeof(big[i]));
+		big[i].in.sin_family = AF_INET;
+		big[i].in.sin_port = htons((uint16_t)(1000 + i));
+	}
+	path_learn(&p, big, PATH_MAX_CANDS + 4, 3000, &o);
+	cr_assert_eq(p.ncands, PATH_MAX_CANDS);
+}
+
+/* --- candidate order --- */
+
+struct order_case {
+	const char *name;
+	const char *mine[4];
+	bool mine_refl[4];
+	const char *theirs[6];
+	bool theirs_refl[6];
+	int max;
+	const char *want[6];
+};
+
+static const struct order_case order_cases[] = {
+	{ "different NATs: reflexive first",
+	  { "10.0.0.2:51820", "198.51.100.1:40000" }, { false, true },
+	  { "10.1.0.2:51820", "203.0.113.7:51820", "203.0.113.7:51821" }, { false, true, true }, 8,
+	  { "203.0.113.7:51820", "203.0.113.7:51821", "10.1.0.2:51820" } },
+	{ "same NAT: local first",
+	  { "10.0.0.2:51820", "198.51.100.1:40000" }, { false, true },
+	  { "10.0.0.3:51820", "198.51.100.1:40001" }, { false, true }, 8,
+	  { "10.0.0.3:51820", "198.51.100.1:40001" } },
+	{ "duplicates and port 0 dropped",
+	  { NULL }, { false },
+	  { "203.0.113.7:51820", "203.0.113.7:51820", "10.1.0.2:0", "10.1.0.2:51820" },
+	  { true, true, false, false }, 8,
+	  { "203.0.113.7:51820", "10.1.0.2:51820" } },
+	{ "max cuts the list",
+	  { NULL }, { false },
+	  { "10.1.0.2:51820", "203.0.113.7:1", "203.0.113.7:2" }, { false, true, true }, 2,
+	  { "203.0.113.7:1", "203.0.113.7:2" } },
+	{ "IPv6 kept",
+	  { NULL }, { false },
+	  { "[2001:db8::1]:51820", "192.0.2.9:7" }, { false, true }, 8,
+	  { "192.0.2.9:7", "[2001:db8::1]:51820" } },
+	{ "local-only peer", { "10.0.0.2:1" }, { false },
+	  { "10.0.0.3:1" }, { false }, 8, { "10.0.0.3:1" } },
+};
+
+Test(path, candidate_order_table)
+{
+	for (size_t k = 0; k < sizeof(order_cases) / sizeof(order_cases[0]); k++) {
+		const struct order_case *c = &order_cases[k];
+		struct path_cand mine[4], theirs[6];
+		union sockaddr_any out[8];
+		int nm = 0, nt = 0, nw = 0, n;
+
+		for (; nm < 4 && c->mine[nm]; nm++) {
+			mine[nm].addr = A(c->mine[nm]);
+			mine[nm].reflexive = c->mine_refl[nm];
+		}
+		for (; nt < 6 && c->theirs[nt]; nt++) {
+			theirs[nt].addr = A(c->theirs[nt]);
+			theirs[nt].reflexive = c->theirs_refl[nt];
+		}
+		while (nw < 6 && c->want[nw])
+			nw++;
+		n = path_order_candidates(mine, nm, theirs, nt, out, c->max);
+		cr_assert_eq(n, nw, "%s: %d candidates, want %d", c->name, n, nw);
+		for (int i = 0; i < n; i++) {
+			union sockaddr_any w = A(c->want[i]);
+			char b[ADDR_STRLEN];
+			cr_assert(addr_equal(&out[i], &w), "%s: #%d is %s, want %s", c->name, i,
+				  addr_format(&out[i], b, sizeof(b)), c->want[i]);
+		}
+	}
+}

@@ -61,6 +61,7 @@ PROG_meshd_SRCS           := $(wildcard agent/meshd/main.c)
 PROG_meshctl_SRCS         := $(wildcard agent/meshctl/*.c)
 PROG_meshsvc_SRCS         := $(wildcard service/meshsvc.c)
 PROG_meshsim_SRCS         := $(wildcard sim/meshsim.c)
+PROG_udpprobe_SRCS        := $(wildcard tools/udpprobe/*.c)
 # the libraries each program links, dependents first
 PROG_meshstun_LIBS         := natmesh
 PROG_natcheck_LIBS         := natmesh
@@ -71,7 +72,8 @@ PROG_meshd_LIBS            := agent meshwg natmesh
 PROG_meshctl_LIBS          := natmesh
 PROG_meshsvc_LIBS          := meshsvc natmesh
 PROG_meshsim_LIBS          := meshsim natmodel natmesh
-PROGNAMES := meshstun natcheck traversal-report stunload meshwg meshd meshctl meshsvc meshsim
+PROG_udpprobe_LIBS         := natmodel natmesh
+PROGNAMES := meshstun natcheck traversal-report stunload meshwg meshd meshctl meshsvc meshsim udpprobe
 libs_of = $(foreach l,$(1),$(if $(LIB_$(l)_SRCS),$(BUILD)/lib$(l).a))
 PROGS := $(foreach p,$(PROGNAMES),$(if $(PROG_$(p)_SRCS),$(BUILD)/$(p)))
 # installed binaries (not benchmark helpers)

@@ -1,0 +1,231 @@
+/* The NAT model: presets, JSON parsing with precise errors, the check of
+ * what stock nftables can express, and the text and JSON forms. No I/O. */
+#include "natmodel.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+struct preset {
+	const char *name;
+	struct natmodel m;
+};
+
+static const struct preset presets[] = {
+	{ "full-cone", { NATMODEL_EI, NATMODEL_EI, NATMODEL_PORTS_PRESERVE, false, NATMODEL_TIMEOUT_DEFAULT } },
+	{ "restricted-cone", { NATMODEL_EI, NATMODEL_AD, NATMODEL_PORTS_PRESERVE, false, NATMODEL_TIMEOUT_DEFAULT } },
+	{ "port-restricted-cone", { NATMODEL_EI, NATMODEL_APD, NATMODEL_PORTS_PRESERVE, false, NATMODEL_TIMEOUT_DEFAULT } },
+	{ "symmetric", { NATMODEL_APD, NATMODEL_APD, NATMODEL_PORTS_RANDOM, false, NATMODEL_TIMEOUT_DEFAULT } },
+};
+#define N_PRESETS (sizeof(presets) / sizeof(presets[0]))
+
+const char *const natmodel_preset_names[] = {
+	"full-cone", "restricted-cone", "port-restricted-cone", "symmetric", NULL
+};
+
+static const char *const dep_names[] = {
+	[NATMODEL_EI] = "endpoint-independent",
+	[NATMODEL_AD] = "address-dependent",
+	[NATMODEL_APD] = "address-and-port-dependent",
+};
+
+static const char *const ports_names[] = {
+	[NATMODEL_PORTS_PRESERVE] = "preserve",
+	[NATMODEL_PORTS_SEQUENTIAL] = "sequential",
+	[NATMODEL_PORTS_RANDOM] = "random",
+};
+
+__attribute__((format(printf, 3, 4)))
+static int fail(struct natmodel_error *err, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return -EINVAL;
+	snprintf(err->field, sizeof(err->field), "%s", field);
+	va_start(ap, fmt);
+	vsnprintf(err->reason, sizeof(err->reason), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+const char *natmodel_dep_name(enum natmodel_dep d)
+{
+	return (unsigned int)d < 3 ? dep_names[d] : "?";
+}
+
+const char *natmodel_ports_name(enum natmodel_ports p)
+{
+	return (unsigned int)p < 3 ? ports_names[p] : "?";
+}
+
+int natmodel_preset(const char *name, struct natmodel *out)
+{
+	for (size_t i = 0; i < N_PRESETS; i++) {
+		if (!strcmp(presets[i].name, name)) {
+			*out = presets[i].m;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+const char *natmodel_preset_name(const struct natmodel *m)
+{
+	for (size_t i = 0; i < N_PRESETS; i++) {
+		const struct natmodel *p = &presets[i].m;
+		if (p->mapping == m->mapping && p->filtering == m->filtering && p->ports == m->ports &&
+		    p->hairpinning == m->hairpinning && p->udp_timeout == m->udp_timeout)
+			return presets[i].name;
+	}
+	return NULL;
+}
+
+/* What the nftables rendering (nat-models/nft.c) cannot build on a stock
+ * kernel. Linux conntrack keeps a free source port for every destination,
+ * so a mapping that must differ per destination cannot also preserve it. */
+int natmodel_check(const struct natmodel *m, struct natmodel_error *err)
+{
+	if ((unsigned int)m->mapping > NATMODEL_APD)
+		return fail(err, "mapping", "invalid value %d", (int)m->mapping);
+	if ((unsigned int)m->filtering > NATMODEL_APD)
+		return fail(err, "filtering", "invalid value %d", (int)m->filtering);
+	if ((unsigned int)m->ports > NATMODEL_PORTS_RANDOM)
+		return fail(err, "port_allocation", "invalid value %d", (int)m->ports);
+	if (m->udp_timeout < 1 || m->udp_timeout > NATMODEL_TIMEOUT_MAX)
+		return fail(err, "udp_timeout", "%u is out of range 1..%d seconds",
+			    m->udp_timeout, NATMODEL_TIMEOUT_MAX);
+	if (m->mapping != NATMODEL_EI && m->ports == NATMODEL_PORTS_PRESERVE) {
+		fail(err, "port_allocation",
+		     "preserve needs endpoint-independent mapping: Linux conntrack keeps a free "
+		     "port for every destination, so a %s mapping cannot also preserve it "
+		     "(use sequential or random)", dep_names[m->mapping]);
+		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+/* one of three names */
+static int parse_enum(const json_t *v, const char *field, const char *const *names,
+		      int *out, struct natmodel_error *err)
+{
+	if (!json_is_string(v))
+		return fail(err, field, "must be a string");
+	for (int i = 0; i < 3; i++) {
+		if (!strcmp(json_string_value(v), names[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	return fail(err, field, "unknown value \"%.40s\" (expected %s, %s or %s)",
+		    json_string_value(v), names[0], names[1], names[2]);
+}
+
+static int parse_preset(const json_t *v, const char *field, struct natmodel *out,
+			struct natmodel_error *err)
+{
+	if (!json_is_string(v))
+		return fail(err, field, "must be a string");
+	if (natmodel_preset(json_string_value(v), out) < 0)
+		return fail(err, field, "unknown preset \"%.40s\" (expected full-cone, restricted-cone, "
+			    "port-restricted-cone or symmetric)", json_string_value(v));
+	return 0;
+}
+
+int natmodel_from_json(const json_t *j, struct natmodel *out, struct natmodel_error *err)
+{
+	struct natmodel m;
+	const char *key;
+	json_t *v;
+	int rc, e;
+
+	if (json_is_string(j)) {
+		rc = parse_preset(j, "", &m, err);
+		if (rc < 0)
+			return rc;
+		*out = m;
+		return 0;
+	}
+	if (!json_is_object(j))
+		return fail(err, "", "must be a preset name or an object");
+
+	natmodel_preset("port-restricted-cone", &m);
+	v = json_object_get(j, "preset");
+	if (v && (rc = parse_preset(v, "preset", &m, err)) < 0)
+		return rc;
+
+	json_object_foreach((json_t *)j, key, v) {
+		if (!strcmp(key, "preset")) {
+			continue;
+		} else if (!strcmp(key, "mapping") || !strcmp(key, "filtering")) {
+			if ((rc = parse_enum(v, key, dep_names, &e, err)) < 0)
+				return rc;
+			*(key[0] == 'm' ? &m.mapping : &m.filtering) = (enum natmodel_dep)e;
+		} else if (!strcmp(key, "port_allocation")) {
+			if ((rc = parse_enum(v, key, ports_names, &e, err)) < 0)
+				return rc;
+			m.ports = (enum natmodel_ports)e;
+		} else if (!strcmp(key, "hairpinning")) {
+			if (!json_is_boolean(v))
+				return fail(err, key, "must be true or false");
+			m.hairpinning = json_is_true(v);
+		} else if (!strcmp(key, "udp_timeout")) {
+			if (!json_is_integer(v))
+				return fail(err, key, "must be an integer number of seconds");
+			json_int_t t = json_integer_value(v);
+			if (t < 1 || t > NATMODEL_TIMEOUT_MAX)
+				return fail(err, key, "%lld is out of range 1..%d seconds",
+					    (long long)t, NATMODEL_TIMEOUT_MAX);
+			m.udp_timeout = (uint32_t)t;
+		} else {
+			return fail(err, key, "unknown member (expected preset, mapping, filtering, "
+				    "port_allocation, hairpinning or udp_timeout)");
+		}
+	}
+	rc = natmodel_check(&m, err);
+	if (rc < 0)
+		return rc;
+	*out = m;
+	return 0;
+}
+
+int natmodel_parse(const char *spec, struct natmodel *out, struct natmodel_error *err)
+{
+	json_error_t jerr;
+	json_t *j;
+	int rc;
+
+	if (spec[strspn(spec, " \t\n")] != '{') {
+		if (natmodel_preset(spec, out) == 0)
+			return 0;
+		return fail(err, "", "unknown preset \"%.40s\" (expected full-cone, restricted-cone, "
+			    "port-restricted-cone, symmetric or a JSON object)", spec);
+	}
+	j = json_loads(spec, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j)
+		return fail(err, "", "bad JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+	rc = natmodel_from_json(j, out, err);
+	json_decref(j);
+	return rc;
+}
+
+const char *natmodel_format(const struct natmodel *m, char *buf, size_t len)
+{
+	const char *name = natmodel_preset_name(m);
+
+	snprintf(buf, len, "%s (mapping=%s filtering=%s port_allocation=%s hairpinning=%s udp_timeout=%us)",
+		 name ? name : "custom", natmodel_dep_name(m->mapping), natmodel_dep_name(m->filtering),
+		 natmodel_ports_name(m->ports), m->hairpinning ? "on" : "off", m->udp_timeout);
+	return buf;
+}
+
+json_t *natmodel_to_json(const struct natmodel *m)
+{
+	return json_pack("{s:s, s:s, s:s, s:b, s:I}",
+			 "mapping", natmodel_dep_name(m->mapping),
+			 "filtering", natmodel_dep_name(m->filtering),
+			 "port_allocation", natmodel_ports_name(m->ports),
+			 "hairpinning", m->hairpinning,
+			 "udp_timeout", (json_int_t)m->udp_timeout);
+}

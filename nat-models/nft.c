@@ -1,0 +1,1046 @@
+/* The NAT model rendered to nftables with libnftnl, sent over libmnl as one
+ * batch. The ruleset, in nft's notation (WAN = wan_ifname, W = wan_addr,
+ * T = udp_timeout; the parts in brackets depend on the model):
+ *
+ *   table ip natmesh_nat {
+ *     ct timeout udp { protocol udp; l3proto ip; policy = { unreplied: T, replied: T } }
+ *     map ports   { inet_service : ipv4_addr . inet_service; timeout T }  external port -> inside endpoint
+ *     [map mappings { ipv4_addr . inet_service [. ipv4_addr] : inet_service; timeout T }]  EI/AD mapping
+ *     [set allowed  { inet_service . ipv4_addr; timeout T }]  AD filtering: ext port . remote address
+ *     chain timeout (filter prerouting -150): meta l4proto udp ct state new ct timeout set "udp"
+ *     chain dstnat (nat prerouting -100):
+ *       [EIF] iifname WAN udp dport dnat ip to udp dport map @ports
+ *       [ADF] iifname WAN udp dport . ip saddr @allowed dnat ip to udp dport map @ports
+ *       [hairpin] iifname != WAN ip daddr W udp dport @ports meta mark set HAIRPIN dnat ip to udp dport map @ports
+ *     chain srcnat (nat postrouting 100):
+ *       oifname WAN ip saddr != W meta l4proto != udp masquerade
+ *       for S in (oifname WAN ip saddr != W, [hairpin] meta mark HAIRPIN), with meta l4proto udp:
+ *         [EI/AD] S snat ip to W : ip saddr . udp sport [. ct original ip daddr] map @mappings
+ *         [preserve] S udp sport @ports snat ip to W : 1024-65535 fully-random (port taken)
+ *         [preserve] S snat ip to W
+ *         [sequential] S snat ip to W : numgen inc mod 64512 offset 1024
+ *         [random] S snat ip to W : 1024-65535 fully-random
+ *     chain learn (filter postrouting 110): every outbound UDP packet refreshes
+ *       (RFC 4787 REQ-6) @ports, @mappings and @allowed from the conntrack
+ *       tuples: `ct original` is the inside view, `ct reply` the outside one.
+ *     chain input (filter input 0): iifname WAN meta l4proto udp ct state new drop
+ *     chain forward (filter forward 0): iifname WAN ct state new ct status & dnat == 0 drop
+ *   }
+ *
+ * The input drop matters: unsolicited UDP delivered locally would be
+ * confirmed by conntrack, and its tuple would then block the very mapping an
+ * inside host later needs for that remote endpoint. */
+#include "natmodel.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_nat.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter_ipv4.h>
+#include <net/if.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/object.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+
+#define HAIRPIN_MARK 0x4e4d4850u	/* "NMHP" */
+#define TIMEOUT_OBJ "udp"
+
+/* nft's datatype numbers (nftables src/datatype.h), so `nft list` shows the
+ * sets with their real types; concatenations shift by 6 bits per field. */
+enum { TYPE_IPADDR = 7, TYPE_INET_SERVICE = 13 };
+#define CONCAT2(a, b) (((a) << 6) | (b))
+#define CONCAT3(a, b, c) (((((a) << 6) | (b)) << 6) | (c))
+
+/* 32-bit registers; a concatenation fills consecutive ones */
+enum { R0 = NFT_REG32_00, R1, R2, R3, R4, R5 };
+
+enum item_kind { K_TABLE, K_CHAIN, K_SET, K_OBJ, K_RULE };
+
+struct item {
+	uint16_t msg;		/* NFT_MSG_NEWTABLE, ... */
+	uint16_t flags;		/* NLM_F_CREATE, NLM_F_EXCL */
+	enum item_kind kind;
+	void *obj;
+};
+
+struct natmodel_ruleset {
+	struct item *items;
+	size_t n, cap;
+	int oom;		/* an allocation failed while building */
+	uint16_t family;
+	const char *table;
+	uint32_t next_set_id;
+	/* what the rules need while they are built */
+	char wan[IFNAMSIZ];
+	uint32_t wan_be;
+};
+
+/* ---- building ------------------------------------------------------------- */
+
+static void push(struct natmodel_ruleset *rs, uint16_t msg, uint16_t flags, enum item_kind kind, void *obj)
+{
+	if (!obj) {
+		rs->oom = 1;
+		return;
+	}
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 32;
+		struct item *n = realloc(rs->items, cap * sizeof(*n));
+		if (!n) {
+			rs->oom = 1;
+			goto drop;
+		}
+		rs->items = n;
+		rs->cap = cap;
+	}
+	rs->items[rs->n++] = (struct item){ msg, flags, kind, obj };
+	return;
+drop:
+	switch (kind) {
+	case K_TABLE: nftnl_table_free(obj); break;
+	case K_CHAIN: nftnl_chain_free(obj); break;
+	case K_SET: nftnl_set_free(obj); break;
+	case K_OBJ: nftnl_obj_free(obj); break;
+	case K_RULE: nftnl_rule_free(obj); break;
+	}
+}
+
+static struct natmodel_ruleset *ruleset_new(uint16_t family, const char *table)
+{
+	struct natmodel_ruleset *rs = calloc(1, sizeof(*rs));
+
+	if (rs) {
+		rs->family = family;
+		rs->table = table;
+	}
+	return rs;
+}
+
+void natmodel_ruleset_free(struct natmodel_ruleset *rs)
+{
+	if (!rs)
+		return;
+	for (size_t i = 0; i < rs->n; i++) {
+		void *o = rs->items[i].obj;
+		switch (rs->items[i].kind) {
+		case K_TABLE: nftnl_table_free(o); break;
+		case K_CHAIN: nftnl_chain_free(o); break;
+		case K_SET: nftnl_set_free(o); break;
+		case K_OBJ: nftnl_obj_free(o); break;
+		case K_RULE: nftnl_rule_free(o); break;
+		}
+	}
+	free(rs->items);
+	free(rs);
+}
+
+static void add_table(struct natmodel_ruleset *rs, uint16_t msg, uint16_t flags)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+
+	if (t) {
+		nftnl_table_set_str(t, NFTNL_TABLE_NAME, rs->table);
+		nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, rs->family);
+	}
+	push(rs, msg, flags, K_TABLE, t);
+}
+
+static struct nftnl_chain *chain_new(struct natmodel_ruleset *rs, const char *name)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+
+	if (c) {
+		nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, rs->table);
+		nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, rs->family);
+	}
+	return c;
+}
+
+static void add_base_chain(struct natmodel_ruleset *rs, const char *name, const char *type,
+			   uint32_t hook, int32_t prio, const char *dev)
+{
+	struct nftnl_chain *c = chain_new(rs, name);
+
+	if (c) {
+		nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, type);
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
+		nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+		if (dev)
+			nftnl_chain_set_str(c, NFTNL_CHAIN_DEV, dev);
+	}
+	push(rs, NFT_MSG_NEWCHAIN, NLM_F_CREATE, K_CHAIN, c);
+}
+
+/* a dynamic set (data_len 0) or map with per-element timeouts */
+static void add_set(struct natmodel_ruleset *rs, const char *name, uint32_t key_type, uint32_t key_len,
+		    uint32_t data_type, uint32_t data_len, uint32_t timeout_s)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+
+	if (s) {
+		uint32_t flags = NFT_SET_TIMEOUT | NFT_SET_EVAL | (data_len ? NFT_SET_MAP : 0);
+		nftnl_set_set_str(s, NFTNL_SET_TABLE, rs->table);
+		nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+		nftnl_set_set_u32(s, NFTNL_SET_FAMILY, rs->family);
+		nftnl_set_set_u32(s, NFTNL_SET_ID, ++rs->next_set_id);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, key_type);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, key_len);
+		if (data_len) {
+			nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, data_type);
+			nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, data_len);
+		}
+		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, flags);
+		nftnl_set_set_u64(s, NFTNL_SET_TIMEOUT, (uint64_t)timeout_s * 1000);
+		nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, 65535);
+	}
+	push(rs, NFT_MSG_NEWSET, NLM_F_CREATE, K_SET, s);
+}
+
+static uint32_t set_id(const struct natmodel_ruleset *rs, const char *name)
+{
+	for (size_t i = 0; i < rs->n; i++)
+		if (rs->items[i].kind == K_SET &&
+		    !strcmp(nftnl_set_get_str(rs->items[i].obj, NFTNL_SET_NAME), name))
+			return nftnl_set_get_u32(rs->items[i].obj, NFTNL_SET_ID);
+	return 0;
+}
+
+static void add_ct_timeout(struct natmodel_ruleset *rs, uint32_t timeout_s)
+{
+	struct nftnl_obj *o = nftnl_obj_alloc();
+	uint32_t policy[NFTNL_CTTIMEOUT_ARRAY_MAX] = { 0 };
+
+	policy[NFTNL_CTTIMEOUT_UDP_UNREPLIED] = timeout_s;
+	policy[NFTNL_CTTIMEOUT_UDP_REPLIED] = timeout_s;
+	if (o) {
+		nftnl_obj_set_str(o, NFTNL_OBJ_TABLE, rs->table);
+		nftnl_obj_set_str(o, NFTNL_OBJ_NAME, TIMEOUT_OBJ);
+		nftnl_obj_set_u32(o, NFTNL_OBJ_FAMILY, rs->family);
+		nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_CT_TIMEOUT);
+		nftnl_obj_set_u16(o, NFTNL_OBJ_CT_TIMEOUT_L3PROTO, NFPROTO_IPV4);
+		nftnl_obj_set_u8(o, NFTNL_OBJ_CT_TIMEOUT_L4PROTO, IPPROTO_UDP);
+		nftnl_obj_set_data(o, NFTNL_OBJ_CT_TIMEOUT_ARRAY, policy, sizeof(policy));
+	}
+	push(rs, NFT_MSG_NEWOBJ, NLM_F_CREATE, K_OBJ, o);
+}
+
+/* ---- rule expressions: each appends to r, or marks r broken (NULL expr) */
+
+struct rb {
+	struct natmodel_ruleset *rs;
+	struct nftnl_rule *r;
+};
+
+static struct rb rule_new(struct natmodel_ruleset *rs, const char *chain)
+{
+	struct rb b = { rs, nftnl_rule_alloc() };
+
+	if (b.r) {
+		nftnl_rule_set_str(b.r, NFTNL_RULE_TABLE, rs->table);
+		nftnl_rule_set_str(b.r, NFTNL_RULE_CHAIN, chain);
+		nftnl_rule_set_u32(b.r, NFTNL_RULE_FAMILY, rs->family);
+	}
+	return b;
+}
+
+static void rule_add(struct rb *b)
+{
+	push(b->rs, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, K_RULE, b->r);
+	b->r = NULL;
+}
+
+static struct nftnl_expr *expr(struct rb *b, const char *name)
+{
+	struct nftnl_expr *e = b->r ? nftnl_expr_alloc(name) : NULL;
+
+	if (e)
+		nftnl_rule_add_expr(b->r, e);
+	else
+		b->rs->oom = 1;
+	return e;
+}
+
+static void x_meta(struct rb *b, uint32_t key, uint32_t dreg)
+{
+	struct nftnl_expr *e = expr(b, "meta");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
+	}
+}
+
+static void x_meta_set(struct rb *b, uint32_t key, uint32_t sreg)
+{
+	struct nftnl_expr *e = expr(b, "meta");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, sreg);
+	}
+}
+
+static void x_cmp(struct rb *b, uint32_t sreg, uint32_t op, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = expr(b, "cmp");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, sreg);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+	}
+}
+
+static void x_payload(struct rb *b, uint32_t base, uint32_t off, uint32_t len, uint32_t dreg)
+{
+	struct nftnl_expr *e = expr(b, "payload");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+	}
+}
+
+/* dir < 0: a key without direction (state, status, direction) */
+static void x_ct(struct rb *b, uint32_t key, int dir, uint32_t dreg)
+{
+	struct nftnl_expr *e = expr(b, "ct");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, key);
+		if (dir >= 0)
+			nftnl_expr_set_u8(e, NFTNL_EXPR_CT_DIR, (uint8_t)dir);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, dreg);
+	}
+}
+
+/* reg = (reg & mask) ^ 0, 4 bytes */
+static void x_and(struct rb *b, uint32_t reg, uint32_t mask)
+{
+	struct nftnl_expr *e = expr(b, "bitwise");
+	uint32_t zero = 0;
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, reg);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, reg);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof(mask));
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof(zero));
+	}
+}
+
+static void x_imm(struct rb *b, uint32_t dreg, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = expr(b, "immediate");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, dreg);
+		nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, data, len);
+	}
+}
+
+static void x_verdict(struct rb *b, int verdict)
+{
+	struct nftnl_expr *e = expr(b, "immediate");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+	}
+}
+
+/* dreg 0: a plain membership test */
+static void x_lookup(struct rb *b, uint32_t sreg, const char *set, uint32_t dreg)
+{
+	struct nftnl_expr *e = expr(b, "lookup");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, sreg);
+		nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id(b->rs, set));
+		if (dreg)
+			nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, dreg);
+	}
+}
+
+/* add the key (and data) to set, or refresh its timeout (RFC 4787 REQ-6) */
+static void x_update(struct rb *b, const char *set, uint32_t sreg_key, uint32_t sreg_data)
+{
+	struct nftnl_expr *e = expr(b, "dynset");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+		nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SET_ID, set_id(b->rs, set));
+		nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, sreg_key);
+		if (sreg_data)
+			nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_DATA, sreg_data);
+	}
+}
+
+/* snat/dnat to the address in reg_addr, the port range in reg_pmin..reg_pmax
+ * (0: none) */
+static void x_nat(struct rb *b, uint32_t type, uint32_t reg_addr, uint32_t reg_pmin, uint32_t reg_pmax,
+		  uint32_t flags)
+{
+	struct nftnl_expr *e = expr(b, "nat");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, type);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, reg_addr);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, reg_addr);
+		flags |= NF_NAT_RANGE_MAP_IPS;
+		if (reg_pmin) {
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, reg_pmin);
+			nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, reg_pmax);
+			flags |= NF_NAT_RANGE_PROTO_SPECIFIED;
+		}
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, flags);
+	}
+}
+
+static void x_masq(struct rb *b)
+{
+	expr(b, "masq");
+}
+
+static void x_numgen(struct rb *b, uint32_t type, uint32_t mod, uint32_t offset, uint32_t dreg)
+{
+	struct nftnl_expr *e = expr(b, "numgen");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NG_TYPE, type);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NG_MODULUS, mod);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NG_OFFSET, offset);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NG_DREG, dreg);
+	}
+}
+
+/* host to network order of the len bytes in reg, size-byte words */
+static void x_hton(struct rb *b, uint32_t reg, uint32_t len, uint32_t size)
+{
+	struct nftnl_expr *e = expr(b, "byteorder");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_SREG, reg);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_DREG, reg);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_OP, NFT_BYTEORDER_HTON);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_LEN, len);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BYTEORDER_SIZE, size);
+	}
+}
+
+static void x_objref(struct rb *b, uint32_t type, const char *name)
+{
+	struct nftnl_expr *e = expr(b, "objref");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_OBJREF_IMM_TYPE, type);
+		nftnl_expr_set_str(e, NFTNL_EXPR_OBJREF_IMM_NAME, name);
+	}
+}
+
+/* ---- matches built from the expressions ----------------------------------- */
+
+static void m_ifname(struct rb *b, uint32_t key, uint32_t op)
+{
+	x_meta(b, key, R0);
+	x_cmp(b, R0, op, b->rs->wan, IFNAMSIZ);
+}
+
+static void m_udp(struct rb *b, bool is_udp)
+{
+	uint8_t proto = IPPROTO_UDP;
+	x_meta(b, NFT_META_L4PROTO, R0);
+	x_cmp(b, R0, is_udp ? NFT_CMP_EQ : NFT_CMP_NEQ, &proto, 1);
+}
+
+/* ip saddr (offset 12) or daddr (16) compared with the WAN address */
+static void m_wan_addr(struct rb *b, uint32_t off, uint32_t op)
+{
+	x_payload(b, NFT_PAYLOAD_NETWORK_HEADER, off, 4, R0);
+	x_cmp(b, R0, op, &b->rs->wan_be, 4);
+}
+
+static void m_ct_bit(struct rb *b, uint32_t key, uint32_t bit, uint32_t op)
+{
+	uint32_t zero = 0;
+	x_ct(b, key, -1, R0);
+	x_and(b, R0, bit);
+	x_cmp(b, R0, op, &zero, 4);
+}
+
+static void m_ct_dir(struct rb *b, uint8_t dir)
+{
+	x_ct(b, NFT_CT_DIRECTION, -1, R0);
+	x_cmp(b, R0, NFT_CMP_EQ, &dir, 1);
+}
+
+static void m_mark(struct rb *b)
+{
+	uint32_t mark = HAIRPIN_MARK;
+	x_meta(b, NFT_META_MARK, R0);
+	x_cmp(b, R0, NFT_CMP_EQ, &mark, 4);
+}
+
+/* the traffic the srcnat chain translates: out of the WAN, or hairpinned */
+enum sel { SEL_WAN, SEL_HAIRPIN };
+
+static void m_sel(struct rb *b, enum sel s)
+{
+	if (s == SEL_WAN) {
+		m_ifname(b, NFT_META_OIFNAME, NFT_CMP_EQ);
+		m_wan_addr(b, 12, NFT_CMP_NEQ);
+	} else {
+		m_mark(b);
+	}
+	m_udp(b, true);
+}
+
+/* R1 = W; then a register pair for the port range min..max */
+static void imm_wan(struct rb *b)
+{
+	x_imm(b, R1, &b->rs->wan_be, 4);
+}
+
+static void snat_range_random(struct rb *b)
+{
+	uint16_t lo = htons(NATMODEL_PORT_MIN), hi = htons(NATMODEL_PORT_MAX);
+	imm_wan(b);
+	x_imm(b, R2, &lo, 2);
+	x_imm(b, R3, &hi, 2);
+	x_nat(b, NFT_NAT_SNAT, R1, R2, R3, NF_NAT_RANGE_PROTO_RANDOM_FULLY);
+}
+
+static void srcnat_rules(struct natmodel_ruleset *rs, const struct natmodel *m, enum sel s)
+{
+	struct rb b;
+
+	if (m->mapping != NATMODEL_APD) {
+		/* the inside endpoint's existing mapping (RFC 4787 4.1: EIM, ADM) */
+		b = rule_new(rs, "srcnat");
+		m_sel(&b, s);
+		imm_wan(&b);
+		x_payload(&b, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, R2);
+		x_payload(&b, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, R3);
+		if (m->mapping == NATMODEL_AD)
+			x_ct(&b, NFT_CT_DST_IP, IP_CT_DIR_ORIGINAL, R4);
+		x_lookup(&b, R2, "mappings", R2);
+		x_nat(&b, NFT_NAT_SNAT, R1, R2, R2, 0);
+		rule_add(&b);
+	}
+	switch (m->ports) {
+	case NATMODEL_PORTS_PRESERVE:
+		/* RFC 4787 REQ-1: no port overloading once another inside
+		 * endpoint holds this port as its mapping */
+		b = rule_new(rs, "srcnat");
+		m_sel(&b, s);
+		x_payload(&b, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, R0);
+		x_lookup(&b, R0, "ports", 0);
+		snat_range_random(&b);
+		rule_add(&b);
+		b = rule_new(rs, "srcnat");
+		m_sel(&b, s);
+		imm_wan(&b);
+		x_nat(&b, NFT_NAT_SNAT, R1, 0, 0, 0);
+		rule_add(&b);
+		break;
+	case NATMODEL_PORTS_SEQUENTIAL:
+		b = rule_new(rs, "srcnat");
+		m_sel(&b, s);
+		imm_wan(&b);
+		x_numgen(&b, NFT_NG_INCREMENTAL, NATMODEL_PORT_MAX - NATMODEL_PORT_MIN + 1,
+			 NATMODEL_PORT_MIN, R2);
+		/* numgen writes host order; nat reads the port in network order */
+		x_hton(&b, R2, 2, 2);
+		x_nat(&b, NFT_NAT_SNAT, R1, R2, R2, 0);
+		rule_add(&b);
+		break;
+	case NATMODEL_PORTS_RANDOM:
+		b = rule_new(rs, "srcnat");
+		m_sel(&b, s);
+		snat_range_random(&b);
+		rule_add(&b);
+		break;
+	}
+}
+
+/* Refresh or learn the sets from one outbound packet. For an outbound flow
+ * (direction original, snat) the inside endpoint is the original source and
+ * the external port the reply destination; for an inbound flow (direction
+ * reply, dnat) it is the other way round. */
+static void learn_rule(struct natmodel_ruleset *rs, const struct natmodel *m, bool outbound)
+{
+	int in_dir = outbound ? IP_CT_DIR_ORIGINAL : IP_CT_DIR_REPLY;
+	int ex_dir = outbound ? IP_CT_DIR_REPLY : IP_CT_DIR_ORIGINAL;
+	/* the remote address: where an outbound flow went, where an inbound came from */
+	uint32_t remote_key = outbound ? NFT_CT_DST_IP : NFT_CT_SRC_IP;
+	int remote_dir = IP_CT_DIR_ORIGINAL;
+	struct rb b = rule_new(rs, "learn");
+
+	m_udp(&b, true);
+	m_ct_dir(&b, outbound ? IP_CT_DIR_ORIGINAL : IP_CT_DIR_REPLY);
+	m_ct_bit(&b, NFT_CT_STATUS, outbound ? IPS_SRC_NAT : IPS_DST_NAT, NFT_CMP_NEQ);
+	if (!outbound)
+		m_ifname(&b, NFT_META_OIFNAME, NFT_CMP_EQ);
+
+	/* ports: external port -> inside address . port */
+	x_ct(&b, NFT_CT_PROTO_DST, ex_dir, R0);
+	x_ct(&b, NFT_CT_SRC_IP, in_dir, R1);
+	x_ct(&b, NFT_CT_PROTO_SRC, in_dir, R2);
+	x_update(&b, "ports", R0, R1);
+	if (m->mapping != NATMODEL_APD) {
+		/* mappings: inside address . port [. remote address] -> external port */
+		x_ct(&b, NFT_CT_SRC_IP, in_dir, R1);
+		x_ct(&b, NFT_CT_PROTO_SRC, in_dir, R2);
+		if (m->mapping == NATMODEL_AD)
+			x_ct(&b, remote_key, remote_dir, R3);
+		x_ct(&b, NFT_CT_PROTO_DST, ex_dir, R4);
+		x_update(&b, "mappings", R1, R4);
+	}
+	if (m->filtering == NATMODEL_AD) {
+		/* allowed: external port . remote address */
+		x_ct(&b, NFT_CT_PROTO_DST, ex_dir, R0);
+		x_ct(&b, remote_key, remote_dir, R1);
+		x_update(&b, "allowed", R0, 0);
+	}
+	rule_add(&b);
+}
+
+static void dnat_to_ports(struct rb *b)
+{
+	x_payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R0);
+	x_lookup(b, R0, "ports", R1);
+	x_nat(b, NFT_NAT_DNAT, R1, R2, R2, 0);
+}
+
+static int wan_name(const char *ifname, char out[IFNAMSIZ], struct natmodel_error *err)
+{
+	size_t n = ifname ? strlen(ifname) : 0;
+
+	if (n == 0 || n >= IFNAMSIZ) {
+		if (err) {
+			snprintf(err->field, sizeof(err->field), "wan");
+			snprintf(err->reason, sizeof(err->reason),
+				 "interface name must have 1..%d characters", IFNAMSIZ - 1);
+		}
+		return -EINVAL;
+	}
+	memset(out, 0, IFNAMSIZ);
+	memcpy(out, ifname, n);
+	return 0;
+}
+
+int natmodel_render(const struct natmodel *m, const char *wan_ifname, struct in_addr wan_addr,
+		    struct natmodel_ruleset **out, struct natmodel_error *err)
+{
+	struct natmodel_ruleset *rs;
+	uint32_t T = m->udp_timeout, mark = HAIRPIN_MARK;
+	struct rb b;
+	int rc;
+
+	*out = NULL;
+	rc = natmodel_check(m, err);
+	if (rc < 0)
+		return rc;
+	rs = ruleset_new(NFPROTO_IPV4, NATMODEL_TABLE);
+	if (!rs)
+		return -ENOMEM;
+	rc = wan_name(wan_ifname, rs->wan, err);
+	if (rc < 0)
+		goto fail;
+	rs->wan_be = wan_addr.s_addr;
+
+	/* replace any earlier table in the same transaction */
+	add_table(rs, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+	add_table(rs, NFT_MSG_DELTABLE, 0);
+	add_table(rs, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL);
+
+	add_ct_timeout(rs, T);
+	add_set(rs, "ports", TYPE_INET_SERVICE, 2, CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE), 8, T);
+	if (m->mapping == NATMODEL_EI)
+		add_set(rs, "mappings", CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE), 8, TYPE_INET_SERVICE, 2, T);
+	else if (m->mapping == NATMODEL_AD)
+		add_set(rs, "mappings", CONCAT3(TYPE_IPADDR, TYPE_INET_SERVICE, TYPE_IPADDR), 12,
+			TYPE_INET_SERVICE, 2, T);
+	if (m->filtering == NATMODEL_AD)
+		add_set(rs, "allowed", CONCAT2(TYPE_INET_SERVICE, TYPE_IPADDR), 8, 0, 0, T);
+
+	add_base_chain(rs, "timeout", "filter", NF_INET_PRE_ROUTING, NF_IP_PRI_MANGLE, NULL);
+	add_base_chain(rs, "dstnat", "nat", NF_INET_PRE_ROUTING, NF_IP_PRI_NAT_DST, NULL);
+	add_base_chain(rs, "srcnat", "nat", NF_INET_POST_ROUTING, NF_IP_PRI_NAT_SRC, NULL);
+	add_base_chain(rs, "learn", "filter", NF_INET_POST_ROUTING, NF_IP_PRI_NAT_SRC + 10, NULL);
+	add_base_chain(rs, "input", "filter", NF_INET_LOCAL_IN, NF_IP_PRI_FILTER, NULL);
+	add_base_chain(rs, "forward", "filter", NF_INET_FORWARD, NF_IP_PRI_FILTER, NULL);
+
+	/* the mapping timeout is the conntrack timeout (RFC 4787 4.3) */
+	b = rule_new(rs, "timeout");
+	m_udp(&b, true);
+	m_ct_bit(&b, NFT_CT_STATE, NF_CT_STATE_BIT(IP_CT_NEW), NFT_CMP_NEQ);
+	x_objref(&b, NFT_OBJECT_CT_TIMEOUT, TIMEOUT_OBJ);
+	rule_add(&b);
+
+	/* filtering (RFC 4787 5): APD is conntrack itself, no rule */
+	if (m->filtering != NATMODEL_APD) {
+		b = rule_new(rs, "dstnat");
+		m_ifname(&b, NFT_META_IIFNAME, NFT_CMP_EQ);
+		m_udp(&b, true);
+		if (m->filtering == NATMODEL_AD) {
+			x_payload(&b, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R0);
+			x_payload(&b, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, R1);
+			x_lookup(&b, R0, "allowed", 0);
+		}
+		dnat_to_ports(&b);
+		rule_add(&b);
+	}
+	if (m->hairpinning) {
+		/* RFC 4787 6, REQ-9: inside to an external mapping */
+		b = rule_new(rs, "dstnat");
+		m_ifname(&b, NFT_META_IIFNAME, NFT_CMP_NEQ);
+		m_wan_addr(&b, 16, NFT_CMP_EQ);
+		m_udp(&b, true);
+		x_payload(&b, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R0);
+		x_lookup(&b, R0, "ports", 0);
+		x_imm(&b, R0, &mark, 4);
+		x_meta_set(&b, NFT_META_MARK, R0);
+		dnat_to_ports(&b);
+		rule_add(&b);
+	}
+
+	b = rule_new(rs, "srcnat");
+	m_ifname(&b, NFT_META_OIFNAME, NFT_CMP_EQ);
+	m_wan_addr(&b, 12, NFT_CMP_NEQ);
+	m_udp(&b, false);
+	x_masq(&b);
+	rule_add(&b);
+	srcnat_rules(rs, m, SEL_WAN);
+	if (m->hairpinning)
+		srcnat_rules(rs, m, SEL_HAIRPIN);	/* REQ-9: source is the external mapping */
+
+	learn_rule(rs, m, true);
+	if (m->filtering != NATMODEL_APD)
+		learn_rule(rs, m, false);
+
+	b = rule_new(rs, "input");
+	m_ifname(&b, NFT_META_IIFNAME, NFT_CMP_EQ);
+	m_udp(&b, true);
+	m_ct_bit(&b, NFT_CT_STATE, NF_CT_STATE_BIT(IP_CT_NEW), NFT_CMP_NEQ);
+	x_verdict(&b, NF_DROP);
+	rule_add(&b);
+
+	b = rule_new(rs, "forward");
+	m_ifname(&b, NFT_META_IIFNAME, NFT_CMP_EQ);
+	m_ct_bit(&b, NFT_CT_STATE, NF_CT_STATE_BIT(IP_CT_NEW), NFT_CMP_NEQ);
+	m_ct_bit(&b, NFT_CT_STATUS, IPS_DST_NAT, NFT_CMP_EQ);
+	x_verdict(&b, NF_DROP);
+	rule_add(&b);
+
+	if (rs->oom) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	*out = rs;
+	return 0;
+fail:
+	natmodel_ruleset_free(rs);
+	return rc;
+}
+
+/* ---- text form ----------------------------------------------------------- */
+
+static const char *msg_verb(uint16_t msg)
+{
+	switch (msg) {
+	case NFT_MSG_NEWTABLE: case NFT_MSG_NEWCHAIN: case NFT_MSG_NEWSET:
+	case NFT_MSG_NEWOBJ: case NFT_MSG_NEWRULE:
+		return "add";
+	default:
+		return "delete";
+	}
+}
+
+static const char *kind_name(enum item_kind k)
+{
+	static const char *const n[] = { "table", "chain", "set", "obj", "rule" };
+	return n[k];
+}
+
+static int item_snprintf(char *buf, size_t len, const struct item *it)
+{
+	switch (it->kind) {
+	case K_TABLE: return nftnl_table_snprintf(buf, len, it->obj, NFTNL_OUTPUT_DEFAULT, 0);
+	case K_CHAIN: return nftnl_chain_snprintf(buf, len, it->obj, NFTNL_OUTPUT_DEFAULT, 0);
+	case K_SET: return nftnl_set_snprintf(buf, len, it->obj, NFTNL_OUTPUT_DEFAULT, 0);
+	case K_OBJ: return nftnl_obj_snprintf(buf, len, it->obj, NFTNL_OUTPUT_DEFAULT, 0);
+	case K_RULE: return nftnl_rule_snprintf(buf, len, it->obj, NFTNL_OUTPUT_DEFAULT, 0);
+	}
+	return 0;
+}
+
+char *natmodel_ruleset_describe(const struct natmodel_ruleset *rs)
+{
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&buf, &size);
+	char line[8192];
+
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct item *it = &rs->items[i];
+		item_snprintf(line, sizeof(line), it);
+		fprintf(f, "%s %s %s\n", msg_verb(it->msg), kind_name(it->kind), line);
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* ---- netlink --------------------------------------------------------------- */
+
+static void item_payload(struct nlmsghdr *nlh, const struct item *it)
+{
+	switch (it->kind) {
+	case K_TABLE: nftnl_table_nlmsg_build_payload(nlh, it->obj); break;
+	case K_CHAIN: nftnl_chain_nlmsg_build_payload(nlh, it->obj); break;
+	case K_SET: nftnl_set_nlmsg_build_payload(nlh, it->obj); break;
+	case K_OBJ: nftnl_obj_nlmsg_build_payload(nlh, it->obj); break;
+	case K_RULE: nftnl_rule_nlmsg_build_payload(nlh, it->obj); break;
+	}
+}
+
+static const char *item_name(const struct item *it)
+{
+	switch (it->kind) {
+	case K_TABLE: return nftnl_table_get_str(it->obj, NFTNL_TABLE_NAME);
+	case K_CHAIN: return nftnl_chain_get_str(it->obj, NFTNL_CHAIN_NAME);
+	case K_SET: return nftnl_set_get_str(it->obj, NFTNL_SET_NAME);
+	case K_OBJ: return nftnl_obj_get_str(it->obj, NFTNL_OBJ_NAME);
+	case K_RULE: return nftnl_rule_get_str(it->obj, NFTNL_RULE_CHAIN);
+	}
+	return "?";
+}
+
+/* the kernel's error for one message of the batch, with its extack text */
+static void batch_error(const struct natmodel_ruleset *rs, const struct nlmsghdr *nlh, uint32_t seq0,
+			int *first_err, struct natmodel_error *err)
+{
+	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+	const char *ext = NULL;
+	size_t idx;
+
+	if (e->error == 0 || *first_err)
+		return;
+	*first_err = e->error;
+	if (nlh->nlmsg_flags & NLM_F_ACK_TLVS) {
+		size_t off = sizeof(*e) + ((nlh->nlmsg_flags & NLM_F_CAPPED) ? 0 :
+			     mnl_nlmsg_get_payload_len(&e->msg) + sizeof(e->msg));
+		const struct nlattr *attr;
+		mnl_attr_for_each_payload((const void *)((const char *)e + off),
+					  mnl_nlmsg_get_payload_len(nlh) - off) {
+			if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG)
+				ext = mnl_attr_get_str(attr);
+		}
+	}
+	if (!err)
+		return;
+	idx = e->msg.nlmsg_seq - seq0;
+	err->field[0] = '\0';
+	if (idx < rs->n)
+		snprintf(err->reason, sizeof(err->reason), "netlink: %s %s %s: %s%s%s",
+			 msg_verb(rs->items[idx].msg), kind_name(rs->items[idx].kind),
+			 item_name(&rs->items[idx]), strerror(-e->error),
+			 ext ? ": " : "", ext ? ext : "");
+	else
+		snprintf(err->reason, sizeof(err->reason), "netlink: %s", strerror(-e->error));
+}
+
+static int syserr(struct natmodel_error *err, const char *what, int rc)
+{
+	if (err) {
+		err->field[0] = '\0';
+		snprintf(err->reason, sizeof(err->reason), "%s: %s", what, strerror(-rc));
+	}
+	return rc;
+}
+
+int natmodel_ruleset_commit(const struct natmodel_ruleset *rs, struct natmodel_error *err)
+{
+	size_t bufsize = (rs->n + 2) * 4096;
+	char *buf = malloc(bufsize), *rbuf = malloc(MNL_SOCKET_BUFFER_SIZE);
+	struct mnl_socket *nl = NULL;
+	struct mnl_nlmsg_batch *batch = NULL;
+	uint32_t seq0 = 1, seq = 0, portid;
+	int rc = 0, one = 1, first_err = 0;
+	struct pollfd p;
+
+	if (!buf || !rbuf) {
+		rc = syserr(err, "ruleset", -ENOMEM);
+		goto out;
+	}
+	nl = mnl_socket_open(NETLINK_NETFILTER);
+	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		rc = syserr(err, "netlink socket", -errno);
+		goto out;
+	}
+	mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one));
+	portid = mnl_socket_get_portid(nl);
+
+	batch = mnl_nlmsg_batch_start(buf, bufsize);
+	nftnl_batch_begin(mnl_nlmsg_batch_current(batch), 0);
+	mnl_nlmsg_batch_next(batch);
+	for (size_t i = 0; i < rs->n; i++) {
+		const struct item *it = &rs->items[i];
+		seq = seq0 + (uint32_t)i;
+		struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(batch), it->msg,
+							     rs->family, it->flags | NLM_F_ACK, seq);
+		item_payload(nlh, it);
+		mnl_nlmsg_batch_next(batch);
+	}
+	nftnl_batch_end(mnl_nlmsg_batch_current(batch), seq + 1);
+	mnl_nlmsg_batch_next(batch);
+
+	if (mnl_socket_sendto(nl, mnl_nlmsg_batch_head(batch), mnl_nlmsg_batch_size(batch)) < 0) {
+		rc = syserr(err, "netlink send", -errno);
+		goto out;
+	}
+	/* the kernel handles the batch inside sendmsg: every answer is queued */
+	p = (struct pollfd){ .fd = mnl_socket_get_fd(nl), .events = POLLIN };
+	while (poll(&p, 1, 0) > 0) {
+		ssize_t n = mnl_socket_recvfrom(nl, rbuf, MNL_SOCKET_BUFFER_SIZE);
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)rbuf;
+		int left = (int)n;
+		if (n < 0) {
+			rc = syserr(err, "netlink receive", -errno);
+			goto out;
+		}
+		for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
+			if (nlh->nlmsg_pid != portid)
+				continue;
+			if (nlh->nlmsg_type == NLMSG_ERROR)
+				batch_error(rs, nlh, seq0, &first_err, err);
+		}
+	}
+	rc = first_err;
+out:
+	if (batch)
+		mnl_nlmsg_batch_stop(batch);
+	if (nl)
+		mnl_socket_close(nl);
+	free(rbuf);
+	free(buf);
+	return rc;
+}
+
+/* the first IPv4 address of ifname */
+static int wan_lookup(const char *ifname, struct in_addr *out, struct natmodel_error *err)
+{
+	struct ifaddrs *ifa, *i;
+	int rc = -EADDRNOTAVAIL;
+
+	if (getifaddrs(&ifa) < 0)
+		return syserr(err, "getifaddrs", -errno);
+	for (i = ifa; i; i = i->ifa_next) {
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && !strcmp(i->ifa_name, ifname)) {
+			*out = ((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+			rc = 0;
+			break;
+		}
+	}
+	freeifaddrs(ifa);
+	if (rc < 0 && err) {
+		snprintf(err->field, sizeof(err->field), "wan");
+		snprintf(err->reason, sizeof(err->reason), "%s has no IPv4 address in this namespace", ifname);
+	}
+	return rc;
+}
+
+int natmodel_apply(const struct natmodel *m, const char *wan_ifname, const struct in_addr *wan_addr,
+		   struct natmodel_error *err)
+{
+	struct natmodel_ruleset *rs;
+	char name[IFNAMSIZ];
+	struct in_addr a;
+	int rc;
+
+	if (wan_addr)
+		a = *wan_addr;
+	else if ((rc = wan_name(wan_ifname, name, err)) < 0 || (rc = wan_lookup(wan_ifname, &a, err)) < 0)
+		return rc;
+	rc = natmodel_render(m, wan_ifname, a, &rs, err);
+	if (rc < 0)
+		return rc == -ENOMEM ? syserr(err, "ruleset", rc) : rc;
+	rc = natmodel_ruleset_commit(rs, err);
+	natmodel_ruleset_free(rs);
+	return rc;
+}
+
+int natmodel_remove(struct natmodel_error *err)
+{
+	struct natmodel_ruleset *rs = ruleset_new(NFPROTO_IPV4, NATMODEL_TABLE);
+	int rc;
+
+	if (!rs)
+		return syserr(err, "ruleset", -ENOMEM);
+	add_table(rs, NFT_MSG_DELTABLE, 0);
+	rc = rs->oom ? syserr(err, "ruleset", -ENOMEM) : natmodel_ruleset_commit(rs, err);
+	natmodel_ruleset_free(rs);
+	return rc;
+}
+
+int natmodel_loss_apply(const char *ifname, unsigned int percent, struct natmodel_error *err)
+{
+	struct natmodel_ruleset *rs;
+	char chain[IFNAMSIZ + 8];
+	uint32_t pct_be = htonl(percent);
+	struct rb b;
+	int rc;
+
+	if (percent > 100) {
+		if (err) {
+			snprintf(err->field, sizeof(err->field), "percent");
+			snprintf(err->reason, sizeof(err->reason), "%u is out of range 0..100", percent);
+		}
+		return -EINVAL;
+	}
+	rs = ruleset_new(NFPROTO_NETDEV, NATMODEL_LOSS_TABLE);
+	if (!rs)
+		return syserr(err, "ruleset", -ENOMEM);
+	rc = wan_name(ifname, rs->wan, err);
+	if (rc < 0) {
+		if (err)
+			snprintf(err->field, sizeof(err->field), "ifname");
+		goto out;
+	}
+	snprintf(chain, sizeof(chain), "in-%s", ifname);
+
+	add_table(rs, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+	add_base_chain(rs, chain, "filter", NF_NETDEV_INGRESS, 0, ifname);
+	/* flush: a rule without handle deletes every rule of the chain */
+	b = rule_new(rs, chain);
+	push(rs, NFT_MSG_DELRULE, 0, K_RULE, b.r);
+	if (percent > 0) {
+		b = rule_new(rs, chain);
+		x_numgen(&b, NFT_NG_RANDOM, 100, 0, R0);
+		x_hton(&b, R0, 4, 4);	/* cmp lt compares bytes, so big-endian */
+		x_cmp(&b, R0, NFT_CMP_LT, &pct_be, 4);
+		x_verdict(&b, NF_DROP);
+		rule_add(&b);
+	} else {
+		struct nftnl_chain *c = chain_new(rs, chain);
+		push(rs, NFT_MSG_DELCHAIN, 0, K_CHAIN, c);
+	}
+	rc = rs->oom ? syserr(err, "ruleset", -ENOMEM) : natmodel_ruleset_commit(rs, err);
+out:
+	natmodel_ruleset_free(rs);
+	return rc;
+}

@@ -1,0 +1,411 @@
+#include "expect.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "loop.h"
+
+enum {
+	RETRY_PAUSE_MS = 200,
+	PING_WAIT_S = 1,		/* ping -W: seconds per reply */
+	COMMAND_DEFAULT_TIMEOUT_MS = 30000,
+};
+
+static const char *const verdict_names[] = { "pass", "FAIL", "skipped" };
+
+static void pause_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+int sim_ping_parse(const char *out, int *sent, int *received, double *rtt_ms)
+{
+	const char *p = strstr(out, " packets transmitted, ");
+	double mn, avg;
+	*rtt_ms = -1;
+	if (!p)
+		return -EINVAL;
+	while (p > out && p[-1] >= '0' && p[-1] <= '9')
+		p--;
+	if (sscanf(p, "%d packets transmitted, %d received", sent, received) != 2)
+		return -EINVAL;
+	const char *r = strstr(out, "rtt min/avg/max/mdev = ");
+	if (r && sscanf(r, "rtt min/avg/max/mdev = %lf/%lf/", &mn, &avg) == 2)
+		*rtt_ms = avg;
+	return 0;
+}
+
+int sim_peers_find(const char *json, const char *name, char *path, size_t pathlen, char *tunnel_ip, size_t iplen,
+		   char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *root = json_loads(json, 0, &jerr), *arr, *peer;
+	size_t i;
+	int rc = -ENOENT;
+
+	if (!root) {
+		snprintf(err, errlen, "meshctl peers -o json: line %d: %s", jerr.line, jerr.text);
+		return -EINVAL;
+	}
+	arr = json_is_object(root) ? json_object_get(root, "peers") : root;
+	if (!json_is_array(arr)) {
+		snprintf(err, errlen, "meshctl peers -o json: not an array of peers");
+		json_decref(root);
+		return -EINVAL;
+	}
+	json_array_foreach(arr, i, peer) {
+		const char *n = json_string_value(json_object_get(peer, "name"));
+		if (!n || strcmp(n, name))
+			continue;
+		const char *p = json_string_value(json_object_get(peer, "path"));
+		const char *ip = json_string_value(json_object_get(peer, "tunnel_ip"));
+		if (!p || !ip) {
+			snprintf(err, errlen, "meshctl peers -o json: peer %s lacks %s", name, p ? "tunnel_ip" : "path");
+			rc = -EINVAL;
+		} else {
+			snprintf(path, pathlen, "%s", p);
+			snprintf(tunnel_ip, iplen, "%s", ip);
+			rc = 0;
+		}
+		break;
+	}
+	json_decref(root);
+	return rc;
+}
+
+/* NODE, NODE/IFNAME or an IP, as an address string */
+static void target_ip(const struct sim_lab *lab, const char *to, char *buf, size_t len)
+{
+	char node[64];
+	union sockaddr_any a;
+	snprintf(buf, len, "%s", to);
+	snprintf(node, sizeof(node), "%s", to);
+	char *slash = strchr(node, '/');
+	if (slash)
+		*slash++ = '\0';
+	int n = sim_scenario_node(lab->sc, node);
+	const struct sim_link *k = n < 0 ? NULL : sim_scenario_link(lab->sc, (size_t)n, slash);
+	if (!k)
+		return;
+	sim_link_ip(k, &a);
+	addr_format_ip(&a, buf, len);
+}
+
+/* one round of count pings from node to ip: 0 when ping ran (*received
+ * answers; why says what ping printed when it printed no counts), or the
+ * error of running it */
+static int ping_once(struct sim_lab *lab, size_t node, const char *ip, int count, int *received, double *rtt,
+		     char *why, size_t whylen)
+{
+	char c[16], w[16];
+	char *out = NULL;
+	int st, sent = 0;
+	snprintf(c, sizeof(c), "%d", count);
+	snprintf(w, sizeof(w), "%d", PING_WAIT_S);
+	char *argv[] = { "ping", "-n", "-q", "-c", c, "-i", "0.2", "-W", w, (char *)ip, NULL };
+	int rc = sim_lab_run(lab, node, argv, (count + 2) * 1000 + PING_WAIT_S * 1000, &out, &st);
+	*received = 0;
+	*rtt = -1;
+	why[0] = '\0';
+	if (rc == 0 && sim_ping_parse(out ? out : "", &sent, received, rtt) < 0) {
+		char *nl = out ? strchr(out, '\n') : NULL;
+		if (nl)
+			*nl = '\0';
+		snprintf(why, whylen, "%s", out && out[0] ? out : "ping printed nothing");
+	} else if (rc) {
+		snprintf(why, whylen, "ping: %s", strerror(-rc));
+	}
+	free(out);
+	return rc;
+}
+
+static uint64_t elapsed(uint64_t since)
+{
+	return clock_now_ms() - since;
+}
+
+static void expect_ping(struct sim_lab *lab, const struct sim_expect *e, struct sim_result *r)
+{
+	char ip[ADDR_STRLEN], why[200] = "";
+	uint64_t t0 = clock_now_ms();
+	int got = 0;
+	target_ip(lab, e->to, ip, sizeof(ip));
+	for (;;) {
+		double rtt;
+		int rc = ping_once(lab, e->from, ip, e->count, &got, &rtt, why, sizeof(why));
+		if (rc == 0 && e->reachable && got == e->count) {
+			r->verdict = SIM_VERDICT_PASS;
+			r->rtt_ms = rtt;
+			sim_strf(r->detail, sizeof(r->detail), "%s answered %d/%d, rtt %.3f ms", ip, got, e->count, rtt);
+			break;
+		}
+		if (rc == 0 && !e->reachable) {
+			r->verdict = got == 0 ? SIM_VERDICT_PASS : SIM_VERDICT_FAIL;
+			sim_strf(r->detail, sizeof(r->detail), "%s answered %d/%d%s%s%s", ip, got, e->count,
+				 got ? ", but it should stay unreachable" : "", why[0] ? ": " : "", why);
+			break;
+		}
+		if (rc && rc != -ETIMEDOUT) {
+			r->verdict = SIM_VERDICT_FAIL;
+			sim_strf(r->detail, sizeof(r->detail), "%s", why);
+			break;
+		}
+		if (elapsed(t0) >= (uint64_t)e->within_ms || sim_stop_requested) {
+			r->verdict = SIM_VERDICT_FAIL;
+			sim_strf(r->detail, sizeof(r->detail), "%s not answered within %d ms (last: %d/%d)%s%s", ip,
+				 e->within_ms, got, e->count, why[0] ? "; " : "", why);
+			break;
+		}
+		pause_ms(RETRY_PAUSE_MS);
+	}
+	r->time_ms = elapsed(t0);
+}
+
+static void expect_path(struct sim_lab *lab, const struct sim_expect *e, struct sim_result *r)
+{
+	const char *peer = lab->sc->nodes[e->to_node].name;
+	char path[32] = "", ip[64] = "", err[200] = "no answer from meshctl";
+	uint64_t t0 = clock_now_ms();
+	char *argv[] = { "meshctl", "peers", "-o", "json", NULL };
+	r->verdict = SIM_VERDICT_FAIL;
+	for (;;) {
+		char *out = NULL;
+		int st, got;
+		double rtt;
+		int rc = sim_lab_run(lab, e->from, argv, 5000, &out, &st);
+		if (rc == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+			rc = sim_peers_find(out ? out : "", peer, path, sizeof(path), ip, sizeof(ip), err, sizeof(err));
+			if (rc == -ENOENT)
+				snprintf(err, sizeof(err), "meshctl on %s does not list %s", lab->sc->nodes[e->from].name,
+					 peer);
+		} else if (rc == 0) {
+			snprintf(err, sizeof(err), "meshctl peers exited with %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+		}
+		free(out);
+		if (rc == 0 && !strcmp(path, e->path) &&
+		    ping_once(lab, e->from, ip, e->count, &got, &rtt, err, sizeof(err)) == 0 && got == e->count) {
+			r->verdict = SIM_VERDICT_PASS;
+			r->rtt_ms = rtt;
+			sim_strf(r->detail, sizeof(r->detail), "%s via %s, rtt %.3f ms", ip, path, rtt);
+			break;
+		}
+		if (rc == 0 && strcmp(path, e->path))
+			snprintf(err, sizeof(err), "path is %s", path);
+		if (elapsed(t0) >= (uint64_t)e->within_ms || sim_stop_requested) {
+			sim_strf(r->detail, sizeof(r->detail), "not %s within %d ms: %s", e->path, e->within_ms, err);
+			break;
+		}
+		pause_ms(RETRY_PAUSE_MS);
+	}
+	r->time_ms = elapsed(t0);
+}
+
+static void expect_command(struct sim_lab *lab, const struct sim_expect *e, struct sim_result *r)
+{
+	uint64_t t0 = clock_now_ms();
+	for (;;) {
+		char *out = NULL;
+		int st = 0;
+		int left = e->within_ms ? (int)(e->within_ms - (int)elapsed(t0)) : COMMAND_DEFAULT_TIMEOUT_MS;
+		int rc = sim_lab_run(lab, e->from, e->argv.v, left > 100 ? left : 100, &out, &st);
+		int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+		bool exit_ok = rc == 0 && code == e->expect_exit;
+		bool out_ok = !e->has_regex || (out && regexec(&e->regex, out, 0, NULL, 0) == 0);
+		if (exit_ok && out_ok) {
+			r->verdict = SIM_VERDICT_PASS;
+			sim_strf(r->detail, sizeof(r->detail), "exit %d%s", code, e->has_regex ? ", output matches" : "");
+		} else {
+			char *last = out ? out + strlen(out) : NULL;
+			while (last && last > out && (last[-1] == '\n' || last[-1] == ' '))
+				*--last = '\0';
+			char *nl = out ? strrchr(out, '\n') : NULL;
+			r->verdict = SIM_VERDICT_FAIL;
+			if (rc)
+				sim_strf(r->detail, sizeof(r->detail), "%s", rc == -ETIMEDOUT ? "timed out" : strerror(-rc));
+			else
+				sim_strf(r->detail, sizeof(r->detail), "exit %d (want %d)%s; last output: %.120s", code,
+					 e->expect_exit, out_ok ? "" : ", output does not match", nl ? nl + 1 : out ? out : "");
+		}
+		free(out);
+		if (r->verdict == SIM_VERDICT_PASS || elapsed(t0) + RETRY_PAUSE_MS >= (uint64_t)e->within_ms ||
+		    sim_stop_requested)
+			break;
+		pause_ms(RETRY_PAUSE_MS);
+	}
+	r->time_ms = elapsed(t0);
+}
+
+static void expect_action(struct sim_lab *lab, const struct sim_expect *e, struct sim_result *r)
+{
+	uint64_t t0 = clock_now_ms();
+	int rc = 0;
+	if (e->kind == SIM_EXPECT_STOP || e->kind == SIM_EXPECT_RESTART)
+		rc = sim_lab_proc_stop(lab, e->proc);
+	if (rc == -EALREADY && e->kind == SIM_EXPECT_RESTART)
+		rc = 0;
+	if (!rc && (e->kind == SIM_EXPECT_START || e->kind == SIM_EXPECT_RESTART)) {
+		rc = sim_lab_proc_start(lab, e->proc);
+		if (!rc)
+			rc = sim_lab_proc_wait(lab, e->proc);
+	}
+	r->verdict = rc ? SIM_VERDICT_FAIL : SIM_VERDICT_PASS;
+	if (rc == -EALREADY)
+		sim_strf(r->detail, sizeof(r->detail), "the process is already %s",
+			 e->kind == SIM_EXPECT_STOP ? "stopped" : "running");
+	else if (rc)
+		sim_strf(r->detail, sizeof(r->detail), "%s", lab->err[0] ? lab->err : strerror(-rc));
+	else if (e->kind != SIM_EXPECT_STOP)
+		sim_strf(r->detail, sizeof(r->detail), "pid %d", (int)lab->procs[e->proc].pid);
+	r->time_ms = elapsed(t0);
+}
+
+void sim_expect_run(struct sim_lab *lab, size_t i, struct sim_result *r)
+{
+	const struct sim_expect *e = &lab->sc->expects[i];
+	memset(r, 0, sizeof(*r));
+	r->rtt_ms = -1;
+	switch (e->kind) {
+	case SIM_EXPECT_PING:
+		expect_ping(lab, e, r);
+		break;
+	case SIM_EXPECT_PATH:
+		expect_path(lab, e, r);
+		break;
+	case SIM_EXPECT_COMMAND:
+		expect_command(lab, e, r);
+		break;
+	case SIM_EXPECT_SLEEP:
+		pause_ms(e->sleep_ms);
+		r->time_ms = (uint64_t)e->sleep_ms;
+		r->verdict = SIM_VERDICT_PASS;
+		break;
+	case SIM_EXPECT_STOP:
+	case SIM_EXPECT_START:
+	case SIM_EXPECT_RESTART:
+		expect_action(lab, e, r);
+		break;
+	}
+}
+
+/* --- report --------------------------------------------------------------- */
+
+static const char *proc_state_name(enum sim_proc_state s)
+{
+	static const char *const names[] = { "idle", "starting", "ready", "done", "stopped", "failed" };
+	return names[s];
+}
+
+static const char *kind_name(enum sim_expect_kind k)
+{
+	static const char *const names[] = { "ping", "path", "command", "stop", "start", "restart", "sleep" };
+	return names[k];
+}
+
+json_t *sim_report_json(const struct sim_lab *lab, const struct sim_result *results, size_t nresults,
+			const char *verdict, const char *error, uint64_t duration_ms)
+{
+	const struct sim_scenario *sc = lab->sc;
+	json_t *j = json_object(), *nodes = json_array(), *procs = json_array(), *exps = json_array(),
+	       *pcaps = json_array();
+	if (!j || !nodes || !procs || !exps || !pcaps)
+		goto nomem;
+	json_object_set_new(j, "scenario", json_string(sc->name));
+	json_object_set_new(j, "file", json_string(sc->file));
+	if (sc->description)
+		json_object_set_new(j, "description", json_string(sc->description));
+	json_object_set_new(j, "lab", json_string(lab->id));
+	json_object_set_new(j, "run_dir", json_string(lab->run_dir));
+	json_object_set_new(j, "verdict", json_string(verdict));
+	if (error)
+		json_object_set_new(j, "error", json_string(error));
+	json_object_set_new(j, "duration_ms", json_integer((json_int_t)duration_ms));
+	for (size_t i = 0; i < sc->nnodes; i++) {
+		json_t *n = json_object(), *addrs = json_array();
+		char ns[64];
+		sim_lab_ns_name(lab->id, sc->nodes[i].name, ns, sizeof(ns));
+		json_object_set_new(n, "name", json_string(sc->nodes[i].name));
+		json_object_set_new(n, "namespace", json_string(ns));
+		for (size_t k = 0; k < sc->nlinks; k++) {
+			char c[CIDR_STRLEN], buf[CIDR_STRLEN + IFNAMSIZ + 4];
+			if (sc->links[k].node != i)
+				continue;
+			snprintf(buf, sizeof(buf), "%s %s", sc->links[k].ifname,
+				 cidr_format(&sc->links[k].addr, c, sizeof(c)));
+			json_array_append_new(addrs, json_string(buf));
+		}
+		json_object_set_new(n, "addresses", addrs);
+		json_array_append_new(nodes, n);
+	}
+	json_object_set_new(j, "nodes", nodes);
+	for (size_t i = 0; i < sc->nprocs; i++) {
+		const struct sim_proc_run *r = &lab->procs[i];
+		json_t *p = json_pack("{s:s, s:s, s:s, s:s}", "node", sc->nodes[sc->procs[i].node].name, "name",
+				      sc->procs[i].name, "state", proc_state_name(r->state), "log", r->log);
+		if (p && r->ready_ms >= r->start_ms && (r->state == SIM_PROC_READY || r->state == SIM_PROC_DONE ||
+							r->state == SIM_PROC_STOPPED))
+			json_object_set_new(p, "ready_ms", json_integer((json_int_t)(r->ready_ms - r->start_ms)));
+		json_array_append_new(procs, p);
+	}
+	json_object_set_new(j, "processes", procs);
+	for (size_t i = 0; i < sc->nlinks; i++) {
+		char path[PATH_MAX + 64];
+		snprintf(path, sizeof(path), "%s/pcap/%s-%s.pcap", lab->run_dir, sc->nodes[sc->links[i].node].name,
+			 sc->links[i].ifname);
+		json_array_append_new(pcaps, json_string(path));
+	}
+	json_object_set_new(j, "pcaps", pcaps);
+	for (size_t i = 0; i < sc->nexpects; i++) {
+		json_t *x = json_pack("{s:s, s:s}", "name", sc->expects[i].label, "kind", kind_name(sc->expects[i].kind));
+		const struct sim_result *r = i < nresults ? &results[i] : NULL;
+		json_object_set_new(x, "verdict", json_string(r ? (r->verdict == SIM_VERDICT_FAIL ? "fail" :
+								   verdict_names[r->verdict])
+								 : "skipped"));
+		if (r) {
+			json_object_set_new(x, "time_ms", json_integer((json_int_t)r->time_ms));
+			if (r->rtt_ms >= 0)
+				json_object_set_new(x, "rtt_ms", json_real(r->rtt_ms));
+			json_object_set_new(x, "detail", json_string(r->detail));
+		}
+		json_array_append_new(exps, x);
+	}
+	json_object_set_new(j, "expectations", exps);
+	return j;
+nomem:
+	json_decref(j);
+	json_decref(nodes);
+	json_decref(procs);
+	json_decref(exps);
+	json_decref(pcaps);
+	return NULL;
+}
+
+void sim_report_table(FILE *f, const struct sim_lab *lab, const struct sim_result *results, size_t nresults,
+		      const char *verdict, const char *error, uint64_t duration_ms)
+{
+	const struct sim_scenario *sc = lab->sc;
+	fprintf(f, "scenario %s: %s in %.1f s (lab %s)\n", sc->name, verdict, (double)duration_ms / 1000, lab->id);
+	if (error)
+		fprintf(f, "  error: %s\n", error);
+	if (sc->nexpects) {
+		fprintf(f, "  %-3s %-7s %8s  %-40s %s\n", "#", "result", "time", "expectation", "detail");
+		for (size_t i = 0; i < sc->nexpects; i++) {
+			const struct sim_result *r = i < nresults ? &results[i] : NULL;
+			char t[32] = "-";
+			if (r)
+				snprintf(t, sizeof(t), "%.2f s", (double)r->time_ms / 1000);
+			fprintf(f, "  %-3zu %-7s %8s  %-40s %s\n", i + 1, r ? verdict_names[r->verdict] : "skipped", t,
+				sc->expects[i].label, r ? r->detail : "");
+		}
+	}
+	for (size_t i = 0; i < sc->nprocs; i++)
+		if (lab->procs[i].state == SIM_PROC_FAILED)
+			fprintf(f, "  process %s/%s failed; log %s\n", sc->nodes[sc->procs[i].node].name,
+				sc->procs[i].name, lab->procs[i].log);
+	fprintf(f, "  captures and logs: %s\n", lab->run_dir);
+}

@@ -513,6 +513,13 @@ static int parse_node_links(struct pctx *c, size_t ni, json_t *v)
 				if (!cidr_contains(&n->cidr, &h) || k->addr.prefix != n->cidr.prefix)
 					rc = fail(c, "%s is not inside network \"%s\" (%s)", addr, n->name,
 						  cidr_format(&n->cidr, (char[CIDR_STRLEN]){ 0 }, CIDR_STRLEN));
+				for (size_t j = 0; !rc && j < s->nlinks; j++)
+					if (s->links[j].network == k->network && s->links[j].addr.family == k->addr.family &&
+					    !memcmp(s->links[j].addr.addr, k->addr.addr, 16))
+						rc = fail(c, "%s is already the address of %s/%s", addr,
+							  s->nodes[s->links[j].node].name, s->links[j].ifname);
+				if (rc)
+					;
 				else if (cidr_index(&n->cidr, &h, &idx) == 0 &&
 					 (idx == 0 || (k->addr.family == AF_INET && idx == cidr_size(&n->cidr) - 1 &&
 						       n->cidr.prefix < 31)))
@@ -573,15 +580,6 @@ static int assign_addresses(struct pctx *c)
 			return fail(c, "network \"%s\" has no free address left for %s/%s", n->name,
 				    s->nodes[k->node].name, k->ifname);
 	}
-	for (size_t i = 0; i < s->nlinks; i++)
-		for (size_t j = i + 1; j < s->nlinks; j++)
-			if (s->links[i].network == s->links[j].network &&
-			    s->links[i].addr.family == s->links[j].addr.family &&
-			    !memcmp(s->links[i].addr.addr, s->links[j].addr.addr, 16))
-				return fail(c, "%s/%s and %s/%s have the same address on \"%s\"",
-					    s->nodes[s->links[i].node].name, s->links[i].ifname,
-					    s->nodes[s->links[j].node].name, s->links[j].ifname,
-					    s->nets[s->links[i].network].name);
 	return 0;
 }
 
@@ -797,9 +795,9 @@ static int parse_procs(struct pctx *c, size_t ni, json_t *v)
 		if (!rc && json_object_get(p, "ready")) {
 			size_t o2 = path_push(c, ".ready");
 			rc = parse_ready(c, json_object_get(p, "ready"), &pr->ready);
-			path_pop(c, o2);
 			if (!rc && pr->oneshot)
 				rc = fail(c, "a oneshot process is ready when it exits 0; drop \"ready\"");
+			path_pop(c, o2);
 		}
 		if (!rc)
 			rc = get_int(c, p, "ready_timeout_ms", 1, 600000, &pr->ready.timeout_ms);
@@ -870,8 +868,13 @@ static int parse_after(struct pctx *c, json_t *nodes)
 			size_t d = s->procs[top].after[next[top]++];
 			if (mark[d] == 1) {
 				const struct sim_proc *a = &s->procs[top], *b = &s->procs[d];
+				size_t nth = 0;
+				for (size_t q = 0; q < top; q++)
+					nth += s->procs[q].node == a->node;
+				size_t o2 = path_push(c, ".nodes[%zu].processes[%zu].after", a->node, nth);
 				rc = fail(c, "processes wait for each other in a cycle (%s/%s after %s/%s)",
 					  s->nodes[a->node].name, a->name, s->nodes[b->node].name, b->name);
+				path_pop(c, o2);
 			} else if (!mark[d]) {
 				mark[d] = 1;
 				next[d] = 0;

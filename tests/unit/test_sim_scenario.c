@@ -1,0 +1,261 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sim/expect.h"
+#include "sim/scenario.h"
+
+/* a valid lab:  pub --- internet --- gw1 (full-cone) --- site1 --- h1 */
+#define NETS "\"networks\": [{\"name\": \"internet\", \"cidr\": \"203.0.113.0/24\"}," \
+	     " {\"name\": \"site1\", \"cidr\": \"10.0.1.0/24\"}]"
+#define PUB "{\"name\": \"pub\", \"links\": [{\"network\": \"internet\", \"address\": \"203.0.113.10\"}]," \
+	    " \"processes\": [{\"argv\": [\"meshstun\", \"--listen\", \"${ip}:3478\"], \"ready\": {\"udp\": 3478}}]}"
+#define GW "{\"name\": \"gw1\", \"kind\": \"nat\", \"nat\": \"full-cone\", \"wan\": \"wan\", \"links\": [" \
+	   "{\"network\": \"internet\", \"ifname\": \"wan\", \"address\": \"203.0.113.2\"}," \
+	   " {\"network\": \"site1\", \"ifname\": \"lan\", \"address\": \"10.0.1.1\"}]}"
+#define H1 "{\"name\": \"h1\", \"links\": [{\"network\": \"site1\"}], \"routes\": [{\"dst\": \"default\", \"via\": \"gw1\"}]," \
+	   " \"processes\": [{\"argv\": [\"sleep\", \"9\"], \"after\": [\"pub/meshstun\"]}]}"
+#define DOC(nets, nodes, exps) "{\"name\": \"t\", " nets ", \"nodes\": [" nodes "], \"expectations\": [" exps "]}"
+#define GOOD DOC(NETS, PUB ", " GW ", " H1, "{\"ping\": [\"h1\", \"pub\"]}")
+
+static struct sim_scenario *parse_ok(const char *text)
+{
+	struct sim_scenario *s = NULL;
+	char err[SIM_ERR_MAX];
+	int rc = sim_scenario_parse("t.json", text, &s, err, sizeof(err));
+	cr_assert_eq(rc, 0, "unexpected error: %s", err);
+	return s;
+}
+
+Test(sim_scenario, good_file)
+{
+	struct sim_scenario *s = parse_ok(GOOD);
+	char ip[ADDR_STRLEN];
+	union sockaddr_any a;
+	cr_assert_eq(s->nnets, 2);
+	cr_assert_eq(s->nnodes, 3);
+	cr_assert_eq(s->nlinks, 4);
+	cr_assert_eq(s->nprocs, 2);
+	cr_assert_eq(s->nodes[1].kind, SIM_NODE_NAT);
+	cr_assert_str_eq(s->nodes[1].wan, "wan");
+	/* h1's address is the first free host of site1 (gw1 holds .1) */
+	sim_link_ip(sim_scenario_link(s, 2, NULL), &a);
+	cr_assert_str_eq(addr_format_ip(&a, ip, sizeof(ip)), "10.0.1.2");
+	cr_assert_str_eq(sim_scenario_link(s, 2, NULL)->ifname, "eth0");
+	/* the default route goes via gw1's address on site1, out of eth0 */
+	addr_format_ip(&s->nodes[2].routes[0].via, ip, sizeof(ip));
+	cr_assert_str_eq(ip, "10.0.1.1");
+	cr_assert_str_eq(s->nodes[2].routes[0].dev, "eth0");
+	cr_assert_str_eq(s->procs[0].name, "meshstun");
+	cr_assert_eq(s->procs[0].ready.kind, SIM_READY_UDP);
+	cr_assert_eq(s->procs[1].nafter, 1);
+	cr_assert_eq(s->procs[1].after[0], 0);
+	cr_assert_eq(s->expects[0].kind, SIM_EXPECT_PING);
+	cr_assert_eq(s->timeout_ms, 120000);
+	sim_scenario_free(s);
+}
+
+struct bad_case {
+	const char *text;
+	const char *err;	/* the whole message */
+};
+
+/* every kind of mistake, with the message it must produce */
+static const struct bad_case bad[] = {
+	{ "{\"name\": \"t\",", "t.json:1:13: string or '}' expected near end of file" },
+	{ "[]", "t.json: (top level): must be an object, not an array" },
+	{ "{\"nodes\": [{\"name\": \"a\"}]}", "t.json: name: missing (required)" },
+	{ "{\"name\": \"t\", \"nodes\": [{\"name\": \"a\"}], \"colour\": 1}", "t.json: colour: unknown key" },
+	{ "{\"name\": \"t t\", \"nodes\": [{\"name\": \"a\"}]}",
+	  "t.json: name: \"t t\": only letters, digits, '-' and '_' and '.' are allowed" },
+	{ "{\"name\": \"t\"}", "t.json: nodes: missing (required)" },
+	{ "{\"name\": \"t\", \"nodes\": []}", "t.json: nodes: must list at least one node" },
+	{ "{\"name\": \"t\", \"timeout_s\": 0, \"nodes\": [{\"name\": \"a\"}]}",
+	  "t.json: timeout_s: 0 is out of range 1..3600" },
+	{ "{\"name\": \"t\", \"timeout_s\": \"9\", \"nodes\": [{\"name\": \"a\"}]}",
+	  "t.json: timeout_s: must be an integer, not a string" },
+	{ "{\"name\": \"t\", \"name\": \"u\", \"nodes\": [{\"name\": \"a\"}]}",
+	  "t.json:1:20: duplicate object key near '\"name\"'" },
+	/* networks */
+	{ DOC("\"networks\": [{\"name\": \"n\", \"cidr\": \"10.0.1.1/24\"}]", "{\"name\": \"a\"}", ""),
+	  "t.json: networks[0].cidr: \"10.0.1.1/24\" is not a network prefix (like 10.0.1.0/24, host bits zero)" },
+	{ DOC("\"networks\": [{\"name\": \"n\"}, {\"name\": \"n\"}]", "{\"name\": \"a\"}", ""),
+	  "t.json: networks[1].name: network \"n\" is defined twice" },
+	{ DOC("\"networks\": {}", "{\"name\": \"a\"}", ""), "t.json: networks: must be an array, not an object" },
+	/* nodes */
+	{ DOC(NETS, "{\"name\": \"a-very-long-node-name\"}", ""),
+	  "t.json: nodes[0].name: \"a-very-long-node-name\" is longer than 15 characters" },
+	{ DOC(NETS, "{\"name\": \"a\"}, {\"name\": \"a\"}", ""), "t.json: nodes[1].name: node \"a\" is defined twice" },
+	{ DOC(NETS, "{\"name\": \"site1\"}", ""),
+	  "t.json: nodes[0].name: \"site1\" is already a network's name (each names a namespace)" },
+	{ DOC(NETS, "{\"name\": \"a\", \"kind\": \"switch\"}", ""),
+	  "t.json: nodes[0].kind: \"switch\" is not one of host, router, nat" },
+	{ DOC(NETS, "{\"name\": \"a\", \"nat\": \"full-cone\"}", ""),
+	  "t.json: nodes[0].nat: only a node of kind \"nat\" has a NAT model" },
+	{ DOC(NETS, "{\"name\": \"a\", \"kind\": \"nat\", \"links\": [{\"network\": \"site1\"}]}", ""),
+	  "t.json: nodes[0]: a node of kind \"nat\" needs \"nat\" (a preset name or a model object)" },
+	{ DOC(NETS, "{\"name\": \"a\", \"kind\": \"nat\", \"nat\": {\"mapping\": \"sideways\"}, \"links\": [{\"network\": \"site1\"}]}", ""),
+	  "t.json: nodes[0].nat.mapping: unknown value \"sideways\" (expected endpoint-independent, address-dependent or address-and-port-dependent)" },
+	{ DOC(NETS, "{\"name\": \"a\", \"kind\": \"nat\", \"nat\": 7, \"links\": [{\"network\": \"site1\"}]}", ""),
+	  "t.json: nodes[0].nat: must be a preset name or a model object, not an integer" },
+	{ DOC(NETS, "{\"name\": \"a\", \"kind\": \"nat\", \"nat\": \"full-cone\", \"wan\": \"wan0\", \"links\": [{\"network\": \"site1\"}]}", ""),
+	  "t.json: nodes[0].wan: node \"a\" has no interface \"wan0\"" },
+	/* links */
+	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"moon\"}]}", ""),
+	  "t.json: nodes[0].links[0].network: unknown network \"moon\"" },
+	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\"}, {\"network\": \"site1\"}]}", ""),
+	  "t.json: nodes[0].links[1].network: node \"a\" is already linked to \"site1\"" },
+	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\", \"ifname\": \"x\"}, {\"network\": \"internet\", \"ifname\": \"x\"}]}", ""),
+	  "t.json: nodes[0].links[1].ifname: interface \"x\" is used twice on node \"a\"" },
+	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\", \"ifname\": \"averyveryverylongif\"}]}", ""),
+	  "t.json: nodes[0].links[0].ifname: \"averyveryverylongif\" is longer than 15 characters" },
+	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\", \"address\": \"10.0.2.5\"}]}", ""),
+	  "t.json: nodes[0].links[0].address: 10.0.2.5 is not inside network \"site1\" (10.0.1.0/24)" },
+	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\", \"address\": \"10.0.1.255\"}]}", ""),
+	  "t.json: nodes[0].links[0].address: 10.0.1.255 is the network or broadcast address of \"site1\"" },
+	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\", \"address\": \"ten\"}]}", ""),
+	  "t.json: nodes[0].links[0].address: \"ten\" is not an IP address" },
+	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\", \"address\": \"10.0.1.5\"}]}, "
+		    "{\"name\": \"b\", \"links\": [{\"network\": \"site1\", \"address\": \"10.0.1.5\"}]}", ""),
+	  "t.json: nodes[1].links[0].address: 10.0.1.5 is already the address of a/eth0" },
+	{ DOC("\"networks\": [{\"name\": \"n\"}]", "{\"name\": \"a\", \"links\": [{\"network\": \"n\"}]}", ""),
+	  "t.json: nodes[0].links[0]: needs an \"address\": network \"n\" has no cidr to pick one from" },
+	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\", \"loss_percent\": 101}]}", ""),
+	  "t.json: nodes[0].links[0].loss_percent: 101 is out of range 0..100" },
+	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\", \"mtu\": 1400}]}", ""),
+	  "t.json: nodes[0].links[0].mtu: unknown key" },
+	/* routes */
+	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\"}], \"routes\": [{\"dst\": \"default\", \"via\": \"10.9.9.9\"}]}", ""),
+	  "t.json: nodes[0].routes[0].via: 10.9.9.9 is not on any network of node \"a\"" },
+	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\"}], \"routes\": [{\"dst\": \"default\", \"via\": \"b\"}]}, "
+		    "{\"name\": \"b\", \"links\": [{\"network\": \"internet\"}]}", ""),
+	  "t.json: nodes[0].routes[0].via: node \"b\" shares no network with \"a\"" },
+	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\"}], \"routes\": [{\"dst\": \"everywhere\", \"via\": \"10.0.1.9\"}]}", ""),
+	  "t.json: nodes[0].routes[0].dst: \"everywhere\" is neither \"default\" nor a network prefix" },
+	/* processes */
+	{ DOC(NETS, "{\"name\": \"a\", \"processes\": [{\"name\": \"x\"}]}", ""),
+	  "t.json: nodes[0].processes[0]: needs \"argv\" (an array of strings)" },
+	{ DOC(NETS, "{\"name\": \"a\", \"processes\": [{\"argv\": \"sleep 1\"}]}", ""),
+	  "t.json: nodes[0].processes[0].argv: must be an array of strings, not a string" },
+	{ DOC(NETS, "{\"name\": \"a\", \"processes\": [{\"argv\": [\"sleep\", 1]}]}", ""),
+	  "t.json: nodes[0].processes[0].argv[1]: must be a string, not an integer" },
+	{ DOC(NETS, "{\"name\": \"a\", \"processes\": [{\"argv\": [\"sleep\"]}, {\"argv\": [\"sleep\"]}]}", ""),
+	  "t.json: nodes[0].processes[1].argv[0]: node \"a\" already runs a process named \"sleep\" (add a \"name\")" },
+	{ DOC(NETS, "{\"name\": \"a\", \"processes\": [{\"argv\": [\"x\", \"${colour}\"]}]}", ""),
+	  "t.json: nodes[0].processes[0].argv[1]: unknown variable ${colour}" },
+	{ DOC(NETS, "{\"name\": \"a\", \"processes\": [{\"argv\": [\"x\", \"${ip:zz}\"]}]}", ""),
+	  "t.json: nodes[0].processes[0].argv[1]: ${ip:zz}: unknown node \"zz\"" },
+	{ DOC(NETS, "{\"name\": \"a\", \"processes\": [{\"argv\": [\"x\", \"${ip\"]}]}", ""),
+	  "t.json: nodes[0].processes[0].argv[1]: \"${ip\": unterminated ${" },
+	{ DOC(NETS, "{\"name\": \"a\", \"processes\": [{\"argv\": [\"x\"], \"after\": [\"y\"]}]}", ""),
+	  "t.json: nodes[0].processes[0].after[0]: unknown process \"y\" (write NODE/NAME)" },
+	{ DOC(NETS, "{\"name\": \"a\", \"processes\": [{\"argv\": [\"x\"], \"after\": [\"a/y\"]}, {\"argv\": [\"y\"], \"after\": [\"x\"]}]}", ""),
+	  "t.json: nodes[0].processes[1].after: processes wait for each other in a cycle (a/y after a/x)" },
+	{ DOC(NETS, "{\"name\": \"a\", \"processes\": [{\"argv\": [\"x\"]}]}, {\"name\": \"b\", \"processes\": [{\"argv\": [\"x\"]}, {\"argv\": [\"y\"], \"after\": [\"x\"]}]}", ""),
+	  "t.json: nodes[1].processes[1].after[0]: \"x\" names processes on several nodes; write NODE/NAME" },
+	{ DOC(NETS, "{\"name\": \"a\", \"processes\": [{\"argv\": [\"x\"], \"ready\": {\"udp\": 70000}}]}", ""),
+	  "t.json: nodes[0].processes[0].ready.udp: 70000 is out of range 1..65535" },
+	{ DOC(NETS, "{\"name\": \"a\", \"processes\": [{\"argv\": [\"x\"], \"ready\": {\"udp\": 1, \"tcp\": 2}}]}", ""),
+	  "t.json: nodes[0].processes[0].ready: needs exactly one of udp, tcp, file, command" },
+	{ DOC(NETS, "{\"name\": \"a\", \"processes\": [{\"argv\": [\"x\"], \"oneshot\": true, \"ready\": {\"udp\": 1}}]}", ""),
+	  "t.json: nodes[0].processes[0].ready: a oneshot process is ready when it exits 0; drop \"ready\"" },
+	/* expectations */
+	{ DOC(NETS, PUB, "{\"ping\": [\"pub\", \"nobody\"]}"),
+	  "t.json: expectations[0].ping[1]: \"nobody\" is neither a node, NODE/IFNAME nor an IP address" },
+	{ DOC(NETS, PUB, "{\"ping\": [\"pub\"]}"), "t.json: expectations[0].ping: must be [FROM, TO]" },
+	{ DOC(NETS, PUB, "{\"ping\": [\"pub\", \"pub/wlan0\"]}"),
+	  "t.json: expectations[0].ping[1]: node \"pub\" has no interface wlan0" },
+	{ DOC(NETS, PUB ", " GW ", " H1, "{\"ping\": [\"pub\", \"h1\"], \"path\": \"teleport\"}"),
+	  "t.json: expectations[0].path: \"teleport\" is not one of direct, relayed" },
+	{ DOC(NETS, PUB, "{\"ping\": [\"pub\", \"pub\"], \"path\": \"direct\"}"),
+	  "t.json: expectations[0].ping: a node has no mesh path to itself" },
+	{ DOC(NETS, PUB, "{\"ping\": [\"pub\", \"203.0.113.10\"], \"command\": \"true\"}"),
+	  "t.json: expectations[0]: has both \"ping\" and \"command\"; one kind per expectation" },
+	{ DOC(NETS, PUB, "{\"wait\": 1}"),
+	  "t.json: expectations[0]: needs one of ping, command, stop, start, restart, sleep_ms" },
+	{ DOC(NETS, PUB, "{\"command\": \"true\"}"),
+	  "t.json: expectations[0].node: missing (required: the node the command runs in)" },
+	{ DOC(NETS, PUB, "{\"command\": \"true\", \"node\": \"pub\", \"expect_output\": \"(\"}"),
+	  "t.json: expectations[0].expect_output: bad regular expression \"(\": Unmatched ( or \\(" },
+	{ DOC(NETS, PUB, "{\"command\": \"true\", \"node\": \"pub\", \"expect_exit\": 256}"),
+	  "t.json: expectations[0].expect_exit: 256 is out of range 0..255" },
+	{ DOC(NETS, PUB, "{\"restart\": \"pub/nothing\"}"),
+	  "t.json: expectations[0].restart: unknown process \"pub/nothing\" (write NODE/NAME)" },
+	{ DOC(NETS, PUB, "{\"sleep_ms\": \"1s\"}"), "t.json: expectations[0].sleep_ms: must be an integer, not a string" },
+	{ DOC(NETS, PUB, "{\"ping\": [\"pub\", \"203.0.113.10\"], \"timeout\": 5}"),
+	  "t.json: expectations[0].timeout: unknown key" },
+};
+
+Test(sim_scenario, bad_files)
+{
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct sim_scenario *s = (void *)1;
+		char err[SIM_ERR_MAX] = "";
+		int rc = sim_scenario_parse("t.json", bad[i].text, &s, err, sizeof(err));
+		cr_expect_eq(rc, -EINVAL, "case %zu parsed: %s", i, bad[i].text);
+		cr_expect_null(s, "case %zu", i);
+		cr_expect_str_eq(err, bad[i].err, "case %zu: got %s", i, err);
+	}
+}
+
+Test(sim_scenario, missing_file)
+{
+	struct sim_scenario *s;
+	char err[SIM_ERR_MAX];
+	cr_assert_eq(sim_scenario_load("/nonexistent/x.json", &s, err, sizeof(err)), -ENOENT);
+	cr_assert_str_eq(err, "/nonexistent/x.json: No such file or directory");
+}
+
+Test(sim_scenario, path_expectation_and_actions)
+{
+	struct sim_scenario *s = parse_ok(DOC(NETS, PUB ", " GW ", " H1,
+					      "{\"ping\": [\"h1\", \"pub\"], \"path\": \"relayed\", \"within_ms\": 3000},"
+					      "{\"restart\": \"meshstun\", \"name\": \"bounce\"}, {\"sleep_ms\": 10},"
+					      "{\"command\": [\"true\"], \"node\": \"h1\", \"within_ms\": 50}"));
+	cr_assert_eq(s->nexpects, 4);
+	cr_assert_eq(s->expects[0].kind, SIM_EXPECT_PATH);
+	cr_assert_str_eq(s->expects[0].path, "relayed");
+	cr_assert_eq(s->expects[0].to_node, 0);
+	cr_assert_eq(s->expects[0].within_ms, 3000);
+	cr_assert_eq(s->expects[1].kind, SIM_EXPECT_RESTART);
+	cr_assert_str_eq(s->expects[1].label, "bounce");
+	cr_assert_eq(s->expects[1].proc, 0);
+	cr_assert_eq(s->expects[2].sleep_ms, 10);
+	cr_assert_eq(s->expects[3].argv.n, 1);
+	sim_scenario_free(s);
+}
+
+Test(sim_expect, ping_output)
+{
+	int sent, got;
+	double rtt;
+	cr_assert_eq(sim_ping_parse("--- 1.2.3.4 ping statistics ---\n3 packets transmitted, 2 received, 33% packet loss, time 401ms\n"
+				    "rtt min/avg/max/mdev = 0.050/0.075/0.100/0.025 ms\n", &sent, &got, &rtt), 0);
+	cr_assert_eq(sent, 3);
+	cr_assert_eq(got, 2);
+	cr_assert_float_eq(rtt, 0.075, 1e-9);
+	cr_assert_eq(sim_ping_parse("1 packets transmitted, 0 received, 100% packet loss, time 0ms\n", &sent, &got, &rtt), 0);
+	cr_assert_eq(got, 0);
+	cr_assert_lt(rtt, 0);
+	cr_assert_eq(sim_ping_parse("ping: connect: Network is unreachable\n", &sent, &got, &rtt), -EINVAL);
+}
+
+Test(sim_expect, meshctl_peers)
+{
+	char path[16], ip[64], err[200];
+	const char *arr = "[{\"name\": \"n1\", \"path\": \"relayed\", \"tunnel_ip\": \"100.64.0.2\"},"
+			  " {\"name\": \"n2\", \"path\": \"direct\", \"tunnel_ip\": \"100.64.0.3\", \"rtt_ms\": 1.5}]";
+	cr_assert_eq(sim_peers_find(arr, "n2", path, sizeof(path), ip, sizeof(ip), err, sizeof(err)), 0);
+	cr_assert_str_eq(path, "direct");
+	cr_assert_str_eq(ip, "100.64.0.3");
+	cr_assert_eq(sim_peers_find("{\"peers\": [{\"name\": \"n1\", \"path\": \"relayed\", \"tunnel_ip\": \"100.64.0.2\"}]}",
+				    "n1", path, sizeof(path), ip, sizeof(ip), err, sizeof(err)), 0);
+	cr_assert_str_eq(path, "relayed");
+	cr_assert_eq(sim_peers_find(arr, "n9", path, sizeof(path), ip, sizeof(ip), err, sizeof(err)), -ENOENT);
+	cr_assert_eq(sim_peers_find("[{\"name\": \"n1\", \"path\": \"direct\"}]", "n1", path, sizeof(path), ip,
+				    sizeof(ip), err, sizeof(err)), -EINVAL);
+	cr_assert_str_eq(err, "meshctl peers -o json: peer n1 lacks tunnel_ip");
+	cr_assert_eq(sim_peers_find("{\"peers\": 3}", "n1", path, sizeof(path), ip, sizeof(ip), err, sizeof(err)), -EINVAL);
+	cr_assert_eq(sim_peers_find("not json", "n1", path, sizeof(path), ip, sizeof(ip), err, sizeof(err)), -EINVAL);
+}

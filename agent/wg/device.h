@@ -1,0 +1,131 @@
+/* device: the embeddable WireGuard data plane. A struct wg_device holds the
+ * static identity, the peers (handshake, sessions, cookie maker, timers,
+ * endpoint, counters, staged packets) and the allowed-IPs table, and moves
+ * vectors of packets between the two sides it is given:
+ *
+ *   wg_device_input_tun()  IP packets read from the TUN: routed by destination
+ *                          through allowed IPs, encrypted, and handed out as
+ *                          datagrams through ops->udp_send (one call per batch)
+ *   wg_device_input_udp()  datagrams that are WireGuard's, from a UDP socket
+ *                          the owner reads (and shares with STUN and probes):
+ *                          handshakes answered, data decrypted, its source
+ *                          checked against the peer's allowed IPs, and handed
+ *                          out through ops->tun_deliver (one call per batch)
+ *
+ * The owner keeps the socket and the TUN; the device keeps no file descriptor.
+ * Timers run on the owner's event loop (one loop timer per peer; the schedule
+ * itself is timers.c). Everything runs on the loop's thread.
+ *
+ * Buffers: input packets are worked on in place. A TUN packet's data must be
+ * preceded by WG_DEVICE_HEADROOM writable bytes of the same buffer and be
+ * followed by WG_DEVICE_TAILROOM (cap - len >= WG_DEVICE_TAILROOM). The
+ * packets handed to the ops point into the input buffers and are valid only
+ * during the call. */
+#ifndef NATMESH_WG_DEVICE_H
+#define NATMESH_WG_DEVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "addr.h"
+#include "messages.h"
+#include "netio.h"
+#include "wg_const.h"
+
+struct loop;
+struct wg_device;
+struct wg_peer;
+struct wg_uapi_config;
+
+#define WG_DEVICE_HEADROOM WG_DATA_HEADROOM
+#define WG_DEVICE_TAILROOM WG_DATA_TAILROOM
+
+struct wg_device_ops {
+	/* n datagrams, each to pkts[i].addr */
+	void (*udp_send)(void *arg, const struct netio_pkt *pkts, int n);
+	/* n decrypted IP packets for the TUN */
+	void (*tun_deliver)(void *arg, const struct netio_pkt *pkts, int n);
+};
+
+/* what was dropped and why, and what the handshake path did */
+struct wg_device_stats {
+	uint64_t rx_bad_type;		/* unknown type byte, nonzero reserved bytes */
+	uint64_t rx_bad_length;		/* truncated or oversized for its type */
+	uint64_t rx_bad_mac;		/* handshake message with a wrong mac1 */
+	uint64_t rx_bad_handshake;	/* mac1 right but the handshake itself refused */
+	uint64_t rx_unknown_index;	/* data or cookie for no session of ours */
+	uint64_t rx_bad_auth;		/* data that failed authentication */
+	uint64_t rx_replay;		/* data counter already seen or too old */
+	uint64_t rx_expired;		/* data on a session past REJECT_AFTER_TIME */
+	uint64_t rx_bad_src;		/* inner source not in the peer's allowed IPs */
+	uint64_t rx_bad_packet;		/* inner packet not IPv4/IPv6 or length wrong */
+	uint64_t rx_ratelimited;	/* handshake refused by the per-source limit */
+	uint64_t rx_data;		/* data packets delivered */
+	uint64_t rx_keepalive;
+	uint64_t handshake_initiations_rx, handshake_responses_rx, cookie_replies_rx;
+	uint64_t handshake_initiations_tx, handshake_responses_tx, cookie_replies_tx;
+	uint64_t tx_no_route;		/* TUN packet for no peer's allowed IPs */
+	uint64_t tx_no_endpoint;	/* for a peer without an endpoint */
+	uint64_t tx_staged_dropped;	/* staging queue full, or given up */
+};
+
+/* what a peer looks like from outside (UAPI get, the agent) */
+struct wg_peer_state {
+	uint8_t public_key[WG_KEY_LEN];
+	union sockaddr_any endpoint;	/* AF_UNSPEC when none */
+	struct timespec last_handshake;	/* CLOCK_REALTIME; zero when never */
+	uint64_t rx_bytes, tx_bytes;	/* datagram payload bytes, like the kernel */
+	uint16_t persistent_keepalive;
+	bool has_preshared_key;
+};
+
+int wg_device_new(struct loop *loop, const struct wg_device_ops *ops, void *arg,
+		  struct wg_device **out);
+/* removes every peer, wipes every key; NULL is a no-op */
+void wg_device_free(struct wg_device *dev);
+
+/* NULL or all zero clears the key. A peer whose public key equals the new
+ * device public key is removed (as the kernel does); every session ends. */
+int wg_device_set_private_key(struct wg_device *dev, const uint8_t *key);
+bool wg_device_get_private_key(const struct wg_device *dev, uint8_t out[WG_KEY_LEN]);
+/* the TUN MTU: data is padded to 16 bytes but not beyond it */
+void wg_device_set_mtu(struct wg_device *dev, size_t mtu);
+void wg_device_get_stats(const struct wg_device *dev, struct wg_device_stats *out);
+
+/* peers */
+struct wg_peer *wg_device_peer_find(struct wg_device *dev, const uint8_t pub[WG_KEY_LEN]);
+/* 0, -EEXIST, -EINVAL (the device's own public key), -ENOMEM */
+int wg_device_peer_add(struct wg_device *dev, const uint8_t pub[WG_KEY_LEN], struct wg_peer **out);
+void wg_device_peer_remove(struct wg_device *dev, struct wg_peer *peer);
+void wg_device_peers_clear(struct wg_device *dev);
+size_t wg_device_peer_count(const struct wg_device *dev);
+/* in the order they were added; next(NULL) is the first */
+struct wg_peer *wg_device_peer_next(struct wg_device *dev, struct wg_peer *peer);
+
+void wg_peer_set_preshared_key(struct wg_peer *peer, const uint8_t *psk);
+void wg_peer_set_endpoint(struct wg_peer *peer, const union sockaddr_any *ep);
+/* 0 turns it off; turning it on sends a keepalive at once */
+void wg_peer_set_persistent_keepalive(struct wg_peer *peer, uint16_t seconds);
+/* takes the prefix over from any other peer; 0, -EINVAL, -ENOMEM */
+int wg_peer_allowed_ip_add(struct wg_peer *peer, const struct cidr *c);
+int wg_peer_allowed_ip_remove(struct wg_peer *peer, const struct cidr *c);
+void wg_peer_allowed_ips_clear(struct wg_peer *peer);
+/* every prefix of the peer, IPv4 first; out may be NULL to count. Returns the count. */
+size_t wg_peer_allowed_ips(struct wg_peer *peer, struct cidr *out, size_t max);
+void wg_peer_get_state(const struct wg_peer *peer, struct wg_peer_state *out);
+/* start a handshake now (the agent trying a new path); rate-limited to one per
+ * REKEY_TIMEOUT like every initiation */
+void wg_peer_initiate(struct wg_peer *peer);
+
+/* UAPI glue: apply a parsed `set` (listen_port and fwmark are the owner's and
+ * ignored here), and fill a config for `get` (listen_port/fwmark left 0). */
+int wg_device_apply(struct wg_device *dev, const struct wg_uapi_config *cfg);
+int wg_device_dump(struct wg_device *dev, struct wg_uapi_config *out);
+
+/* the packet path */
+void wg_device_input_udp(struct wg_device *dev, struct netio_pkt *pkts, int n);
+void wg_device_input_tun(struct wg_device *dev, struct netio_pkt *pkts, int n);
+
+#endif

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# meshwg against wireguard-go and against itself, both configured with wg(8):
+# ping and a 100 MB TCP transfer (SHA-256 compared) in both directions, once
+# with the handshake initiated by side A and once by side B; then `wg show` on
+# every meshwg reports the handshake, the endpoint and the transfer counters.
+#
+#   nmt-wg-PID-a: wgaPID 10.99.0.1 (KIND_A)  <== WireGuard over veth ==>
+#   nmt-wg-PID-b: wgbPID 10.99.0.2 (KIND_B)      192.0.2.1 <-> 192.0.2.2
+#
+# WG_PAIRS overrides the pairs ("KIND_A:KIND_B ..."), e.g.
+# WG_PAIRS=wireguard-go:wireguard-go to check the test itself.
+set -u
+cd "$(dirname "$0")/../.."
+. tests/netns/wg_common.bash
+trap wg_cleanup EXIT
+
+PAIRS=${WG_PAIRS:-"meshwg:wireguard-go meshwg:meshwg"}
+MB=${WG_TRANSFER_MB:-100}
+head -c "${MB}M" /dev/urandom >"$WG_TMP/data"
+
+ping_ok() { nsx "$1" ping -q -c 3 -i 0.2 -w 15 "$2" >/dev/null 2>&1; }
+
+# reset_peers: both sides forget the other (and every session), then learn it again
+reset_peers() {
+  nsx "$NS_A" wg set "$IF_A" peer "$PUB_B" remove
+  nsx "$NS_B" wg set "$IF_B" peer "$PUB_A" remove
+  wg_peer_a endpoint 192.0.2.2:51820 && wg_peer_b endpoint 192.0.2.1:51820
+  nsx "$NS_A" nft delete table inet nmtwg 2>/dev/null
+  nsx "$NS_B" nft delete table inet nmtwg 2>/dev/null
+  wg_count_init "$NS_A" && wg_count_init "$NS_B"
+}
+
+# round NAME INITIATOR_NS OTHER_NS OTHER_IP
+round() {
+  local name=$1 ini=$2 oth=$3 ip=$4 ini_ip
+  [ "$ip" = 10.99.0.2 ] && ini_ip=10.99.0.1 || ini_ip=10.99.0.2
+  reset_peers
+  check "$name: ping" ping_ok "$ini" "$ip"
+  check "$name: the handshake came from the initiator" \
+    test "$(wg_inits_sent "$ini")" -ge 1 -a "$(wg_inits_sent "$oth")" -eq 0
+  check "$name: ping back" ping_ok "$oth" "$ini_ip"
+  check "$name: ${MB} MB initiator -> other, checksums match" wg_transfer "$ini" "$oth" "$ip" "$WG_TMP/data"
+  check "$name: ${MB} MB other -> initiator, checksums match" wg_transfer "$oth" "$ini" "$ini_ip" "$WG_TMP/data"
+}
+
+# show_checks NS IFNAME PEER_PUB PEER_ENDPOINT: wg show on a meshwg
+show_checks() {
+  local ns=$1 ifn=$2 pub=$3 ep=$4 t rx tx now
+  now=$(date +%s)
+  t=$(nsx "$ns" wg show "$ifn" latest-handshakes | awk -v k="$pub" '$1 == k { print $2 }')
+  check "$label: wg show $ifn: latest handshake within a minute ($t)" test -n "$t" -a "${t:-0}" -gt $((now - 60))
+  check "$label: wg show $ifn: endpoint $ep" \
+    test "$(nsx "$ns" wg show "$ifn" endpoints | awk -v k="$pub" '$1 == k { print $2 }')" = "$ep"
+  read -r rx tx < <(nsx "$ns" wg show "$ifn" transfer | awk -v k="$pub" '$1 == k { print $2, $3 }')
+  check "$label: wg show $ifn: transfer rx=$rx tx=$tx above ${MB} MB each" \
+    test "${rx:-0}" -gt $((MB << 20)) -a "${tx:-0}" -gt $((MB << 20))
+  check "$label: wg showconf $ifn parses back with wg setconf" \
+    bash -c "ip netns exec $ns wg showconf $ifn >$WG_TMP/conf && ip netns exec $ns wg setconf $ifn $WG_TMP/conf"
+}
+
+for pair in $PAIRS; do
+  KIND_A=${pair%%:*} KIND_B=${pair##*:}
+  label="$KIND_A(A) <-> $KIND_B(B)"
+  if ! wg_pair "$KIND_A" "$KIND_B"; then
+    not_ok "$label: set up"
+    wg_teardown
+    continue
+  fi
+  round "$label, A initiates" "$NS_A" "$NS_B" 10.99.0.2
+  round "$label, B initiates" "$NS_B" "$NS_A" 10.99.0.1
+  [ "$KIND_A" = meshwg ] && show_checks "$NS_A" "$IF_A" "$PUB_B" 192.0.2.2:51820
+  [ "$KIND_B" = meshwg ] && show_checks "$NS_B" "$IF_B" "$PUB_A" 192.0.2.1:51820
+  check "$label: daemons still running" kill -0 "$PID_A" "$PID_B"
+  wg_teardown
+done
+exit $TAP_FAILED

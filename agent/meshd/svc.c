@@ -1,0 +1,670 @@
+/* svc: control-plane client threads (see svc.h). */
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "svc.h"
+
+#define TOKEN_MAX 128
+
+struct svc {
+	struct svc_cfg cfg;
+	char url[512];
+	char ca_file[512];
+	char reg_key[256];
+	char os[32];
+
+	int pipe_rd, pipe_wr;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	bool stop;
+	/* guarded by mu */
+	bool registered;
+	char token[TOKEN_MAX];
+	char device_id[SVC_ID_MAX];
+	char vpc_id[SVC_ID_MAX];
+	struct svc_report report;
+	bool report_dirty;
+	bool reachable;
+	bool outage_logged;
+	struct svc_event *head, *tail;
+
+	pthread_t writer, poller;
+	bool writer_started, poller_started;
+};
+
+/* --- events -------------------------------------------------------------- */
+
+static void post(struct svc *s, struct svc_event *ev)
+{
+	char one = 1;
+
+	pthread_mutex_lock(&s->mu);
+	ev->next = NULL;
+	if (s->tail)
+		s->tail->next = ev;
+	else
+		s->head = ev;
+	s->tail = ev;
+	pthread_mutex_unlock(&s->mu);
+	/* a full pipe already says "readable" */
+	if (write(s->pipe_wr, &one, 1) < 0 && errno != EAGAIN)
+		log_warn("svc", "event pipe write failed errno=%d", errno);
+}
+
+static struct svc_event *ev_new(enum svc_event_type type)
+{
+	struct svc_event *ev = calloc(1, sizeof(*ev));
+
+	if (ev)
+		ev->type = type;
+	return ev;
+}
+
+struct svc_event *svc_next_event(struct svc *s)
+{
+	struct svc_event *ev;
+	char buf[64];
+
+	pthread_mutex_lock(&s->mu);
+	ev = s->head;
+	if (ev) {
+		s->head = ev->next;
+		if (!s->head)
+			s->tail = NULL;
+		ev->next = NULL;
+	} else {
+		while (read(s->pipe_rd, buf, sizeof(buf)) > 0)
+			;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return ev;
+}
+
+void svc_event_free(struct svc_event *ev)
+{
+	if (!ev)
+		return;
+	json_decref(ev->devices);
+	free(ev);
+}
+
+int svc_fd(const struct svc *s)
+{
+	return s->pipe_rd;
+}
+
+bool svc_reachable(struct svc *s)
+{
+	bool r;
+
+	pthread_mutex_lock(&s->mu);
+	r = s->reachable;
+	pthread_mutex_unlock(&s->mu);
+	return r;
+}
+
+/* one line per outage, not per retry */
+static void note_result(struct svc *s, bool ok, const char *what)
+{
+	struct svc_event *ev = NULL;
+
+	pthread_mutex_lock(&s->mu);
+	if (ok && !s->reachable) {
+		s->reachable = true;
+		s->outage_logged = false;
+		ev = ev_new(SVC_EV_REACHABLE);
+	} else if (!ok && !s->outage_logged) {
+		s->reachable = false;
+		s->outage_logged = true;
+		ev = ev_new(SVC_EV_UNREACHABLE);
+		if (ev)
+			snprintf(ev->msg, sizeof(ev->msg), "%s", what);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (ev) {
+		if (ok)
+			log_info("svc", "service reachable url=%s", s->url);
+		else
+			log_warn("svc", "service unreachable url=%s reason=\"%s\" (retrying with backoff)",
+				 s->url, what);
+		post(s, ev);
+	}
+}
+
+/* --- waiting --------------------------------------------------------------- */
+
+/* sleeps up to ms unless stopped (or woken when wake_on_report and a report
+ * is due); returns true when stopping */
+static bool wait_ms(struct svc *s, uint32_t ms, bool wake_on_report)
+{
+	struct timespec ts;
+	bool stop;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->mu);
+	while (!s->stop && !(wake_on_report && s->report_dirty && s->registered)) {
+		if (pthread_cond_timedwait(&s->cond, &s->mu, &ts) == ETIMEDOUT)
+			break;
+	}
+	stop = s->stop;
+	pthread_mutex_unlock(&s->mu);
+	return stop;
+}
+
+/* exponential backoff with jitter: the delay of attempt k (0-based) */
+static uint32_t backoff_ms(unsigned k)
+{
+	uint64_t d = SVC_BACKOFF_MIN_MS;
+
+	while (k-- > 0 && d < SVC_BACKOFF_MAX_MS)
+		d *= 2;
+	if (d > SVC_BACKOFF_MAX_MS)
+		d = SVC_BACKOFF_MAX_MS;
+	/* "equal jitter": half fixed, half random, so agents do not retry in step */
+	return (uint32_t)(d / 2 + randombytes_uniform((uint32_t)(d / 2) + 1));
+}
+
+static bool stopping(struct svc *s)
+{
+	bool stop;
+
+	pthread_mutex_lock(&s->mu);
+	stop = s->stop;
+	pthread_mutex_unlock(&s->mu);
+	return stop;
+}
+
+/* --- HTTP ---------------------------------------------------------------- */
+
+struct answer {
+	char *buf;
+	size_t len, cap;
+	bool too_big;
+};
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct answer *a = arg;
+	size_t n = size * nmemb;
+
+	if (a->len + n > SVC_MAX_ANSWER) {
+		a->too_big = true;
+		return 0;
+	}
+	if (a->len + n + 1 > a->cap) {
+		size_t cap = (a->len + n + 1) * 2;
+		char *b = realloc(a->buf, cap);
+		if (!b)
+			return 0;
+		a->buf = b;
+		a->cap = cap;
+	}
+	memcpy(a->buf + a->len, ptr, n);
+	a->len += n;
+	a->buf[a->len] = 0;
+	return n;
+}
+
+static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	(void)dt, (void)dn, (void)ut, (void)un;
+	return stopping(arg) ? 1 : 0;
+}
+
+/* One request. 0 with *status and *out (parsed JSON, or NULL for an empty
+ * body) when an HTTP answer came; a negative errno with why filled when none
+ * did or the answer is not JSON. */
+static int http(struct svc *s, const char *method, const char *path, const char *bearer,
+		const json_t *body, long timeout_ms, long *status, json_t **out,
+		char *why, size_t whylen)
+{
+	struct curl_slist *hdrs = NULL;
+	struct answer ans = { 0 };
+	char url[1024], auth[TOKEN_MAX + 300];
+	char *text = NULL;
+	json_error_t jerr;
+	CURLcode cc;
+	CURL *c;
+	int rc = 0;
+
+	*out = NULL;
+	*status = 0;
+	if (!(c = curl_easy_init())) {
+		snprintf(why, whylen, "curl init failed");
+		return -ENOMEM;
+	}
+	snprintf(url, sizeof(url), "%s%s", s->url, path);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", bearer);
+	hdrs = curl_slist_append(hdrs, auth);
+	hdrs = curl_slist_append(hdrs, "Accept: application/json");
+	if (body) {
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		text = json_dumps(body, JSON_COMPACT);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text ? text : "");
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &ans);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (s->ca_file[0])
+		curl_easy_setopt(c, CURLOPT_CAINFO, s->ca_file);
+	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK) {
+		snprintf(why, whylen, "%s%s", curl_easy_strerror(cc),
+			 ans.too_big ? " (answer too large)" : "");
+		rc = -EIO;
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	if (ans.len) {
+		*out = json_loadb(ans.buf, ans.len, 0, &jerr);
+		if (!*out) {
+			snprintf(why, whylen, "HTTP %ld with a body that is not JSON: %s", *status,
+				 jerr.text);
+			rc = -EBADMSG;
+		}
+	}
+out:
+	if (text) {
+		sodium_memzero(text, strlen(text));
+		free(text);
+	}
+	sodium_memzero(auth, sizeof(auth));
+	free(ans.buf);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	return rc;
+}
+
+static const char *error_text(const json_t *j)
+{
+	const char *e = json_string_value(json_object_get(j, "error"));
+	return e ? e : "";
+}
+
+/* --- writer: register, then PATCH reports ---------------------------------- */
+
+static int do_register(struct svc *s, char *why, size_t whylen)
+{
+	char sealed[SVC_SEALED_MAX], token[TOKEN_MAX];
+	struct svc_event *ev;
+	struct svc_err err;
+	json_t *body, *ans = NULL;
+	long status;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	body = svcjson_register_body(s->cfg.pub, s->os, &s->report);
+	s->report_dirty = false;
+	pthread_mutex_unlock(&s->mu);
+	if (!body)
+		return -ENOMEM;
+	rc = http(s, "POST", "/api/devices", s->reg_key, body, SVC_REQUEST_TIMEOUT_MS, &status,
+		  &ans, why, whylen);
+	json_decref(body);
+	if (rc < 0)
+		goto out;
+	if (status != 200 && status != 201) {
+		snprintf(why, whylen, "registration refused: HTTP %ld %s", status, error_text(ans));
+		rc = status >= 500 ? -EAGAIN : -EACCES;
+		goto out;
+	}
+	if (!(ev = ev_new(SVC_EV_REGISTERED))) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (svcjson_parse_registration(ans, &ev->self, sealed, &ev->vpc_cidr, &ev->has_cidr, &err) < 0) {
+		snprintf(why, whylen, "registration answer: field %s %s", err.field, err.msg);
+		free(ev);
+		rc = -EBADMSG;
+		goto out;
+	}
+	{
+		unsigned char raw[SVC_SEALED_MAX];
+		size_t n;
+		if (sodium_base642bin(raw, sizeof(raw), sealed, strlen(sealed), NULL, &n, NULL,
+				      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+		    n <= crypto_box_SEALBYTES || n - crypto_box_SEALBYTES >= sizeof(token) ||
+		    crypto_box_seal_open((unsigned char *)token, raw, n, s->cfg.pub, s->cfg.priv) != 0) {
+			snprintf(why, whylen, "the device token does not open with our key pair");
+			free(ev);
+			rc = -EBADMSG;
+			goto out;
+		}
+		token[n - crypto_box_SEALBYTES] = 0;
+		if (strlen(token) != n - crypto_box_SEALBYTES) {
+			snprintf(why, whylen, "the device token holds a NUL byte");
+			sodium_memzero(token, sizeof(token));
+			free(ev);
+			rc = -EBADMSG;
+			goto out;
+		}
+	}
+	pthread_mutex_lock(&s->mu);
+	memcpy(s->token, token, sizeof(token));
+	snprintf(s->device_id, sizeof(s->device_id), "%s", ev->self.id);
+	snprintf(s->vpc_id, sizeof(s->vpc_id), "%s", ev->self.vpc_id);
+	s->registered = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->mu);
+	sodium_memzero(token, sizeof(token));
+	post(s, ev);
+	rc = 0;
+out:
+	json_decref(ans);
+	return rc;
+}
+
+/* 1 when the service no longer knows our token: register again */
+static int do_patch(struct svc *s, char *why, size_t whylen)
+{
+	char path[128], token[TOKEN_MAX];
+	json_t *body, *ans = NULL;
+	long status;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	body = svcjson_patch_body(&s->report);
+	s->report_dirty = false;
+	snprintf(path, sizeof(path), "/api/devices/%s", s->device_id);
+	memcpy(token, s->token, sizeof(token));
+	pthread_mutex_unlock(&s->mu);
+	if (!body)
+		return -ENOMEM;
+	rc = http(s, "PATCH", path, token, body, SVC_REQUEST_TIMEOUT_MS, &status, &ans, why, whylen);
+	sodium_memzero(token, sizeof(token));
+	json_decref(body);
+	if (rc == 0 && status != 200) {
+		snprintf(why, whylen, "report refused: HTTP %ld %s", status, error_text(ans));
+		rc = (status == 401 || status == 404) ? 1 : -EAGAIN;
+	}
+	json_decref(ans);
+	if (rc != 0) {
+		/* send it again later */
+		pthread_mutex_lock(&s->mu);
+		s->report_dirty = true;
+		if (rc == 1)
+			s->registered = false;
+		pthread_mutex_unlock(&s->mu);
+	}
+	return rc;
+}
+
+static void *writer_main(void *arg)
+{
+	struct svc *s = arg;
+	unsigned failures = 0;
+	char why[256];
+
+	while (!stopping(s)) {
+		bool registered, dirty;
+		int rc;
+
+		pthread_mutex_lock(&s->mu);
+		registered = s->registered;
+		dirty = s->report_dirty;
+		pthread_mutex_unlock(&s->mu);
+		if (registered && !dirty) {
+			if (wait_ms(s, 60000, true))
+				break;
+			continue;
+		}
+		why[0] = 0;
+		rc = registered ? do_patch(s, why, sizeof(why)) : do_register(s, why, sizeof(why));
+		if (rc == 0) {
+			failures = 0;
+			note_result(s, true, "");
+			if (!registered)
+				log_info("svc", "registered url=%s", s->url);
+			continue;
+		}
+		if (stopping(s))
+			break;
+		/* an HTTP answer with an error still means the service is there */
+		note_result(s, rc != -EIO, why);
+		if (rc != -EIO || failures == 0)
+			log_warn("svc", "%s: %s", registered ? "report" : "registration", why);
+		if (wait_ms(s, backoff_ms(failures++), false))
+			break;
+	}
+	return NULL;
+}
+
+/* --- poller: the long poll --------------------------------------------------- */
+
+/* merges one answer into the id -> device map; full replaces it */
+static void merge(json_t *map, json_t *devices, json_t *deleted, bool full)
+{
+	size_t i;
+	json_t *d;
+
+	if (full)
+		json_object_clear(map);
+	json_array_foreach(devices, i, d) {
+		const char *id = json_string_value(json_object_get(d, "id"));
+		if (!id) {
+			log_warn("svc", "device entry without an id skipped index=%zu", i);
+			continue;
+		}
+		json_object_set(map, id, d);
+	}
+	if (deleted)
+		json_array_foreach(deleted, i, d)
+			if (json_is_string(d))
+				json_object_del(map, json_string_value(d));
+}
+
+static void *poller_main(void *arg)
+{
+	struct svc *s = arg;
+	json_t *map = json_object();
+	unsigned failures = 0;
+	int64_t since = 0;
+	bool full = true;
+	char why[256];
+
+	while (map && !stopping(s)) {
+		char path[256], token[TOKEN_MAX];
+		json_t *ans = NULL, *devices, *deleted;
+		struct svc_event *ev;
+		struct svc_err err;
+		int64_t rev;
+		long status;
+		uint32_t wait_s = full ? 0 : s->cfg.poll_wait_s;
+		bool registered;
+		int rc;
+
+		pthread_mutex_lock(&s->mu);
+		registered = s->registered;
+		if (registered) {
+			snprintf(path, sizeof(path), "/api/vpcs/%s/devices?since=%lld&wait=%u", s->vpc_id,
+				 full ? 0LL : (long long)since, wait_s);
+			memcpy(token, s->token, sizeof(token));
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (!registered) {
+			if (wait_ms(s, 200, false))
+				break;
+			continue;
+		}
+		why[0] = 0;
+		rc = http(s, "GET", path, token, NULL, (long)wait_s * 1000 + SVC_REQUEST_TIMEOUT_MS,
+			  &status, &ans, why, sizeof(why));
+		sodium_memzero(token, sizeof(token));
+		if (rc == 0 && status != 200) {
+			snprintf(why, sizeof(why), "peer list refused: HTTP %ld %s", status, error_text(ans));
+			rc = -EAGAIN;
+			if (status == 401) {
+				/* our token is gone: the writer registers again */
+				pthread_mutex_lock(&s->mu);
+				s->registered = false;
+				pthread_mutex_unlock(&s->mu);
+			}
+		}
+		if (rc == 0 && svcjson_parse_changes(ans, &rev, &devices, &deleted, &err) < 0) {
+			snprintf(why, sizeof(why), "peer list answer: field %s %s", err.field, err.msg);
+			rc = -EBADMSG;
+		}
+		if (rc < 0) {
+			json_decref(ans);
+			if (stopping(s))
+				break;
+			note_result(s, rc != -EIO, why);
+			if (failures == 0 || rc != -EIO)
+				log_warn("svc", "long poll: %s", why);
+			full = true;	/* resync when it answers again */
+			if (wait_ms(s, backoff_ms(failures++), false))
+				break;
+			continue;
+		}
+		failures = 0;
+		note_result(s, true, "");
+		if (full || json_array_size(devices) || (deleted && json_array_size(deleted))) {
+			merge(map, devices, deleted, full);
+			if ((ev = ev_new(SVC_EV_PEERS))) {
+				const char *k;
+				json_t *v;
+				ev->revision = rev;
+				ev->devices = json_array();
+				json_object_foreach(map, k, v)
+					json_array_append(ev->devices, v);
+				post(s, ev);
+			}
+		}
+		since = rev;
+		full = false;
+		json_decref(ans);
+	}
+	json_decref(map);
+	return NULL;
+}
+
+/* --- life cycle ------------------------------------------------------------- */
+
+void svc_set_report(struct svc *s, const struct svc_report *r)
+{
+	pthread_mutex_lock(&s->mu);
+	s->report = *r;
+	s->report_dirty = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->mu);
+}
+
+int svc_new(const struct svc_cfg *cfg, const struct svc_report *first, struct svc **out)
+{
+	struct svc *s;
+	int fds[2], rc;
+
+	*out = NULL;
+	if (!cfg->url || !cfg->reg_key || strlen(cfg->url) >= sizeof(s->url) ||
+	    strlen(cfg->reg_key) >= sizeof(((struct svc *)0)->reg_key) ||
+	    (cfg->ca_file && strlen(cfg->ca_file) >= sizeof(s->ca_file)))
+		return -EINVAL;
+	if (!(s = calloc(1, sizeof(*s))))
+		return -ENOMEM;
+	s->cfg = *cfg;
+	snprintf(s->url, sizeof(s->url), "%s", cfg->url);
+	while (strlen(s->url) && s->url[strlen(s->url) - 1] == '/')
+		s->url[strlen(s->url) - 1] = 0;
+	snprintf(s->ca_file, sizeof(s->ca_file), "%s", cfg->ca_file ? cfg->ca_file : "");
+	snprintf(s->reg_key, sizeof(s->reg_key), "%s", cfg->reg_key);
+	snprintf(s->os, sizeof(s->os), "%s", cfg->os ? cfg->os : "linux");
+	s->cfg.url = s->url;
+	s->cfg.reg_key = s->reg_key;
+	s->cfg.ca_file = NULL;
+	s->cfg.os = s->os;
+	if (!s->cfg.poll_wait_s)
+		s->cfg.poll_wait_s = SVC_POLL_WAIT_S;
+	if (first)
+		s->report = *first;
+	/* the first answer counts as "reachable" */
+	s->reachable = false;
+	s->outage_logged = false;
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+		rc = -errno;
+		goto err_free;
+	}
+	s->pipe_rd = fds[0];
+	s->pipe_wr = fds[1];
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		rc = -EIO;
+		goto err_pipe;
+	}
+	if ((rc = -pthread_create(&s->writer, NULL, writer_main, s)) < 0)
+		goto err_curl;
+	s->writer_started = true;
+	if ((rc = -pthread_create(&s->poller, NULL, poller_main, s)) < 0)
+		goto err_writer;
+	s->poller_started = true;
+	*out = s;
+	return 0;
+
+err_writer:
+	pthread_mutex_lock(&s->mu);
+	s->stop = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->writer, NULL);
+err_curl:
+	curl_global_cleanup();
+err_pipe:
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->mu);
+	close(s->pipe_rd);
+	close(s->pipe_wr);
+err_free:
+	sodium_memzero(s, sizeof(*s));
+	free(s);
+	return rc;
+}
+
+void svc_free(struct svc *s)
+{
+	struct svc_event *ev;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->mu);
+	s->stop = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->mu);
+	if (s->poller_started)
+		pthread_join(s->poller, NULL);
+	if (s->writer_started)
+		pthread_join(s->writer, NULL);
+	while ((ev = svc_next_event(s)))
+		svc_event_free(ev);
+	curl_global_cleanup();
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->mu);
+	close(s->pipe_rd);
+	close(s->pipe_wr);
+	sodium_memzero(s, sizeof(*s));
+	free(s);
+}

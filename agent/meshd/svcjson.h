@@ -1,0 +1,81 @@
+/* svcjson: the JSON that meshd exchanges with meshsvc (issue 4's field names),
+ * pure: request bodies built from what the agent knows, and answers checked
+ * field by field into fixed structs. A device entry with a bad field is
+ * refused with the field and the reason, so the caller logs it and skips that
+ * entry, never the whole answer. */
+#ifndef NATMESH_MESHD_SVCJSON_H
+#define NATMESH_MESHD_SVCJSON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+#define SVC_ID_MAX 64
+#define SVC_HOSTNAME_MAX 253
+#define SVC_SOURCE_MAX 96
+#define SVC_MAX_ENDPOINTS 16		/* the service's ENDPOINTS_MAX */
+#define SVC_KEY_LEN 32
+#define SVC_KEY_B64LEN 45		/* 44 characters and a NUL */
+#define SVC_SEALED_MAX 256
+
+struct svc_endpoint {
+	char source[SVC_SOURCE_MAX];	/* "local", "relay", "stun:HOST:PORT" */
+	union sockaddr_any addr;
+};
+
+/* what the agent reports about itself */
+struct svc_report {
+	struct svc_endpoint ep[SVC_MAX_ENDPOINTS];
+	int nep;
+	bool symmetric_nat;
+	bool relay;
+	char hostname[SVC_HOSTNAME_MAX + 1];
+};
+
+/* one device of the VPC, as the agent needs it */
+struct svc_device {
+	char id[SVC_ID_MAX];
+	char vpc_id[SVC_ID_MAX];
+	uint8_t public_key[SVC_KEY_LEN];
+	char hostname[SVC_HOSTNAME_MAX + 1];
+	union sockaddr_any tunnel_ip;		/* port 0 */
+	struct svc_endpoint ep[SVC_MAX_ENDPOINTS];
+	int nep;
+	bool relay;
+	bool symmetric_nat;
+	bool online;
+	int64_t revision;
+};
+
+/* why an answer was refused: the field and the reason */
+struct svc_err {
+	char field[64];
+	char msg[128];
+};
+
+/* base64 of a 32-byte key (WireGuard's form) and back; 0 or -EINVAL */
+int svcjson_key_parse(const char *b64, uint8_t out[SVC_KEY_LEN]);
+void svcjson_key_format(const uint8_t key[SVC_KEY_LEN], char out[SVC_KEY_B64LEN]);
+
+/* POST /api/devices and PATCH /api/devices/{id} bodies; NULL on ENOMEM */
+json_t *svcjson_register_body(const uint8_t pub[SVC_KEY_LEN], const char *os,
+			      const struct svc_report *r);
+json_t *svcjson_patch_body(const struct svc_report *r);
+
+/* a device object; -EINVAL with *err naming the field */
+int svcjson_parse_device(const json_t *j, struct svc_device *out, struct svc_err *err);
+/* The answer to POST /api/devices: the device and its sealed token
+ * ("device_token", base64), and the VPC's CIDR when the answer has one
+ * ("ipv4_cidr" at the top or in a "vpc" object; *has_cidr says). */
+int svcjson_parse_registration(const json_t *j, struct svc_device *dev,
+			       char sealed[SVC_SEALED_MAX], struct cidr *vpc_cidr,
+			       bool *has_cidr, struct svc_err *err);
+/* The answer to GET /api/vpcs/{id}/devices: {"revision": N, "devices": [...],
+ * "deleted": ["id", ...]} ("deleted" optional). The arrays are borrowed from j. */
+int svcjson_parse_changes(const json_t *j, int64_t *revision, json_t **devices,
+			  json_t **deleted, struct svc_err *err);
+
+#endif

@@ -1,0 +1,299 @@
+/* The control-plane client against a scripted HTTP server on loopback: it
+ * registers, opens the sealed token, follows the long poll, PATCHes reports,
+ * and rides over garbage, errors and an absent service. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent/meshd/svc.h"
+
+#define TOKEN "nmdev_0123456789012345678901234567890123456789012"
+
+struct fake {
+	int lfd;
+	uint16_t port;
+	pthread_t thr;
+	atomic_bool stop;
+	/* script */
+	int garbage_first;		/* answer this many registrations with junk */
+	int fail_first_poll;		/* answer this many polls with 503 */
+	/* what it saw */
+	atomic_int registrations, polls, patches;
+	char last_patch[4096];
+	char reg_auth[256];
+	pthread_mutex_t mu;
+};
+
+static const char *peer_json =
+	"{\"id\":\"p1\",\"vpc_id\":\"v1\",\"public_key\":\"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\","
+	"\"hostname\":\"n2\",\"tunnel_ip\":\"100.64.0.2\",\"endpoints\":[],\"relay\":false}";
+static const char *peer2_json =
+	"{\"id\":\"p2\",\"vpc_id\":\"v1\",\"public_key\":\"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\","
+	"\"hostname\":\"r1\",\"tunnel_ip\":\"100.64.0.3\",\"endpoints\":[],\"relay\":true}";
+
+static void reply(int fd, int status, const char *body)
+{
+	char head[256];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+			 "Connection: close\r\n\r\n", status, strlen(body));
+	/* the client may have gone (an aborted long poll): no SIGPIPE */
+	(void)!send(fd, head, (size_t)n, MSG_NOSIGNAL);
+	(void)!send(fd, body, strlen(body), MSG_NOSIGNAL);
+}
+
+/* reads one request: returns its body in buf after the headers */
+static int read_request(int fd, char *buf, size_t cap, char **body)
+{
+	size_t len = 0;
+	char *end;
+	long clen = 0;
+
+	for (;;) {
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+		if (n <= 0)
+			return -1;
+		len += (size_t)n;
+		buf[len] = 0;
+		if ((end = strstr(buf, "\r\n\r\n")))
+			break;
+	}
+	char *cl = strcasestr(buf, "Content-Length:");
+	if (cl && cl < end)
+		clen = strtol(cl + 15, NULL, 10);
+	while ((long)(len - (size_t)(end + 4 - buf)) < clen) {
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+		if (n <= 0)
+			return -1;
+		len += (size_t)n;
+		buf[len] = 0;
+	}
+	*body = end + 4;
+	return 0;
+}
+
+static void serve(struct fake *f, int fd)
+{
+	char buf[16384], *body, *auth;
+
+	if (read_request(fd, buf, sizeof(buf), &body) < 0)
+		return;
+	auth = strcasestr(buf, "Authorization: Bearer ");
+	if (!strncmp(buf, "POST /api/devices ", 18)) {
+		int k = atomic_fetch_add(&f->registrations, 1);
+		json_t *b = json_loads(body, 0, NULL);
+		uint8_t pub[32], sealed[crypto_box_SEALBYTES + sizeof(TOKEN) - 1];
+		char sealed64[256], out[1024];
+		pthread_mutex_lock(&f->mu);
+		if (auth)
+			snprintf(f->reg_auth, sizeof(f->reg_auth), "%.*s", (int)strcspn(auth + 22, "\r"), auth + 22);
+		pthread_mutex_unlock(&f->mu);
+		if (k < f->garbage_first) {
+			reply(fd, 200, "<html>not json");
+			json_decref(b);
+			return;
+		}
+		cr_assert_eq(svcjson_key_parse(json_string_value(json_object_get(b, "public_key")), pub), 0);
+		crypto_box_seal(sealed, (const uint8_t *)TOKEN, sizeof(TOKEN) - 1, pub);
+		sodium_bin2base64(sealed64, sizeof(sealed64), sealed, sizeof(sealed),
+				  sodium_base64_VARIANT_ORIGINAL);
+		snprintf(out, sizeof(out),
+			 "{\"id\":\"self\",\"vpc_id\":\"v1\",\"public_key\":\"%s\",\"hostname\":\"n1\","
+			 "\"tunnel_ip\":\"100.64.0.1\",\"device_token\":\"%s\",\"relay\":false}",
+			 json_string_value(json_object_get(b, "public_key")), sealed64);
+		json_decref(b);
+		reply(fd, 201, out);
+	} else if (!strncmp(buf, "GET /api/vpcs/v1/devices?", 25)) {
+		int k = atomic_fetch_add(&f->polls, 1);
+		char out[2048];
+		if (!auth || strncmp(auth + 22, TOKEN, strlen(TOKEN))) {
+			reply(fd, 401, "{\"error\":\"bad token\"}");
+			return;
+		}
+		if (k < f->fail_first_poll) {
+			reply(fd, 503, "{\"error\":\"busy\"}");
+			return;
+		}
+		if (strstr(buf, "since=0&")) {
+			snprintf(out, sizeof(out), "{\"revision\":3,\"devices\":[%s,{\"id\":\"bad\"}]}", peer_json);
+		} else if (strstr(buf, "since=3&")) {
+			usleep(50000);
+			snprintf(out, sizeof(out), "{\"revision\":4,\"devices\":[%s],\"deleted\":[\"p1\"]}", peer2_json);
+		} else {
+			/* nothing changes: hold the poll a little, like a real wait */
+			for (int i = 0; i < 20 && !atomic_load(&f->stop); i++)
+				usleep(10000);
+			snprintf(out, sizeof(out), "{\"revision\":4,\"devices\":[]}");
+		}
+		reply(fd, 200, out);
+	} else if (!strncmp(buf, "PATCH /api/devices/self ", 24)) {
+		atomic_fetch_add(&f->patches, 1);
+		pthread_mutex_lock(&f->mu);
+		snprintf(f->last_patch, sizeof(f->last_patch), "%s", body);
+		pthread_mutex_unlock(&f->mu);
+		reply(fd, 200, "{}");
+	} else {
+		reply(fd, 404, "{\"error\":\"no route\"}");
+	}
+}
+
+static void *fake_main(void *arg)
+{
+	struct fake *f = arg;
+
+	while (!atomic_load(&f->stop)) {
+		struct pollfd p = { .fd = f->lfd, .events = POLLIN };
+		int fd;
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		if ((fd = accept(f->lfd, NULL, NULL)) < 0)
+			continue;
+		serve(f, fd);
+		close(fd);
+	}
+	return NULL;
+}
+
+static void fake_start(struct fake *f)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t l = sizeof(a);
+
+	pthread_mutex_init(&f->mu, NULL);
+	f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	cr_assert_geq(f->lfd, 0);
+	cr_assert_eq(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(listen(f->lfd, 16), 0);
+	getsockname(f->lfd, (struct sockaddr *)&a, &l);
+	f->port = ntohs(a.sin_port);
+	cr_assert_eq(pthread_create(&f->thr, NULL, fake_main, f), 0);
+}
+
+static void fake_stop(struct fake *f)
+{
+	atomic_store(&f->stop, true);
+	pthread_join(f->thr, NULL);
+	close(f->lfd);
+}
+
+/* waits up to ms for an event of that type, freeing the others */
+static struct svc_event *wait_event(struct svc *s, enum svc_event_type type, int ms)
+{
+	for (int t = 0; t < ms; t += 10) {
+		struct svc_event *ev;
+		while ((ev = svc_next_event(s))) {
+			if (ev->type == type)
+				return ev;
+			svc_event_free(ev);
+		}
+		struct pollfd p = { .fd = svc_fd(s), .events = POLLIN };
+		poll(&p, 1, 10);
+	}
+	return NULL;
+}
+
+static void keys(struct svc_cfg *cfg)
+{
+	cr_assert_eq(sodium_init() >= 0, 1);
+	crypto_box_keypair(cfg->pub, cfg->priv);
+}
+
+static bool has_id(json_t *devs, const char *id)
+{
+	size_t i;
+	json_t *d;
+	json_array_foreach(devs, i, d)
+		if (!strcmp(json_string_value(json_object_get(d, "id")) ?: "", id))
+			return true;
+	return false;
+}
+
+Test(svc, register_poll_patch, .timeout = 30)
+{
+	struct fake f = { .garbage_first = 1, .fail_first_poll = 1 };
+	struct svc_cfg cfg = { .reg_key = "nmreg_secret", .os = "linux", .poll_wait_s = 1 };
+	struct svc_report r = { 0 };
+	struct svc_event *ev;
+	struct svc *s;
+	char url[64];
+
+	fake_start(&f);
+	keys(&cfg);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", f.port);
+	cfg.url = url;
+	strcpy(r.hostname, "n1");
+	cr_assert_eq(svc_new(&cfg, &r, &s), 0);
+
+	ev = wait_event(s, SVC_EV_REGISTERED, 10000);
+	cr_assert_not_null(ev, "no registration");
+	cr_assert_str_eq(ev->self.id, "self");
+	cr_assert_str_eq(ev->self.vpc_id, "v1");
+	cr_assert_eq(ev->self.tunnel_ip.in.sin_addr.s_addr, inet_addr("100.64.0.1"));
+	svc_event_free(ev);
+	cr_assert_eq(atomic_load(&f.registrations), 2, "the junk answer was retried");
+	cr_assert_str_eq(f.reg_auth, "nmreg_secret");
+
+	/* the first poll got 503, the retry the full list; the bad entry is passed
+	 * on for the caller to skip */
+	ev = wait_event(s, SVC_EV_PEERS, 10000);
+	cr_assert_not_null(ev);
+	cr_assert_eq(ev->revision, 3);
+	cr_assert(has_id(ev->devices, "p1"));
+	svc_event_free(ev);
+	ev = wait_event(s, SVC_EV_PEERS, 10000);
+	cr_assert_not_null(ev);
+	cr_assert_eq(ev->revision, 4);
+	cr_assert_not(has_id(ev->devices, "p1"), "p1 was deleted");
+	cr_assert(has_id(ev->devices, "p2"));
+	cr_assert(has_id(ev->devices, "bad"));
+	svc_event_free(ev);
+	cr_assert(svc_reachable(s));
+
+	r.nep = 1;
+	strcpy(r.ep[0].source, "stun:203.0.113.1:3478");
+	addr_parse("192.0.2.10:40000", &r.ep[0].addr);
+	r.symmetric_nat = true;
+	svc_set_report(s, &r);
+	for (int i = 0; i < 500 && atomic_load(&f.patches) == 0; i++)
+		usleep(10000);
+	cr_assert_eq(atomic_load(&f.patches), 1);
+	pthread_mutex_lock(&f.mu);
+	cr_assert(strstr(f.last_patch, "\"192.0.2.10:40000\""), "%s", f.last_patch);
+	cr_assert(strstr(f.last_patch, "\"symmetric_nat\":true"), "%s", f.last_patch);
+	pthread_mutex_unlock(&f.mu);
+	svc_free(s);
+	fake_stop(&f);
+}
+
+/* no service at all: an UNREACHABLE event, retries, and a quick stop */
+Test(svc, unreachable_then_stop, .timeout = 30)
+{
+	struct svc_cfg cfg = { .reg_key = "nmreg_x", .url = "http://127.0.0.1:1" };
+	struct svc_event *ev;
+	struct svc *s;
+	uint64_t t0;
+	struct timespec ts;
+
+	keys(&cfg);
+	cr_assert_eq(svc_new(&cfg, NULL, &s), 0);
+	ev = wait_event(s, SVC_EV_UNREACHABLE, 5000);
+	cr_assert_not_null(ev);
+	cr_assert_neq(ev->msg[0], 0);
+	svc_event_free(ev);
+	cr_assert_not(svc_reachable(s));
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	svc_free(s);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	cr_assert_lt((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 - t0, 2000);
+	cr_assert_eq(svc_new(&(struct svc_cfg){ .url = NULL }, NULL, &s), -EINVAL);
+}

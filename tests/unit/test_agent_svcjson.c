@@ -1,0 +1,164 @@
+/* The JSON of meshd <-> meshsvc: bodies and checked answers. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "agent/meshd/svcjson.h"
+
+static const char *KEY = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=";
+
+static json_t *J(const char *s)
+{
+	json_error_t e;
+	json_t *j = json_loads(s, 0, &e);
+	cr_assert_not_null(j, "%s: %s", s, e.text);
+	return j;
+}
+
+Test(svcjson, key_round_trip)
+{
+	uint8_t k[SVC_KEY_LEN];
+	char b[SVC_KEY_B64LEN];
+
+	cr_assert_eq(svcjson_key_parse(KEY, k), 0);
+	svcjson_key_format(k, b);
+	cr_assert_str_eq(b, KEY);
+	cr_assert_lt(svcjson_key_parse("short", k), 0);
+	cr_assert_lt(svcjson_key_parse("HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8yk!=", k), 0);
+	cr_assert_lt(svcjson_key_parse(NULL, k), 0);
+}
+
+Test(svcjson, bodies)
+{
+	struct svc_report r = { .nep = 2, .symmetric_nat = true, .relay = false };
+	uint8_t k[SVC_KEY_LEN];
+	json_t *b;
+	char *s;
+
+	strcpy(r.hostname, "n1");
+	strcpy(r.ep[0].source, "local");
+	cr_assert_eq(addr_parse("10.0.0.2:51820", &r.ep[0].addr), 0);
+	strcpy(r.ep[1].source, "stun:203.0.113.1:3478");
+	cr_assert_eq(addr_parse("192.0.2.10:40000", &r.ep[1].addr), 0);
+	cr_assert_eq(svcjson_key_parse(KEY, k), 0);
+	b = svcjson_register_body(k, "linux", &r);
+	s = json_dumps(b, JSON_COMPACT | JSON_SORT_KEYS);
+	cr_assert_str_eq(s, "{\"endpoints\":[{\"address\":\"10.0.0.2:51820\",\"source\":\"local\"},"
+			    "{\"address\":\"192.0.2.10:40000\",\"source\":\"stun:203.0.113.1:3478\"}],"
+			    "\"hostname\":\"n1\",\"os\":\"linux\",\"public_key\":\"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\","
+			    "\"relay\":false,\"symmetric_nat\":true}");
+	free(s);
+	json_decref(b);
+	b = svcjson_patch_body(&r);
+	cr_assert_eq(json_array_size(json_object_get(b, "endpoints")), 2);
+	cr_assert(json_is_true(json_object_get(b, "symmetric_nat")));
+	cr_assert_null(json_object_get(b, "public_key"));
+	json_decref(b);
+}
+
+#define DEV(extra) "{\"id\":\"d1\",\"vpc_id\":\"v1\",\"public_key\":\"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\"," \
+	"\"hostname\":\"n1\",\"tunnel_ip\":\"100.64.0.1\",\"relay\":false,\"revision\":3" extra "}"
+
+Test(svcjson, device_good)
+{
+	struct svc_device d;
+	struct svc_err e;
+	json_t *j = J(DEV(",\"endpoints\":[{\"source\":\"local\",\"address\":\"10.0.0.2:51820\"},"
+			  "{\"source\":\"relay\",\"address\":\"[2001:db8::1]:7\"}],\"symmetric_nat\":true,"
+			  "\"online\":true,\"nat\":null,\"last_seen\":null,\"allowed_ips\":[\"100.64.0.1/32\"]"));
+
+	cr_assert_eq(svcjson_parse_device(j, &d, &e), 0, "%s %s", e.field, e.msg);
+	cr_assert_str_eq(d.id, "d1");
+	cr_assert_str_eq(d.vpc_id, "v1");
+	cr_assert_str_eq(d.hostname, "n1");
+	cr_assert_eq(d.nep, 2);
+	cr_assert_str_eq(d.ep[1].source, "relay");
+	cr_assert_eq(d.ep[1].addr.sa.sa_family, AF_INET6);
+	cr_assert(d.symmetric_nat);
+	cr_assert(d.online);
+	cr_assert_eq(d.revision, 3);
+	json_decref(j);
+}
+
+/* every bad field is refused and named */
+Test(svcjson, device_bad_fields)
+{
+	static const struct { const char *json, *field; } cases[] = {
+		{ "[]", "" },
+		{ "{\"public_key\":\"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\",\"tunnel_ip\":\"100.64.0.1\"}", "id" },
+		{ "{\"id\":7,\"public_key\":\"x\",\"tunnel_ip\":\"100.64.0.1\"}", "id" },
+		{ "{\"id\":\"\",\"public_key\":\"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\",\"tunnel_ip\":\"100.64.0.1\"}", "id" },
+		{ "{\"id\":\"d\",\"public_key\":\"nope\",\"tunnel_ip\":\"100.64.0.1\"}", "public_key" },
+		{ "{\"id\":\"d\",\"public_key\":\"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\",\"tunnel_ip\":\"300.1.1.1\"}", "tunnel_ip" },
+		{ "{\"id\":\"d\",\"public_key\":\"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\",\"tunnel_ip\":\"fd00::1\"}", "tunnel_ip" },
+		{ "{\"id\":\"d\",\"public_key\":\"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\"}", "tunnel_ip" },
+		{ DEV(",\"relay\":\"yes\""), "relay" },
+		{ DEV(",\"revision\":\"3\""), "revision" },
+		{ DEV(",\"endpoints\":{}"), "endpoints" },
+		{ DEV(",\"endpoints\":[1]"), "endpoints[0]" },
+		{ DEV(",\"endpoints\":[{\"source\":\"local\"}]"), "endpoints[0].address" },
+		{ DEV(",\"endpoints\":[{\"source\":\"local\",\"address\":\"10.0.0.1\"}]"), "endpoints[0]" },
+		{ DEV(",\"endpoints\":[{\"source\":\"local\",\"address\":\"10.0.0.1:0\"}]"), "endpoints[0]" },
+		{ DEV(",\"hostname\":\"" "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		       "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\""), "hostname" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct svc_device d;
+		struct svc_err e;
+		memset(&e, 0, sizeof(e));
+		json_t *j = J(cases[i].json);
+		/* DEV() sets relay and revision first; a later duplicate key wins in jansson */
+		cr_assert_lt(svcjson_parse_device(j, &d, &e), 0, "case %zu accepted", i);
+		cr_assert_str_eq(e.field, cases[i].field, "case %zu: field %s (%s)", i, e.field, e.msg);
+		json_decref(j);
+	}
+}
+
+Test(svcjson, registration)
+{
+	struct svc_device d;
+	struct svc_err e;
+	struct cidr c;
+	char sealed[SVC_SEALED_MAX];
+	bool has;
+	json_t *j = J(DEV(",\"device_token\":\"abc\""));
+
+	cr_assert_eq(svcjson_parse_registration(j, &d, sealed, &c, &has, &e), 0);
+	cr_assert_str_eq(sealed, "abc");
+	cr_assert_not(has);
+	json_decref(j);
+	j = J(DEV(",\"device_token\":\"abc\",\"vpc\":{\"ipv4_cidr\":\"100.64.0.0/10\"}"));
+	cr_assert_eq(svcjson_parse_registration(j, &d, sealed, &c, &has, &e), 0);
+	cr_assert(has);
+	cr_assert_eq(c.prefix, 10);
+	json_decref(j);
+	j = J(DEV(",\"device_token\":\"abc\",\"ipv4_cidr\":\"100.64.0.1/10\""));
+	cr_assert_lt(svcjson_parse_registration(j, &d, sealed, &c, &has, &e), 0);
+	cr_assert_str_eq(e.field, "ipv4_cidr");
+	json_decref(j);
+	j = J(DEV(""));
+	cr_assert_lt(svcjson_parse_registration(j, &d, sealed, &c, &has, &e), 0);
+	cr_assert_str_eq(e.field, "device_token");
+	json_decref(j);
+}
+
+Test(svcjson, changes)
+{
+	struct svc_err e;
+	json_t *dev, *del;
+	int64_t rev;
+	json_t *j = J("{\"revision\":9,\"devices\":[{}],\"deleted\":[\"a\"]}");
+
+	cr_assert_eq(svcjson_parse_changes(j, &rev, &dev, &del, &e), 0);
+	cr_assert_eq(rev, 9);
+	cr_assert_eq(json_array_size(dev), 1);
+	cr_assert_eq(json_array_size(del), 1);
+	json_decref(j);
+	static const char *bad[] = { "[]", "{\"devices\":[]}", "{\"revision\":-1,\"devices\":[]}",
+				     "{\"revision\":1}", "{\"revision\":1,\"devices\":[],\"deleted\":3}" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = J(bad[i]);
+		cr_assert_lt(svcjson_parse_changes(j, &rev, &dev, &del, &e), 0, "%s", bad[i]);
+		json_decref(j);
+	}
+}

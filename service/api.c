@@ -1,0 +1,1035 @@
+#include "api.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "log.h"
+#include "validate.h"
+#include "watch.h"
+
+/* a device's last_seen is written at most this often */
+#define TOUCH_INTERVAL_S 15
+/* a built peer list is served again to every waiter that asks for the same
+ * changes, for at most this long (it carries "online", which ages) */
+#define LIST_CACHE_MS 1000
+/* libmicrohttpd's pool per connection: the request head must fit; bodies
+ * stream through it */
+#define CONNECTION_MEMORY (8 * 1024)
+#define IDLE_TIMEOUT_S 75
+
+enum route_id {
+	R_HEALTHZ, R_METRICS, R_WHOAMI, R_VPCS, R_VPC, R_VPC_DEVICES, R_REGKEYS, R_REGKEY,
+	R_DEVICES, R_DEVICE, R_UNKNOWN, R_COUNT
+};
+
+static const char *const route_names[R_COUNT] = {
+	[R_HEALTHZ] = "/healthz", [R_METRICS] = "/metrics", [R_WHOAMI] = "/api/whoami",
+	[R_VPCS] = "/api/vpcs", [R_VPC] = "/api/vpcs/{id}", [R_VPC_DEVICES] = "/api/vpcs/{id}/devices",
+	[R_REGKEYS] = "/api/reg-keys", [R_REGKEY] = "/api/reg-keys/{id}", [R_DEVICES] = "/api/devices",
+	[R_DEVICE] = "/api/devices/{id}", [R_UNKNOWN] = "other",
+};
+
+enum method_id { M_GET, M_POST, M_PATCH, M_DELETE, M_OTHER, M_COUNT };
+static const char *const method_names[M_COUNT] = { "GET", "POST", "PATCH", "DELETE", "other" };
+
+/* the statuses the API answers with, for the request counters */
+static const unsigned codes[] = { 200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 500, 503 };
+#define NCODES (sizeof(codes) / sizeof(codes[0]))
+
+enum request_state { RQ_BODY, RQ_WAITING, RQ_DONE };
+
+struct request {
+	enum route_id route;
+	enum method_id method;
+	enum request_state state;
+	char id[UUID_STRLEN];	/* the {id} of the path */
+	struct principal who;
+	char *body;
+	size_t len;
+	int64_t since;		/* long poll */
+	struct waiter waiter;
+};
+
+/* the last peer list built for a VPC, shared by the waiters that want it */
+struct list_cache {
+	char vpc_id[UUID_STRLEN];
+	int64_t since, revision, built_ms;
+	struct MHD_Response *response;
+	struct list_cache *next;
+};
+
+struct api {
+	struct MHD_Daemon *daemon;
+	struct store *store;
+	struct watch *watch;
+	uint8_t admin_hash[TOKEN_HASH_BYTES];
+	struct list_cache *cache;
+	uint64_t requests[R_COUNT][M_COUNT][NCODES];
+	uint16_t port;
+};
+
+struct endpoint;
+typedef enum MHD_Result (*handler_fn)(struct api *api, struct MHD_Connection *c, struct request *rq,
+				      const json_t *body);
+
+#define SCOPE(s) (1u << (s))
+#define ADMIN SCOPE(TOKEN_ADMIN)
+#define REGKEY SCOPE(TOKEN_REGKEY)
+#define DEVICE SCOPE(TOKEN_DEVICE)
+#define ANYONE (ADMIN | REGKEY | DEVICE)
+
+struct endpoint {
+	enum route_id route;
+	enum method_id method;
+	unsigned scopes;	/* 0: no authentication */
+	bool body;		/* a JSON object is required */
+	handler_fn fn;
+};
+
+static int64_t now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* --- responses ------------------------------------------------------------------- */
+
+static void count(struct api *api, const struct request *rq, unsigned status)
+{
+	for (size_t i = 0; i < NCODES; i++) {
+		if (codes[i] == status) {
+			api->requests[rq->route][rq->method][i]++;
+			return;
+		}
+	}
+}
+
+static enum MHD_Result queue(struct api *api, struct MHD_Connection *c, struct request *rq,
+			     unsigned status, struct MHD_Response *resp)
+{
+	enum MHD_Result ret = MHD_queue_response(c, status, resp);
+	count(api, rq, status);
+	rq->state = RQ_DONE;
+	return ret;
+}
+
+static struct MHD_Response *json_response(json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+	struct MHD_Response *resp;
+	size_t n;
+
+	if (!text)
+		return NULL;
+	n = strlen(text);
+	text[n] = '\n'; /* json_dumps leaves room: the NUL becomes the newline */
+	resp = MHD_create_response_from_buffer(n + 1, text, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return NULL;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	return resp;
+}
+
+/* answers with body (consumed); a NULL body is an allocation failure */
+static enum MHD_Result send_json(struct api *api, struct MHD_Connection *c, struct request *rq,
+				 unsigned status, json_t *body)
+{
+	struct MHD_Response *resp = body ? json_response(body) : NULL;
+	enum MHD_Result ret;
+	json_decref(body);
+	if (!resp)
+		return MHD_NO;
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"meshsvc\"");
+	ret = queue(api, c, rq, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+__attribute__((format(printf, 6, 7)))
+static enum MHD_Result send_error(struct api *api, struct MHD_Connection *c, struct request *rq,
+				  unsigned status, const char *field, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_t *body = json_pack("{s:s}", "error", msg);
+	if (body && field && *field)
+		json_object_set_new(body, "field", json_string(field));
+	return send_json(api, c, rq, status, body);
+}
+
+static enum MHD_Result send_verr(struct api *api, struct MHD_Connection *c, struct request *rq,
+				 const struct verr *e)
+{
+	return send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, e->field, "%s", e->msg);
+}
+
+static enum MHD_Result send_internal(struct api *api, struct MHD_Connection *c, struct request *rq, int rc)
+{
+	log_error("api", "request failed route=%s method=%s: %s", route_names[rq->route],
+		  method_names[rq->method], strerror(-rc));
+	return send_error(api, c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "internal error");
+}
+
+static enum MHD_Result send_empty(struct api *api, struct MHD_Connection *c, struct request *rq)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+	if (!resp)
+		return MHD_NO;
+	ret = queue(api, c, rq, MHD_HTTP_NO_CONTENT, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* --- authorization helpers ------------------------------------------------------------ */
+
+/* A device sees only its own VPC: anything of another VPC does not exist for it. */
+static bool may_read_vpc(const struct request *rq, const char *vpc_id)
+{
+	return rq->who.scope == TOKEN_ADMIN || !strcmp(rq->who.vpc_id, vpc_id);
+}
+
+static void notify_if_changed(struct api *api, const char *vpc_id, int64_t before)
+{
+	int64_t after;
+	if (store_vpc_revision(api->store, vpc_id, &after) < 0 || after != before)
+		watch_notify(api->watch, vpc_id);
+}
+
+static void cache_drop(struct api *api, const char *vpc_id)
+{
+	for (struct list_cache **p = &api->cache; *p; p = &(*p)->next) {
+		if (!strcmp((*p)->vpc_id, vpc_id)) {
+			struct list_cache *e = *p;
+			*p = e->next;
+			MHD_destroy_response(e->response);
+			free(e);
+			return;
+		}
+	}
+}
+
+/* --- handlers ----------------------------------------------------------------------- */
+
+static enum MHD_Result h_healthz(struct api *api, struct MHD_Connection *c, struct request *rq,
+				 const json_t *body)
+{
+	(void)body;
+	return send_json(api, c, rq, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+}
+
+static enum MHD_Result h_metrics(struct api *api, struct MHD_Connection *c, struct request *rq,
+				 const json_t *body)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+
+	(void)body;
+	if (!f)
+		return MHD_NO;
+	/* this request is answered after the text is built; count it first */
+	count(api, rq, MHD_HTTP_OK);
+	fputs("# HELP meshsvc_http_requests_total HTTP requests answered, by route, method and status.\n"
+	      "# TYPE meshsvc_http_requests_total counter\n", f);
+	for (int r = 0; r < R_COUNT; r++)
+		for (int m = 0; m < M_COUNT; m++)
+			for (size_t i = 0; i < NCODES; i++)
+				if (api->requests[r][m][i])
+					fprintf(f, "meshsvc_http_requests_total{route=\"%s\",method=\"%s\",code=\"%u\"} %llu\n",
+						route_names[r], method_names[m], codes[i],
+						(unsigned long long)api->requests[r][m][i]);
+	fprintf(f, "# HELP meshsvc_devices Registered devices.\n# TYPE meshsvc_devices gauge\n"
+		   "meshsvc_devices %llu\n"
+		   "# HELP meshsvc_vpcs VPCs.\n# TYPE meshsvc_vpcs gauge\nmeshsvc_vpcs %llu\n"
+		   "# HELP meshsvc_watch_waiters Long polls waiting for a change.\n"
+		   "# TYPE meshsvc_watch_waiters gauge\nmeshsvc_watch_waiters %zu\n",
+		(unsigned long long)store_device_count(api->store),
+		(unsigned long long)store_vpc_count(api->store), watch_count(api->watch));
+	if (fclose(f) != 0) {
+		free(text);
+		return MHD_NO;
+	}
+	resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+	rq->state = RQ_DONE;
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result h_whoami(struct api *api, struct MHD_Connection *c, struct request *rq,
+				const json_t *body)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char source[ADDR_STRLEN] = "";
+	union sockaddr_any sa;
+	json_t *out;
+
+	(void)body;
+	if (ci && ci->client_addr) {
+		memset(&sa, 0, sizeof(sa));
+		memcpy(&sa, ci->client_addr, ci->client_addr->sa_family == AF_INET6
+						     ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+		addr_unmap_v4(&sa);
+		addr_format(&sa, source, sizeof(source));
+	}
+	switch (rq->who.scope) {
+	case TOKEN_ADMIN:
+		out = json_pack("{s:s, s:s}", "scope", "admin", "source_address", source);
+		break;
+	case TOKEN_REGKEY:
+		out = json_pack("{s:s, s:s, s:s, s:s}", "scope", "reg_key", "reg_key_id", rq->who.id,
+				"vpc_id", rq->who.vpc_id, "source_address", source);
+		break;
+	default:
+		out = json_pack("{s:s, s:s, s:s, s:s}", "scope", "device", "device_id", rq->who.id,
+				"vpc_id", rq->who.vpc_id, "source_address", source);
+		break;
+	}
+	return send_json(api, c, rq, MHD_HTTP_OK, out);
+}
+
+static enum MHD_Result h_vpc_create(struct api *api, struct MHD_Connection *c, struct request *rq,
+				    const json_t *body)
+{
+	struct vpc_spec spec;
+	struct verr e;
+	json_t *out;
+	int rc;
+
+	if (validate_vpc_create(body, &spec, &e) < 0)
+		return send_verr(api, c, rq, &e);
+	rc = store_vpc_create(api->store, &spec, now_s(), &out);
+	if (rc == -EEXIST)
+		return send_error(api, c, rq, MHD_HTTP_CONFLICT, "name", "a VPC named %s exists", spec.name);
+	if (rc < 0)
+		return send_internal(api, c, rq, rc);
+	log_info("api", "vpc created id=%s name=%s cidr=%s", json_string_value(json_object_get(out, "id")),
+		 spec.name, json_string_value(json_object_get(out, "ipv4_cidr")));
+	return send_json(api, c, rq, MHD_HTTP_CREATED, out);
+}
+
+static enum MHD_Result h_vpc_list(struct api *api, struct MHD_Connection *c, struct request *rq,
+				  const json_t *body)
+{
+	json_t *out;
+	int rc = store_vpc_list(api->store, &out);
+	(void)body;
+	return rc < 0 ? send_internal(api, c, rq, rc) : send_json(api, c, rq, MHD_HTTP_OK, out);
+}
+
+static enum MHD_Result h_vpc_get(struct api *api, struct MHD_Connection *c, struct request *rq,
+				 const json_t *body)
+{
+	json_t *out;
+	int rc;
+	(void)body;
+	if (!may_read_vpc(rq, rq->id))
+		return send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such VPC");
+	rc = store_vpc_get(api->store, rq->id, &out);
+	if (rc == -ENOENT)
+		return send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such VPC");
+	return rc < 0 ? send_internal(api, c, rq, rc) : send_json(api, c, rq, MHD_HTTP_OK, out);
+}
+
+static enum MHD_Result h_vpc_delete(struct api *api, struct MHD_Connection *c, struct request *rq,
+				    const json_t *body)
+{
+	int rc = store_vpc_delete(api->store, rq->id);
+	(void)body;
+	if (rc == -ENOENT)
+		return send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such VPC");
+	if (rc == -ENOTEMPTY)
+		return send_error(api, c, rq, MHD_HTTP_CONFLICT, NULL, "the VPC still has devices; delete them first");
+	if (rc < 0)
+		return send_internal(api, c, rq, rc);
+	log_info("api", "vpc deleted id=%s", rq->id);
+	cache_drop(api, rq->id);
+	watch_notify(api->watch, rq->id);
+	return send_empty(api, c, rq);
+}
+
+/* The devices changed after since, as {vpc_id, revision, full, devices,
+ * deleted}; full when the answer is the whole list (since 0, or a since from
+ * the future, which means the client must start over). */
+static int build_list(struct api *api, const char *vpc_id, int64_t since, int64_t revision,
+		      struct MHD_Response **out)
+{
+	json_t *devices, *deleted, *body;
+	bool full = since == 0 || since > revision;
+	int rc;
+
+	*out = NULL;
+	if ((rc = store_device_changes(api->store, vpc_id, full ? 0 : since, now_s(), &devices, &deleted)) < 0)
+		return rc;
+	body = json_pack("{s:s, s:I, s:b, s:o, s:o}", "vpc_id", vpc_id, "revision", (json_int_t)revision,
+			 "full", full, "devices", devices, "deleted", deleted);
+	if (!body)
+		return -ENOMEM;
+	*out = json_response(body);
+	json_decref(body);
+	return *out ? 0 : -ENOMEM;
+}
+
+static enum MHD_Result send_list(struct api *api, struct MHD_Connection *c, struct request *rq)
+{
+	int64_t revision, now = watch_now_ms();
+	struct list_cache *e;
+	int rc;
+
+	if (!may_read_vpc(rq, rq->id) || store_vpc_revision(api->store, rq->id, &revision) < 0)
+		return send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such VPC");
+	for (e = api->cache; e; e = e->next)
+		if (!strcmp(e->vpc_id, rq->id))
+			break;
+	if (!e || e->since != rq->since || e->revision != revision || now - e->built_ms > LIST_CACHE_MS) {
+		struct MHD_Response *resp;
+		if ((rc = build_list(api, rq->id, rq->since, revision, &resp)) < 0)
+			return send_internal(api, c, rq, rc);
+		if (!e) {
+			if (!(e = calloc(1, sizeof(*e)))) {
+				MHD_destroy_response(resp);
+				return MHD_NO;
+			}
+			memcpy(e->vpc_id, rq->id, UUID_STRLEN);
+			e->next = api->cache;
+			api->cache = e;
+		} else {
+			MHD_destroy_response(e->response);
+		}
+		e->response = resp;
+		e->since = rq->since;
+		e->revision = revision;
+		e->built_ms = now;
+	}
+	return queue(api, c, rq, MHD_HTTP_OK, e->response);
+}
+
+static enum MHD_Result h_vpc_devices(struct api *api, struct MHD_Connection *c, struct request *rq,
+				     const json_t *body)
+{
+	const char *since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
+	const char *wait = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "wait");
+	int64_t revision;
+	int wait_s = 0, rc;
+	struct verr e;
+
+	(void)body;
+	if (since && validate_since(since, &rq->since, &e) < 0)
+		return send_verr(api, c, rq, &e);
+	if (wait && validate_wait(wait, &wait_s, &e) < 0)
+		return send_verr(api, c, rq, &e);
+	if (!may_read_vpc(rq, rq->id) || store_vpc_revision(api->store, rq->id, &revision) < 0)
+		return send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such VPC");
+	if (!since || wait_s == 0 || rq->since != revision)
+		return send_list(api, c, rq);
+	/* Suspend first, then park: a wake may come from the timer thread at once. */
+	MHD_suspend_connection(c);
+	rq->state = RQ_WAITING;
+	rc = watch_add(api->watch, &rq->waiter, rq->id, watch_now_ms() + (int64_t)wait_s * 1000, c);
+	if (rc < 0)
+		MHD_resume_connection(c); /* answered at once, as if the wait were over */
+	return MHD_YES;
+}
+
+static enum MHD_Result h_regkey_create(struct api *api, struct MHD_Connection *c, struct request *rq,
+				       const json_t *body)
+{
+	char secret[TOKEN_STRLEN];
+	uint8_t hash[TOKEN_HASH_BYTES];
+	struct regkey_spec spec;
+	struct verr e;
+	json_t *out;
+	int rc;
+
+	if (validate_regkey_create(body, now_s(), &spec, &e) < 0)
+		return send_verr(api, c, rq, &e);
+	token_generate(TOKEN_REGKEY, secret);
+	token_hash(secret, hash);
+	rc = store_regkey_create(api->store, &spec, hash, now_s(), &out);
+	if (rc == -ENOENT) {
+		sodium_memzero(secret, sizeof(secret));
+		return send_error(api, c, rq, MHD_HTTP_NOT_FOUND, "vpc_id", "no such VPC");
+	}
+	if (rc < 0) {
+		sodium_memzero(secret, sizeof(secret));
+		return send_internal(api, c, rq, rc);
+	}
+	/* the only time the secret leaves the service */
+	json_object_set_new(out, "secret", json_string(secret));
+	sodium_memzero(secret, sizeof(secret));
+	log_info("api", "reg-key created id=%s vpc=%s single_use=%d",
+		 json_string_value(json_object_get(out, "id")), spec.vpc_id, spec.single_use);
+	return send_json(api, c, rq, MHD_HTTP_CREATED, out);
+}
+
+static enum MHD_Result h_regkey_list(struct api *api, struct MHD_Connection *c, struct request *rq,
+				     const json_t *body)
+{
+	json_t *out;
+	int rc = store_regkey_list(api->store, &out);
+	(void)body;
+	return rc < 0 ? send_internal(api, c, rq, rc) : send_json(api, c, rq, MHD_HTTP_OK, out);
+}
+
+static enum MHD_Result h_regkey_get(struct api *api, struct MHD_Connection *c, struct request *rq,
+				    const json_t *body)
+{
+	json_t *out;
+	int rc = store_regkey_get(api->store, rq->id, &out);
+	(void)body;
+	if (rc == -ENOENT)
+		return send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such registration key");
+	return rc < 0 ? send_internal(api, c, rq, rc) : send_json(api, c, rq, MHD_HTTP_OK, out);
+}
+
+static enum MHD_Result h_regkey_delete(struct api *api, struct MHD_Connection *c, struct request *rq,
+				       const json_t *body)
+{
+	int rc = store_regkey_delete(api->store, rq->id);
+	(void)body;
+	if (rc == -ENOENT)
+		return send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such registration key");
+	if (rc < 0)
+		return send_internal(api, c, rq, rc);
+	log_info("api", "reg-key deleted id=%s", rq->id);
+	return send_empty(api, c, rq);
+}
+
+static enum MHD_Result h_device_register(struct api *api, struct MHD_Connection *c, struct request *rq,
+					 const json_t *body)
+{
+	char token[TOKEN_STRLEN], sealed[TOKEN_SEALED_B64LEN];
+	uint8_t hash[TOKEN_HASH_BYTES];
+	struct device_spec spec;
+	bool created = false;
+	enum MHD_Result ret;
+	int64_t before = 0;
+	json_t *out = NULL, *vpc;
+	struct verr e;
+	int rc;
+
+	if (validate_device_register(body, &spec, &e) < 0)
+		return send_verr(api, c, rq, &e);
+	token_generate(TOKEN_DEVICE, token);
+	/* sealed before anything is stored: a key that cannot be sealed to changes nothing */
+	if (token_seal(token, spec.public_key, sealed) < 0) {
+		ret = send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, "public_key",
+				 "not a usable X25519 public key");
+		goto out;
+	}
+	token_hash(token, hash);
+	store_vpc_revision(api->store, rq->who.vpc_id, &before);
+	rc = store_device_register(api->store, rq->who.id, &spec, hash, now_s(), &out, &created);
+	switch (rc) {
+	case 0:
+		break;
+	case -ENOENT:
+		ret = send_error(api, c, rq, MHD_HTTP_UNAUTHORIZED, NULL, "registration key no longer exists");
+		goto out;
+	case -EKEYEXPIRED:
+		ret = send_error(api, c, rq, MHD_HTTP_UNAUTHORIZED, NULL, "registration key expired");
+		goto out;
+	case -EKEYREVOKED:
+		ret = send_error(api, c, rq, MHD_HTTP_UNAUTHORIZED, NULL,
+				 "single-use registration key was already used by another device");
+		goto out;
+	case -EXDEV:
+		ret = send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, "vpc_id",
+				 "the registration key belongs to another VPC");
+		goto out;
+	case -ENOSPC:
+		ret = send_error(api, c, rq, MHD_HTTP_CONFLICT, NULL, "the VPC has no free tunnel address");
+		goto out;
+	default:
+		ret = send_internal(api, c, rq, rc);
+		goto out;
+	}
+	/* the agent learns its VPC's prefix here, for its interface route */
+	if (store_vpc_get(api->store, rq->who.vpc_id, &vpc) == 0)
+		json_object_set_new(out, "vpc", vpc);
+	json_object_set_new(out, "device_token", json_string(sealed));
+	if (created) {
+		log_info("api", "device registered id=%s vpc=%s tunnel_ip=%s",
+			 json_string_value(json_object_get(out, "id")), rq->who.vpc_id,
+			 json_string_value(json_object_get(out, "tunnel_ip")));
+		notify_if_changed(api, rq->who.vpc_id, before);
+	}
+	ret = send_json(api, c, rq, created ? MHD_HTTP_CREATED : MHD_HTTP_OK, out);
+out:
+	sodium_memzero(token, sizeof(token));
+	device_spec_clear(&spec);
+	return ret;
+}
+
+static enum MHD_Result h_device_list(struct api *api, struct MHD_Connection *c, struct request *rq,
+				     const json_t *body)
+{
+	json_t *out;
+	int rc = store_device_list(api->store, now_s(), &out);
+	(void)body;
+	return rc < 0 ? send_internal(api, c, rq, rc) : send_json(api, c, rq, MHD_HTTP_OK, out);
+}
+
+/* The device of the path, if the caller may see it: 404 for devices of
+ * another VPC; 403 when it may see but not change it (write). */
+static enum MHD_Result load_device(struct api *api, struct MHD_Connection *c, struct request *rq,
+				   bool write, json_t **out)
+{
+	char vpc_id[UUID_STRLEN];
+	int rc = store_device_get(api->store, rq->id, now_s(), out, vpc_id);
+
+	if (rc == -ENOENT || (rc == 0 && !may_read_vpc(rq, vpc_id))) {
+		json_decref(*out);
+		*out = NULL;
+		return send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such device");
+	}
+	if (rc < 0) {
+		*out = NULL;
+		return send_internal(api, c, rq, rc);
+	}
+	if (write && rq->who.scope == TOKEN_DEVICE && strcmp(rq->who.id, rq->id)) {
+		json_decref(*out);
+		*out = NULL;
+		return send_error(api, c, rq, MHD_HTTP_FORBIDDEN, NULL, "a device may change only itself");
+	}
+	return MHD_YES;
+}
+
+static enum MHD_Result h_device_get(struct api *api, struct MHD_Connection *c, struct request *rq,
+				    const json_t *body)
+{
+	json_t *out;
+	enum MHD_Result ret = load_device(api, c, rq, false, &out);
+	(void)body;
+	return out ? send_json(api, c, rq, MHD_HTTP_OK, out) : ret;
+}
+
+static enum MHD_Result h_device_patch(struct api *api, struct MHD_Connection *c, struct request *rq,
+				      const json_t *body)
+{
+	struct device_spec spec;
+	enum MHD_Result ret;
+	int64_t before = 0;
+	json_t *out;
+	struct verr e;
+	int rc;
+
+	ret = load_device(api, c, rq, true, &out);
+	if (!out)
+		return ret;
+	json_decref(out);
+	if (validate_device_patch(body, &spec, &e) < 0)
+		return send_verr(api, c, rq, &e);
+	store_vpc_revision(api->store, rq->who.vpc_id, &before);
+	rc = store_device_patch(api->store, rq->id, &spec, now_s(), &out);
+	device_spec_clear(&spec);
+	if (rc < 0)
+		return rc == -ENOENT ? send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such device")
+				     : send_internal(api, c, rq, rc);
+	notify_if_changed(api, rq->who.vpc_id, before);
+	return send_json(api, c, rq, MHD_HTTP_OK, out);
+}
+
+static enum MHD_Result h_device_delete(struct api *api, struct MHD_Connection *c, struct request *rq,
+				       const json_t *body)
+{
+	char vpc_id[UUID_STRLEN];
+	enum MHD_Result ret;
+	json_t *out;
+	int rc;
+
+	(void)body;
+	ret = load_device(api, c, rq, true, &out);
+	if (!out)
+		return ret;
+	json_decref(out);
+	rc = store_device_delete(api->store, rq->id, vpc_id);
+	if (rc == -ENOENT)
+		return send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such device");
+	if (rc < 0)
+		return send_internal(api, c, rq, rc);
+	log_info("api", "device deleted id=%s vpc=%s", rq->id, vpc_id);
+	watch_notify(api->watch, vpc_id);
+	return send_empty(api, c, rq);
+}
+
+static const struct endpoint endpoints[] = {
+	{ R_HEALTHZ, M_GET, 0, false, h_healthz },
+	{ R_METRICS, M_GET, ADMIN, false, h_metrics },
+	{ R_WHOAMI, M_GET, ANYONE, false, h_whoami },
+	{ R_VPCS, M_POST, ADMIN, true, h_vpc_create },
+	{ R_VPCS, M_GET, ADMIN, false, h_vpc_list },
+	{ R_VPC, M_GET, ADMIN | DEVICE, false, h_vpc_get },
+	{ R_VPC, M_DELETE, ADMIN, false, h_vpc_delete },
+	{ R_VPC_DEVICES, M_GET, ADMIN | DEVICE, false, h_vpc_devices },
+	{ R_REGKEYS, M_POST, ADMIN, true, h_regkey_create },
+	{ R_REGKEYS, M_GET, ADMIN, false, h_regkey_list },
+	{ R_REGKEY, M_GET, ADMIN, false, h_regkey_get },
+	{ R_REGKEY, M_DELETE, ADMIN, false, h_regkey_delete },
+	{ R_DEVICES, M_POST, REGKEY, true, h_device_register },
+	{ R_DEVICES, M_GET, ADMIN, false, h_device_list },
+	{ R_DEVICE, M_GET, ADMIN | DEVICE, false, h_device_get },
+	{ R_DEVICE, M_PATCH, DEVICE, true, h_device_patch },
+	{ R_DEVICE, M_DELETE, ADMIN | DEVICE, false, h_device_delete },
+};
+#define NENDPOINTS (sizeof(endpoints) / sizeof(endpoints[0]))
+
+/* --- the request path ------------------------------------------------------------------- */
+
+static enum method_id method_of(const char *m)
+{
+	for (int i = 0; i < M_OTHER; i++)
+		if (!strcmp(m, method_names[i]))
+			return (enum method_id)i;
+	return M_OTHER;
+}
+
+/* the route of a path and its {id}; R_UNKNOWN if none matches */
+static enum route_id route_of(const char *url, char id[UUID_STRLEN])
+{
+	static const struct {
+		const char *prefix;
+		enum route_id bare, with_id;
+	} roots[] = {
+		{ "/api/vpcs", R_VPCS, R_VPC },
+		{ "/api/reg-keys", R_REGKEYS, R_REGKEY },
+		{ "/api/devices", R_DEVICES, R_DEVICE },
+	};
+
+	id[0] = 0;
+	if (!strcmp(url, "/healthz"))
+		return R_HEALTHZ;
+	if (!strcmp(url, "/metrics"))
+		return R_METRICS;
+	if (!strcmp(url, "/api/whoami"))
+		return R_WHOAMI;
+	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		size_t n = strlen(roots[i].prefix);
+		const char *rest = url + n;
+		if (strncmp(url, roots[i].prefix, n))
+			continue;
+		if (!*rest)
+			return roots[i].bare;
+		if (*rest != '/' || strlen(rest + 1) < UUID_STRLEN - 1)
+			return R_UNKNOWN;
+		memcpy(id, rest + 1, UUID_STRLEN - 1);
+		id[UUID_STRLEN - 1] = 0;
+		if (!validate_uuid(id))
+			return R_UNKNOWN;
+		rest += UUID_STRLEN;
+		if (!*rest)
+			return roots[i].with_id;
+		if (roots[i].with_id == R_VPC && !strcmp(rest, "/devices"))
+			return R_VPC_DEVICES;
+		return R_UNKNOWN;
+	}
+	return R_UNKNOWN;
+}
+
+static enum MHD_Result check_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				       const char *value)
+{
+	const char **bad = cls;
+	(void)kind;
+	(void)value;
+	if (strcmp(key, "since") && strcmp(key, "wait")) {
+		*bad = key;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+/* 0, or -EACCES when the token is missing, malformed or unknown, -EKEYEXPIRED */
+static int authenticate(struct api *api, struct MHD_Connection *c, struct principal *who)
+{
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	uint8_t hash[TOKEN_HASH_BYTES];
+	enum token_scope scope;
+	int rc;
+
+	memset(who, 0, sizeof(*who));
+	if (!h || strncasecmp(h, "Bearer ", 7))
+		return -EACCES;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	if (token_scope_of(h, &scope) < 0)
+		return -EACCES;
+	token_hash(h, hash);
+	switch (scope) {
+	case TOKEN_ADMIN:
+		if (sodium_memcmp(hash, api->admin_hash, TOKEN_HASH_BYTES) != 0)
+			return -EACCES;
+		who->scope = TOKEN_ADMIN;
+		return 0;
+	case TOKEN_REGKEY:
+		rc = store_regkey_auth(api->store, hash, now_s(), who);
+		break;
+	default:
+		rc = store_device_auth(api->store, hash, who);
+		if (rc == 0 && now_s() - who->last_seen >= TOUCH_INTERVAL_S)
+			store_device_touch(api->store, who->id, now_s());
+		break;
+	}
+	if (rc == -ENOENT)
+		return -EACCES;
+	return rc;
+}
+
+/* First call of a request: route, authenticate and authorize before any of
+ * the body is read, so a refused request costs no upload. */
+static enum MHD_Result begin_request(struct api *api, struct MHD_Connection *c, struct request *rq,
+				     const char *url, const char *method)
+{
+	const struct endpoint *ep = NULL;
+	const char *bad = NULL, *length;
+	char allow[64] = "";
+	int rc;
+
+	rq->route = route_of(url, rq->id);
+	rq->method = method_of(method);
+	if (rq->route == R_UNKNOWN)
+		return send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such resource: %.100s", url);
+	for (size_t i = 0; i < NENDPOINTS; i++) {
+		if (endpoints[i].route != rq->route)
+			continue;
+		if (endpoints[i].method == rq->method)
+			ep = &endpoints[i];
+		snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s", *allow ? ", " : "",
+			 method_names[endpoints[i].method]);
+	}
+	if (!ep) {
+		struct MHD_Response *resp;
+		enum MHD_Result ret;
+		json_t *body = json_pack("{s:s}", "error", "method not allowed");
+		if (!body || !(resp = json_response(body))) {
+			json_decref(body);
+			return MHD_NO;
+		}
+		json_decref(body);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+		ret = queue(api, c, rq, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
+	if (ep->scopes) {
+		rc = authenticate(api, c, &rq->who);
+		if (rc == -EKEYEXPIRED)
+			return send_error(api, c, rq, MHD_HTTP_UNAUTHORIZED, NULL, "registration key expired");
+		if (rc == -EACCES)
+			return send_error(api, c, rq, MHD_HTTP_UNAUTHORIZED, NULL,
+					  "a valid bearer token is required");
+		if (rc < 0)
+			return send_internal(api, c, rq, rc);
+		if (!(ep->scopes & SCOPE(rq->who.scope)))
+			return send_error(api, c, rq, MHD_HTTP_FORBIDDEN, NULL,
+					  "this token's scope may not %s %s", method, route_names[rq->route]);
+	}
+	length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (length && strtoull(length, NULL, 10) > API_BODY_MAX)
+		return send_error(api, c, rq, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+				  "body larger than %d bytes", API_BODY_MAX);
+	if (rq->route != R_VPC_DEVICES && MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0)
+		return send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, NULL, "this resource takes no query parameters");
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_query_arg, &bad);
+	if (bad)
+		return send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, bad, "unknown query parameter");
+	rq->state = RQ_BODY;
+	return MHD_YES;
+}
+
+static enum MHD_Result dispatch(struct api *api, struct MHD_Connection *c, struct request *rq)
+{
+	const struct endpoint *ep = NULL;
+	json_error_t jerr;
+	json_t *body = NULL;
+	enum MHD_Result ret;
+
+	for (size_t i = 0; i < NENDPOINTS && !ep; i++)
+		if (endpoints[i].route == rq->route && endpoints[i].method == rq->method)
+			ep = &endpoints[i];
+	if (ep->body) {
+		if (!rq->len)
+			return send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, NULL, "a JSON body is required");
+		body = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, &jerr);
+		if (!body)
+			return send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, NULL,
+					  "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+					  jerr.text);
+	}
+	ret = ep->fn(api, c, rq, body);
+	json_decref(body);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **req_cls)
+{
+	struct api *api = cls;
+	struct request *rq = *req_cls;
+
+	(void)version;
+	if (!rq) {
+		if (!(rq = calloc(1, sizeof(*rq))))
+			return MHD_NO;
+		*req_cls = rq;
+		return begin_request(api, c, rq, url, method);
+	}
+	switch (rq->state) {
+	case RQ_BODY:
+		if (*upload_data_size) {
+			size_t n = *upload_data_size;
+			*upload_data_size = 0;
+			if (rq->len + n > API_BODY_MAX) {
+				free(rq->body);
+				rq->body = NULL;
+				return send_error(api, c, rq, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+						  "body larger than %d bytes", API_BODY_MAX);
+			}
+			char *b = realloc(rq->body, rq->len + n);
+			if (!b)
+				return MHD_NO;
+			memcpy(b + rq->len, upload_data, n);
+			rq->body = b;
+			rq->len += n;
+			return MHD_YES;
+		}
+		return dispatch(api, c, rq);
+	case RQ_WAITING:
+		/* resumed: by a change in the VPC, the deadline, or shutdown */
+		return send_list(api, c, rq);
+	case RQ_DONE:
+		break;
+	}
+	return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct api *api = cls;
+	struct request *rq = *req_cls;
+	(void)c;
+	(void)toe;
+	if (!rq)
+		return;
+	if (rq->state == RQ_WAITING) /* closed before its answer: only at shutdown */
+		watch_cancel(api->watch, &rq->waiter);
+	free(rq->body);
+	free(rq);
+	*req_cls = NULL;
+}
+
+static void wake_connection(void *conn)
+{
+	MHD_resume_connection(conn);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = 0;
+	log_warn("http", "%s", msg);
+}
+
+int api_start(const struct api_config *cfg, struct store *st, struct api **out)
+{
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem opts[16];
+	size_t n = 0;
+	struct api *api;
+	int rc;
+
+	*out = NULL;
+	if (!(api = calloc(1, sizeof(*api))))
+		return -ENOMEM;
+	api->store = st;
+	memcpy(api->admin_hash, cfg->admin_hash, TOKEN_HASH_BYTES);
+	if ((rc = watch_new(wake_connection, &api->watch)) < 0)
+		goto err_watch;
+
+	if (cfg->listen.sa.sa_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	if (cfg->tls_cert_pem)
+		flags |= MHD_USE_TLS;
+	/* first, so that MHD's own complaints about later options reach our log */
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, (void *)&cfg->listen };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, api };
+	if (cfg->tls_cert_pem) {
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->tls_cert_pem };
+		opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->tls_key_pem };
+	}
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+
+	api->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, api, MHD_OPTION_ARRAY, opts,
+				       MHD_OPTION_END);
+	if (!api->daemon) {
+		log_error("api", "cannot start the HTTP server (the line above says why)");
+		rc = -EIO;
+		goto err_daemon;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(api->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	api->port = di ? di->port : addr_port(&cfg->listen);
+	*out = api;
+	return 0;
+
+err_daemon:
+	watch_free(api->watch);
+err_watch:
+	free(api);
+	return rc;
+}
+
+uint16_t api_port(const struct api *api)
+{
+	return api->port;
+}
+
+void api_stop(struct api *api)
+{
+	if (!api)
+		return;
+	/* no new connections; the waiters are answered; then the server stops */
+	MHD_quiesce_daemon(api->daemon);
+	watch_stop(api->watch);
+	MHD_stop_daemon(api->daemon);
+	watch_free(api->watch);
+	while (api->cache) {
+		struct list_cache *e = api->cache;
+		api->cache = e->next;
+		MHD_destroy_response(e->response);
+		free(e);
+	}
+	free(api);
+}

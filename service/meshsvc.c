@@ -1,0 +1,261 @@
+/* meshsvc: the natmesh control plane. Agents register with it, learn their
+ * tunnel address and peers, report endpoints and long-poll for changes. See
+ * api.h for the HTTP side and store.h for durability. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "api.h"
+#include "log.h"
+#include "store.h"
+#include "token.h"
+
+#define DEFAULT_LISTEN "127.0.0.1:8080"
+#define DEFAULT_DB "meshsvc.db"
+#define TOKEN_FILE_SUFFIX ".admin-token"
+/* descriptors kept back from the connection limit: database, listener, epoll */
+#define FD_RESERVE 64
+#define PEM_MAX (1024 * 1024)
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: meshsvc [--listen ADDR:PORT] [--db PATH] [--tls-cert FILE --tls-key FILE]\n"
+		"               [--admin-token-file FILE] [--log-format text|json] [--verbose]\n"
+		"\n"
+		"  --listen ADDR:PORT       address to serve on (default " DEFAULT_LISTEN "; port 0: any)\n"
+		"  --db PATH                SQLite database, created if missing (default ./" DEFAULT_DB ")\n"
+		"  --tls-cert, --tls-key    PEM certificate (chain) and key: serve HTTPS only\n"
+		"  --admin-token-file FILE  the admin token; created (mode 0600) if missing\n"
+		"                           (default: the database path + " TOKEN_FILE_SUFFIX ")\n"
+		"  --log-format text|json   log lines for people or machines (default text)\n"
+		"  --verbose                debug logs\n");
+}
+
+/* the whole file, NUL-terminated */
+static int read_file(const char *path, size_t max, char **out)
+{
+	FILE *f = fopen(path, "re");
+	char *buf;
+	size_t n;
+	int rc = 0;
+
+	*out = NULL;
+	if (!f)
+		return -errno;
+	if (!(buf = malloc(max + 1))) {
+		fclose(f);
+		return -ENOMEM;
+	}
+	n = fread(buf, 1, max + 1, f);
+	if (ferror(f))
+		rc = -EIO;
+	else if (n > max)
+		rc = -EFBIG;
+	fclose(f);
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	buf[n] = 0;
+	*out = buf;
+	return 0;
+}
+
+static int create_admin_token(const char *path, uint8_t hash[TOKEN_HASH_BYTES])
+{
+	char token[TOKEN_STRLEN + 1];
+	int fd, rc = 0;
+
+	token_generate(TOKEN_ADMIN, token);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		log_error("meshsvc", "cannot create the admin token file path=%s: %s", path, strerror(errno));
+		goto out;
+	}
+	strcat(token, "\n");
+	if (fchmod(fd, 0600) < 0 || write(fd, token, strlen(token)) != (ssize_t)strlen(token) ||
+	    fsync(fd) < 0) {
+		rc = -errno;
+		log_error("meshsvc", "cannot write the admin token file path=%s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		goto out;
+	}
+	close(fd);
+	token[strlen(token) - 1] = 0;
+	token_hash(token, hash);
+	log_info("meshsvc", "created the admin token (mode 0600) path=%s", path);
+out:
+	sodium_memzero(token, sizeof(token));
+	return rc;
+}
+
+/* the admin token's hash, from its file, which is created on first start */
+static int admin_token(const char *path, uint8_t hash[TOKEN_HASH_BYTES])
+{
+	enum token_scope scope;
+	struct stat sb;
+	char *text;
+	int rc;
+
+	rc = read_file(path, 4096, &text);
+	if (rc == -ENOENT)
+		return create_admin_token(path, hash);
+	if (rc < 0) {
+		log_error("meshsvc", "cannot read the admin token file path=%s: %s", path, strerror(-rc));
+		return rc;
+	}
+	text[strcspn(text, " \t\r\n")] = 0;
+	if (token_scope_of(text, &scope) < 0 || scope != TOKEN_ADMIN) {
+		log_error("meshsvc", "the admin token file holds no admin token path=%s", path);
+		rc = -EINVAL;
+	} else {
+		token_hash(text, hash);
+		if (stat(path, &sb) == 0 && (sb.st_mode & 077))
+			log_warn("meshsvc", "the admin token file is readable by others path=%s mode=%03o",
+				 path, (unsigned)(sb.st_mode & 0777));
+		log_info("meshsvc", "admin token path=%s", path);
+	}
+	sodium_memzero(text, strlen(text));
+	free(text);
+	return rc;
+}
+
+/* as many descriptors as allowed: every long poll holds one */
+static unsigned raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024 - FD_RESERVE;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t want = rl.rlim_max;
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur > 1000000)
+		rl.rlim_cur = 1000000;
+	return rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE) : FD_RESERVE;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "db", required_argument, NULL, 'd' },
+		{ "tls-cert", required_argument, NULL, 'c' },
+		{ "tls-key", required_argument, NULL, 'k' },
+		{ "admin-token-file", required_argument, NULL, 'a' },
+		{ "log-format", required_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *listen = DEFAULT_LISTEN, *db = DEFAULT_DB, *cert_path = NULL, *key_path = NULL;
+	char *token_path = NULL, *cert = NULL, *key = NULL, where[ADDR_STRLEN];
+	enum log_format format = LOG_FORMAT_TEXT;
+	enum log_level level = LOG_INFO;
+	struct api_config cfg = { 0 };
+	struct store *st = NULL;
+	struct api *api = NULL;
+	sigset_t sigs;
+	int opt, sig, rc, status = 1;
+
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'l': listen = optarg; break;
+		case 'd': db = optarg; break;
+		case 'c': cert_path = optarg; break;
+		case 'k': key_path = optarg; break;
+		case 'a':
+			free(token_path);
+			token_path = strdup(optarg);
+			break;
+		case 'f':
+			if (log_parse_format(optarg, &format) < 0) {
+				fprintf(stderr, "meshsvc: --log-format must be text or json\n");
+				goto err_args;
+			}
+			break;
+		case 'v': level = LOG_DEBUG; break;
+		case 'h': usage(stdout); status = 0; goto err_args;
+		default: usage(stderr); status = 2; goto err_args;
+		}
+	}
+	if (optind != argc || !cert_path != !key_path) {
+		usage(stderr);
+		status = 2;
+		goto err_args;
+	}
+	log_setup(format, level);
+	if (addr_parse(listen, &cfg.listen) < 0) {
+		log_error("meshsvc", "--listen wants IP:PORT or [IPv6]:PORT value=%s", listen);
+		status = 2;
+		goto err_args;
+	}
+	if (!token_path && asprintf(&token_path, "%s" TOKEN_FILE_SUFFIX, db) < 0) {
+		token_path = NULL;
+		goto err_args;
+	}
+	if (sodium_init() < 0) {
+		log_error("meshsvc", "libsodium failed to initialize");
+		goto err_args;
+	}
+	if (cert_path) {
+		if ((rc = read_file(cert_path, PEM_MAX, &cert)) < 0 || (rc = read_file(key_path, PEM_MAX, &key)) < 0) {
+			log_error("meshsvc", "cannot read the TLS certificate or key cert=%s key=%s: %s",
+				  cert_path, key_path, strerror(-rc));
+			goto err_tls;
+		}
+		cfg.tls_cert_pem = cert;
+		cfg.tls_key_pem = key;
+	}
+	if (admin_token(token_path, cfg.admin_hash) < 0)
+		goto err_tls;
+	cfg.max_connections = raise_nofile();
+	if (store_open(db, &st) < 0)
+		goto err_store;
+
+	/* the server threads inherit this mask; only sigwait below sees the signals */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (api_start(&cfg, st, &api) < 0)
+		goto err_api;
+	addr_set_port(&cfg.listen, api_port(api));
+	log_info("meshsvc", "listening url=%s://%s db=%s max_connections=%u", cert ? "https" : "http",
+		 addr_format(&cfg.listen, where, sizeof(where)), db, cfg.max_connections);
+
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	log_info("meshsvc", "stopping signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	status = 0;
+
+	api_stop(api);
+err_api:
+	store_free(st);
+err_store:
+	sodium_memzero(cfg.admin_hash, sizeof(cfg.admin_hash));
+err_tls:
+	if (key)
+		sodium_memzero(key, strlen(key));
+	free(key);
+	free(cert);
+err_args:
+	free(token_path);
+	return status;
+}

@@ -1,0 +1,1014 @@
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "ipam.h"
+#include "log.h"
+
+#define SCHEMA_VERSION 1
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS vpcs ("
+	"  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, ipv4_cidr TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL, revision INTEGER NOT NULL) STRICT;"
+	"CREATE TABLE IF NOT EXISTS reg_keys ("
+	"  id TEXT PRIMARY KEY, vpc_id TEXT NOT NULL REFERENCES vpcs(id) ON DELETE CASCADE,"
+	"  secret_hash BLOB NOT NULL UNIQUE, single_use INTEGER NOT NULL, expires_at INTEGER,"
+	"  description TEXT NOT NULL, created_at INTEGER NOT NULL, used_by TEXT) STRICT;"
+	"CREATE TABLE IF NOT EXISTS devices ("
+	"  id TEXT PRIMARY KEY, vpc_id TEXT NOT NULL REFERENCES vpcs(id),"
+	"  public_key TEXT NOT NULL, hostname TEXT NOT NULL, os TEXT NOT NULL,"
+	"  endpoints TEXT NOT NULL, ip_index INTEGER NOT NULL, tunnel_ip TEXT NOT NULL,"
+	"  relay INTEGER NOT NULL, symmetric_nat INTEGER NOT NULL, nat TEXT,"
+	"  revision INTEGER NOT NULL, created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+	"  token_hash BLOB NOT NULL UNIQUE,"
+	"  UNIQUE (vpc_id, public_key), UNIQUE (vpc_id, ip_index), UNIQUE (vpc_id, revision)) STRICT;"
+	"CREATE TABLE IF NOT EXISTS tombstones ("
+	"  vpc_id TEXT NOT NULL REFERENCES vpcs(id) ON DELETE CASCADE, device_id TEXT NOT NULL,"
+	"  revision INTEGER NOT NULL, PRIMARY KEY (vpc_id, revision)) STRICT;";
+
+#define DEVICE_COLS "id, vpc_id, public_key, hostname, os, endpoints, tunnel_ip, relay," \
+		    " symmetric_nat, nat, revision, last_seen"
+enum { DC_ID, DC_VPC_ID, DC_PUBLIC_KEY, DC_HOSTNAME, DC_OS, DC_ENDPOINTS, DC_TUNNEL_IP, DC_RELAY,
+       DC_SYMMETRIC_NAT, DC_NAT, DC_REVISION, DC_LAST_SEEN, DC_IP_INDEX /* S_DEV_GET only */ };
+#define REGKEY_COLS "id, vpc_id, single_use, expires_at, description, used_by"
+
+enum stmt_id {
+	S_BEGIN, S_COMMIT, S_ROLLBACK,
+	S_VPC_INSERT, S_VPC_GET, S_VPC_LIST, S_VPC_DELETE, S_VPC_BUMP, S_VPC_NAME_TAKEN,
+	S_VPC_DEVICES,
+	S_RK_INSERT, S_RK_GET, S_RK_LIST, S_RK_DELETE, S_RK_BY_HASH, S_RK_SET_USED,
+	S_DEV_INSERT, S_DEV_GET, S_DEV_BY_KEY, S_DEV_BY_TOKEN, S_DEV_SET_TOKEN, S_DEV_UPDATE,
+	S_DEV_DELETE, S_DEV_TOUCH, S_DEV_CHANGES, S_DEV_ALL, S_DEV_INDICES,
+	S_TOMB_INSERT, S_TOMB_SINCE,
+	S_COUNT
+};
+
+static const char *const sql[S_COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_VPC_INSERT] = "INSERT INTO vpcs (id, name, ipv4_cidr, created_at, revision) VALUES (?1, ?2, ?3, ?4, 0)",
+	[S_VPC_GET] = "SELECT id, name, ipv4_cidr, created_at, revision FROM vpcs WHERE id = ?1",
+	[S_VPC_LIST] = "SELECT id, name, ipv4_cidr, created_at, revision FROM vpcs ORDER BY created_at, id",
+	[S_VPC_DELETE] = "DELETE FROM vpcs WHERE id = ?1",
+	[S_VPC_BUMP] = "UPDATE vpcs SET revision = revision + 1 WHERE id = ?1 RETURNING revision",
+	[S_VPC_NAME_TAKEN] = "SELECT 1 FROM vpcs WHERE name = ?1",
+	[S_VPC_DEVICES] = "SELECT 1 FROM devices WHERE vpc_id = ?1 LIMIT 1",
+	[S_RK_INSERT] = "INSERT INTO reg_keys (id, vpc_id, secret_hash, single_use, expires_at,"
+			" description, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[S_RK_GET] = "SELECT " REGKEY_COLS " FROM reg_keys WHERE id = ?1",
+	[S_RK_LIST] = "SELECT " REGKEY_COLS " FROM reg_keys ORDER BY created_at, id",
+	[S_RK_DELETE] = "DELETE FROM reg_keys WHERE id = ?1",
+	[S_RK_BY_HASH] = "SELECT id, vpc_id, expires_at, secret_hash FROM reg_keys WHERE secret_hash = ?1",
+	[S_RK_SET_USED] = "UPDATE reg_keys SET used_by = ?2 WHERE id = ?1",
+	[S_DEV_INSERT] = "INSERT INTO devices (id, vpc_id, public_key, hostname, os, endpoints,"
+			 " ip_index, tunnel_ip, relay, symmetric_nat, nat, revision, created_at,"
+			 " last_seen, token_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+			 " ?11, ?12, ?13, ?13, ?14)",
+	[S_DEV_GET] = "SELECT " DEVICE_COLS ", ip_index FROM devices WHERE id = ?1",
+	[S_DEV_BY_KEY] = "SELECT id FROM devices WHERE vpc_id = ?1 AND public_key = ?2",
+	[S_DEV_BY_TOKEN] = "SELECT id, vpc_id, last_seen, token_hash FROM devices WHERE token_hash = ?1",
+	[S_DEV_SET_TOKEN] = "UPDATE devices SET token_hash = ?2, last_seen = ?3 WHERE id = ?1",
+	[S_DEV_UPDATE] = "UPDATE devices SET hostname = ?2, endpoints = ?3, relay = ?4,"
+			 " symmetric_nat = ?5, nat = ?6, revision = ?7, last_seen = ?8 WHERE id = ?1",
+	[S_DEV_DELETE] = "DELETE FROM devices WHERE id = ?1",
+	[S_DEV_TOUCH] = "UPDATE devices SET last_seen = ?2 WHERE id = ?1",
+	[S_DEV_CHANGES] = "SELECT " DEVICE_COLS " FROM devices WHERE vpc_id = ?1 AND revision > ?2"
+			  " ORDER BY revision",
+	[S_DEV_ALL] = "SELECT " DEVICE_COLS " FROM devices ORDER BY vpc_id, ip_index",
+	[S_DEV_INDICES] = "SELECT ip_index FROM devices WHERE vpc_id = ?1",
+	[S_TOMB_INSERT] = "INSERT INTO tombstones (vpc_id, device_id, revision) VALUES (?1, ?2, ?3)",
+	[S_TOMB_SINCE] = "SELECT device_id FROM tombstones WHERE vpc_id = ?1 AND revision > ?2"
+			 " ORDER BY revision",
+};
+
+/* what the store keeps in memory per VPC */
+struct vpc_state {
+	char id[UUID_STRLEN];
+	int64_t revision;
+	struct ipam ipam;
+	struct vpc_state *next;
+};
+
+struct store {
+	sqlite3 *db;
+	int lock_fd;
+	sqlite3_stmt *stmt[S_COUNT];
+	struct vpc_state *vpcs;
+};
+
+static int db_error(struct store *st, const char *what)
+{
+	log_error("store", "%s failed: %s", what, sqlite3_errmsg(st->db));
+	return -EIO;
+}
+
+/* the statement, reset and unbound, ready for binds */
+static sqlite3_stmt *stmt(struct store *st, enum stmt_id id)
+{
+	sqlite3_stmt *s = st->stmt[id];
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return s;
+}
+
+/* runs a statement that returns no rows */
+static int exec(struct store *st, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_CONSTRAINT)
+		return -EEXIST;
+	if (rc != SQLITE_DONE)
+		return db_error(st, sqlite3_sql(s));
+	return 0;
+}
+
+static int begin(struct store *st)
+{
+	return exec(st, stmt(st, S_BEGIN));
+}
+
+static int commit(struct store *st)
+{
+	int rc = exec(st, stmt(st, S_COMMIT));
+	if (rc < 0 && !sqlite3_get_autocommit(st->db))
+		exec(st, stmt(st, S_ROLLBACK));
+	return rc;
+}
+
+static void rollback(struct store *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		exec(st, stmt(st, S_ROLLBACK));
+}
+
+static void bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+}
+
+static const char *col_text(sqlite3_stmt *s, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(s, i);
+	return t ? t : "";
+}
+
+static void copy_id(char out[UUID_STRLEN], const char *s)
+{
+	snprintf(out, UUID_STRLEN, "%s", s);
+}
+
+static struct vpc_state *vpc_find(const struct store *st, const char *id)
+{
+	for (struct vpc_state *v = st->vpcs; v; v = v->next)
+		if (!strcmp(v->id, id))
+			return v;
+	return NULL;
+}
+
+static void vpc_state_free(struct vpc_state *v)
+{
+	ipam_fini(&v->ipam);
+	free(v);
+}
+
+/* memory state of a VPC that exists in the database */
+static int vpc_state_add(struct store *st, const char *id, const char *cidr_text, int64_t revision,
+			 struct vpc_state **out)
+{
+	struct cidr cidr;
+	struct vpc_state *v;
+	int rc;
+
+	if (cidr_parse(cidr_text, false, &cidr) < 0)
+		return -EINVAL;
+	if (!(v = calloc(1, sizeof(*v))))
+		return -ENOMEM;
+	copy_id(v->id, id);
+	v->revision = revision;
+	if ((rc = ipam_init(&v->ipam, &cidr)) < 0) {
+		free(v);
+		return rc;
+	}
+	v->next = st->vpcs;
+	st->vpcs = v;
+	*out = v;
+	return 0;
+}
+
+static void vpc_state_remove(struct store *st, const char *id)
+{
+	for (struct vpc_state **p = &st->vpcs; *p; p = &(*p)->next) {
+		if (!strcmp((*p)->id, id)) {
+			struct vpc_state *v = *p;
+			*p = v->next;
+			vpc_state_free(v);
+			return;
+		}
+	}
+}
+
+/* every VPC's revision and its addresses in use, from the database */
+static int load_state(struct store *st)
+{
+	sqlite3_stmt *s = stmt(st, S_VPC_LIST), *d;
+	struct vpc_state *v;
+	int rc = 0, step;
+
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((rc = vpc_state_add(st, col_text(s, 0), col_text(s, 2), sqlite3_column_int64(s, 4), &v)) < 0) {
+			log_error("store", "cannot load vpc id=%s cidr=%s", col_text(s, 0), col_text(s, 2));
+			break;
+		}
+		d = stmt(st, S_DEV_INDICES);
+		bind_text(d, 1, v->id);
+		while ((step = sqlite3_step(d)) == SQLITE_ROW) {
+			uint64_t index = (uint64_t)sqlite3_column_int64(d, 0);
+			if ((rc = ipam_reserve(&v->ipam, index)) < 0) {
+				log_error("store", "bad address index vpc=%s index=%llu", v->id,
+					  (unsigned long long)index);
+				break;
+			}
+		}
+		sqlite3_reset(d);
+		if (rc < 0 || step != SQLITE_DONE) {
+			rc = rc < 0 ? rc : db_error(st, "loading addresses");
+			break;
+		}
+	}
+	if (rc == 0 && step != SQLITE_DONE)
+		rc = db_error(st, "loading vpcs");
+	sqlite3_reset(s);
+	return rc;
+}
+
+static int pragma(struct store *st, const char *text)
+{
+	/* fixed text only: PRAGMAs cannot take bound parameters */
+	if (sqlite3_exec(st->db, text, NULL, NULL, NULL) != SQLITE_OK)
+		return db_error(st, text);
+	return 0;
+}
+
+int store_open(const char *path, struct store **out)
+{
+	struct store *st;
+	int rc;
+
+	*out = NULL;
+	if (!(st = calloc(1, sizeof(*st))))
+		return -ENOMEM;
+	/* the in-memory IPAM and revisions are only right for the single writer */
+	st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (st->lock_fd < 0) {
+		rc = -errno;
+		log_error("store", "cannot open database path=%s: %s", path, strerror(errno));
+		goto err_free;
+	}
+	if (flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		log_error("store", "database is in use by another meshsvc path=%s", path);
+		goto err_lock;
+	}
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		rc = db_error(st, "open");
+		goto err_db;
+	}
+	sqlite3_extended_result_codes(st->db, 0);
+	if ((rc = pragma(st, "PRAGMA journal_mode=WAL")) < 0 ||
+	    (rc = pragma(st, "PRAGMA synchronous=FULL")) < 0 ||
+	    (rc = pragma(st, "PRAGMA foreign_keys=ON")) < 0 ||
+	    (rc = pragma(st, "PRAGMA busy_timeout=5000")) < 0 ||
+	    (rc = pragma(st, schema)) < 0 ||
+	    (rc = pragma(st, "PRAGMA user_version=1")) < 0)
+		goto err_db;
+	for (int i = 0; i < S_COUNT; i++) {
+		if (sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK) {
+			rc = db_error(st, sql[i]);
+			goto err_stmt;
+		}
+	}
+	if ((rc = load_state(st)) < 0)
+		goto err_stmt;
+	*out = st;
+	return 0;
+
+err_stmt:
+	while (st->vpcs) {
+		struct vpc_state *v = st->vpcs;
+		st->vpcs = v->next;
+		vpc_state_free(v);
+	}
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+err_db:
+	sqlite3_close(st->db);
+err_lock:
+	close(st->lock_fd);
+err_free:
+	free(st);
+	return rc;
+}
+
+void store_free(struct store *st)
+{
+	if (!st)
+		return;
+	while (st->vpcs) {
+		struct vpc_state *v = st->vpcs;
+		st->vpcs = v->next;
+		vpc_state_free(v);
+	}
+	for (int i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	sqlite3_close(st->db);
+	close(st->lock_fd);
+	free(st);
+}
+
+static json_t *time_or_null(int64_t t)
+{
+	char buf[TIME_STRLEN];
+	if (!t)
+		return json_null();
+	time_format(t, buf);
+	return json_string(buf);
+}
+
+/* --- VPCs ------------------------------------------------------------------------ */
+
+static json_t *vpc_json(sqlite3_stmt *s)
+{
+	return json_pack("{s:s, s:s, s:s, s:o}", "id", col_text(s, 0), "name", col_text(s, 1),
+			 "ipv4_cidr", col_text(s, 2), "created_at", time_or_null(sqlite3_column_int64(s, 3)));
+}
+
+int store_vpc_get(struct store *st, const char *id, json_t **out)
+{
+	sqlite3_stmt *s = stmt(st, S_VPC_GET);
+	int rc;
+	bind_text(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = vpc_json(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return db_error(st, "vpc get");
+	return *out ? 0 : -ENOMEM;
+}
+
+int store_vpc_create(struct store *st, const struct vpc_spec *spec, int64_t now, json_t **out)
+{
+	char id[UUID_STRLEN], cidr[CIDR_STRLEN];
+	struct vpc_state *v;
+	sqlite3_stmt *s;
+	int rc;
+
+	uuid_generate(id);
+	cidr_format(&spec->cidr, cidr, sizeof(cidr));
+	if ((rc = begin(st)) < 0)
+		return rc;
+	s = stmt(st, S_VPC_NAME_TAKEN);
+	bind_text(s, 1, spec->name);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		rc = rc == SQLITE_ROW ? -EEXIST : db_error(st, "vpc name");
+		goto err;
+	}
+	s = stmt(st, S_VPC_INSERT);
+	bind_text(s, 1, id);
+	bind_text(s, 2, spec->name);
+	bind_text(s, 3, cidr);
+	sqlite3_bind_int64(s, 4, now);
+	if ((rc = exec(st, s)) < 0 || (rc = vpc_state_add(st, id, cidr, 0, &v)) < 0)
+		goto err;
+	if ((rc = commit(st)) < 0) {
+		vpc_state_remove(st, id);
+		goto err;
+	}
+	return store_vpc_get(st, id, out);
+err:
+	rollback(st);
+	return rc;
+}
+
+int store_vpc_list(struct store *st, json_t **out)
+{
+	sqlite3_stmt *s = stmt(st, S_VPC_LIST);
+	json_t *list = json_array();
+	int rc;
+	if (!list)
+		return -ENOMEM;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(list, vpc_json(s));
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		json_decref(list);
+		return db_error(st, "vpc list");
+	}
+	*out = list;
+	return 0;
+}
+
+int store_vpc_delete(struct store *st, const char *id)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (!vpc_find(st, id))
+		return -ENOENT;
+	if ((rc = begin(st)) < 0)
+		return rc;
+	s = stmt(st, S_VPC_DEVICES);
+	bind_text(s, 1, id);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		rc = rc == SQLITE_ROW ? -ENOTEMPTY : db_error(st, "vpc devices");
+		goto err;
+	}
+	s = stmt(st, S_VPC_DELETE);
+	bind_text(s, 1, id);
+	if ((rc = exec(st, s)) < 0 || (rc = commit(st)) < 0)
+		goto err;
+	vpc_state_remove(st, id);
+	return 0;
+err:
+	rollback(st);
+	return rc;
+}
+
+int store_vpc_revision(struct store *st, const char *id, int64_t *out)
+{
+	const struct vpc_state *v = vpc_find(st, id);
+	if (!v)
+		return -ENOENT;
+	*out = v->revision;
+	return 0;
+}
+
+/* the VPC's next revision, inside the caller's transaction */
+static int bump(struct store *st, const char *vpc_id, int64_t *rev)
+{
+	sqlite3_stmt *s = stmt(st, S_VPC_BUMP);
+	int rc;
+	bind_text(s, 1, vpc_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*rev = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? -ENOENT : db_error(st, "revision");
+	return 0;
+}
+
+uint64_t store_vpc_count(const struct store *st)
+{
+	uint64_t n = 0;
+	for (const struct vpc_state *v = st->vpcs; v; v = v->next)
+		n++;
+	return n;
+}
+
+uint64_t store_device_count(const struct store *st)
+{
+	uint64_t n = 0;
+	for (const struct vpc_state *v = st->vpcs; v; v = v->next)
+		n += v->ipam.used;
+	return n;
+}
+
+/* --- registration keys ------------------------------------------------------------ */
+
+static json_t *regkey_json(sqlite3_stmt *s)
+{
+	bool single = sqlite3_column_int(s, 2);
+	return json_pack("{s:s, s:s, s:b, s:o, s:s, s:b}", "id", col_text(s, 0), "vpc_id", col_text(s, 1),
+			 "single_use", single, "expires_at", time_or_null(sqlite3_column_int64(s, 3)),
+			 "description", col_text(s, 4), "used",
+			 single && sqlite3_column_type(s, 5) != SQLITE_NULL);
+}
+
+int store_regkey_get(struct store *st, const char *id, json_t **out)
+{
+	sqlite3_stmt *s = stmt(st, S_RK_GET);
+	int rc;
+	bind_text(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = regkey_json(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return db_error(st, "reg-key get");
+	return *out ? 0 : -ENOMEM;
+}
+
+int store_regkey_create(struct store *st, const struct regkey_spec *spec,
+			const uint8_t hash[TOKEN_HASH_BYTES], int64_t now, json_t **out)
+{
+	char id[UUID_STRLEN];
+	sqlite3_stmt *s;
+	int rc;
+
+	if (!vpc_find(st, spec->vpc_id))
+		return -ENOENT;
+	uuid_generate(id);
+	s = stmt(st, S_RK_INSERT);
+	bind_text(s, 1, id);
+	bind_text(s, 2, spec->vpc_id);
+	sqlite3_bind_blob(s, 3, hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+	sqlite3_bind_int(s, 4, spec->single_use);
+	if (spec->expires_at)
+		sqlite3_bind_int64(s, 5, spec->expires_at);
+	bind_text(s, 6, spec->description);
+	sqlite3_bind_int64(s, 7, now);
+	/* one statement in autocommit mode is its own committed transaction */
+	if ((rc = exec(st, s)) < 0)
+		return rc;
+	return store_regkey_get(st, id, out);
+}
+
+int store_regkey_list(struct store *st, json_t **out)
+{
+	sqlite3_stmt *s = stmt(st, S_RK_LIST);
+	json_t *list = json_array();
+	int rc;
+	if (!list)
+		return -ENOMEM;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(list, regkey_json(s));
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		json_decref(list);
+		return db_error(st, "reg-key list");
+	}
+	*out = list;
+	return 0;
+}
+
+int store_regkey_delete(struct store *st, const char *id)
+{
+	sqlite3_stmt *s = stmt(st, S_RK_DELETE);
+	int rc;
+	bind_text(s, 1, id);
+	if ((rc = exec(st, s)) < 0)
+		return rc;
+	return sqlite3_changes(st->db) ? 0 : -ENOENT;
+}
+
+/* Tokens are found by their hash: whatever the index lookup's timing reveals is
+ * about hashes of 256-bit secrets, not the secrets. The final decision is a
+ * constant-time comparison all the same. */
+static bool hash_matches(sqlite3_stmt *s, int col, const uint8_t hash[TOKEN_HASH_BYTES])
+{
+	return sqlite3_column_bytes(s, col) == TOKEN_HASH_BYTES &&
+	       sodium_memcmp(sqlite3_column_blob(s, col), hash, TOKEN_HASH_BYTES) == 0;
+}
+
+int store_regkey_auth(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], int64_t now,
+		      struct principal *out)
+{
+	sqlite3_stmt *s = stmt(st, S_RK_BY_HASH);
+	int64_t expires_at = 0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	sqlite3_bind_blob(s, 1, hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && hash_matches(s, 3, hash)) {
+		out->scope = TOKEN_REGKEY;
+		copy_id(out->id, col_text(s, 0));
+		copy_id(out->vpc_id, col_text(s, 1));
+		expires_at = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(st, "reg-key auth");
+	if (!out->id[0])
+		return -ENOENT;
+	return expires_at && expires_at <= now ? -EKEYEXPIRED : 0;
+}
+
+/* --- devices -------------------------------------------------------------------- */
+
+static json_t *json_column(sqlite3_stmt *s, int col, json_t *fallback)
+{
+	json_t *v = NULL;
+	if (sqlite3_column_type(s, col) != SQLITE_NULL)
+		v = json_loads(col_text(s, col), 0, NULL);
+	if (!v)
+		return fallback;
+	json_decref(fallback);
+	return v;
+}
+
+static json_t *device_json(sqlite3_stmt *s, int64_t now)
+{
+	char allowed[CIDR_STRLEN];
+	int64_t last_seen = sqlite3_column_int64(s, DC_LAST_SEEN);
+	snprintf(allowed, sizeof(allowed), "%s/32", col_text(s, DC_TUNNEL_IP));
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:[s], s:b, s:b, s:o, s:I, s:b, s:o}",
+			 "id", col_text(s, DC_ID), "vpc_id", col_text(s, DC_VPC_ID),
+			 "public_key", col_text(s, DC_PUBLIC_KEY), "hostname", col_text(s, DC_HOSTNAME),
+			 "os", col_text(s, DC_OS), "endpoints", json_column(s, DC_ENDPOINTS, json_array()),
+			 "tunnel_ip", col_text(s, DC_TUNNEL_IP), "allowed_ips", allowed,
+			 "relay", sqlite3_column_int(s, DC_RELAY), "symmetric_nat",
+			 sqlite3_column_int(s, DC_SYMMETRIC_NAT), "nat", json_column(s, DC_NAT, json_null()),
+			 "revision", (json_int_t)sqlite3_column_int64(s, DC_REVISION), "online",
+			 now - last_seen < DEVICE_ONLINE_WINDOW_S, "last_seen", time_or_null(last_seen));
+}
+
+int store_device_get(struct store *st, const char *id, int64_t now, json_t **out,
+		     char vpc_id[UUID_STRLEN])
+{
+	sqlite3_stmt *s = stmt(st, S_DEV_GET);
+	int rc;
+	bind_text(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*out = device_json(s, now);
+		if (vpc_id)
+			copy_id(vpc_id, col_text(s, DC_VPC_ID));
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return db_error(st, "device get");
+	return *out ? 0 : -ENOMEM;
+}
+
+/* a stored JSON column; validate builds values in a fixed key order, so equal
+ * values have equal text */
+static char *json_text(const json_t *v)
+{
+	return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+}
+
+static void bind_json(sqlite3_stmt *s, int i, const char *text)
+{
+	if (text)
+		bind_text(s, i, text);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+/* the device with this key in the VPC, if any, into id */
+static int device_by_key(struct store *st, const char *vpc_id, const char *public_key, char id[UUID_STRLEN])
+{
+	sqlite3_stmt *s = stmt(st, S_DEV_BY_KEY);
+	int rc;
+	id[0] = 0;
+	bind_text(s, 1, vpc_id);
+	bind_text(s, 2, public_key);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		copy_id(id, col_text(s, 0));
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_error(st, "device by key");
+}
+
+static int insert_device(struct store *st, struct vpc_state *v, const char *id,
+			 const struct device_spec *spec, const uint8_t token_hash[TOKEN_HASH_BYTES],
+			 int64_t now, uint64_t *index)
+{
+	static const char no_endpoints[] = "[]";
+	char ip[INET6_ADDRSTRLEN], *endpoints = NULL, *nat = NULL;
+	union sockaddr_any addr;
+	int64_t rev;
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = ipam_alloc(&v->ipam, index, &addr)) < 0)
+		return rc;
+	if ((rc = bump(st, v->id, &rev)) < 0)
+		goto err;
+	endpoints = json_text(spec->endpoints);
+	nat = json_text(spec->nat);
+	s = stmt(st, S_DEV_INSERT);
+	bind_text(s, 1, id);
+	bind_text(s, 2, v->id);
+	bind_text(s, 3, spec->public_key_b64);
+	bind_text(s, 4, spec->hostname);
+	bind_text(s, 5, spec->os);
+	bind_text(s, 6, endpoints ? endpoints : no_endpoints);
+	sqlite3_bind_int64(s, 7, (int64_t)*index);
+	bind_text(s, 8, addr_format_ip(&addr, ip, sizeof(ip)));
+	sqlite3_bind_int(s, 9, spec->relay);
+	sqlite3_bind_int(s, 10, spec->symmetric_nat);
+	bind_json(s, 11, nat);
+	sqlite3_bind_int64(s, 12, rev);
+	sqlite3_bind_int64(s, 13, now);
+	sqlite3_bind_blob(s, 14, token_hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+	rc = exec(st, s);
+	free(endpoints);
+	free(nat);
+	if (rc < 0)
+		goto err;
+	return 0;
+err:
+	ipam_release(&v->ipam, *index);
+	return rc;
+}
+
+int store_device_register(struct store *st, const char *regkey_id, const struct device_spec *spec,
+			  const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now, json_t **out,
+			  bool *created)
+{
+	char id[UUID_STRLEN], vpc_id[UUID_STRLEN] = "", used_by[UUID_STRLEN] = "";
+	struct vpc_state *v = NULL;
+	int64_t expires_at = 0;
+	uint64_t index = 0;
+	bool single_use = false;
+	sqlite3_stmt *s;
+	int rc;
+
+	*out = NULL;
+	*created = false;
+	if ((rc = begin(st)) < 0)
+		return rc;
+	s = stmt(st, S_RK_GET);
+	bind_text(s, 1, regkey_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		copy_id(vpc_id, col_text(s, 1));
+		single_use = sqlite3_column_int(s, 2);
+		expires_at = sqlite3_column_int64(s, 3);
+		copy_id(used_by, col_text(s, 5));
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW) {
+		rc = rc == SQLITE_DONE ? -ENOENT : db_error(st, "reg-key get");
+		goto err;
+	}
+	rc = 0;
+	if (expires_at && expires_at <= now)
+		rc = -EKEYEXPIRED;
+	else if ((spec->set & DEV_VPC_ID) && strcmp(spec->vpc_id, vpc_id))
+		rc = -EXDEV;
+	else if (!(v = vpc_find(st, vpc_id)))
+		rc = -ENOENT;
+	if (rc < 0 || (rc = device_by_key(st, vpc_id, spec->public_key_b64, id)) < 0)
+		goto err;
+	/* a used single-use key still lets its own device register again */
+	if (single_use && used_by[0] && strcmp(used_by, id)) {
+		rc = -EKEYREVOKED;
+		goto err;
+	}
+	if (id[0]) {
+		/* idempotent: the same device, address and id; only a new token */
+		s = stmt(st, S_DEV_SET_TOKEN);
+		bind_text(s, 1, id);
+		sqlite3_bind_blob(s, 2, token_hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(s, 3, now);
+		if ((rc = exec(st, s)) < 0 || (rc = commit(st)) < 0)
+			goto err;
+	} else {
+		uuid_generate(id);
+		if ((rc = insert_device(st, v, id, spec, token_hash, now, &index)) < 0)
+			goto err;
+		if (single_use) {
+			s = stmt(st, S_RK_SET_USED);
+			bind_text(s, 1, regkey_id);
+			bind_text(s, 2, id);
+			rc = exec(st, s);
+		}
+		if (rc < 0 || (rc = commit(st)) < 0) {
+			ipam_release(&v->ipam, index);
+			goto err;
+		}
+		v->revision++;
+		*created = true;
+	}
+	return store_device_get(st, id, now, out, NULL);
+err:
+	rollback(st);
+	return rc;
+}
+
+int store_device_auth(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], struct principal *out)
+{
+	sqlite3_stmt *s = stmt(st, S_DEV_BY_TOKEN);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	sqlite3_bind_blob(s, 1, hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && hash_matches(s, 3, hash)) {
+		out->scope = TOKEN_DEVICE;
+		copy_id(out->id, col_text(s, 0));
+		copy_id(out->vpc_id, col_text(s, 1));
+		out->last_seen = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_error(st, "device auth");
+	return out->id[0] ? 0 : -ENOENT;
+}
+
+static bool same_text(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+int store_device_patch(struct store *st, const char *id, const struct device_spec *spec, int64_t now,
+		       json_t **out)
+{
+	char vpc_id[UUID_STRLEN], *hostname = NULL, *endpoints = NULL, *nat = NULL;
+	bool relay = false, symmetric_nat = false, changed = false;
+	struct vpc_state *v;
+	int64_t rev = 0;
+	sqlite3_stmt *s;
+	int rc;
+
+	*out = NULL;
+	if ((rc = begin(st)) < 0)
+		return rc;
+	s = stmt(st, S_DEV_GET);
+	bind_text(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		copy_id(vpc_id, col_text(s, DC_VPC_ID));
+		hostname = strdup(spec->set & DEV_HOSTNAME ? spec->hostname : col_text(s, DC_HOSTNAME));
+		endpoints = spec->set & DEV_ENDPOINTS ? json_text(spec->endpoints) : strdup(col_text(s, DC_ENDPOINTS));
+		if (spec->set & DEV_NAT)
+			nat = json_text(spec->nat);
+		else if (sqlite3_column_type(s, DC_NAT) != SQLITE_NULL)
+			nat = strdup(col_text(s, DC_NAT));
+		relay = spec->set & DEV_RELAY ? spec->relay : sqlite3_column_int(s, DC_RELAY);
+		symmetric_nat = spec->set & DEV_SYMMETRIC_NAT ? spec->symmetric_nat
+							       : sqlite3_column_int(s, DC_SYMMETRIC_NAT);
+		changed = strcmp(hostname ? hostname : "", col_text(s, DC_HOSTNAME)) ||
+			  !same_text(endpoints, col_text(s, DC_ENDPOINTS)) ||
+			  !same_text(nat, sqlite3_column_type(s, DC_NAT) == SQLITE_NULL ? NULL : col_text(s, DC_NAT)) ||
+			  relay != (bool)sqlite3_column_int(s, DC_RELAY) ||
+			  symmetric_nat != (bool)sqlite3_column_int(s, DC_SYMMETRIC_NAT);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW) {
+		rc = rc == SQLITE_DONE ? -ENOENT : db_error(st, "device get");
+		goto err;
+	}
+	if (!hostname || !endpoints || ((spec->set & DEV_NAT) && spec->nat && !nat)) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	v = vpc_find(st, vpc_id);
+	if (!changed) {
+		/* the same report again: nobody needs to hear of it */
+		s = stmt(st, S_DEV_TOUCH);
+		bind_text(s, 1, id);
+		sqlite3_bind_int64(s, 2, now);
+	} else {
+		if ((rc = bump(st, vpc_id, &rev)) < 0)
+			goto err;
+		s = stmt(st, S_DEV_UPDATE);
+		bind_text(s, 1, id);
+		bind_text(s, 2, hostname);
+		bind_text(s, 3, endpoints);
+		sqlite3_bind_int(s, 4, relay);
+		sqlite3_bind_int(s, 5, symmetric_nat);
+		bind_json(s, 6, nat);
+		sqlite3_bind_int64(s, 7, rev);
+		sqlite3_bind_int64(s, 8, now);
+	}
+	if ((rc = exec(st, s)) < 0 || (rc = commit(st)) < 0)
+		goto err;
+	if (changed && v)
+		v->revision = rev;
+	free(hostname);
+	free(endpoints);
+	free(nat);
+	return store_device_get(st, id, now, out, NULL);
+err:
+	rollback(st);
+	free(hostname);
+	free(endpoints);
+	free(nat);
+	return rc;
+}
+
+int store_device_delete(struct store *st, const char *id, char vpc_id[UUID_STRLEN])
+{
+	struct vpc_state *v;
+	uint64_t index = 0;
+	int64_t rev;
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = begin(st)) < 0)
+		return rc;
+	s = stmt(st, S_DEV_GET);
+	bind_text(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		copy_id(vpc_id, col_text(s, DC_VPC_ID));
+		index = (uint64_t)sqlite3_column_int64(s, DC_IP_INDEX);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW) {
+		rc = rc == SQLITE_DONE ? -ENOENT : db_error(st, "device get");
+		goto err;
+	}
+	if ((rc = bump(st, vpc_id, &rev)) < 0)
+		goto err;
+	s = stmt(st, S_DEV_DELETE);
+	bind_text(s, 1, id);
+	if ((rc = exec(st, s)) < 0)
+		goto err;
+	/* the tombstone tells long-pollers that the device left */
+	s = stmt(st, S_TOMB_INSERT);
+	bind_text(s, 1, vpc_id);
+	bind_text(s, 2, id);
+	sqlite3_bind_int64(s, 3, rev);
+	if ((rc = exec(st, s)) < 0 || (rc = commit(st)) < 0)
+		goto err;
+	if ((v = vpc_find(st, vpc_id))) {
+		ipam_release(&v->ipam, index);
+		v->revision = rev;
+	}
+	return 0;
+err:
+	rollback(st);
+	return rc;
+}
+
+int store_device_touch(struct store *st, const char *id, int64_t now)
+{
+	sqlite3_stmt *s = stmt(st, S_DEV_TOUCH);
+	bind_text(s, 1, id);
+	sqlite3_bind_int64(s, 2, now);
+	return exec(st, s);
+}
+
+/* the rows of a query of DEVICE_COLS as an array */
+static int device_rows(struct store *st, sqlite3_stmt *s, int64_t now, json_t **out)
+{
+	json_t *list = json_array();
+	int rc;
+	if (!list)
+		return -ENOMEM;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(list, device_json(s, now));
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		json_decref(list);
+		return db_error(st, "device list");
+	}
+	*out = list;
+	return 0;
+}
+
+int store_device_changes(struct store *st, const char *vpc_id, int64_t since, int64_t now,
+			 json_t **devices, json_t **deleted)
+{
+	sqlite3_stmt *s = stmt(st, S_DEV_CHANGES);
+	int rc;
+
+	*devices = *deleted = NULL;
+	bind_text(s, 1, vpc_id);
+	sqlite3_bind_int64(s, 2, since);
+	if ((rc = device_rows(st, s, now, devices)) < 0)
+		return rc;
+	if (!(*deleted = json_array())) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	if (since == 0)
+		return 0;
+	s = stmt(st, S_TOMB_SINCE);
+	bind_text(s, 1, vpc_id);
+	sqlite3_bind_int64(s, 2, since);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(*deleted, json_string(col_text(s, 0)));
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	rc = db_error(st, "tombstones");
+err:
+	json_decref(*devices);
+	json_decref(*deleted);
+	*devices = *deleted = NULL;
+	return rc;
+}
+
+int store_device_list(struct store *st, int64_t now, json_t **out)
+{
+	return device_rows(st, stmt(st, S_DEV_ALL), now, out);
+}

@@ -1,0 +1,577 @@
+#include "validate.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+__attribute__((format(printf, 3, 4)))
+static int fail(struct verr *err, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+	snprintf(err->field, sizeof(err->field), "%s", field ? field : "");
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* One field of a body: parse checks and stores it; NULL marks it read-only. */
+struct field {
+	const char *name;
+	int (*parse)(const char *name, const json_t *v, void *spec, struct verr *err);
+	bool required;
+	unsigned bit;		/* enum device_field, for device bodies */
+};
+
+static int check_fields(const json_t *body, const struct field *fields, size_t n, void *spec,
+			unsigned *set, struct verr *err)
+{
+	const char *key;
+	json_t *value;
+	int rc;
+
+	if (!json_is_object(body))
+		return fail(err, NULL, "body must be a JSON object");
+	json_object_foreach((json_t *)body, key, value) {
+		const struct field *f = NULL;
+		for (size_t i = 0; i < n; i++)
+			if (!strcmp(fields[i].name, key))
+				f = &fields[i];
+		if (!f)
+			return fail(err, key, "unknown field");
+		if (!f->parse)
+			return fail(err, key, "read-only field");
+		if ((rc = f->parse(key, value, spec, err)) < 0)
+			return rc;
+		if (set)
+			*set |= f->bit;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (fields[i].required && !json_object_get(body, fields[i].name))
+			return fail(err, fields[i].name, "required field is missing");
+	return 0;
+}
+
+/* a JSON string of 1..max bytes without control characters, copied to out */
+static int get_string(const char *name, const json_t *v, size_t min, size_t max, char *out,
+		      struct verr *err)
+{
+	if (!json_is_string(v))
+		return fail(err, name, "must be a string");
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	if (n < min || n > max)
+		return fail(err, name, "length must be %zu..%zu bytes", min, max);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return fail(err, name, "must not contain control characters");
+	memcpy(out, s, n + 1);
+	return 0;
+}
+
+static int get_bool(const char *name, const json_t *v, bool *out, struct verr *err)
+{
+	if (!json_is_boolean(v))
+		return fail(err, name, "must be true or false");
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* RFC 1123 labels (letters, digits, hyphen; underscore too, as seen in the
+ * wild), 1..63 bytes each, no hyphen at either end */
+static bool is_hostname(const char *s)
+{
+	size_t label = 0;
+	if (!*s)
+		return false;
+	for (const char *p = s;; p++) {
+		if (*p == '.' || !*p) {
+			if (label == 0 || label > 63 || p[-1] == '-')
+				return false;
+			if (!*p)
+				return true;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			return false;
+		if (label == 0 && *p == '-')
+			return false;
+		label++;
+	}
+}
+
+bool validate_uuid(const char *s)
+{
+	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+	if (strlen(s) != UUID_STRLEN - 1)
+		return false;
+	for (size_t i = 0; i < UUID_STRLEN - 1; i++) {
+		if (shape[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i]) || isupper((unsigned char)s[i]))
+			return false;
+	}
+	return true;
+}
+
+void uuid_generate(char out[UUID_STRLEN])
+{
+	uint8_t b[16];
+	randombytes_buf(b, sizeof(b));
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* RFC 9562 version 4 */
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10 */
+	snprintf(out, UUID_STRLEN,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
+}
+
+static int digits(const char *s, int n, int *out)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return -EINVAL;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* RFC 3339 5.6 date-time */
+int time_parse(const char *s, int64_t *out)
+{
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	struct tm tm = { 0 };
+	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
+	const char *p;
+
+	if (strlen(s) < 20 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) ||
+	    s[7] != '-' || digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+	    digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
+	    digits(s + 17, 2, &sec))
+		return -EINVAL;
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
+		return -EINVAL;
+	p = s + 19;
+	if (*p == '.') {
+		if (!isdigit((unsigned char)*++p))
+			return -EINVAL;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		sign = *p == '-' ? -1 : 1;
+		if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 || om > 59)
+			return -EINVAL;
+		p += 6;
+	} else {
+		return -EINVAL;
+	}
+	if (*p)
+		return -EINVAL;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec == 60 ? 59 : sec;
+	time_t t = timegm(&tm);
+	if (tm.tm_mday != d) /* Feb 29 of a common year rolled over */
+		return -EINVAL;
+	*out = (int64_t)t - sign * (oh * 3600 + om * 60);
+	return 0;
+}
+
+void time_format(int64_t t, char out[TIME_STRLEN])
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	gmtime_r(&tt, &tm);
+	strftime(out, TIME_STRLEN, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* --- VPC ------------------------------------------------------------------- */
+
+static int vpc_name(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	struct vpc_spec *s = spec;
+	int rc = get_string(name, v, 1, NAME_MAX_LEN, s->name, err);
+	if (rc < 0)
+		return rc;
+	for (const char *p = s->name; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
+			return fail(err, name, "may contain only letters, digits, '.', '_' and '-'");
+	return 0;
+}
+
+static int vpc_cidr(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	struct vpc_spec *s = spec;
+	char buf[CIDR_STRLEN];
+	int rc = get_string(name, v, 1, sizeof(buf) - 1, buf, err);
+	if (rc < 0)
+		return rc;
+	if (cidr_parse(buf, false, &s->cidr) < 0 || s->cidr.family != AF_INET)
+		return fail(err, name, "must be an IPv4 prefix like 100.64.0.0/10 with no host bits set");
+	if (s->cidr.prefix < VPC_PREFIX_MIN || s->cidr.prefix > VPC_PREFIX_MAX)
+		return fail(err, name, "prefix length must be /%d../%d", VPC_PREFIX_MIN, VPC_PREFIX_MAX);
+	return 0;
+}
+
+static const struct field vpc_fields[] = {
+	{ "name", vpc_name, true, 0 },
+	{ "ipv4_cidr", vpc_cidr, false, 0 },
+	{ "id", NULL, false, 0 },
+	{ "created_at", NULL, false, 0 },
+	{ "revision", NULL, false, 0 },
+};
+
+int validate_vpc_create(const json_t *body, struct vpc_spec *out, struct verr *err)
+{
+	memset(out, 0, sizeof(*out));
+	cidr_parse(VPC_DEFAULT_CIDR, false, &out->cidr);
+	return check_fields(body, vpc_fields, sizeof(vpc_fields) / sizeof(vpc_fields[0]), out, NULL, err);
+}
+
+/* --- registration key ------------------------------------------------------ */
+
+static int rk_vpc_id(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	struct regkey_spec *s = spec;
+	if (!json_is_string(v) || !validate_uuid(json_string_value(v)))
+		return fail(err, name, "must be a VPC id (a lowercase UUID)");
+	memcpy(s->vpc_id, json_string_value(v), UUID_STRLEN);
+	return 0;
+}
+
+static int rk_single_use(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	return get_bool(name, v, &((struct regkey_spec *)spec)->single_use, err);
+}
+
+static int rk_expires_at(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	struct regkey_spec *s = spec;
+	if (json_is_null(v)) {
+		s->expires_at = 0;
+		return 0;
+	}
+	if (!json_is_string(v) || time_parse(json_string_value(v), &s->expires_at) < 0)
+		return fail(err, name, "must be an RFC 3339 time like 2030-01-02T03:04:05Z, or null");
+	return 0;
+}
+
+static int rk_description(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	return get_string(name, v, 0, DESCRIPTION_MAX_LEN, ((struct regkey_spec *)spec)->description, err);
+}
+
+static const struct field regkey_fields[] = {
+	{ "vpc_id", rk_vpc_id, true, 0 },
+	{ "single_use", rk_single_use, false, 0 },
+	{ "expires_at", rk_expires_at, false, 0 },
+	{ "description", rk_description, false, 0 },
+	{ "id", NULL, false, 0 },
+	{ "secret", NULL, false, 0 },
+	{ "created_at", NULL, false, 0 },
+};
+
+int validate_regkey_create(const json_t *body, int64_t now, struct regkey_spec *out, struct verr *err)
+{
+	int rc;
+	memset(out, 0, sizeof(*out));
+	rc = check_fields(body, regkey_fields, sizeof(regkey_fields) / sizeof(regkey_fields[0]), out,
+			  NULL, err);
+	if (rc < 0)
+		return rc;
+	if (out->expires_at && out->expires_at <= now)
+		return fail(err, "expires_at", "must lie in the future");
+	return 0;
+}
+
+/* --- device ------------------------------------------------------------------ */
+
+static int dev_public_key(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	struct device_spec *s = spec;
+	if (!json_is_string(v) || wgkey_parse(json_string_value(v), s->public_key) < 0)
+		return fail(err, name, "must be a WireGuard public key: base64 of 32 bytes");
+	memcpy(s->public_key_b64, json_string_value(v), WG_KEY_B64LEN);
+	return 0;
+}
+
+static int dev_vpc_id(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	struct device_spec *s = spec;
+	if (!json_is_string(v) || !validate_uuid(json_string_value(v)))
+		return fail(err, name, "must be a VPC id (a lowercase UUID)");
+	memcpy(s->vpc_id, json_string_value(v), UUID_STRLEN);
+	return 0;
+}
+
+static int dev_hostname(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	struct device_spec *s = spec;
+	int rc = get_string(name, v, 1, HOSTNAME_MAX_LEN, s->hostname, err);
+	if (rc == 0 && !is_hostname(s->hostname))
+		return fail(err, name, "must be a host name: dot-separated labels of letters, digits, '-' and '_'");
+	return rc;
+}
+
+static int dev_os(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	return get_string(name, v, 0, OS_MAX_LEN, ((struct device_spec *)spec)->os, err);
+}
+
+static int dev_relay(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	return get_bool(name, v, &((struct device_spec *)spec)->relay, err);
+}
+
+static int dev_symmetric_nat(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	return get_bool(name, v, &((struct device_spec *)spec)->symmetric_nat, err);
+}
+
+/* "stun:HOST:PORT": HOST a name, an IPv4 address or a [bracketed] IPv6 address */
+static bool is_stun_source(const char *s)
+{
+	char host[HOSTNAME_MAX_LEN + 1];
+	union sockaddr_any a;
+	const char *colon;
+	size_t n;
+
+	if (strncmp(s, "stun:", 5))
+		return false;
+	s += 5;
+	if (addr_parse(s, &a) == 0)
+		return addr_port(&a) != 0;
+	colon = strrchr(s, ':');
+	if (!colon || (n = (size_t)(colon - s)) == 0 || n >= sizeof(host))
+		return false;
+	memcpy(host, s, n);
+	host[n] = 0;
+	if (!is_hostname(host))
+		return false;
+	char probe[32];
+	snprintf(probe, sizeof(probe), "0.0.0.0%s", colon);
+	return addr_parse(probe, &a) == 0 && addr_port(&a) != 0;
+}
+
+static bool is_unspecified(const union sockaddr_any *a)
+{
+	size_t n;
+	const uint8_t *b = addr_ip_bytes(a, &n);
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+static int endpoint(const json_t *v, size_t i, json_t **out, struct verr *err)
+{
+	char field[64], addrbuf[ADDR_STRLEN];
+	const char *key, *source = NULL, *address = NULL;
+	union sockaddr_any a;
+	json_t *value;
+
+	if (!json_is_object(v)) {
+		snprintf(field, sizeof(field), "endpoints[%zu]", i);
+		return fail(err, field, "must be an object with source and address");
+	}
+	json_object_foreach((json_t *)v, key, value) {
+		snprintf(field, sizeof(field), "endpoints[%zu].%.32s", i, key);
+		if (strcmp(key, "source") && strcmp(key, "address"))
+			return fail(err, field, "unknown field");
+		if (!json_is_string(value))
+			return fail(err, field, "must be a string");
+		if (!strcmp(key, "source"))
+			source = json_string_value(value);
+		else
+			address = json_string_value(value);
+	}
+	snprintf(field, sizeof(field), "endpoints[%zu].source", i);
+	if (!source)
+		return fail(err, field, "required field is missing");
+	if (strcmp(source, "local") && strcmp(source, "relay") && !is_stun_source(source))
+		return fail(err, field, "must be \"local\", \"relay\" or \"stun:HOST:PORT\"");
+	snprintf(field, sizeof(field), "endpoints[%zu].address", i);
+	if (!address)
+		return fail(err, field, "required field is missing");
+	if (addr_parse(address, &a) < 0 || addr_port(&a) == 0 || is_unspecified(&a))
+		return fail(err, field, "must be IP:PORT (or [IPv6]:PORT) with a port 1..65535");
+	*out = json_pack("{s:s, s:s}", "source", source, "address", addr_format(&a, addrbuf, sizeof(addrbuf)));
+	return *out ? 0 : -ENOMEM;
+}
+
+static int dev_endpoints(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	struct device_spec *s = spec;
+	json_t *list, *item, *norm;
+	size_t i;
+	int rc;
+
+	if (!json_is_array(v))
+		return fail(err, name, "must be an array of {\"source\", \"address\"} objects");
+	if (json_array_size(v) > ENDPOINTS_MAX)
+		return fail(err, name, "at most %d endpoints", ENDPOINTS_MAX);
+	if (!(list = json_array()))
+		return -ENOMEM;
+	json_array_foreach(v, i, item) {
+		if ((rc = endpoint(item, i, &norm, err)) < 0) {
+			json_decref(list);
+			return rc;
+		}
+		json_array_append_new(list, norm);
+	}
+	json_decref(s->endpoints);
+	s->endpoints = list;
+	return 0;
+}
+
+/* RFC 4787 section 4.1 (mapping) and 5 (filtering) behaviours */
+static bool is_nat_behaviour(const json_t *v)
+{
+	static const char *const names[] = {
+		"endpoint-independent", "address-dependent", "address-and-port-dependent",
+	};
+	if (!json_is_string(v))
+		return false;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(json_string_value(v), names[i]))
+			return true;
+	return false;
+}
+
+static int dev_nat(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	static const char *const order[] = { "mapping", "filtering", "hairpinning" };
+	struct device_spec *s = spec;
+	char field[64];
+	const char *key;
+	json_t *value;
+
+	json_decref(s->nat);
+	s->nat = NULL;
+	if (json_is_null(v))
+		return 0;
+	if (!json_is_object(v))
+		return fail(err, name, "must be an object {mapping, filtering, hairpinning} or null");
+	json_object_foreach((json_t *)v, key, value) {
+		snprintf(field, sizeof(field), "nat.%.48s", key);
+		if (!strcmp(key, "mapping") || !strcmp(key, "filtering")) {
+			if (!is_nat_behaviour(value))
+				return fail(err, field, "must be \"endpoint-independent\", \"address-dependent\" or \"address-and-port-dependent\"");
+		} else if (!strcmp(key, "hairpinning")) {
+			if (!json_is_boolean(value))
+				return fail(err, field, "must be true or false");
+		} else {
+			return fail(err, field, "unknown field");
+		}
+	}
+	/* rebuilt in a fixed key order: the same classification is the same text */
+	if (!(s->nat = json_object()))
+		return -ENOMEM;
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		if ((value = json_object_get(v, order[i])))
+			json_object_set(s->nat, order[i], value);
+	return 0;
+}
+
+#define DEVICE_READ_ONLY(n) { n, NULL, false, 0 }
+static const struct field register_fields[] = {
+	{ "public_key", dev_public_key, true, DEV_PUBLIC_KEY },
+	{ "vpc_id", dev_vpc_id, false, DEV_VPC_ID },
+	{ "hostname", dev_hostname, false, DEV_HOSTNAME },
+	{ "os", dev_os, false, DEV_OS },
+	{ "endpoints", dev_endpoints, false, DEV_ENDPOINTS },
+	{ "relay", dev_relay, false, DEV_RELAY },
+	{ "symmetric_nat", dev_symmetric_nat, false, DEV_SYMMETRIC_NAT },
+	{ "nat", dev_nat, false, DEV_NAT },
+	DEVICE_READ_ONLY("id"), DEVICE_READ_ONLY("tunnel_ip"), DEVICE_READ_ONLY("allowed_ips"),
+	DEVICE_READ_ONLY("revision"), DEVICE_READ_ONLY("online"), DEVICE_READ_ONLY("last_seen"),
+};
+
+/* what a device may change about itself */
+static const struct field patch_fields[] = {
+	{ "endpoints", dev_endpoints, false, DEV_ENDPOINTS },
+	{ "symmetric_nat", dev_symmetric_nat, false, DEV_SYMMETRIC_NAT },
+	{ "nat", dev_nat, false, DEV_NAT },
+	{ "hostname", dev_hostname, false, DEV_HOSTNAME },
+	{ "relay", dev_relay, false, DEV_RELAY },
+	DEVICE_READ_ONLY("id"), DEVICE_READ_ONLY("vpc_id"), DEVICE_READ_ONLY("public_key"),
+	DEVICE_READ_ONLY("os"), DEVICE_READ_ONLY("tunnel_ip"), DEVICE_READ_ONLY("allowed_ips"),
+	DEVICE_READ_ONLY("revision"), DEVICE_READ_ONLY("online"), DEVICE_READ_ONLY("last_seen"),
+};
+
+static int device_body(const json_t *body, const struct field *fields, size_t n,
+		       struct device_spec *out, struct verr *err)
+{
+	memset(out, 0, sizeof(*out));
+	int rc = check_fields(body, fields, n, out, &out->set, err);
+	if (rc < 0)
+		device_spec_clear(out);
+	return rc;
+}
+
+int validate_device_register(const json_t *body, struct device_spec *out, struct verr *err)
+{
+	return device_body(body, register_fields, sizeof(register_fields) / sizeof(register_fields[0]),
+			   out, err);
+}
+
+int validate_device_patch(const json_t *body, struct device_spec *out, struct verr *err)
+{
+	int rc = device_body(body, patch_fields, sizeof(patch_fields) / sizeof(patch_fields[0]), out, err);
+	if (rc == 0 && !out->set)
+		return fail(err, NULL, "nothing to change: give endpoints, symmetric_nat, nat, hostname or relay");
+	return rc;
+}
+
+void device_spec_clear(struct device_spec *spec)
+{
+	json_decref(spec->endpoints);
+	json_decref(spec->nat);
+	spec->endpoints = spec->nat = NULL;
+	spec->set = 0;
+}
+
+/* --- query parameters ---------------------------------------------------------- */
+
+static int non_negative(const char *s, int64_t max, int64_t *out)
+{
+	int64_t v = 0;
+	if (!*s || strlen(s) > 18)
+		return -EINVAL;
+	for (const char *p = s; *p; p++) {
+		if (!isdigit((unsigned char)*p))
+			return -EINVAL;
+		v = v * 10 + (*p - '0');
+	}
+	if (v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int validate_since(const char *s, int64_t *out, struct verr *err)
+{
+	if (non_negative(s, INT64_MAX / 16, out) < 0)
+		return fail(err, "since", "must be a revision: a non-negative integer");
+	return 0;
+}
+
+int validate_wait(const char *s, int *out, struct verr *err)
+{
+	int64_t v;
+	if (non_negative(s, WAIT_MAX_S, &v) < 0)
+		return fail(err, "wait", "must be a number of seconds, 0..%d", WAIT_MAX_S);
+	*out = (int)v;
+	return 0;
+}

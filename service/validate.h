@@ -1,0 +1,87 @@
+/* validate: the request bodies and values of the control-plane API. Each body
+ * is checked against a table of its fields: unknown and read-only fields are
+ * rejected, types, lengths, CIDRs, addresses, ports and keys are checked, and
+ * the first problem is reported with the field it concerns. Pure; no I/O. */
+#ifndef NATMESH_SVC_VALIDATE_H
+#define NATMESH_SVC_VALIDATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "token.h"
+
+#define UUID_STRLEN 37
+#define TIME_STRLEN 21		/* "2025-01-02T03:04:05Z" */
+#define NAME_MAX_LEN 63
+#define DESCRIPTION_MAX_LEN 255
+#define HOSTNAME_MAX_LEN 253
+#define OS_MAX_LEN 32
+#define ENDPOINTS_MAX 16
+#define VPC_PREFIX_MIN 8	/* a /8 at most ... */
+#define VPC_PREFIX_MAX 30	/* ... and at least two hosts */
+#define VPC_DEFAULT_CIDR "100.64.0.0/10"
+#define WAIT_MAX_S 300
+
+/* what was wrong, and with which field ("" for the body as a whole) */
+struct verr {
+	char field[64];
+	char msg[192];
+};
+
+struct vpc_spec {
+	char name[NAME_MAX_LEN + 1];
+	struct cidr cidr;
+};
+
+struct regkey_spec {
+	char vpc_id[UUID_STRLEN];
+	bool single_use;
+	int64_t expires_at;	/* unix seconds; 0: never */
+	char description[DESCRIPTION_MAX_LEN + 1];
+};
+
+enum device_field {
+	DEV_PUBLIC_KEY = 1 << 0,
+	DEV_VPC_ID = 1 << 1,
+	DEV_HOSTNAME = 1 << 2,
+	DEV_OS = 1 << 3,
+	DEV_ENDPOINTS = 1 << 4,
+	DEV_RELAY = 1 << 5,
+	DEV_SYMMETRIC_NAT = 1 << 6,
+	DEV_NAT = 1 << 7,
+};
+
+struct device_spec {
+	unsigned set;		/* enum device_field bits present in the body */
+	uint8_t public_key[WG_KEY_BYTES];
+	char public_key_b64[WG_KEY_B64LEN];
+	char vpc_id[UUID_STRLEN];
+	char hostname[HOSTNAME_MAX_LEN + 1];
+	char os[OS_MAX_LEN + 1];
+	json_t *endpoints;	/* owned: normalized array */
+	json_t *nat;		/* owned: object, or NULL when the body sets null */
+	bool relay;
+	bool symmetric_nat;
+};
+
+int validate_vpc_create(const json_t *body, struct vpc_spec *out, struct verr *err);
+/* now: unix seconds; expires_at must lie after it */
+int validate_regkey_create(const json_t *body, int64_t now, struct regkey_spec *out, struct verr *err);
+int validate_device_register(const json_t *body, struct device_spec *out, struct verr *err);
+int validate_device_patch(const json_t *body, struct device_spec *out, struct verr *err);
+void device_spec_clear(struct device_spec *spec);
+
+/* the long-poll parameters of GET /api/vpcs/{id}/devices */
+int validate_since(const char *s, int64_t *out, struct verr *err);
+int validate_wait(const char *s, int *out, struct verr *err);
+
+/* values shared with the rest of the service */
+bool validate_uuid(const char *s);
+void uuid_generate(char out[UUID_STRLEN]);
+/* "2025-01-02T03:04:05Z", or with fraction and offset: "...05.5+02:00" */
+int time_parse(const char *s, int64_t *out);
+void time_format(int64_t t, char out[TIME_STRLEN]);
+
+#endif

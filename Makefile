@@ -64,6 +64,7 @@ PROG_meshsim_SRCS         := $(wildcard sim/meshsim.c)
 PROG_udpprobe_SRCS        := $(wildcard tools/udpprobe/*.c)
 # the libraries each program links, dependents first
 PROG_meshstun_LIBS         := natmesh
+PROG_svcload_SRCS         := $(wildcard tools/bench/svcload/*.c)
 PROG_natcheck_LIBS         := natmesh
 PROG_traversal-report_LIBS := natmesh
 PROG_stunload_LIBS         := natmesh
@@ -73,11 +74,12 @@ PROG_meshctl_LIBS          := natmesh
 PROG_meshsvc_LIBS          := meshsvc natmesh
 PROG_meshsim_LIBS          := meshsim natmodel natmesh
 PROG_udpprobe_LIBS         := natmodel natmesh
-PROGNAMES := meshstun natcheck traversal-report stunload meshwg meshd meshctl meshsvc meshsim udpprobe
+PROGNAMES := meshstun natcheck traversal-report stunload svcload meshwg meshd meshctl meshsvc meshsim udpprobe
 libs_of = $(foreach l,$(1),$(if $(LIB_$(l)_SRCS),$(BUILD)/lib$(l).a))
+PROG_svcload_LIBS          := meshsvc natmesh
 PROGS := $(foreach p,$(PROGNAMES),$(if $(PROG_$(p)_SRCS),$(BUILD)/$(p)))
 # installed binaries (not benchmark helpers)
-INSTALL_PROGS := $(filter-out $(BUILD)/stunload,$(PROGS))
+INSTALL_PROGS := $(filter-out $(BUILD)/stunload $(BUILD)/svcload,$(PROGS))
 
 define PROGRAM
 $(BUILD)/$(1): $(call obj,$(PROG_$(1)_SRCS)) $(call libs_of,$(PROG_$(1)_LIBS))

@@ -3,6 +3,8 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "addr.h"
+#include "agent/wg/cookie.h"
 #include "agent/wg/crypto.h"
 #include "agent/wg/noise.h"
 
@@ -494,4 +496,63 @@ Test(wg_noise, no_identity_and_zero_dh)
 	wg_handshake_clear(&a.hs);
 	cr_expect_eq(wg_handshake_get_state(&a.hs), WG_HS_ZEROED);
 	cr_expect_eq(wg_index_table_count(a.table), 0);
+}
+
+/* A handshake initiation made by wireguard-go v0.0.20220316 (Debian 12),
+ * captured on a loopback socket in a private network namespace: wireguard-go
+ * had private key 0x42 * 32 (clamped: `wg pubkey` gives
+ * EyxEK+AQ+9V+cmAzKKp25x/MwVA6riGTJ9FNnJmT9HI=) and one peer, the public key
+ * of private key 0x21 * 32 (fTSkgV+muYJTXmCvO9m0lVaBYIDxZB/4HSt8iugmikQ=);
+ * a ping into the tunnel made it initiate. Our responder must accept it. */
+static const char *WGGO_INITIATION =
+	"01000000cc7f5f4b6350bcd2fb5f6d7b5221c6766d21ac4b31e0e48e83b7b06b"
+	"6bd55f282bf21e730c046d45938d03ccc49cc0abe4a5bedeae002f48925d89d0"
+	"021de18e8bf52292f4d02c559b30595f997bb878079db4cfd1cb6e0a609075bb"
+	"b5505d96bf5bb17e2f20d7fc353eed5b0518de070602fd924f97f4c67719d400"
+	"cb229ccc00000000000000000000000000000000";
+
+Test(wg_noise, consume_wireguard_go_initiation)
+{
+	struct wg_msg_initiation init, bad;
+	struct wg_msg_response resp;
+	struct wg_cookie_checker checker;
+	struct wg_handshake *hs;
+	union sockaddr_any src;
+	struct side c;
+	uint8_t go_priv[32], go_pub[32];
+	char b64[WG_KEY_B64_LEN];
+
+	memset(go_priv, 0x42, 32);
+	wg_key_clamp(go_priv);
+	wg_dh_pubkey(go_pub, go_priv);
+	wg_key_to_base64(b64, go_pub);
+	cr_assert_str_eq(b64, "EyxEK+AQ+9V+cmAzKKp25x/MwVA6riGTJ9FNnJmT9HI=");
+	side_init(&c, "2121212121212121212121212121212121212121212121212121212121212121", go_pub, NULL);
+	wg_key_to_base64(b64, c.id.pub);
+	cr_assert_str_eq(b64, "fTSkgV+muYJTXmCvO9m0lVaBYIDxZB/4HSt8iugmikQ=");
+
+	unhex((uint8_t *)&init, sizeof(init), WGGO_INITIATION);
+	cr_assert_eq(wg_msg_parse((uint8_t *)&init, sizeof(init)), WG_MSG_INITIATION);
+	wg_cookie_checker_init(&checker, c.id.pub);
+	addr_parse("127.0.0.1:51820", &src);
+	cr_expect_eq(wg_cookie_validate(&checker, (uint8_t *)&init, sizeof(init), &src, false, T0),
+		     WG_COOKIE_VALID_MAC_NO_COOKIE, "wireguard-go's mac1");
+	wg_cookie_checker_deinit(&checker);
+
+	bad = init;
+	bad.encrypted_timestamp[0] ^= 1;
+	cr_expect_eq(wg_noise_consume_initiation(&bad, &c.id, lookup, &c, T0, &hs), -EBADMSG);
+	cr_assert_eq(wg_noise_consume_initiation(&init, &c.id, lookup, &c, T0, &hs), 0);
+	cr_expect_eq(hs, &c.hs);
+	cr_expect_eq(wg_handshake_remote_index(&c.hs), 0x4b5f7fcc);
+	/* the decrypted TAI64N: label 2^62 + 10 + a Unix time after 2020 */
+	uint64_t secs = 0;
+	for (int i = 0; i < 8; i++)
+		secs = secs << 8 | c.hs.latest_timestamp[i];
+	cr_expect_gt(secs, 0x400000000000000aULL + 1577836800ULL);
+	cr_expect_lt(secs, 0x400000000000000aULL + 4102444800ULL);
+	cr_expect_eq(wg_noise_consume_initiation(&init, &c.id, lookup, &c, T0 + WG_NSEC_PER_SEC, &hs),
+		     -EALREADY, "captured initiation replayed");
+	cr_expect_eq(wg_noise_create_response(&c.hs, &resp), 0);
+	side_fini(&c);
 }

@@ -123,30 +123,25 @@ static void index_remove(struct wg_index_table *t, struct wg_index_entry *e)
 }
 
 /* new takes over old's index and place in the table (kernel
- * wg_index_hashtable_replace); returns false when old was not linked */
-static bool index_replace(struct wg_index_table *t, struct wg_index_entry *old,
+ * wg_index_hashtable_replace) */
+static void index_replace(struct wg_index_table *t, struct wg_index_entry *old,
 			  struct wg_index_entry *new)
 {
 	struct wg_index_entry **pp;
-	bool ok = false;
 
 	pthread_mutex_lock(&t->lock);
-	if (old->linked) {
-		for (pp = index_bucket(t, old->index); *pp; pp = &(*pp)->next) {
-			if (*pp == old) {
-				new->index = old->index;
-				new->next = old->next;
-				new->linked = true;
-				*pp = new;
-				old->next = NULL;
-				old->linked = false;
-				ok = true;
-				break;
-			}
+	for (pp = index_bucket(t, old->index); old->linked && *pp; pp = &(*pp)->next) {
+		if (*pp == old) {
+			new->index = old->index;
+			new->next = old->next;
+			new->linked = true;
+			*pp = new;
+			old->next = NULL;
+			old->linked = false;
+			break;
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
-	return ok;
 }
 
 struct wg_index_table *wg_index_table_new(void)
@@ -779,10 +774,10 @@ int wg_noise_begin_session(struct wg_handshake *hs, struct wg_keypairs *kps,
 	atomic_init(&kp->send_counter, 0);
 	atomic_init(&kp->send_valid, true);
 	atomic_init(&kp->refs, 1);	/* the keypairs slot's reference */
-	/* the session takes over the handshake's index: data arrives with the
-	 * index the peer learnt from our initiation or response */
-	if (!index_replace(hs->table, &hs->entry, &kp->entry))
-		index_insert(hs->table, &kp->entry);
+	/* the session takes over the handshake's index (linked in both states
+	 * allowed here): data arrives with the index the peer learnt from our
+	 * initiation or response */
+	index_replace(hs->table, &hs->entry, &kp->entry);
 	handshake_zero(hs);
 	if (out)
 		*out = wg_keypair_get(kp);

@@ -143,7 +143,7 @@ uint32_t wg_handshake_remote_index(struct wg_handshake *hs);
 /* 5.4.2, initiator: fill dst except its MACs; the timestamp is TAI64N(wall_ns)
  * (wall clock, ns since the Unix epoch). ZEROED or CREATED_INITIATION (a retry)
  * or any other state (restarts) -> CREATED_INITIATION.
- * 0, -ENOKEY (no local identity, or DH with the peer's key is zero), -ENOMEM. */
+ * 0 or -ENOKEY (no local identity, or DH with the peer's key is zero). */
 int wg_noise_create_initiation(struct wg_handshake *hs, struct wg_msg_initiation *dst,
 			       uint64_t wall_ns);
 
@@ -163,7 +163,8 @@ int wg_noise_consume_initiation(const struct wg_msg_initiation *src,
 				uint64_t now_ns, struct wg_handshake **out);
 
 /* 5.4.3, responder: CONSUMED_INITIATION -> CREATED_RESPONSE, dst filled except
- * its MACs; a fresh local index is linked. 0, -EINVAL (wrong state), -ENOMEM. */
+ * its MACs; a fresh local index is linked. 0, -EINVAL (wrong state), -EBADMSG
+ * (the initiator's ephemeral key is a low-order point). */
 int wg_noise_create_response(struct wg_handshake *hs, struct wg_msg_response *dst);
 
 /* 5.4.3, initiator: the handshake is found by src's receiver index in table and

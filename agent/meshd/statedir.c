@@ -141,6 +141,14 @@ int state_load(const char *dir, struct state *st, char *why, size_t whylen)
 	int rc;
 
 	memset(st, 0, sizeof(*st));
+	/* parents as needed (/var/lib/meshd), the directory itself 0700 */
+	snprintf(path, sizeof(path), "%s", dir);
+	for (char *s = path + 1; (s = strchr(s, '/')); s++) {
+		*s = 0;
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			break;
+		*s = '/';
+	}
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		rc = -errno;
 		snprintf(why, whylen, "%s: cannot create: %s", dir, strerror(errno));

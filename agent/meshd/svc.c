@@ -494,6 +494,7 @@ static void *poller_main(void *arg)
 		struct svc_err err;
 		int64_t rev;
 		long status;
+		bool answer_full = false;
 		uint32_t wait_s = full ? 0 : s->cfg.poll_wait_s;
 		bool registered;
 		int rc;
@@ -525,7 +526,7 @@ static void *poller_main(void *arg)
 				pthread_mutex_unlock(&s->mu);
 			}
 		}
-		if (rc == 0 && svcjson_parse_changes(ans, &rev, &devices, &deleted, &err) < 0) {
+		if (rc == 0 && svcjson_parse_changes(ans, &rev, &devices, &deleted, &answer_full, &err) < 0) {
 			snprintf(why, sizeof(why), "peer list answer: field %s %s", err.field, err.msg);
 			rc = -EBADMSG;
 		}
@@ -543,6 +544,7 @@ static void *poller_main(void *arg)
 		}
 		failures = 0;
 		note_result(s, true, "");
+		full |= answer_full;
 		if (full || json_array_size(devices) || (deleted && json_array_size(deleted))) {
 			merge(map, devices, deleted, full);
 			if ((ev = ev_new(SVC_EV_PEERS))) {

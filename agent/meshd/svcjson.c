@@ -217,9 +217,9 @@ int svcjson_parse_registration(const json_t *j, struct svc_device *dev,
 }
 
 int svcjson_parse_changes(const json_t *j, int64_t *revision, json_t **devices,
-			  json_t **deleted, struct svc_err *err)
+			  json_t **deleted, bool *full, struct svc_err *err)
 {
-	const json_t *rev;
+	const json_t *rev, *f;
 	json_t *dev, *del;
 
 	if (!json_is_object(j))
@@ -233,6 +233,10 @@ int svcjson_parse_changes(const json_t *j, int64_t *revision, json_t **devices,
 	del = json_object_get(j, "deleted");
 	if (del && !json_is_null(del) && !json_is_array(del))
 		return fail(err, "deleted", "not an array");
+	f = json_object_get(j, "full");
+	if (f && !json_is_boolean(f))
+		return fail(err, "full", "not true or false");
+	*full = f && json_is_true(f);
 	*revision = json_integer_value(rev);
 	*devices = dev;
 	*deleted = json_is_array(del) ? del : NULL;

@@ -74,8 +74,10 @@ int svcjson_parse_registration(const json_t *j, struct svc_device *dev,
 			       char sealed[SVC_SEALED_MAX], struct cidr *vpc_cidr,
 			       bool *has_cidr, struct svc_err *err);
 /* The answer to GET /api/vpcs/{id}/devices: {"revision": N, "devices": [...],
- * "deleted": ["id", ...]} ("deleted" optional). The arrays are borrowed from j. */
+ * "deleted": ["id", ...], "full": bool} ("deleted" and "full" optional; full
+ * means the devices are the whole list, e.g. after the service lost its
+ * revisions). The arrays are borrowed from j. */
 int svcjson_parse_changes(const json_t *j, int64_t *revision, json_t **devices,
-			  json_t **deleted, struct svc_err *err);
+			  json_t **deleted, bool *full, struct svc_err *err);
 
 #endif

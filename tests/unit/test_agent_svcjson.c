@@ -147,18 +147,21 @@ Test(svcjson, changes)
 	struct svc_err e;
 	json_t *dev, *del;
 	int64_t rev;
-	json_t *j = J("{\"revision\":9,\"devices\":[{}],\"deleted\":[\"a\"]}");
+	bool full;
+	json_t *j = J("{\"revision\":9,\"devices\":[{}],\"deleted\":[\"a\"],\"full\":true}");
 
-	cr_assert_eq(svcjson_parse_changes(j, &rev, &dev, &del, &e), 0);
+	cr_assert_eq(svcjson_parse_changes(j, &rev, &dev, &del, &full, &e), 0);
+	cr_assert(full);
 	cr_assert_eq(rev, 9);
 	cr_assert_eq(json_array_size(dev), 1);
 	cr_assert_eq(json_array_size(del), 1);
 	json_decref(j);
 	static const char *bad[] = { "[]", "{\"devices\":[]}", "{\"revision\":-1,\"devices\":[]}",
-				     "{\"revision\":1}", "{\"revision\":1,\"devices\":[],\"deleted\":3}" };
+				     "{\"revision\":1}", "{\"revision\":1,\"devices\":[],\"deleted\":3}",
+				     "{\"revision\":1,\"devices\":[],\"full\":1}" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		j = J(bad[i]);
-		cr_assert_lt(svcjson_parse_changes(j, &rev, &dev, &del, &e), 0, "%s", bad[i]);
+		cr_assert_lt(svcjson_parse_changes(j, &rev, &dev, &del, &full, &e), 0, "%s", bad[i]);
 		json_decref(j);
 	}
 }

@@ -1,0 +1,122 @@
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meshctl.h"
+
+#define ANSWER_MAX (64 * 1024 * 1024)
+
+struct buf {
+	char *data;
+	size_t len;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *arg)
+{
+	struct buf *b = arg;
+	size_t add = size * n;
+	if (b->len + add > ANSWER_MAX)
+		return 0;
+	char *d = realloc(b->data, b->len + add + 1);
+	if (!d)
+		return 0;
+	memcpy(d + b->len, p, add);
+	b->data = d;
+	b->len += add;
+	b->data[b->len] = 0;
+	return add;
+}
+
+/* the token file's first word */
+static int read_token(const char *path, char *out, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		fprintf(stderr, "meshctl: cannot read the token file %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (!fgets(out, (int)len, f))
+		out[0] = 0;
+	fclose(f);
+	out[strcspn(out, " \t\r\n")] = 0;
+	if (!out[0]) {
+		fprintf(stderr, "meshctl: the token file %s is empty\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+int service_request(const struct ctl *ctl, const char *method, const char *path, json_t *body,
+		    json_t **out)
+{
+	char token[256], auth[300], url[2048], err[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdrs = NULL;
+	struct buf ans = { 0 };
+	char *text = NULL;
+	long status = 0;
+	CURLcode cc;
+	CURL *c;
+	int rc = -1;
+
+	*out = NULL;
+	if (!ctl->service || !ctl->token_file) {
+		fprintf(stderr, "meshctl: give --service URL and --token-file FILE (or MESHCTL_SERVICE, MESHCTL_TOKEN_FILE)\n");
+		return -1;
+	}
+	if (read_token(ctl->token_file, token, sizeof(token)) < 0)
+		return -1;
+	snprintf(url, sizeof(url), "%s%s", ctl->service, path);
+	if (strlen(ctl->service) && ctl->service[strlen(ctl->service) - 1] == '/')
+		snprintf(url, sizeof(url), "%.*s%s", (int)strlen(ctl->service) - 1, ctl->service, path);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+	if (!(c = curl_easy_init()))
+		return -1;
+	hdrs = curl_slist_append(hdrs, auth);
+	hdrs = curl_slist_append(hdrs, "Accept: application/json");
+	if (body) {
+		text = json_dumps(body, JSON_COMPACT);
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &ans);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (ctl->ca)
+		curl_easy_setopt(c, CURLOPT_CAINFO, ctl->ca);
+	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK) {
+		fprintf(stderr, "meshctl: cannot reach %s: %s\n", ctl->service, err[0] ? err : curl_easy_strerror(cc));
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	json_t *j = ans.len ? json_loadb(ans.data, ans.len, 0, NULL) : NULL;
+	if (status < 200 || status > 299) {
+		const char *msg = json_string_value(json_object_get(j, "error"));
+		const char *field = json_string_value(json_object_get(j, "field"));
+		fprintf(stderr, "meshctl: %s %s: HTTP %ld: %s%s%s%s\n", method, path, status,
+			msg ? msg : "no explanation", field ? " (field " : "", field ? field : "", field ? ")" : "");
+		json_decref(j);
+		goto out;
+	}
+	if (ans.len && !j) {
+		fprintf(stderr, "meshctl: %s %s: the answer is not JSON\n", method, path);
+		goto out;
+	}
+	*out = j;
+	rc = 0;
+out:
+	memset(token, 0, sizeof(token));
+	memset(auth, 0, sizeof(auth));
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	free(text);
+	free(ans.data);
+	return rc;
+}

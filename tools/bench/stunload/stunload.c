@@ -29,7 +29,8 @@
 
 #define MAX_SOCKETS 256
 #define MAX_BATCH 64
-#define REQ_LEN 20
+/* largest request built (SOFTWARE + FINGERPRINT) */
+#define REQ_MAX 128
 /* a socket that got nothing back for this long has lost its in-flight
  * requests (server or socket queues dropped them): forget them */
 #define STALL_NS 20000000ull
@@ -53,10 +54,12 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: stunload --server IP:PORT [--sockets N] [--duration S] [--warmup S]\n"
-		"                [--window N] [--batch N] [--no-gso]\n"
+		"                [--window N] [--batch N] [--no-gso] [--fingerprint]\n"
+		"                [--software TEXT]\n"
 		"Sends STUN Binding requests from N connected UDP sockets (UDP GSO batches,\n"
 		"at most --window in flight per socket) and counts the answers received\n"
-		"during --duration seconds after --warmup seconds.\n"
+		"during --duration seconds after --warmup seconds. Requests carry no\n"
+		"attribute unless --fingerprint (FINGERPRINT) or --software (SOFTWARE).\n"
 		"Output: answered=N sent=N seconds=S rate=R (answers per second)\n");
 }
 
@@ -71,10 +74,13 @@ static int arg_int(const char *s, int lo, int hi, int *out)
 	return 0;
 }
 
-static void put_tid(uint8_t *req, uint32_t id, uint64_t seq)
+/* one request with a tid of id and seq; its length is the same every time */
+static int make_req(uint8_t *req, const struct stun_request_opts *o, uint32_t id, uint64_t seq)
 {
-	memcpy(req + 8, &id, 4);
-	memcpy(req + 12, &seq, 8);
+	uint8_t tid[STUN_TID_LEN];
+	memcpy(tid, &id, 4);
+	memcpy(tid + 4, &seq, 8);
+	return stun_build_binding_request(req, REQ_MAX, tid, o);
 }
 
 int main(int argc, char **argv)
@@ -87,18 +93,21 @@ int main(int argc, char **argv)
 		{ "window", required_argument, NULL, 'W' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "no-gso", no_argument, NULL, 'G' },
+		{ "fingerprint", no_argument, NULL, 'F' },
+		{ "software", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct lsock socks[MAX_SOCKETS];
-	static uint8_t txbuf[MAX_BATCH][REQ_LEN], rxbuf[MAX_BATCH][256];
+	static uint8_t txbuf[MAX_BATCH][REQ_MAX], rxbuf[MAX_BATCH][256];
+	struct stun_request_opts ropts = { 0 };
 	struct pollfd pfd[MAX_SOCKETS];
 	struct mmsghdr tx[MAX_BATCH], rx[MAX_BATCH];
 	struct iovec txiov[MAX_BATCH], rxiov[MAX_BATCH];
 	union sockaddr_any server;
 	int have_server = 0, nsocks = 8, duration = 5, warmup = 1, window = 256, batch = 32, opt;
 	int rc = 1, gso = 1;
-	static uint8_t gsobuf[MAX_BATCH * REQ_LEN];
+	static uint8_t gsobuf[MAX_BATCH * REQ_MAX];
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
@@ -132,6 +141,12 @@ int main(int argc, char **argv)
 		case 'G':
 			gso = 0;
 			break;
+		case 'F':
+			ropts.fingerprint = true;
+			break;
+		case 'S':
+			ropts.software = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -146,16 +161,17 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 
-	/* Binding requests without attributes: the cheapest valid request, so
-	 * the benchmark measures the servers, not the client */
-	static const uint8_t tid0[STUN_TID_LEN];
-	uint8_t tmpl[REQ_LEN];
-	if (stun_build_binding_request(tmpl, sizeof(tmpl), tid0, NULL) != REQ_LEN)
-		return 1;
+	/* By default Binding requests without attributes: the cheapest valid
+	 * request, so the benchmark measures the servers, not the client.
+	 * --fingerprint and --software make them look like real clients'. */
+	int req_len = make_req(txbuf[0], &ropts, 0, 0);
+	if (req_len < 0 || req_len > 96) {
+		fprintf(stderr, "stunload: request too large\n");
+		return 2;
+	}
 	for (int i = 0; i < MAX_BATCH; i++) {
-		memcpy(txbuf[i], tmpl, REQ_LEN);
 		txiov[i].iov_base = txbuf[i];
-		txiov[i].iov_len = REQ_LEN;
+		txiov[i].iov_len = (size_t)req_len;
 		rxiov[i].iov_base = rxbuf[i];
 		rxiov[i].iov_len = sizeof(rxbuf[i]);
 	}
@@ -169,7 +185,7 @@ int main(int argc, char **argv)
 		}
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz));
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz));
-		int seg = REQ_LEN;
+		int seg = req_len;
 		if (gso && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &seg, sizeof(seg)) < 0) {
 			fprintf(stderr, "stunload: no UDP GSO (%s), using sendmmsg\n", strerror(errno));
 			gso = 0;
@@ -212,15 +228,13 @@ int main(int argc, char **argv)
 					n = (int)(window - k->inflight);
 				int s;
 				if (gso) {
-					for (int j = 0; j < n; j++) {
-						memcpy(gsobuf + j * REQ_LEN, tmpl, REQ_LEN);
-						put_tid(gsobuf + j * REQ_LEN, k->id, k->seq + (uint64_t)j);
-					}
-					ssize_t w = send(k->fd, gsobuf, (size_t)n * REQ_LEN, MSG_DONTWAIT);
-					s = w < 0 ? -1 : (int)(w / REQ_LEN);
+					for (int j = 0; j < n; j++)
+						make_req(gsobuf + j * req_len, &ropts, k->id, k->seq + (uint64_t)j);
+					ssize_t w = send(k->fd, gsobuf, (size_t)(n * req_len), MSG_DONTWAIT);
+					s = w < 0 ? -1 : (int)(w / req_len);
 				} else {
 					for (int j = 0; j < n; j++) {
-						put_tid(txbuf[j], k->id, k->seq + (uint64_t)j);
+						make_req(txbuf[j], &ropts, k->id, k->seq + (uint64_t)j);
 						memset(&tx[j].msg_hdr, 0, sizeof(tx[j].msg_hdr));
 						tx[j].msg_hdr.msg_iov = &txiov[j];
 						tx[j].msg_hdr.msg_iovlen = 1;

@@ -13,6 +13,10 @@
 #    keeps its defaults (one UDP listener thread per CPU it sees, its relay and
 #    auth threads); only what makes it a plain STUN server is set: --stun-only,
 #    no config file (-n), no auth (--no-auth), no TLS/DTLS/CLI, log to a file.
+#  - stunload sends each batch as one UDP GSO write; the kernel splits it
+#    into ordinary datagrams before they reach the server's socket, so both
+#    servers receive exactly what separate sends would give them, and the
+#    generator needs less CPU than the servers it drives.
 #  - meshstun runs with --rate 0: all load comes from 127.0.0.1, which the
 #    per-IP limiter would otherwise (rightly) throttle. coturn has no such limit.
 #  - The servers are measured in turns (meshstun, coturn, meshstun, ...), so

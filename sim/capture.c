@@ -120,8 +120,19 @@ int sim_capture_spawn(struct sim_lab *lab, size_t net, pid_t *out)
 	if (pid == 0) {
 		struct sigaction sa = { .sa_handler = on_term };
 		sigset_t none;
+		char log[PATH_MAX];
+		int null = open("/dev/null", O_RDWR), fd = -1;
 		close(pfd[0]);
-		setpgid(0, 0);
+		/* nothing of the caller's stdio: `lab=$(meshsim up ...)` must see EOF */
+		if (!sim_strf(log, sizeof(log), "%s/logs/capture-%s.log", lab->run_dir, lab->sc->nets[net].name))
+			fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		dup2(null, 0);
+		dup2(fd >= 0 ? fd : null, 1);
+		dup2(fd >= 0 ? fd : null, 2);
+		if (lab->detached)
+			setsid();
+		else
+			setpgid(0, 0);
 		if (!lab->detached)
 			prctl(PR_SET_PDEATHSIG, SIGTERM);
 		sigaction(SIGTERM, &sa, NULL);
@@ -138,7 +149,8 @@ int sim_capture_spawn(struct sim_lab *lab, size_t net, pid_t *out)
 	close(pfd[0]);
 	if (r != 1) {
 		waitpid(pid, NULL, 0);
-		sim_strf(lab->err, sizeof(lab->err), "cannot capture the links of network %s", lab->sc->nets[net].name);
+		sim_strf(lab->err, sizeof(lab->err), "cannot capture the links of network %s; see %s/logs/capture-%s.log",
+			 lab->sc->nets[net].name, lab->run_dir, lab->sc->nets[net].name);
 		return -EIO;
 	}
 	*out = pid;

@@ -153,7 +153,16 @@ int sim_lab_enter_node(const char *lab_id, const char *node, const char *run_dir
 	if (sethostname(node, strlen(node)) < 0)
 		return -errno;
 	/* each node has its own /run/meshd (meshd's control sockets) */
-	sim_strf(path, sizeof(path), "%s/nodes/%s/run-meshd", run_dir, node);
+	const char *const parts[] = { "nodes", node, "run-meshd" };
+	if (sim_strf(path, sizeof(path), "%s", run_dir))
+		return -ENAMETOOLONG;
+	for (size_t i = 0; i < 3; i++) {
+		size_t n = strlen(path);
+		if (sim_strf(path + n, sizeof(path) - n, "/%s", parts[i]))
+			return -ENAMETOOLONG;
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			return -errno;
+	}
 	if (mkdir("/run/meshd", 0755) < 0 && errno != EEXIST)
 		return -errno;
 	if (mount(path, "/run/meshd", "none", MS_BIND, NULL) < 0)
@@ -165,17 +174,6 @@ int sim_lab_enter_node(const char *lab_id, const char *node, const char *run_dir
 	setenv("MESHSIM_NODE", node, 1);
 	setenv("MESHSIM_RUN", run_dir, 1);
 	return 0;
-}
-
-static int node_dirs(struct sim_lab *lab, size_t node)
-{
-	char path[PATH_MAX + 64];
-	sim_strf(path, sizeof(path), "%s/nodes", lab->run_dir);
-	mkdir(path, 0755);
-	sim_strf(path, sizeof(path), "%s/nodes/%s", lab->run_dir, lab->sc->nodes[node].name);
-	mkdir(path, 0755);
-	sim_strf(path, sizeof(path), "%s/nodes/%s/run-meshd", lab->run_dir, lab->sc->nodes[node].name);
-	return mkdir(path, 0755) < 0 && errno != EEXIST ? -errno : 0;
 }
 
 /* argv[0] without a '/' is looked up in the build directory first */
@@ -194,10 +192,8 @@ static int spawn(struct sim_lab *lab, size_t node, char **argv, int out_fd, pid_
 	int pfd[2], err = 0;
 	pid_t pid;
 
+	int rc;
 	resolve(lab, argv[0], exe, sizeof(exe));
-	int rc = node_dirs(lab, node);
-	if (rc)
-		return rc;
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return -errno;
 	pid = fork();
@@ -209,7 +205,10 @@ static int spawn(struct sim_lab *lab, size_t node, char **argv, int out_fd, pid_
 	}
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDONLY);
-		setpgid(0, 0);
+		if (lab->detached)
+			setsid();
+		else
+			setpgid(0, 0);
 		if (!lab->detached)
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
 		signal(SIGINT, SIG_DFL);

@@ -23,6 +23,9 @@
  * stream through it */
 #define CONNECTION_MEMORY (8 * 1024)
 #define IDLE_TIMEOUT_S 75
+/* a chunked body beyond API_BODY_MAX is read and dropped up to this, then the
+ * connection is closed */
+#define API_DISCARD_MAX (16 * 1024 * 1024)
 
 enum route_id {
 	R_HEALTHZ, R_METRICS, R_WHOAMI, R_VPCS, R_VPC, R_VPC_DEVICES, R_REGKEYS, R_REGKEY,
@@ -902,10 +905,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			size_t n = *upload_data_size;
 			*upload_data_size = 0;
 			if (rq->len + n > API_BODY_MAX) {
+				/* A body without Content-Length grew too large. libmicrohttpd
+				 * answers only once the upload is over, so the rest is read
+				 * and dropped, up to a bound, and then it is 413. */
 				free(rq->body);
 				rq->body = NULL;
-				return send_error(api, c, rq, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-						  "body larger than %d bytes", API_BODY_MAX);
+				rq->len += n;
+				return rq->len > API_DISCARD_MAX ? MHD_NO : MHD_YES;
 			}
 			char *b = realloc(rq->body, rq->len + n);
 			if (!b)
@@ -915,6 +921,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			rq->len += n;
 			return MHD_YES;
 		}
+		if (rq->len > API_BODY_MAX)
+			return send_error(api, c, rq, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
+					  "body larger than %d bytes", API_BODY_MAX);
 		return dispatch(api, c, rq);
 	case RQ_WAITING:
 		/* resumed: by a change in the VPC, the deadline, or shutdown */

@@ -1,0 +1,104 @@
+# Helpers for the svc_*.sh tests: the real meshsvc on 127.0.0.1 with a port the
+# kernel picks (read back from its log), curl to drive it, TAP lines out.
+# Sourced, not run.
+
+BUILD=${BUILD:-build}
+SVC=$BUILD/meshsvc
+CTL=$BUILD/meshctl
+LOAD=$BUILD/svcload
+WORK=$(mktemp -d "/tmp/nmt-svc-$$-XXXXXX")
+SVC_PID=
+URL=
+CURL_TLS=()
+fails=0
+
+cleanup() {
+	[ -n "$SVC_PID" ] && kill -9 "$SVC_PID" 2>/dev/null
+	[ -n "$SVC_PID" ] && wait "$SVC_PID" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+ok() { echo "ok - $*"; }
+nok() { echo "not ok - $*"; fails=$((fails + 1)); }
+# check DESCRIPTION COMMAND...: ok when the command succeeds
+check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
+finish() {
+	[ "$fails" -eq 0 ] || { echo "--- meshsvc log (tail)"; tail -n 20 "$WORK/svc.log"; }
+	exit $((fails > 0))
+}
+
+for b in "$SVC" "$CTL" "$LOAD"; do
+	[ -x "$b" ] || { echo "not ok - $b is built"; exit 1; }
+done
+
+# svc_start [meshsvc options]: starts meshsvc on $WORK/db and sets URL
+svc_start() {
+	local before scheme i
+	touch "$WORK/svc.log"
+	before=$(wc -l <"$WORK/svc.log")
+	"$SVC" --listen 127.0.0.1:0 --db "$WORK/db" "$@" >>"$WORK/svc.log" 2>&1 &
+	SVC_PID=$!
+	for i in $(seq 100); do
+		URL=$(tail -n +$((before + 1)) "$WORK/svc.log" | sed -n 's/.*listening url=\([^ ]*\).*/\1/p' | head -n 1)
+		[ -n "$URL" ] && break
+		kill -0 "$SVC_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	[ -n "$URL" ] || { echo "not ok - meshsvc started"; tail -n 5 "$WORK/svc.log"; exit 1; }
+	ADMIN=$(cat "$WORK/db.admin-token")
+}
+
+svc_stop() { # [signal]
+	kill -"${1:-TERM}" "$SVC_PID" 2>/dev/null
+	wait "$SVC_PID" 2>/dev/null
+	SVC_PID=
+}
+
+# api METHOD PATH TOKEN [BODY]: sets STATUS and OUT
+api() {
+	local args=(-s -o "$WORK/out" -w '%{http_code}' -X "$1" --max-time 20 "${CURL_TLS[@]}")
+	[ -n "$3" ] && args+=(-H "Authorization: Bearer $3")
+	[ $# -ge 4 ] && args+=(-H 'Content-Type: application/json' --data-binary "$4")
+	STATUS=$(curl "${args[@]}" "$URL$2")
+	OUT=$(cat "$WORK/out")
+}
+
+# jfield KEY [TEXT]: the first "KEY":"string" or "KEY":number in TEXT (default $OUT)
+jfield() {
+	printf '%s' "${2-$OUT}" | grep -o "\"$1\": *\(\"[^\"]*\"\|[0-9-]*\)" | head -n 1 |
+		sed 's/^"[^"]*": *//; s/^"//; s/"$//'
+}
+# jf KEY: the same, of stdin
+jf() { jfield "$1" "$(cat)"; }
+
+ctl() { "$CTL" --service "$URL" --token-file "$WORK/db.admin-token" "$@"; }
+
+# new_key NAME: a WireGuard key pair in $WORK/NAME.key, its public key printed
+new_key() {
+	wg genkey 2>/dev/null >"$WORK/$1.key"
+	wg pubkey <"$WORK/$1.key"
+}
+
+# register NAME REGKEY [EXTRA_JSON]: registers NAME's key; sets STATUS, OUT and
+# the device's id, tunnel IP and opened token in ID_NAME, IP_NAME, TOK_NAME
+register() {
+	local pub
+	[ -f "$WORK/$1.key" ] || new_key "$1" >/dev/null
+	pub=$(wg pubkey <"$WORK/$1.key")
+	api POST /api/devices "$2" "{\"public_key\":\"$pub\",\"hostname\":\"$1\"${3:+,$3}}"
+	printf -v "ID_$1" '%s' ""
+	printf -v "IP_$1" '%s' ""
+	printf -v "TOK_$1" '%s' ""
+	if [ "$STATUS" = 201 ] || [ "$STATUS" = 200 ]; then
+		printf -v "ID_$1" '%s' "$(jfield id)"
+		printf -v "IP_$1" '%s' "$(jfield tunnel_ip)"
+		printf -v "TOK_$1" '%s' "$("$LOAD" open-token "$WORK/$1.key" "$(jfield device_token)")"
+	fi
+}
+
+# db_digest: everything the database holds, hashed
+db_digest() { sqlite3 "$WORK/db" .dump | sha256sum | cut -d' ' -f1; }
+
+now_ms() { date +%s%3N; }

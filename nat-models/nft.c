@@ -772,12 +772,22 @@ static const char *kind_name(enum item_kind k)
 	return n[k];
 }
 
+/* nftnl's text form, except for sets, whose key and data types it leaves out */
 static int item_snprintf(char *buf, size_t len, const struct item *it)
 {
+	const struct nftnl_set *s = it->obj;
+
 	switch (it->kind) {
 	case K_TABLE: return nftnl_table_snprintf(buf, len, it->obj, NFTNL_OUTPUT_DEFAULT, 0);
 	case K_CHAIN: return nftnl_chain_snprintf(buf, len, it->obj, NFTNL_OUTPUT_DEFAULT, 0);
-	case K_SET: return nftnl_set_snprintf(buf, len, it->obj, NFTNL_OUTPUT_DEFAULT, 0);
+	case K_SET:
+		return snprintf(buf, len, "%s %s key_type %u key_len %u data_type %u data_len %u "
+				"flags 0x%x timeout %llus",
+				nftnl_set_get_str(s, NFTNL_SET_NAME), nftnl_set_get_str(s, NFTNL_SET_TABLE),
+				nftnl_set_get_u32(s, NFTNL_SET_KEY_TYPE), nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN),
+				nftnl_set_get_u32(s, NFTNL_SET_DATA_TYPE), nftnl_set_get_u32(s, NFTNL_SET_DATA_LEN),
+				nftnl_set_get_u32(s, NFTNL_SET_FLAGS),
+				(unsigned long long)(nftnl_set_get_u64(s, NFTNL_SET_TIMEOUT) / 1000));
 	case K_OBJ: return nftnl_obj_snprintf(buf, len, it->obj, NFTNL_OUTPUT_DEFAULT, 0);
 	case K_RULE: return nftnl_rule_snprintf(buf, len, it->obj, NFTNL_OUTPUT_DEFAULT, 0);
 	}
@@ -796,7 +806,7 @@ char *natmodel_ruleset_describe(const struct natmodel_ruleset *rs)
 	for (size_t i = 0; i < rs->n; i++) {
 		const struct item *it = &rs->items[i];
 		item_snprintf(line, sizeof(line), it);
-		fprintf(f, "%s %s %s\n", msg_verb(it->msg), kind_name(it->kind), line);
+		fprintf(f, "%s %s: %s\n", msg_verb(it->msg), kind_name(it->kind), line);
 	}
 	if (fclose(f) != 0) {
 		free(buf);

@@ -75,7 +75,7 @@ struct mpeer {
 	struct path_peer path;
 	int spray_next;			/* the candidate the next initiation goes to */
 	struct timespec last_hs;
-	uint64_t last_rx;
+	uint64_t last_rx, last_tx;
 
 	/* relays: health from STUN probes on the WireGuard socket */
 	union sockaddr_any relay_addr;
@@ -595,12 +595,15 @@ static void peer_observe(struct meshd *m, struct mpeer *p, uint64_t now)
 			path_handshake(&p->path, &s.endpoint, now, &o);
 		if (s.rx_bytes != p->last_rx)
 			path_rx(&p->path, now);
+		else if (s.tx_bytes != p->last_tx)
+			path_tx(&p->path, now);
 		if (now >= path_deadline(&p->path))
 			path_tick(&p->path, now, &o);
 		apply(m, p, &o, before);
 	}
 	p->last_hs = s.last_handshake;
 	p->last_rx = s.rx_bytes;
+	p->last_tx = s.tx_bytes;
 }
 
 /* ---- relays -------------------------------------------------------------------------- */

@@ -136,6 +136,8 @@ void path_init(struct path_peer *p, const struct path_cfg *cfg, bool have_relay,
 		p->cfg.retry_max_ms = p->cfg.retry_base_ms;
 	if (!p->cfg.direct_idle_ms)
 		p->cfg.direct_idle_ms = PATH_DIRECT_IDLE_MS;
+	if (!p->cfg.direct_unanswered_ms)
+		p->cfg.direct_unanswered_ms = PATH_DIRECT_UNANSWERED_MS;
 	p->have_relay = have_relay;
 	p->backoff_ms = p->cfg.retry_base_ms;
 	p->next_spray = UINT64_MAX;
@@ -177,6 +179,7 @@ static void t_direct(struct path_peer *p, const union sockaddr_any *ep, uint64_t
 		p->upgrades++;
 	p->endpoint = *ep;
 	p->last_alive = now;
+	p->unanswered_since = 0;
 	p->backoff_ms = p->cfg.retry_base_ms;
 	p->next_spray = UINT64_MAX;
 	p->retry_at = UINT64_MAX;
@@ -205,12 +208,14 @@ static void t_retry(struct path_peer *p, uint64_t now, struct path_out *out)
 	enter(p, PATH_RETRYING, now);
 }
 
-/* DIRECT -> RELAYED | FAILED: the direct path went quiet */
+/* DIRECT -> RELAYED | FAILED: the direct path went quiet, or stopped
+ * answering */
 static void t_direct_lost(struct path_peer *p, uint64_t now, struct path_out *out)
 {
 	if (p->state != PATH_DIRECT)
 		return;
 	p->fallbacks++;
+	p->unanswered_since = 0;
 	p->backoff_ms = p->cfg.retry_base_ms;
 	schedule_retry(p, now);
 	memset(&p->endpoint, 0, sizeof(p->endpoint));
@@ -269,6 +274,7 @@ void path_handshake(struct path_peer *p, const union sockaddr_any *ep, uint64_t 
 		/* the data plane roams by itself; remember where it went */
 		p->endpoint = *ep;
 		p->last_alive = now;
+		p->unanswered_since = 0;
 		return;
 	}
 	if (p->state == PATH_NEW)
@@ -278,8 +284,26 @@ void path_handshake(struct path_peer *p, const union sockaddr_any *ep, uint64_t 
 
 void path_rx(struct path_peer *p, uint64_t now)
 {
-	if (p->state == PATH_DIRECT)
+	if (p->state == PATH_DIRECT) {
 		p->last_alive = now;
+		p->unanswered_since = 0;
+	}
+}
+
+void path_tx(struct path_peer *p, uint64_t now)
+{
+	if (p->state == PATH_DIRECT && !p->unanswered_since)
+		p->unanswered_since = now;
+}
+
+/* when DIRECT gives up: idle, or unanswered, whichever comes first */
+static uint64_t direct_deadline(const struct path_peer *p)
+{
+	uint64_t d = p->last_alive + p->cfg.direct_idle_ms;
+
+	if (p->unanswered_since && p->unanswered_since + p->cfg.direct_unanswered_ms < d)
+		d = p->unanswered_since + p->cfg.direct_unanswered_ms;
+	return d;
 }
 
 void path_relay(struct path_peer *p, bool have_relay, uint64_t now)
@@ -303,7 +327,7 @@ void path_tick(struct path_peer *p, uint64_t now, struct path_out *out)
 			spray_step(p, now, out);
 		break;
 	case PATH_DIRECT:
-		if (now >= p->last_alive + p->cfg.direct_idle_ms)
+		if (now >= direct_deadline(p))
 			t_direct_lost(p, now, out);
 		break;
 	case PATH_RELAYED:
@@ -326,7 +350,7 @@ uint64_t path_deadline(const struct path_peer *p)
 		d = p->attempt_start + p->cfg.direct_timeout_ms;
 		return p->next_spray < d ? p->next_spray : d;
 	case PATH_DIRECT:
-		return p->last_alive + p->cfg.direct_idle_ms;
+		return direct_deadline(p);
 	case PATH_RELAYED:
 	case PATH_FAILED:
 		return p->retry_at;

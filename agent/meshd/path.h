@@ -5,7 +5,7 @@
  * peer arrived, the relay came or went, time passed) and gets back actions to
  * carry out on the data plane and the time it wants to be called again.
  *
- *   NEW ──learn──> CONNECTING ──handshake──> DIRECT ──idle──> RELAYED | FAILED
+ *   NEW ──learn──> CONNECTING ──handshake──> DIRECT ──idle/unanswered──> RELAYED | FAILED
  *                     │ timeout                ^  ^                │ retry due
  *                     v                        │  └──handshake──┐  v
  *                 RELAYED | FAILED <──timeout── RETRYING <───────┘
@@ -41,6 +41,9 @@ enum {
 	PATH_RETRY_MAX_MS = 240000,	/* backoff cap: 30, 60, 120, 240 s */
 	PATH_KEEPALIVE_S = 20,		/* persistent keepalive behind NAT */
 	PATH_DIRECT_IDLE_MS = 3 * PATH_KEEPALIVE_S * 1000, /* 3 keepalives missed */
+	/* we sent and nothing came back for a keepalive interval plus
+	 * REKEY_TIMEOUT: a live peer (persistent keepalive on) would have spoken */
+	PATH_DIRECT_UNANSWERED_MS = PATH_KEEPALIVE_S * 1000 + 5000,
 	PATH_SPRAY_AFTER_MS = 1000,	/* spray period after the fixed schedule */
 };
 
@@ -76,6 +79,7 @@ struct path_cfg {
 	uint32_t retry_base_ms;		/* 0: PATH_RETRY_BASE_MS */
 	uint32_t retry_max_ms;		/* 0: PATH_RETRY_MAX_MS */
 	uint32_t direct_idle_ms;	/* 0: PATH_DIRECT_IDLE_MS */
+	uint32_t direct_unanswered_ms;	/* 0: PATH_DIRECT_UNANSWERED_MS */
 };
 
 struct path_peer {
@@ -94,6 +98,7 @@ struct path_peer {
 
 	union sockaddr_any endpoint;	/* DIRECT: the endpoint that won */
 	uint64_t last_alive;		/* DIRECT: last handshake or packet */
+	uint64_t unanswered_since;	/* DIRECT: first send after the last receive, 0: none */
 	uint64_t since;			/* when the current state began */
 
 	/* counters for status and tests */
@@ -121,6 +126,8 @@ void path_handshake(struct path_peer *p, const union sockaddr_any *ep, uint64_t 
 		    struct path_out *out);
 /* an authenticated packet from the peer arrived (data or keepalive) */
 void path_rx(struct path_peer *p, uint64_t now);
+/* we sent the peer something over the direct session */
+void path_tx(struct path_peer *p, uint64_t now);
 /* the VPC gained or lost its last relay */
 void path_relay(struct path_peer *p, bool have_relay, uint64_t now);
 /* time passed: spray steps, the direct timeout, retries, the idle check */

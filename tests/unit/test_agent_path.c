@@ -258,6 +258,36 @@ Test(path, direct_idle_falls_back_to_relay)
 	cr_assert_eq(path_deadline(&p), 98000 + 60000);
 }
 
+/* DIRECT -> RELAYED when what we send is not answered for a keepalive
+ * interval plus REKEY_TIMEOUT, long before the idle check */
+Test(path, direct_unanswered_falls_back)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	struct trace tr = { 0 };
+	union sockaddr_any ep = A("203.0.113.7:51820");
+
+	start(&p, true, NULL);
+	path_handshake(&p, &ep, 1000, &o);
+	/* answered sends keep it */
+	path_tx(&p, 2000);
+	path_rx(&p, 2100);
+	cr_assert_eq(path_deadline(&p), 2100 + PATH_DIRECT_IDLE_MS);
+	/* the first unanswered send starts the clock; later sends do not move it */
+	path_tx(&p, 5000);
+	path_tx(&p, 9000);
+	cr_assert_eq(path_deadline(&p), 5000 + PATH_DIRECT_UNANSWERED_MS);
+	run(&p, 5000, 5000 + PATH_DIRECT_UNANSWERED_MS - 1, &tr);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	run(&p, 5000 + PATH_DIRECT_UNANSWERED_MS - 1, 5000 + PATH_DIRECT_UNANSWERED_MS, &tr);
+	cr_assert_eq(p.state, PATH_RELAYED);
+	cr_assert_eq(tr.nother, 1);
+	cr_assert_eq(tr.other[0], PATH_ACT_RELAY);
+	/* outside DIRECT sends mean nothing */
+	path_tx(&p, 40000);
+	cr_assert_eq(p.unanswered_since, 0);
+}
+
 /* DIRECT -> FAILED when the path dies and there is no relay */
 Test(path, direct_idle_without_relay_fails)
 {

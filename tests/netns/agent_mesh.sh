@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# meshd end to end: meshsvc and meshstun on a "public" segment, agents behind
+# NAT gateways, relays on public hosts. Topology: see agent_common.bash
+#
+#   n1 --[gw1 masquerade]--+
+#   n2 --[gw2 masquerade]--+-- pub: meshsvc 203.0.113.1:8080, meshstun 203.0.113.1/.2:3478
+#   n3 --[gw3 masquerade random (symmetric)]--+
+#                    r1 203.0.113.21 (meshd --relay), r2 203.0.113.22 (meshd --relay)
+#
+# Shown: n1 and n2 connect directly and ping across the tunnel; the control
+# socket reports the path the test observed; n3 is reported symmetric_nat;
+# n2 <-> n3 falls back to the relay within the direct timeout and pings;
+# a meshd restart keeps tunnel IP and port; --relay-only reaches the other
+# through the relay; a service restart during traffic loses no ping; killing
+# the relay in use moves relayed peers to the other relay within 10 s;
+# meshctl peers -o json (when meshctl is built) reports the observed path.
+source "$(dirname "$0")/agent_common.bash"
+
+need meshd meshsvc meshstun
+
+if ! setup; then notok "topology"; exit 1; fi
+start_service || { notok "meshsvc starts"; dump_logs; exit 1; }
+start_stun || { notok "meshstun starts"; dump_logs; exit 1; }
+make_vpc || { notok "VPC and registration key"; dump_logs; exit 1; }
+
+registered() { [ -n "$(tunnel_ip "$1")" ]; }
+
+agent n1 n1
+agent n2 n2
+check "n1 and n2 register" wait_for 10 eval 'registered n1 && registered n2'
+T1=$(tunnel_ip n1) T2=$(tunnel_ip n2)
+check "n1 and n2 get distinct tunnel addresses" test -n "$T1" -a -n "$T2" -a "$T1" != "$T2"
+
+# 1. direct through two port-preserving NATs
+check "n1 -> n2 path is direct" wait_for 10 path_is n1 n2 direct
+check "n2 -> n1 path is direct" wait_for 5 path_is n2 n1 direct
+check "ping n1 -> n2 across the tunnel" ping_ok n1 "$T2"
+check "ping n2 -> n1 across the tunnel" ping_ok n2 "$T1"
+ep=$(ctl n1 '{"cmd":"peers"}' | jq -r '.peers[] | select(.name == "n2") | .endpoint')
+check "n1 uses n2's reflexive endpoint (gw2's address), endpoint=$ep" test "${ep%:*}" = 203.0.113.12
+rtt=$(ctl n1 '{"cmd":"ping","peer":"n2"}' | jq -r '.rtt_ms // empty')
+check "control-socket ping n1 -> n2 answers (rtt_ms=$rtt)" test -n "$rtt"
+
+# 2. relays, and a symmetric NAT
+agent r1 r1 --relay --listen-port 51820
+agent r2 r2 --relay --listen-port 51820
+check "r1 and r2 register" wait_for 10 eval 'registered r1 && registered r2'
+agent n3 n3
+check "n3 registers" wait_for 10 registered n3
+T3=$(tunnel_ip n3)
+sym() { [ "$(api GET /api/devices | jq -r '.[] | select(.hostname == "n3") | .symmetric_nat')" = true ]; }
+check "n3 behind masquerade random is reported with symmetric_nat=true" wait_for 10 sym
+sym2() { [ "$(api GET /api/devices | jq -r '.[] | select(.hostname == "n2") | .symmetric_nat')" = false ]; }
+check "n2 behind masquerade is reported with symmetric_nat=false" sym2
+start=$SECONDS
+check "n2 -> n3 falls back to the relay" wait_for 8 path_is n2 n3 relayed
+check "n2 -> n3 relayed within the direct timeout (3 s) plus 1 s (took $((SECONDS - start)) s)" \
+	test $((SECONDS - start)) -le 4
+check "n3 -> n2 path is relayed" wait_for 8 path_is n3 n2 relayed
+check "ping n3 -> n2 through the relay" wait_for 5 ping_ok n3 "$T2"
+check "ping n2 -> n3 through the relay" ping_ok n2 "$T3"
+check "n1 <-> n2 stay direct" path_is n1 n2 direct
+
+if [ -x "$B/meshctl" ]; then
+	got=$(X n2 "$B/meshctl" --control "$T/n2.sock" peers -o json 2>"$T/meshctl.err" |
+		jq -r '.peers[] | select(.name == "n3") | .path')
+	check "meshctl peers -o json reports n3 relayed on n2 (got '$got')" test "$got" = relayed
+	got=$(X n2 "$B/meshctl" --control "$T/n2.sock" peers -o json 2>>"$T/meshctl.err" |
+		jq -r '.peers[] | select(.name == "n1") | .path')
+	check "meshctl peers -o json reports n1 direct on n2 (got '$got')" test "$got" = direct
+else
+	skip "meshctl peers -o json: $BUILD/meshctl is not built"
+fi
+
+# 3. a service restart during traffic loses no ping
+ip netns exec "$P-n1" ping -i 0.2 -c 40 -W 1 "$T2" >"$T/ping-svc.txt" 2>&1 &
+PIDS[ping]=$!
+sleep 1
+kill "${PIDS[svc]}"; wait "${PIDS[svc]}" 2>/dev/null; unset "PIDS[svc]"
+sleep 2
+start_service
+wait "${PIDS[ping]}"; unset "PIDS[ping]"
+loss=$(sed -n 's/.* \([0-9.]*\)% packet loss.*/\1/p' "$T/ping-svc.txt")
+check "a service restart during traffic loses no ping (loss ${loss:-?}%)" test "${loss:-x}" = 0
+back() { [ "$(ctl n1 '{"cmd":"status"}' | jq -r .service.reachable)" = true ]; }
+check "n1 sees the service again after its restart" wait_for 40 back
+
+# 4. restart keeps tunnel IP and port; --relay-only goes through the relay
+port1=$(ctl n1 '{"cmd":"status"}' | jq -r .listen_port)
+stop_agent n1
+agent n1 n1 --relay-only
+check "n1 comes back registered" wait_for 10 registered n1
+check "n1 keeps its tunnel IP across a restart" test "$(tunnel_ip n1)" = "$T1"
+check "n1 keeps its listen port across a restart" \
+	test "$(ctl n1 '{"cmd":"status"}' | jq -r .listen_port)" = "$port1"
+check "--relay-only n1 -> n2 path is relayed" wait_for 10 path_is n1 n2 relayed
+# n2 still holds n1 as direct; what it sends there goes unanswered
+ip netns exec "$P-n2" ping -i 1 -c 40 -W 1 "$T1" >/dev/null 2>&1 &
+PIDS[ping2]=$!
+check "n2 -> n1 falls back to the relay once its sends go unanswered" wait_for 35 path_is n2 n1 relayed
+check "ping n1 -> n2 through the relay (--relay-only)" wait_for 5 ping_ok n1 "$T2"
+kill "${PIDS[ping2]}" 2>/dev/null; wait "${PIDS[ping2]}" 2>/dev/null; unset "PIDS[ping2]"
+
+# 5. the relay in use dies: relayed peers move to the other one within 10 s
+inuse=$(ctl n3 '{"cmd":"status"}' | jq -r '.relay_in_use // empty')
+if [ "$inuse" = r1 ] || [ "$inuse" = r2 ]; then
+	stop_agent "$inuse"
+	start=$SECONDS
+	moved() { local r; r=$(ctl n3 '{"cmd":"status"}' | jq -r '.relay_in_use // empty'); [ -n "$r" ] && [ "$r" != "$inuse" ]; }
+	check "n3 moves off the dead relay $inuse" wait_for 12 moved
+	check "ping n3 -> n2 through the other relay within 10 s of the kill" \
+		wait_for $((10 - (SECONDS - start))) ping_ok n3 "$T2"
+	echo "# relay failover took $((SECONDS - start)) s"
+else
+	notok "n3 reports a relay in use (got '$inuse')"
+fi
+
+# SIGTERM removes the interface
+stop_agent n2
+check "SIGTERM removes n2's interface" bash -c "! ip netns exec $P-n2 ip link show nm-n2 >/dev/null 2>&1"
+
+[ $fails -eq 0 ] || dump_logs
+exit $((fails != 0))

@@ -134,6 +134,8 @@ check "IPv6: SIGTERM exits 0" test "$rc" -eq 0
 check "--log-format json writes JSON lines" grep -q '^{.*"component":"meshstun".*"received":' "$tmp/server.log"
 
 # --- 5. RFC 5780: natdiscovery mapping and filtering tests --------------------
+in_ns "$MESHSTUN" --listen 127.0.0.1:3478 --rfc5780 >/dev/null 2>&1; rc=$?
+check "--rfc5780 with a single address is refused (status $rc)" test "$rc" -eq 2
 expect_socks=4
 start_server --listen 127.0.0.1:3478 --listen 127.0.0.2:3478 --rfc5780 ||
   { not_ok "meshstun --rfc5780 did not start"; exit 1; }

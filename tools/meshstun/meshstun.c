@@ -414,6 +414,16 @@ int main(int argc, char **argv)
 	if (s.burst < 1)
 		s.burst = 1;
 	if (rfc5780) {
+		/* OTHER-ADDRESS and RESPONSE-ORIGIN name the sockets: no wildcards */
+		for (int i = 0; i < nlisten; i++) {
+			size_t n;
+			const uint8_t *ip = addr_ip_bytes(&listen[i], &n);
+			static const uint8_t zero[16];
+			if (ip && !memcmp(ip, zero, n)) {
+				fprintf(stderr, "meshstun: --rfc5780 needs specific addresses, not a wildcard\n");
+				return 2;
+			}
+		}
 		if (nlisten != 2 || listen[0].sa.sa_family != listen[1].sa.sa_family ||
 		    addr_ip_equal(&listen[0], &listen[1]) ||
 		    addr_port(&listen[0]) != addr_port(&listen[1]) ||

@@ -81,8 +81,9 @@ struct mpeer {
 	union sockaddr_any relay_addr;
 	bool has_relay_addr;
 	uint8_t probe_tid[STUN_TID_LEN];
-	uint64_t probe_sent, last_answer;
-	uint32_t rtt_ms;
+	uint64_t probe_sent, last_answer;	/* loop ms */
+	uint64_t probe_sent_us;
+	double rtt_ms;
 
 	double ping_ms;			/* last answered ping, < 0: none */
 };
@@ -333,7 +334,7 @@ static void handle_stun(struct meshd *m, const struct netio_pkt *pkt)
 		struct stun_msg msg;
 		if (stun_parse(pkt->data, pkt->len, &msg) == 0 && msg.cls == STUN_CLASS_SUCCESS) {
 			r->last_answer = now_ms(m);
-			r->rtt_ms = (uint32_t)(r->last_answer - r->probe_sent);
+			r->rtt_ms = (double)(mono_us() - r->probe_sent_us) / 1000.0;
 			r->probe_sent = 0;
 		}
 	}
@@ -635,7 +636,7 @@ static void relay_choose(struct meshd *m, uint64_t now)
 		if (best && best != cur) {
 			if (m->has_vpc && wg_peer_allowed_ip_add(best->wp, &m->vpc) < 0)
 				log_warn(COMPONENT, "cannot route the VPC via relay=%s", best->name);
-			log_info(COMPONENT, "relay in use relay=%s rtt_ms=%u previous=%s", best->name, best->rtt_ms,
+			log_info(COMPONENT, "relay in use relay=%s rtt_ms=%.3f previous=%s", best->name, best->rtt_ms,
 				 cur ? cur->name : "none");
 			m->relay_in_use = best;
 		}
@@ -663,6 +664,7 @@ static void relay_probe(struct meshd *m, uint64_t now)
 		if (len < 0)
 			continue;
 		r->probe_sent = now;
+		r->probe_sent_us = mono_us();
 		send_udp(m, &r->relay_addr, req, (size_t)len);
 	}
 }
@@ -978,7 +980,7 @@ static json_t *peers_json(struct meshd *m)
 							   s.endpoint.sa.sa_family == AF_INET6
 						   ? json_string(addr_format(&s.endpoint, ep, sizeof(ep)))
 						   : json_null());
-		json_object_set_new(o, "rtt_ms", p->relay && p->last_answer ? json_integer(p->rtt_ms)
+		json_object_set_new(o, "rtt_ms", p->relay && p->last_answer ? json_real(p->rtt_ms)
 					       : p->ping_ms >= 0 ? json_real(p->ping_ms) : json_null());
 		if (p->use_path)
 			json_object_set_new(o, "upgrades", json_integer(p->path.upgrades));

@@ -1,0 +1,44 @@
+/* libFuzzer target for the NAT model parser: natmodel_parse on arbitrary
+ * text. A model it accepts must format, render to nftnl objects, describe,
+ * and survive the trip through its JSON form unchanged. */
+#include <arpa/inet.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nat-models/natmodel.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct natmodel m, back;
+	struct natmodel_error err = { "", "" };
+	struct natmodel_ruleset *rs;
+	char buf[NATMODEL_STRLEN];
+	char *spec = malloc(size + 1);
+	json_t *j;
+
+	if (!spec)
+		return 0;
+	memcpy(spec, data, size);
+	spec[size] = '\0';
+	if (natmodel_parse(spec, &m, &err) == 0) {
+		natmodel_format(&m, buf, sizeof(buf));
+		j = natmodel_to_json(&m);
+		if (!j || natmodel_from_json(j, &back, &err) != 0 || back.mapping != m.mapping ||
+		    back.filtering != m.filtering || back.ports != m.ports ||
+		    back.hairpinning != m.hairpinning || back.udp_timeout != m.udp_timeout)
+			abort();
+		json_decref(j);
+		if (natmodel_render(&m, "wan0", (struct in_addr){ htonl(0xcb007101) }, &rs, &err) != 0)
+			abort();
+		free(natmodel_ruleset_describe(rs));
+		natmodel_ruleset_free(rs);
+	} else if (!err.reason[0]) {
+		abort();	/* every refusal says why */
+	}
+	free(spec);
+	return 0;
+}

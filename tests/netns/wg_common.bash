@@ -5,7 +5,7 @@
 #
 #   nmt-wg-PID-a                                  nmt-wg-PID-b
 #   +----------------------------+                +----------------------------+
-#   | wga<PID> 10.99.0.1/24      |                | wgb<PID> 10.99.0.2/24      |
+#   | wga<PID> 100.64.0.1/24      |                | wgb<PID> 100.64.0.2/24      |
 #   |   udp 51820                |                |   udp 51820                |
 #   | va 192.0.2.1/24 -----------+---- veth ------+- vb 192.0.2.2/24           |
 #   +----------------------------+                +----------------------------+
@@ -28,7 +28,7 @@ ok() { echo "ok - $*"; }
 not_ok() { echo "not ok - $*"; TAP_FAILED=1; }
 skip() { echo "skip - $*"; }
 # check DESCRIPTION COMMAND...: one TAP line from the command's status
-check() { local what=$1; shift; if "$@"; then ok "$what"; else not_ok "$what"; fi; }
+check() { local what=$1; shift; if "$@" >/dev/null; then ok "$what"; else not_ok "$what"; fi; }
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
@@ -67,7 +67,7 @@ wg_daemon() {
     wireguard-go) cmd=(env LOG_LEVEL=error wireguard-go -f "$ifn") ;;
     *) echo "unknown kind $kind" >&2; return 1 ;;
   esac
-  nsx "$ns" "${cmd[@]}" >"$WG_TMP/$ifn.log" 2>&1 &
+  ip netns exec "$ns" "${cmd[@]}" >"$WG_TMP/$ifn.log" 2>&1 &
   WG_DAEMON_PID=$!
   WG_PIDS+=("$WG_DAEMON_PID")
   for _ in $(seq 100); do
@@ -86,8 +86,8 @@ wg_keys() {
 }
 
 # wg_peer_a / wg_peer_b [extra wg set args...]: (re)adds the other side as peer
-wg_peer_a() { nsx "$NS_A" wg set "$IF_A" peer "$PUB_B" allowed-ips 10.99.0.2/32 "$@"; }
-wg_peer_b() { nsx "$NS_B" wg set "$IF_B" peer "$PUB_A" allowed-ips 10.99.0.1/32 "$@"; }
+wg_peer_a() { nsx "$NS_A" wg set "$IF_A" peer "$PUB_B" allowed-ips 100.64.0.2/32 "$@"; }
+wg_peer_b() { nsx "$NS_B" wg set "$IF_B" peer "$PUB_A" allowed-ips 100.64.0.1/32 "$@"; }
 
 # wg_pair KIND_A KIND_B: topology, daemons, keys, both peers with endpoints
 wg_pair() {
@@ -99,8 +99,8 @@ wg_pair() {
   nsx "$NS_B" wg set "$IF_B" private-key "$WG_TMP/key_b" listen-port 51820 || return 1
   wg_peer_a endpoint 192.0.2.2:51820 || return 1
   wg_peer_b endpoint 192.0.2.1:51820 || return 1
-  nsx "$NS_A" ip addr add 10.99.0.1/24 dev "$IF_A"
-  nsx "$NS_B" ip addr add 10.99.0.2/24 dev "$IF_B"
+  nsx "$NS_A" ip addr add 100.64.0.1/24 dev "$IF_A"
+  nsx "$NS_B" ip addr add 100.64.0.2/24 dev "$IF_B"
   nsx "$NS_A" ip link set "$IF_A" up && nsx "$NS_B" ip link set "$IF_B" up
 }
 

@@ -4,15 +4,15 @@
 # with the handshake initiated by side A and once by side B; then `wg show` on
 # every meshwg reports the handshake, the endpoint and the transfer counters.
 #
-#   nmt-wg-PID-a: wgaPID 10.99.0.1 (KIND_A)  <== WireGuard over veth ==>
-#   nmt-wg-PID-b: wgbPID 10.99.0.2 (KIND_B)      192.0.2.1 <-> 192.0.2.2
+#   nmt-wg-PID-a: wgaPID 100.64.0.1 (KIND_A)  <== WireGuard over veth ==>
+#   nmt-wg-PID-b: wgbPID 100.64.0.2 (KIND_B)      192.0.2.1 <-> 192.0.2.2
 #
 # WG_PAIRS overrides the pairs ("KIND_A:KIND_B ..."), e.g.
 # WG_PAIRS=wireguard-go:wireguard-go to check the test itself.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/netns/wg_common.bash
-trap wg_cleanup EXIT
+trap wg_cleanup EXIT; trap 'exit 1' INT TERM
 
 PAIRS=${WG_PAIRS:-"meshwg:wireguard-go meshwg:meshwg"}
 MB=${WG_TRANSFER_MB:-100}
@@ -33,7 +33,7 @@ reset_peers() {
 # round NAME INITIATOR_NS OTHER_NS OTHER_IP
 round() {
   local name=$1 ini=$2 oth=$3 ip=$4 ini_ip
-  [ "$ip" = 10.99.0.2 ] && ini_ip=10.99.0.1 || ini_ip=10.99.0.2
+  [ "$ip" = 100.64.0.2 ] && ini_ip=100.64.0.1 || ini_ip=100.64.0.2
   reset_peers
   check "$name: ping" ping_ok "$ini" "$ip"
   check "$name: the handshake came from the initiator" \
@@ -66,8 +66,8 @@ for pair in $PAIRS; do
     wg_teardown
     continue
   fi
-  round "$label, A initiates" "$NS_A" "$NS_B" 10.99.0.2
-  round "$label, B initiates" "$NS_B" "$NS_A" 10.99.0.1
+  round "$label, A initiates" "$NS_A" "$NS_B" 100.64.0.2
+  round "$label, B initiates" "$NS_B" "$NS_A" 100.64.0.1
   [ "$KIND_A" = meshwg ] && show_checks "$NS_A" "$IF_A" "$PUB_B" 192.0.2.2:51820
   [ "$KIND_B" = meshwg ] && show_checks "$NS_B" "$IF_B" "$PUB_A" 192.0.2.1:51820
   check "$label: daemons still running" kill -0 "$PID_A" "$PID_B"

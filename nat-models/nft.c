@@ -29,7 +29,11 @@
  *
  * The input drop matters: unsolicited UDP delivered locally would be
  * confirmed by conntrack, and its tuple would then block the very mapping an
- * inside host later needs for that remote endpoint. */
+ * inside host later needs for that remote endpoint.
+ *
+ * Limits: hairpinned packets are not filtered (the filter applies to what
+ * arrives on the WAN); a sequential port that clashes with a live conntrack
+ * tuple costs that first packet, and the retry takes the next port. */
 #include "natmodel.h"
 
 #include <arpa/inet.h>
@@ -68,7 +72,7 @@ enum { TYPE_IPADDR = 7, TYPE_INET_SERVICE = 13 };
 #define CONCAT3(a, b, c) (((((a) << 6) | (b)) << 6) | (c))
 
 /* 32-bit registers; a concatenation fills consecutive ones */
-enum { R0 = NFT_REG32_00, R1, R2, R3, R4, R5 };
+enum { R0 = NFT_REG32_00, R1, R2, R3, R4 };
 
 enum item_kind { K_TABLE, K_CHAIN, K_SET, K_OBJ, K_RULE };
 

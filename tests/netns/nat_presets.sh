@@ -234,5 +234,8 @@ fi
 
 X gw "$PROBE" nat --remove
 check "remove deletes the table" [ -z "$(X gw nft list table ip natmesh_nat 2>/dev/null)" ]
+err=$(X gw "$PROBE" nat --remove 2>&1)
+check "removing it again names the table ($err)" \
+	grep -q 'netlink: delete table natmesh_nat: No such file or directory' <<<"$err"
 
 [ "$fails" -eq 0 ]

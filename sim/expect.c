@@ -217,17 +217,20 @@ static void expect_command(struct sim_lab *lab, const struct sim_expect *e, stru
 		int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 		bool exit_ok = rc == 0 && code == e->expect_exit;
 		bool out_ok = !e->has_regex || (out && regexec(&e->regex, out, 0, NULL, 0) == 0);
+		/* the last line of output goes into the detail */
+		char *last = out ? out + strlen(out) : NULL;
+		while (last && last > out && (last[-1] == '\n' || last[-1] == ' '))
+			*--last = '\0';
+		char *nl = out ? strrchr(out, '\n') : NULL;
 		if (exit_ok && out_ok) {
 			r->verdict = SIM_VERDICT_PASS;
-			sim_strf(r->detail, sizeof(r->detail), "exit %d%s", code, e->has_regex ? ", output matches" : "");
+			sim_strf(r->detail, sizeof(r->detail), "exit %d%s%.100s", code,
+				 out && out[0] ? ": " : "", nl ? nl + 1 : out ? out : "");
 		} else {
-			char *last = out ? out + strlen(out) : NULL;
-			while (last && last > out && (last[-1] == '\n' || last[-1] == ' '))
-				*--last = '\0';
-			char *nl = out ? strrchr(out, '\n') : NULL;
 			r->verdict = SIM_VERDICT_FAIL;
 			if (rc)
-				sim_strf(r->detail, sizeof(r->detail), "%s", rc == -ETIMEDOUT ? "timed out" : strerror(-rc));
+				sim_strf(r->detail, sizeof(r->detail), "%s; last output: %.120s",
+					 rc == -ETIMEDOUT ? "timed out" : strerror(-rc), nl ? nl + 1 : out ? out : "");
 			else
 				sim_strf(r->detail, sizeof(r->detail), "exit %d (want %d)%s; last output: %.120s", code,
 					 e->expect_exit, out_ok ? "" : ", output does not match", nl ? nl + 1 : out ? out : "");

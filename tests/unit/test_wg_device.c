@@ -1,0 +1,333 @@
+/* Two devices wired back to back in one process: every datagram one emits is
+ * handed to the other's wg_device_input_udp with the sender's address. */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "agent/wg/crypto.h"
+#include "agent/wg/device.h"
+#include "agent/wg/uapi.h"
+#include "loop.h"
+
+#define MAXQ 256
+#define BUFSZ 2048
+
+struct side {
+	struct wg_device *dev;
+	union sockaddr_any addr;	/* where its datagrams come from */
+	uint8_t priv[WG_KEY_LEN], pub[WG_KEY_LEN];
+	/* datagrams sent, not yet carried */
+	uint8_t out[MAXQ][BUFSZ];
+	size_t out_len[MAXQ];
+	union sockaddr_any out_to[MAXQ];
+	int n_out;
+	/* IP packets delivered to its TUN */
+	uint8_t tun[MAXQ][BUFSZ];
+	size_t tun_len[MAXQ];
+	int n_tun;
+};
+
+static struct loop *loop;
+static struct side a, b;
+
+static void side_udp_send(void *arg, const struct netio_pkt *pkts, int n)
+{
+	struct side *s = arg;
+	for (int i = 0; i < n; i++) {
+		cr_assert_lt(s->n_out, MAXQ);
+		cr_assert_leq(pkts[i].len, BUFSZ);
+		memcpy(s->out[s->n_out], pkts[i].data, pkts[i].len);
+		s->out_len[s->n_out] = pkts[i].len;
+		s->out_to[s->n_out] = pkts[i].addr;
+		s->n_out++;
+	}
+}
+
+static void side_tun_deliver(void *arg, const struct netio_pkt *pkts, int n)
+{
+	struct side *s = arg;
+	for (int i = 0; i < n; i++) {
+		cr_assert_lt(s->n_tun, MAXQ);
+		memcpy(s->tun[s->n_tun], pkts[i].data, pkts[i].len);
+		s->tun_len[s->n_tun] = pkts[i].len;
+		s->n_tun++;
+	}
+}
+
+static const struct wg_device_ops ops = { side_udp_send, side_tun_deliver };
+
+/* carries what from sent to its peer (as from->addr); returns how many */
+static int carry(struct side *from, struct side *to)
+{
+	static uint8_t bufs[MAXQ][BUFSZ];
+	struct netio_pkt pkts[MAXQ];
+	int n = from->n_out;
+	for (int i = 0; i < n; i++) {
+		cr_expect(addr_equal(&from->out_to[i], &to->addr), "sent to the peer's endpoint");
+		memcpy(bufs[i], from->out[i], from->out_len[i]);
+		pkts[i] = (struct netio_pkt){ .data = bufs[i], .len = from->out_len[i], .cap = BUFSZ,
+					      .addr = from->addr };
+	}
+	from->n_out = 0;
+	if (n)
+		wg_device_input_udp(to->dev, pkts, n);
+	return n;
+}
+
+static void pump(void)
+{
+	while (carry(&a, &b) + carry(&b, &a))
+		;
+}
+
+/* an IPv4 ICMP-ish packet of len bytes from src to dst, payload byte fill */
+static size_t ipv4(uint8_t *p, size_t len, const char *src, const char *dst, uint8_t fill)
+{
+	memset(p, fill, len);
+	p[0] = 0x45;
+	p[1] = 0;
+	p[2] = (uint8_t)(len >> 8);
+	p[3] = (uint8_t)len;
+	p[9] = 1;
+	inet_pton(AF_INET, src, p + 12);
+	inet_pton(AF_INET, dst, p + 16);
+	return len;
+}
+
+/* sends one packet into s's TUN side */
+static void tun_in(struct side *s, const uint8_t *ip, size_t len)
+{
+	static uint8_t buf[BUFSZ];
+	struct netio_pkt p = { .data = buf + WG_DEVICE_HEADROOM, .len = len,
+			       .cap = BUFSZ - WG_DEVICE_HEADROOM };
+	memcpy(p.data, ip, len);
+	wg_device_input_tun(s->dev, &p, 1);
+}
+
+static void side_init(struct side *s, const char *addr)
+{
+	memset(s, 0, sizeof(*s));
+	cr_assert_eq(addr_parse(addr, &s->addr), 0);
+	wg_dh_generate(s->priv, s->pub);
+	cr_assert_eq(wg_device_new(loop, &ops, s, &s->dev), 0);
+	cr_assert_eq(wg_device_set_private_key(s->dev, s->priv), 0);
+}
+
+static void connect_peers(const uint8_t *psk)
+{
+	struct { struct side *self, *other; const char *aip; } v[] = {
+		{ &a, &b, "100.64.0.2/32" }, { &b, &a, "100.64.0.1/32" },
+	};
+	for (int i = 0; i < 2; i++) {
+		struct wg_peer *p;
+		struct cidr c;
+		cr_assert_eq(wg_device_peer_add(v[i].self->dev, v[i].other->pub, &p), 0);
+		wg_peer_set_endpoint(p, &v[i].other->addr);
+		wg_peer_set_preshared_key(p, psk);
+		cr_assert_eq(cidr_parse(v[i].aip, false, &c), 0);
+		cr_assert_eq(wg_peer_allowed_ip_add(p, &c), 0);
+	}
+}
+
+static void setup(void)
+{
+	cr_assert_eq(wg_crypto_init(), 0);
+	cr_assert_eq(loop_new(&loop), 0);
+	side_init(&a, "192.0.2.1:51820");
+	side_init(&b, "192.0.2.2:51820");
+}
+
+static void teardown(void)
+{
+	wg_device_free(a.dev);
+	wg_device_free(b.dev);
+	loop_free(loop);
+}
+
+static struct wg_peer *peer_of(struct side *s, struct side *other)
+{
+	return wg_device_peer_find(s->dev, other->pub);
+}
+
+/* A's first packet starts the handshake, waits for it, and arrives intact */
+static void handshake_and_data(const uint8_t *psk)
+{
+	uint8_t ip[1500];
+	struct wg_device_stats st;
+	struct wg_peer_state ps;
+
+	connect_peers(psk);
+	size_t n = ipv4(ip, 1000, "100.64.0.1", "100.64.0.2", 0xab);
+	tun_in(&a, ip, n);
+	cr_assert_eq(a.n_out, 1, "an initiation, the packet staged");
+	cr_expect_eq(a.out_len[0], WG_MSG_INITIATION_LEN);
+	pump();
+	cr_assert_eq(b.n_tun, 1, "B got the staged packet after the handshake");
+	cr_expect_eq(b.tun_len[0], n);
+	cr_expect_eq(memcmp(b.tun[0], ip, n), 0);
+
+	n = ipv4(ip, 1400, "100.64.0.2", "100.64.0.1", 0xcd);
+	tun_in(&b, ip, n);
+	pump();
+	cr_assert_eq(a.n_tun, 1, "and the answer came back");
+	cr_expect_eq(memcmp(a.tun[0], ip, n), 0);
+
+	wg_device_get_stats(a.dev, &st);
+	cr_expect_eq(st.handshake_initiations_tx, 1);
+	cr_expect_eq(st.handshake_responses_rx, 1);
+	cr_expect_eq(st.rx_data, 1);
+	wg_device_get_stats(b.dev, &st);
+	cr_expect_eq(st.handshake_responses_tx, 1);
+
+	for (int i = 0; i < 2; i++) {
+		struct side *s = i ? &b : &a, *o = i ? &a : &b;
+		wg_peer_get_state(peer_of(s, o), &ps);
+		cr_expect_neq(ps.last_handshake.tv_sec, 0, "side %d saw the handshake", i);
+		cr_expect_gt(ps.rx_bytes, 1000);
+		cr_expect_gt(ps.tx_bytes, 1000);
+		cr_expect(addr_equal(&ps.endpoint, &o->addr));
+		cr_expect_eq(ps.has_preshared_key, psk != NULL);
+	}
+}
+
+TestSuite(wg_device, .init = setup, .fini = teardown);
+
+Test(wg_device, handshake_and_data)
+{
+	handshake_and_data(NULL);
+}
+
+Test(wg_device, handshake_and_data_with_psk)
+{
+	uint8_t psk[WG_KEY_LEN];
+	wg_random(psk, sizeof(psk));
+	handshake_and_data(psk);
+}
+
+Test(wg_device, mismatched_psk_fails)
+{
+	uint8_t ip[100], psk[WG_KEY_LEN];
+	struct wg_device_stats st;
+	wg_random(psk, sizeof(psk));
+	connect_peers(psk);
+	psk[0] ^= 1;
+	wg_peer_set_preshared_key(peer_of(&b, &a), psk);
+	tun_in(&a, ip, ipv4(ip, sizeof(ip), "100.64.0.1", "100.64.0.2", 1));
+	pump();
+	cr_expect_eq(b.n_tun, 0);
+	wg_device_get_stats(a.dev, &st);
+	cr_expect_eq(st.rx_bad_handshake, 1, "A refuses the response made with another psk");
+}
+
+Test(wg_device, replay_and_forgery_dropped)
+{
+	uint8_t ip[200], saved[BUFSZ];
+	struct wg_device_stats st;
+	size_t len;
+	handshake_and_data(NULL);
+
+	tun_in(&a, ip, ipv4(ip, sizeof(ip), "100.64.0.1", "100.64.0.2", 7));
+	cr_assert_eq(a.n_out, 1);
+	len = a.out_len[0];
+	memcpy(saved, a.out[0], len);
+	pump();
+	cr_assert_eq(b.n_tun, 2);
+
+	/* the same datagram again: a replay */
+	memcpy(a.out[0], saved, len);
+	a.out_len[0] = len;
+	a.out_to[0] = b.addr;
+	a.n_out = 1;
+	pump();
+	/* a flipped bit: fails authentication */
+	memcpy(a.out[0], saved, len);
+	a.out[0][len - 1] ^= 1;
+	a.n_out = 1;
+	pump();
+	/* truncated */
+	a.out_len[0] = WG_MSG_DATA_MIN_LEN - 1;
+	a.n_out = 1;
+	pump();
+	cr_expect_eq(b.n_tun, 2, "nothing more delivered");
+	wg_device_get_stats(b.dev, &st);
+	cr_expect_eq(st.rx_replay, 2, "the replay, and the forgery with a seen counter");
+	cr_expect_eq(st.rx_bad_length, 1);
+}
+
+Test(wg_device, inner_source_must_be_allowed)
+{
+	uint8_t ip[200];
+	struct wg_device_stats st;
+	handshake_and_data(NULL);
+	/* B has 100.64.0.1/32 for A; A routes 100.64.0.2 to B but spoofs its source */
+	tun_in(&a, ip, ipv4(ip, sizeof(ip), "100.64.0.9", "100.64.0.2", 1));
+	pump();
+	cr_expect_eq(b.n_tun, 1);
+	wg_device_get_stats(b.dev, &st);
+	cr_expect_eq(st.rx_bad_src, 1);
+
+	tun_in(&a, ip, ipv4(ip, sizeof(ip), "100.64.0.1", "100.64.0.77", 1));
+	cr_expect_eq(a.n_out, 0);
+	wg_device_get_stats(a.dev, &st);
+	cr_expect_eq(st.tx_no_route, 1);
+}
+
+Test(wg_device, roaming)
+{
+	uint8_t ip[200];
+	struct wg_peer_state ps;
+	handshake_and_data(NULL);
+	cr_assert_eq(addr_parse("198.51.100.7:40000", &a.addr), 0);	/* A moves */
+	tun_in(&a, ip, ipv4(ip, sizeof(ip), "100.64.0.1", "100.64.0.2", 1));
+	carry(&a, &b);
+	wg_peer_get_state(peer_of(&b, &a), &ps);
+	cr_expect(addr_equal(&ps.endpoint, &a.addr), "B follows A to its new address");
+	tun_in(&b, ip, ipv4(ip, sizeof(ip), "100.64.0.2", "100.64.0.1", 1));
+	cr_assert_eq(b.n_out, 1);
+	cr_expect(addr_equal(&b.out_to[0], &a.addr));
+	pump();
+	cr_expect_eq(a.n_tun, 2);
+}
+
+Test(wg_device, uapi_apply_and_dump)
+{
+	static const char body[] = "replace_peers=true\n"
+				   "public_key=58402e695ba1772b1cc9309755f043251ea77fdcf10fbe63989ceb7e19321376\n"
+				   "endpoint=192.0.2.9:1234\npersistent_keepalive_interval=25\n"
+				   "allowed_ip=100.64.1.0/24\nallowed_ip=fd00::/64\n"
+				   "public_key=e84b5a6d2717c1003a13b431570353dbaca9146cf150c5f8575680feba52027a\n"
+				   "update_only=true\n";
+	struct wg_uapi_config in, out;
+	char hex[WG_KEY_HEX_LEN];
+
+	connect_peers(NULL);
+	cr_assert_eq(wg_uapi_parse_set(body, strlen(body), &in, NULL), 0);
+	cr_assert_eq(wg_device_apply(a.dev, &in), 0);
+	wg_uapi_config_clear(&in);
+	cr_expect_eq(wg_device_peer_count(a.dev), 1, "replaced, and update_only created nothing");
+	cr_assert_eq(wg_device_dump(a.dev, &out), 0);
+	cr_expect(out.has_private_key);
+	cr_expect_eq(memcmp(out.private_key, a.priv, WG_KEY_LEN), 0);
+	cr_assert_eq(out.n_peers, 1);
+	wg_key_to_hex(hex, out.peers[0].public_key);
+	cr_expect_str_eq(hex, "58402e695ba1772b1cc9309755f043251ea77fdcf10fbe63989ceb7e19321376");
+	cr_expect_eq(out.peers[0].persistent_keepalive, 25);
+	cr_expect_eq(out.peers[0].n_allowed_ips, 2);
+	cr_expect_eq(addr_port(&out.peers[0].endpoint), 1234);
+	wg_uapi_config_clear(&out);
+
+	/* turning the keepalive on sent one at once; with no session, that is an initiation */
+	cr_expect_eq(a.n_out, 1);
+	cr_expect_eq(a.out_len[0], WG_MSG_INITIATION_LEN);
+}
+
+Test(wg_device, own_key_as_peer_refused)
+{
+	struct wg_peer *p;
+	cr_expect_eq(wg_device_peer_add(a.dev, a.pub, &p), -EINVAL);
+	cr_expect_eq(wg_device_peer_add(a.dev, b.pub, &p), 0);
+	cr_expect_eq(wg_device_peer_add(a.dev, b.pub, &p), -EEXIST);
+	/* taking B's key as our own drops the peer B */
+	cr_expect_eq(wg_device_set_private_key(a.dev, b.priv), 0);
+	cr_expect_eq(wg_device_peer_count(a.dev), 0);
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# meshsim's lab lifecycle in real namespaces: `up`, `exec`, `down` leave
+# nothing behind; `run` tears down on SIGINT and on a failed expectation;
+# `clean` removes the lab of a meshsim that was killed with SIGKILL.
+#
+#   a (10.9.0.1) ---- lan (bridge in nmsXXXX-lan) ---- b (10.9.0.2)
+#   b runs `sleep` as a process; a pings b.
+set -uo pipefail
+BUILD=${BUILD:-build}
+M="$BUILD/meshsim"
+tmp=$(mktemp -d /tmp/sim_lab.XXXXXX)
+labs=()
+cleanup() {
+  for l in "${labs[@]}"; do "$M" down "$l" >/dev/null 2>&1; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+fails=0
+ok() { echo "ok - $1"; }
+no() { echo "not ok - $1"; fails=$((fails + 1)); }
+check() { if eval "$2"; then ok "$1"; else no "$1"; fi; }
+
+[ -x "$M" ] || { echo "not ok - $M is missing"; exit 1; }
+
+cat >"$tmp/lab.json" <<'JSON'
+{ "name": "sim-lab-test", "timeout_s": 30,
+  "networks": [ { "name": "lan", "cidr": "10.9.0.0/24" } ],
+  "nodes": [
+    { "name": "a", "links": [ { "network": "lan" } ] },
+    { "name": "b", "links": [ { "network": "lan" } ],
+      "processes": [ { "name": "sleeper", "argv": ["sleep", "300"] } ] } ],
+  "expectations": [ { "ping": ["a", "b"] } ] }
+JSON
+# the same lab, with an expectation that waits long enough to be interrupted
+sed 's/"expectations": \[/"expectations": [ { "sleep_ms": 20000 },/' "$tmp/lab.json" >"$tmp/slow.json"
+# and one that cannot hold
+sed 's/"ping": \["a", "b"\]/"ping": ["a", "10.9.0.77"], "within_ms": 500/' "$tmp/lab.json" >"$tmp/bad.json"
+
+# what a lab leaves: namespaces, state file, processes in them
+leftovers() {  # LAB
+  local n
+  n=$(ip netns list | grep -c "^$1-")
+  [ -e "/run/meshsim/$1.json" ] && n=$((n + 1))
+  echo "$n"
+}
+lab_procs() {  # LAB: processes whose namespace is one of the lab's
+  local n=0 ns
+  for ns in $(ip netns list | awk '{print $1}' | grep "^$1-"); do
+    n=$((n + $(ip netns pids "$ns" | wc -l)))
+  done
+  echo "$n"
+}
+
+# --- up / exec / down --------------------------------------------------------
+lab=$(timeout 30 "$M" up "$tmp/lab.json" 2>"$tmp/up.err")
+labs+=("$lab")
+check "up prints the lab name" '[[ "$lab" =~ ^nms[0-9a-f]{4}$ ]]'
+check "up makes a namespace per node and network" '[ "$(ip netns list | grep -c "^$lab-")" -eq 3 ]'
+check "ip netns exec works on the lab" 'ip netns exec "$lab-a" ip -4 -o addr show eth0 | grep -q "10.9.0.1/24"'
+check "exec runs in the node with its host name" '[ "$("$M" exec "$lab" b -- hostname)" = b ]'
+check "exec: a pings b" '"$M" exec "$lab" a -- ping -c 1 -W 1 10.9.0.2 >/dev/null'
+check "exec passes the exit status" '"$M" exec "$lab" a -- sh -c "exit 7"; [ $? -eq 7 ]'
+check "the process runs inside b" '[ "$(lab_procs "$lab")" -ge 2 ]'   # sleep + the capture process
+check "list shows the lab" '"$M" list | grep -q "^$lab .*sim-lab-test"'
+check "down removes the lab" '"$M" down "$lab" >/dev/null'
+check "down leaves no namespace or state file" '[ "$(leftovers "$lab")" -eq 0 ]'
+check "down leaves no process" '! pgrep -f "^sleep 300$" >/dev/null'
+check "down on a gone lab fails" '! "$M" down "$lab" 2>/dev/null'
+
+# --- run: pass, then a failed expectation -------------------------------------
+out=$(timeout 60 "$M" run "$tmp/lab.json" --out "$tmp/run1" 2>"$tmp/run1.err"); rc=$?
+lab=$(sed -n 's/.*(lab \(nms[0-9a-f]*\)).*/\1/p' <<<"$out" | head -1)
+check "run passes" '[ $rc -eq 0 ] && grep -q "PASS" <<<"$out"'
+check "run writes report.json with the verdict" 'grep -q "\"verdict\": \"PASS\"" "$tmp/run1/report.json"'
+check "run writes a pcap per link" '[ -s "$tmp/run1/pcap/a-eth0.pcap" ] && [ -s "$tmp/run1/pcap/b-eth0.pcap" ]'
+check "the pcap holds the ping" 'tcpdump -nr "$tmp/run1/pcap/a-eth0.pcap" 2>/dev/null | grep -q "10.9.0.1 > 10.9.0.2: ICMP echo request"'
+check "run leaves nothing behind" '[ -n "$lab" ] && [ "$(leftovers "$lab")" -eq 0 ]'
+out=$(timeout 60 "$M" run "$tmp/bad.json" --out "$tmp/run2" 2>/dev/null); rc=$?
+lab=$(sed -n 's/.*(lab \(nms[0-9a-f]*\)).*/\1/p' <<<"$out" | head -1)
+check "a failed expectation exits 1" '[ $rc -eq 1 ] && grep -q "FAIL" <<<"$out"'
+check "a failed run leaves nothing behind" '[ -n "$lab" ] && [ "$(leftovers "$lab")" -eq 0 ]'
+
+# --- SIGINT during run --------------------------------------------------------
+"$M" run "$tmp/slow.json" --out "$tmp/run3" >"$tmp/run3.out" 2>"$tmp/run3.err" &
+pid=$!
+for _ in $(seq 100); do grep -q "expect 1/" "$tmp/run3.err" 2>/dev/null && break; sleep 0.1; done
+lab=$(sed -n 's/.*lab \(nms[0-9a-f]*\):.*/\1/p' "$tmp/run3.err" | head -1)
+labs+=("$lab")
+check "the slow lab is up" '[ -n "$lab" ] && [ "$(ip netns list | grep -c "^$lab-")" -eq 3 ]'
+kill -INT $pid
+wait $pid; rc=$?
+check "SIGINT ends run with 130" '[ $rc -eq 130 ]'
+check "SIGINT tears the lab down" '[ "$(leftovers "$lab")" -eq 0 ] && ! pgrep -f "^sleep 300$" >/dev/null'
+check "the interrupted run still reports" 'grep -q "\"verdict\": \"INTERRUPTED\"" "$tmp/run3/report.json"'
+
+# --- SIGKILL, then clean --------------------------------------------------------
+"$M" run "$tmp/slow.json" --out "$tmp/run4" >/dev/null 2>"$tmp/run4.err" &
+pid=$!
+for _ in $(seq 100); do grep -q "expect 1/" "$tmp/run4.err" 2>/dev/null && break; sleep 0.1; done
+lab=$(sed -n 's/.*lab \(nms[0-9a-f]*\):.*/\1/p' "$tmp/run4.err" | head -1)
+labs+=("$lab")
+kill -KILL $pid; wait $pid 2>/dev/null
+check "a killed run leaves its namespaces" '[ -n "$lab" ] && [ "$(ip netns list | grep -c "^$lab-")" -eq 3 ]'
+check "clean removes the leftovers" '"$M" clean | grep -q "lab $lab: 3 namespaces removed"'
+check "after clean nothing remains" '[ "$(leftovers "$lab")" -eq 0 ] && ! pgrep -f "^sleep 300$" >/dev/null'
+
+# --- nat on a namespace of one's own ------------------------------------------
+ns="nmt-simnat-$$"
+ip netns add "$ns"
+ip -n "$ns" link add wan type veth peer name wanpeer
+ip -n "$ns" addr add 203.0.113.7/24 dev wan
+ip -n "$ns" link set wan up
+check "nat applies a preset to any namespace" '"$M" nat "$ns" symmetric --wan wan | grep -q "symmetric"'
+check "nat rejects a bad model naming the member" '{ "$M" nat "$ns" "{\"mapping\":\"x\"}" --wan wan 2>&1; true; } | grep -q "mapping: unknown value"'
+check "nat --remove" '"$M" nat "$ns" --remove | grep -q "removed"'
+ip netns del "$ns"
+
+check "--help works for every verb" 'for v in run up exec down list nat clean validate; do "$M" $v --help | grep -q "usage: meshsim $v" || exit 1; done'
+
+[ $fails -eq 0 ]

@@ -119,5 +119,9 @@ fi
 stop_agent n2
 check "SIGTERM removes n2's interface" bash -c "! ip netns exec $P-n2 ip link show nm-n2 >/dev/null 2>&1"
 
+# with a SANITIZE=address,undefined build, the agents stopped above have
+# written their reports (leaks included) by now
+check "no sanitizer report in any log" bash -c "! grep -l 'AddressSanitizer\|LeakSanitizer\|runtime error' $T/*.log"
+
 [ $fails -eq 0 ] || dump_logs
 exit $((fails != 0))

@@ -298,6 +298,37 @@ void sim_expect_run(struct sim_lab *lab, size_t i, struct sim_result *r)
 
 /* --- report --------------------------------------------------------------- */
 
+void sim_traversal_report(struct sim_lab *lab, json_t **json, char *summary, size_t len)
+{
+	char exe[PATH_MAX], txt[PATH_MAX];
+	char *out = NULL;
+	int st;
+	*json = NULL;
+	summary[0] = '\0';
+	if (sim_strf(exe, sizeof(exe), "%s/traversal-report", lab->build_dir) || access(exe, X_OK) < 0 ||
+	    sim_strf(txt, sizeof(txt), "%s/traversal.txt", lab->run_dir))
+		return;
+	char *text_argv[] = { exe, "${run}", NULL };
+	char *json_argv[] = { exe, "--json", "${run}", NULL };
+	if (sim_lab_run(lab, SIZE_MAX, text_argv, 30000, &out, &st) == 0 && out) {
+		FILE *f = fopen(txt, "w");
+		if (f) {
+			fputs(out, f);
+			fclose(f);
+		}
+		char *end = out + strlen(out);
+		while (end > out && end[-1] == '\n')
+			*--end = '\0';
+		char *nl = strrchr(out, '\n');
+		snprintf(summary, len, "%s", nl ? nl + 1 : out);
+	}
+	free(out);
+	out = NULL;
+	if (sim_lab_run(lab, SIZE_MAX, json_argv, 30000, &out, &st) == 0 && out && WIFEXITED(st))
+		*json = json_loads(out, 0, NULL);
+	free(out);
+}
+
 static const char *proc_state_name(enum sim_proc_state s)
 {
 	static const char *const names[] = { "idle", "starting", "ready", "done", "stopped", "failed" };
@@ -311,7 +342,7 @@ static const char *kind_name(enum sim_expect_kind k)
 }
 
 json_t *sim_report_json(const struct sim_lab *lab, const struct sim_result *results, size_t nresults,
-			const char *verdict, const char *error, uint64_t duration_ms)
+			const char *verdict, const char *error, uint64_t duration_ms, json_t *traversal)
 {
 	const struct sim_scenario *sc = lab->sc;
 	json_t *j = json_object(), *nodes = json_array(), *procs = json_array(), *exps = json_array(),
@@ -378,6 +409,8 @@ json_t *sim_report_json(const struct sim_lab *lab, const struct sim_result *resu
 		json_array_append_new(exps, x);
 	}
 	json_object_set_new(j, "expectations", exps);
+	if (traversal)
+		json_object_set(j, "traversal", traversal);
 	return j;
 nomem:
 	json_decref(j);
@@ -389,20 +422,24 @@ nomem:
 }
 
 void sim_report_table(FILE *f, const struct sim_lab *lab, const struct sim_result *results, size_t nresults,
-		      const char *verdict, const char *error, uint64_t duration_ms)
+		      const char *verdict, const char *error, uint64_t duration_ms, const char *traversal)
 {
 	const struct sim_scenario *sc = lab->sc;
 	fprintf(f, "scenario %s: %s in %.1f s (lab %s)\n", sc->name, verdict, (double)duration_ms / 1000, lab->id);
 	if (error)
 		fprintf(f, "  error: %s\n", error);
 	if (sc->nexpects) {
-		fprintf(f, "  %-3s %-7s %8s  %-40s %s\n", "#", "result", "time", "expectation", "detail");
+		int w = 11;
+		for (size_t i = 0; i < sc->nexpects; i++)
+			if ((int)strlen(sc->expects[i].label) > w)
+				w = (int)strlen(sc->expects[i].label);
+		fprintf(f, "  %-3s %-7s %8s  %-*s  %s\n", "#", "result", "time", w, "expectation", "detail");
 		for (size_t i = 0; i < sc->nexpects; i++) {
 			const struct sim_result *r = i < nresults ? &results[i] : NULL;
 			char t[32] = "-";
 			if (r)
 				snprintf(t, sizeof(t), "%.2f s", (double)r->time_ms / 1000);
-			fprintf(f, "  %-3zu %-7s %8s  %-40s %s\n", i + 1, r ? verdict_names[r->verdict] : "skipped", t,
+			fprintf(f, "  %-3zu %-7s %8s  %-*s  %s\n", i + 1, r ? verdict_names[r->verdict] : "skipped", t, w,
 				sc->expects[i].label, r ? r->detail : "");
 		}
 	}
@@ -410,5 +447,7 @@ void sim_report_table(FILE *f, const struct sim_lab *lab, const struct sim_resul
 		if (lab->procs[i].state == SIM_PROC_FAILED)
 			fprintf(f, "  process %s/%s failed; log %s\n", sc->nodes[sc->procs[i].node].name,
 				sc->procs[i].name, lab->procs[i].log);
+	if (traversal && traversal[0])
+		fprintf(f, "  traversal-report: %s (%s/traversal.txt)\n", traversal, lab->run_dir);
 	fprintf(f, "  captures and logs: %s\n", lab->run_dir);
 }

@@ -37,11 +37,16 @@ int sim_peers_find(const char *json, const char *name, char *path, size_t pathle
  * -EINVAL when the counts are missing; *rtt_ms < 0 when there is no rtt line */
 int sim_ping_parse(const char *out, int *sent, int *received, double *rtt_ms);
 
+/* Runs BUILD/traversal-report on the run folder when it was built: its
+ * JSON goes into *json (NULL when absent or unreadable), its text into
+ * RUN/traversal.txt and its last line into summary (empty when not run). */
+void sim_traversal_report(struct sim_lab *lab, json_t **json, char *summary, size_t len);
+
 /* report.json's object; error is the lab's failure reason or NULL */
 json_t *sim_report_json(const struct sim_lab *lab, const struct sim_result *results, size_t nresults,
-			const char *verdict, const char *error, uint64_t duration_ms);
+			const char *verdict, const char *error, uint64_t duration_ms, json_t *traversal);
 /* the final table on f */
 void sim_report_table(FILE *f, const struct sim_lab *lab, const struct sim_result *results, size_t nresults,
-		      const char *verdict, const char *error, uint64_t duration_ms);
+		      const char *verdict, const char *error, uint64_t duration_ms, const char *traversal);
 
 #endif

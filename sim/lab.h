@@ -97,7 +97,7 @@ int sim_lab_proc_wait(struct sim_lab *lab, size_t i);
 /* reaps exited processes; a process that ended on its own is marked FAILED
  * (or DONE, for a oneshot that exited 0). Returns how many newly failed. */
 int sim_lab_reap(struct sim_lab *lab);
-/* Runs argv (expanded) in node's namespace and waits up to timeout_ms.
+/* Runs argv (expanded) in node's namespace (SIZE_MAX: meshsim's own) and waits up to timeout_ms.
  * *output (if not NULL) gets stdout and stderr, malloc'd; *status the wait
  * status. -ETIMEDOUT when it had to be killed. */
 int sim_lab_run(struct sim_lab *lab, size_t node, char *const *argv, int timeout_ms, char **output, int *status);

@@ -272,14 +272,18 @@ static int cmd_run(int argc, char **argv)
 	} else {
 		sim_lab_teardown(lab);
 	}
+	json_t *traversal = NULL;
+	char summary[256];
+	sim_traversal_report(lab, &traversal, summary, sizeof(summary));
 	uint64_t duration = sim_lab_clock(lab);
-	json_t *report = sim_report_json(lab, results, nresults, verdict, error, duration);
+	json_t *report = sim_report_json(lab, results, nresults, verdict, error, duration, traversal);
+	json_decref(traversal);
 	char path[PATH_MAX + 16];
 	snprintf(path, sizeof(path), "%s/report.json", lab->run_dir);
 	if (!report || json_dump_file(report, path, JSON_INDENT(2)) < 0)
 		fprintf(stderr, "meshsim: cannot write %s\n", path);
 	json_decref(report);
-	sim_report_table(stdout, lab, results, nresults, verdict, error, duration);
+	sim_report_table(stdout, lab, results, nresults, verdict, error, duration, summary);
 	free(results);
 	sim_lab_free(lab);
 	sim_scenario_free(sc);

@@ -217,7 +217,9 @@ static int spawn(struct sim_lab *lab, size_t node, char **argv, int out_fd, pid_
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		rc = sim_lab_enter_node(lab->id, lab->sc->nodes[node].name, lab->run_dir, lab->build_dir);
+		rc = node < lab->sc->nnodes
+			     ? sim_lab_enter_node(lab->id, lab->sc->nodes[node].name, lab->run_dir, lab->build_dir)
+			     : 0;
 		if (!rc) {
 			dup2(null, 0);
 			dup2(out_fd, 1);

@@ -353,12 +353,13 @@ static void conn_free(struct uapi_conn *c)
 /* appends to the pending output */
 static int conn_queue(struct uapi_conn *c, const char *data, size_t n)
 {
-	char *q = malloc(c->out_len - c->out_off + n);
+	size_t pending = c->out_len - c->out_off, len = pending + n;
+	char *q = malloc(len);
 	if (!q)
 		return -ENOMEM;
-	memcpy(q, c->out + c->out_off, c->out_len - c->out_off);
-	memcpy(q + c->out_len - c->out_off, data, n);
-	size_t len = c->out_len - c->out_off + n;
+	if (pending)
+		memcpy(q, c->out + c->out_off, pending);
+	memcpy(q + pending, data, n);
 	wipe_free(c->out, c->out_len);
 	c->out = q;
 	c->out_len = len;

@@ -761,7 +761,7 @@ static int parse_procs(struct pctx *c, size_t ni, json_t *v)
 		static const char *const keys[] = { "name", "argv", "after", "oneshot", "ready", "ready_timeout_ms",
 						    NULL };
 		size_t old = path_push(c, ".processes[%zu]", i);
-		struct sim_proc *pr = &s->procs[s->nprocs];
+		struct sim_proc *pr = &s->procs[s->nprocs++];	/* counted now, so that a failure frees it */
 		const char *name = NULL;
 		json_t *argv;
 		pr->node = ni;
@@ -784,7 +784,7 @@ static int parse_procs(struct pctx *c, size_t ni, json_t *v)
 			size_t o2 = path_push(c, name ? ".name" : ".argv[0]");
 			rc = check_name(c, name ? name : base, sizeof(pr->name) - 1, ".");
 			snprintf(pr->name, sizeof(pr->name), "%s", name ? name : base);
-			for (size_t j = 0; !rc && j < s->nprocs; j++)
+			for (size_t j = 0; !rc && j + 1 < s->nprocs; j++)
 				if (s->procs[j].node == ni && !strcmp(s->procs[j].name, pr->name))
 					rc = fail(c, "node \"%s\" already runs a process named \"%s\"%s",
 						  s->nodes[ni].name, pr->name, name ? "" : " (add a \"name\")");
@@ -801,8 +801,6 @@ static int parse_procs(struct pctx *c, size_t ni, json_t *v)
 		}
 		if (!rc)
 			rc = get_int(c, p, "ready_timeout_ms", 1, 600000, &pr->ready.timeout_ms);
-		if (!rc)
-			s->nprocs++;
 		path_pop(c, old);
 		if (rc)
 			return rc;

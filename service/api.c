@@ -4,11 +4,13 @@
 #include <microhttpd.h>
 #include <sodium.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "validate.h"
@@ -23,6 +25,7 @@
  * stream through it */
 #define CONNECTION_MEMORY (8 * 1024)
 #define IDLE_TIMEOUT_S 75
+#define SHUTDOWN_GRACE_MS 1000
 /* a chunked body beyond API_BODY_MAX is read and dropped up to this, then the
  * connection is closed */
 #define API_DISCARD_MAX (16 * 1024 * 1024)
@@ -75,6 +78,7 @@ struct api {
 	uint8_t admin_hash[TOKEN_HASH_BYTES];
 	struct list_cache *cache;
 	uint64_t requests[R_COUNT][M_COUNT][NCODES];
+	atomic_int parked;	/* long polls suspended and not yet answered */
 	uint16_t port;
 };
 
@@ -448,6 +452,7 @@ static enum MHD_Result h_vpc_devices(struct api *api, struct MHD_Connection *c, 
 	/* Suspend first, then park: a wake may come from the timer thread at once. */
 	MHD_suspend_connection(c);
 	rq->state = RQ_WAITING;
+	atomic_fetch_add(&api->parked, 1);
 	rc = watch_add(api->watch, &rq->waiter, rq->id, watch_now_ms() + (int64_t)wait_s * 1000, c);
 	if (rc < 0)
 		MHD_resume_connection(c); /* answered at once, as if the wait were over */
@@ -927,6 +932,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return dispatch(api, c, rq);
 	case RQ_WAITING:
 		/* resumed: by a change in the VPC, the deadline, or shutdown */
+		atomic_fetch_sub(&api->parked, 1);
 		return send_list(api, c, rq);
 	case RQ_DONE:
 		break;
@@ -943,8 +949,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	(void)toe;
 	if (!rq)
 		return;
-	if (rq->state == RQ_WAITING) /* closed before its answer: only at shutdown */
+	if (rq->state == RQ_WAITING) { /* closed before its answer: only at shutdown */
 		watch_cancel(api->watch, &rq->waiter);
+		atomic_fetch_sub(&api->parked, 1);
+	}
 	free(rq->body);
 	free(rq);
 	*req_cls = NULL;
@@ -1029,9 +1037,13 @@ void api_stop(struct api *api)
 {
 	if (!api)
 		return;
-	/* no new connections; the waiters are answered; then the server stops */
+	/* no new connections; the waiters are answered (for up to a second, and
+	 * a moment to send); then the server stops */
 	MHD_quiesce_daemon(api->daemon);
 	watch_stop(api->watch);
+	for (int i = 0; i < SHUTDOWN_GRACE_MS / 10 && atomic_load(&api->parked) > 0; i++)
+		usleep(10 * 1000);
+	usleep(50 * 1000);
 	MHD_stop_daemon(api->daemon);
 	watch_free(api->watch);
 	while (api->cache) {

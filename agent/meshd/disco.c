@@ -92,7 +92,7 @@ static void round_start(struct disco *d, uint64_t now)
 		int len;
 
 		stun_txn_init(&s->txn, &cfg);
-		s->answered = false;
+		s->got = false;
 		if (stun_tid_random(tid) < 0)
 			continue;
 		len = stun_build_binding_request(req, sizeof(req), tid, &opts);
@@ -133,7 +133,7 @@ static void round_end(struct disco *d, uint64_t now)
 		struct disco_server *s = &d->srv[i];
 		bool dup = false;
 
-		if (s->txn.state == STUN_TXN_TIMEOUT || !s->answered) {
+		if (s->txn.state == STUN_TXN_TIMEOUT || !s->got) {
 			if (s->txn.state == STUN_TXN_TIMEOUT) {
 				s->timeouts++;
 				log_warn("disco", "no answer from STUN server server=%s label=%s",
@@ -144,13 +144,17 @@ static void round_end(struct disco *d, uint64_t now)
 		}
 		answered++;
 		for (int j = 0; j < nm && !dup; j++)
-			dup = addr_equal(&m[j], &s->mapped);
+			dup = addr_equal(&m[j], &s->got_mapped);
 		if (!dup)
-			m[nm++] = s->mapped;
+			m[nm++] = s->got_mapped;
 	}
 	d->res.nanswered = answered;
 	/* a round where nobody answered keeps what the last one found */
 	if (answered) {
+		for (int i = 0; i < d->nsrv; i++) {
+			d->srv[i].answered = d->srv[i].got;
+			d->srv[i].mapped = d->srv[i].got_mapped;
+		}
 		symmetric = nm > 1;
 		if (symmetric != d->res.symmetric_nat || !mappings_equal(&d->res, m, nm)) {
 			d->res.symmetric_nat = symmetric;
@@ -227,16 +231,16 @@ int disco_receive(struct disco *d, const uint8_t *buf, size_t len,
 		if (rc < 0)
 			return rc;
 		if (msg.cls == STUN_CLASS_SUCCESS && (msg.has_xor_mapped || msg.has_mapped)) {
-			s->mapped = msg.has_xor_mapped ? msg.xor_mapped : msg.mapped;
-			addr_unmap_v4(&s->mapped);
-			s->answered = true;
+			s->got_mapped = msg.has_xor_mapped ? msg.xor_mapped : msg.mapped;
+			addr_unmap_v4(&s->got_mapped);
+			s->got = true;
 			s->rtt_ms = s->txn.rtt_ms;
 			s->timeouts = 0;
 		} else {
 			log_warn("disco", "STUN answer without a mapping server=%s label=%s error=%d",
 				 addr_format(&s->addr, (char[ADDR_STRLEN]){ 0 }, ADDR_STRLEN),
 				 s->label, msg.has_error ? msg.error_code : 0);
-			s->answered = false;
+			s->got = false;
 		}
 		if (disco_deadline(d) == 0)
 			round_end(d, now);

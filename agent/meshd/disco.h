@@ -43,7 +43,10 @@ struct disco_server {
 	char label[DISCO_LABEL_MAX];	/* endpoint source: "stun:HOST:PORT" or "relay" */
 	bool relay;
 	struct stun_txn txn;
-	/* the last round's answer */
+	/* this round's answer */
+	bool got;
+	union sockaddr_any got_mapped;
+	/* the last complete round's answer (what is reported) */
 	bool answered;
 	union sockaddr_any mapped;
 	uint64_t rtt_ms;

@@ -614,32 +614,42 @@ static bool relay_alive(const struct mpeer *r, uint64_t now)
 	return r->last_answer && now - r->last_answer < RELAY_DEAD_MS;
 }
 
+/* Every agent must pick the same relay: a relayed packet is accepted only
+ * from the peer that holds the VPC CIDR at the receiver (the data plane checks
+ * the inner source against allowed IPs), so two agents on different relays
+ * would drop each other's traffic. Hence the alive relay with the lowest
+ * device id, which all agents agree on, not the lowest RTT (that needs the
+ * data plane to accept the VPC CIDR from every relay; see the report). */
+static bool relay_better(const struct mpeer *a, const struct mpeer *b)
+{
+	return !b || strcmp(a->id, b->id) < 0;
+}
+
 static void relay_choose(struct meshd *m, uint64_t now)
 {
-	struct mpeer *best = NULL, *cur = m->relay_in_use;
+	struct mpeer *best = NULL, *any = NULL, *cur = m->relay_in_use;
 	bool had = cur != NULL;
 
 	if (m->o.relay)
 		return;
-	if (!(cur && relay_alive(cur, now))) {
-		for (size_t i = 0; i < m->npeers; i++) {
-			struct mpeer *r = m->peers[i];
-			if (!r->relay || !r->wp || !relay_alive(r, now))
-				continue;
-			if (!best || r->rtt_ms < best->rtt_ms)
-				best = r;
-		}
-		/* nobody answers yet: take any relay rather than none */
-		for (size_t i = 0; i < m->npeers && !best && !cur; i++)
-			if (m->peers[i]->relay && m->peers[i]->wp)
-				best = m->peers[i];
-		if (best && best != cur) {
-			if (m->has_vpc && wg_peer_allowed_ip_add(best->wp, &m->vpc) < 0)
-				log_warn(COMPONENT, "cannot route the VPC via relay=%s", best->name);
-			log_info(COMPONENT, "relay in use relay=%s rtt_ms=%.3f previous=%s", best->name, best->rtt_ms,
-				 cur ? cur->name : "none");
-			m->relay_in_use = best;
-		}
+	for (size_t i = 0; i < m->npeers; i++) {
+		struct mpeer *r = m->peers[i];
+		if (!r->relay || !r->wp)
+			continue;
+		if (relay_better(r, any))
+			any = r;
+		if (relay_alive(r, now) && relay_better(r, best))
+			best = r;
+	}
+	/* nobody answers yet: take one rather than none, but keep a current one */
+	if (!best)
+		best = cur ? cur : any;
+	if (best && best != cur) {
+		if (m->has_vpc && wg_peer_allowed_ip_add(best->wp, &m->vpc) < 0)
+			log_warn(COMPONENT, "cannot route the VPC via relay=%s", best->name);
+		log_info(COMPONENT, "relay in use relay=%s rtt_ms=%.3f previous=%s", best->name, best->rtt_ms,
+			 cur ? cur->name : "none");
+		m->relay_in_use = best;
 	}
 	if (had != (m->relay_in_use != NULL))
 		for (size_t i = 0; i < m->npeers; i++)
@@ -898,7 +908,6 @@ static void on_tick(struct loop *loop, struct loop_timer *t, void *arg)
 	struct meshd *m = arg;
 	struct disco_send out[DISCO_MAX_SERVERS];
 	uint64_t now = loop_now(loop);
-	uint32_t gen = m->disco.res.generation;
 	(void)t;
 
 	if (now >= m->next_local_check) {
@@ -908,8 +917,9 @@ static void on_tick(struct loop *loop, struct loop_timer *t, void *arg)
 	int n = disco_poll(&m->disco, now, out, DISCO_MAX_SERVERS);
 	for (int i = 0; i < n; i++)
 		send_udp(m, &out[i].to, out[i].buf, out[i].len);
-	if (m->disco.res.generation != gen || m->disco.rounds == 1)
-		report_if_changed(m);
+	/* a round ends here or in handle_stun; what it found is compared with
+	 * the last report (cheap), so every source of a mapping is reported */
+	report_if_changed(m);
 	if (now >= m->next_relay_probe) {
 		m->next_relay_probe = now + RELAY_PROBE_MS;
 		relay_probe(m, now);

@@ -13,7 +13,9 @@
 # a meshd restart keeps tunnel IP and port; --relay-only reaches the other
 # through the relay; a service restart during traffic loses no ping; killing
 # the relay in use moves relayed peers to the other relay within 10 s;
-# meshctl peers -o json (when meshctl is built) reports the observed path.
+# meshctl peers -o json (when meshctl is built) reports the observed path;
+# relays answer STUN on their WireGuard port; a gateway that turns symmetric
+# is noticed by the next discovery round; SIGTERM removes the interface.
 source "$(dirname "$0")/agent_common.bash"
 
 need meshd meshsvc meshstun
@@ -60,10 +62,13 @@ check "n3 -> n2 path is relayed" wait_for 8 path_is n3 n2 relayed
 check "ping n3 -> n2 through the relay" wait_for 5 ping_ok n3 "$T2"
 check "ping n2 -> n3 through the relay" ping_ok n2 "$T3"
 check "n1 <-> n2 stay direct" path_is n1 n2 direct
+relay_ep() { ctl n2 '{"cmd":"status"}' | jq -e '.endpoints[] | select(.source == "relay")' >/dev/null; }
+check "the relays answer STUN on their WireGuard port (n2 reports a relay-seen endpoint)" wait_for 25 relay_ep
 
 if [ -x "$B/meshctl" ]; then
 	got=$(X n2 "$B/meshctl" --control "$T/n2.sock" peers -o json 2>"$T/meshctl.err" |
 		jq -r '.peers[] | select(.name == "n3") | .path')
+	# needs meshctl's main to hand its argv to meshctl_local_dispatch() first
 	check "meshctl peers -o json reports n3 relayed on n2 (got '$got')" test "$got" = relayed
 	got=$(X n2 "$B/meshctl" --control "$T/n2.sock" peers -o json 2>>"$T/meshctl.err" |
 		jq -r '.peers[] | select(.name == "n1") | .path')
@@ -114,6 +119,13 @@ if [ "$inuse" = r1 ] || [ "$inuse" = r2 ]; then
 else
 	notok "n3 reports a relay in use (got '$inuse')"
 fi
+
+# 6. moving into a symmetric NAT is noticed by the next discovery round
+X gw2 nft flush chain ip nat post
+X gw2 nft add rule ip nat post oifname wan masquerade random
+X gw2 conntrack -F >/dev/null 2>&1
+check "n2 moved behind a symmetric NAT is reported symmetric_nat=true within 25 s" \
+	wait_for 25 eval '[ "$(api GET /api/devices | jq -r ".[] | select(.hostname == \"n2\") | .symmetric_nat")" = true ]'
 
 # SIGTERM removes the interface
 stop_agent n2

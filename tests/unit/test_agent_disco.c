@@ -159,8 +159,19 @@ Test(disco, partial_and_no_answers)
 	cr_assert_eq(d.res.nmapped, 1);
 	cr_assert_not(d.res.symmetric_nat);
 	cr_assert_eq(now, 2750 + DISCO_RM * DISCO_RTO_MS);
+	/* during the next round the last answers stay reported */
+	{
+		struct disco_send o[8];
+		cr_assert_eq(disco_poll(&d, disco_deadline(&d), o, 8), 2);
+		cr_assert(d.srv[0].answered);
+		cr_assert_not(d.srv[0].got);
+		/* back to IDLE for round_with below */
+		while (d.state == DISCO_PROBING)
+			disco_poll(&d, disco_deadline(&d), o, 8);
+	}
 	now = round_with(&d, disco_deadline(&d), NULL, NULL);
 	cr_assert_eq(d.res.nanswered, 0);
+	cr_assert(d.srv[0].answered, "nobody answered: the last answers stay");
 	cr_assert_eq(d.res.nmapped, 1);
 	cr_assert_eq(d.res.generation, 1);
 }
@@ -221,10 +232,11 @@ Test(disco, bad_input)
 		}
 		cr_assert_neq(disco_receive(&d, buf, l, &s1, 1001), 0);
 	}
-	cr_assert_not(d.srv[0].answered);
+	cr_assert_not(d.srv[0].got);
 	/* the real answer still works */
 	cr_assert_eq(disco_receive(&d, resp, len, &s1, 1002), 0);
-	cr_assert(d.srv[0].answered);
+	cr_assert(d.srv[0].got);
+	cr_assert_not(d.srv[0].answered, "reported only once the round is over");
 	cr_assert_eq(d.srv[0].rtt_ms, 2);
 }
 

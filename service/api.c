@@ -82,7 +82,6 @@ struct api {
 	uint16_t port;
 };
 
-struct endpoint;
 typedef enum MHD_Result (*handler_fn)(struct api *api, struct MHD_Connection *c, struct request *rq,
 				      const json_t *body);
 
@@ -963,6 +962,7 @@ static void wake_connection(void *conn)
 	MHD_resume_connection(conn);
 }
 
+__attribute__((format(printf, 2, 0)))
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];

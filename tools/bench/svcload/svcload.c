@@ -202,6 +202,16 @@ static int conn_event(struct conn *c, uint32_t events)
 	return 1;
 }
 
+static void conns_free(struct conn *conns, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		conn_close(&conns[i]);
+		free(conns[i].out);
+		free(conns[i].in);
+	}
+	free(conns);
+}
+
 static const char *conn_body(const struct conn *c)
 {
 	return c->in + c->body_off;
@@ -278,6 +288,8 @@ static int cmd_register(int argc, char **argv)
 
 	if (!out || !keys || !conns || ep < 0 || !n || !conc)
 		die("cannot start");
+	for (size_t i = 0; i < conc; i++)
+		conns[i].fd = -1;
 	setvbuf(out, NULL, _IOLBF, 0);
 	for (size_t i = 0; i < n; i++)
 		crypto_box_keypair(keys[i].pk, keys[i].sk);
@@ -333,6 +345,9 @@ static int cmd_register(int argc, char **argv)
 	printf("registered=%zu failed=%zu seconds=%.3f per_second=%.0f\n", ok, failed, secs, (double)ok / secs);
 	fclose(out);
 	sodium_memzero(keys, n * sizeof(*keys));
+	free(keys);
+	conns_free(conns, conc);
+	close(ep);
 	return failed ? 1 : 0;
 }
 
@@ -491,6 +506,12 @@ static int cmd_watch(int argc, char **argv)
 	       answered, failed, (double)t_patch / 1e3, answered ? (double)lat[answered / 2] / 1e3 : -1.0,
 	       answered ? (double)lat[(answered * 99) / 100] / 1e3 : -1.0,
 	       answered ? (double)lat[answered - 1] / 1e3 : -1.0);
+	conns_free(conns, n);
+	free(patch.out);
+	free(patch.in);
+	free(tokens);
+	free(lat);
+	close(ep);
 	return failed ? 1 : 0;
 }
 

@@ -387,7 +387,7 @@ json_t *sim_report_json(const struct sim_lab *lab, const struct sim_result *resu
 		json_array_append_new(procs, p);
 	}
 	json_object_set_new(j, "processes", procs);
-	for (size_t i = 0; i < sc->nlinks; i++) {
+	for (size_t i = 0; i < sc->nlinks && !lab->no_capture; i++) {
 		char path[PATH_MAX + 64];
 		snprintf(path, sizeof(path), "%s/pcap/%s-%s.pcap", lab->run_dir, sc->nodes[sc->links[i].node].name,
 			 sc->links[i].ifname);

@@ -341,11 +341,25 @@ int sim_lab_capture(struct sim_lab *lab)
 {
 	if (lab->state != SIM_LAB_BUILT)
 		return -EALREADY;
-	for (size_t i = 0; i < lab->sc->nnets; i++) {
-		int rc = sim_capture_spawn(lab, i, &lab->capture_pid[i]);
-		if (rc)
-			return rc;
+	if (lab->no_capture) {
+		sim_lab_progress(lab, "no captures (--no-capture)");
+		lab->state = SIM_LAB_CAPTURING;
+		return 0;
 	}
+	int *ready = malloc((lab->sc->nnets + 1) * sizeof(int));
+	int rc = ready ? 0 : -ENOMEM;
+	size_t started = 0;
+	for (; !rc && started < lab->sc->nnets; started++)
+		rc = sim_capture_spawn(lab, started, &lab->capture_pid[started], &ready[started]);
+	if (rc)
+		started--;
+	for (size_t i = 0; i < started; i++) {
+		int r = sim_capture_wait(lab, i, ready[i]);
+		rc = rc ? rc : r;
+	}
+	free(ready);
+	if (rc)
+		return rc;
 	sim_lab_progress(lab, "capturing %zu links into %s/pcap", lab->sc->nlinks, lab->run_dir);
 	lab->state = SIM_LAB_CAPTURING;
 	return 0;
@@ -380,19 +394,24 @@ int sim_lab_save(const struct sim_lab *lab)
 int sim_lab_destroy(const char *lab_id)
 {
 	char prefix[SIM_LAB_ID_MAX + 2], path[PATH_MAX];
-	char **names;
-	size_t n;
 	int deleted = 0;
 
-	sim_strf(prefix, sizeof(prefix), "%s-", lab_id);
-	if (netns_list(prefix, &names, &n) < 0)
-		return -EIO;
-	/* processes first (captures flush their files on SIGTERM), then namespaces */
-	for (size_t i = 0; i < n; i++)
-		netns_kill_all(names[i], 2000);
-	for (size_t i = 0; i < n; i++)
-		deleted += netns_del(names[i]) == 0;
-	netns_list_free(names, n);
+	snprintf(prefix, sizeof(prefix), "%s-", lab_id);
+	/* again until none is listed: a listing of /run/netns taken while
+	 * others add and remove namespaces there has been seen to miss entries */
+	for (int round = 0; round < 5; round++) {
+		char **names;
+		size_t n;
+		if (netns_list(prefix, &names, &n) < 0)
+			return -EIO;
+		/* processes first (captures flush their files on SIGTERM), then namespaces */
+		netns_kill_all(names, n, 2000);
+		for (size_t i = 0; i < n; i++)
+			deleted += netns_del(names[i]) == 0;
+		netns_list_free(names, n);
+		if (n == 0)
+			break;
+	}
 	state_path(lab_id, path, sizeof(path));
 	unlink(path);
 	return deleted;
@@ -407,10 +426,12 @@ void sim_lab_teardown(struct sim_lab *lab)
 	 * that they see the processes' final packets */
 	for (size_t i = sc->nprocs; i-- > 0;)
 		sim_lab_proc_stop(lab, i);
+	for (size_t i = 0; i < sc->nnets; i++)
+		if (lab->capture_pid[i] > 0)
+			kill(lab->capture_pid[i], SIGTERM);
 	for (size_t i = 0; i < sc->nnets; i++) {
 		if (lab->capture_pid[i] <= 0)
 			continue;
-		kill(lab->capture_pid[i], SIGTERM);
 		for (int t = 0; t < 200 && waitpid(lab->capture_pid[i], NULL, WNOHANG) == 0; t++)
 			usleep(10000);
 		lab->capture_pid[i] = 0;

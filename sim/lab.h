@@ -60,6 +60,7 @@ struct sim_lab {
 	char run_dir[PATH_MAX];
 	char build_dir[PATH_MAX];
 	bool detached;			/* `up`: processes outlive meshsim */
+	bool no_capture;		/* --no-capture: no pcaps */
 	int self_ns;			/* the caller's namespace, to come back to */
 	int *ns_fd;			/* nodes, then networks; -1 when absent */
 	pid_t *capture_pid;		/* per network */
@@ -107,8 +108,11 @@ int sim_lab_expand(struct sim_lab *lab, size_t node, const char *s, char **out);
  * returns only on failure (negative errno) */
 int sim_lab_enter_node(const char *lab_id, const char *node, const char *run_dir, const char *build_dir);
 
-/* captures (sim/capture.c): one process per network writes its ports' pcaps */
-int sim_capture_spawn(struct sim_lab *lab, size_t net, pid_t *out);
+/* captures (sim/capture.c): one process per network writes its ports'
+ * pcaps. spawn forks it (*ready_fd reports when its ports are live); wait
+ * reads that, so that many captures start side by side. */
+int sim_capture_spawn(struct sim_lab *lab, size_t net, pid_t *out, int *ready_fd);
+int sim_capture_wait(struct sim_lab *lab, size_t net, int ready_fd);
 
 /* a throwaway CA for the run and certificates for nodes (sim/pki.c) */
 int sim_pki_ca(struct sim_lab *lab);

@@ -29,8 +29,10 @@ enum exit_code {
 
 static const char usage_text[] =
 	"usage: meshsim VERB ...\n"
-	"  run FILE [--out DIR] [--keep]   build the lab, check the expectations, tear down\n"
-	"  up FILE [--out DIR]             build the lab and start its processes, then return\n"
+	"  run FILE [--out DIR] [--keep] [--no-capture]\n"
+	"                                  build the lab, check the expectations, tear down\n"
+	"  up FILE [--out DIR] [--no-capture]\n"
+	"                                  build the lab and start its processes, then return\n"
 	"  exec LAB NODE -- CMD...         run CMD inside NODE of a lab that is up\n"
 	"  down LAB                        stop a lab's processes and remove its namespaces\n"
 	"  list                            the labs on this machine\n"
@@ -42,15 +44,16 @@ static const char usage_text[] =
 static const struct {
 	const char *verb, *help;
 } verb_help[] = {
-	{ "run", "usage: meshsim run FILE [--out DIR] [--keep]\n"
+	{ "run", "usage: meshsim run FILE [--out DIR] [--keep] [--no-capture]\n"
 		 "Builds FILE's lab (namespaces named nmsXXXX-NAME), captures every link into DIR/pcap,\n"
 		 "starts the processes in dependency order, checks the expectations in order, prints a\n"
 		 "table and writes DIR/report.json. DIR defaults to /tmp/meshsim/SCENARIO-LAB.\n"
 		 "The lab is torn down at the end, on a timeout (the scenario's timeout_s) and on\n"
 		 "SIGINT/SIGTERM, unless --keep leaves it up (remove it with `meshsim down LAB`).\n"
+		 "--no-capture records no pcaps (for large labs and benchmarks).\n"
 		 "Exit status: 0 every expectation held, 1 one did not, 2 bad file or arguments,\n"
 		 "3 the lab could not be built or a process not started, 130 interrupted.\n" },
-	{ "up", "usage: meshsim up FILE [--out DIR]\n"
+	{ "up", "usage: meshsim up FILE [--out DIR] [--no-capture]\n"
 		"Builds FILE's lab and starts its processes and captures, prints the lab's name and\n"
 		"returns, leaving everything running. `meshsim exec LAB NODE -- CMD` or\n"
 		"`ip netns exec LAB-NODE CMD` work inside it; `meshsim down LAB` removes it.\n" },
@@ -168,6 +171,7 @@ struct run_opts {
 	const char *file;
 	const char *out;
 	bool keep;
+	bool no_capture;
 };
 
 static int parse_run_opts(int argc, char **argv, bool allow_keep, struct run_opts *o)
@@ -175,6 +179,7 @@ static int parse_run_opts(int argc, char **argv, bool allow_keep, struct run_opt
 	static const struct option longopts[] = {
 		{ "out", required_argument, NULL, 'o' },
 		{ "keep", no_argument, NULL, 'k' },
+		{ "no-capture", no_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -182,6 +187,8 @@ static int parse_run_opts(int argc, char **argv, bool allow_keep, struct run_opt
 	while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
 		if (c == 'o')
 			o->out = optarg;
+		else if (c == 'n')
+			o->no_capture = true;
 		else if (c == 'k' && allow_keep)
 			o->keep = true;
 		else
@@ -226,6 +233,7 @@ static int cmd_run(int argc, char **argv)
 		sim_scenario_free(sc);
 		return EXIT_LAB;
 	}
+	lab->no_capture = o.no_capture;
 	sim_lab_progress(lab, "scenario %s (%s), run folder %s", sc->name, o.file, lab->run_dir);
 	alarm((unsigned)(sc->timeout_ms / 1000));
 	results = calloc(sc->nexpects + 1, sizeof(*results));
@@ -309,6 +317,7 @@ static int cmd_up(int argc, char **argv)
 		sim_scenario_free(sc);
 		return EXIT_LAB;
 	}
+	lab->no_capture = o.no_capture;
 	alarm((unsigned)(sc->timeout_ms / 1000));
 	rc = lab_up(lab);
 	alarm(0);

@@ -121,19 +121,16 @@ int netns_sysctl(const char *key, const char *value)
 	return rc;
 }
 
-int netns_pids(const char *name, pid_t **out, size_t *n)
+/* the pids under /proc whose network namespace is one of want[0..nwant) */
+static int pids_in(const struct stat *want, size_t nwant, pid_t **out, size_t *n)
 {
-	char path[256];
-	struct stat want;
+	char path[64];
 	size_t cap = 0;
 	DIR *d;
 	struct dirent *e;
 
 	*out = NULL;
 	*n = 0;
-	ns_path(name, path, sizeof(path));
-	if (stat(path, &want) < 0)
-		return -errno;
 	d = opendir("/proc");
 	if (!d)
 		return -errno;
@@ -141,10 +138,15 @@ int netns_pids(const char *name, pid_t **out, size_t *n)
 		char *end;
 		long pid = strtol(e->d_name, &end, 10);
 		struct stat st;
+		bool match = false;
 		if (*end || pid <= 0)
 			continue;
 		snprintf(path, sizeof(path), "/proc/%ld/ns/net", pid);
-		if (stat(path, &st) < 0 || st.st_ino != want.st_ino || st.st_dev != want.st_dev)
+		if (stat(path, &st) < 0)
+			continue;
+		for (size_t i = 0; i < nwant && !match; i++)
+			match = st.st_ino == want[i].st_ino && st.st_dev == want[i].st_dev;
+		if (!match)
 			continue;
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 16;
@@ -164,6 +166,18 @@ int netns_pids(const char *name, pid_t **out, size_t *n)
 	return 0;
 }
 
+int netns_pids(const char *name, pid_t **out, size_t *n)
+{
+	char path[256];
+	struct stat want;
+	*out = NULL;
+	*n = 0;
+	ns_path(name, path, sizeof(path));
+	if (stat(path, &want) < 0)
+		return -errno;
+	return pids_in(&want, 1, out, n);
+}
+
 static void sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
@@ -171,17 +185,28 @@ static void sleep_ms(int ms)
 		;
 }
 
-int netns_kill_all(const char *name, int grace_ms)
+int netns_kill_all(char *const *names, size_t nnames, int grace_ms)
 {
+	struct stat *want = calloc(nnames + 1, sizeof(*want));
+	size_t nwant = 0;
 	int signalled = 0;
 	bool killed = false;
 
-	for (int waited = 0;; waited += 20) {
+	if (!want)
+		return -ENOMEM;
+	for (size_t i = 0; i < nnames; i++) {
+		char path[256];
+		ns_path(names[i], path, sizeof(path));
+		if (stat(path, &want[nwant]) == 0)
+			nwant++;
+	}
+	/* one pass over /proc per round, for all the namespaces at once */
+	for (int waited = 0; nwant; waited += 20) {
 		pid_t *pids;
 		size_t n;
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
-		if (netns_pids(name, &pids, &n) < 0)
+		if (pids_in(want, nwant, &pids, &n) < 0)
 			break;
 		if (n == 0) {
 			free(pids);
@@ -200,6 +225,7 @@ int netns_kill_all(const char *name, int grace_ms)
 			break;
 		sleep_ms(20);
 	}
+	free(want);
 	return signalled;
 }
 

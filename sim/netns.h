@@ -25,9 +25,10 @@ int netns_sysctl(const char *key, const char *value);
 /* pids of the processes whose network namespace is the named one; *out is
  * malloc'd (free it), *n its length */
 int netns_pids(const char *name, pid_t **out, size_t *n);
-/* SIGTERM to every process in the namespace, up to grace_ms to go, then
- * SIGKILL; children of the caller are reaped. Returns how many were signalled. */
-int netns_kill_all(const char *name, int grace_ms);
+/* SIGTERM to every process in the named namespaces, up to grace_ms to go,
+ * then SIGKILL; children of the caller are reaped. Returns how many were
+ * signalled, or -ENOMEM. */
+int netns_kill_all(char *const *names, size_t n, int grace_ms);
 /* names under /run/netns starting with prefix; *out is a malloc'd array of
  * malloc'd strings */
 int netns_list(const char *prefix, char ***out, size_t *n);

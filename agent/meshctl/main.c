@@ -1,10 +1,11 @@
-/* meshctl: see meshctl.h */
+/* meshctl: see meshctl.h (admin commands) and local.h (agent commands) */
 #include <curl/curl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "local.h"
 #include "meshctl.h"
 
 static void usage(FILE *f)
@@ -19,6 +20,9 @@ static void usage(FILE *f)
 		   "admin commands (meshsvc):\n");
 	for (size_t i = 0; i < admin_ncommands; i++)
 		fputs(admin_commands[i].usage, f);
+	fprintf(f, "\n"
+		   "agent commands (meshd on this host, over its control socket):\n"
+		   "  meshctl [--ifname NAME | --control PATH] [-o table|json] status | peers | ping PEER\n");
 }
 
 /* a cell of a table: strings as they are, arrays of endpoints as addresses */
@@ -113,6 +117,9 @@ int main(int argc, char **argv)
 	struct ctl ctl = { .service = getenv("MESHCTL_SERVICE"), .token_file = getenv("MESHCTL_TOKEN_FILE") };
 	int opt, rc;
 
+	/* the agent's commands (local.c) first; the rest are the service's */
+	if ((rc = meshctl_local_dispatch(argc, argv)) >= 0)
+		return rc;
 	/* "+": stop at the command; its own options follow it */
 	while ((opt = getopt_long(argc, argv, "+o:h", longopts, NULL)) != -1) {
 		switch (opt) {

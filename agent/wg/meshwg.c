@@ -192,15 +192,18 @@ static void dev_udp_send(void *arg, const struct netio_pkt *pkts, int n)
 				i = j;
 				continue;
 			}
-			if (rc == -EINVAL || rc == -EIO || rc == -ENOPROTOOPT || rc == -EOPNOTSUPP) {
-				log_info(COMPONENT, "UDP GSO not available, sending datagrams singly err=\"%s\"",
-					 strerror(-rc));
-				m->gso = false;
-			} else {
+			if (rc == -EAGAIN || rc == -ENOBUFS) {
+				/* the socket is full: the datagrams are lost, as with sendmmsg */
 				m->udp_send_dropped += (uint64_t)(j - i);
 				i = j;
 				continue;
 			}
+			if (rc == -EINVAL || rc == -EIO || rc == -ENOPROTOOPT || rc == -EOPNOTSUPP) {
+				log_info(COMPONENT, "UDP GSO not available, sending datagrams singly err=\"%s\"",
+					 strerror(-rc));
+				m->gso = false;
+			}
+			/* anything else: this run goes out singly, whose errors netio reports */
 		}
 		int sent = netio_udp_send(m->io, m->udp, pkts + i, j - i);
 		if (sent < j - i)

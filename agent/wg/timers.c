@@ -120,8 +120,7 @@ uint32_t wg_timers_expire(struct wg_timers *t, uint64_t now)
 				t->zero_key_material = at(now, WG_ZERO_KEYS_AFTER_NS);
 		} else {
 			t->handshake_attempts++;
-			/* the cached source address may be why nothing came back */
-			actions |= WG_TIMER_CLEAR_ENDPOINT_SRC | WG_TIMER_SEND_INITIATION;
+			actions |= WG_TIMER_SEND_INITIATION;
 		}
 	}
 	if (due(&t->send_keepalive, now)) {
@@ -133,7 +132,7 @@ uint32_t wg_timers_expire(struct wg_timers *t, uint64_t now)
 	}
 	if (due(&t->new_handshake, now)) {
 		/* 6.2: data went out and nothing authenticated came back */
-		actions |= WG_TIMER_CLEAR_ENDPOINT_SRC | WG_TIMER_SEND_INITIATION;
+		actions |= WG_TIMER_SEND_INITIATION;
 		t->handshake_attempts = 0;
 	}
 	if (due(&t->zero_key_material, now))

@@ -32,7 +32,6 @@ enum wg_timer_action {
 	WG_TIMER_SEND_KEEPALIVE = 1u << 1,	/* an empty data packet */
 	WG_TIMER_GIVE_UP = 1u << 2,		/* drop staged packets: no handshake after REKEY_ATTEMPT_TIME */
 	WG_TIMER_ZERO_KEYS = 1u << 3,		/* wipe every keypair and the handshake */
-	WG_TIMER_CLEAR_ENDPOINT_SRC = 1u << 4,	/* forget the cached local source address */
 };
 
 struct wg_timers {

@@ -17,6 +17,7 @@ trap wg_cleanup EXIT; trap 'exit 1' INT TERM
 PAIRS=${WG_PAIRS:-"meshwg:wireguard-go meshwg:meshwg"}
 MB=${WG_TRANSFER_MB:-100}
 head -c "${MB}M" /dev/urandom >"$WG_TMP/data"
+head -c 20M "$WG_TMP/data" >"$WG_TMP/data20"
 
 ping_ok() { nsx "$1" ping -q -c 3 -i 0.2 -w 15 "$2" >/dev/null 2>&1; }
 
@@ -70,6 +71,34 @@ for pair in $PAIRS; do
   round "$label, B initiates" "$NS_B" "$NS_A" 100.64.0.1
   [ "$KIND_A" = meshwg ] && show_checks "$NS_A" "$IF_A" "$PUB_B" 192.0.2.2:51820
   [ "$KIND_B" = meshwg ] && show_checks "$NS_B" "$IF_B" "$PUB_A" 192.0.2.1:51820
+  # the same tunnel over an IPv6 underlay (the dual-stack socket, v6 endpoints)
+  nsx "$NS_A" ip addr add 2001:db8::1/64 dev va nodad
+  nsx "$NS_B" ip addr add 2001:db8::2/64 dev vb nodad
+  wg_peer_a endpoint '[2001:db8::2]:51820' && wg_peer_b endpoint '[2001:db8::1]:51820'
+  check "$label, IPv6 underlay: ping" ping_ok "$NS_A" 100.64.0.2
+  check "$label, IPv6 underlay: 20 MB A -> B, checksums match" \
+    wg_transfer "$NS_A" "$NS_B" 100.64.0.2 "$WG_TMP/data20"
+  check "$label, IPv6 underlay: 20 MB B -> A, checksums match" \
+    wg_transfer "$NS_B" "$NS_A" 100.64.0.1 "$WG_TMP/data20"
+  check "$label, IPv6 underlay: A's endpoint for B is [2001:db8::2]:51820" \
+    test "$(nsx "$NS_A" wg show "$IF_A" endpoints | awk '{ print $2 }')" = '[2001:db8::2]:51820'
+  check "$label, IPv6 underlay: B's endpoint for A is [2001:db8::1]:51820" \
+    test "$(nsx "$NS_B" wg show "$IF_B" endpoints | awk '{ print $2 }')" = '[2001:db8::1]:51820'
+  if [ "$KIND_A" = meshwg ]; then
+    # persistent keepalive: empty data messages (32 bytes of UDP payload) every second
+    nsx "$NS_A" nft -f - <<'NFT'
+table inet nmtwgka {
+  counter ka_out { }
+  chain out { type filter hook output priority 0; udp length 40 @th,64,8 4 counter name ka_out; }
+}
+NFT
+    nsx "$NS_A" wg set "$IF_A" peer "$PUB_B" persistent-keepalive 1
+    sleep 3.5
+    ka=$(nsx "$NS_A" nft list counter inet nmtwgka ka_out | sed -n 's/.*packets \([0-9]*\).*/\1/p')
+    check "$label: persistent keepalive 1 s: $ka keepalives in 3.5 s" test "${ka:-0}" -ge 3 -a "${ka:-0}" -le 6
+    check "$label: wg show reports the keepalive interval" \
+      test "$(nsx "$NS_A" wg show "$IF_A" persistent-keepalive | awk '{ print $2 }')" = 1
+  fi
   check "$label: daemons still running" kill -0 "$PID_A" "$PID_B"
   wg_teardown
 done

@@ -115,6 +115,25 @@ check "nat rejects a bad model naming the member" '{ "$M" nat "$ns" "{\"mapping\
 check "nat --remove" '"$M" nat "$ns" --remove | grep -q "removed"'
 ip netns del "$ns"
 
+# --- path expectations read `meshctl peers -o json` in the pinging node -------
+# A stand-in meshctl beside a copy of meshsim (its build directory) answers
+# for node a: b is "direct" at b's lab address, which a can ping.
+mkdir -p "$tmp/bin"
+cp "$M" "$tmp/bin/meshsim"
+cat >"$tmp/bin/meshctl" <<'SH'
+#!/bin/sh
+[ "$1 $2 $3" = "peers -o json" ] || exit 2
+[ "$MESHSIM_NODE" = a ] && [ "$(hostname)" = a ] || exit 3
+echo '{"peers": [{"name": "b", "path": "direct", "tunnel_ip": "10.9.0.2", "rx_bytes": 0}]}'
+SH
+chmod +x "$tmp/bin/meshctl"
+sed 's/"ping": \["a", "b"\]/"ping": ["a", "b"], "path": "direct", "within_ms": 3000/' "$tmp/lab.json" >"$tmp/path.json"
+sed 's/"ping": \["a", "b"\]/"ping": ["a", "b"], "path": "relayed", "within_ms": 600/' "$tmp/lab.json" >"$tmp/path-bad.json"
+out=$(timeout 60 "$tmp/bin/meshsim" run "$tmp/path.json" --out "$tmp/run5" 2>/dev/null); rc=$?
+check "a path expectation holds when meshctl reports it and the tunnel IP answers" '[ $rc -eq 0 ] && grep -q "10.9.0.2 via direct" <<<"$out"'
+out=$(timeout 60 "$tmp/bin/meshsim" run "$tmp/path-bad.json" --out "$tmp/run6" 2>/dev/null); rc=$?
+check "a path expectation fails on another path, naming it" '[ $rc -eq 1 ] && grep -q "not relayed within 600 ms: path is direct" <<<"$out"'
+
 check "--help works for every verb" 'for v in run up exec down list nat clean validate; do "$M" $v --help | grep -q "usage: meshsim $v" || exit 1; done'
 
 [ $fails -eq 0 ]

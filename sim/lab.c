@@ -20,8 +20,7 @@
 
 volatile sig_atomic_t sim_stop_requested;
 
-enum { BRIDGE_NAME_MAX = 8 };
-static const char bridge_name[BRIDGE_NAME_MAX] = "br0";
+static const char bridge_name[] = "br0";
 
 int sim_strf(char *buf, size_t len, const char *fmt, ...)
 {

@@ -77,6 +77,14 @@ static const struct {
 		      "Checks scenario files; an error names the file, the JSON path and the reason.\n" },
 };
 
+/* a verb's usage: on stdout for --help, on stderr for bad arguments */
+static void help_of(const char *verb, FILE *f)
+{
+	for (size_t i = 0; i < sizeof(verb_help) / sizeof(verb_help[0]); i++)
+		if (!strcmp(verb_help[i].verb, verb))
+			fputs(verb_help[i].help, f);
+}
+
 static bool wants_help(int argc, char **argv)
 {
 	for (int i = 0; i < argc; i++) {
@@ -151,7 +159,7 @@ static int cmd_validate(int argc, char **argv)
 {
 	int rc = 0;
 	if (argc < 2) {
-		fputs(verb_help[7].help, stderr);
+		help_of("validate", stderr);
 		return EXIT_USAGE;
 	}
 	for (int i = 1; i < argc; i++) {
@@ -222,7 +230,7 @@ static int cmd_run(int argc, char **argv)
 	int code = EXIT_PASS, rc;
 
 	if (parse_run_opts(argc, argv, true, &o) < 0) {
-		fputs(verb_help[0].help, stderr);
+		help_of("run", stderr);
 		return EXIT_USAGE;
 	}
 	if ((code = need_root()) || (code = load(o.file, &sc)))
@@ -306,7 +314,7 @@ static int cmd_up(int argc, char **argv)
 	int code, rc;
 
 	if (parse_run_opts(argc, argv, false, &o) < 0) {
-		fputs(verb_help[1].help, stderr);
+		help_of("up", stderr);
 		return EXIT_USAGE;
 	}
 	if ((code = need_root()) || (code = load(o.file, &sc)))
@@ -349,7 +357,7 @@ static int cmd_exec(int argc, char **argv)
 {
 	char id[SIM_LAB_ID_MAX], ns[64], build[PATH_MAX];
 	if (argc < 5 || strcmp(argv[3], "--") || lab_id_of(argv[1], id, sizeof(id)) < 0) {
-		fputs(verb_help[2].help, stderr);
+		help_of("exec", stderr);
 		return EXIT_USAGE;
 	}
 	if (need_root())
@@ -383,7 +391,7 @@ static int cmd_down(int argc, char **argv)
 {
 	char id[SIM_LAB_ID_MAX];
 	if (argc != 2 || lab_id_of(argv[1], id, sizeof(id)) < 0) {
-		fputs(verb_help[3].help, stderr);
+		help_of("down", stderr);
 		return EXIT_USAGE;
 	}
 	if (need_root())
@@ -451,7 +459,7 @@ static int cmd_list(int argc, char **argv)
 	char ids[256][SIM_LAB_ID_MAX];
 	(void)argv;
 	if (argc != 1) {
-		fputs(verb_help[4].help, stderr);
+		help_of("list", stderr);
 		return EXIT_USAGE;
 	}
 	size_t n = lab_ids(ids, 256);
@@ -478,7 +486,7 @@ static int cmd_clean(int argc, char **argv)
 	char ids[256][SIM_LAB_ID_MAX];
 	(void)argv;
 	if (argc != 1) {
-		fputs(verb_help[6].help, stderr);
+		help_of("clean", stderr);
 		return EXIT_USAGE;
 	}
 	if (need_root())
@@ -548,7 +556,7 @@ static int cmd_nat(int argc, char **argv)
 		printf("%s: %s on %s\n", argv[optind], natmodel_format(&m, desc, sizeof(desc)), wan);
 	return 0;
 usage:
-	fputs(verb_help[5].help, stderr);
+	help_of("nat", stderr);
 	return EXIT_USAGE;
 }
 
@@ -570,7 +578,7 @@ int main(int argc, char **argv)
 			continue;
 		/* exec passes everything after -- to the command */
 		if (wants_help(argc - 2, argv + 2)) {
-			fputs(verb_help[i].help, stdout);
+			help_of(verbs[i].verb, stdout);
 			return 0;
 		}
 		return verbs[i].fn(argc - 1, argv + 1);

@@ -57,13 +57,6 @@ static const char *s_node(const struct pctx *c, size_t i)
 	return c->s->nodes[i].name;
 }
 
-/* a key of obj, with its path pushed; the caller pops */
-static int with_key(struct pctx *c, const char *key, size_t *old)
-{
-	*old = path_push(c, ".%s", key);
-	return 0;
-}
-
 static const char *type_name(const json_t *v)
 {
 	switch (json_typeof(v)) {
@@ -112,12 +105,12 @@ static int get_str(struct pctx *c, json_t *obj, const char *key, bool required, 
 	if (!v) {
 		if (!required)
 			return 0;
-		with_key(c, key, &old);
+		old = path_push(c, ".%s", key);
 		rc = fail(c, "missing (required)");
 		path_pop(c, old);
 		return rc;
 	}
-	with_key(c, key, &old);
+	old = path_push(c, ".%s", key);
 	if (!json_is_string(v))
 		rc = fail(c, "must be a string, not %s", type_name(v));
 	else
@@ -133,7 +126,7 @@ static int get_int(struct pctx *c, json_t *obj, const char *key, long lo, long h
 	int rc = 0;
 	if (!v)
 		return 0;
-	with_key(c, key, &old);
+	old = path_push(c, ".%s", key);
 	if (!json_is_integer(v))
 		rc = fail(c, "must be an integer, not %s", type_name(v));
 	else if (json_integer_value(v) < lo || json_integer_value(v) > hi)
@@ -151,7 +144,7 @@ static int get_bool(struct pctx *c, json_t *obj, const char *key, bool *out)
 	int rc = 0;
 	if (!v)
 		return 0;
-	with_key(c, key, &old);
+	old = path_push(c, ".%s", key);
 	if (!json_is_boolean(v))
 		rc = fail(c, "must be true or false, not %s", type_name(v));
 	else
@@ -169,7 +162,7 @@ static int get_array(struct pctx *c, json_t *obj, const char *key, json_t **out)
 	*out = NULL;
 	if (!v)
 		return 0;
-	with_key(c, key, &old);
+	old = path_push(c, ".%s", key);
 	if (!json_is_array(v))
 		rc = fail(c, "must be an array, not %s", type_name(v));
 	else
@@ -436,6 +429,56 @@ void sim_link_ip(const struct sim_link *k, union sockaddr_any *out)
 		memcpy(&out->in6.sin6_addr, k->addr.addr, 16);
 }
 
+static bool addr_taken(const struct sim_scenario *s, size_t net, const uint8_t *a, int family, size_t *who)
+{
+	for (size_t j = 0; j < s->nlinks; j++)
+		if (s->links[j].network == net && s->links[j].addr.family == family &&
+		    !memcmp(s->links[j].addr.addr, a, family == AF_INET ? 4 : 16)) {
+			*who = j;
+			return true;
+		}
+	return false;
+}
+
+/* "10.0.1.2" (the network's prefix) or "10.0.1.2/24": inside the network,
+ * neither its network nor its broadcast address, and not taken */
+static int parse_address(struct pctx *c, struct sim_link *k, const char *addr)
+{
+	const struct sim_scenario *s = c->s;
+	const struct sim_network *n = &s->nets[k->network];
+	union sockaddr_any a;
+	uint64_t idx;
+	size_t who;
+
+	if (strchr(addr, '/')) {
+		if (cidr_parse(addr, true, &k->addr) < 0)
+			return fail(c, "\"%s\" is not an address with a prefix (like 10.0.1.2/24)", addr);
+	} else if (addr_parse_ip(addr, 0, &a) < 0) {
+		return fail(c, "\"%s\" is not an IP address", addr);
+	} else if (!n->has_cidr) {
+		return fail(c, "\"%s\" has no /prefix and network \"%s\" has no cidr", addr, n->name);
+	} else {
+		size_t len;
+		const uint8_t *b = addr_ip_bytes(&a, &len);
+		k->addr.family = a.sa.sa_family;
+		memcpy(k->addr.addr, b, len);
+		k->addr.prefix = n->cidr.prefix;
+	}
+	if (!n->has_cidr)
+		return 0;
+	sim_link_ip(k, &a);
+	if (!cidr_contains(&n->cidr, &a) || k->addr.prefix != n->cidr.prefix)
+		return fail(c, "%s is not inside network \"%s\" (%s)", addr, n->name,
+			    cidr_format(&n->cidr, (char[CIDR_STRLEN]){ 0 }, CIDR_STRLEN));
+	if (cidr_index(&n->cidr, &a, &idx) == 0 &&
+	    (idx == 0 || (k->addr.family == AF_INET && idx == cidr_size(&n->cidr) - 1 && n->cidr.prefix < 31)))
+		return fail(c, "%s is the network or broadcast address of \"%s\"", addr, n->name);
+	if (addr_taken(s, k->network, k->addr.addr, k->addr.family, &who))
+		return fail(c, "%s is already the address of %s/%s", addr, s->nodes[s->links[who].node].name,
+			    s->links[who].ifname);
+	return 0;
+}
+
 /* first pass over nodes: names, kinds, and all their links (so that later
  * references to any node's addresses resolve) */
 static int parse_node_links(struct pctx *c, size_t ni, json_t *v)
@@ -490,41 +533,7 @@ static int parse_node_links(struct pctx *c, size_t ni, json_t *v)
 			rc = get_str(c, l, "address", false, &addr);
 		if (!rc && addr) {
 			size_t o2 = path_push(c, ".address");
-			const struct sim_network *n = &s->nets[k->network];
-			union sockaddr_any a;
-			if (strchr(addr, '/')) {
-				if (cidr_parse(addr, true, &k->addr) < 0)
-					rc = fail(c, "\"%s\" is not an address with a prefix (like 10.0.1.2/24)", addr);
-			} else if (addr_parse_ip(addr, 0, &a) < 0) {
-				rc = fail(c, "\"%s\" is not an IP address", addr);
-			} else if (!n->has_cidr) {
-				rc = fail(c, "\"%s\" has no /prefix and network \"%s\" has no cidr", addr, n->name);
-			} else {
-				size_t len;
-				const uint8_t *b = addr_ip_bytes(&a, &len);
-				k->addr.family = a.sa.sa_family;
-				memcpy(k->addr.addr, b, len);
-				k->addr.prefix = n->cidr.prefix;
-			}
-			if (!rc && n->has_cidr) {
-				union sockaddr_any h;
-				uint64_t idx;
-				sim_link_ip(k, &h);
-				if (!cidr_contains(&n->cidr, &h) || k->addr.prefix != n->cidr.prefix)
-					rc = fail(c, "%s is not inside network \"%s\" (%s)", addr, n->name,
-						  cidr_format(&n->cidr, (char[CIDR_STRLEN]){ 0 }, CIDR_STRLEN));
-				for (size_t j = 0; !rc && j < s->nlinks; j++)
-					if (s->links[j].network == k->network && s->links[j].addr.family == k->addr.family &&
-					    !memcmp(s->links[j].addr.addr, k->addr.addr, 16))
-						rc = fail(c, "%s is already the address of %s/%s", addr,
-							  s->nodes[s->links[j].node].name, s->links[j].ifname);
-				if (rc)
-					;
-				else if (cidr_index(&n->cidr, &h, &idx) == 0 &&
-					 (idx == 0 || (k->addr.family == AF_INET && idx == cidr_size(&n->cidr) - 1 &&
-						       n->cidr.prefix < 31)))
-					rc = fail(c, "%s is the network or broadcast address of \"%s\"", addr, n->name);
-			}
+			rc = parse_address(c, k, addr);
 			path_pop(c, o2);
 		} else if (!rc && !s->nets[k->network].has_cidr) {
 			rc = fail(c, "needs an \"address\": network \"%s\" has no cidr to pick one from",
@@ -545,15 +554,6 @@ static int parse_node_links(struct pctx *c, size_t ni, json_t *v)
 	return 0;
 }
 
-static bool addr_taken(const struct sim_scenario *s, size_t net, const uint8_t *a, int family)
-{
-	for (size_t j = 0; j < s->nlinks; j++)
-		if (s->links[j].network == net && s->links[j].addr.family == family &&
-		    !memcmp(s->links[j].addr.addr, a, family == AF_INET ? 4 : 16))
-			return true;
-	return false;
-}
-
 /* links without an address get the lowest free host of their network */
 static int assign_addresses(struct pctx *c)
 {
@@ -570,7 +570,8 @@ static int assign_addresses(struct pctx *c)
 			size_t len;
 			cidr_host(&n->cidr, h, &a);
 			const uint8_t *b = addr_ip_bytes(&a, &len);
-			if (addr_taken(s, k->network, b, n->cidr.family))
+			size_t who;
+			if (addr_taken(s, k->network, b, n->cidr.family, &who))
 				continue;
 			k->addr = n->cidr;
 			memcpy(k->addr.addr, b, len);
@@ -668,13 +669,13 @@ static int parse_nat(struct pctx *c, size_t ni, json_t *v)
 	int rc = 0;
 	if (n->kind != SIM_NODE_NAT) {
 		if (nat) {
-			with_key(c, "nat", &old);
+			old = path_push(c, ".%s", "nat");
 			rc = fail(c, "only a node of kind \"nat\" has a NAT model");
 			path_pop(c, old);
 			return rc;
 		}
 		if (json_object_get(v, "wan")) {
-			with_key(c, "wan", &old);
+			old = path_push(c, ".%s", "wan");
 			rc = fail(c, "only a node of kind \"nat\" has a WAN interface");
 			path_pop(c, old);
 			return rc;
@@ -683,7 +684,7 @@ static int parse_nat(struct pctx *c, size_t ni, json_t *v)
 	}
 	if (!nat)
 		return fail(c, "a node of kind \"nat\" needs \"nat\" (a preset name or a model object)");
-	with_key(c, "nat", &old);
+	old = path_push(c, ".%s", "nat");
 	struct natmodel model;
 	struct natmodel_error nerr = { { 0 }, { 0 } };
 	if (!json_is_string(nat) && !json_is_object(nat)) {
@@ -704,7 +705,7 @@ static int parse_nat(struct pctx *c, size_t ni, json_t *v)
 	if (!k) {
 		if (!wan)
 			return fail(c, "a node of kind \"nat\" needs at least one link");
-		with_key(c, "wan", &old);
+		old = path_push(c, ".%s", "wan");
 		rc = fail(c, "node \"%s\" has no interface \"%s\"", n->name, wan);
 		path_pop(c, old);
 		return rc;
@@ -735,7 +736,7 @@ static int parse_ready(struct pctx *c, json_t *v, struct sim_ready *r)
 		rc = get_str(c, v, "file", true, &path);
 		if (rc)
 			return rc;
-		with_key(c, "file", &old);
+		old = path_push(c, ".%s", "file");
 		rc = check_vars(c, path, true);
 		path_pop(c, old);
 		if (!rc && !(r->path = strdup(path)))
@@ -743,7 +744,7 @@ static int parse_ready(struct pctx *c, json_t *v, struct sim_ready *r)
 		return rc;
 	}
 	r->kind = SIM_READY_COMMAND;
-	with_key(c, "command", &old);
+	old = path_push(c, ".%s", "command");
 	rc = parse_argv(c, json_object_get(v, "command"), true, true, &r->argv);
 	path_pop(c, old);
 	return rc;
@@ -924,7 +925,7 @@ static int parse_ping(struct pctx *c, json_t *v, struct sim_expect *e)
 	int rc = get_str(c, v, "path", false, &path);
 	if (rc)
 		return rc;
-	with_key(c, "ping", &old);
+	old = path_push(c, ".%s", "ping");
 	if (!json_is_array(ping) || json_array_size(ping) != 2)
 		rc = fail(c, "must be [FROM, TO]");
 	for (size_t i = 0; !rc && i < 2; i++) {
@@ -950,13 +951,13 @@ static int parse_ping(struct pctx *c, json_t *v, struct sim_expect *e)
 	e->reachable = true;
 	e->within_ms = 5000;
 	if (path) {
-		with_key(c, "path", &old);
+		old = path_push(c, ".%s", "path");
 		if (strcmp(path, "direct") && strcmp(path, "relayed"))
 			rc = fail(c, "\"%s\" is not one of direct, relayed", path);
 		snprintf(e->path, sizeof(e->path), "%s", path);
 		path_pop(c, old);
 		if (!rc && json_object_get(v, "reachable")) {
-			with_key(c, "reachable", &old);
+			old = path_push(c, ".%s", "reachable");
 			rc = fail(c, "a mesh path expectation is always reachable");
 			path_pop(c, old);
 		}
@@ -981,13 +982,13 @@ static int parse_command(struct pctx *c, json_t *v, struct sim_expect *e)
 	size_t old;
 	int rc;
 	e->kind = SIM_EXPECT_COMMAND;
-	with_key(c, "node", &old);
+	old = path_push(c, ".%s", "node");
 	rc = json_object_get(v, "node") ? node_ref(c, json_object_get(v, "node"), &e->from)
 					 : fail(c, "missing (required: the node the command runs in)");
 	path_pop(c, old);
 	if (rc)
 		return rc;
-	with_key(c, "command", &old);
+	old = path_push(c, ".%s", "command");
 	rc = parse_argv(c, json_object_get(v, "command"), true, true, &e->argv);
 	path_pop(c, old);
 	if (!rc)
@@ -998,7 +999,7 @@ static int parse_command(struct pctx *c, json_t *v, struct sim_expect *e)
 		rc = get_str(c, v, "expect_output", false, &re);
 	if (!rc && re) {
 		char why[128];
-		with_key(c, "expect_output", &old);
+		old = path_push(c, ".%s", "expect_output");
 		int r = regcomp(&e->regex, re, REG_EXTENDED | REG_NOSUB | REG_NEWLINE);
 		if (r) {
 			regerror(r, &e->regex, why, sizeof(why));
@@ -1023,7 +1024,7 @@ static int parse_action(struct pctx *c, json_t *v, const char *key, struct sim_e
 	int rc = get_str(c, v, key, true, &ref);
 	if (rc)
 		return rc;
-	with_key(c, key, &old);
+	old = path_push(c, ".%s", key);
 	rc = find_proc(c, ref, &e->proc);
 	path_pop(c, old);
 	e->kind = !strcmp(key, "stop") ? SIM_EXPECT_STOP : !strcmp(key, "start") ? SIM_EXPECT_START : SIM_EXPECT_RESTART;

@@ -93,6 +93,14 @@ check "SIGINT ends run with 130" '[ $rc -eq 130 ]'
 check "SIGINT tears the lab down" '[ "$(leftovers "$lab")" -eq 0 ] && ! pgrep -f "^sleep 300$" >/dev/null'
 check "the interrupted run still reports" 'grep -q "\"verdict\": \"INTERRUPTED\"" "$tmp/run3/report.json"'
 
+# --- the scenario's timeout ----------------------------------------------------
+sed 's/"timeout_s": 30/"timeout_s": 2/' "$tmp/slow.json" >"$tmp/timeout.json"
+start=$SECONDS
+out=$(timeout 60 "$M" run "$tmp/timeout.json" --out "$tmp/run7" 2>/dev/null); rc=$?
+lab=$(sed -n 's/.*(lab \(nms[0-9a-f]*\)).*/\1/p' <<<"$out" | head -1)
+check "timeout_s ends the run as TIMEOUT with status 1" '[ $rc -eq 1 ] && grep -q "TIMEOUT" <<<"$out" && [ $((SECONDS - start)) -lt 10 ]'
+check "a timed-out run leaves nothing behind" '[ -n "$lab" ] && [ "$(leftovers "$lab")" -eq 0 ] && ! pgrep -f "^sleep 300$" >/dev/null'
+
 # --- SIGKILL, then clean --------------------------------------------------------
 "$M" run "$tmp/slow.json" --out "$tmp/run4" >/dev/null 2>"$tmp/run4.err" &
 pid=$!

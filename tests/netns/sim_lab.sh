@@ -28,7 +28,7 @@ cat >"$tmp/lab.json" <<'JSON'
   "nodes": [
     { "name": "a", "links": [ { "network": "lan" } ] },
     { "name": "b", "links": [ { "network": "lan" } ],
-      "processes": [ { "name": "sleeper", "argv": ["sleep", "300"] } ] } ],
+      "processes": [ { "name": "sleeper", "argv": ["sleep", "3171"] } ] } ],
   "expectations": [ { "ping": ["a", "b"] } ] }
 JSON
 # the same lab, with an expectation that waits long enough to be interrupted
@@ -64,7 +64,7 @@ check "the process runs inside b" '[ "$(lab_procs "$lab")" -ge 2 ]'   # sleep + 
 check "list shows the lab" '"$M" list | grep -q "^$lab .*sim-lab-test"'
 check "down removes the lab" '"$M" down "$lab" >/dev/null'
 check "down leaves no namespace or state file" '[ "$(leftovers "$lab")" -eq 0 ]'
-check "down leaves no process" '! pgrep -f "^sleep 300$" >/dev/null'
+check "down leaves no process" '! pgrep -f "^sleep 3171$" >/dev/null'
 check "down on a gone lab fails" '! "$M" down "$lab" 2>/dev/null'
 
 # --- run: pass, then a failed expectation -------------------------------------
@@ -90,7 +90,7 @@ check "the slow lab is up" '[ -n "$lab" ] && [ "$(ip netns list | grep -c "^$lab
 kill -INT $pid
 wait $pid; rc=$?
 check "SIGINT ends run with 130" '[ $rc -eq 130 ]'
-check "SIGINT tears the lab down" '[ "$(leftovers "$lab")" -eq 0 ] && ! pgrep -f "^sleep 300$" >/dev/null'
+check "SIGINT tears the lab down" '[ "$(leftovers "$lab")" -eq 0 ] && ! pgrep -f "^sleep 3171$" >/dev/null'
 check "the interrupted run still reports" 'grep -q "\"verdict\": \"INTERRUPTED\"" "$tmp/run3/report.json"'
 
 # --- the scenario's timeout ----------------------------------------------------
@@ -99,7 +99,7 @@ start=$SECONDS
 out=$(timeout 60 "$M" run "$tmp/timeout.json" --out "$tmp/run7" 2>/dev/null); rc=$?
 lab=$(sed -n 's/.*(lab \(nms[0-9a-f]*\)).*/\1/p' <<<"$out" | head -1)
 check "timeout_s ends the run as TIMEOUT with status 1" '[ $rc -eq 1 ] && grep -q "TIMEOUT" <<<"$out" && [ $((SECONDS - start)) -lt 10 ]'
-check "a timed-out run leaves nothing behind" '[ -n "$lab" ] && [ "$(leftovers "$lab")" -eq 0 ] && ! pgrep -f "^sleep 300$" >/dev/null'
+check "a timed-out run leaves nothing behind" '[ -n "$lab" ] && [ "$(leftovers "$lab")" -eq 0 ] && ! pgrep -f "^sleep 3171$" >/dev/null'
 
 # --- SIGKILL, then clean --------------------------------------------------------
 "$M" run "$tmp/slow.json" --out "$tmp/run4" >/dev/null 2>"$tmp/run4.err" &
@@ -110,7 +110,7 @@ labs+=("$lab")
 kill -KILL $pid; wait $pid 2>/dev/null
 check "a killed run leaves its namespaces" '[ -n "$lab" ] && [ "$(ip netns list | grep -c "^$lab-")" -eq 3 ]'
 check "clean removes the leftovers" '"$M" clean | grep -q "lab $lab: 3 namespaces removed"'
-check "after clean nothing remains" '[ "$(leftovers "$lab")" -eq 0 ] && ! pgrep -f "^sleep 300$" >/dev/null'
+check "after clean nothing remains" '[ "$(leftovers "$lab")" -eq 0 ] && ! pgrep -f "^sleep 3171$" >/dev/null'
 
 # --- nat on a namespace of one's own ------------------------------------------
 ns="nmt-simnat-$$"

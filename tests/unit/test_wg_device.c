@@ -28,7 +28,8 @@ struct side {
 };
 
 static struct loop *loop;
-static struct side a, b;
+static struct side a, b, c;
+static struct side *sides[] = { &a, &b, &c };
 
 static void side_udp_send(void *arg, const struct netio_pkt *pkts, int n)
 {
@@ -56,27 +57,38 @@ static void side_tun_deliver(void *arg, const struct netio_pkt *pkts, int n)
 
 static const struct wg_device_ops ops = { side_udp_send, side_tun_deliver };
 
-/* carries what from sent to its peer (as from->addr); returns how many */
-static int carry(struct side *from, struct side *to)
+/* carries what from sent (as coming from from->addr) to the side whose
+ * address it was sent to, a batch per destination; returns how many */
+static int carry(struct side *from)
 {
 	static uint8_t bufs[MAXQ][BUFSZ];
 	struct netio_pkt pkts[MAXQ];
-	int n = from->n_out;
-	for (int i = 0; i < n; i++) {
-		cr_expect(addr_equal(&from->out_to[i], &to->addr), "sent to the peer's endpoint");
-		memcpy(bufs[i], from->out[i], from->out_len[i]);
-		pkts[i] = (struct netio_pkt){ .data = bufs[i], .len = from->out_len[i], .cap = BUFSZ,
-					      .addr = from->addr };
-	}
+	int n = from->n_out, total = 0;
 	from->n_out = 0;
-	if (n)
-		wg_device_input_udp(to->dev, pkts, n);
+	for (size_t s = 0; s < sizeof(sides) / sizeof(sides[0]); s++) {
+		struct side *to = sides[s];
+		int m = 0;
+		if (!to->dev)
+			continue;
+		for (int i = 0; i < n; i++) {
+			if (!addr_equal(&from->out_to[i], &to->addr))
+				continue;
+			memcpy(bufs[m], from->out[i], from->out_len[i]);
+			pkts[m] = (struct netio_pkt){ .data = bufs[m], .len = from->out_len[i], .cap = BUFSZ,
+						      .addr = from->addr };
+			m++;
+		}
+		if (m)
+			wg_device_input_udp(to->dev, pkts, m);
+		total += m;
+	}
+	cr_expect_eq(total, n, "every datagram went to a known endpoint");
 	return n;
 }
 
 static void pump(void)
 {
-	while (carry(&a, &b) + carry(&b, &a))
+	while (carry(&a) + carry(&b) + (c.dev ? carry(&c) : 0))
 		;
 }
 
@@ -120,12 +132,12 @@ static void connect_peers(const uint8_t *psk)
 	};
 	for (int i = 0; i < 2; i++) {
 		struct wg_peer *p;
-		struct cidr c;
+		struct cidr pfx;
 		cr_assert_eq(wg_device_peer_add(v[i].self->dev, v[i].other->pub, &p), 0);
 		wg_peer_set_endpoint(p, &v[i].other->addr);
 		wg_peer_set_preshared_key(p, psk);
-		cr_assert_eq(cidr_parse(v[i].aip, false, &c), 0);
-		cr_assert_eq(wg_peer_allowed_ip_add(p, &c), 0);
+		cr_assert_eq(cidr_parse(v[i].aip, false, &pfx), 0);
+		cr_assert_eq(wg_peer_allowed_ip_add(p, &pfx), 0);
 	}
 }
 
@@ -141,6 +153,8 @@ static void teardown(void)
 {
 	wg_device_free(a.dev);
 	wg_device_free(b.dev);
+	wg_device_free(c.dev);
+	c.dev = NULL;
 	loop_free(loop);
 }
 
@@ -279,7 +293,7 @@ Test(wg_device, roaming)
 	handshake_and_data(NULL);
 	cr_assert_eq(addr_parse("198.51.100.7:40000", &a.addr), 0);	/* A moves */
 	tun_in(&a, ip, ipv4(ip, sizeof(ip), "100.64.0.1", "100.64.0.2", 1));
-	carry(&a, &b);
+	carry(&a);
 	wg_peer_get_state(peer_of(&b, &a), &ps);
 	cr_expect(addr_equal(&ps.endpoint, &a.addr), "B follows A to its new address");
 	tun_in(&b, ip, ipv4(ip, sizeof(ip), "100.64.0.2", "100.64.0.1", 1));
@@ -330,4 +344,51 @@ Test(wg_device, own_key_as_peer_refused)
 	/* taking B's key as our own drops the peer B */
 	cr_expect_eq(wg_device_set_private_key(a.dev, b.priv), 0);
 	cr_expect_eq(wg_device_peer_count(a.dev), 0);
+}
+
+/* A routes one batch, interleaved, to two peers by allowed IPs; more packets
+ * than one netio batch; each side gets exactly its own, in order */
+Test(wg_device, two_peers_one_batch)
+{
+	static uint8_t bufs[150][BUFSZ];
+	struct netio_pkt pkts[150];
+	struct wg_peer *p;
+	struct cidr cb, cc;
+
+	handshake_and_data(NULL);
+	side_init(&c, "192.0.2.3:51820");
+	cr_assert_eq(cidr_parse("100.64.2.0/24", false, &cc), 0);
+	cr_assert_eq(wg_device_peer_add(a.dev, c.pub, &p), 0);
+	wg_peer_set_endpoint(p, &c.addr);
+	cr_assert_eq(wg_peer_allowed_ip_add(p, &cc), 0);
+	cr_assert_eq(cidr_parse("100.64.0.1/32", false, &cb), 0);
+	cr_assert_eq(wg_device_peer_add(c.dev, a.pub, &p), 0);
+	wg_peer_set_endpoint(p, &a.addr);
+	cr_assert_eq(wg_peer_allowed_ip_add(p, &cb), 0);
+	/* B's prefix grows to a /16 that contains C's /24: longest match wins */
+	cr_assert_eq(cidr_parse("100.64.0.0/16", false, &cb), 0);
+	cr_assert_eq(wg_peer_allowed_ip_add(peer_of(&a, &b), &cb), 0);
+
+	int n = 0, to_b = 0, to_c = 0;
+	for (int i = 0; i < 150; i++) {
+		bool for_c = i % 3 == 0 || (i > 60 && i < 90);
+		pkts[n] = (struct netio_pkt){ .data = bufs[n] + WG_DEVICE_HEADROOM, .cap = BUFSZ - WG_DEVICE_HEADROOM };
+		pkts[n].len = ipv4(pkts[n].data, 100 + (size_t)i, "100.64.0.1", for_c ? "100.64.2.9" : "100.64.7.7",
+				   (uint8_t)i);
+		n++;
+		for_c ? to_c++ : to_b++;
+	}
+	int before_b = b.n_tun;
+	wg_device_input_tun(a.dev, pkts, n);
+	pump();
+	cr_expect_eq(b.n_tun - before_b, to_b);
+	cr_expect_eq(c.n_tun, to_c);
+	/* in order, each with its own size */
+	for (int i = 0, jb = before_b, jc = 0; i < 150; i++) {
+		bool for_c = i % 3 == 0 || (i > 60 && i < 90);
+		struct side *s = for_c ? &c : &b;
+		int j = for_c ? jc++ : jb++;
+		if (j < s->n_tun)
+			cr_expect_eq(s->tun_len[j], 100 + (size_t)i, "packet %d", i);
+	}
 }

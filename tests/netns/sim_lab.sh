@@ -93,6 +93,16 @@ check "SIGINT ends run with 130" '[ $rc -eq 130 ]'
 check "SIGINT tears the lab down" '[ "$(leftovers "$lab")" -eq 0 ] && ! pgrep -f "^sleep 3171$" >/dev/null'
 check "the interrupted run still reports" 'grep -q "\"verdict\": \"INTERRUPTED\"" "$tmp/run3/report.json"'
 
+# --- SIGTERM during run --------------------------------------------------------
+"$M" run "$tmp/slow.json" --out "$tmp/run8" >/dev/null 2>"$tmp/run8.err" &
+pid=$!
+for _ in $(seq 100); do grep -q "expect 1/" "$tmp/run8.err" 2>/dev/null && break; sleep 0.1; done
+lab=$(sed -n 's/.*lab \(nms[0-9a-f]*\):.*/\1/p' "$tmp/run8.err" | head -1)
+labs+=("$lab")
+kill -TERM $pid
+wait $pid; rc=$?
+check "SIGTERM ends run with 130 and tears the lab down" '[ $rc -eq 130 ] && [ -n "$lab" ] && [ "$(leftovers "$lab")" -eq 0 ]'
+
 # --- the scenario's timeout ----------------------------------------------------
 sed 's/"timeout_s": 30/"timeout_s": 2/' "$tmp/slow.json" >"$tmp/timeout.json"
 start=$SECONDS

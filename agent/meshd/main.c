@@ -25,6 +25,7 @@
 #include "loop.h"
 #include "netio.h"
 #include "path.h"
+#include "relay.h"
 #include "rtnl.h"
 #include "statedir.h"
 #include "stun/stun.h"
@@ -39,8 +40,6 @@
 enum {
 	TICK_MS = 50,			/* housekeeping: peer state, paths, discovery */
 	LOCAL_CHECK_MS = 2000,		/* local addresses looked at this often */
-	RELAY_PROBE_MS = 2000,		/* STUN probe to every relay */
-	RELAY_DEAD_MS = 6500,		/* no answer for this long: the relay is gone */
 	PING_TIMEOUT_MS = 2000,
 	KEEPALIVE_S = PATH_KEEPALIVE_S,
 };
@@ -609,41 +608,28 @@ static void peer_observe(struct meshd *m, struct mpeer *p, uint64_t now)
 
 /* ---- relays -------------------------------------------------------------------------- */
 
-static bool relay_alive(const struct mpeer *r, uint64_t now)
-{
-	return r->last_answer && now - r->last_answer < RELAY_DEAD_MS;
-}
-
-/* Every agent must pick the same relay: a relayed packet is accepted only
- * from the peer that holds the VPC CIDR at the receiver (the data plane checks
- * the inner source against allowed IPs), so two agents on different relays
- * would drop each other's traffic. Hence the alive relay with the lowest
- * device id, which all agents agree on, not the lowest RTT (that needs the
- * data plane to accept the VPC CIDR from every relay; see the report). */
-static bool relay_better(const struct mpeer *a, const struct mpeer *b)
-{
-	return !b || strcmp(a->id, b->id) < 0;
-}
-
+/* the relay choice itself is relay.c's (the same relay on every agent) */
 static void relay_choose(struct meshd *m, uint64_t now)
 {
-	struct mpeer *best = NULL, *any = NULL, *cur = m->relay_in_use;
+	struct relay_cand c[DISCO_MAX_SERVERS];
+	struct mpeer *who[DISCO_MAX_SERVERS], *best, *cur = m->relay_in_use;
 	bool had = cur != NULL;
+	int n = 0, icur = -1, pick;
 
 	if (m->o.relay)
 		return;
-	for (size_t i = 0; i < m->npeers; i++) {
+	for (size_t i = 0; i < m->npeers && n < DISCO_MAX_SERVERS; i++) {
 		struct mpeer *r = m->peers[i];
 		if (!r->relay || !r->wp)
 			continue;
-		if (relay_better(r, any))
-			any = r;
-		if (relay_alive(r, now) && relay_better(r, best))
-			best = r;
+		if (r == cur)
+			icur = n;
+		c[n].id = r->id;
+		c[n].last_answer = r->last_answer;
+		who[n++] = r;
 	}
-	/* nobody answers yet: take one rather than none, but keep a current one */
-	if (!best)
-		best = cur ? cur : any;
+	pick = relay_pick(c, n, icur, now);
+	best = pick >= 0 ? who[pick] : NULL;
 	if (best && best != cur) {
 		if (m->has_vpc && wg_peer_allowed_ip_add(best->wp, &m->vpc) < 0)
 			log_warn(COMPONENT, "cannot route the VPC via relay=%s", best->name);

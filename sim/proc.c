@@ -78,11 +78,11 @@ int sim_lab_expand(struct sim_lab *lab, size_t node, const char *s, char **out)
 			sim_lab_ns_name(lab->id, nname, tmp, sizeof(tmp));
 			fputs(tmp, m);
 		} else if (IS("ip") && has_node) {
-			rc = link_ref(lab, nname, strlen(nname), tmp, sizeof(tmp));
-			fputs(tmp, m);
+			if (!(rc = link_ref(lab, nname, strlen(nname), tmp, sizeof(tmp))))
+				fputs(tmp, m);
 		} else if (n > 3 && !memcmp(name, "ip:", 3)) {
-			rc = link_ref(lab, name + 3, n - 3, tmp, sizeof(tmp));
-			fputs(tmp, m);
+			if (!(rc = link_ref(lab, name + 3, n - 3, tmp, sizeof(tmp))))
+				fputs(tmp, m);
 		} else if (IS("ca")) {
 			rc = sim_pki_ca(lab);
 			fprintf(m, "%s/tls/ca.pem", lab->run_dir);

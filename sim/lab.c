@@ -144,6 +144,10 @@ int sim_lab_new(const struct sim_scenario *sc, const char *run_dir, bool detache
 		fprintf(stderr, "meshsim: %s\n", lab->err);
 		goto err;
 	}
+	/* absolute, so that the state file and `meshsim exec` work from anywhere */
+	char abs[PATH_MAX];
+	if (realpath(lab->run_dir, abs))
+		sim_strf(lab->run_dir, sizeof(lab->run_dir), "%s", abs);
 	char sub[PATH_MAX + 8];
 	sim_strf(sub, sizeof(sub), "%s/logs", lab->run_dir);
 	mkdir_p(sub);

@@ -1,0 +1,69 @@
+/* libFuzzer target: the device's packet path. The input is one datagram for
+ * wg_device_input_udp (dispatch by type, MAC checks, handshake consumption,
+ * cookie replies, data lookup and decryption, inner-packet checks) and, the
+ * same bytes, one TUN packet for wg_device_input_tun (routing by allowed IPs,
+ * staging, initiation). Whatever the device sends or delivers is discarded. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/wg/crypto.h"
+#include "agent/wg/device.h"
+#include "loop.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void drop(void *arg, const struct netio_pkt *pkts, int n)
+{
+	(void)arg;
+	(void)pkts;
+	(void)n;
+}
+
+static const struct wg_device_ops ops = { drop, drop };
+static struct loop *loop;
+static struct wg_device *dev;
+
+static void setup(void)
+{
+	uint8_t priv[WG_KEY_LEN], pub[WG_KEY_LEN], peer_priv[WG_KEY_LEN], peer_pub[WG_KEY_LEN];
+	union sockaddr_any ep;
+	struct wg_peer *p;
+	struct cidr all;
+
+	if (loop_new(&loop) < 0 || wg_device_new(loop, &ops, NULL, &dev) < 0)
+		abort();
+	memset(priv, 1, sizeof(priv));
+	memset(peer_priv, 2, sizeof(peer_priv));
+	wg_dh_pubkey(pub, priv);
+	wg_dh_pubkey(peer_pub, peer_priv);
+	if (wg_device_set_private_key(dev, priv) < 0 || wg_device_peer_add(dev, peer_pub, &p) < 0)
+		abort();
+	addr_parse("192.0.2.2:51820", &ep);
+	wg_peer_set_endpoint(p, &ep);
+	cidr_parse("0.0.0.0/0", false, &all);
+	wg_peer_allowed_ip_add(p, &all);
+	cidr_parse("::/0", false, &all);
+	wg_peer_allowed_ip_add(p, &all);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static uint8_t buf[WG_DEVICE_HEADROOM + 65536 + WG_DEVICE_TAILROOM];
+	struct netio_pkt pkt;
+
+	if (!dev)
+		setup();
+	if (size > 65536)
+		return 0;
+	memcpy(buf, data, size);
+	pkt = (struct netio_pkt){ .data = buf, .len = size, .cap = sizeof(buf) };
+	addr_parse("198.51.100.9:4242", &pkt.addr);
+	wg_device_input_udp(dev, &pkt, 1);
+
+	memcpy(buf + WG_DEVICE_HEADROOM, data, size);
+	pkt = (struct netio_pkt){ .data = buf + WG_DEVICE_HEADROOM, .len = size,
+				  .cap = sizeof(buf) - WG_DEVICE_HEADROOM };
+	wg_device_input_tun(dev, &pkt, 1);
+	return 0;
+}

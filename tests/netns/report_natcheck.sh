@@ -95,6 +95,8 @@ check "masquerade: endpoint-independent mapping, address-and-port-dependent filt
 check "masquerade: ports preserved" row masq "port allocation" "preserve"
 check "masquerade: no hairpinning" row masq "hairpinning" "no"
 check "masquerade: no ALG" row masq "ALG" "none seen"
+check "masquerade: findings line in nat-models' terms" \
+  has masq "^findings: mapping=endpoint-independent filtering=address-and-port-dependent port_allocation=preserve hairpinning=off$"
 natcheck_out masqjson h --server 203.0.113.10:3478 --tests mapping,filtering --json
 check "masquerade --json: type and terms" \
   bash -c "grep -q '\"type\": \"port-restricted cone\"' '$RP_TMP/masqjson.out' && grep -q '\"filtering\": \"address-and-port-dependent\"' '$RP_TMP/masqjson.out'"

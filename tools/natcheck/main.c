@@ -207,6 +207,28 @@ static void row(const char *what, const char *result, const char *evidence)
 	printf("  %-18s %-30s %s\n", what, result, evidence);
 }
 
+/* One line in nat-models' vocabulary (natmodel_format), with what was
+ * decided only, so a scenario can hold it against a model's declaration. */
+static void print_findings(const struct natdisc_result *r)
+{
+	printf("findings:");
+	if (r->mapping != NATDISC_DEP_UNKNOWN)
+		printf(" mapping=%s", natdisc_dep_name(r->mapping));
+	if (r->filtering != NATDISC_DEP_UNKNOWN)
+		printf(" filtering=%s", natdisc_dep_name(r->filtering));
+	if (r->ports != NATDISC_PORTS_UNKNOWN)
+		printf(" port_allocation=%s", natdisc_ports_name(r->ports));
+	if (r->hairpin == NATDISC_YES || r->hairpin == NATDISC_NO)
+		printf(" hairpinning=%s", r->hairpin == NATDISC_YES ? "on" : "off");
+	if (r->lifetime == NATDISC_YES && r->lifetime_dead_ms)
+		printf(" udp_timeout=%.1f..%.1fs", r->lifetime_alive_ms / 1000.0, r->lifetime_dead_ms / 1000.0);
+	else if (r->lifetime == NATDISC_YES)
+		printf(" udp_timeout=>%.1fs", r->lifetime_alive_ms / 1000.0);
+	if (r->alg)
+		printf(" alg=rewrites");
+	printf("\n");
+}
+
 static void print_text(const struct natdisc_cfg *cfg, const struct natdisc_result *r, unsigned tests)
 {
 	char a1[ADDR_STRLEN], a2[ADDR_STRLEN], a3[ADDR_STRLEN], ev[256], res[64];
@@ -321,6 +343,7 @@ static void print_text(const struct natdisc_cfg *cfg, const struct natdisc_resul
 		printf(": %s\n", name);
 	else
 		printf("\n");
+	print_findings(r);
 }
 
 static json_t *jaddr(const union sockaddr_any *a)

@@ -159,6 +159,86 @@ static void tid_hex(const uint8_t *tid, char *buf)
 		sprintf(buf + 2 * i, "%02x", tid[i]);
 }
 
+/* --- STUN clients that are not WireGuard peers (natcheck, other tools) --- */
+
+struct stun_client {
+	union sockaddr_any ip;		/* port 0 */
+	uint64_t requests, answered;
+	union sockaddr_any mapped[4];
+	int nmapped, more_mapped;
+};
+
+/* one entry per client IP among the probes of no node; *out malloc'd */
+static int stun_clients(const struct rp *rp, struct stun_client **out, size_t *n)
+{
+	struct stun_client *v = NULL;
+	size_t cap = 0;
+
+	*n = 0;
+	for (size_t i = 0; i < rp->nprobes; i++) {
+		const struct rp_stun_probe *pr = &rp->probes[i];
+		struct stun_client *c = NULL;
+		union sockaddr_any ip = pr->client;
+
+		if (pr->node >= 0)
+			continue;
+		addr_set_port(&ip, 0);
+		for (size_t k = 0; k < *n && !c; k++)
+			if (addr_equal(&v[k].ip, &ip))
+				c = &v[k];
+		if (!c) {
+			c = RP_PUSH(v, *n, cap);
+			if (!c) {
+				free(v);
+				return -ENOMEM;
+			}
+			memset(c, 0, sizeof(*c));
+			c->ip = ip;
+		}
+		c->requests += pr->transmissions;
+		if (pr->resp_flight >= 0) {
+			const struct pkt_stun *r = &rp->stuns[rp->flights[pr->resp_flight].stun];
+			bool seen = false;
+
+			c->answered++;
+			if (!r->has_xor_mapped)
+				continue;
+			for (int k = 0; k < c->nmapped; k++)
+				seen = seen || addr_equal(&c->mapped[k], &r->xor_mapped);
+			if (!seen && c->nmapped < 4)
+				c->mapped[c->nmapped++] = r->xor_mapped;
+			else if (!seen)
+				c->more_mapped++;
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+static void print_stun_clients(const struct rp *rp)
+{
+	struct stun_client *v;
+	size_t n;
+	char a[ADDR_STRLEN];
+
+	if (stun_clients(rp, &v, &n) < 0 || !n) {
+		if (n)
+			printf("\n(out of memory for the STUN clients)\n");
+		return;
+	}
+	printf("\nSTUN clients that are not WireGuard peers:\n");
+	for (size_t i = 0; i < n; i++) {
+		printf("  %s: %" PRIu64 " requests, %" PRIu64 " answered", addr_format_ip(&v[i].ip, a, sizeof(a)),
+		       v[i].requests, v[i].answered);
+		for (int k = 0; k < v[i].nmapped; k++)
+			printf("%s%s", k ? ", " : "; mapped ", addr_format(&v[i].mapped[k], a, sizeof(a)));
+		if (v[i].more_mapped)
+			printf(" and %d more", v[i].more_mapped);
+		printf("\n");
+	}
+	free(v);
+}
+
 /* --- text ---------------------------------------------------------------- */
 
 static void print_node_legend(const struct rp *rp, int n, const char *t)
@@ -426,6 +506,7 @@ void rp_print_text(const struct rp *rp)
 			free(l.v);
 		}
 	}
+	print_stun_clients(rp);
 	printf("\n%zu capture%s, %zu datagrams, %zu peer pair%s\n", rp->ncaps, rp->ncaps == 1 ? "" : "s",
 	       rp->nflights, npeer, npeer == 1 ? "" : "s");
 }
@@ -611,6 +692,30 @@ static json_t *pair_json(const struct rp *rp, const struct rp_pair *p)
 	return o;
 }
 
+static json_t *stun_clients_json(const struct rp *rp)
+{
+	json_t *arr = json_array();
+	struct stun_client *v;
+	size_t n;
+	char a[ADDR_STRLEN];
+
+	if (stun_clients(rp, &v, &n) < 0)
+		return arr;
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = json_object(), *m = json_array();
+
+		json_object_set_new(o, "ip", json_string(addr_format_ip(&v[i].ip, a, sizeof(a))));
+		json_object_set_new(o, "requests", json_integer((json_int_t)v[i].requests));
+		json_object_set_new(o, "answered", json_integer((json_int_t)v[i].answered));
+		for (int k = 0; k < v[i].nmapped; k++)
+			json_array_append_new(m, jaddr(&v[i].mapped[k]));
+		json_object_set_new(o, "mapped", m);
+		json_array_append_new(arr, o);
+	}
+	free(v);
+	return arr;
+}
+
 int rp_print_json(const struct rp *rp)
 {
 	json_t *root = json_object(), *caps = json_array(), *trans = json_array();
@@ -671,6 +776,7 @@ int rp_print_json(const struct rp *rp)
 	for (size_t i = 0; i < rp->npairs; i++)
 		json_array_append_new(pairs, pair_json(rp, &rp->pairs[i]));
 	json_object_set_new(root, "pairs", pairs);
+	json_object_set_new(root, "stun_clients", stun_clients_json(rp));
 	rc = json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
 	printf("\n");
 	json_decref(root);

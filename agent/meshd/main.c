@@ -41,6 +41,7 @@ enum {
 	TICK_MS = 50,			/* housekeeping: peer state, paths, discovery */
 	LOCAL_CHECK_MS = 2000,		/* local addresses looked at this often */
 	PING_TIMEOUT_MS = 2000,
+	SVC_START_MAX_MS = 4000,	/* register without reflexive endpoints after this */
 	KEEPALIVE_S = PATH_KEEPALIVE_S,
 };
 
@@ -107,7 +108,9 @@ struct meshd {
 	struct wg_uapi_server *uapi;
 	char uapi_path[108];
 	struct ctl *ctl;
-	struct svc *svc;
+	struct svc *svc;		/* NULL until the first discovery round is over */
+	uint64_t svc_due;		/* ... or until then */
+	bool fatal;			/* the loop stopped on an error */
 	char *reg_key;
 	struct loop_timer tick;
 
@@ -889,6 +892,27 @@ static void ping_expire(struct meshd *m, uint64_t now)
 	}
 }
 
+static int svc_start(struct meshd *m)
+{
+	struct svc_cfg sc = { .url = m->o.service, .ca_file = m->o.ca, .reg_key = m->reg_key, .os = "linux" };
+	int rc;
+
+	memcpy(sc.pub, m->st.pub, SVC_KEY_LEN);
+	memcpy(sc.priv, m->st.priv, SVC_KEY_LEN);
+	rc = svc_new(&sc, &m->report, &m->svc);
+	sodium_memzero(sc.priv, sizeof(sc.priv));
+	if (rc < 0) {
+		log_error(COMPONENT, "cannot start the service client err=\"%s\"", strerror(-rc));
+		return rc;
+	}
+	if ((rc = loop_add_fd(m->loop, svc_fd(m->svc), LOOP_READ, svc_readable, m)) < 0) {
+		svc_free(m->svc);
+		m->svc = NULL;
+		log_error(COMPONENT, "cannot watch the service client err=\"%s\"", strerror(-rc));
+	}
+	return rc;
+}
+
 static void on_tick(struct loop *loop, struct loop_timer *t, void *arg)
 {
 	struct meshd *m = arg;
@@ -906,6 +930,12 @@ static void on_tick(struct loop *loop, struct loop_timer *t, void *arg)
 	/* a round ends here or in handle_stun; what it found is compared with
 	 * the last report (cheap), so every source of a mapping is reported */
 	report_if_changed(m);
+	if (!m->svc && ((m->disco.rounds >= 1 && m->disco.state == DISCO_IDLE) || now >= m->svc_due) &&
+	    svc_start(m) < 0) {
+		m->fatal = true;
+		loop_stop(loop);
+		return;
+	}
 	if (now >= m->next_relay_probe) {
 		m->next_relay_probe = now + RELAY_PROBE_MS;
 		relay_probe(m, now);
@@ -1225,30 +1255,19 @@ static int start(struct meshd *m)
 	if (wg_uapi_socket_path(m->o.ifname, m->uapi_path, sizeof(m->uapi_path)) == 0 &&
 	    wg_uapi_server_new(m->loop, m->uapi_path, &uapi_ops, m, &m->uapi) < 0)
 		log_warn(COMPONENT, "no UAPI socket: wg show will not see %s", m->o.ifname);
-	struct svc_cfg sc = { .url = m->o.service, .ca_file = m->o.ca, .reg_key = m->reg_key, .os = "linux" };
-	memcpy(sc.pub, m->st.pub, SVC_KEY_LEN);
-	memcpy(sc.priv, m->st.priv, SVC_KEY_LEN);
-	rc = svc_new(&sc, &m->report, &m->svc);
-	sodium_memzero(sc.priv, sizeof(sc.priv));
-	if (rc < 0) {
-		log_error(COMPONENT, "cannot start the service client err=\"%s\"", strerror(-rc));
-		goto err_ctl;
-	}
-	if ((rc = loop_add_fd(m->loop, svc_fd(m->svc), LOOP_READ, svc_readable, m)) < 0)
-		goto err_svc;
 	if ((rc = loop_signal(m->loop, SIGTERM, on_stop, m)) < 0 ||
 	    (rc = loop_signal(m->loop, SIGINT, on_stop, m)) < 0)
-		goto err_svcfd;
+		goto err_ctl;
+	/* the service client starts once the first discovery round is over
+	 * (svc_start), so the registration already carries the reflexive
+	 * endpoints and peers spray at the right candidates from the start */
+	m->svc_due = loop_now(m->loop) + SVC_START_MAX_MS;
 	loop_timer_init(&m->tick, on_tick, m);
 	loop_timer_arm(m->loop, &m->tick, 0, TICK_MS);
 	log_info(COMPONENT, "up ifname=%s port=%u relay=%s relay_only=%s control=%s", m->o.ifname, m->port,
 		 m->o.relay ? "true" : "false", m->o.relay_only ? "true" : "false", m->o.ctl_path);
 	return 0;
 
-err_svcfd:
-	loop_del_fd(m->loop, svc_fd(m->svc));
-err_svc:
-	svc_free(m->svc);
 err_ctl:
 	wg_uapi_server_free(m->uapi);
 	ctl_free(m->ctl);
@@ -1284,8 +1303,10 @@ err_key:
 static void stop(struct meshd *m)
 {
 	loop_timer_cancel(m->loop, &m->tick);
-	loop_del_fd(m->loop, svc_fd(m->svc));
-	svc_free(m->svc);
+	if (m->svc) {
+		loop_del_fd(m->loop, svc_fd(m->svc));
+		svc_free(m->svc);
+	}
 	if (m->ping.conn)
 		ctl_reply_error(m->ping.conn, "meshd is stopping");
 	wg_uapi_server_free(m->uapi);
@@ -1446,5 +1467,5 @@ int main(int argc, char **argv)
 	if (rc < 0)
 		log_error(COMPONENT, "event loop failed err=\"%s\"", strerror(-rc));
 	stop(&m);
-	return rc < 0 ? 1 : 0;
+	return rc < 0 || m.fatal ? 1 : 0;
 }

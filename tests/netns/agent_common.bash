@@ -95,11 +95,11 @@ wait_port() {	# NS PROTO PORT
 	return 1
 }
 
-start_service() {
+start_service() {	# [extra meshsvc flags, e.g. --tls-cert F --tls-key F]
 	# ip netns exec execs the program, so $! is its pid (a shell function
 	# in the background would be a subshell whose child survives a kill)
 	ip netns exec "$P-pub" "$B/meshsvc" --listen 203.0.113.1:8080 --db "$T/svc.db" --admin-token-file "$T/admin" \
-		>"$T/svc.log" 2>&1 &
+		"$@" >>"$T/svc.log" 2>&1 &
 	PIDS[svc]=$!
 	wait_port pub t 8080
 }
@@ -110,9 +110,10 @@ start_stun() {
 	wait_port pub u 3478
 }
 
-API=http://203.0.113.1:8080
+API=${API:-http://203.0.113.1:8080}
+CA=${CA:-}	# a CA file for an HTTPS service
 api() {	# METHOD PATH [BODY]: as admin, prints the body
-	X pub curl -sS -m 5 -X "$1" -H "Authorization: Bearer $(cat "$T/admin")" \
+	X pub curl -sS -m 5 ${CA:+--cacert "$CA"} -X "$1" -H "Authorization: Bearer $(cat "$T/admin")" \
 		-H 'Content-Type: application/json' ${3:+-d "$3"} "$API$2"
 }
 
@@ -131,7 +132,7 @@ agent() {
 	ip netns exec "$P-$ns" "$B/meshd" --service "$API" --reg-key-file "$T/regkey" \
 		--stun 203.0.113.1:3478 --stun 203.0.113.2:3478 \
 		--ifname "nm-$name" --hostname "$name" --state-dir "$T/state-$name" \
-		--control "$T/$name.sock" "$@" >>"$T/$name.log" 2>&1 &
+		--control "$T/$name.sock" ${CA:+--ca "$CA"} "$@" >>"$T/$name.log" 2>&1 &
 	PIDS[$name]=$!
 }
 

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# meshd against meshsvc over HTTPS with a throwaway CA (topology of
+# agent_common.bash; only pub, gw1/n1 and gw2/n2 are used):
+#
+#   n1 --[gw1]--+
+#               +-- pub: meshsvc https://203.0.113.1:8080 (certificate for IP 203.0.113.1)
+#   n2 --[gw2]--+        meshstun 203.0.113.1/.2:3478
+#
+# n1 trusts the CA (--ca) and registers; n2 does not and must not register,
+# saying why in one line; after n2 is restarted with --ca both connect
+# directly and ping.
+source "$(dirname "$0")/agent_common.bash"
+
+need meshd meshsvc meshstun
+command -v openssl >/dev/null || { skip "openssl is not installed"; exit 0; }
+
+if ! setup; then notok "topology"; exit 1; fi
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" \
+	-out "$T/ca.pem" -days 2 -subj /CN=nmt-ca >/dev/null 2>&1 &&
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/svc.key" \
+	-out "$T/svc.csr" -subj /CN=203.0.113.1 >/dev/null 2>&1 &&
+printf 'subjectAltName=IP:203.0.113.1\n' >"$T/ext" &&
+openssl x509 -req -in "$T/svc.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
+	-out "$T/svc.pem" -days 2 -extfile "$T/ext" >/dev/null 2>&1 || { notok "throwaway CA"; exit 1; }
+API=https://203.0.113.1:8080
+CA=$T/ca.pem
+start_service --tls-cert "$T/svc.pem" --tls-key "$T/svc.key" || { notok "meshsvc starts with TLS"; dump_logs; exit 1; }
+start_stun || { notok "meshstun starts"; exit 1; }
+make_vpc || { notok "VPC and registration key over HTTPS"; dump_logs; exit 1; }
+
+agent n1 n1
+CA= agent n2 n2
+check "n1 (--ca) registers over HTTPS" wait_for 10 test -n "$(tunnel_ip n1)"
+sleep 2
+check "n2 (no --ca) does not register" test -z "$(tunnel_ip n2)"
+check "n2 says why in its log" grep -q "certificate" "$T/n2.log"
+unreach() { [ "$(ctl n2 '{"cmd":"status"}' | jq -r .service.reachable)" = false ]; }
+check "n2 reports the service unreachable" unreach
+stop_agent n2
+agent n2 n2
+check "n2 registers once it trusts the CA" wait_for 10 test -n "$(tunnel_ip n2)"
+check "n1 -> n2 direct" wait_for 10 path_is n1 n2 direct
+check "ping n1 -> n2 across the tunnel" ping_ok n1 "$(tunnel_ip n2)"
+
+[ $fails -eq 0 ] || dump_logs
+exit $((fails != 0))

@@ -42,5 +42,7 @@ check "n2 registers once it trusts the CA" wait_for 10 test -n "$(tunnel_ip n2)"
 check "n1 -> n2 direct" wait_for 10 path_is n1 n2 direct
 check "ping n1 -> n2 across the tunnel" ping_ok n1 "$(tunnel_ip n2)"
 
+check "no sanitizer report in any log" bash -c "! grep -l 'AddressSanitizer\|LeakSanitizer\|runtime error' $T/*.log"
+
 [ $fails -eq 0 ] || dump_logs
 exit $((fails != 0))

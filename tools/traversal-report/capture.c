@@ -30,12 +30,15 @@ int rp_grow(void **arr, size_t *cap, size_t n, size_t sz)
 	return 0;
 }
 
-/* FNV-1a, 64 bit: identifies one datagram's bytes across captures */
+/* FNV-1a, 64 bit: identifies one datagram's bytes across captures. The
+ * first 128 bytes and the length are enough: WireGuard puts the index and
+ * counter (data) or the ephemeral key (handshakes) up front, STUN its
+ * transaction id. */
 static uint64_t payload_hash(const uint8_t *p, size_t len)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
 
-	for (size_t i = 0; i < len; i++) {
+	for (size_t i = 0; i < len && i < 128; i++) {
 		h ^= p[i];
 		h *= 0x100000001b3ull;
 	}

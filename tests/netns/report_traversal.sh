@@ -102,7 +102,7 @@ check "direct: A reaches C through the tunnel" test $ok = 1
 check "direct: traversal-report exits 0 ($rc)" test $rc = 0
 cat "$RP_TMP/direct.txt" | sed 's/^/# /'
 check "direct: pair A <-> C is direct with winning candidate 203.0.113.4:51820" \
-  grep -q "direct, winning candidate 203.0.113.4:51820, first data at" "$RP_TMP/direct.txt"
+  grep -q "direct, winning candidate 203.0.113.4:51820 (A -> B), first data at" "$RP_TMP/direct.txt"
 check "direct: the dead candidate 203.0.113.99:51820 is listed as unanswered" \
   grep -q "handshake initiation 0x[0-9a-f]* to candidate 203.0.113.99:51820.*: no answer" "$RP_TMP/direct.txt"
 check "direct: the NAT translation of A's WireGuard socket is found" \

@@ -855,9 +855,16 @@ static int find_forwarding(struct rp *rp)
 	for (size_t n = 0; n < rp->nnodes; n++)
 		if (named_relay(rp, (int)n))
 			rp->nodes[n].relay = true;
-	for (size_t i = 0; i < rp->nfwds; i++)
-		if (rp->fwds[i].count >= RP_FORWARD_MIN || named_relay(rp, rp->fwds[i].r))
+	/* everything a node forwarded, between any of its peers, counts */
+	for (size_t i = 0; i < rp->nfwds; i++) {
+		uint64_t total = 0;
+
+		for (size_t j = 0; j < rp->nfwds; j++)
+			if (rp->fwds[j].r == rp->fwds[i].r)
+				total += rp->fwds[j].count;
+		if (total >= RP_FORWARD_MIN)
 			rp->nodes[rp->fwds[i].r].relay = true;
+	}
 out:
 	free(first_peer);
 	free(multi);
@@ -974,6 +981,19 @@ static void relay_reason(const struct rp *rp, struct rp_pair *p, uint64_t t_rela
 			  addr_format(&s->candidate, a, sizeof(a)));
 	}
 	off = cat(p->reason, sizeof(p->reason), off, ")");
+	for (int side = 0; side < 2; side++) {
+		int n = side ? p->b : p->a;
+		size_t outers = 0;
+
+		for (size_t i = 0; i < rp->ntrans; i++)
+			outers += addr_equal(&rp->trans[i].inner, &rp->nodes[n].addr);
+		if (outers < 2)
+			continue;
+		off = cat(p->reason, sizeof(p->reason), off,
+			  "; the NAT in front of %s mapped it to %zu different ports, one per destination: "
+			  "endpoint-dependent mapping", addr_format(&rp->nodes[n].addr, a, sizeof(a)), outers);
+		by_ip = 0;
+	}
 	if (by_ip)
 		cat(p->reason, sizeof(p->reason), off,
 		    "; the peer's NAT showed other ports for the same IP: endpoint-dependent mapping");

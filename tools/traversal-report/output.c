@@ -364,8 +364,9 @@ static void print_pair_summary(const struct rp *rp, const struct rp_pair *p)
 	case RP_MODE_DIRECT:
 		printf("  direct");
 		if (p->win_session >= 0)
-			printf(", winning candidate %s",
-			       addr_format(&rp->sess[p->win_session].candidate, a1, sizeof(a1)));
+			printf(", winning candidate %s (%s -> %s)",
+			       addr_format(&rp->sess[p->win_session].candidate, a1, sizeof(a1)),
+			       tag(p, rp->sess[p->win_session].initiator), tag(p, rp->sess[p->win_session].responder));
 		printf(", first data at %+.6f s\n", rel_s(rp, p->t_first_data));
 		if (p->t_relay)
 			printf("  relay %s also carried data from %+.6f s: %s\n",
@@ -379,8 +380,10 @@ static void print_pair_summary(const struct rp *rp, const struct rp_pair *p)
 		if (p->mode == RP_MODE_UPGRADED) {
 			printf("  upgraded to direct");
 			if (p->win_session >= 0)
-				printf(" via candidate %s",
-				       addr_format(&rp->sess[p->win_session].candidate, a1, sizeof(a1)));
+				printf(" via candidate %s (%s -> %s)",
+				       addr_format(&rp->sess[p->win_session].candidate, a1, sizeof(a1)),
+				       tag(p, rp->sess[p->win_session].initiator),
+				       tag(p, rp->sess[p->win_session].responder));
 			printf(", first direct data at %+.6f s\n", rel_s(rp, p->t_direct));
 		}
 		break;
@@ -655,6 +658,8 @@ static json_t *pair_json(const struct rp *rp, const struct rp_pair *p)
 	json_object_set_new(o, "mode", json_string(mode_name(p->mode)));
 	json_object_set_new(o, "winning_candidate",
 			    p->win_session >= 0 ? jaddr(&rp->sess[p->win_session].candidate) : json_null());
+	json_object_set_new(o, "winning_initiator",
+			    p->win_session >= 0 ? jnode(rp, rp->sess[p->win_session].initiator) : json_null());
 	json_object_set_new(o, "first_data_s", p->t_first_data ? json_real(rel_s(rp, p->t_first_data)) : json_null());
 	json_object_set_new(o, "direct_first_data_s", p->t_direct ? json_real(rel_s(rp, p->t_direct)) : json_null());
 	if (p->relay >= 0) {

@@ -177,7 +177,18 @@ int natdisc_new(const struct natdisc_cfg *cfg, struct natdisc **out)
 		d->cfg.lifetime_max_ms = NATDISC_LIFETIME_MAX_DEFAULT_MS;
 	if (!d->cfg.lifetime_res_ms)
 		d->cfg.lifetime_res_ms = NATDISC_LIFETIME_RES_DEFAULT_MS;
-	d->nsocks = NATDISC_SOCK_PORTS + ((d->cfg.tests & NATDISC_TEST_PORTS) ? d->cfg.port_samples : 0);
+	/* only the sockets the selected tests use: the mapping test alone needs
+	 * one, so meshd can run it from its WireGuard socket */
+	if (d->cfg.tests & NATDISC_TEST_PORTS)
+		d->nsocks = NATDISC_SOCK_PORTS + d->cfg.port_samples;
+	else if (d->cfg.tests & NATDISC_TEST_LIFETIME)
+		d->nsocks = NATDISC_SOCK_LIFE_Y + 1;
+	else if (d->cfg.tests & NATDISC_TEST_HAIRPIN)
+		d->nsocks = NATDISC_SOCK_HAIR_B + 1;
+	else if (d->cfg.tests & NATDISC_TEST_FILTERING)
+		d->nsocks = NATDISC_SOCK_FILT + 1;
+	else
+		d->nsocks = NATDISC_SOCK_MAP + 1;
 	d->ph = PH_IDLE;
 	*out = d;
 	return 0;

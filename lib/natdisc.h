@@ -162,7 +162,10 @@ struct natdisc;
 /* 0, -EINVAL (cfg) or -ENOMEM */
 int natdisc_new(const struct natdisc_cfg *cfg, struct natdisc **out);
 void natdisc_free(struct natdisc *d);
-/* how many sockets (0 .. n-1, enum natdisc_sock) the driver opens */
+/* how many sockets (0 .. n-1, enum natdisc_sock) the driver opens: the
+ * ones the selected tests use (NATDISC_TEST_MAPPING alone: 1). Datagrams
+ * that are not answers to natdisc's own requests are ignored, so socket 0
+ * can be one that also carries other traffic (meshd's WireGuard socket). */
 int natdisc_nsocks(const struct natdisc *d);
 /* the local address of socket sock; every socket before natdisc_start() */
 void natdisc_set_local(struct natdisc *d, int sock, const union sockaddr_any *local);

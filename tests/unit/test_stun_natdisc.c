@@ -471,6 +471,40 @@ Test(natdisc, parse_tests_and_names)
 	cr_expect_str_eq(natdisc_common_name(&r), "no NAT, firewall");
 }
 
+Test(natdisc, sockets_per_test_selection)
+{
+	static const struct { unsigned tests; int nsocks; } cases[] = {
+		{ NATDISC_TEST_MAPPING, 1 },
+		{ NATDISC_TEST_MAPPING | NATDISC_TEST_FILTERING, 2 },
+		{ NATDISC_TEST_HAIRPIN, 4 },
+		{ NATDISC_TEST_LIFETIME, 6 },
+		{ NATDISC_TEST_PORTS, 6 + NATDISC_PORT_SAMPLES_DEFAULT },
+		{ 0, 6 + NATDISC_PORT_SAMPLES_DEFAULT },	/* default: all but lifetime */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct natdisc_cfg cfg = { .server = A("198.51.100.1:3478"), .tests = cases[i].tests };
+		struct natdisc *d;
+
+		cr_assert_eq(natdisc_new(&cfg, &d), 0);
+		cr_expect_eq(natdisc_nsocks(d), cases[i].nsocks, "tests %#x: %d sockets", cases[i].tests,
+			     natdisc_nsocks(d));
+		natdisc_free(d);
+	}
+
+	/* the mapping test from one socket that also sees foreign traffic */
+	struct world *w = calloc(1, sizeof(*w));
+	struct natdisc_cfg cfg = { .tests = NATDISC_TEST_MAPPING };
+	static const uint8_t wg_keepalive[32] = { 4 };
+
+	w->c = (struct world_cfg){ NAT(APD, APD, RANDOM) };
+	world_run(w, &cfg);
+	natdisc_receive(w->nd, 0, &w->srv.addrs[0][0], wg_keepalive, sizeof(wg_keepalive), w->now);
+	cr_expect_eq(w->nsocks, 1);
+	cr_expect_eq(natdisc_result(w->nd)->mapping, NATDISC_DEP_APD);
+	natdisc_free(w->nd);
+	free(w);
+}
+
 Test(natdisc, bad_config)
 {
 	struct natdisc *d;

@@ -513,6 +513,7 @@ static void spray(struct meshd *m, struct mpeer *p)
 {
 	struct wg_device_stats before, after;
 	const union sockaddr_any *ep;
+	struct wg_peer_state st;
 
 	if (!p->wp || p->path.ncands == 0)
 		return;
@@ -520,6 +521,7 @@ static void spray(struct meshd *m, struct mpeer *p)
 	 * peer's one endpoint (wg_peer_initiate); every initiation that does go
 	 * out goes to the next candidate in order. */
 	ep = &p->path.cands[p->spray_next % p->path.ncands];
+	wg_peer_get_state(p->wp, &st);
 	if (p->path.state != PATH_DIRECT)
 		wg_peer_set_endpoint(p->wp, ep);
 	wg_device_get_stats(m->dev, &before);
@@ -529,6 +531,11 @@ static void spray(struct meshd *m, struct mpeer *p)
 		char a[ADDR_STRLEN];
 		log_debug(COMPONENT, "handshake initiation peer=%s candidate=%s", p->name, fmt_addr(ep, a));
 		p->spray_next++;
+	} else if (st.endpoint.sa.sa_family == AF_INET || st.endpoint.sa.sa_family == AF_INET6) {
+		/* nothing went out: keep the endpoint the data plane had, which may
+		 * be where the peer's own initiation came from (roaming), so its
+		 * retransmissions and answers go there */
+		wg_peer_set_endpoint(p->wp, &st.endpoint);
 	}
 }
 
@@ -726,8 +733,11 @@ static int peer_add(struct meshd *m, const struct svc_device *d, struct mpeer **
 		}
 	}
 	p->use_path = p->wp && !m->o.relay && !d->relay;
-	path_init(&p->path, &(struct path_cfg){ .direct_timeout_ms = m->o.direct_timeout_ms },
-		  m->relay_in_use != NULL, now_ms(m));
+	path_init(&p->path, &(struct path_cfg){
+			  .direct_timeout_ms = m->o.direct_timeout_ms,
+			  /* the side with the higher key yields: see path.h */
+			  .spray_delay_ms = memcmp(m->st.pub, d->public_key, SVC_KEY_LEN) > 0 ? PATH_SPRAY_YIELD_MS : 0,
+		  }, m->relay_in_use != NULL, now_ms(m));
 	if (p->wp && (m->o.relay || d->relay)) {
 		struct cidr host = { .family = AF_INET, .prefix = 32 };
 		memcpy(host.addr, &d->tunnel_ip.in.sin_addr, 4);

@@ -75,23 +75,28 @@ static void emit_spray(struct path_peer *p, struct path_out *out)
  * sent in a burst. */
 static void spray_step(struct path_peer *p, uint64_t now, struct path_out *out)
 {
-	uint64_t elapsed = now - p->attempt_start;
+	uint64_t elapsed = now - p->attempt_start - p->cfg.spray_delay_ms;
 
 	emit_spray(p, out);
 	do
 		p->spray_idx++;
 	while (spray_offset(p->spray_idx) <= elapsed);
-	if (spray_offset(p->spray_idx) >= p->cfg.direct_timeout_ms)
+	if (p->cfg.spray_delay_ms + spray_offset(p->spray_idx) >= p->cfg.direct_timeout_ms)
 		p->next_spray = UINT64_MAX;
 	else
-		p->next_spray = p->attempt_start + spray_offset(p->spray_idx);
+		p->next_spray = p->attempt_start + p->cfg.spray_delay_ms + spray_offset(p->spray_idx);
 }
 
+/* the schedule starts spray_delay_ms after the attempt; the direct timeout
+ * counts from the attempt */
 static void attempt_begin(struct path_peer *p, uint64_t now, struct path_out *out)
 {
 	p->attempt_start = now;
 	p->spray_idx = 0;
-	spray_step(p, now, out);
+	if (p->cfg.spray_delay_ms)
+		p->next_spray = now + p->cfg.spray_delay_ms;
+	else
+		spray_step(p, now, out);
 }
 
 static bool cands_equal(const struct path_peer *p, const union sockaddr_any *c, int n)
@@ -132,6 +137,8 @@ void path_init(struct path_peer *p, const struct path_cfg *cfg, bool have_relay,
 		p->cfg.retry_base_ms = PATH_RETRY_BASE_MS;
 	if (!p->cfg.retry_max_ms)
 		p->cfg.retry_max_ms = PATH_RETRY_MAX_MS;
+	if (p->cfg.spray_delay_ms >= p->cfg.direct_timeout_ms)
+		p->cfg.spray_delay_ms = 0;
 	if (p->cfg.retry_max_ms < p->cfg.retry_base_ms)
 		p->cfg.retry_max_ms = p->cfg.retry_base_ms;
 	if (!p->cfg.direct_idle_ms)
@@ -260,6 +267,10 @@ void path_learn(struct path_peer *p, const union sockaddr_any *cands, int n, uin
 		break;
 	case PATH_CONNECTING:
 	case PATH_RETRYING:
+		/* a schedule still in its delay will use them anyway */
+		if (p->spray_idx == 0)
+			break;
+		/* fall through */
 	case PATH_DIRECT:
 		/* the schedule goes on; the new candidates get one spray now */
 		emit_spray(p, out);

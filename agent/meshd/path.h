@@ -45,6 +45,7 @@ enum {
 	 * REKEY_TIMEOUT: a live peer (persistent keepalive on) would have spoken */
 	PATH_DIRECT_UNANSWERED_MS = PATH_KEEPALIVE_S * 1000 + 5000,
 	PATH_SPRAY_AFTER_MS = 1000,	/* spray period after the fixed schedule */
+	PATH_SPRAY_YIELD_MS = 200,	/* see path_cfg.spray_delay_ms */
 };
 
 enum path_state {
@@ -80,6 +81,15 @@ struct path_cfg {
 	uint32_t retry_max_ms;		/* 0: PATH_RETRY_MAX_MS */
 	uint32_t direct_idle_ms;	/* 0: PATH_DIRECT_IDLE_MS */
 	uint32_t direct_unanswered_ms;	/* 0: PATH_DIRECT_UNANSWERED_MS */
+	/* The first spray of an attempt waits this long (0: none; ignored when
+	 * not below the direct timeout). One side of a pair (meshd: the one
+	 * with the higher public key) waits PATH_SPRAY_YIELD_MS, so the two first
+	 * initiations do not cross: crossed initiations each replace the
+	 * other's handshake, both sides end up responders, and only WireGuard's
+	 * retransmission 5 s later connects them. The first side's initiation
+	 * is dropped by the other NAT; the second's passes the first NAT, which
+	 * that initiation opened. */
+	uint32_t spray_delay_ms;
 };
 
 struct path_peer {

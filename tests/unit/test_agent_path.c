@@ -161,6 +161,37 @@ Test(path, short_timeout_cuts_schedule)
 	cr_assert_eq(p.state, PATH_RELAYED);
 }
 
+/* the yielding side of a pair starts its schedule later; the timeout counts
+ * from the attempt */
+Test(path, spray_delay_shifts_schedule)
+{
+	static const uint64_t want[] = { 200, 400, 700, 1200, 1700, 2200, 2700 };
+	struct path_cfg cfg = { .spray_delay_ms = PATH_SPRAY_YIELD_MS };
+	union sockaddr_any c = A("203.0.113.7:51820");
+	struct path_peer p;
+	struct path_out o = { 0 };
+	struct trace tr = { 0 };
+
+	path_init(&p, &cfg, true, 0);
+	path_learn(&p, &c, 1, 0, &o);
+	cr_assert_eq(o.n, 0, "nothing at once");
+	cr_assert_eq(path_deadline(&p), 200);
+	/* new candidates during the delay wait for the first spray too */
+	union sockaddr_any c2[2] = { A("203.0.113.7:51820"), A("10.1.0.2:51820") };
+	path_learn(&p, c2, 2, 100, &o);
+	cr_assert_eq(o.n, 0);
+	cr_assert_eq(p.ncands, 2);
+	run(&p, 0, 3000, &tr);
+	cr_assert_eq(p.state, PATH_RELAYED);
+	cr_assert_eq(tr.nspray, 7);
+	for (int i = 0; i < 7; i++)
+		cr_assert_eq(tr.spray_at[i], want[i], "spray %d at %llu", i, (unsigned long long)tr.spray_at[i]);
+	/* a delay not below the timeout is ignored */
+	cfg.spray_delay_ms = PATH_DIRECT_TIMEOUT_MS;
+	path_init(&p, &cfg, true, 0);
+	cr_assert_eq(p.cfg.spray_delay_ms, 0);
+}
+
 /* a late tick sends one spray, not a burst of the missed ones */
 Test(path, late_tick_skips_missed_steps)
 {

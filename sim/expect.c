@@ -82,16 +82,10 @@ int sim_peers_find(const char *json, const char *name, char *path, size_t pathle
 /* NODE, NODE/IFNAME or an IP, as an address string */
 static void target_ip(const struct sim_lab *lab, const char *to, char *buf, size_t len)
 {
-	char node[64];
+	const struct sim_link *k;
 	union sockaddr_any a;
 	snprintf(buf, len, "%s", to);
-	snprintf(node, sizeof(node), "%s", to);
-	char *slash = strchr(node, '/');
-	if (slash)
-		*slash++ = '\0';
-	int n = sim_scenario_node(lab->sc, node);
-	const struct sim_link *k = n < 0 ? NULL : sim_scenario_link(lab->sc, (size_t)n, slash);
-	if (!k)
+	if (sim_scenario_ref(lab->sc, to, strlen(to), &k) < 0)
 		return;
 	sim_link_ip(k, &a);
 	addr_format_ip(&a, buf, len);

@@ -28,16 +28,11 @@ enum {
 
 static int link_ref(struct sim_lab *lab, const char *ref, size_t len, char *buf, size_t buflen)
 {
-	char name[64];
-	sim_strf(name, sizeof(name), "%.*s", (int)len, ref);
-	char *slash = strchr(name, '/');
-	if (slash)
-		*slash++ = '\0';
-	int node = sim_scenario_node(lab->sc, name);
-	const struct sim_link *k = node < 0 ? NULL : sim_scenario_link(lab->sc, (size_t)node, slash);
-	if (!k)
-		return -ENOENT;
+	const struct sim_link *k;
 	union sockaddr_any a;
+	int rc = sim_scenario_ref(lab->sc, ref, len, &k);
+	if (rc)
+		return -ENOENT;
 	sim_link_ip(k, &a);
 	addr_format_ip(&a, buf, buflen);
 	return 0;

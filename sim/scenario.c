@@ -195,23 +195,19 @@ static bool is_tls_var(const char *name, size_t n)
 	       (n == 7 && !memcmp(name, "tls_key", 7));
 }
 
-static int check_ip_ref(struct pctx *c, const char *ref, size_t n)
+/* what a NODE[/IFNAME] reference lacks, for errors; var names the ${ip:...}
+ * it stands in, or is NULL */
+static int ref_fail(struct pctx *c, int rc, const char *ref, size_t n, bool var)
 {
-	char buf[64];
-	if (n >= sizeof(buf))
-		return fail(c, "${ip:%.*s}: reference too long", (int)n, ref);
-	memcpy(buf, ref, n);
-	buf[n] = '\0';
-	char *slash = strchr(buf, '/');
-	if (slash)
-		*slash++ = '\0';
-	int node = sim_scenario_node(c->s, buf);
-	if (node < 0)
-		return fail(c, "${ip:%s}: unknown node \"%s\"", ref[0] ? buf : "", buf);
-	if (!sim_scenario_link(c->s, (size_t)node, slash))
-		return fail(c, "${ip:%.*s}: node \"%s\" has no %s%s", (int)n, ref, buf,
-			    slash ? "interface " : "links", slash ? slash : "");
-	return 0;
+	const char *slash = memchr(ref, '/', n);
+	int nl = slash ? (int)(slash - ref) : (int)n;
+	char pre[96] = "";
+	if (var)
+		snprintf(pre, sizeof(pre), "${ip:%.*s}: ", (int)n, ref);
+	if (rc == -ENOENT)
+		return fail(c, "%sunknown node \"%.*s\"", pre, nl, ref);
+	return fail(c, "%snode \"%.*s\" has no %s%.*s", pre, nl, ref, slash ? "interface " : "links",
+		    slash ? (int)n - nl - 1 : 0, slash ? slash + 1 : "");
 }
 
 /* every ${...} in str must name a variable meshsim knows */
@@ -236,9 +232,10 @@ static int check_vars(struct pctx *c, const char *str, bool node_ctx)
 			ok = true;
 		}
 		if (n > 3 && !memcmp(name, "ip:", 3)) {
-			int rc = check_ip_ref(c, name + 3, n - 3);
+			const struct sim_link *k;
+			int rc = sim_scenario_ref(c->s, name + 3, n - 3, &k);
 			if (rc)
-				return rc;
+				return ref_fail(c, rc, name + 3, n - 3, true);
 			ok = true;
 		}
 		if (!ok)
@@ -417,6 +414,31 @@ static int parse_kind(struct pctx *c, json_t *v, struct sim_node *n)
 		rc = fail(c, "\"%s\" is not one of host, router, nat", kind);
 	path_pop(c, old);
 	return rc;
+}
+
+int sim_scenario_ref(const struct sim_scenario *s, const char *ref, size_t len, const struct sim_link **out)
+{
+	const char *slash = memchr(ref, '/', len);
+	size_t nl = slash ? (size_t)(slash - ref) : len;
+	char node[SIM_NAME_MAX + 1], ifname[IFNAMSIZ];
+	int n = -ENOENT;
+
+	*out = NULL;
+	if (nl < sizeof(node)) {
+		memcpy(node, ref, nl);
+		node[nl] = '\0';
+		n = sim_scenario_node(s, node);
+	}
+	if (n < 0)
+		return -ENOENT;
+	if (slash && len - nl - 1 >= sizeof(ifname))
+		return -ENODEV;
+	if (slash) {
+		memcpy(ifname, slash + 1, len - nl - 1);
+		ifname[len - nl - 1] = '\0';
+	}
+	*out = sim_scenario_link(s, (size_t)n, slash ? ifname : NULL);
+	return *out ? 0 : -ENODEV;
 }
 
 void sim_link_ip(const struct sim_link *k, union sockaddr_any *out)
@@ -902,19 +924,13 @@ static int node_ref(struct pctx *c, json_t *v, size_t *out)
 static int check_target(struct pctx *c, const char *to)
 {
 	union sockaddr_any a;
-	char node[64];
+	const struct sim_link *k;
 	if (addr_parse_ip(to, 0, &a) == 0)
 		return 0;
-	snprintf(node, sizeof(node), "%s", to);
-	char *slash = strchr(node, '/');
-	if (slash)
-		*slash++ = '\0';
-	int n = sim_scenario_node(c->s, node);
-	if (n < 0)
+	int rc = sim_scenario_ref(c->s, to, strlen(to), &k);
+	if (rc == -ENOENT)
 		return fail(c, "\"%s\" is neither a node, NODE/IFNAME nor an IP address", to);
-	if (!sim_scenario_link(c->s, (size_t)n, slash))
-		return fail(c, "node \"%s\" has no %s%s", node, slash ? "interface " : "links", slash ? slash : "");
-	return 0;
+	return rc ? ref_fail(c, rc, to, strlen(to), false) : 0;
 }
 
 static int parse_ping(struct pctx *c, json_t *v, struct sim_expect *e)

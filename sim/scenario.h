@@ -197,6 +197,9 @@ void sim_scenario_free(struct sim_scenario *s);
 /* the link of node with ifname, or its first link when ifname is NULL; NULL if none */
 const struct sim_link *sim_scenario_link(const struct sim_scenario *s, size_t node,
 					 const char *ifname);
+/* "NODE" (its first link) or "NODE/IFNAME", len bytes of ref: 0 with *out
+ * set, -ENOENT for an unknown node, -ENODEV when it has no such link */
+int sim_scenario_ref(const struct sim_scenario *s, const char *ref, size_t len, const struct sim_link **out);
 /* the link's host address as a socket address (port 0) */
 void sim_link_ip(const struct sim_link *k, union sockaddr_any *out);
 /* index of the node or network called name, or -ENOENT */

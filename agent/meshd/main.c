@@ -73,7 +73,6 @@ struct mpeer {
 	struct wg_peer *wp;		/* NULL: not in the data plane (--relay-only) */
 	bool use_path;
 	struct path_peer path;
-	int spray_next;			/* the candidate the next initiation goes to */
 	struct timespec last_hs;
 	uint64_t last_rx, last_tx;
 
@@ -509,37 +508,23 @@ static void check_local(struct meshd *m)
 
 /* ---- paths ----------------------------------------------------------------------------- */
 
-static void spray(struct meshd *m, struct mpeer *p)
+/* issue 5: the same initiation to every candidate at once; whichever copy
+ * is answered first wins and the data plane roams to where the answer came
+ * from. The path schedule paces the sprays. */
+static void spray(struct mpeer *p)
 {
-	struct wg_device_stats before, after;
-	const union sockaddr_any *ep;
-	struct wg_peer_state st;
+	int rc;
 
 	if (!p->wp || p->path.ncands == 0)
 		return;
-	/* The data plane sends at most one initiation per REKEY_TIMEOUT to the
-	 * peer's one endpoint (wg_peer_initiate); every initiation that does go
-	 * out goes to the next candidate in order. */
-	ep = &p->path.cands[p->spray_next % p->path.ncands];
-	wg_peer_get_state(p->wp, &st);
-	if (p->path.state != PATH_DIRECT)
-		wg_peer_set_endpoint(p->wp, ep);
-	wg_device_get_stats(m->dev, &before);
-	wg_peer_initiate(p->wp);
-	wg_device_get_stats(m->dev, &after);
-	if (after.handshake_initiations_tx != before.handshake_initiations_tx) {
-		char a[ADDR_STRLEN];
-		log_debug(COMPONENT, "handshake initiation peer=%s candidate=%s", p->name, fmt_addr(ep, a));
-		p->spray_next++;
-	} else if (st.endpoint.sa.sa_family == AF_INET || st.endpoint.sa.sa_family == AF_INET6) {
-		/* nothing went out: keep the endpoint the data plane had, which may
-		 * be where the peer's own initiation came from (roaming), so its
-		 * retransmissions and answers go there */
-		wg_peer_set_endpoint(p->wp, &st.endpoint);
-	}
+	rc = wg_peer_initiate_to(p->wp, p->path.cands, p->path.ncands);
+	if (rc < 0)
+		log_warn(COMPONENT, "spray not sent peer=%s err=\"%s\"", p->name, strerror(-rc));
+	else
+		log_debug(COMPONENT, "handshake initiation peer=%s candidates=%d", p->name, rc);
 }
 
-static void apply(struct meshd *m, struct mpeer *p, const struct path_out *o, enum path_state before)
+static void apply(struct mpeer *p, const struct path_out *o, enum path_state before)
 {
 	struct cidr host = { .family = AF_INET, .prefix = 32 };
 	char a[ADDR_STRLEN];
@@ -548,7 +533,7 @@ static void apply(struct meshd *m, struct mpeer *p, const struct path_out *o, en
 	for (int i = 0; i < o->n; i++) {
 		switch (o->act[i].type) {
 		case PATH_ACT_SPRAY:
-			spray(m, p);
+			spray(p);
 			break;
 		case PATH_ACT_DIRECT:
 			if (wg_peer_allowed_ip_add(p->wp, &host) < 0)
@@ -586,11 +571,11 @@ static void peer_candidates(struct meshd *m, struct mpeer *p, uint64_t now)
 	}
 	n = path_order_candidates(mine, m->report.nep, theirs, p->nep, order, PATH_MAX_CANDS);
 	path_learn(&p->path, order, n, now, &o);
-	apply(m, p, &o, before);
+	apply(p, &o, before);
 }
 
 /* what the data plane did since the last look: handshakes, packets */
-static void peer_observe(struct meshd *m, struct mpeer *p, uint64_t now)
+static void peer_observe(struct mpeer *p, uint64_t now)
 {
 	struct wg_peer_state s;
 	struct path_out o = { 0 };
@@ -609,7 +594,7 @@ static void peer_observe(struct meshd *m, struct mpeer *p, uint64_t now)
 			path_tx(&p->path, now);
 		if (now >= path_deadline(&p->path))
 			path_tick(&p->path, now, &o);
-		apply(m, p, &o, before);
+		apply(p, &o, before);
 	}
 	p->last_hs = s.last_handshake;
 	p->last_rx = s.rx_bytes;
@@ -952,7 +937,7 @@ static void on_tick(struct loop *loop, struct loop_timer *t, void *arg)
 	}
 	relay_choose(m, now);
 	for (size_t i = 0; i < m->npeers; i++)
-		peer_observe(m, m->peers[i], now);
+		peer_observe(m->peers[i], now);
 	ping_expire(m, now);
 }
 

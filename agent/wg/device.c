@@ -44,6 +44,18 @@ struct wg_peer {
 	bool has_sent_handshake;
 	bool sent_lastminute_handshake;
 
+	/* the initiation made last, kept so that a spray sends the same bytes to
+	 * every candidate and the first response to any copy completes it */
+	struct wg_msg_initiation last_init;
+	uint64_t last_init_ns;		/* when it was made */
+	uint64_t last_init_sent_ns;	/* its latest transmission */
+	bool has_last_init;
+	uint64_t handshake_rtt_ns;	/* 0: no response measured yet */
+
+	/* inner sources accepted beyond the allowed IPs (no routing) */
+	struct cidr rx_src[WG_PEER_RX_SOURCES_MAX];
+	int n_rx_src;
+
 	/* packets waiting for a session, oldest first */
 	struct staged_pkt *staged[WG_MAX_STAGED_PACKETS];
 	unsigned staged_head, staged_count;
@@ -184,12 +196,28 @@ static void stage(struct wg_peer *p, const uint8_t *data, size_t len)
 
 /* ---- handshake out ----------------------------------------------------------- */
 
+/* a new initiation into p->last_init; the handshake's previous one is gone */
+static int create_initiation(struct wg_peer *p)
+{
+	struct wg_device *dev = p->dev;
+
+	if (wg_noise_create_initiation(&p->hs, &p->last_init, wall_ns()) < 0) {
+		p->has_last_init = false;
+		return -ENOKEY;
+	}
+	wg_cookie_add_macs(&p->cookie, (uint8_t *)&p->last_init, sizeof(p->last_init), dev->now);
+	p->last_init_ns = dev->now;
+	p->has_last_init = true;
+	p->last_sent_handshake_ns = dev->now;
+	p->has_sent_handshake = true;
+	return 0;
+}
+
 /* kernel send.c wg_packet_send_queued_handshake_initiation: at most one
  * initiation per REKEY_TIMEOUT, whoever asks */
 static void send_initiation(struct wg_peer *p, bool is_retry)
 {
 	struct wg_device *dev = p->dev;
-	struct wg_msg_initiation msg;
 
 	if (!is_retry)
 		wg_timers_handshake_attempts_reset(&p->timers);
@@ -199,14 +227,12 @@ static void send_initiation(struct wg_peer *p, bool is_retry)
 		dev->stats.tx_no_endpoint++;
 		return;
 	}
-	if (wg_noise_create_initiation(&p->hs, &msg, wall_ns()) < 0)
+	if (create_initiation(p) < 0)
 		return;
-	wg_cookie_add_macs(&p->cookie, (uint8_t *)&msg, sizeof(msg), dev->now);
-	p->last_sent_handshake_ns = dev->now;
-	p->has_sent_handshake = true;
 	wg_timers_any_authenticated_packet_traversal(&p->timers, dev->now);
 	wg_timers_any_authenticated_packet_sent(&p->timers, dev->now);
-	send_now(dev, (uint8_t *)&msg, sizeof(msg), &p->endpoint);
+	send_now(dev, (uint8_t *)&p->last_init, sizeof(p->last_init), &p->endpoint);
+	p->last_init_sent_ns = dev->now;
 	wg_timers_handshake_initiated(&p->timers, dev->now);
 	dev->stats.handshake_initiations_tx++;
 	peer_timers_update(p);
@@ -529,12 +555,108 @@ void wg_peer_get_state(const struct wg_peer *p, struct wg_peer_state *out)
 	out->tx_bytes = p->tx_bytes;
 	out->persistent_keepalive = p->timers.persistent_keepalive_interval;
 	out->has_preshared_key = p->has_psk;
+	out->handshake_rtt_ns = p->handshake_rtt_ns;
 }
 
 void wg_peer_initiate(struct wg_peer *p)
 {
 	p->dev->now = mono_ns();
 	send_initiation(p, false);
+}
+
+int wg_peer_initiate_to(struct wg_peer *p, const union sockaddr_any *eps, int n)
+{
+	struct wg_device *dev = p->dev;
+	struct netio_pkt pkts[NETIO_BATCH_MAX];
+	bool fresh;
+	int k = 0;
+
+	if (!eps || n <= 0)
+		return -EINVAL;
+	dev->now = mono_ns();
+	/* the initiation in flight is still answerable: the same bytes again,
+	 * so whichever copy arrives first is the one answered */
+	fresh = p->has_last_init && p->hs.state == WG_HS_CREATED_INITIATION &&
+		dev->now - p->last_init_ns < WG_REKEY_TIMEOUT_NS;
+	for (int i = 0; i < n && k < NETIO_BATCH_MAX; i++) {
+		if (eps[i].sa.sa_family != AF_INET && eps[i].sa.sa_family != AF_INET6)
+			continue;
+		pkts[k] = (struct netio_pkt){ .len = sizeof(p->last_init), .cap = sizeof(p->last_init),
+					      .addr = eps[i] };
+		addr_unmap_v4(&pkts[k].addr);
+		pkts[k].data = (uint8_t *)&p->last_init;
+		k++;
+	}
+	if (!k)
+		return -EINVAL;
+	if (!fresh) {
+		wg_timers_handshake_attempts_reset(&p->timers);
+		if (create_initiation(p) < 0)
+			return -ENOKEY;
+	}
+	/* retransmissions by the timer go to the endpoint; the first response
+	 * from anywhere moves it (roam) */
+	if (!has_endpoint(p))
+		p->endpoint = pkts[0].addr;
+	wg_timers_any_authenticated_packet_traversal(&p->timers, dev->now);
+	wg_timers_any_authenticated_packet_sent(&p->timers, dev->now);
+	flush_tx(dev);
+	dev->ops->udp_send(dev->arg, pkts, k);
+	p->last_init_sent_ns = dev->now;
+	if (!fresh)
+		wg_timers_handshake_initiated(&p->timers, dev->now);
+	dev->stats.handshake_initiations_tx += (uint64_t)k;
+	peer_timers_update(p);
+	return k;
+}
+
+int wg_peer_rx_source_add(struct wg_peer *p, const struct cidr *c)
+{
+	if (!c || (c->family != AF_INET && c->family != AF_INET6) ||
+	    c->prefix > (c->family == AF_INET ? 32 : 128))
+		return -EINVAL;
+	for (int i = 0; i < p->n_rx_src; i++)
+		if (!memcmp(&p->rx_src[i], c, sizeof(*c)))
+			return 0;
+	if (p->n_rx_src >= WG_PEER_RX_SOURCES_MAX)
+		return -ENOSPC;
+	memset(&p->rx_src[p->n_rx_src], 0, sizeof(p->rx_src[0]));
+	p->rx_src[p->n_rx_src].family = c->family;
+	memcpy(p->rx_src[p->n_rx_src].addr, c->addr, sizeof(c->addr));
+	p->rx_src[p->n_rx_src].prefix = c->prefix;
+	p->n_rx_src++;
+	return 0;
+}
+
+int wg_peer_rx_source_remove(struct wg_peer *p, const struct cidr *c)
+{
+	for (int i = 0; i < p->n_rx_src; i++)
+		if (p->rx_src[i].family == c->family && p->rx_src[i].prefix == c->prefix &&
+		    !memcmp(p->rx_src[i].addr, c->addr, c->family == AF_INET ? 4 : 16)) {
+			p->rx_src[i] = p->rx_src[--p->n_rx_src];
+			return 0;
+		}
+	return -ENOENT;
+}
+
+/* the inner source is one the peer may send from without owning it */
+static bool rx_source_extra(const struct wg_peer *p, const uint8_t *ip)
+{
+	union sockaddr_any a = { 0 };
+
+	if (!p->n_rx_src)
+		return false;
+	if ((ip[0] >> 4) == 4) {
+		a.in.sin_family = AF_INET;
+		memcpy(&a.in.sin_addr, ip + 12, 4);
+	} else {
+		a.in6.sin6_family = AF_INET6;
+		memcpy(&a.in6.sin6_addr, ip + 8, 16);
+	}
+	for (int i = 0; i < p->n_rx_src; i++)
+		if (cidr_contains(&p->rx_src[i], &a))
+			return true;
+	return false;
 }
 
 /* ---- device ------------------------------------------------------------------ */
@@ -807,6 +929,13 @@ static void rx_response(struct wg_device *dev, struct netio_pkt *pkt)
 	p = hs->entry.peer;
 	roam(p, &pkt->addr);
 	p->rx_bytes += pkt->len;
+	if (p->has_last_init) {
+		/* from the latest copy of the initiation it answers */
+		p->handshake_rtt_ns = dev->now - p->last_init_sent_ns;
+		if (!p->handshake_rtt_ns)
+			p->handshake_rtt_ns = 1;
+		p->has_last_init = false;
+	}
 	if (wg_noise_begin_session(hs, &p->kps, dev->now, NULL) == 0) {
 		wg_timers_session_derived(&p->timers, dev->now);
 		wg_timers_handshake_complete(&p->timers, dev->now);
@@ -940,7 +1069,7 @@ static void rx_data(struct wg_device *dev, struct netio_pkt *pkt)
 		return;
 	}
 	/* cryptokey routing: the inner source must be one of the peer's allowed IPs */
-	if (wg_allowedips_lookup_src(dev->aips, ip, n) != p) {
+	if (wg_allowedips_lookup_src(dev->aips, ip, n) != p && !rx_source_extra(p, ip)) {
 		dev->stats.rx_bad_src++;
 		return;
 	}

@@ -79,6 +79,9 @@ struct wg_peer_state {
 	uint64_t rx_bytes, tx_bytes;	/* datagram payload bytes, like the kernel */
 	uint16_t persistent_keepalive;
 	bool has_preshared_key;
+	/* our latest initiation's round trip: its latest transmission to the
+	 * response consumed (ns); 0 when none was answered yet */
+	uint64_t handshake_rtt_ns;
 };
 
 int wg_device_new(struct loop *loop, const struct wg_device_ops *ops, void *arg,
@@ -118,6 +121,22 @@ void wg_peer_get_state(const struct wg_peer *peer, struct wg_peer_state *out);
 /* start a handshake now (the agent trying a new path); rate-limited to one per
  * REKEY_TIMEOUT like every initiation */
 void wg_peer_initiate(struct wg_peer *peer);
+/* Spray (issue 5): the same handshake initiation to each of eps, in one
+ * batch, not limited by REKEY_TIMEOUT (the caller paces it). The initiation
+ * in flight is sent again when it is younger than REKEY_TIMEOUT and
+ * unanswered; otherwise a new one is made and the retransmit timer armed as
+ * for any initiation. The first response wins: the peer's endpoint roams to
+ * its source (a peer without an endpoint gets eps[0] until then). Returns the
+ * number of datagrams sent, -EINVAL (no usable address), -ENOKEY (no
+ * private key). */
+int wg_peer_initiate_to(struct wg_peer *peer, const union sockaddr_any *eps, int n);
+/* Inner sources the peer may send from besides its allowed IPs, without
+ * routing anything to it (a relay forwarding for peers that the allowed IPs
+ * map elsewhere). At most WG_PEER_RX_SOURCES_MAX; add: 0, -EINVAL, -ENOSPC
+ * (an existing prefix is 0); remove: 0, -ENOENT. */
+#define WG_PEER_RX_SOURCES_MAX 8
+int wg_peer_rx_source_add(struct wg_peer *peer, const struct cidr *c);
+int wg_peer_rx_source_remove(struct wg_peer *peer, const struct cidr *c);
 
 /* UAPI glue: apply a parsed `set` (listen_port and fwmark are the owner's and
  * ignored here), and fill a config for `get` (listen_port/fwmark left 0). */

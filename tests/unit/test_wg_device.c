@@ -2,6 +2,7 @@
  * handed to the other's wg_device_input_udp with the sender's address. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <string.h>
 
 #include "agent/wg/crypto.h"
@@ -391,4 +392,128 @@ Test(wg_device, two_peers_one_batch)
 		if (j < s->n_tun)
 			cr_expect_eq(s->tun_len[j], 100 + (size_t)i, "packet %d", i);
 	}
+}
+
+/* drops what s sent to addresses no side has (candidates that lead nowhere);
+ * returns how many were dropped */
+static int drop_unreachable(struct side *s)
+{
+	int k = 0, dropped = 0;
+	for (int i = 0; i < s->n_out; i++) {
+		bool known = false;
+		for (size_t j = 0; j < sizeof(sides) / sizeof(sides[0]); j++)
+			known |= sides[j]->dev && addr_equal(&s->out_to[i], &sides[j]->addr);
+		if (!known) {
+			dropped++;
+			continue;
+		}
+		if (k != i) {
+			memcpy(s->out[k], s->out[i], s->out_len[i]);
+			s->out_len[k] = s->out_len[i];
+			s->out_to[k] = s->out_to[i];
+		}
+		k++;
+	}
+	s->n_out = k;
+	return dropped;
+}
+
+Test(wg_device, spray_first_response_wins)
+{
+	union sockaddr_any eps[3], none = { 0 };
+	struct wg_device_stats st;
+	struct wg_peer_state ps;
+	struct wg_peer *pa;
+	uint8_t first[WG_MSG_INITIATION_LEN];
+
+	connect_peers(NULL);
+	pa = peer_of(&a, &b);
+	wg_peer_set_endpoint(pa, &none);
+	cr_assert_eq(addr_parse("198.51.100.1:1000", &eps[0]), 0);
+	eps[1] = b.addr;
+	cr_assert_eq(addr_parse("10.0.0.2:51820", &eps[2]), 0);
+
+	cr_assert_eq(wg_peer_initiate_to(pa, eps, 3), 3);
+	cr_assert_eq(a.n_out, 3);
+	for (int i = 0; i < 3; i++) {
+		cr_expect(addr_equal(&a.out_to[i], &eps[i]), "copy %d to candidate %d", i, i);
+		cr_expect_eq(a.out_len[i], WG_MSG_INITIATION_LEN);
+		cr_expect_eq(memcmp(a.out[i], a.out[0], WG_MSG_INITIATION_LEN), 0, "the same bytes");
+	}
+	memcpy(first, a.out[0], sizeof(first));
+	/* a second spray at once (not held back by REKEY_TIMEOUT): the same
+	 * initiation again, since it is unanswered */
+	cr_assert_eq(wg_peer_initiate_to(pa, eps, 3), 3);
+	cr_assert_eq(a.n_out, 6);
+	cr_expect_eq(memcmp(a.out[4], first, sizeof(first)), 0, "resent, not remade");
+	wg_peer_get_state(pa, &ps);
+	cr_expect(addr_equal(&ps.endpoint, &eps[0]), "no endpoint before: the first candidate");
+
+	cr_expect_eq(drop_unreachable(&a), 4);
+	carry(&a);
+	cr_assert_eq(b.n_out, 1, "B answers the first copy and refuses the replayed one");
+	pump();
+	wg_peer_get_state(pa, &ps);
+	cr_expect_neq(ps.last_handshake.tv_sec, 0, "the handshake completed");
+	cr_expect(addr_equal(&ps.endpoint, &b.addr), "the endpoint roamed to the one that answered");
+	cr_expect_gt(ps.handshake_rtt_ns, 0);
+	cr_expect_lt(ps.handshake_rtt_ns, 1000000000ull, "a round trip inside one process");
+	wg_device_get_stats(a.dev, &st);
+	cr_expect_eq(st.handshake_initiations_tx, 6);
+	cr_expect_eq(st.handshake_responses_rx, 1);
+	wg_device_get_stats(b.dev, &st);
+	cr_expect_eq(st.handshake_responses_tx, 1);
+	cr_expect_eq(st.rx_bad_handshake, 1, "the second copy is a replay");
+	cr_expect_eq(st.handshake_initiations_rx, 2);
+
+	/* answered: the next spray is a new initiation */
+	cr_assert_eq(wg_peer_initiate_to(pa, eps, 3), 3);
+	cr_expect_neq(memcmp(a.out[a.n_out - 1], first, sizeof(first)), 0);
+	a.n_out = 0;
+
+	cr_expect_eq(wg_peer_initiate_to(pa, eps, 0), -EINVAL);
+	cr_expect_eq(wg_peer_initiate_to(pa, &none, 1), -EINVAL);
+}
+
+Test(wg_device, spray_without_key_refused)
+{
+	union sockaddr_any ep;
+	connect_peers(NULL);
+	wg_device_set_private_key(a.dev, NULL);
+	ep = b.addr;
+	cr_expect_eq(wg_peer_initiate_to(peer_of(&a, &b), &ep, 1), -ENOKEY);
+	cr_expect_eq(a.n_out, 0);
+}
+
+Test(wg_device, extra_rx_source)
+{
+	uint8_t ip[200];
+	struct wg_device_stats st;
+	struct cidr vpc, bad = { .family = AF_INET, .prefix = 33 };
+	struct wg_peer *pb;
+
+	handshake_and_data(NULL);
+	pb = peer_of(&b, &a);
+	cr_assert_eq(cidr_parse("100.64.0.0/24", false, &vpc), 0);
+	cr_expect_eq(wg_peer_rx_source_add(pb, &bad), -EINVAL);
+	cr_assert_eq(wg_peer_rx_source_add(pb, &vpc), 0);
+	cr_expect_eq(wg_peer_rx_source_add(pb, &vpc), 0, "twice is once");
+	/* accepted from A though B's allowed IPs give A only 100.64.0.1/32 */
+	tun_in(&a, ip, ipv4(ip, sizeof(ip), "100.64.0.9", "100.64.0.2", 1));
+	pump();
+	cr_expect_eq(b.n_tun, 2);
+	/* outside it: still refused */
+	tun_in(&a, ip, ipv4(ip, sizeof(ip), "100.64.1.9", "100.64.0.2", 1));
+	pump();
+	cr_expect_eq(b.n_tun, 2);
+	cr_assert_eq(wg_peer_rx_source_remove(pb, &vpc), 0);
+	cr_expect_eq(wg_peer_rx_source_remove(pb, &vpc), -ENOENT);
+	tun_in(&a, ip, ipv4(ip, sizeof(ip), "100.64.0.9", "100.64.0.2", 1));
+	pump();
+	cr_expect_eq(b.n_tun, 2);
+	wg_device_get_stats(b.dev, &st);
+	cr_expect_eq(st.rx_bad_src, 2);
+	/* nothing is routed by it */
+	tun_in(&b, ip, ipv4(ip, sizeof(ip), "100.64.0.2", "100.64.0.9", 1));
+	cr_expect_eq(b.n_out, 0);
 }

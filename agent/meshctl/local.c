@@ -155,15 +155,21 @@ static void fmt_ago(json_int_t t, char *buf, size_t len)
 static void print_status(const json_t *s)
 {
 	const json_t *svc = json_object_get(s, "service"), *eps = json_object_get(s, "endpoints"), *e;
+	const json_t *nat = json_object_get(s, "nat");
 	size_t i;
 
 	printf("device:       %s\n", str(s, "device", "?"));
 	printf("public key:   %s\n", str(s, "public_key", "?"));
 	printf("tunnel IP:    %s (VPC %s)\n", str(s, "tunnel_ip", "none yet"), str(s, "vpc_cidr", "unknown"));
 	printf("listen port:  %lld\n", (long long)json_integer_value(json_object_get(s, "listen_port")));
-	printf("NAT:          %s\n", json_is_true(json_object_get(s, "symmetric_nat"))
-				       ? "symmetric (the mapping differs per destination)"
-				       : "not symmetric (the same mapping for every STUN server)");
+	/* RFC 5780 findings (meshd's natdisc run) when there are any */
+	if (json_is_string(json_object_get(nat, "summary")))
+		printf("NAT:          %s%s\n", str(nat, "summary", "?"),
+		       json_is_true(json_object_get(nat, "running")) ? " (discovery running)" : "");
+	printf("%s %s\n", json_is_string(json_object_get(nat, "summary")) ? "STUN:        " : "NAT:         ",
+	       json_is_true(json_object_get(s, "symmetric_nat"))
+		       ? "symmetric (the mapping differs per destination)"
+		       : "not symmetric (the same mapping for every STUN server)");
 	printf("endpoints:   ");
 	if (!json_array_size(eps))
 		printf(" none");
@@ -183,11 +189,11 @@ static void print_peers(const json_t *a)
 	const json_t *list = json_object_get(a, "peers"), *p;
 	size_t i;
 
-	printf("%-20s %-15s %-10s %-22s %-12s %10s %10s %8s\n", "NAME", "TUNNEL IP", "PATH", "ENDPOINT",
-	       "HANDSHAKE", "RX", "TX", "RTT");
+	printf("%-20s %-15s %-10s %-22s %-12s %10s %10s %8s %8s\n", "NAME", "TUNNEL IP", "PATH", "ENDPOINT",
+	       "HANDSHAKE", "RX", "TX", "RTT", "HS-RTT");
 	json_array_foreach(list, i, p) {
-		char hs[32], rx[32], tx[32], rtt[32];
-		const json_t *r = json_object_get(p, "rtt_ms");
+		char hs[32], rx[32], tx[32], rtt[32], hrtt[32], name[32];
+		const json_t *r = json_object_get(p, "rtt_ms"), *h = json_object_get(p, "handshake_rtt_ms");
 		fmt_ago(json_integer_value(json_object_get(p, "last_handshake")), hs, sizeof(hs));
 		fmt_bytes(json_integer_value(json_object_get(p, "rx_bytes")), rx, sizeof(rx));
 		fmt_bytes(json_integer_value(json_object_get(p, "tx_bytes")), tx, sizeof(tx));
@@ -195,8 +201,15 @@ static void print_peers(const json_t *a)
 			snprintf(rtt, sizeof(rtt), "%.2fms", json_number_value(r));
 		else
 			snprintf(rtt, sizeof(rtt), "-");
-		printf("%-20.20s %-15s %-10s %-22s %-12s %10s %10s %8s\n", str(p, "name", "?"),
-		       str(p, "tunnel_ip", "?"), str(p, "path", "?"), str(p, "endpoint", "-"), hs, rx, tx, rtt);
+		if (json_is_number(h))
+			snprintf(hrtt, sizeof(hrtt), "%.2fms", json_number_value(h));
+		else
+			snprintf(hrtt, sizeof(hrtt), "-");
+		/* the relay this agent routes the VPC through */
+		snprintf(name, sizeof(name), "%.18s%s", str(p, "name", "?"),
+			 json_is_true(json_object_get(p, "relay_in_use")) ? " *" : "");
+		printf("%-20.20s %-15s %-10s %-22s %-12s %10s %10s %8s %8s\n", name,
+		       str(p, "tunnel_ip", "?"), str(p, "path", "?"), str(p, "endpoint", "-"), hs, rx, tx, rtt, hrtt);
 	}
 }
 

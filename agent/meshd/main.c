@@ -23,6 +23,8 @@
 #include "disco.h"
 #include "log.h"
 #include "loop.h"
+#include "natdisc.h"
+#include "natinfo.h"
 #include "netio.h"
 #include "path.h"
 #include "relay.h"
@@ -82,7 +84,9 @@ struct mpeer {
 	uint8_t probe_tid[STUN_TID_LEN];
 	uint64_t probe_sent, last_answer;	/* loop ms */
 	uint64_t probe_sent_us;
-	double rtt_ms;
+	double rtt_ms;			/* of the last probe answer */
+	struct cidr rx_vpc;		/* the VPC CIDR accepted as inner sources */
+	bool has_rx_vpc;
 
 	double ping_ms;			/* last answered ping, < 0: none */
 };
@@ -142,6 +146,18 @@ struct meshd {
 	uint8_t *udp_bufs, *tun_bufs, *fwd_bufs;
 	uint8_t ctl_buf[BUF_SIZE];
 	uint64_t relay_forwarded;
+
+	/* NAT behaviour (issue 7, natinfo.h): natdisc against the first --stun
+	 * server, socket 0 the WireGuard socket, socket 1 one of its own */
+	struct natdisc *nd;
+	struct netio_udp *nd_udp;
+	union sockaddr_any nd_server;
+	bool has_nd_server;
+	bool nd_due;			/* a run is wanted (start, local address change) */
+	unsigned nd_seen;		/* tests_done already taken over */
+	struct natdisc_result nat;	/* the latest run's findings (while it runs, too) */
+	bool has_nat;
+	uint32_t nat_runs;
 };
 
 static void usage(FILE *f)
@@ -192,6 +208,8 @@ static const char *fmt_addr(const union sockaddr_any *a, char *buf)
 		return "none";
 	return addr_format(a, buf, ADDR_STRLEN);
 }
+
+static void natd_pump(struct meshd *m, uint64_t now);
 
 /* ---- packet path -------------------------------------------------------------- */
 
@@ -307,6 +325,11 @@ static void handle_stun(struct meshd *m, const struct netio_pkt *pkt)
 	int rc;
 
 	addr_unmap_v4(&from);
+	if (m->nd) {
+		/* it ignores what is not an answer to its own requests */
+		natdisc_receive(m->nd, 0, &from, pkt->data, pkt->len, now_ms(m));
+		natd_pump(m, now_ms(m));
+	}
 	rc = disco_receive(&m->disco, pkt->data, pkt->len, &from, now_ms(m));
 	if (rc == 0)
 		return;
@@ -463,6 +486,8 @@ static void build_report(struct meshd *m, struct svc_report *r)
 		r->nep++;
 	}
 	r->symmetric_nat = m->disco.res.symmetric_nat;
+	if (m->has_nat)
+		natinfo_from_result(&m->nat, &r->nat);
 }
 
 static void peer_candidates(struct meshd *m, struct mpeer *p, uint64_t now);
@@ -503,7 +528,121 @@ static void check_local(struct meshd *m)
 		log_info(COMPONENT, "local addresses changed count=%d: discovery again", k);
 	m->nlocal = k;
 	disco_kick(&m->disco, now_ms(m));
+	m->nd_due = m->has_nd_server;
 	report_if_changed(m);
+}
+
+/* ---- NAT behaviour (natinfo.h) ------------------------------------------------ */
+
+static void natd_stop(struct meshd *m)
+{
+	if (m->nd_udp) {
+		loop_del_fd(m->loop, netio_udp_fd(m->io, m->nd_udp));
+		netio_udp_close(m->io, m->nd_udp);
+		m->nd_udp = NULL;
+	}
+	natdisc_free(m->nd);
+	m->nd = NULL;
+}
+
+/* takes over verdicts as they come; the report follows on the next tick */
+static void natd_take(struct meshd *m)
+{
+	const struct natdisc_result *r = natdisc_result(m->nd);
+	char line[192], srv[ADDR_STRLEN];
+
+	if (r->tests_done == m->nd_seen && !natdisc_done(m->nd))
+		return;
+	m->nd_seen = r->tests_done;
+	m->nat = *r;
+	m->has_nat = true;
+	if (!natdisc_done(m->nd))
+		return;
+	natinfo_describe(r, line, sizeof(line));
+	if (r->error != NATDISC_OK)
+		log_warn(COMPONENT, "NAT behaviour unknown server=%s reason=\"%s\"", fmt_addr(&m->nd_server, srv),
+			 natdisc_strerror(r->error));
+	else
+		log_info(COMPONENT, "NAT behaviour mapping=%s filtering=%s behind_nat=%s summary=\"%s\"",
+			 natdisc_dep_name(r->mapping), natdisc_dep_name(r->filtering), r->nat ? "true" : "false",
+			 line);
+	natd_stop(m);
+}
+
+static void natd_pump(struct meshd *m, uint64_t now)
+{
+	struct natdisc_send out;
+
+	if (!m->nd)
+		return;
+	while (natdisc_poll(m->nd, now, &out) == 1) {
+		struct netio_pkt p = { .data = (uint8_t *)out.buf, .len = out.len, .cap = out.len, .addr = out.dst };
+		if (out.sock == 0)
+			(void)!netio_udp_send(m->io, m->udp, &p, 1);
+		else if (out.sock == 1 && m->nd_udp)
+			(void)!netio_udp_send(m->io, m->nd_udp, &p, 1);
+	}
+	natd_take(m);
+}
+
+static void natd_readable(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct meshd *m = arg;
+	uint8_t buf[1500];
+	(void)loop, (void)fd, (void)events;
+
+	for (int i = 0; i < NETIO_BATCH_MAX && m->nd && m->nd_udp; i++) {
+		struct netio_pkt p = { .data = buf, .cap = sizeof(buf) };
+		if (netio_udp_recv(m->io, m->nd_udp, &p, 1) != 1)
+			break;
+		addr_unmap_v4(&p.addr);
+		natdisc_receive(m->nd, 1, &p.addr, p.data, p.len, now_ms(m));
+	}
+	natd_pump(m, now_ms(m));
+}
+
+/* A run: the mapping test from the WireGuard socket, the filtering test
+ * from a fresh one on the same local address. Local address: the first
+ * usable IPv4 one (the one the default route normally uses). */
+static void natd_start(struct meshd *m, uint64_t now)
+{
+	struct natdisc_cfg cfg = { .server = m->nd_server, .tests = NATDISC_TEST_MAPPING | NATDISC_TEST_FILTERING };
+	union sockaddr_any local = { 0 }, l1;
+	int rc, i;
+
+	m->nd_due = false;
+	natd_stop(m);
+	for (i = 0; i < m->nlocal && m->local[i].sa.sa_family != AF_INET; i++)
+		;
+	if (i == m->nlocal)
+		return;	/* no IPv4 address yet; the next change starts a run */
+	local = m->local[i];
+	if ((rc = natdisc_new(&cfg, &m->nd)) < 0) {
+		log_warn(COMPONENT, "NAT behaviour discovery not started err=\"%s\"", strerror(-rc));
+		return;
+	}
+	natdisc_set_local(m->nd, 0, &local);
+	if (natdisc_nsocks(m->nd) > 1) {
+		addr_set_port(&local, 0);
+		if ((rc = netio_udp_open(m->io, &local, &m->nd_udp)) < 0 ||
+		    (rc = netio_udp_local(m->io, m->nd_udp, &l1)) < 0 ||
+		    (rc = loop_add_fd(m->loop, netio_udp_fd(m->io, m->nd_udp), LOOP_READ, natd_readable, m)) < 0) {
+			log_warn(COMPONENT, "NAT behaviour discovery: no second socket err=\"%s\"", strerror(-rc));
+			if (m->nd_udp)
+				netio_udp_close(m->io, m->nd_udp);
+			m->nd_udp = NULL;
+			natd_stop(m);
+			return;
+		}
+		natdisc_set_local(m->nd, 1, &l1);
+	}
+	if (natdisc_start(m->nd, now) < 0) {
+		natd_stop(m);
+		return;
+	}
+	m->nd_seen = 0;
+	m->nat_runs++;
+	natd_pump(m, now);
 }
 
 /* ---- paths ----------------------------------------------------------------------------- */
@@ -603,7 +742,36 @@ static void peer_observe(struct mpeer *p, uint64_t now)
 
 /* ---- relays -------------------------------------------------------------------------- */
 
-/* the relay choice itself is relay.c's (the same relay on every agent) */
+/* every relay may forward to us from any peer of the VPC: agents choose
+ * relays by their own round trips, and a peer may reach us through a relay
+ * while we reach it directly (relay.h) */
+static void relay_accept_vpc(struct meshd *m, struct mpeer *r)
+{
+	int rc;
+
+	if (!m->has_vpc || !r->wp || (r->has_rx_vpc && !memcmp(&r->rx_vpc, &m->vpc, sizeof(m->vpc))))
+		return;
+	if (r->has_rx_vpc)
+		wg_peer_rx_source_remove(r->wp, &r->rx_vpc);
+	rc = wg_peer_rx_source_add(r->wp, &m->vpc);
+	r->has_rx_vpc = rc == 0;
+	if (rc < 0)
+		log_warn(COMPONENT, "relay cannot forward to us relay=%s err=\"%s\"", r->name, strerror(-rc));
+	else
+		r->rx_vpc = m->vpc;
+}
+
+static uint64_t handshake_rtt_us(const struct mpeer *p)
+{
+	struct wg_peer_state s;
+
+	if (!p->wp)
+		return 0;
+	wg_peer_get_state(p->wp, &s);
+	return s.handshake_rtt_ns ? (s.handshake_rtt_ns + 999) / 1000 : 0;
+}
+
+/* the relay choice itself is relay.c's: alive, lowest handshake RTT */
 static void relay_choose(struct meshd *m, uint64_t now)
 {
 	struct relay_cand c[DISCO_MAX_SERVERS];
@@ -617,10 +785,12 @@ static void relay_choose(struct meshd *m, uint64_t now)
 		struct mpeer *r = m->peers[i];
 		if (!r->relay || !r->wp)
 			continue;
+		relay_accept_vpc(m, r);
 		if (r == cur)
 			icur = n;
 		c[n].id = r->id;
 		c[n].last_answer = r->last_answer;
+		c[n].rtt_us = handshake_rtt_us(r);
 		who[n++] = r;
 	}
 	pick = relay_pick(c, n, icur, now);
@@ -628,8 +798,9 @@ static void relay_choose(struct meshd *m, uint64_t now)
 	if (best && best != cur) {
 		if (m->has_vpc && wg_peer_allowed_ip_add(best->wp, &m->vpc) < 0)
 			log_warn(COMPONENT, "cannot route the VPC via relay=%s", best->name);
-		log_info(COMPONENT, "relay in use relay=%s rtt_ms=%.3f previous=%s", best->name, best->rtt_ms,
-			 cur ? cur->name : "none");
+		log_info(COMPONENT, "relay in use relay=%s handshake_rtt_us=%" PRIu64 " alive=%s previous=%s previous_rtt_us=%" PRIu64,
+			 best->name, c[pick].rtt_us, relay_alive(&c[pick], now) ? "true" : "false",
+			 cur ? cur->name : "none", icur >= 0 ? c[icur].rtt_us : 0);
 		m->relay_in_use = best;
 	}
 	if (had != (m->relay_in_use != NULL))
@@ -919,6 +1090,9 @@ static void on_tick(struct loop *loop, struct loop_timer *t, void *arg)
 		m->next_local_check = now + LOCAL_CHECK_MS;
 		check_local(m);
 	}
+	if (m->nd_due)
+		natd_start(m, now);
+	natd_pump(m, now);
 	int n = disco_poll(&m->disco, now, out, DISCO_MAX_SERVERS);
 	for (int i = 0; i < n; i++)
 		send_udp(m, &out[i].to, out[i].buf, out[i].len);
@@ -954,12 +1128,33 @@ static json_t *endpoints_json(const struct svc_endpoint *ep, int n)
 	return a;
 }
 
+/* natdisc's findings; null when no run was started */
+static json_t *nat_json(struct meshd *m)
+{
+	struct svc_nat n;
+	char line[192], srv[ADDR_STRLEN];
+	const char *common;
+
+	if (!m->has_nat)
+		return json_null();
+	natinfo_from_result(&m->nat, &n);
+	natinfo_describe(&m->nat, line, sizeof(line));
+	common = natdisc_common_name(&m->nat);
+	return json_pack("{s:s?, s:s?, s:o, s:s?, s:b, s:s, s:s, s:s?, s:b, s:i}",
+			 "mapping", svcjson_nat_dep_name(n.mapping), "filtering", svcjson_nat_dep_name(n.filtering),
+			 "hairpinning", json_null(), "type", n.mapping && n.filtering ? common : NULL,
+			 "behind_nat", m->nat.nat, "summary", line, "server", fmt_addr(&m->nd_server, srv),
+			 "error", m->nat.error != NATDISC_OK ? natdisc_strerror(m->nat.error) : NULL,
+			 "running", m->nd != NULL, "runs", (int)m->nat_runs);
+}
+
 static json_t *status_json(struct meshd *m)
 {
 	char key[SVC_KEY_B64LEN], tip[ADDR_STRLEN], vpc[CIDR_STRLEN];
+	json_t *o;
 
 	svcjson_key_format(m->st.pub, key);
-	return json_pack("{s:s, s:s, s:s?, s:s?, s:i, s:b, s:b, s:o, s:{s:s, s:b, s:b}, s:s?, s:i, s:I}",
+	o = json_pack("{s:s, s:s, s:s?, s:s?, s:i, s:b, s:b, s:o, s:{s:s, s:b, s:b}, s:s?, s:i, s:I}",
 			 "device", m->o.ifname, "public_key", key,
 			 "tunnel_ip", m->registered || m->st.has_tunnel_ip ? addr_format_ip(&m->tip, tip, sizeof(tip)) : NULL,
 			 "vpc_cidr", m->has_vpc ? cidr_format(&m->vpc, vpc, sizeof(vpc)) : NULL,
@@ -969,6 +1164,9 @@ static json_t *status_json(struct meshd *m)
 			 "registered", m->registered,
 			 "relay_in_use", m->relay_in_use ? m->relay_in_use->name : NULL,
 			 "peers", (int)m->npeers, "relay_forwarded", (json_int_t)m->relay_forwarded);
+	if (o)
+		json_object_set_new(o, "nat", nat_json(m));
+	return o;
 }
 
 static const char *peer_path(const struct mpeer *p)
@@ -1003,6 +1201,11 @@ static json_t *peers_json(struct meshd *m)
 						   : json_null());
 		json_object_set_new(o, "rtt_ms", p->relay && p->last_answer ? json_real(p->rtt_ms)
 					       : p->ping_ms >= 0 ? json_real(p->ping_ms) : json_null());
+		/* our latest answered initiation's round trip (what relays are chosen by) */
+		json_object_set_new(o, "handshake_rtt_ms", s.handshake_rtt_ns ? json_real((double)s.handshake_rtt_ns / 1e6)
+										: json_null());
+		if (p->relay && !m->o.relay)
+			json_object_set_new(o, "relay_in_use", json_boolean(m->relay_in_use == p));
 		if (p->use_path)
 			json_object_set_new(o, "upgrades", json_integer(p->path.upgrades));
 		json_array_append_new(a, o);
@@ -1240,6 +1443,11 @@ static int start(struct meshd *m)
 			goto err_tunfd;
 		}
 	}
+	if (m->disco.nsrv > 0) {
+		/* the first --stun server; relays come later */
+		m->nd_server = m->disco.srv[0].addr;
+		m->has_nd_server = m->nd_due = true;
+	}
 	check_local(m);
 	build_report(m, &m->report);
 	if ((rc = ctl_new(m->loop, m->o.ctl_path, on_ctl, m, &m->ctl)) < 0) {
@@ -1298,6 +1506,7 @@ err_key:
 static void stop(struct meshd *m)
 {
 	loop_timer_cancel(m->loop, &m->tick);
+	natd_stop(m);
 	if (m->svc) {
 		loop_del_fd(m->loop, svc_fd(m->svc));
 		svc_free(m->svc);

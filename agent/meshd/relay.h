@@ -2,13 +2,20 @@
  * are probed with STUN Binding requests on the WireGuard socket every
  * RELAY_PROBE_MS; one that has not answered for RELAY_DEAD_MS is dead.
  *
- * Every agent must pick the same relay: a relayed packet is accepted only
- * from the peer that holds the VPC CIDR at the receiver (the data plane checks
- * the inner source against allowed IPs), so two agents on different relays
- * would drop each other's traffic. The rule is therefore one all agents agree
- * on: the alive relay with the lowest device id; when none is alive, the
- * current one stays (or, at start, the lowest id). Choosing by round-trip
- * time needs the data plane to accept the VPC CIDR from every relay. */
+ * Issue 5: agents use the relay with the lowest handshake round trip (the
+ * data plane measures it from the latest copy of an initiation to its
+ * response, wg_peer_state.handshake_rtt_ns) and move relayed peers to another
+ * within 10 s when it dies. Agents may therefore use different relays: every
+ * relay peer accepts the VPC CIDR as inner sources (wg_peer_rx_source_add),
+ * so a packet that another agent sent through another relay, or through a
+ * relay while this agent reaches that agent directly, is not dropped.
+ *
+ * The rule: among the alive relays, the lowest RTT (relays without a measured
+ * RTT rank after measured ones; ties and unmeasured ones by lowest device id).
+ * Hysteresis: an alive current relay is kept unless the best one is lower by
+ * RELAY_SWITCH_PCT percent and by RELAY_SWITCH_MIN_US, so two relays at
+ * about the same distance do not flap. When none is alive the current one
+ * stays (or, at start, the lowest id). */
 #ifndef NATMESH_MESHD_RELAY_H
 #define NATMESH_MESHD_RELAY_H
 
@@ -18,11 +25,14 @@
 enum {
 	RELAY_PROBE_MS = 2000,
 	RELAY_DEAD_MS = 6500,	/* three probes unanswered: moved within 10 s */
+	RELAY_SWITCH_PCT = 20,	/* an alive current relay gives way to one this much faster */
+	RELAY_SWITCH_MIN_US = 1000,	/* ... and at least this much faster */
 };
 
 struct relay_cand {
 	const char *id;		/* device id */
 	uint64_t last_answer;	/* ms of the last probe answer, 0: never */
+	uint64_t rtt_us;	/* handshake round trip, 0: not measured */
 };
 
 bool relay_alive(const struct relay_cand *r, uint64_t now);

@@ -58,6 +58,49 @@ static json_t *endpoints_json(const struct svc_report *r)
 	return a;
 }
 
+const char *svcjson_nat_dep_name(enum svc_nat_dep d)
+{
+	switch (d) {
+	case SVC_NAT_EI:
+		return "endpoint-independent";
+	case SVC_NAT_AD:
+		return "address-dependent";
+	case SVC_NAT_APD:
+		return "address-and-port-dependent";
+	case SVC_NAT_UNKNOWN:
+		break;
+	}
+	return NULL;
+}
+
+json_t *svcjson_nat_json(const struct svc_nat *n)
+{
+	const char *m = svcjson_nat_dep_name(n->mapping), *f = svcjson_nat_dep_name(n->filtering);
+	json_t *o;
+
+	if (!m && !f && n->hairpinning == SVC_NAT_TRI_UNKNOWN)
+		return NULL;
+	if (!(o = json_object()))
+		return NULL;
+	if (m)
+		json_object_set_new(o, "mapping", json_string(m));
+	if (f)
+		json_object_set_new(o, "filtering", json_string(f));
+	if (n->hairpinning != SVC_NAT_TRI_UNKNOWN)
+		json_object_set_new(o, "hairpinning", json_boolean(n->hairpinning == SVC_NAT_TRI_YES));
+	return o;
+}
+
+/* the nat object joins a body only when something is known */
+static json_t *with_nat(json_t *body, const struct svc_report *r)
+{
+	json_t *n;
+
+	if (body && (n = svcjson_nat_json(&r->nat)))
+		json_object_set_new(body, "nat", n);
+	return body;
+}
+
 json_t *svcjson_register_body(const uint8_t pub[SVC_KEY_LEN], const char *os,
 			      const struct svc_report *r)
 {
@@ -67,9 +110,9 @@ json_t *svcjson_register_body(const uint8_t pub[SVC_KEY_LEN], const char *os,
 	if (!eps)
 		return NULL;
 	svcjson_key_format(pub, key);
-	return json_pack("{s:s, s:s, s:s, s:o, s:b, s:b}", "public_key", key, "hostname",
-			 r->hostname, "os", os, "endpoints", eps, "relay", r->relay,
-			 "symmetric_nat", r->symmetric_nat);
+	return with_nat(json_pack("{s:s, s:s, s:s, s:o, s:b, s:b}", "public_key", key, "hostname",
+				  r->hostname, "os", os, "endpoints", eps, "relay", r->relay,
+				  "symmetric_nat", r->symmetric_nat), r);
 }
 
 json_t *svcjson_patch_body(const struct svc_report *r)
@@ -78,8 +121,8 @@ json_t *svcjson_patch_body(const struct svc_report *r)
 
 	if (!eps)
 		return NULL;
-	return json_pack("{s:o, s:b, s:s, s:b}", "endpoints", eps, "symmetric_nat",
-			 r->symmetric_nat, "hostname", r->hostname, "relay", r->relay);
+	return with_nat(json_pack("{s:o, s:b, s:s, s:b}", "endpoints", eps, "symmetric_nat",
+				  r->symmetric_nat, "hostname", r->hostname, "relay", r->relay), r);
 }
 
 static int get_string(const json_t *j, const char *key, bool required, char *out, size_t cap,

@@ -26,11 +26,28 @@ struct svc_endpoint {
 	union sockaddr_any addr;
 };
 
+/* RFC 4787 behaviours as the service names them (service/validate.c) */
+enum svc_nat_dep {
+	SVC_NAT_UNKNOWN,	/* not reported */
+	SVC_NAT_EI,		/* "endpoint-independent" */
+	SVC_NAT_AD,		/* "address-dependent" */
+	SVC_NAT_APD,		/* "address-and-port-dependent" */
+};
+enum svc_nat_tri { SVC_NAT_TRI_UNKNOWN, SVC_NAT_TRI_YES, SVC_NAT_TRI_NO };
+
+/* the device's `nat` object: only what was found is sent; nothing found,
+ * no object (the service keeps what it had) */
+struct svc_nat {
+	enum svc_nat_dep mapping, filtering;
+	enum svc_nat_tri hairpinning;
+};
+
 /* what the agent reports about itself */
 struct svc_report {
 	struct svc_endpoint ep[SVC_MAX_ENDPOINTS];
 	int nep;
 	bool symmetric_nat;
+	struct svc_nat nat;
 	bool relay;
 	char hostname[SVC_HOSTNAME_MAX + 1];
 };
@@ -64,6 +81,10 @@ void svcjson_key_format(const uint8_t key[SVC_KEY_LEN], char out[SVC_KEY_B64LEN]
 json_t *svcjson_register_body(const uint8_t pub[SVC_KEY_LEN], const char *os,
 			      const struct svc_report *r);
 json_t *svcjson_patch_body(const struct svc_report *r);
+/* "endpoint-independent", ...; NULL for SVC_NAT_UNKNOWN */
+const char *svcjson_nat_dep_name(enum svc_nat_dep d);
+/* {mapping, filtering, hairpinning} with the known ones; NULL when none is */
+json_t *svcjson_nat_json(const struct svc_nat *n);
 
 /* a device object; -EINVAL with *err naming the field */
 int svcjson_parse_device(const json_t *j, struct svc_device *out, struct svc_err *err);

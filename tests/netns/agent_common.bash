@@ -105,7 +105,7 @@ start_service() {	# [extra meshsvc flags, e.g. --tls-cert F --tls-key F]
 }
 
 start_stun() {
-	ip netns exec "$P-pub" "$B/meshstun" --listen 203.0.113.1:3478 --listen 203.0.113.2:3478 >"$T/stun.log" 2>&1 &
+	ip netns exec "$P-pub" "$B/meshstun" --listen 203.0.113.1:3478 --listen 203.0.113.2:3478 --rfc5780 >"$T/stun.log" 2>&1 &
 	PIDS[stun]=$!
 	wait_port pub u 3478
 }

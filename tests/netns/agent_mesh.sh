@@ -10,6 +10,9 @@
 # Shown: n1 and n2 connect directly and ping across the tunnel; the control
 # socket reports the path the test observed; n3 is reported symmetric_nat;
 # n2 <-> n3 falls back to the relay within the direct timeout and pings;
+# handshake round trips to the relays are measured; two agents on different
+# relays still ping each other; each agent reports its NAT's mapping and
+# filtering behaviour (RFC 5780) to the service and in meshctl status;
 # a meshd restart keeps tunnel IP and port; --relay-only reaches the other
 # through the relay; a service restart during traffic loses no ping; killing
 # the relay in use moves relayed peers to the other relay within 10 s;
@@ -62,6 +65,44 @@ check "n3 -> n2 path is relayed" wait_for 8 path_is n3 n2 relayed
 check "ping n3 -> n2 through the relay" wait_for 5 ping_ok n3 "$T2"
 check "ping n2 -> n3 through the relay" ping_ok n2 "$T3"
 check "n1 <-> n2 stay direct" path_is n1 n2 direct
+# issue 7: each agent knows its NAT (RFC 5780 against meshstun --rfc5780)
+natf() { api GET /api/devices | jq -r --arg h "$1" --arg f "$2" '.[] | select(.hostname == $h) | .nat[$f] // empty'; }
+natok() { [ "$(natf "$1" mapping)" = "$2" ] && [ "$(natf "$1" filtering)" = "$3" ]; }
+check "n2 behind masquerade reports nat endpoint-independent mapping, address-and-port-dependent filtering" \
+	wait_for 15 natok n2 endpoint-independent address-and-port-dependent
+check "n3 behind masquerade random reports nat address-and-port-dependent mapping and filtering" \
+	wait_for 15 natok n3 address-and-port-dependent address-and-port-dependent
+echo "# nat n2: $(natf n2 mapping)/$(natf n2 filtering), n3: $(natf n3 mapping)/$(natf n3 filtering)"
+if [ -x "$B/meshctl" ]; then
+	line=$(X n2 "$B/meshctl" --control "$T/n2.sock" status 2>>"$T/meshctl.err" | grep '^NAT:')
+	check "meshctl status on n2 shows '$line'" \
+		test "$line" = "NAT:          endpoint-independent mapping, address-and-port-dependent filtering (port-restricted cone)"
+	line=$(X n3 "$B/meshctl" --control "$T/n3.sock" status 2>>"$T/meshctl.err" | grep '^NAT:')
+	check "meshctl status on n3 shows '$line'" \
+		test "$line" = "NAT:          address-and-port-dependent mapping, address-and-port-dependent filtering (symmetric)"
+fi
+hsrtt() { ctl n3 '{"cmd":"peers"}' | jq -e '[.peers[] | select(.relay) | .handshake_rtt_ms | numbers | select(. > 0)] | length == 2' >/dev/null; }
+check "n3 measured the handshake round trip to both relays" wait_for 10 hsrtt
+
+# 2b. agents on different relays still reach each other: gw3 drops n3's STUN
+# probes to n2's relay, so n3 finds it dead and moves to the other one, while
+# WireGuard through it still works. Each side then receives the other's
+# packets from a relay that does not hold the VPC CIDR at the receiver.
+r_n2=$(ctl n2 '{"cmd":"status"}' | jq -r '.relay_in_use // empty')
+case "$r_n2" in r1) raddr=203.0.113.21 ;; r2) raddr=203.0.113.22 ;; *) raddr= ;; esac
+if [ -n "$raddr" ]; then
+	X gw3 nft add table ip probe
+	X gw3 nft add chain ip probe pfwd '{ type filter hook forward priority -10; }'
+	X gw3 nft add rule ip probe pfwd ip daddr "$raddr" udp dport 51820 @th,96,32 0x2112a442 drop
+	other() { local r; r=$(ctl n3 '{"cmd":"status"}' | jq -r '.relay_in_use // empty'); [ -n "$r" ] && [ "$r" != "$r_n2" ]; }
+	check "n3 uses another relay than n2 ($r_n2) once its probes to it go unanswered" wait_for 12 other
+	check "n2 stays on $r_n2" test "$(ctl n2 '{"cmd":"status"}' | jq -r '.relay_in_use // empty')" = "$r_n2"
+	check "ping n3 -> n2 with each on its own relay" wait_for 5 ping_ok n3 "$T2"
+	check "ping n2 -> n3 with each on its own relay" ping_ok n2 "$T3"
+	X gw3 nft delete table ip probe
+else
+	notok "n2 reports a relay in use (got '$r_n2')"
+fi
 relay_ep() { ctl n2 '{"cmd":"status"}' | jq -e '.endpoints[] | select(.source == "relay")' >/dev/null; }
 check "the relays answer STUN on their WireGuard port (n2 reports a relay-seen endpoint)" wait_for 25 relay_ep
 

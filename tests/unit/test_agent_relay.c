@@ -1,12 +1,12 @@
-/* The relay choice: alive by probe answers, lowest id, failover, no flapping
- * to a dead one. */
+/* The relay choice: alive by probe answers, lowest handshake RTT with
+ * hysteresis, lowest id among equals, failover, no flapping. */
 #include <criterion/criterion.h>
 
 #include "agent/meshd/relay.h"
 
 Test(relay, alive_window)
 {
-	struct relay_cand r = { "a", 0 };
+	struct relay_cand r = { "a", 0, 0 };
 
 	cr_assert_not(relay_alive(&r, 100));
 	r.last_answer = 1000;
@@ -21,28 +21,63 @@ Test(relay, pick_table)
 	static const struct {
 		const char *name;
 		uint64_t ans[3];	/* last answers of "b", "a", "c" */
+		uint64_t rtt[3];	/* handshake RTTs (us) of "b", "a", "c" */
 		int current, want;	/* indexes into b, a, c */
 	} cases[] = {
-		{ "nobody answered yet: the lowest id", { 0, 0, 0 }, -1, 1 },
-		{ "nobody answers any more: keep the current one", { 0, 0, 0 }, 2, 2 },
-		{ "the lowest id alive", { 9000, 9000, 9000 }, -1, 1 },
-		{ "the lowest id alive, even if the current one lives", { 9000, 9000, 9000 }, 0, 1 },
-		{ "a is dead: b", { 9000, 1000, 9000 }, 1, 0 },
-		{ "only c alive", { 1000, 1000, 9000 }, 1, 2 },
+		{ "nobody answered yet: the lowest id", { 0, 0, 0 }, { 0, 0, 0 }, -1, 1 },
+		{ "nobody answers any more: keep the current one", { 0, 0, 0 }, { 0, 0, 0 }, 2, 2 },
+		{ "nobody answers, a bad current index: the lowest id", { 0, 0, 0 }, { 0, 0, 0 }, 7, 1 },
+		{ "nothing measured: the lowest id alive", { 9000, 9000, 9000 }, { 0, 0, 0 }, -1, 1 },
+		{ "nothing measured, the current one lives: stays", { 9000, 9000, 9000 }, { 0, 0, 0 }, 0, 0 },
+		{ "a is dead: b", { 9000, 1000, 9000 }, { 0, 0, 0 }, 1, 0 },
+		{ "only c alive", { 1000, 1000, 9000 }, { 0, 0, 0 }, 1, 2 },
+		{ "lowest RTT at start", { 9000, 9000, 9000 }, { 5000, 8000, 3000 }, -1, 2 },
+		{ "measured before unmeasured", { 9000, 9000, 9000 }, { 0, 0, 40000 }, -1, 2 },
+		{ "equal RTT: the lowest id", { 9000, 9000, 9000 }, { 3000, 3000, 3000 }, -1, 1 },
+		{ "the lowest RTT is dead: the next", { 9000, 9000, 1000 }, { 5000, 8000, 3000 }, -1, 0 },
+		{ "current 10% slower: stays (hysteresis)", { 9000, 9000, 9000 }, { 10000, 11000, 0 }, 1, 1 },
+		{ "current 50% slower: moves", { 9000, 9000, 9000 }, { 10000, 20000, 0 }, 1, 0 },
+		{ "30% slower but only 300 us: stays", { 9000, 9000, 9000 }, { 700, 1000, 0 }, 1, 1 },
+		{ "current unmeasured, another measured: moves", { 9000, 9000, 9000 }, { 0, 0, 2000 }, 1, 2 },
+		{ "current fastest: stays", { 9000, 9000, 9000 }, { 9000, 2000, 4000 }, 1, 1 },
+		{ "current dead, fast but dead ignored", { 9000, 1000, 9000 }, { 9000, 100, 4000 }, 1, 2 },
 	};
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
-		struct relay_cand c[3] = { { "b", cases[k].ans[0] }, { "a", cases[k].ans[1] }, { "c", cases[k].ans[2] } };
-		cr_assert_eq(relay_pick(c, 3, cases[k].current, 10000), cases[k].want, "%s", cases[k].name);
+		struct relay_cand c[3] = { { "b", cases[k].ans[0], cases[k].rtt[0] },
+					   { "a", cases[k].ans[1], cases[k].rtt[1] },
+					   { "c", cases[k].ans[2], cases[k].rtt[2] } };
+		cr_expect_eq(relay_pick(c, 3, cases[k].current, 10000), cases[k].want, "%s", cases[k].name);
 	}
 	cr_assert_eq(relay_pick(NULL, 0, -1, 0), -1);
 	cr_assert_eq(relay_pick(NULL, 0, 3, 0), -1);
+}
+
+/* RTTs that wobble around each other (jitter of two relays at the same
+ * distance) never move the choice once made; a clearly faster one does */
+Test(relay, no_flapping)
+{
+	struct relay_cand c[2] = { { "a", 0, 0 }, { "b", 0, 0 } };
+	int cur = -1, moves = 0;
+
+	for (uint64_t t = 2000; t <= 120000; t += 2000) {
+		c[0].last_answer = c[1].last_answer = t;
+		c[0].rtt_us = 5000 + (t / 2000 % 2) * 600;	/* 5.0 / 5.6 ms */
+		c[1].rtt_us = 5300 - (t / 2000 % 2) * 600;	/* 5.3 / 4.7 ms */
+		int next = relay_pick(c, 2, cur, t);
+		if (cur >= 0 && next != cur)
+			moves++;
+		cur = next;
+	}
+	cr_expect_eq(moves, 0);
+	c[cur ^ 1].rtt_us = 1000;
+	cr_expect_eq(relay_pick(c, 2, cur, 120000), cur ^ 1, "a relay 4 ms closer wins");
 }
 
 /* the relay in use dies: the choice moves within RELAY_DEAD_MS of its last
  * answer, while the other keeps answering every RELAY_PROBE_MS */
 Test(relay, failover_time)
 {
-	struct relay_cand c[2] = { { "a", 0 }, { "b", 0 } };
+	struct relay_cand c[2] = { { "a", 0, 0 }, { "b", 0, 0 } };
 	uint64_t t, moved = 0;
 	int cur = -1;
 

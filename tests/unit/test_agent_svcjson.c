@@ -52,7 +52,40 @@ Test(svcjson, bodies)
 	cr_assert_eq(json_array_size(json_object_get(b, "endpoints")), 2);
 	cr_assert(json_is_true(json_object_get(b, "symmetric_nat")));
 	cr_assert_null(json_object_get(b, "public_key"));
+	cr_assert_null(json_object_get(b, "nat"), "nothing known about the NAT: no object");
 	json_decref(b);
+}
+
+Test(svcjson, nat_object)
+{
+	static const struct {
+		struct svc_nat nat;
+		const char *want;	/* NULL: no object */
+	} cases[] = {
+		{ { SVC_NAT_UNKNOWN, SVC_NAT_UNKNOWN, SVC_NAT_TRI_UNKNOWN }, NULL },
+		{ { SVC_NAT_EI, SVC_NAT_UNKNOWN, SVC_NAT_TRI_UNKNOWN }, "{\"mapping\":\"endpoint-independent\"}" },
+		{ { SVC_NAT_EI, SVC_NAT_AD, SVC_NAT_TRI_UNKNOWN },
+		  "{\"filtering\":\"address-dependent\",\"mapping\":\"endpoint-independent\"}" },
+		{ { SVC_NAT_APD, SVC_NAT_APD, SVC_NAT_TRI_NO },
+		  "{\"filtering\":\"address-and-port-dependent\",\"hairpinning\":false,"
+		  "\"mapping\":\"address-and-port-dependent\"}" },
+		{ { SVC_NAT_UNKNOWN, SVC_NAT_UNKNOWN, SVC_NAT_TRI_YES }, "{\"hairpinning\":true}" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct svc_report r = { .nep = 0, .nat = cases[i].nat };
+		json_t *b = svcjson_patch_body(&r), *n = json_object_get(b, "nat");
+		cr_assert_not_null(b);
+		if (!cases[i].want) {
+			cr_expect_null(n, "case %zu", i);
+		} else {
+			char *s = json_dumps(n, JSON_COMPACT | JSON_SORT_KEYS);
+			cr_expect_str_eq(s, cases[i].want, "case %zu", i);
+			free(s);
+		}
+		json_decref(b);
+	}
+	cr_expect_null(svcjson_nat_dep_name(SVC_NAT_UNKNOWN));
+	cr_expect_null(svcjson_nat_dep_name((enum svc_nat_dep)42));
 }
 
 #define DEV(extra) "{\"id\":\"d1\",\"vpc_id\":\"v1\",\"public_key\":\"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\"," \

@@ -170,7 +170,7 @@ static void expect_path(struct sim_lab *lab, const struct sim_expect *e, struct 
 	r->verdict = SIM_VERDICT_FAIL;
 	for (;;) {
 		char *out = NULL;
-		int st, got;
+		int st, got = 0;
 		double rtt;
 		int rc = sim_lab_run(lab, e->from, argv, 5000, &out, &st);
 		if (rc == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
@@ -191,6 +191,9 @@ static void expect_path(struct sim_lab *lab, const struct sim_expect *e, struct 
 		}
 		if (rc == 0 && strcmp(path, e->path))
 			snprintf(err, sizeof(err), "path is %s", path);
+		else if (rc == 0 && !err[0])
+			snprintf(err, sizeof(err), "path is %s but %s answered %d/%d pings", path, ip, got,
+				 e->count);
 		if (elapsed(t0) >= (uint64_t)e->within_ms || sim_stop_requested) {
 			sim_strf(r->detail, sizeof(r->detail), "not %s within %d ms: %s", e->path, e->within_ms, err);
 			break;

@@ -74,8 +74,10 @@ for far in ${WG_FAR_KINDS:-wireguard-go meshwg}; do
   wait "$cli"; rc=$?
   wait "$srv"
   check "$label: the stream across the rebinding completed" test $rc -eq 0
-  # every interval from 2 s after the change on still carries data
-  late=$(jq '[.intervals[5:][].sum.bytes] | min // 0' "$WG_TMP/iperf.json" 2>/dev/null)
+  # the last two seconds (3-5 s after the change) carry data: the stream
+  # resumed on the new port (a TCP retransmission backoff right after the
+  # change may leave an earlier second empty, more so under sanitizers)
+  late=$(jq '[.intervals[-2:][].sum.bytes] | min // 0' "$WG_TMP/iperf.json" 2>/dev/null)
   check "$label: the stream kept flowing after the port changed (min late interval ${late:-0} bytes)" \
     test "${late:-0}" -gt 100000
   check "$label: meshwg followed B to 192.0.2.254:40001 ($(endpoint_of_b))" \

@@ -56,6 +56,7 @@ PROG_meshstun_SRCS        := $(wildcard tools/meshstun/*.c)
 PROG_natcheck_SRCS        := $(wildcard tools/natcheck/*.c)
 PROG_traversal-report_SRCS := $(wildcard tools/traversal-report/*.c)
 PROG_stunload_SRCS        := $(wildcard tools/bench/stunload/*.c)
+PROG_svcload_SRCS         := $(wildcard tools/bench/svcload/*.c)
 PROG_meshwg_SRCS          := $(wildcard agent/wg/meshwg.c)
 PROG_wgflood_SRCS         := $(wildcard tools/bench/wgflood/*.c)
 PROG_meshd_SRCS           := $(wildcard agent/meshd/main.c)
@@ -65,10 +66,10 @@ PROG_meshsim_SRCS         := $(wildcard sim/meshsim.c)
 PROG_udpprobe_SRCS        := $(wildcard tools/udpprobe/*.c)
 # the libraries each program links, dependents first
 PROG_meshstun_LIBS         := natmesh
-PROG_svcload_SRCS         := $(wildcard tools/bench/svcload/*.c)
 PROG_natcheck_LIBS         := natmesh
 PROG_traversal-report_LIBS := natmesh
 PROG_stunload_LIBS         := natmesh
+PROG_svcload_LIBS          := meshsvc natmesh
 PROG_meshwg_LIBS           := meshwg natmesh
 PROG_wgflood_LIBS          := meshwg natmesh
 PROG_meshd_LIBS            := agent meshwg natmesh
@@ -78,7 +79,6 @@ PROG_meshsim_LIBS          := meshsim natmodel natmesh
 PROG_udpprobe_LIBS         := natmodel natmesh
 PROGNAMES := meshstun natcheck traversal-report stunload svcload meshwg wgflood meshd meshctl meshsvc meshsim udpprobe
 libs_of = $(foreach l,$(1),$(if $(LIB_$(l)_SRCS),$(BUILD)/lib$(l).a))
-PROG_svcload_LIBS          := meshsvc natmesh
 PROGS := $(foreach p,$(PROGNAMES),$(if $(PROG_$(p)_SRCS),$(BUILD)/$(p)))
 # installed binaries (not benchmark helpers)
 INSTALL_PROGS := $(filter-out $(BUILD)/stunload $(BUILD)/svcload $(BUILD)/wgflood,$(PROGS))
@@ -142,7 +142,7 @@ demo: deps
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)BUILD=$(BUILD) tools/bench/run
+	$(Q)BUILD=$(BUILD) tools/bench/run $(BENCH)
 
 # --- fuzzing: clang + libFuzzer, ASan and UBSan, its own object tree --------
 FUZZ_BUILD := build/fuzz
@@ -168,5 +168,8 @@ install: $(INSTALL_PROGS)
 
 clean:
 	rm -rf build
+
+# objects made by pattern rules are kept, so a second `make fuzz` does nothing
+.SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

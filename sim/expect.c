@@ -14,6 +14,7 @@ enum {
 	RETRY_PAUSE_MS = 200,
 	PING_WAIT_S = 1,		/* ping -W: seconds per reply */
 	COMMAND_DEFAULT_TIMEOUT_MS = 30000,
+	COND_TIMEOUT_MS = 10000,	/* an action's "if" command */
 };
 
 static const char *const verdict_names[] = { "pass", "FAIL", "skipped" };
@@ -244,7 +245,17 @@ static void expect_command(struct sim_lab *lab, const struct sim_expect *e, stru
 static void expect_action(struct sim_lab *lab, const struct sim_expect *e, struct sim_result *r)
 {
 	uint64_t t0 = clock_now_ms();
-	int rc = 0;
+	int rc = 0, st = 0;
+	if (e->has_cond) {
+		rc = sim_lab_run(lab, e->from, e->argv.v, COND_TIMEOUT_MS, NULL, &st);
+		if (rc || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			r->verdict = SIM_VERDICT_SKIPPED;
+			sim_strf(r->detail, sizeof(r->detail), "skipped: the condition %s",
+				 rc ? strerror(-rc) : WIFEXITED(st) ? "exited non-zero" : "was killed");
+			r->time_ms = elapsed(t0);
+			return;
+		}
+	}
 	if (e->kind == SIM_EXPECT_STOP || e->kind == SIM_EXPECT_RESTART)
 		rc = sim_lab_proc_stop(lab, e->proc);
 	if (rc == -EALREADY && e->kind == SIM_EXPECT_RESTART)

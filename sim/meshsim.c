@@ -256,7 +256,9 @@ static int cmd_run(int argc, char **argv)
 		sim_lab_progress(lab, "expect %zu/%zu: %s", i + 1, sc->nexpects, sc->expects[i].label);
 		sim_expect_run(lab, i, &results[i]);
 		nresults = i + 1;
-		sim_lab_progress(lab, "  %s (%.2f s) %s", results[i].verdict == SIM_VERDICT_PASS ? "pass" : "FAIL",
+		sim_lab_progress(lab, "  %s (%.2f s) %s", results[i].verdict == SIM_VERDICT_PASS      ? "pass"
+				 : results[i].verdict == SIM_VERDICT_SKIPPED ? "skip"
+									     : "FAIL",
 				 (double)results[i].time_ms / 1000, results[i].detail);
 		if (results[i].verdict == SIM_VERDICT_FAIL) {
 			verdict = "FAIL";

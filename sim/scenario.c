@@ -1043,6 +1043,22 @@ static int parse_action(struct pctx *c, json_t *v, const char *key, struct sim_e
 	old = path_push(c, ".%s", key);
 	rc = find_proc(c, ref, &e->proc);
 	path_pop(c, old);
+	if (!rc && json_object_get(v, "if")) {
+		old = path_push(c, ".%s", "node");
+		rc = json_object_get(v, "node") ? node_ref(c, json_object_get(v, "node"), &e->from)
+						 : fail(c, "missing (required with \"if\": the node the condition runs in)");
+		path_pop(c, old);
+		if (!rc) {
+			old = path_push(c, ".%s", "if");
+			rc = parse_argv(c, json_object_get(v, "if"), true, true, &e->argv);
+			path_pop(c, old);
+		}
+		e->has_cond = !rc;
+	} else if (!rc && json_object_get(v, "node")) {
+		old = path_push(c, ".%s", "node");
+		rc = fail(c, "goes with \"if\" (the node an action's condition runs in)");
+		path_pop(c, old);
+	}
 	e->kind = !strcmp(key, "stop") ? SIM_EXPECT_STOP : !strcmp(key, "start") ? SIM_EXPECT_START : SIM_EXPECT_RESTART;
 	snprintf(e->label, sizeof(e->label), "%s %s", key, ref);
 	return rc;
@@ -1054,7 +1070,8 @@ static int parse_expectations(struct pctx *c, json_t *arr)
 	static const char *const ping_keys[] = { "name", "ping", "path", "count", "within_ms", "reachable", NULL };
 	static const char *const cmd_keys[] = { "name", "command", "node", "expect_exit", "expect_output",
 						"within_ms", NULL };
-	static const char *const act_keys[] = { "name", "stop", "start", "restart", "sleep_ms", NULL };
+	static const char *const act_keys[] = { "name", "stop", "start", "restart", "if", "node", NULL };
+	static const char *const sleep_keys[] = { "name", "sleep_ms", NULL };
 	struct sim_scenario *s = c->s;
 	size_t i;
 	json_t *v;
@@ -1081,7 +1098,7 @@ static int parse_expectations(struct pctx *c, json_t *arr)
 		else if (!rc && !strcmp(kind, "command"))
 			rc = check_keys(c, v, cmd_keys) ?: parse_command(c, v, e);
 		else if (!rc && !strcmp(kind, "sleep_ms")) {
-			rc = check_keys(c, v, act_keys);
+			rc = check_keys(c, v, sleep_keys);
 			e->kind = SIM_EXPECT_SLEEP;
 			e->sleep_ms = -1;
 			if (!rc)

@@ -54,6 +54,9 @@
  *     { "command": "sh text" | [argv], "node": "n1", "expect_exit": 0,
  *       "expect_output": "POSIX ERE", "within_ms": 0 },  retried until within_ms
  *     { "stop": "NODE/PROC" }, { "start": "NODE/PROC" }, { "restart": "NODE/PROC" },
+ *                                        each may carry "if": "sh text" | [argv] and
+ *                                        "node": the action happens only when that
+ *                                        command exits 0 in node, else it is skipped
  *     { "sleep_ms": 500 }
  *   ]
  * }
@@ -163,6 +166,7 @@ struct sim_expect {
 	struct sim_argv argv;	/* COMMAND */
 	int expect_exit;
 	bool has_regex;
+	bool has_cond;		/* STOP/START/RESTART: argv is an "if" command run in from */
 	regex_t regex;
 	size_t proc;		/* STOP/START/RESTART */
 	int sleep_ms;

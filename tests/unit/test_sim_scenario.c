@@ -189,6 +189,14 @@ static const struct bad_case bad[] = {
 	{ DOC(NETS, PUB, "{\"sleep_ms\": \"1s\"}"), "t.json: expectations[0].sleep_ms: must be an integer, not a string" },
 	{ DOC(NETS, PUB, "{\"ping\": [\"pub\", \"203.0.113.10\"], \"timeout\": 5}"),
 	  "t.json: expectations[0].timeout: unknown key" },
+	{ DOC(NETS, PUB, "{\"stop\": \"meshstun\", \"if\": \"true\"}"),
+	  "t.json: expectations[0].node: missing (required with \"if\": the node the condition runs in)" },
+	{ DOC(NETS, PUB, "{\"stop\": \"meshstun\", \"node\": \"pub\"}"),
+	  "t.json: expectations[0].node: goes with \"if\" (the node an action's condition runs in)" },
+	{ DOC(NETS, PUB, "{\"stop\": \"meshstun\", \"if\": [], \"node\": \"pub\"}"),
+	  "t.json: expectations[0].if: must not be empty" },
+	{ DOC(NETS, PUB, "{\"sleep_ms\": 5, \"if\": \"true\", \"node\": \"pub\"}"),
+	  "t.json: expectations[0].if: unknown key" },
 };
 
 Test(sim_scenario, bad_files)
@@ -216,8 +224,9 @@ Test(sim_scenario, path_expectation_and_actions)
 	struct sim_scenario *s = parse_ok(DOC(NETS, PUB ", " GW ", " H1,
 					      "{\"ping\": [\"h1\", \"pub\"], \"path\": \"relayed\", \"within_ms\": 3000},"
 					      "{\"restart\": \"meshstun\", \"name\": \"bounce\"}, {\"sleep_ms\": 10},"
-					      "{\"command\": [\"true\"], \"node\": \"h1\", \"within_ms\": 50}"));
-	cr_assert_eq(s->nexpects, 4);
+					      "{\"command\": [\"true\"], \"node\": \"h1\", \"within_ms\": 50},"
+					      "{\"stop\": \"pub/meshstun\", \"if\": \"test -e x\", \"node\": \"h1\"}"));
+	cr_assert_eq(s->nexpects, 5);
 	cr_assert_eq(s->expects[0].kind, SIM_EXPECT_PATH);
 	cr_assert_str_eq(s->expects[0].path, "relayed");
 	cr_assert_eq(s->expects[0].to_node, 0);
@@ -227,6 +236,11 @@ Test(sim_scenario, path_expectation_and_actions)
 	cr_assert_eq(s->expects[1].proc, 0);
 	cr_assert_eq(s->expects[2].sleep_ms, 10);
 	cr_assert_eq(s->expects[3].argv.n, 1);
+	cr_assert(!s->expects[1].has_cond);
+	cr_assert_eq(s->expects[4].kind, SIM_EXPECT_STOP);
+	cr_assert(s->expects[4].has_cond);
+	cr_assert_eq(s->expects[4].from, 2);
+	cr_assert_str_eq(s->expects[4].argv.v[2], "test -e x");
 	sim_scenario_free(s);
 }
 

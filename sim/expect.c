@@ -387,8 +387,9 @@ json_t *sim_report_json(const struct sim_lab *lab, const struct sim_result *resu
 	json_object_set_new(j, "nodes", nodes);
 	for (size_t i = 0; i < sc->nprocs; i++) {
 		const struct sim_proc_run *r = &lab->procs[i];
-		json_t *p = json_pack("{s:s, s:s, s:s, s:s}", "node", sc->nodes[sc->procs[i].node].name, "name",
-				      sc->procs[i].name, "state", proc_state_name(r->state), "log", r->log);
+		json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:I}", "node", sc->nodes[sc->procs[i].node].name, "name",
+				      sc->procs[i].name, "state", proc_state_name(r->state), "log", r->log,
+				      "started_at_ms", (json_int_t)r->start_ms);
 		if (p && r->ready_ms >= r->start_ms && (r->state == SIM_PROC_READY || r->state == SIM_PROC_DONE ||
 							r->state == SIM_PROC_STOPPED))
 			json_object_set_new(p, "ready_ms", json_integer((json_int_t)(r->ready_ms - r->start_ms)));
@@ -410,6 +411,7 @@ json_t *sim_report_json(const struct sim_lab *lab, const struct sim_result *resu
 								 : "skipped"));
 		if (r) {
 			json_object_set_new(x, "time_ms", json_integer((json_int_t)r->time_ms));
+			json_object_set_new(x, "at_ms", json_integer((json_int_t)r->at_ms));
 			if (r->rtt_ms >= 0)
 				json_object_set_new(x, "rtt_ms", json_real(r->rtt_ms));
 			json_object_set_new(x, "detail", json_string(r->detail));

@@ -20,6 +20,7 @@ enum sim_verdict { SIM_VERDICT_PASS, SIM_VERDICT_FAIL, SIM_VERDICT_SKIPPED };
 struct sim_result {
 	enum sim_verdict verdict;
 	uint64_t time_ms;	/* until it held (or gave up) */
+	uint64_t at_ms;		/* the lab clock when it was decided */
 	double rtt_ms;		/* pings: the average round trip, or < 0 */
 	char detail[256];
 };

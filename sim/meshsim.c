@@ -255,6 +255,7 @@ static int cmd_run(int argc, char **argv)
 	for (size_t i = 0; !rc && i < sc->nexpects && !sim_stop_requested; i++) {
 		sim_lab_progress(lab, "expect %zu/%zu: %s", i + 1, sc->nexpects, sc->expects[i].label);
 		sim_expect_run(lab, i, &results[i]);
+		results[i].at_ms = sim_lab_clock(lab);
 		nresults = i + 1;
 		sim_lab_progress(lab, "  %s (%.2f s) %s", results[i].verdict == SIM_VERDICT_PASS      ? "pass"
 				 : results[i].verdict == SIM_VERDICT_SKIPPED ? "skip"

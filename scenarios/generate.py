@@ -1,0 +1,208 @@
+# Writes the scenarios in this folder that share the lab of the agent
+# scenarios (core router, two-address STUN, HTTPS meshsvc, relays, sites):
+#   python3 scenarios/generate.py scenarios
+import itertools, json, sys
+out = sys.argv[1]
+
+def meshd(extra=(), after=("relay/meshd",), svc="svc", stun=True):
+    argv = ["meshd"] + list(extra) + ["--service", "https://${ip:%s}:8443" % svc, "--reg-key-file", "${run}/regkey",
+            "--ca", "${ca}", "--hostname", "${node}", "--state-dir", "${run}/nodes/${node}/state"]
+    if stun:
+        argv += ["--stun", "${ip:stun/eth0}:3478", "--stun", "${ip:stun/eth1}:3478"]
+    return {"after": list(after), "argv": argv, "ready": {"file": "${run}/nodes/${node}/run-meshd/mesh0.sock"}}
+
+REGKEY = ("set -e; m=\"meshctl --service https://${ip}:8443 --token-file ${run}/meshsvc.sqlite.admin-token --ca ${ca} -o json\"; "
+          "vpc=$($m vpc create lab | jq -r .id); $m reg-key create --vpc $vpc | jq -r .secret > ${run}/regkey; test -s ${run}/regkey")
+
+def base(name, desc, timeout=60, relays=("relay",), loss=0):
+    L = (lambda d: dict(d, loss_percent=loss) if loss else d)
+    doc = {"name": name, "description": desc, "timeout_s": timeout,
+           "networks": [{"name": "internet", "cidr": "203.0.113.0/24"}, {"name": "internet2", "cidr": "198.51.100.0/24"}],
+           "nodes": [
+               {"name": "core", "kind": "router", "links": [{"network": "internet", "address": "203.0.113.254"},
+                                                            {"network": "internet2", "address": "198.51.100.254"}]},
+               {"name": "stun", "links": [L({"network": "internet", "address": "203.0.113.10"}),
+                                          L({"network": "internet2", "address": "198.51.100.10"})],
+                "processes": [{"argv": ["meshstun", "--listen", "${ip:stun/eth0}:3478", "--listen", "${ip:stun/eth1}:3478"],
+                               "ready": {"udp": 3478}}]},
+               {"name": "svc", "links": [L({"network": "internet", "address": "203.0.113.20"})],
+                "routes": [{"dst": "198.51.100.0/24", "via": "core"}],
+                "processes": [
+                    {"argv": ["meshsvc", "--listen", "${ip}:8443", "--db", "${run}/meshsvc.sqlite",
+                              "--tls-cert", "${tls_cert}", "--tls-key", "${tls_key}"], "ready": {"tcp": 8443}},
+                    {"name": "regkey", "oneshot": True, "after": ["svc/meshsvc"], "argv": ["sh", "-c", REGKEY]}]}],
+           "expectations": []}
+    for k, r in enumerate(relays):
+        doc["nodes"].append({"name": r, "links": [L({"network": "internet", "address": "203.0.113.%d" % (30 + k)})],
+                             "routes": [{"dst": "198.51.100.0/24", "via": "core"}],
+                             "processes": [meshd(["--relay"], after=["svc/regkey"])]})
+    return doc
+
+def node(doc):
+    return {n["name"]: n for n in doc["nodes"]}
+
+def site(doc, i, nat, extra=(), agents=1, loss=0, after=None):
+    doc["networks"].append({"name": "site%d" % i, "cidr": "10.0.%d.0/24" % i})
+    wan = {"network": "internet", "ifname": "wan", "address": "203.0.113.%d" % i}
+    if loss:
+        wan["loss_percent"] = loss
+    doc["nodes"].append({"name": "gw%d" % i, "kind": "nat", "nat": nat,
+                         "links": [wan, {"network": "site%d" % i, "ifname": "lan"}],
+                         "routes": [{"dst": "198.51.100.0/24", "via": "core"}]})
+    names = ["n%d" % i] if agents == 1 else ["n%d%s" % (i, c) for c in "ab"[:agents]]
+    for nm in names:
+        doc["nodes"].append({"name": nm, "links": [{"network": "site%d" % i}],
+                             "routes": [{"dst": "default", "via": "gw%d" % i}],
+                             "processes": [meshd(extra, after=after or [r + "/meshd" for r in relays_of(doc)])]})
+    return names
+
+def relays_of(doc):
+    return [n["name"] for n in doc["nodes"] if n.get("processes") and "--relay" in n["processes"][0]["argv"]]
+
+def path(a, b, p, ms):
+    return [{"ping": [a, b], "path": p, "within_ms": ms}, {"ping": [b, a], "path": p, "within_ms": ms}]
+
+def endpoint(a, b, regex, name):
+    return {"name": name, "node": a, "within_ms": 3000,
+            "command": "meshctl peers -o json | jq -r '.peers[] | select(.name == \"%s\") | .endpoint'" % b,
+            "expect_output": regex}
+
+def save(doc):
+    open("%s/%s.json" % (out, doc["name"]), "w").write(json.dumps(doc, indent=1) + "\n")
+
+DIRECT_MS, RELAY_MS = 4000, 6000   # meshd's direct timeout is 3 s
+
+# --- the preset pair matrix
+presets = ["full-cone", "restricted-cone", "port-restricted-cone", "symmetric"]
+short = {"full-cone": "fc", "restricted-cone": "rc", "port-restricted-cone": "prc", "symmetric": "sym"}
+why={
+ ("full-cone","full-cone"):"Both NATs filter nothing once mapped (endpoint-independent filtering), so the first handshake initiation to the peer's reflexive address gets in: direct.",
+ ("full-cone","restricted-cone"):"The full-cone side lets anything in on its mapping; the restricted-cone side lets in its peer's IP once it has sent to it, which the simultaneous handshakes do: direct.",
+ ("full-cone","port-restricted-cone"):"The full-cone side lets anything in; the port-restricted-cone side has a fixed mapping (EIM) and opens for the full-cone's exact address and port when it sends its own initiation there: direct.",
+ ("full-cone","symmetric"):"The symmetric side gets a new public port towards the full-cone peer, but full-cone filtering accepts packets from any port, and WireGuard answers the address the initiation came from, which the symmetric NAT lets back in: direct.",
+ ("restricted-cone","restricted-cone"):"Both mappings are endpoint-independent and both filters open for the peer's IP once each side has sent to it: the simultaneous initiations meet: direct.",
+ ("restricted-cone","port-restricted-cone"):"Both mappings are endpoint-independent, so each side's reflexive address is the one the peer sees; sending to it opens each filter (IP, resp. IP and port): direct.",
+ ("restricted-cone","symmetric"):"The symmetric side uses a new public port towards the restricted-cone peer, but the restricted-cone filter checks only the IP, which it opened by sending to the symmetric side's reflexive address (same IP): direct.",
+ ("port-restricted-cone","port-restricted-cone"):"Both mappings are endpoint-independent: each side sends to the address the peer's STUN answer named, which opens its own filter for exactly that address and port: direct.",
+ ("port-restricted-cone","symmetric"):"The symmetric side's packets arrive from a new public port the port-restricted-cone side never sent to, and the port-restricted-cone side's packets go to the symmetric side's STUN-learned port, which only accepts the STUN server: no direct path, so traffic goes via the relay.",
+ ("symmetric","symmetric"):"Each side reaches the other from a port the peer has never seen, and each filter admits only the exact address and port it sent to: no direct path, so traffic goes via the relay.",
+}
+for x, y in itertools.combinations_with_replacement(presets, 2):
+    p = "relayed" if (x, y) in [("port-restricted-cone", "symmetric"), ("symmetric", "symmetric")] else "direct"
+    d = base("pair-%s-%s" % (short[x], short[y]), "n1 behind %s, n2 behind %s: %s" % (x, y, why[(x, y)]))
+    site(d, 1, x)
+    site(d, 2, y)
+    d["expectations"] = path("n1", "n2", p, DIRECT_MS if p == "direct" else RELAY_MS)
+    save(d)
+
+# --- two peers on one LAN
+d = base("lan-local", "Two agents on one site LAN behind a port-restricted-cone NAT. They share a reflexive IP, so each tries the other's local endpoint first, and the handshake completes over the LAN: direct, and the endpoint in use is the peer's private address, not the NAT's.")
+site(d, 1, "port-restricted-cone", agents=2)
+d["expectations"] = path("n1a", "n1b", "direct", DIRECT_MS) + [
+    endpoint("n1a", "n1b", r"^10\.0\.1\.[0-9]+:[0-9]+$", "n1a reaches n1b at its LAN address"),
+    endpoint("n1b", "n1a", r"^10\.0\.1\.[0-9]+:[0-9]+$", "n1b reaches n1a at its LAN address")]
+save(d)
+
+# --- two sites behind one NAT, hairpinning on and off
+for hp in (True, False):
+    why = ("With hairpinning the gateway turns a packet from one site to its own public address and mapped port back inward, "
+           "with the sender's public mapping as its source: the peers meet at their reflexive endpoints: direct, via 203.0.113.1."
+           if hp else
+           "Without hairpinning a packet to the gateway's own public address from inside goes nowhere, and the sites' private "
+           "addresses do not route to each other: no direct path, so traffic goes via the relay.")
+    d = base("hairpin-" + ("on" if hp else "off"),
+             "Two sites (10.0.1.0/24 and 10.0.2.0/24) behind one port-restricted-cone NAT with hairpinning %s; the gateway "
+             "forwards nothing between the sites except hairpinned (DNATed) traffic, so local endpoints fail. " % ("on" if hp else "off") + why)
+    d["networks"] += [{"name": "site1", "cidr": "10.0.1.0/24"}, {"name": "site2", "cidr": "10.0.2.0/24"}]
+    iso = ("nft add table inet siteiso && nft add chain inet siteiso between '{ type filter hook forward priority 10; }' && "
+           "nft add rule inet siteiso between 'iifname { lan1, lan2 } oifname { lan1, lan2 } ct status & dnat == 0 drop'")
+    d["nodes"].append({"name": "gw1", "kind": "nat", "nat": {"preset": "port-restricted-cone", "hairpinning": hp},
+                       "wan": "wan",
+                       "links": [{"network": "internet", "ifname": "wan", "address": "203.0.113.1"},
+                                 {"network": "site1", "ifname": "lan1"}, {"network": "site2", "ifname": "lan2"}],
+                       "routes": [{"dst": "198.51.100.0/24", "via": "core"}],
+                       "processes": [{"name": "isolate", "oneshot": True, "argv": ["sh", "-c", iso]}]})
+    for i in (1, 2):
+        d["nodes"].append({"name": "n%d" % i, "links": [{"network": "site%d" % i}],
+                           "routes": [{"dst": "default", "via": "gw1"}],
+                           "processes": [meshd(after=["relay/meshd", "gw1/isolate"])]})
+    d["expectations"] = [{"name": "the sites do not route to each other", "ping": ["n1", "n2"], "reachable": False, "count": 2, "within_ms": 1500}]
+    d["expectations"] += path("n1", "n2", "direct" if hp else "relayed", DIRECT_MS if hp else RELAY_MS)
+    if hp:
+        d["expectations"].append(endpoint("n1", "n2", r"^203\.0\.113\.1:[0-9]+$", "n1 reaches n2 at the gateway's public address"))
+    save(d)
+
+# --- CGNAT double NAT
+d = base("cgnat-agents", "n1 sits behind a full-cone home gateway inside a carrier's port-restricted-cone CGNAT (double NAT, composite EIM/APDF); n2 behind a full-cone NAT, n3 behind a symmetric NAT. n1-n2: n2 admits anything on its mapping and n1's carrier mapping is endpoint-independent, so n2's answer comes back through both NATs: direct. n1-n3: like port-restricted-cone with symmetric, n3's packets come from a port the CGNAT never sent to: via the relay.")
+d["networks"] += [{"name": "carrier", "cidr": "100.64.100.0/24"}, {"name": "home", "cidr": "192.168.1.0/24"}]
+d["nodes"] += [
+    {"name": "cgn", "kind": "nat", "nat": "port-restricted-cone",
+     "links": [{"network": "internet", "ifname": "wan", "address": "203.0.113.9"}, {"network": "carrier", "ifname": "lan"}],
+     "routes": [{"dst": "198.51.100.0/24", "via": "core"}]},
+    {"name": "homegw", "kind": "nat", "nat": "full-cone",
+     "links": [{"network": "carrier", "ifname": "wan"}, {"network": "home", "ifname": "lan"}],
+     "routes": [{"dst": "default", "via": "cgn"}]},
+    {"name": "n1", "links": [{"network": "home"}], "routes": [{"dst": "default", "via": "homegw"}],
+     "processes": [meshd()]}]
+site(d, 2, "full-cone")
+site(d, 3, "symmetric")
+d["expectations"] = path("n1", "n2", "direct", DIRECT_MS) + path("n1", "n3", "relayed", RELAY_MS) + [
+    endpoint("n2", "n1", r"^203\.0\.113\.9:[0-9]+$", "n2 reaches n1 at the carrier's public address")]
+save(d)
+
+# --- relay-only
+d = base("relay-only", "n1 runs meshd --relay-only; n1 and n2 sit behind full-cone NATs, which would meet directly. --relay-only keeps n1 from trying, and n2's initiations find no direct peer at n1: both see the other via the relay, and the ping crosses the relay.")
+site(d, 1, "full-cone", extra=["--relay-only"])
+site(d, 2, "full-cone")
+d["expectations"] = path("n1", "n2", "relayed", RELAY_MS) + [
+    {"name": "n2 still relayed after another direct timeout", "sleep_ms": 3000}] + path("n2", "n1", "relayed", 1000)
+save(d)
+
+# --- service restart during traffic
+bg = ("until ip=$(meshctl peers -o json | jq -re '.peers[] | select(.name == \"n2\" and .path == \"direct\") | .tunnel_ip'); "
+      "do sleep 0.1; done; until ping -c 1 -W 1 -q $ip > /dev/null; do :; done; exec ping -n -i 0.2 -W 1 $ip > ${run}/bgping.txt 2>&1")
+holes = ("f=${run}/bgping.txt; got=$(grep -c 'icmp_seq=' $f); last=$(grep -o 'icmp_seq=[0-9]*' $f | tail -1 | cut -d= -f2); "
+         "echo \"$got of $last answered\"; test \"$got\" -ge 40 && test \"$got\" -eq \"$last\"")
+d = base("service-restart", "n1 (full-cone) and n2 (port-restricted-cone) are direct; n1 pings n2 through the tunnel every 200 ms in the background while meshsvc is stopped for 3 s and started again. The data plane does not depend on the service: no ping may be lost, the agents resync with the restarted service (same SQLite file).")
+site(d, 1, "full-cone")
+site(d, 2, "port-restricted-cone")
+node(d)["n1"]["processes"].append({"name": "bgping", "after": ["n1/meshd", "n2/meshd"], "argv": ["sh", "-c", bg],
+                                     "ready": {"command": "grep -q icmp_seq= ${run}/bgping.txt"}})
+d["expectations"] = path("n1", "n2", "direct", DIRECT_MS) + [
+    {"sleep_ms": 2000}, {"stop": "svc/meshsvc"}, {"sleep_ms": 3000}, {"start": "svc/meshsvc"},
+    {"name": "the agents resync with the service", "node": "n1", "within_ms": 15000,
+     "command": "meshctl status -o json | jq -e '.service.reachable == true'"},
+    {"sleep_ms": 2000}, {"stop": "n1/bgping"},
+    {"name": "no ping lost while the service was away", "node": "n1", "command": holes, "expect_output": "answered"}]
+save(d)
+
+# --- relay failover
+d = base("relay-failover", "n1 and n2 sit behind symmetric NATs, so their traffic goes via a relay; two relays serve the VPC and each agent uses the one with the lowest handshake round trip. The relay n1 uses (meshctl status: relay_in_use) is stopped: n1 must move to the other within 10 s (three missed 2 s probes), with pings through the tunnel answered both ways.", relays=("relay1", "relay2"))
+site(d, 1, "symmetric")
+site(d, 2, "symmetric")
+d["expectations"] = path("n1", "n2", "relayed", RELAY_MS) + [
+    {"name": "the relay n1 uses", "node": "n1", "expect_output": "^relay[12]$",
+     "command": "meshctl status -o json | jq -re .relay_in_use > ${run}/inuse; cat ${run}/inuse"},
+    {"stop": "relay1/meshd", "if": "grep -qx relay1 ${run}/inuse", "node": "n1"},
+    {"stop": "relay2/meshd", "if": "grep -qx relay2 ${run}/inuse", "node": "n1"}] + path("n1", "n2", "relayed", 10000) + [
+    {"name": "n1 moved to the other relay", "node": "n1", "expect_output": "^relay[12]$",
+     "command": "r=$(meshctl status -o json | jq -r .relay_in_use); echo $r; test \"$r\" != \"$(cat ${run}/inuse)\""}]
+save(d)
+
+# --- 5% loss with agents
+d = base("loss-agents", "5% random loss at both ends of every internet link (STUN, service, relay and both gateways' WAN), so about 19% of the datagrams between the sites are lost each way. n1 (full-cone) and n2 (port-restricted-cone) still register over HTTPS, discover their mappings and meet directly: handshake initiations are repeated until one completes.", loss=5)
+for n in d["nodes"]:
+    if n["name"].startswith("relay"):
+        n["links"][0]["loss_percent"] = 5
+site(d, 1, "full-cone", loss=5)
+site(d, 2, "port-restricted-cone", loss=5)
+d["expectations"] = path("n1", "n2", "direct", 10000)
+save(d)
+
+# --- demo
+d = base("demo", "Three sites behind a full-cone (n1), a port-restricted-cone (n2) and a symmetric NAT (n3); meshsvc over HTTPS, meshstun on two addresses, a relay; the real agents. Theory: n1-n2 direct (both mappings endpoint-independent), n1-n3 direct (the full-cone side admits the symmetric side's new port), n2-n3 via the relay (the symmetric side's packets come from a port the port-restricted-cone side never sent to).", timeout=60)
+site(d, 1, "full-cone")
+site(d, 2, "port-restricted-cone")
+site(d, 3, "symmetric")
+d["expectations"] = path("n1", "n2", "direct", DIRECT_MS) + path("n1", "n3", "direct", DIRECT_MS) + path("n2", "n3", "relayed", RELAY_MS)
+save(d)

@@ -7,7 +7,8 @@
 # topology without NAT, captures or processes is built by meshsim and by
 # iproute2 commands (ip netns add / ip link / ip addr / ip route), the
 # usual way namespace tests are written; the ratio compares the two.
-# The agents of the planned 100-agent benchmark join once meshd exists.
+# Then the 100-agent lab (see below): time until every agent is registered
+# and has a path to every other, time to tear down, peak memory.
 set -euo pipefail
 BUILD=${BUILD:-build}
 M="$BUILD/meshsim"
@@ -120,4 +121,86 @@ ip netns exec "$shprefix-h$SITES" ping -c 1 -W 2 "198.18.1.$SITES" >/dev/null ||
 t=$(date +%s%N); ip_down; i_down=$(ms "$t")
 printf '  build: meshsim %6d ms   iproute2 %6d ms   ratio %s\n' "$m_up" "$i_up" "$(awk -v a="$i_up" -v b="$m_up" 'BEGIN { printf "%.1fx", a / (b ? b : 1) }')"
 printf '  down:  meshsim %6d ms   iproute2 %6d ms   ratio %s\n' "$m_down" "$i_down" "$(awk -v a="$i_down" -v b="$m_down" 'BEGIN { printf "%.1fx", a / (b ? b : 1) }')"
-echo "command: BUILD=$BUILD SITES=$SITES tools/bench/sim.sh"
+
+# --- the 100-agent lab: AGENT_SITES sites (the four presets in turn), two
+# agents each, a relay, meshsvc and meshstun; every agent must be registered
+# and list every other agent and the relay with a path (direct or relayed,
+# not connecting) in meshctl peers.
+AGENT_SITES=${AGENT_SITES:-50}
+for p in meshd meshctl; do [ -x "$BUILD/$p" ] || { echo "sim bench: $BUILD/$p missing" >&2; exit 1; }; done
+python3 - "$AGENT_SITES" >"$tmp/agents.json" <<'PY'
+import json, sys
+n = int(sys.argv[1])
+presets = ["full-cone", "restricted-cone", "port-restricted-cone", "symmetric"]
+def meshd(extra, after):
+    return {"after": after, "ready": {"file": "${run}/nodes/${node}/run-meshd/mesh0.sock"}, "ready_timeout_ms": 60000,
+            "argv": ["meshd"] + extra + ["--service", "https://${ip:svc}:8443", "--reg-key-file", "${run}/regkey",
+                     "--ca", "${ca}", "--hostname", "${node}", "--state-dir", "${run}/nodes/${node}/state",
+                     "--stun", "${ip:stun}:3478", "--stun", "${ip:relay}:3478"]}
+regkey = ("set -e; m=\"meshctl --service https://${ip}:8443 --token-file ${run}/meshsvc.sqlite.admin-token --ca ${ca} -o json\"; "
+          "vpc=$($m vpc create lab | jq -r .id); $m reg-key create --vpc $vpc | jq -r .secret > ${run}/regkey; test -s ${run}/regkey")
+doc = {"name": "bench-agents", "timeout_s": 600, "networks": [{"name": "internet", "cidr": "198.18.0.0/16"}], "nodes": [
+    {"name": "stun", "links": [{"network": "internet", "address": "198.18.0.10"}],
+     "processes": [{"argv": ["meshstun", "--listen", "${ip}:3478"], "ready": {"udp": 3478}}]},
+    {"name": "svc", "links": [{"network": "internet", "address": "198.18.0.20"}],
+     "processes": [{"argv": ["meshsvc", "--listen", "${ip}:8443", "--db", "${run}/meshsvc.sqlite", "--tls-cert", "${tls_cert}",
+                             "--tls-key", "${tls_key}"], "ready": {"tcp": 8443}},
+                   {"name": "regkey", "oneshot": True, "after": ["svc/meshsvc"], "argv": ["sh", "-c", regkey]}]},
+    {"name": "relay", "links": [{"network": "internet", "address": "198.18.0.30"}],
+     "processes": [meshd(["--relay", "--listen-port", "3478"], ["svc/regkey"])]}]}
+for i in range(1, n + 1):
+    net = "10.%d.%d" % (i // 250, i % 250)
+    doc["networks"].append({"name": "s%d" % i, "cidr": net + ".0/24"})
+    doc["nodes"].append({"name": "gw%d" % i, "kind": "nat", "nat": presets[i % 4],
+                         "links": [{"network": "internet", "ifname": "wan", "address": "198.18.1.%d" % i},
+                                   {"network": "s%d" % i, "ifname": "lan"}]})
+    for k in "ab":
+        doc["nodes"].append({"name": "a%d%s" % (i, k), "links": [{"network": "s%d" % i}],
+                             "routes": [{"dst": "default", "via": "gw%d" % i}], "processes": [meshd([], ["relay/meshd"])]})
+json.dump(doc, sys.stdout)
+PY
+nagents=$((2 * AGENT_SITES))
+echo "agent lab: $AGENT_SITES sites behind $AGENT_SITES NAT gateways, $nagents agents (meshd), a relay, meshsvc, meshstun; no captures"
+before=$(avail_kb)
+t0=$(date +%s%N)
+lab=$("$M" up "$tmp/agents.json" --no-capture --out "$tmp/runa" 2>"$tmp/upa.err") || { tail -5 "$tmp/upa.err"; exit 1; }
+labs+=("$lab")
+started_ms=$(ms "$t0")
+# one pass over every agent's control socket: how many are registered, how
+# many list all nagents peers (the others and the relay) with a path
+census() {
+  local reg=0 full=0 n
+  for n in $(seq 1 "$AGENT_SITES"); do
+    for k in a b; do
+      local sock="$tmp/runa/nodes/a$n$k/run-meshd/mesh0.sock"
+      "$BUILD/meshctl" --control "$sock" -o json status 2>/dev/null | jq -e '.service.registered' >/dev/null && reg=$((reg + 1))
+      "$BUILD/meshctl" --control "$sock" -o json peers 2>/dev/null |
+        jq -e --argjson want "$nagents" '[.peers[] | select(.path == "direct" or .path == "relayed")] | length == $want' >/dev/null &&
+        full=$((full + 1))
+    done
+  done
+  echo "$reg $full"
+}
+reg_ms= full_ms= peak_pss=0 peak_drop=0
+while :; do
+  read -r reg full < <(census)
+  el=$(ms "$t0")
+  [ -z "$reg_ms" ] && [ "$reg" -eq "$nagents" ] && reg_ms=$el
+  pss=$(lab_pss_kb "$lab"); [ "$pss" -gt "$peak_pss" ] && peak_pss=$pss
+  drop=$((before - $(avail_kb))); [ "$drop" -gt "$peak_drop" ] && peak_drop=$drop
+  printf '\r  %5.1f s: %3d/%d registered, %3d/%d with a path to every other' "$(awk -v m="$el" 'BEGIN { print m / 1000 }')" "$reg" "$nagents" "$full" "$nagents" >&2
+  if [ "$full" -eq "$nagents" ]; then full_ms=$el; break; fi
+  [ "$el" -gt 180000 ] && break
+  sleep 1
+done
+echo >&2
+t=$(date +%s%N)
+"$M" down "$lab" >/dev/null
+down_ms=$(ms "$t"); labs=()
+printf 'agent lab up (namespaces, NATs, processes started; meshsim up):      %6d ms\n' "$started_ms"
+printf 'every agent registered:                                             %6s ms\n' "${reg_ms:-not within 180 s}"
+printf 'every agent with a path to every other (and the relay):            %6s ms\n' "${full_ms:-not within 180 s}"
+printf 'agent lab down (meshsim down):                                      %6d ms\n' "$down_ms"
+printf 'agent lab peak proportional memory of its processes:                %6d KiB\n' "$peak_pss"
+printf 'agent lab peak MemAvailable drop (kernel and processes):            %6d KiB\n' "$peak_drop"
+echo "command: BUILD=$BUILD SITES=$SITES AGENT_SITES=$AGENT_SITES tools/bench/sim.sh"

@@ -152,6 +152,12 @@ check "a path expectation holds when meshctl reports it and the tunnel IP answer
 out=$(timeout 60 "$tmp/bin/meshsim" run "$tmp/path-bad.json" --out "$tmp/run6" 2>/dev/null); rc=$?
 check "a path expectation fails on another path, naming it" '[ $rc -eq 1 ] && grep -q "not relayed within 600 ms: path is direct" <<<"$out"'
 
+# --- an action with "if": skipped when the condition fails, done when it holds
+sed 's/"expectations": \[.*\] }$/"expectations": [ { "stop": "b\/sleeper", "if": "false", "node": "a" }, { "command": "pgrep -f \\"^sleep 3171$\\"", "node": "b" }, { "stop": "b\/sleeper", "if": "test -d ${run}", "node": "a" }, { "command": "! pgrep -f \\"^sleep 3171$\\"", "node": "b" } ] }/' "$tmp/lab.json" >"$tmp/cond.json"
+out=$(timeout 60 "$M" run "$tmp/cond.json" --out "$tmp/run7" 2>/dev/null); rc=$?
+check "an action whose condition fails is skipped, one whose condition holds is done" \
+  '[ $rc -eq 0 ] && [ "$(jq -r "[.expectations[].verdict] | join(\" \")" "$tmp/run7/report.json")" = "skipped pass pass pass" ]'
+
 check "--help works for every verb" 'for v in run up exec down list nat clean validate; do "$M" $v --help | grep -q "usage: meshsim $v" || exit 1; done'
 
 [ $fails -eq 0 ]

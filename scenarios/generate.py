@@ -1,6 +1,7 @@
 # Writes the scenarios in this folder that share the lab of the agent
 # scenarios (core router, two-address STUN, HTTPS meshsvc, relays, sites):
 #   python3 scenarios/generate.py scenarios
+# Each description says why theory expects its outcome.
 import itertools, json, sys
 out = sys.argv[1]
 
@@ -162,7 +163,7 @@ save(d)
 bg = ("until ip=$(meshctl peers -o json | jq -re '.peers[] | select(.name == \"n2\" and .path == \"direct\") | .tunnel_ip'); "
       "do sleep 0.1; done; until ping -c 1 -W 1 -q $ip > /dev/null; do :; done; exec ping -n -i 0.2 -W 1 $ip > ${run}/bgping.txt 2>&1")
 holes = ("f=${run}/bgping.txt; got=$(grep -c 'icmp_seq=' $f); last=$(grep -o 'icmp_seq=[0-9]*' $f | tail -1 | cut -d= -f2); "
-         "echo \"$got of $last answered\"; test \"$got\" -ge 40 && test \"$got\" -eq \"$last\"")
+         "echo \"$got of $last answered\"; test \"$got\" -ge 30 && test \"$got\" -eq \"$last\"")
 d = base("service-restart", "n1 (full-cone) and n2 (port-restricted-cone) are direct; n1 pings n2 through the tunnel every 200 ms in the background while meshsvc is stopped for 3 s and started again. The data plane does not depend on the service: no ping may be lost, the agents resync with the restarted service (same SQLite file).")
 site(d, 1, "full-cone")
 site(d, 2, "port-restricted-cone")

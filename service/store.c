@@ -348,6 +348,27 @@ static json_t *time_or_null(int64_t t)
 
 /* --- VPCs ------------------------------------------------------------------------ */
 
+/* every row of s, each made into JSON by row, as an array */
+typedef json_t *(*row_json_fn)(sqlite3_stmt *s, int64_t now);
+
+static int rows_json(struct store *st, sqlite3_stmt *s, row_json_fn row, int64_t now,
+		     const char *what, json_t **out)
+{
+	json_t *list = json_array();
+	int rc;
+	if (!list)
+		return -ENOMEM;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(list, row(s, now));
+	sqlite3_reset(s);
+	if (rc != SQLITE_DONE) {
+		json_decref(list);
+		return db_error(st, what);
+	}
+	*out = list;
+	return 0;
+}
+
 static json_t *vpc_json(sqlite3_stmt *s)
 {
 	return json_pack("{s:s, s:s, s:s, s:o}", "id", col_text(s, 0), "name", col_text(s, 1),
@@ -406,22 +427,15 @@ err:
 	return rc;
 }
 
+static json_t *vpc_row(sqlite3_stmt *s, int64_t now)
+{
+	(void)now;
+	return vpc_json(s);
+}
+
 int store_vpc_list(struct store *st, json_t **out)
 {
-	sqlite3_stmt *s = stmt(st, S_VPC_LIST);
-	json_t *list = json_array();
-	int rc;
-	if (!list)
-		return -ENOMEM;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(list, vpc_json(s));
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		json_decref(list);
-		return db_error(st, "vpc list");
-	}
-	*out = list;
-	return 0;
+	return rows_json(st, stmt(st, S_VPC_LIST), vpc_row, 0, "vpc list", out);
 }
 
 int store_vpc_delete(struct store *st, const char *id)
@@ -544,22 +558,15 @@ int store_regkey_create(struct store *st, const struct regkey_spec *spec,
 	return store_regkey_get(st, id, out);
 }
 
+static json_t *regkey_row(sqlite3_stmt *s, int64_t now)
+{
+	(void)now;
+	return regkey_json(s);
+}
+
 int store_regkey_list(struct store *st, json_t **out)
 {
-	sqlite3_stmt *s = stmt(st, S_RK_LIST);
-	json_t *list = json_array();
-	int rc;
-	if (!list)
-		return -ENOMEM;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(list, regkey_json(s));
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		json_decref(list);
-		return db_error(st, "reg-key list");
-	}
-	*out = list;
-	return 0;
+	return rows_json(st, stmt(st, S_RK_LIST), regkey_row, 0, "reg-key list", out);
 }
 
 int store_regkey_delete(struct store *st, const char *id)
@@ -960,19 +967,7 @@ int store_device_touch(struct store *st, const char *id, int64_t now)
 /* the rows of a query of DEVICE_COLS as an array */
 static int device_rows(struct store *st, sqlite3_stmt *s, int64_t now, json_t **out)
 {
-	json_t *list = json_array();
-	int rc;
-	if (!list)
-		return -ENOMEM;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(list, device_json(s, now));
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		json_decref(list);
-		return db_error(st, "device list");
-	}
-	*out = list;
-	return 0;
+	return rows_json(st, s, device_json, now, "device list", out);
 }
 
 int store_device_changes(struct store *st, const char *vpc_id, int64_t since, int64_t now,

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <linux/filter.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <stdlib.h>
@@ -17,7 +18,8 @@
 #include "rtnl.h"
 
 struct netio_udp {
-	int fd;
+	int fd;		/* receives (and is what the event loop watches) */
+	int tx_fd;	/* sends: fd itself, or the send-only twin */
 	int family;
 };
 
@@ -26,33 +28,104 @@ struct netio_tun {
 	char name[IFNAMSIZ];
 };
 
-static int lx_udp_open(struct netio *io, const union sockaddr_any *bind_addr, struct netio_udp **out)
+/* a UDP socket of family with the buffer sizes, SO_REUSEPORT if asked */
+static int udp_socket(int family, int reuseport, int rcvbuf, int sndbuf)
+{
+	int fd, zero = 0, one = 1;
+
+	fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	/* big buffers absorb bursts; FORCE works as root, plain is the fallback */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) < 0)
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	return fd;
+}
+
+static int udp_bind(int fd, const union sockaddr_any *a)
+{
+	return bind(fd, &a->sa, addr_len(a)) < 0 ? -errno : 0;
+}
+
+/* The receiving socket and its send-only twin share the address through
+ * SO_REUSEPORT; a one-instruction classic BPF program on the group ("return
+ * 0") hands every arriving datagram to the group's first member, the
+ * receiving socket, so the twin never holds data. Returns the twin's fd, or
+ * a negative errno when the kernel refuses (the caller then sends through
+ * the receiving socket). */
+static int open_twin(int rx, const union sockaddr_any *a, int bufsz)
+{
+	struct sock_filter first[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
+	struct sock_fprog prog = { .len = 1, .filter = first };
+	int tx, rc;
+
+	if (setsockopt(rx, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) < 0)
+		return -errno;
+	tx = udp_socket(a->sa.sa_family, 1, 4096, bufsz);
+	if (tx < 0)
+		return tx;
+	if ((rc = udp_bind(tx, a)) < 0) {
+		close(tx);
+		return rc;
+	}
+	return tx;
+}
+
+static int lx_udp_open(struct netio *io, const union sockaddr_any *bind_addr, unsigned flags,
+		       struct netio_udp **out)
 {
 	struct netio_udp *u;
-	int fd, rc, zero = 0, bufsz = 4 << 20;
+	union sockaddr_any at = *bind_addr;
+	int fd, rc, bufsz = 4 << 20, twin = !!(flags & NETIO_UDP_SEND_TWIN);
 	(void)io;
 	*out = NULL;
 	u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
-	fd = socket(bind_addr->sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (twin) {
+		/* SO_REUSEPORT would let us share a port that another socket of
+		 * this user holds with SO_REUSEPORT (and pick such a port for port
+		 * 0): claim the address alone first, so that "in use" stays an
+		 * error, then reopen it for the pair */
+		fd = udp_socket(bind_addr->sa.sa_family, 0, 4096, 4096);
+		if (fd < 0) {
+			rc = fd;
+			goto err_free;
+		}
+		socklen_t len = sizeof(at);
+		if ((rc = udp_bind(fd, bind_addr)) < 0 || getsockname(fd, &at.sa, &len) < 0) {
+			rc = rc < 0 ? rc : -errno;
+			close(fd);
+			goto err_free;
+		}
+		close(fd);
+	}
+	fd = udp_socket(bind_addr->sa.sa_family, twin, bufsz, bufsz);
 	if (fd < 0) {
-		rc = -errno;
+		rc = fd;
 		goto err_free;
 	}
-	if (bind_addr->sa.sa_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-	/* big buffers absorb bursts; FORCE works as root, plain is the fallback */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsz, sizeof(bufsz));
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bufsz, sizeof(bufsz)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsz, sizeof(bufsz));
-	if (bind(fd, &bind_addr->sa, addr_len(bind_addr)) < 0) {
-		rc = -errno;
+	if ((rc = udp_bind(fd, &at)) < 0)
 		goto err_close;
-	}
-	u->fd = fd;
+	u->fd = u->tx_fd = fd;
 	u->family = bind_addr->sa.sa_family;
+	if (twin) {
+		int tx = open_twin(fd, &at, bufsz);
+		if (tx >= 0)
+			u->tx_fd = tx;
+		else
+			log_debug("netio", "no send-only twin socket, sending from the receiving one err=%s",
+				  strerror(-tx));
+	}
 	*out = u;
 	return 0;
 
@@ -65,6 +138,8 @@ err_free:
 
 static void lx_udp_close(struct netio_udp *u)
 {
+	if (u->tx_fd != u->fd)
+		close(u->tx_fd);
 	close(u->fd);
 	free(u);
 }
@@ -146,7 +221,7 @@ static int lx_udp_send(struct netio_udp *u, const struct netio_pkt *pkts, int n)
 		msgs[i].msg_hdr.msg_namelen = addr_len(&dst[i]);
 	}
 	while (done < n) {
-		int rc = sendmmsg(u->fd, msgs + done, (unsigned)(n - done), MSG_DONTWAIT);
+		int rc = sendmmsg(u->tx_fd, msgs + done, (unsigned)(n - done), MSG_DONTWAIT);
 		if (rc > 0) {
 			done += rc;
 			continue;

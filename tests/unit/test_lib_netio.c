@@ -59,6 +59,78 @@ Test(netio, udp_batch_round_trip_on_loopback)
 	netio_free(io);
 }
 
+/* the send-only twin: what it sends carries the receiving socket's address,
+ * everything that arrives reaches the receiving socket, the address stays
+ * exclusive */
+Test(netio, udp_send_twin)
+{
+	struct netio *io;
+	struct netio_udp *srv, *cli, *again;
+	union sockaddr_any any, ls, lc;
+	uint8_t bufs[2 * NETIO_BATCH_MAX][64];
+	struct netio_pkt out[NETIO_BATCH_MAX], in[NETIO_BATCH_MAX];
+	int total = 640, got = 0, answered = 0;
+
+	cr_assert_eq(netio_linux_new(&io), 0);
+	cr_assert_eq(addr_parse("127.0.0.1:0", &any), 0);
+	cr_assert_eq(netio_udp_open_flags(io, &any, NETIO_UDP_SEND_TWIN, &srv), 0);
+	cr_assert_eq(netio_udp_open(io, &any, &cli), 0);
+	cr_assert_eq(netio_udp_local(io, srv, &ls), 0);
+	cr_assert_eq(netio_udp_local(io, cli, &lc), 0);
+	cr_assert_neq(addr_port(&ls), 0);
+
+	/* the port is still ours alone, with or without SO_REUSEPORT */
+	cr_expect_eq(netio_udp_open_flags(io, &ls, NETIO_UDP_SEND_TWIN, &again), -EADDRINUSE);
+	cr_expect_eq(netio_udp_open(io, &ls, &again), -EADDRINUSE);
+
+	/* client -> server: all of them arrive at the receiving socket */
+	for (int sent = 0; sent < total;) {
+		for (int i = 0; i < NETIO_BATCH_MAX; i++) {
+			out[i] = (struct netio_pkt){ .data = bufs[i], .len = 4, .cap = 64, .addr = ls };
+			memcpy(bufs[i], &(uint32_t){ (uint32_t)(sent + i) }, 4);
+		}
+		cr_assert_eq(netio_udp_send(io, cli, out, NETIO_BATCH_MAX), NETIO_BATCH_MAX);
+		sent += NETIO_BATCH_MAX;
+		for (int i = 0; i < NETIO_BATCH_MAX; i++)
+			in[i] = (struct netio_pkt){ .data = bufs[NETIO_BATCH_MAX + i], .cap = 64 };
+		while (got < sent) {
+			struct pollfd pfd = { .fd = netio_udp_fd(io, srv), .events = POLLIN };
+			cr_assert_eq(poll(&pfd, 1, 2000), 1, "timed out after %d packets", got);
+			int r = netio_udp_recv(io, srv, in, NETIO_BATCH_MAX);
+			cr_assert_geq(r, 0);
+			for (int i = 0; i < r; i++) {
+				uint32_t v;
+				memcpy(&v, in[i].data, 4);
+				cr_expect_eq(v, (uint32_t)(got + i), "order kept");
+				cr_expect(addr_equal(&in[i].addr, &lc));
+			}
+			/* server -> client through the twin */
+			for (int i = 0; i < r; i++)
+				in[i].addr = lc;
+			cr_assert_eq(netio_udp_send(io, srv, in, r), r);
+			got += r;
+		}
+	}
+	cr_expect_eq(got, total);
+	while (answered < total) {
+		struct pollfd pfd = { .fd = netio_udp_fd(io, cli), .events = POLLIN };
+		cr_assert_eq(poll(&pfd, 1, 2000), 1, "timed out after %d answers", answered);
+		for (int i = 0; i < NETIO_BATCH_MAX; i++)
+			in[i] = (struct netio_pkt){ .data = bufs[NETIO_BATCH_MAX + i], .cap = 64 };
+		int r = netio_udp_recv(io, cli, in, NETIO_BATCH_MAX);
+		cr_assert_geq(r, 0);
+		for (int i = 0; i < r; i++)
+			cr_expect(addr_equal(&in[i].addr, &ls), "answers come from the server's address");
+		answered += r;
+	}
+	netio_udp_close(io, srv);
+	netio_udp_close(io, cli);
+	/* closed: the address is free again */
+	cr_expect_eq(netio_udp_open(io, &ls, &again), 0);
+	netio_udp_close(io, again);
+	netio_free(io);
+}
+
 static uint16_t csum(const void *data, size_t len)
 {
 	const uint8_t *p = data;

@@ -87,6 +87,8 @@ struct server {
 	/* malformed-packet log: at most one line per second */
 	uint64_t log_window_ms;
 	uint64_t log_suppressed;
+	/* --one-socket: answers leave through the receiving socket */
+	int one_socket;
 };
 
 static void usage(FILE *f)
@@ -108,6 +110,9 @@ static void usage(FILE *f)
 		"  --rate N           responses per second per source IP (default %d; 0: no limit)\n"
 		"  --burst N          token bucket depth per source IP (default %d)\n"
 		"  --max-padding N    largest PADDING echoed in a response (default %d)\n"
+		"  --one-socket       send answers from the receiving socket instead of a\n"
+		"                     send-only twin on the same address (the twin saves a\n"
+		"                     wake-up per answer; this is for comparison)\n"
 		"  --log-format F     text (default) or json\n"
 		"  --verbose          debug logs\n"
 		"\n"
@@ -271,7 +276,7 @@ static int open_sock(struct server *s, struct stun_server_cfg *cfg, int ip, int 
 	k->cfg = cfg;
 	k->ip = ip;
 	k->port = port;
-	rc = netio_udp_open(s->io, &cfg->addrs[ip][port], &k->udp);
+	rc = netio_udp_open_flags(s->io, &cfg->addrs[ip][port], s->one_socket ? 0 : NETIO_UDP_SEND_TWIN, &k->udp);
 	if (rc < 0) {
 		log_error(COMPONENT, "cannot open socket addr=%s err=\"%s\"",
 			  addr_format(&cfg->addrs[ip][port], a, sizeof(a)), strerror(-rc));
@@ -346,6 +351,7 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "rfc5780", no_argument, NULL, '5' },
 		{ "rate", required_argument, NULL, 'r' },
+		{ "one-socket", no_argument, NULL, '1' },
 		{ "burst", required_argument, NULL, 'b' },
 		{ "max-padding", required_argument, NULL, 'p' },
 		{ "log-format", required_argument, NULL, 'f' },
@@ -377,6 +383,9 @@ int main(int argc, char **argv)
 			break;
 		case '5':
 			rfc5780 = 1;
+			break;
+		case '1':
+			s.one_socket = 1;
 			break;
 		case 'r':
 			if (parse_count(optarg, "--rate", &s.rate) < 0)

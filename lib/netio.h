@@ -29,8 +29,8 @@ struct netio_udp;
 struct netio_tun;
 
 struct netio_ops {
-	int (*udp_open)(struct netio *io, const union sockaddr_any *bind, unsigned flags,
-			struct netio_udp **out);
+	int (*udp_open_group)(struct netio *io, const union sockaddr_any *bind, unsigned flags, int n,
+			      struct netio_udp **out);
 	void (*udp_close)(struct netio_udp *u);
 	int (*udp_fd)(const struct netio_udp *u);
 	int (*udp_local)(const struct netio_udp *u, union sockaddr_any *out);
@@ -67,7 +67,7 @@ static inline void netio_free(struct netio *io) { if (io) io->ops->free(io); }
  * negative errno; send returns how many were sent (a short count means the
  * socket is full) or a negative errno. */
 static inline int netio_udp_open(struct netio *io, const union sockaddr_any *bind, struct netio_udp **out)
-{ return io->ops->udp_open(io, bind, 0, out); }
+{ return io->ops->udp_open_group(io, bind, 0, 1, out); }
 /* NETIO_UDP_SEND_TWIN: sends leave through a second, send-only socket bound
  * to the same address, which no event loop watches. Each datagram the kernel
  * frees after sending wakes the watchers of the socket that sent it (a
@@ -77,7 +77,16 @@ static inline int netio_udp_open(struct netio *io, const union sockaddr_any *bin
 #define NETIO_UDP_SEND_TWIN 1u
 static inline int netio_udp_open_flags(struct netio *io, const union sockaddr_any *bind, unsigned flags,
 				       struct netio_udp **out)
-{ return io->ops->udp_open(io, bind, flags, out); }
+{ return io->ops->udp_open_group(io, bind, flags, 1, out); }
+/* n sockets on one address, for n threads: the kernel hands each arriving
+ * datagram to out[f(source IP) % n], so one source IP always reaches the same
+ * socket (and a per-source limit kept by its thread stays exact). The address
+ * is exclusive to the group: "in use" is still an error. n is 1 to
+ * NETIO_GROUP_MAX; on failure nothing stays open. */
+#define NETIO_GROUP_MAX 64
+static inline int netio_udp_open_group(struct netio *io, const union sockaddr_any *bind, unsigned flags,
+				       int n, struct netio_udp **out)
+{ return io->ops->udp_open_group(io, bind, flags, n, out); }
 void netio_udp_close(struct netio *io, struct netio_udp *u);
 static inline int netio_udp_fd(struct netio *io, const struct netio_udp *u) { return io->ops->udp_fd(u); }
 static inline int netio_udp_local(struct netio *io, const struct netio_udp *u, union sockaddr_any *out)

@@ -56,20 +56,55 @@ static int udp_bind(int fd, const union sockaddr_any *a)
 	return bind(fd, &a->sa, addr_len(a)) < 0 ? -errno : 0;
 }
 
-/* The receiving socket and its send-only twin share the address through
- * SO_REUSEPORT; a one-instruction classic BPF program on the group ("return
- * 0") hands every arriving datagram to the group's first member, the
- * receiving socket, so the twin never holds data. Returns the twin's fd, or
- * a negative errno when the kernel refuses (the caller then sends through
- * the receiving socket). */
-static int open_twin(int rx, const union sockaddr_any *a, int bufsz)
+/* The program that picks a group member for each arriving datagram (it sees
+ * the packet from the network header at SKF_NET_OFF): n == 1 is "return 0",
+ * the receiving socket (the twins come after the receivers in the group and
+ * so never get data); n > 1 is the IPv4 source address, or the XOR of the
+ * four words of the IPv6 one, modulo n. */
+static int attach_steering(int fd, int n)
 {
 	struct sock_filter first[] = { BPF_STMT(BPF_RET | BPF_K, 0) };
-	struct sock_fprog prog = { .len = 1, .filter = first };
+	struct sock_filter by_src[] = {
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, (uint32_t)SKF_NET_OFF),
+		BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xf0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x40, 0, 2),
+		/* IPv4: the source address */
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 12),
+		BPF_JUMP(BPF_JMP | BPF_JA, 13, 0, 0),
+		/* IPv6: the source address, folded to 32 bits */
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 8),
+		BPF_STMT(BPF_ST, 0),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 12),
+		BPF_STMT(BPF_LDX | BPF_MEM, 0),
+		BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+		BPF_STMT(BPF_ST, 0),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 16),
+		BPF_STMT(BPF_LDX | BPF_MEM, 0),
+		BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+		BPF_STMT(BPF_ST, 0),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 20),
+		BPF_STMT(BPF_LDX | BPF_MEM, 0),
+		BPF_STMT(BPF_ALU | BPF_XOR | BPF_X, 0),
+		/* both: modulo the group size */
+		BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, (uint32_t)n),
+		BPF_STMT(BPF_RET | BPF_A, 0),
+	};
+	struct sock_fprog prog;
+
+	if (n == 1)
+		prog = (struct sock_fprog){ .len = 1, .filter = first };
+	else
+		prog = (struct sock_fprog){ .len = sizeof(by_src) / sizeof(by_src[0]), .filter = by_src };
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) < 0 ? -errno : 0;
+}
+
+/* A send-only twin of a receiving socket: same address, SO_REUSEPORT, joined
+ * to the group after every receiver, so the steering program never picks it.
+ * Returns its fd or a negative errno. */
+static int open_twin(const union sockaddr_any *a, int bufsz)
+{
 	int tx, rc;
 
-	if (setsockopt(rx, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) < 0)
-		return -errno;
 	tx = udp_socket(a->sa.sa_family, 1, 4096, bufsz);
 	if (tx < 0)
 		return tx;
@@ -80,59 +115,80 @@ static int open_twin(int rx, const union sockaddr_any *a, int bufsz)
 	return tx;
 }
 
-static int lx_udp_open(struct netio *io, const union sockaddr_any *bind_addr, unsigned flags,
-		       struct netio_udp **out)
+static void lx_udp_close(struct netio_udp *u);
+
+static int lx_udp_open_group(struct netio *io, const union sockaddr_any *bind_addr, unsigned flags, int n,
+			     struct netio_udp **out)
 {
-	struct netio_udp *u;
 	union sockaddr_any at = *bind_addr;
-	int fd, rc, bufsz = 4 << 20, twin = !!(flags & NETIO_UDP_SEND_TWIN);
+	int fd, rc, made, bufsz = 4 << 20, twin = !!(flags & NETIO_UDP_SEND_TWIN), shared = twin || n > 1;
 	(void)io;
-	*out = NULL;
-	u = calloc(1, sizeof(*u));
-	if (!u)
-		return -ENOMEM;
-	if (twin) {
+	if (n < 1 || n > NETIO_GROUP_MAX)
+		return -EINVAL;
+	for (int i = 0; i < n; i++)
+		out[i] = NULL;
+	if (shared) {
 		/* SO_REUSEPORT would let us share a port that another socket of
 		 * this user holds with SO_REUSEPORT (and pick such a port for port
 		 * 0): claim the address alone first, so that "in use" stays an
-		 * error, then reopen it for the pair */
+		 * error, then reopen it for the group */
 		fd = udp_socket(bind_addr->sa.sa_family, 0, 4096, 4096);
-		if (fd < 0) {
-			rc = fd;
-			goto err_free;
-		}
+		if (fd < 0)
+			return fd;
 		socklen_t len = sizeof(at);
 		if ((rc = udp_bind(fd, bind_addr)) < 0 || getsockname(fd, &at.sa, &len) < 0) {
 			rc = rc < 0 ? rc : -errno;
 			close(fd);
-			goto err_free;
+			return rc;
 		}
 		close(fd);
 	}
-	fd = udp_socket(bind_addr->sa.sa_family, twin, bufsz, bufsz);
-	if (fd < 0) {
-		rc = fd;
-		goto err_free;
+	for (made = 0; made < n; made++) {
+		struct netio_udp *u = calloc(1, sizeof(*u));
+		if (!u) {
+			rc = -ENOMEM;
+			goto err;
+		}
+		fd = udp_socket(bind_addr->sa.sa_family, shared, bufsz, bufsz);
+		if (fd < 0) {
+			free(u);
+			rc = fd;
+			goto err;
+		}
+		if ((rc = udp_bind(fd, &at)) < 0) {
+			close(fd);
+			free(u);
+			goto err;
+		}
+		u->fd = u->tx_fd = fd;
+		u->family = bind_addr->sa.sa_family;
+		out[made] = u;
 	}
-	if ((rc = udp_bind(fd, &at)) < 0)
-		goto err_close;
-	u->fd = u->tx_fd = fd;
-	u->family = bind_addr->sa.sa_family;
-	if (twin) {
-		int tx = open_twin(fd, &at, bufsz);
-		if (tx >= 0)
-			u->tx_fd = tx;
-		else
+	if (shared && (rc = attach_steering(out[0]->fd, n)) < 0) {
+		if (n > 1)
+			goto err;
+		/* one receiver: fine without the program, but then no twin */
+		log_debug("netio", "no steering program, sending from the receiving socket err=%s",
+			  strerror(-rc));
+		twin = 0;
+	}
+	for (int i = 0; twin && i < n; i++) {
+		int tx = open_twin(&at, bufsz);
+		if (tx < 0) {
 			log_debug("netio", "no send-only twin socket, sending from the receiving one err=%s",
 				  strerror(-tx));
+			break;
+		}
+		out[i]->tx_fd = tx;
 	}
-	*out = u;
 	return 0;
 
-err_close:
-	close(fd);
-err_free:
-	free(u);
+err:
+	while (made > 0) {
+		made--;
+		lx_udp_close(out[made]);
+		out[made] = NULL;
+	}
 	return rc;
 }
 
@@ -398,7 +454,7 @@ static void lx_free(struct netio *io)
 }
 
 static const struct netio_ops linux_ops = {
-	.udp_open = lx_udp_open,
+	.udp_open_group = lx_udp_open_group,
 	.udp_close = lx_udp_close,
 	.udp_fd = lx_udp_fd,
 	.udp_local = lx_udp_local,

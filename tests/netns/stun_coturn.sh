@@ -123,6 +123,30 @@ check "each malformation counted under its own reason ($malformed_reasons)" \
 check "rate-limited answers counted (${limited:-none})" test "${limited:-0}" -gt 0
 check "malformed-packet log is rate limited" test "$(grep -c 'dropped malformed packet' "$tmp/server.log")" -le 2
 
+# --- 3b. threads: one socket per thread on the address, sources spread ------
+start_server --listen 127.0.0.1:3478 --threads 4 || not_ok "meshstun --threads 4 did not start"
+out=$(in_ns timeout 10 turnutils_stunclient -L 127.0.0.3 -p 3478 127.0.0.1 2>&1)
+check "--threads 4: turnutils_stunclient gets its address" grep -q 'UDP reflexive addr: 127.0.0.3:' <<<"$out"
+in_ns "$MESHSTUN" --listen 127.0.0.1:3478 >"$tmp/second.log" 2>&1; rc=$?
+check "--threads 4: a second server on the address is refused (status $rc)" \
+  grep -q 'cannot open socket addr=127.0.0.1:3478 err="Address already in use"' "$tmp/second.log"
+# one IP, four sockets: still one limiter (the kernel keeps an IP on one thread)
+load=$(in_ns "$STUNLOAD" --server 127.0.0.1:3478 --sockets 4 --sources 1 --window 500 --batch 50 --duration 1 --warmup 0 2>&1)
+answered=$(sed -n 's/.*answered=\([0-9]*\).*/\1/p' <<<"$load")
+check "--threads 4: per-IP limit still holds one IP to about 100 + 50/s (answered ${answered:-none})" \
+  test "${answered:-0}" -ge 50 -a "${answered:-999}" -le 250
+# 16 client IPs, a few requests each (within their limits)
+load=$(in_ns "$STUNLOAD" --server 127.0.0.1:3478 --sockets 16 --sources 16 --window 4 --batch 4 --duration 1 --warmup 0 2>&1)
+answered16=$(sed -n 's/.*answered=\([0-9]*\).*/\1/p' <<<"$load")
+check "--threads 4: 16 client IPs answered (${answered16:-none})" test "${answered16:-0}" -gt 0
+stop_server; rc=$?
+check "--threads 4: SIGTERM exits 0 (status $rc)" test "$rc" -eq 0
+busy=$(grep -c 'thread counters thread=[0-3] received=[1-9]' "$tmp/server.log")
+check "--threads 4: the sources spread over the threads ($busy of 4 received)" test "$busy" -ge 2
+total=$(sed -n 's/.*counters received=\([0-9]*\).*/\1/p' "$tmp/server.log")
+sum=$(sed -n 's/.*thread counters thread=[0-9]* received=\([0-9]*\).*/\1/p' "$tmp/server.log" | awk '{ s += $1 } END { print s + 0 }')
+check "--threads 4: the counters add up ($sum = ${total:-none})" test "$sum" = "${total:-x}"
+
 # --- 4. IPv6 ------------------------------------------------------------------
 expect_socks=1
 start_server --listen '[::1]:3478' --log-format json || not_ok "meshstun on [::1] did not start"
@@ -136,8 +160,10 @@ check "--log-format json writes JSON lines" grep -q '^{.*"component":"meshstun".
 # --- 5. RFC 5780: natdiscovery mapping and filtering tests --------------------
 in_ns "$MESHSTUN" --listen 127.0.0.1:3478 --rfc5780 >/dev/null 2>&1; rc=$?
 check "--rfc5780 with a single address is refused (status $rc)" test "$rc" -eq 2
+# two threads: a CHANGE-REQUEST answer leaves through the answering thread's
+# own socket of the other address
 expect_socks=4
-start_server --listen 127.0.0.1:3478 --listen 127.0.0.2:3478 --rfc5780 ||
+start_server --listen 127.0.0.1:3478 --listen 127.0.0.2:3478 --rfc5780 --threads 2 ||
   { not_ok "meshstun --rfc5780 did not start"; exit 1; }
 for s in 127.0.0.1:3478 127.0.0.1:3479 127.0.0.2:3478 127.0.0.2:3479; do
   check "--rfc5780 listens on $s" grep -q "listening addr=$s" "$tmp/server.log"

@@ -131,6 +131,132 @@ Test(netio, udp_send_twin)
 	netio_free(io);
 }
 
+/* read whatever is waiting on each of n sockets (up to 200 ms of quiet);
+ * count[i][src] = datagrams socket i got from 127.0.0.src */
+static int drain_group(struct netio *io, struct netio_udp **g, int n, int count[][32])
+{
+	uint8_t bufs[NETIO_BATCH_MAX][64];
+	struct netio_pkt in[NETIO_BATCH_MAX];
+	int total = 0;
+
+	for (;;) {
+		struct pollfd pfd[8];
+		for (int i = 0; i < n; i++)
+			pfd[i] = (struct pollfd){ .fd = netio_udp_fd(io, g[i]), .events = POLLIN };
+		if (poll(pfd, (nfds_t)n, 200) <= 0)
+			return total;
+		for (int i = 0; i < n; i++) {
+			for (int j = 0; j < NETIO_BATCH_MAX; j++)
+				in[j] = (struct netio_pkt){ .data = bufs[j], .cap = 64 };
+			int r = netio_udp_recv(io, g[i], in, NETIO_BATCH_MAX);
+			for (int j = 0; j < r; j++) {
+				size_t len;
+				const uint8_t *ip = addr_ip_bytes(&in[j].addr, &len);
+				int src = (len == 4 && ip[3] < 32) ? ip[3] : 0;
+				count[i][src]++;
+				total++;
+			}
+		}
+	}
+}
+
+/* a group of receivers: one source IP always reaches the same socket, the
+ * sources spread over the group, nothing is lost, the twins get nothing */
+Test(netio, udp_group_steers_by_source_ip)
+{
+	struct netio *io;
+	struct netio_udp *g[4], *src[16], *other[2];
+	union sockaddr_any any, at;
+	uint8_t buf[8] = { 0 };
+	int count[4][32] = { { 0 } }, per = 20;
+
+	cr_assert_eq(netio_linux_new(&io), 0);
+	cr_assert_eq(addr_parse("127.0.0.1:0", &any), 0);
+	cr_expect_eq(netio_udp_open_group(io, &any, 0, 0, g), -EINVAL);
+	cr_expect_eq(netio_udp_open_group(io, &any, 0, NETIO_GROUP_MAX + 1, g), -EINVAL);
+	cr_assert_eq(netio_udp_open_group(io, &any, NETIO_UDP_SEND_TWIN, 4, g), 0);
+	cr_assert_eq(netio_udp_local(io, g[0], &at), 0);
+	for (int i = 1; i < 4; i++) {
+		union sockaddr_any l;
+		cr_assert_eq(netio_udp_local(io, g[i], &l), 0);
+		cr_expect(addr_equal(&l, &at), "every member is on the same address");
+	}
+	/* the group holds the address alone */
+	cr_expect_eq(netio_udp_open_group(io, &at, 0, 2, other), -EADDRINUSE);
+	cr_expect_eq(netio_udp_open(io, &at, &other[0]), -EADDRINUSE);
+
+	for (int s = 0; s < 16; s++) {
+		char a[32];
+		union sockaddr_any sa;
+		snprintf(a, sizeof(a), "127.0.0.%d:0", s + 1);
+		cr_assert_eq(addr_parse(a, &sa), 0);
+		cr_assert_eq(netio_udp_open(io, &sa, &src[s]), 0);
+		for (int k = 0; k < per; k++) {
+			struct netio_pkt p = { .data = buf, .len = sizeof(buf), .cap = sizeof(buf), .addr = at };
+			cr_assert_eq(netio_udp_send(io, src[s], &p, 1), 1);
+		}
+	}
+	cr_expect_eq(drain_group(io, g, 4, count), 16 * per, "every datagram reaches a receiver");
+	int used = 0;
+	for (int i = 0; i < 4; i++) {
+		int any_here = 0;
+		for (int s = 1; s <= 16; s++) {
+			if (count[i][s])
+				cr_expect_eq(count[i][s], per, "source 127.0.0.%d split over sockets", s);
+			any_here |= count[i][s] > 0;
+		}
+		used += any_here;
+	}
+	cr_expect_geq(used, 2, "16 sources on one socket of 4");
+
+	/* each member answers from the group's address (through its twin) */
+	for (int i = 0; i < 4; i++) {
+		union sockaddr_any l;
+		cr_assert_eq(netio_udp_local(io, src[0], &l), 0);
+		struct netio_pkt p = { .data = buf, .len = sizeof(buf), .cap = sizeof(buf), .addr = l };
+		cr_assert_eq(netio_udp_send(io, g[i], &p, 1), 1);
+	}
+	int back = 0;
+	while (back < 4) {
+		uint8_t b[64];
+		struct netio_pkt in[4];
+		for (int j = 0; j < 4; j++)
+			in[j] = (struct netio_pkt){ .data = b, .cap = sizeof(b) };
+		struct pollfd pfd = { .fd = netio_udp_fd(io, src[0]), .events = POLLIN };
+		cr_assert_eq(poll(&pfd, 1, 2000), 1, "answer %d missing", back);
+		int r = netio_udp_recv(io, src[0], in, 4);
+		for (int j = 0; j < r; j++)
+			cr_expect(addr_equal(&in[j].addr, &at));
+		back += r;
+	}
+	for (int s = 0; s < 16; s++)
+		netio_udp_close(io, src[s]);
+	for (int i = 0; i < 4; i++)
+		netio_udp_close(io, g[i]);
+	cr_expect_eq(netio_udp_open(io, &at, &other[0]), 0, "closed: the address is free again");
+	netio_udp_close(io, other[0]);
+
+	/* IPv6 takes the other branch of the program */
+	cr_assert_eq(addr_parse("[::1]:0", &any), 0);
+	cr_assert_eq(netio_udp_open_group(io, &any, NETIO_UDP_SEND_TWIN, 3, g), 0);
+	cr_assert_eq(netio_udp_local(io, g[0], &at), 0);
+	cr_assert_eq(netio_udp_open(io, &any, &src[0]), 0);
+	for (int k = 0; k < per; k++) {
+		struct netio_pkt p = { .data = buf, .len = sizeof(buf), .cap = sizeof(buf), .addr = at };
+		cr_assert_eq(netio_udp_send(io, src[0], &p, 1), 1);
+	}
+	memset(count, 0, sizeof(count));
+	cr_expect_eq(drain_group(io, g, 3, count), per, "IPv6: every datagram reaches a receiver");
+	int holders = 0;
+	for (int i = 0; i < 3; i++)
+		holders += count[i][0] > 0;
+	cr_expect_eq(holders, 1, "IPv6: one source, one socket");
+	netio_udp_close(io, src[0]);
+	for (int i = 0; i < 3; i++)
+		netio_udp_close(io, g[i]);
+	netio_free(io);
+}
+
 static uint16_t csum(const void *data, size_t len)
 {
 	const uint8_t *p = data;

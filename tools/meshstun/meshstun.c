@@ -10,10 +10,13 @@
  * with a primary and an alternate port). */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -27,6 +30,7 @@
 #define SOFTWARE "natmesh meshstun"
 #define MAX_LISTEN 2
 #define MAX_SOCKS 4
+#define MAX_THREADS NETIO_GROUP_MAX
 #define PKT_CAP 2048
 /* batches read per wake-up and socket before the loop looks at the others */
 #define MAX_BATCHES_PER_WAKE 16
@@ -55,9 +59,10 @@ struct counters {
 };
 
 struct server;
+struct worker;
 
 struct sock {
-	struct server *srv;
+	struct worker *w;
 	struct stun_server_cfg *cfg;	/* the group this socket serves */
 	struct netio_udp *udp;
 	int ip, port;			/* index in its group */
@@ -69,26 +74,39 @@ struct sock {
 	int nout;
 };
 
-struct server {
+/* one thread: its loop, its socket of every address, its counters and its
+ * rate limiter (the kernel steers each source IP to one thread) */
+struct worker {
+	struct server *srv;
+	int id;
 	struct loop *loop;
-	struct netio *io;
+	pthread_t thread;
+	int started;
+	int stop_fd;			/* eventfd: the main thread asks to stop */
 	int nsocks;
 	struct sock socks[MAX_SOCKS];
-	int ncfgs;
-	struct stun_server_cfg cfgs[MAX_LISTEN];
 	struct netio_pkt in[NETIO_BATCH_MAX];
 	uint8_t in_buf[NETIO_BATCH_MAX][PKT_CAP];
 	struct counters c;
+	struct bucket *buckets;
+	/* malformed-packet log: at most one line per second and thread */
+	uint64_t log_window_ms;
+	uint64_t log_suppressed;
+	int rc;				/* what its loop returned */
+};
+
+struct server {
+	struct netio *io;
+	int ncfgs;
+	struct stun_server_cfg cfgs[MAX_LISTEN];
 	/* rate limiting: responses per second and burst per source IP, 0 = off */
 	double rate;
 	double burst;
-	struct bucket *buckets;
 	uint8_t hash_key[crypto_shorthash_KEYBYTES];
-	/* malformed-packet log: at most one line per second */
-	uint64_t log_window_ms;
-	uint64_t log_suppressed;
 	/* --one-socket: answers leave through the receiving socket */
 	int one_socket;
+	int nworkers;
+	struct worker *workers;
 };
 
 static void usage(FILE *f)
@@ -110,6 +128,9 @@ static void usage(FILE *f)
 		"  --rate N           responses per second per source IP (default %d; 0: no limit)\n"
 		"  --burst N          token bucket depth per source IP (default %d)\n"
 		"  --max-padding N    largest PADDING echoed in a response (default %d)\n"
+		"  --threads N        N threads (1..%d, default 1), each with its own socket\n"
+		"                     of every address; the kernel keeps each source IP on\n"
+		"                     one thread\n"
 		"  --one-socket       send answers from the receiving socket instead of a\n"
 		"                     send-only twin on the same address (the twin saves a\n"
 		"                     wake-up per answer; this is for comparison)\n"
@@ -118,14 +139,15 @@ static void usage(FILE *f)
 		"\n"
 		"Malformed packets are dropped and counted; counters are logged on exit.\n"
 		"SIGTERM or SIGINT stop the server (exit status 0).\n",
-		DEFAULT_RATE, DEFAULT_BURST, DEFAULT_MAX_PADDING);
+		DEFAULT_RATE, DEFAULT_BURST, DEFAULT_MAX_PADDING, MAX_THREADS);
 }
 
 /* --- rate limiting ------------------------------------------------------- */
 
 /* true when src may get one more response now */
-static bool rate_allow(struct server *s, const union sockaddr_any *src, uint64_t now)
+static bool rate_allow(struct worker *w, const union sockaddr_any *src, uint64_t now)
 {
+	const struct server *s = w->srv;
 	size_t n;
 	const uint8_t *ip;
 	uint8_t key[16] = { 0 }, h[crypto_shorthash_BYTES];
@@ -139,7 +161,7 @@ static bool rate_allow(struct server *s, const union sockaddr_any *src, uint64_t
 	crypto_shorthash(h, key, sizeof(key), s->hash_key);
 	uint64_t slot;
 	memcpy(&slot, h, sizeof(slot));
-	struct bucket *b = &s->buckets[slot % BUCKET_SLOTS];
+	struct bucket *b = &w->buckets[slot % BUCKET_SLOTS];
 	if (!b->used || memcmp(b->ip, key, sizeof(key))) {
 		/* a new source (or one that displaced a colder one) starts full */
 		memcpy(b->ip, key, sizeof(key));
@@ -159,39 +181,39 @@ static bool rate_allow(struct server *s, const union sockaddr_any *src, uint64_t
 
 /* --- datagrams ------------------------------------------------------------ */
 
-static void log_malformed(struct server *s, const union sockaddr_any *src, int err, uint64_t now)
+static void log_malformed(struct worker *w, const union sockaddr_any *src, int err, uint64_t now)
 {
 	char a[ADDR_STRLEN];
 
-	if (now < s->log_window_ms + 1000) {
-		s->log_suppressed++;
+	if (now < w->log_window_ms + 1000) {
+		w->log_suppressed++;
 		return;
 	}
 	log_info(COMPONENT, "dropped malformed packet src=%s reason=\"%s\" suppressed=%llu",
 		 addr_format(src, a, sizeof(a)), stun_strerror(err),
-		 (unsigned long long)s->log_suppressed);
-	s->log_window_ms = now;
-	s->log_suppressed = 0;
+		 (unsigned long long)w->log_suppressed);
+	w->log_window_ms = now;
+	w->log_suppressed = 0;
 }
 
-static void flush(struct server *s, struct sock *k)
+static void flush(struct worker *w, struct sock *k)
 {
 	if (!k->nout)
 		return;
-	int sent = netio_udp_send(s->io, k->udp, k->out, k->nout);
+	int sent = netio_udp_send(w->srv->io, k->udp, k->out, k->nout);
 	if (sent < 0)
 		sent = 0;
-	s->c.send_failed += (uint64_t)(k->nout - sent);
+	w->c.send_failed += (uint64_t)(k->nout - sent);
 	k->nout = 0;
 }
 
-static void handle(struct server *s, struct sock *k, struct netio_pkt *p, uint64_t now)
+static void handle(struct worker *w, struct sock *k, struct netio_pkt *p, uint64_t now)
 {
 	struct stun_server_reply r;
 
-	s->c.received++;
+	w->c.received++;
 	if (p->len == 0) {
-		s->c.truncated++;
+		w->c.truncated++;
 		return;
 	}
 	/* which socket answers is known only after parsing (CHANGE-REQUEST):
@@ -200,136 +222,225 @@ static void handle(struct server *s, struct sock *k, struct netio_pkt *p, uint64
 	stun_server_answer(k->cfg, k->ip, k->port, &p->addr, p->data, p->len, out, sizeof(out), &r);
 	if (r.verdict == STUN_SRV_DROP) {
 		if (r.err) {
-			s->c.malformed++;
+			w->c.malformed++;
 			int idx = -r.err - 5000;
 			if (idx >= 0 && idx < 32)
-				s->c.by_error[idx]++;
-			log_malformed(s, &p->addr, r.err, now);
+				w->c.by_error[idx]++;
+			log_malformed(w, &p->addr, r.err, now);
 		} else {
-			s->c.ignored++;
+			w->c.ignored++;
 		}
 		return;
 	}
-	if (!rate_allow(s, &r.dst, now)) {
-		s->c.rate_limited++;
+	if (!rate_allow(w, &r.dst, now)) {
+		w->c.rate_limited++;
 		return;
 	}
 	struct sock *via = k->group[r.ip][r.port];
 	if (!via) {
-		s->c.send_failed++;
+		w->c.send_failed++;
 		return;
 	}
 	if (via->nout == NETIO_BATCH_MAX)
-		flush(s, via);
+		flush(w, via);
 	struct netio_pkt *o = &via->out[via->nout++];
 	memcpy(o->data, out, r.len);
 	o->len = r.len;
 	o->addr = r.dst;
 	if (r.is_error)
-		s->c.errors_sent++;
+		w->c.errors_sent++;
 	else
-		s->c.answered++;
+		w->c.answered++;
 }
 
 static void on_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct sock *k = arg;
-	struct server *s = k->srv;
+	struct worker *w = k->w;
 	uint64_t now = loop_now(loop);
 	(void)fd;
 	(void)events;
 
 	for (int b = 0; b < MAX_BATCHES_PER_WAKE; b++) {
 		for (int i = 0; i < NETIO_BATCH_MAX; i++)
-			s->in[i].len = 0;
-		int n = netio_udp_recv(s->io, k->udp, s->in, NETIO_BATCH_MAX);
+			w->in[i].len = 0;
+		int n = netio_udp_recv(w->srv->io, k->udp, w->in, NETIO_BATCH_MAX);
 		if (n < 0) {
 			log_warn(COMPONENT, "receive failed err=\"%s\"", strerror(-n));
 			break;
 		}
 		for (int i = 0; i < n; i++)
-			handle(s, k, &s->in[i], now);
-		for (int i = 0; i < s->nsocks; i++)
-			flush(s, &s->socks[i]);
+			handle(w, k, &w->in[i], now);
+		for (int i = 0; i < w->nsocks; i++)
+			flush(w, &w->socks[i]);
 		if (n < NETIO_BATCH_MAX)
 			break;
 	}
 }
 
+static void on_stop(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+	uint64_t v;
+	(void)events;
+	(void)arg;
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_warn(COMPONENT, "stop eventfd read failed err=\"%s\"", strerror(errno));
+	loop_stop(loop);
+}
+
 static void on_signal(struct loop *loop, int signo, void *arg)
 {
-	(void)arg;
+	struct server *s = arg;
+	uint64_t one = 1;
+
 	log_info(COMPONENT, "stopping signal=%s", signo == SIGTERM ? "TERM" : "INT");
+	for (int i = 1; i < s->nworkers; i++)
+		if (write(s->workers[i].stop_fd, &one, sizeof(one)) < 0)
+			log_warn(COMPONENT, "cannot stop thread %d err=\"%s\"", i, strerror(errno));
 	loop_stop(loop);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	w->rc = loop_run(w->loop);
+	return NULL;
 }
 
 /* --- setup and teardown --------------------------------------------------- */
 
-static int open_sock(struct server *s, struct stun_server_cfg *cfg, int ip, int port)
+/* one address: a group of one socket per thread */
+static int open_addr(struct server *s, struct stun_server_cfg *cfg, int ip, int port)
 {
-	struct sock *k = &s->socks[s->nsocks];
+	struct netio_udp *udps[MAX_THREADS];
 	char a[ADDR_STRLEN];
 	int rc;
 
-	memset(k, 0, sizeof(*k));
-	k->srv = s;
-	k->cfg = cfg;
-	k->ip = ip;
-	k->port = port;
-	rc = netio_udp_open_flags(s->io, &cfg->addrs[ip][port], s->one_socket ? 0 : NETIO_UDP_SEND_TWIN, &k->udp);
+	rc = netio_udp_open_group(s->io, &cfg->addrs[ip][port], s->one_socket ? 0 : NETIO_UDP_SEND_TWIN,
+				  s->nworkers, udps);
 	if (rc < 0) {
 		log_error(COMPONENT, "cannot open socket addr=%s err=\"%s\"",
 			  addr_format(&cfg->addrs[ip][port], a, sizeof(a)), strerror(-rc));
 		return rc;
 	}
-	netio_udp_local(s->io, k->udp, &k->local);
+	for (int t = 0; t < s->nworkers; t++) {
+		struct worker *w = &s->workers[t];
+		struct sock *k = &w->socks[w->nsocks];
+
+		memset(k, 0, sizeof(*k));
+		k->w = w;
+		k->cfg = cfg;
+		k->ip = ip;
+		k->port = port;
+		k->udp = udps[t];
+		netio_udp_local(s->io, k->udp, &k->local);
+		for (int i = 0; i < NETIO_BATCH_MAX; i++) {
+			k->out[i].data = k->out_buf[i];
+			k->out[i].cap = PKT_CAP;
+		}
+		rc = loop_add_fd(w->loop, netio_udp_fd(s->io, k->udp), LOOP_READ, on_readable, k);
+		if (rc < 0) {
+			/* the sockets not yet handed to a worker */
+			for (int u = t; u < s->nworkers; u++)
+				netio_udp_close(s->io, udps[u]);
+			return rc;
+		}
+		w->nsocks++;
+	}
 	/* port 0 in --listen: the kernel's choice is the address we serve */
-	cfg->addrs[ip][port] = k->local;
-	for (int i = 0; i < NETIO_BATCH_MAX; i++) {
-		k->out[i].data = k->out_buf[i];
-		k->out[i].cap = PKT_CAP;
-	}
-	rc = loop_add_fd(s->loop, netio_udp_fd(s->io, k->udp), LOOP_READ, on_readable, k);
-	if (rc < 0) {
-		netio_udp_close(s->io, k->udp);
-		return rc;
-	}
-	s->nsocks++;
-	log_info(COMPONENT, "listening addr=%s", addr_format(&k->local, a, sizeof(a)));
+	cfg->addrs[ip][port] = s->workers[0].socks[s->workers[0].nsocks - 1].local;
+	log_info(COMPONENT, "listening addr=%s", addr_format(&cfg->addrs[ip][port], a, sizeof(a)));
 	return 0;
 }
 
-static void close_socks(struct server *s)
+static void close_socks(struct server *s, struct worker *w)
 {
-	while (s->nsocks > 0) {
-		struct sock *k = &s->socks[--s->nsocks];
-		loop_del_fd(s->loop, netio_udp_fd(s->io, k->udp));
+	while (w->nsocks > 0) {
+		struct sock *k = &w->socks[--w->nsocks];
+		loop_del_fd(w->loop, netio_udp_fd(s->io, k->udp));
 		netio_udp_close(s->io, k->udp);
 	}
 }
 
-/* link each socket to the sockets of its group, by [ip][port] */
-static void link_groups(struct server *s)
+/* link each socket of a worker to the sockets of its group, by [ip][port] */
+static void link_groups(struct worker *w)
 {
-	for (int i = 0; i < s->nsocks; i++)
-		for (int j = 0; j < s->nsocks; j++)
-			if (s->socks[j].cfg == s->socks[i].cfg)
-				s->socks[i].group[s->socks[j].ip][s->socks[j].port] = &s->socks[j];
+	for (int i = 0; i < w->nsocks; i++)
+		for (int j = 0; j < w->nsocks; j++)
+			if (w->socks[j].cfg == w->socks[i].cfg)
+				w->socks[i].group[w->socks[j].ip][w->socks[j].port] = &w->socks[j];
+}
+
+static int worker_init(struct server *s, struct worker *w, int id)
+{
+	int rc;
+
+	w->srv = s;
+	w->id = id;
+	w->stop_fd = -1;
+	w->buckets = calloc(BUCKET_SLOTS, sizeof(*w->buckets));
+	if (!w->buckets)
+		return -ENOMEM;
+	for (int i = 0; i < NETIO_BATCH_MAX; i++) {
+		w->in[i].data = w->in_buf[i];
+		w->in[i].cap = PKT_CAP;
+	}
+	if ((rc = loop_new(&w->loop)) < 0)
+		return rc;
+	if (id > 0) {
+		w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (w->stop_fd < 0)
+			return -errno;
+		if ((rc = loop_add_fd(w->loop, w->stop_fd, LOOP_READ, on_stop, w)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void worker_free(struct server *s, struct worker *w)
+{
+	if (w->loop) {
+		close_socks(s, w);
+		if (w->stop_fd >= 0)
+			loop_del_fd(w->loop, w->stop_fd);
+		loop_free(w->loop);
+	}
+	if (w->stop_fd >= 0)
+		close(w->stop_fd);
+	free(w->buckets);
 }
 
 static void log_counters(const struct server *s)
 {
-	const struct counters *c = &s->c;
+	struct counters c = { 0 };
+
+	for (int t = 0; t < s->nworkers; t++) {
+		const struct counters *x = &s->workers[t].c;
+		c.received += x->received;
+		c.answered += x->answered;
+		c.errors_sent += x->errors_sent;
+		c.ignored += x->ignored;
+		c.malformed += x->malformed;
+		c.rate_limited += x->rate_limited;
+		c.send_failed += x->send_failed;
+		c.truncated += x->truncated;
+		for (int i = 0; i < 32; i++)
+			c.by_error[i] += x->by_error[i];
+	}
 	log_info(COMPONENT, "counters received=%llu answered=%llu errors_sent=%llu ignored=%llu "
 		 "malformed=%llu rate_limited=%llu send_failed=%llu truncated=%llu",
-		 (unsigned long long)c->received, (unsigned long long)c->answered,
-		 (unsigned long long)c->errors_sent, (unsigned long long)c->ignored,
-		 (unsigned long long)c->malformed, (unsigned long long)c->rate_limited,
-		 (unsigned long long)c->send_failed, (unsigned long long)c->truncated);
+		 (unsigned long long)c.received, (unsigned long long)c.answered,
+		 (unsigned long long)c.errors_sent, (unsigned long long)c.ignored,
+		 (unsigned long long)c.malformed, (unsigned long long)c.rate_limited,
+		 (unsigned long long)c.send_failed, (unsigned long long)c.truncated);
+	for (int t = 0; s->nworkers > 1 && t < s->nworkers; t++)
+		log_info(COMPONENT, "thread counters thread=%d received=%llu answered=%llu", t,
+			 (unsigned long long)s->workers[t].c.received,
+			 (unsigned long long)s->workers[t].c.answered);
 	for (int i = 0; i < 32; i++)
-		if (c->by_error[i])
+		if (c.by_error[i])
 			log_info(COMPONENT, "malformed reason=\"%s\" count=%llu",
-				 stun_strerror(-5000 - i), (unsigned long long)c->by_error[i]);
+				 stun_strerror(-5000 - i), (unsigned long long)c.by_error[i]);
 }
 
 static int parse_count(const char *s, const char *what, double *out)
@@ -352,6 +463,7 @@ int main(int argc, char **argv)
 		{ "rfc5780", no_argument, NULL, '5' },
 		{ "rate", required_argument, NULL, 'r' },
 		{ "one-socket", no_argument, NULL, '1' },
+		{ "threads", required_argument, NULL, 't' },
 		{ "burst", required_argument, NULL, 'b' },
 		{ "max-padding", required_argument, NULL, 'p' },
 		{ "log-format", required_argument, NULL, 'f' },
@@ -368,6 +480,7 @@ int main(int argc, char **argv)
 
 	s.rate = DEFAULT_RATE;
 	s.burst = DEFAULT_BURST;
+	s.nworkers = 1;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l':
@@ -387,6 +500,17 @@ int main(int argc, char **argv)
 		case '1':
 			s.one_socket = 1;
 			break;
+		case 't': {
+			double n;
+			if (parse_count(optarg, "--threads", &n) < 0)
+				return 2;
+			if (n < 1 || n > MAX_THREADS) {
+				fprintf(stderr, "meshstun: bad --threads: %s (1..%d)\n", optarg, MAX_THREADS);
+				return 2;
+			}
+			s.nworkers = (int)n;
+			break;
+		}
 		case 'r':
 			if (parse_count(optarg, "--rate", &s.rate) < 0)
 				return 2;
@@ -449,25 +573,22 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	randombytes_buf(s.hash_key, sizeof(s.hash_key));
-	s.buckets = calloc(BUCKET_SLOTS, sizeof(*s.buckets));
-	if (!s.buckets) {
+	s.workers = calloc((size_t)s.nworkers, sizeof(*s.workers));
+	if (!s.workers) {
 		log_error(COMPONENT, "out of memory");
 		return 1;
 	}
-	for (int i = 0; i < NETIO_BATCH_MAX; i++) {
-		s.in[i].data = s.in_buf[i];
-		s.in[i].cap = PKT_CAP;
-	}
-
-	rc = loop_new(&s.loop);
-	if (rc < 0) {
-		log_error(COMPONENT, "cannot create event loop err=\"%s\"", strerror(-rc));
-		goto err_buckets;
-	}
+	for (int t = 0; t < s.nworkers; t++)
+		s.workers[t].stop_fd = -1;
+	for (int t = 0; t < s.nworkers; t++)
+		if ((rc = worker_init(&s, &s.workers[t], t)) < 0) {
+			log_error(COMPONENT, "cannot set up thread %d err=\"%s\"", t, strerror(-rc));
+			goto out;
+		}
 	rc = netio_linux_new(&s.io);
 	if (rc < 0) {
 		log_error(COMPONENT, "cannot open network backend err=\"%s\"", strerror(-rc));
-		goto err_loop;
+		goto out;
 	}
 	if (rfc5780) {
 		struct stun_server_cfg *cfg = &s.cfgs[s.ncfgs++];
@@ -481,37 +602,59 @@ int main(int argc, char **argv)
 			}
 		for (int ip = 0; ip < STUN_SRV_IPS; ip++)
 			for (int port = 0; port < STUN_SRV_PORTS; port++)
-				if ((rc = open_sock(&s, cfg, ip, port)) < 0)
-					goto err_socks;
+				if ((rc = open_addr(&s, cfg, ip, port)) < 0)
+					goto out;
 	} else {
 		for (int i = 0; i < nlisten; i++) {
 			struct stun_server_cfg *cfg = &s.cfgs[s.ncfgs++];
 			cfg->software = SOFTWARE;
 			cfg->addrs[0][0] = listen[i];
-			if ((rc = open_sock(&s, cfg, 0, 0)) < 0)
-				goto err_socks;
+			if ((rc = open_addr(&s, cfg, 0, 0)) < 0)
+				goto out;
 		}
 	}
-	link_groups(&s);
-	if ((rc = loop_signal(s.loop, SIGTERM, on_signal, &s)) < 0 ||
-	    (rc = loop_signal(s.loop, SIGINT, on_signal, &s)) < 0) {
+	for (int t = 0; t < s.nworkers; t++)
+		link_groups(&s.workers[t]);
+	/* the signals are blocked before the threads start, so they inherit the
+	 * mask and only the first thread's signalfd sees them */
+	if ((rc = loop_signal(s.workers[0].loop, SIGTERM, on_signal, &s)) < 0 ||
+	    (rc = loop_signal(s.workers[0].loop, SIGINT, on_signal, &s)) < 0) {
 		log_error(COMPONENT, "cannot handle signals err=\"%s\"", strerror(-rc));
-		goto err_socks;
+		goto out;
 	}
-	log_info(COMPONENT, "started rfc5780=%s rate=%.0f burst=%.0f", rfc5780 ? "yes" : "no",
-		 s.rate, s.burst);
+	for (int t = 1; t < s.nworkers; t++) {
+		int e = pthread_create(&s.workers[t].thread, NULL, worker_main, &s.workers[t]);
+		if (e) {
+			log_error(COMPONENT, "cannot start thread %d err=\"%s\"", t, strerror(e));
+			rc = -e;
+			on_signal(s.workers[0].loop, SIGTERM, &s);
+			goto join;
+		}
+		s.workers[t].started = 1;
+	}
+	log_info(COMPONENT, "started rfc5780=%s rate=%.0f burst=%.0f threads=%d", rfc5780 ? "yes" : "no",
+		 s.rate, s.burst, s.nworkers);
 
-	rc = loop_run(s.loop);
-	if (rc < 0)
+	rc = loop_run(s.workers[0].loop);
+	if (rc < 0) {
 		log_error(COMPONENT, "event loop failed err=\"%s\"", strerror(-rc));
+		on_signal(s.workers[0].loop, SIGTERM, &s);
+	}
+join:
+	for (int t = 1; t < s.nworkers; t++)
+		if (s.workers[t].started) {
+			pthread_join(s.workers[t].thread, NULL);
+			if (s.workers[t].rc < 0) {
+				log_error(COMPONENT, "thread %d: event loop failed err=\"%s\"", t,
+					  strerror(-s.workers[t].rc));
+				rc = s.workers[t].rc;
+			}
+		}
 	log_counters(&s);
-
-err_socks:
-	close_socks(&s);
+out:
+	for (int t = 0; t < s.nworkers; t++)
+		worker_free(&s, &s.workers[t]);
 	netio_free(s.io);
-err_loop:
-	loop_free(s.loop);
-err_buckets:
-	free(s.buckets);
+	free(s.workers);
 	return rc < 0 ? 1 : 0;
 }

@@ -12,6 +12,7 @@
  *
  *   stunload --server 127.0.0.1:3478 --sockets 8 --duration 5
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <poll.h>
@@ -55,11 +56,13 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: stunload --server IP:PORT [--sockets N] [--duration S] [--warmup S]\n"
 		"                [--window N] [--batch N] [--no-gso] [--fingerprint]\n"
-		"                [--software TEXT]\n"
+		"                [--software TEXT] [--sources N]\n"
 		"Sends STUN Binding requests from N connected UDP sockets (UDP GSO batches,\n"
 		"at most --window in flight per socket) and counts the answers received\n"
 		"during --duration seconds after --warmup seconds. Requests carry no\n"
 		"attribute unless --fingerprint (FINGERPRINT) or --software (SOFTWARE).\n"
+		"--sources N (server on 127.0.0.0/8 only): socket i sends from 127.0.1.(1 + i %% N),\n"
+		"N client IPs, as a server sees many clients.\n"
 		"Output: answered=N sent=N seconds=S rate=R (answers per second)\n");
 }
 
@@ -95,6 +98,7 @@ int main(int argc, char **argv)
 		{ "no-gso", no_argument, NULL, 'G' },
 		{ "fingerprint", no_argument, NULL, 'F' },
 		{ "software", required_argument, NULL, 'S' },
+		{ "sources", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -106,7 +110,7 @@ int main(int argc, char **argv)
 	struct iovec txiov[MAX_BATCH], rxiov[MAX_BATCH];
 	union sockaddr_any server;
 	int have_server = 0, nsocks = 8, duration = 5, warmup = 1, window = 256, batch = 32, opt;
-	int rc = 1, gso = 1;
+	int rc = 1, gso = 1, sources = 0;
 	static uint8_t gsobuf[MAX_BATCH * REQ_MAX];
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -147,6 +151,10 @@ int main(int argc, char **argv)
 		case 'S':
 			ropts.software = optarg;
 			break;
+		case 'I':
+			if (arg_int(optarg, 1, 254, &sources) < 0)
+				goto bad;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -157,6 +165,11 @@ int main(int argc, char **argv)
 	}
 	if (!have_server || optind < argc) {
 		usage(stderr);
+		return 2;
+	}
+	if (sources && (server.sa.sa_family != AF_INET ||
+			(ntohl(server.in.sin_addr.s_addr) >> 24) != 127)) {
+		fprintf(stderr, "stunload: --sources needs a server on 127.0.0.0/8\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -189,6 +202,15 @@ int main(int argc, char **argv)
 		if (gso && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &seg, sizeof(seg)) < 0) {
 			fprintf(stderr, "stunload: no UDP GSO (%s), using sendmmsg\n", strerror(errno));
 			gso = 0;
+		}
+		if (sources) {
+			struct sockaddr_in from = { .sin_family = AF_INET };
+			from.sin_addr.s_addr = htonl(0x7f000101u + (uint32_t)(i % sources));
+			if (bind(fd, (struct sockaddr *)&from, sizeof(from)) < 0) {
+				perror("stunload: bind --sources");
+				close(fd);
+				goto out;
+			}
 		}
 		if (connect(fd, &server.sa, addr_len(&server)) < 0) {
 			perror("stunload: connect");

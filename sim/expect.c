@@ -306,6 +306,8 @@ void sim_expect_run(struct sim_lab *lab, size_t i, struct sim_result *r)
 
 /* --- report --------------------------------------------------------------- */
 
+#define SIM_REPORT_NAMES 64
+
 void sim_traversal_report(struct sim_lab *lab, json_t **json, char *summary, size_t len)
 {
 	char exe[PATH_MAX], txt[PATH_MAX];
@@ -316,8 +318,42 @@ void sim_traversal_report(struct sim_lab *lab, json_t **json, char *summary, siz
 	if (sim_strf(exe, sizeof(exe), "%s/traversal-report", lab->build_dir) || access(exe, X_OK) < 0 ||
 	    sim_strf(txt, sizeof(txt), "%s/traversal.txt", lab->run_dir))
 		return;
-	char *text_argv[] = { exe, "${run}", NULL };
-	char *json_argv[] = { exe, "--json", "${run}", NULL };
+	/* what the lab knows and the captures cannot tell for sure: which nodes
+	 * run the relay (with pings in a full mesh, any peer's traffic can look
+	 * forwarded) and the names of the agents */
+	char *argv[2 + 4 * SIM_REPORT_NAMES + 2];
+	char names[SIM_REPORT_NAMES][SIM_NAME_MAX * 2 + 16];
+	size_t nargs = 0, nnames = 0;
+	argv[nargs++] = exe;
+	argv[nargs++] = "--json";
+	for (size_t i = 0; i < lab->sc->nprocs && nnames < SIM_REPORT_NAMES; i++) {
+		const struct sim_proc *p = &lab->sc->procs[i];
+		const char *prog = p->argv.n ? strrchr(p->argv.v[0], '/') : NULL;
+		prog = prog ? prog + 1 : p->argv.n ? p->argv.v[0] : "";
+		if (strcmp(prog, "meshd"))
+			continue;
+		bool relay = false;
+		for (size_t k = 1; k < p->argv.n; k++)
+			relay |= !strcmp(p->argv.v[k], "--relay");
+		const char *node = lab->sc->nodes[p->node].name;
+		if (relay) {
+			argv[nargs++] = "--relay";
+			snprintf(names[nnames], sizeof(names[nnames]), "${ip:%s}", node);
+			argv[nargs++] = names[nnames++];
+		}
+		if (nnames < SIM_REPORT_NAMES) {
+			argv[nargs++] = "--name";
+			snprintf(names[nnames], sizeof(names[nnames]), "${ip:%s}=%s", node, node);
+			argv[nargs++] = names[nnames++];
+		}
+	}
+	argv[nargs++] = "${run}";
+	argv[nargs] = NULL;
+	/* the text report: the same arguments without --json */
+	char *text_argv[sizeof(argv) / sizeof(argv[0])];
+	text_argv[0] = exe;
+	memcpy(text_argv + 1, argv + 2, (nargs - 1) * sizeof(char *));
+	char **json_argv = argv;
 	if (sim_lab_run(lab, SIZE_MAX, text_argv, 30000, &out, &st) == 0 && out) {
 		FILE *f = fopen(txt, "w");
 		if (f) {

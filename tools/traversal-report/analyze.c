@@ -855,6 +855,10 @@ static int find_forwarding(struct rp *rp)
 	for (size_t n = 0; n < rp->nnodes; n++)
 		if (named_relay(rp, (int)n))
 			rp->nodes[n].relay = true;
+	/* named relays are the relays: in a full mesh a peer that pings two
+	 * others at once can look like it forwards */
+	if (rp->nrelays)
+		goto out;
 	/* everything a node forwarded, between any of its peers, counts */
 	for (size_t i = 0; i < rp->nfwds; i++) {
 		uint64_t total = 0;

@@ -8,6 +8,8 @@
 #ifndef NATMESH_NETIO_H
 #define NATMESH_NETIO_H
 
+#include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +54,11 @@ struct netio_ops {
 	int (*route_del)(struct netio *io, const char *ifname, const struct cidr *dst);
 	/* every usable (up, non-loopback, global) address of the host */
 	int (*local_addrs)(struct netio *io, union sockaddr_any *out, int max);
+	/* a descriptor that turns readable when an address or a link changes */
+	int (*addr_watch_fd)(struct netio *io);
+	/* reads what made it readable; true when something changed (or the
+	 * notifications overflowed: look again) */
+	bool (*addr_watch_drain)(struct netio *io);
 
 	void (*free)(struct netio *io);
 };
@@ -123,5 +130,13 @@ static inline int netio_route_del(struct netio *io, const char *ifname, const st
 { return io->ops->route_del(io, ifname, dst); }
 static inline int netio_local_addrs(struct netio *io, union sockaddr_any *out, int max)
 { return io->ops->local_addrs(io, out, max); }
+/* Address and link changes (rtnetlink notifications in the Linux backend):
+ * watch the descriptor with the event loop, drain it when readable, then read
+ * netio_local_addrs again. A negative errno when the backend cannot notify
+ * (poll netio_local_addrs instead). The descriptor belongs to io. */
+static inline int netio_addr_watch_fd(struct netio *io)
+{ return io->ops->addr_watch_fd ? io->ops->addr_watch_fd(io) : -EOPNOTSUPP; }
+static inline bool netio_addr_watch_drain(struct netio *io)
+{ return io->ops->addr_watch_drain ? io->ops->addr_watch_drain(io) : false; }
 
 #endif

@@ -14,6 +14,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <libmnl/libmnl.h>
+#include <linux/rtnetlink.h>
+
 #include "log.h"
 #include "rtnl.h"
 
@@ -448,9 +451,67 @@ static int lx_local_addrs(struct netio *io, union sockaddr_any *out, int max)
 	return n;
 }
 
+/* the backend's state behind struct netio */
+struct lx_netio {
+	struct netio io;
+	struct mnl_socket *watch;	/* rtnetlink notifications, opened on demand */
+};
+
+static int lx_addr_watch_fd(struct netio *io)
+{
+	struct lx_netio *x = (struct lx_netio *)io;
+
+	if (!x->watch) {
+		struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (!nl)
+			return -errno;
+		if (mnl_socket_bind(nl, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR,
+				    MNL_SOCKET_AUTOPID) < 0) {
+			int rc = -errno;
+			mnl_socket_close(nl);
+			return rc;
+		}
+		x->watch = nl;
+	}
+	return mnl_socket_get_fd(x->watch);
+}
+
+static bool lx_addr_watch_drain(struct netio *io)
+{
+	struct lx_netio *x = (struct lx_netio *)io;
+	uint8_t buf[MNL_SOCKET_BUFFER_SIZE];
+	bool changed = false;
+
+	if (!x->watch)
+		return false;
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(x->watch, buf, sizeof(buf));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			/* ENOBUFS: notifications were lost; anything may have changed */
+			if (errno == ENOBUFS)
+				changed = true;
+			return changed;
+		}
+		if (n == 0)
+			return changed;
+		int left = (int)n;
+		for (const struct nlmsghdr *h = (const struct nlmsghdr *)buf; mnl_nlmsg_ok(h, left);
+		     h = mnl_nlmsg_next(h, &left))
+			if (h->nlmsg_type == RTM_NEWADDR || h->nlmsg_type == RTM_DELADDR ||
+			    h->nlmsg_type == RTM_NEWLINK || h->nlmsg_type == RTM_DELLINK)
+				changed = true;
+	}
+}
+
 static void lx_free(struct netio *io)
 {
-	free(io);
+	struct lx_netio *x = (struct lx_netio *)io;
+
+	if (x->watch)
+		mnl_socket_close(x->watch);
+	free(x);
 }
 
 static const struct netio_ops linux_ops = {
@@ -473,16 +534,18 @@ static const struct netio_ops linux_ops = {
 	.route_add = lx_route_add,
 	.route_del = lx_route_del,
 	.local_addrs = lx_local_addrs,
+	.addr_watch_fd = lx_addr_watch_fd,
+	.addr_watch_drain = lx_addr_watch_drain,
 	.free = lx_free,
 };
 
 int netio_linux_new(struct netio **out)
 {
-	struct netio *io = calloc(1, sizeof(*io));
+	struct lx_netio *x = calloc(1, sizeof(*x));
 	*out = NULL;
-	if (!io)
+	if (!x)
 		return -ENOMEM;
-	io->ops = &linux_ops;
-	*out = io;
+	x->io.ops = &linux_ops;
+	*out = &x->io;
 	return 0;
 }

@@ -42,6 +42,8 @@
 enum {
 	TICK_MS = 50,			/* housekeeping: peer state, paths, discovery */
 	LOCAL_CHECK_MS = 2000,		/* local addresses looked at this often */
+	LOCAL_WATCHED_MS = 30000,	/* ... when rtnetlink tells us of changes */
+	LOCAL_SETTLE_MS = 50,		/* a change often comes as a burst (address, route) */
 	PING_TIMEOUT_MS = 2000,
 	SVC_START_MAX_MS = 4000,	/* register without reflexive endpoints after this */
 	KEEPALIVE_S = PATH_KEEPALIVE_S,
@@ -116,6 +118,8 @@ struct meshd {
 	bool fatal;			/* the loop stopped on an error */
 	char *reg_key;
 	struct loop_timer tick;
+	int addr_watch;			/* rtnetlink notifications, -1 when none */
+	struct loop_timer local_soon;	/* a change was notified: look soon */
 
 	bool registered, iface_ready;
 	char self_id[SVC_ID_MAX];
@@ -132,6 +136,7 @@ struct meshd {
 	union sockaddr_any local[MAX_LOCAL];
 	int nlocal;
 	uint64_t next_local_check, next_relay_probe;
+	uint32_t local_check_ms;	/* LOCAL_CHECK_MS, or LOCAL_WATCHED_MS */
 	struct svc_report report;
 	bool service_reachable;
 
@@ -1079,6 +1084,23 @@ static int svc_start(struct meshd *m)
 	return rc;
 }
 
+static void on_local_soon(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	struct meshd *m = arg;
+	(void)loop;
+	(void)t;
+	check_local(m);
+}
+
+static void addr_watch_readable(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct meshd *m = arg;
+	(void)fd;
+	(void)events;
+	if (netio_addr_watch_drain(m->io) && !loop_timer_armed(&m->local_soon))
+		loop_timer_arm(loop, &m->local_soon, LOCAL_SETTLE_MS, 0);
+}
+
 static void on_tick(struct loop *loop, struct loop_timer *t, void *arg)
 {
 	struct meshd *m = arg;
@@ -1087,7 +1109,7 @@ static void on_tick(struct loop *loop, struct loop_timer *t, void *arg)
 	(void)t;
 
 	if (now >= m->next_local_check) {
-		m->next_local_check = now + LOCAL_CHECK_MS;
+		m->next_local_check = now + m->local_check_ms;
 		check_local(m);
 	}
 	if (m->nd_due)
@@ -1386,6 +1408,7 @@ static int start(struct meshd *m)
 	char why[512];
 	int rc;
 
+	m->addr_watch = -1;
 	if ((rc = read_reg_key(m)) < 0)
 		return rc;
 	if ((rc = state_load(m->o.state_dir, &m->st, why, sizeof(why))) < 0) {
@@ -1448,6 +1471,18 @@ static int start(struct meshd *m)
 		m->nd_server = m->disco.srv[0].addr;
 		m->has_nd_server = m->nd_due = true;
 	}
+	/* address changes are notified (the poll stays as a slow safety net) */
+	loop_timer_init(&m->local_soon, on_local_soon, m);
+	m->local_check_ms = LOCAL_CHECK_MS;
+	m->addr_watch = netio_addr_watch_fd(m->io);
+	if (m->addr_watch >= 0 &&
+	    loop_add_fd(m->loop, m->addr_watch, LOOP_READ, addr_watch_readable, m) == 0) {
+		m->local_check_ms = LOCAL_WATCHED_MS;
+	} else {
+		log_warn(COMPONENT, "no address-change notifications, polling every %d ms err=\"%s\"",
+			 LOCAL_CHECK_MS, strerror(m->addr_watch < 0 ? -m->addr_watch : errno));
+		m->addr_watch = -1;
+	}
 	check_local(m);
 	build_report(m, &m->report);
 	if ((rc = ctl_new(m->loop, m->o.ctl_path, on_ctl, m, &m->ctl)) < 0) {
@@ -1475,6 +1510,8 @@ err_ctl:
 	wg_uapi_server_free(m->uapi);
 	ctl_free(m->ctl);
 err_tunfd:
+	if (m->addr_watch >= 0)
+		loop_del_fd(m->loop, m->addr_watch);
 	loop_del_fd(m->loop, netio_tun_fd(m->io, m->tun));
 err_udpfd:
 	loop_del_fd(m->loop, netio_udp_fd(m->io, m->udp));
@@ -1506,6 +1543,9 @@ err_key:
 static void stop(struct meshd *m)
 {
 	loop_timer_cancel(m->loop, &m->tick);
+	loop_timer_cancel(m->loop, &m->local_soon);
+	if (m->addr_watch >= 0)
+		loop_del_fd(m->loop, m->addr_watch);
 	natd_stop(m);
 	if (m->svc) {
 		loop_del_fd(m->loop, svc_fd(m->svc));

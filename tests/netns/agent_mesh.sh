@@ -8,7 +8,8 @@
 #                    r1 203.0.113.21 (meshd --relay), r2 203.0.113.22 (meshd --relay)
 #
 # Shown: n1 and n2 connect directly and ping across the tunnel; the control
-# socket reports the path the test observed; n3 is reported symmetric_nat;
+# socket reports the path the test observed; a new local address is noticed
+# within a second and reported; n3 is reported symmetric_nat;
 # n2 <-> n3 falls back to the relay within the direct timeout and pings;
 # handshake round trips to the relays are measured; two agents on different
 # relays still ping each other; each agent reports its NAT's mapping and
@@ -45,6 +46,21 @@ ep=$(ctl n1 '{"cmd":"peers"}' | jq -r '.peers[] | select(.name == "n2") | .endpo
 check "n1 uses n2's reflexive endpoint (gw2's address), endpoint=$ep" test "${ep%:*}" = 203.0.113.12
 rtt=$(ctl n1 '{"cmd":"ping","peer":"n2"}' | jq -r '.rtt_ms // empty')
 check "control-socket ping n1 -> n2 answers (rtt_ms=$rtt)" test -n "$rtt"
+
+# 1b. a new local address is noticed at once (rtnetlink notification; the
+# poll behind it runs every 30 s)
+before=$(grep -c 'local addresses changed' "$T/n1.log")
+noticed() { [ "$(grep -c 'local addresses changed' "$T/n1.log")" -gt "$before" ]; }
+t0=$(date +%s%N)
+X n1 ip addr add 10.1.0.99/24 dev eth0
+for _ in $(seq 100); do noticed && break; sleep 0.02; done
+ms=$((($(date +%s%N) - t0) / 1000000))
+check "n1 notices a new local address within 1 s (${ms} ms)" eval 'noticed && [ "$ms" -lt 1000 ]'
+has_ep() { ctl n1 '{"cmd":"status"}' | jq -e '[.endpoints[]? | select(.address | startswith("10.1.0.99:"))] | length == 1' >/dev/null; }
+check "n1's status lists the new local endpoint 10.1.0.99" wait_for 2 has_ep
+X n1 ip addr del 10.1.0.99/24 dev eth0
+gone() { ! ctl n1 '{"cmd":"status"}' | jq -e '.endpoints[]? | select(.address | startswith("10.1.0.99:"))' >/dev/null; }
+check "n1's status drops it once removed" wait_for 2 gone
 
 # 2. relays, and a symmetric NAT
 agent r1 r1 --relay --listen-port 51820

@@ -391,3 +391,38 @@ Test(rtnl, veth_bridge_master)
 	cr_expect_eq(rtnl_link_del("nmbr"), 0);
 	cr_expect_eq(rtnl_veth_add("this-name-is-too-long", "x", -1), -EINVAL);
 }
+
+/* address-change notifications: quiet until an address or a link changes */
+Test(netio, addr_watch_in_namespace)
+{
+	struct netio *io;
+	struct cidr c;
+
+	if (geteuid() != 0)
+		cr_skip("needs root for a network namespace");
+	cr_assert_eq(unshare(CLONE_NEWNET), 0);
+	cr_assert_eq(rtnl_veth_add("nmwa", "nmwb", -1), 0);
+	cr_assert_eq(netio_linux_new(&io), 0);
+	int fd = netio_addr_watch_fd(io);
+	cr_assert_geq(fd, 0);
+	cr_expect_eq(netio_addr_watch_fd(io), fd, "one descriptor per netio");
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	cr_expect_eq(poll(&pfd, 1, 100), 0, "nothing changed yet");
+	cr_expect(!netio_addr_watch_drain(io));
+
+	cr_assert_eq(cidr_parse("10.77.0.1/24", true, &c), 0);
+	memcpy(c.addr, (uint8_t[]){ 10, 77, 0, 1 }, 4);
+	cr_assert_eq(netio_addr_add(io, "nmwa", &c), 0);
+	cr_assert_eq(poll(&pfd, 1, 1000), 1, "an address added is notified");
+	cr_expect(netio_addr_watch_drain(io));
+	cr_expect_eq(poll(&pfd, 1, 100), 0, "drained");
+
+	cr_assert_eq(netio_link_up(io, "nmwa", 0), 0);
+	cr_assert_eq(poll(&pfd, 1, 1000), 1, "a link going up is notified");
+	cr_expect(netio_addr_watch_drain(io));
+	cr_assert_eq(netio_addr_del(io, "nmwa", &c), 0);
+	cr_assert_eq(poll(&pfd, 1, 1000), 1, "an address removed is notified");
+	cr_expect(netio_addr_watch_drain(io));
+	cr_expect_eq(rtnl_link_del("nmwa"), 0);
+	netio_free(io);
+}

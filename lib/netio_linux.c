@@ -54,9 +54,17 @@ static int udp_socket(int family, int reuseport, int rcvbuf, int sndbuf)
 	return fd;
 }
 
-static int udp_bind(int fd, const union sockaddr_any *a)
+/* udp_socket() bound to a: the fd, or a negative errno with nothing open */
+static int udp_bound(const union sockaddr_any *a, int reuseport, int rcvbuf, int sndbuf)
 {
-	return bind(fd, &a->sa, addr_len(a)) < 0 ? -errno : 0;
+	int fd = udp_socket(a->sa.sa_family, reuseport, rcvbuf, sndbuf);
+
+	if (fd >= 0 && bind(fd, &a->sa, addr_len(a)) < 0) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
 }
 
 /* The program that picks a group member for each arriving datagram (it sees
@@ -101,23 +109,6 @@ static int attach_steering(int fd, int n)
 	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog)) < 0 ? -errno : 0;
 }
 
-/* A send-only twin of a receiving socket: same address, SO_REUSEPORT, joined
- * to the group after every receiver, so the steering program never picks it.
- * Returns its fd or a negative errno. */
-static int open_twin(const union sockaddr_any *a, int bufsz)
-{
-	int tx, rc;
-
-	tx = udp_socket(a->sa.sa_family, 1, 4096, bufsz);
-	if (tx < 0)
-		return tx;
-	if ((rc = udp_bind(tx, a)) < 0) {
-		close(tx);
-		return rc;
-	}
-	return tx;
-}
-
 static void lx_udp_close(struct netio_udp *u);
 
 static int lx_udp_open_group(struct netio *io, const union sockaddr_any *bind_addr, unsigned flags, int n,
@@ -135,16 +126,14 @@ static int lx_udp_open_group(struct netio *io, const union sockaddr_any *bind_ad
 		 * this user holds with SO_REUSEPORT (and pick such a port for port
 		 * 0): claim the address alone first, so that "in use" stays an
 		 * error, then reopen it for the group */
-		fd = udp_socket(bind_addr->sa.sa_family, 0, 4096, 4096);
+		fd = udp_bound(bind_addr, 0, 4096, 4096);
 		if (fd < 0)
 			return fd;
 		socklen_t len = sizeof(at);
-		if ((rc = udp_bind(fd, bind_addr)) < 0 || getsockname(fd, &at.sa, &len) < 0) {
-			rc = rc < 0 ? rc : -errno;
-			close(fd);
-			return rc;
-		}
+		rc = getsockname(fd, &at.sa, &len) < 0 ? -errno : 0;
 		close(fd);
+		if (rc < 0)
+			return rc;
 	}
 	for (made = 0; made < n; made++) {
 		struct netio_udp *u = calloc(1, sizeof(*u));
@@ -152,15 +141,10 @@ static int lx_udp_open_group(struct netio *io, const union sockaddr_any *bind_ad
 			rc = -ENOMEM;
 			goto err;
 		}
-		fd = udp_socket(bind_addr->sa.sa_family, shared, bufsz, bufsz);
+		fd = udp_bound(&at, shared, bufsz, bufsz);
 		if (fd < 0) {
 			free(u);
 			rc = fd;
-			goto err;
-		}
-		if ((rc = udp_bind(fd, &at)) < 0) {
-			close(fd);
-			free(u);
 			goto err;
 		}
 		u->fd = u->tx_fd = fd;
@@ -175,8 +159,10 @@ static int lx_udp_open_group(struct netio *io, const union sockaddr_any *bind_ad
 			  strerror(-rc));
 		twin = 0;
 	}
+	/* the send-only twins join the group after every receiver, so the
+	 * steering program never picks them */
 	for (int i = 0; twin && i < n; i++) {
-		int tx = open_twin(&at, bufsz);
+		int tx = udp_bound(&at, 1, 4096, bufsz);
 		if (tx < 0) {
 			log_debug("netio", "no send-only twin socket, sending from the receiving one err=%s",
 				  strerror(-tx));

@@ -288,16 +288,22 @@ static void on_stop(struct loop *loop, int fd, uint32_t events, void *arg)
 	loop_stop(loop);
 }
 
-static void on_signal(struct loop *loop, int signo, void *arg)
+/* every loop: the first one here, the others through their eventfd */
+static void stop_all(struct server *s)
 {
-	struct server *s = arg;
 	uint64_t one = 1;
 
-	log_info(COMPONENT, "stopping signal=%s", signo == SIGTERM ? "TERM" : "INT");
 	for (int i = 1; i < s->nworkers; i++)
 		if (write(s->workers[i].stop_fd, &one, sizeof(one)) < 0)
 			log_warn(COMPONENT, "cannot stop thread %d err=\"%s\"", i, strerror(errno));
-	loop_stop(loop);
+	loop_stop(s->workers[0].loop);
+}
+
+static void on_signal(struct loop *loop, int signo, void *arg)
+{
+	(void)loop;
+	log_info(COMPONENT, "stopping signal=%s", signo == SIGTERM ? "TERM" : "INT");
+	stop_all(arg);
 }
 
 static void *worker_main(void *arg)
@@ -377,7 +383,6 @@ static int worker_init(struct server *s, struct worker *w, int id)
 
 	w->srv = s;
 	w->id = id;
-	w->stop_fd = -1;
 	w->buckets = calloc(BUCKET_SLOTS, sizeof(*w->buckets));
 	if (!w->buckets)
 		return -ENOMEM;
@@ -627,7 +632,7 @@ int main(int argc, char **argv)
 		if (e) {
 			log_error(COMPONENT, "cannot start thread %d err=\"%s\"", t, strerror(e));
 			rc = -e;
-			on_signal(s.workers[0].loop, SIGTERM, &s);
+			stop_all(&s);
 			goto join;
 		}
 		s.workers[t].started = 1;
@@ -638,7 +643,7 @@ int main(int argc, char **argv)
 	rc = loop_run(s.workers[0].loop);
 	if (rc < 0) {
 		log_error(COMPONENT, "event loop failed err=\"%s\"", strerror(-rc));
-		on_signal(s.workers[0].loop, SIGTERM, &s);
+		stop_all(&s);
 	}
 join:
 	for (int t = 1; t < s.nworkers; t++)

@@ -72,6 +72,8 @@ stop_server() {
 # --- 1. plain server: turnutils_stunclient sees its own address --------------
 expect_socks=1
 start_server --listen 127.0.0.1:3478 || { echo "not ok - meshstun did not start"; exit 1; }
+ncpu=$(nproc); [ "$ncpu" -gt 64 ] && ncpu=64
+check "threads default to one per CPU it may use ($ncpu)" grep -q "started .*threads=$ncpu\$" "$tmp/server.log"
 
 # the client's source port, as the wire shows it, is what the server must report
 : >"$tmp/tcpdump.err"

@@ -118,8 +118,8 @@ declare -A servers_of client_of extra_of desc_of
 for layout in $LAYOUTS; do
   case $layout in
     cpu)
-      start cpu-meshstun "${pin_server[@]}" "$BUILD/meshstun" --listen 127.0.0.1:@PORT@ --rate 0
-      start cpu-meshstun-1sock "${pin_server[@]}" "$BUILD/meshstun" --listen 127.0.0.1:@PORT@ --rate 0 --one-socket
+      start cpu-meshstun "${pin_server[@]}" "$BUILD/meshstun" --listen 127.0.0.1:@PORT@ --rate 0 --threads 1
+      start cpu-meshstun-1sock "${pin_server[@]}" "$BUILD/meshstun" --listen 127.0.0.1:@PORT@ --rate 0 --threads 1 --one-socket
       start cpu-coturn "${pin_server[@]}" turnserver "${ts_args[@]}" --log-file @TMP@/cpu-coturn.tslog
       start cpu-coturn-m0 "${pin_server[@]}" turnserver "${ts_args[@]}" -m 0 --log-file @TMP@/cpu-coturn-m0.tslog
       servers_of[cpu]="cpu-meshstun cpu-meshstun-1sock cpu-coturn cpu-coturn-m0"

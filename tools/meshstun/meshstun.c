@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,9 +129,9 @@ static void usage(FILE *f)
 		"  --rate N           responses per second per source IP (default %d; 0: no limit)\n"
 		"  --burst N          token bucket depth per source IP (default %d)\n"
 		"  --max-padding N    largest PADDING echoed in a response (default %d)\n"
-		"  --threads N        N threads (1..%d, default 1), each with its own socket\n"
-		"                     of every address; the kernel keeps each source IP on\n"
-		"                     one thread\n"
+		"  --threads N        N threads (1..%d; default: one per CPU it may run on),\n"
+		"                     each with its own socket of every address; the\n"
+		"                     kernel keeps each source IP on one thread\n"
 		"  --one-socket       send answers from the receiving socket instead of a\n"
 		"                     send-only twin on the same address (the twin saves a\n"
 		"                     wake-up per answer; this is for comparison)\n"
@@ -485,7 +486,7 @@ int main(int argc, char **argv)
 
 	s.rate = DEFAULT_RATE;
 	s.burst = DEFAULT_BURST;
-	s.nworkers = 1;
+	s.nworkers = 0; /* 0: one per online CPU */
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'l':
@@ -551,6 +552,12 @@ int main(int argc, char **argv)
 	}
 	if (s.burst < 1)
 		s.burst = 1;
+	if (s.nworkers == 0) {	/* the CPUs this process may run on (taskset) */
+		cpu_set_t set;
+		long ncpu = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set)
+									   : sysconf(_SC_NPROCESSORS_ONLN);
+		s.nworkers = ncpu < 1 ? 1 : ncpu > MAX_THREADS ? MAX_THREADS : (int)ncpu;
+	}
 	if (rfc5780) {
 		/* OTHER-ADDRESS and RESPONSE-ORIGIN name the sockets: no wildcards */
 		for (int i = 0; i < nlisten; i++) {

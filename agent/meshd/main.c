@@ -38,6 +38,7 @@
 #define BATCHES_PER_WAKE 8
 #define MAX_STUN 8
 #define MAX_LOCAL 16
+#define MAX_LOST 8			/* lost-session sources noted per batch */
 
 enum {
 	TICK_MS = 50,			/* housekeeping: peer state, paths, discovery */
@@ -47,6 +48,7 @@ enum {
 	PING_TIMEOUT_MS = 2000,
 	SVC_START_MAX_MS = 4000,	/* register without reflexive endpoints after this */
 	KEEPALIVE_S = PATH_KEEPALIVE_S,
+	LOST_KICK_MS = 5000,		/* one lost-session handshake per peer per REKEY_TIMEOUT */
 };
 
 struct opts {
@@ -91,6 +93,7 @@ struct mpeer {
 	bool has_rx_vpc;
 
 	double ping_ms;			/* last answered ping, < 0: none */
+	uint64_t lost_kick;		/* loop ms of the last lost-session handshake */
 };
 
 struct ping {
@@ -151,6 +154,9 @@ struct meshd {
 	uint8_t *udp_bufs, *tun_bufs, *fwd_bufs;
 	uint8_t ctl_buf[BUF_SIZE];
 	uint64_t relay_forwarded;
+	union sockaddr_any lost[MAX_LOST];	/* data for sessions we do not have, from */
+	int nlost;
+	uint64_t lost_handshakes;
 
 	/* NAT behaviour (issue 7, natinfo.h): natdisc against the first --stun
 	 * server, socket 0 the WireGuard socket, socket 1 one of its own */
@@ -297,9 +303,23 @@ static void dev_tun_deliver(void *arg, const struct netio_pkt *pkts, int n)
 		(void)!netio_tun_write(m->io, m->tun, out, k);
 }
 
+/* data for a session this side does not have (wg_device_ops): noted here,
+ * answered by lost_sessions() once the batch is through */
+static void dev_unknown_session(void *arg, const union sockaddr_any *src)
+{
+	struct meshd *m = arg;
+
+	for (int i = 0; i < m->nlost; i++)
+		if (addr_equal(&m->lost[i], src))
+			return;
+	if (m->nlost < MAX_LOST)
+		m->lost[m->nlost++] = *src;
+}
+
 static const struct wg_device_ops dev_ops = {
 	.udp_send = dev_udp_send,
 	.tun_deliver = dev_tun_deliver,
+	.unknown_session = dev_unknown_session,
 };
 
 static void send_udp(struct meshd *m, const union sockaddr_any *to, const uint8_t *buf, size_t len)
@@ -369,6 +389,51 @@ static void handle_stun(struct meshd *m, const struct netio_pkt *pkt)
 	}
 }
 
+/* Data for a session we lost (this side restarted; a relay, say): the
+ * sender's WireGuard gives up on that session only after 15 s without an
+ * answer, and a peer behind a symmetric NAT cannot be reached at any address
+ * we know before it does. So every peer without a live session here whose
+ * known addresses share the source's IP gets a handshake to that very source
+ * address, which its NAT admits since the peer just sent from it; when several
+ * peers share the IP, the wrong ones drop it (mac1 is keyed to the receiver).
+ * One per peer per LOST_KICK_MS. */
+static void lost_sessions(struct meshd *m)
+{
+	uint64_t now = now_ms(m);
+	struct timespec rt;
+	char a[ADDR_STRLEN];
+
+	clock_gettime(CLOCK_REALTIME, &rt);
+	for (int i = 0; i < m->nlost; i++) {
+		const union sockaddr_any *src = &m->lost[i];
+
+		for (size_t j = 0; j < m->npeers; j++) {
+			struct mpeer *p = m->peers[j];
+			struct wg_peer_state ps;
+			bool known;
+
+			if (!p->wp || (p->lost_kick && now < p->lost_kick + LOST_KICK_MS))
+				continue;
+			wg_peer_get_state(p->wp, &ps);
+			if (ps.last_handshake.tv_sec &&
+			    rt.tv_sec - ps.last_handshake.tv_sec < (time_t)(WG_REJECT_AFTER_TIME_NS / WG_NSEC_PER_SEC))
+				continue;	/* a live session: not the one lost */
+			known = ps.endpoint.sa.sa_family != AF_UNSPEC && addr_ip_equal(&ps.endpoint, src);
+			for (int e = 0; !known && e < p->nep; e++)
+				known = addr_ip_equal(&p->ep[e].addr, src);
+			if (!known)
+				continue;
+			p->lost_kick = now;
+			if (wg_peer_initiate_to(p->wp, src, 1) > 0) {
+				m->lost_handshakes++;
+				log_info(COMPONENT, "handshake to a peer still sending on a lost session peer=%s to=%s",
+					 p->name, addr_format(src, a, sizeof(a)));
+			}
+		}
+	}
+	m->nlost = 0;
+}
+
 static void udp_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct meshd *m = arg;
@@ -394,6 +459,8 @@ static void udp_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 		m->nfwd = 0;
 		if (nwg)
 			wg_device_input_udp(m->dev, m->wg_pkts, nwg);
+		if (m->nlost)
+			lost_sessions(m);
 		if (m->nfwd) {
 			int k = m->nfwd;
 			m->relay_forwarded += (uint64_t)k;
@@ -909,6 +976,30 @@ static int peer_add(struct meshd *m, const struct svc_device *d, struct mpeer **
 	return 0;
 }
 
+/* --relay: agents reach relays, not the other way round, and a relay learns
+ * an agent's endpoint when the agent sends (roaming). After a relay restart
+ * an agent with nothing to send is silent for up to a keepalive (20 s), and
+ * forwarding to it needs an address before that: its mapping as a relay or a
+ * STUN server saw it, which an endpoint-independent NAT keeps open towards the
+ * relay too, since the agent keeps sending there. (A symmetric NAT does not;
+ * lost_sessions() answers those agents when they send.) An endpoint the data
+ * plane already has is never replaced. */
+static void relay_seed_endpoint(struct mpeer *p)
+{
+	struct wg_peer_state ps;
+
+	wg_peer_get_state(p->wp, &ps);
+	if (ps.endpoint.sa.sa_family != AF_UNSPEC)
+		return;
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < p->nep; i++)
+			if (pass == 0 ? !strcmp(p->ep[i].source, "relay")
+				      : !strncmp(p->ep[i].source, "stun:", 5)) {
+				wg_peer_set_endpoint(p->wp, &p->ep[i].addr);
+				return;
+			}
+}
+
 static void peer_update(struct meshd *m, struct mpeer *p, const struct svc_device *d)
 {
 	snprintf(p->name, sizeof(p->name), "%s", d->hostname[0] ? d->hostname : d->id);
@@ -932,6 +1023,8 @@ static void peer_update(struct meshd *m, struct mpeer *p, const struct svc_devic
 			wg_peer_set_persistent_keepalive(p->wp, KEEPALIVE_S);
 		}
 	}
+	if (m->o.relay && p->wp && !p->relay)
+		relay_seed_endpoint(p);
 	peer_candidates(m, p, now_ms(m));
 }
 
@@ -1176,7 +1269,7 @@ static json_t *status_json(struct meshd *m)
 	json_t *o;
 
 	svcjson_key_format(m->st.pub, key);
-	o = json_pack("{s:s, s:s, s:s?, s:s?, s:i, s:b, s:b, s:o, s:{s:s, s:b, s:b}, s:s?, s:i, s:I}",
+	o = json_pack("{s:s, s:s, s:s?, s:s?, s:i, s:b, s:b, s:o, s:{s:s, s:b, s:b}, s:s?, s:i, s:I, s:I}",
 			 "device", m->o.ifname, "public_key", key,
 			 "tunnel_ip", m->registered || m->st.has_tunnel_ip ? addr_format_ip(&m->tip, tip, sizeof(tip)) : NULL,
 			 "vpc_cidr", m->has_vpc ? cidr_format(&m->vpc, vpc, sizeof(vpc)) : NULL,
@@ -1185,7 +1278,8 @@ static json_t *status_json(struct meshd *m)
 			 "service", "url", m->o.service, "reachable", m->service_reachable,
 			 "registered", m->registered,
 			 "relay_in_use", m->relay_in_use ? m->relay_in_use->name : NULL,
-			 "peers", (int)m->npeers, "relay_forwarded", (json_int_t)m->relay_forwarded);
+			 "peers", (int)m->npeers, "relay_forwarded", (json_int_t)m->relay_forwarded,
+			 "lost_session_handshakes", (json_int_t)m->lost_handshakes);
 	if (o)
 		json_object_set_new(o, "nat", nat_json(m));
 	return o;

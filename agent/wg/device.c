@@ -1019,6 +1019,8 @@ static void rx_data(struct wg_device *dev, struct netio_pkt *pkt)
 
 	if (!kp) {
 		dev->stats.rx_unknown_index++;
+		if (dev->ops->unknown_session)
+			dev->ops->unknown_session(dev->arg, &pkt->addr);
 		return;
 	}
 	rc = wg_noise_decrypt(kp, pkt->data, pkt->len, dev->now, &plain);

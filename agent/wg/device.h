@@ -47,6 +47,12 @@ struct wg_device_ops {
 	void (*udp_send)(void *arg, const struct netio_pkt *pkts, int n);
 	/* n decrypted IP packets for the TUN */
 	void (*tun_deliver)(void *arg, const struct netio_pkt *pkts, int n);
+	/* optional: a data message for a session this device does not have came
+	 * from src (its sender kept a session this side lost, e.g. by a restart;
+	 * WireGuard alone recovers only when the sender gives up on it, 15 s).
+	 * Called in the middle of wg_device_input_udp(): note src and act after
+	 * it returns (wg_peer_initiate_to). */
+	void (*unknown_session)(void *arg, const union sockaddr_any *src);
 };
 
 /* what was dropped and why, and what the handshake path did */

@@ -56,7 +56,7 @@ static void side_tun_deliver(void *arg, const struct netio_pkt *pkts, int n)
 	}
 }
 
-static const struct wg_device_ops ops = { side_udp_send, side_tun_deliver };
+static const struct wg_device_ops ops = { side_udp_send, side_tun_deliver, NULL };
 
 /* carries what from sent (as coming from from->addr) to the side whose
  * address it was sent to, a batch per destination; returns how many */
@@ -516,4 +516,63 @@ Test(wg_device, extra_rx_source)
 	/* nothing is routed by it */
 	tun_in(&b, ip, ipv4(ip, sizeof(ip), "100.64.0.2", "100.64.0.9", 1));
 	cr_expect_eq(b.n_out, 0);
+}
+
+/* a side that lost its sessions (restart) hears of a sender still using one */
+static union sockaddr_any lost_src[4];
+static int n_lost;
+
+static void side_unknown_session(void *arg, const union sockaddr_any *src)
+{
+	(void)arg;
+	if (n_lost < 4)
+		lost_src[n_lost] = *src;
+	n_lost++;
+}
+
+Test(wg_device, lost_session_reported_and_rebuilt)
+{
+	static const struct wg_device_ops ops_lost = { side_udp_send, side_tun_deliver,
+						       side_unknown_session };
+	union sockaddr_any none = { 0 };
+	struct wg_device_stats st;
+	struct wg_peer *pb;
+	struct cidr pfx;
+	uint8_t ip[1500];
+	size_t n;
+
+	n_lost = 0;
+	connect_peers(NULL);
+	n = ipv4(ip, 200, "100.64.0.1", "100.64.0.2", 0x11);
+	tun_in(&a, ip, n);
+	pump();
+	cr_assert_eq(b.n_tun, 1, "a session to start with");
+
+	/* B restarts: same key, same peer, but no session and no endpoint for A
+	 * (A is behind a NAT that B cannot reach unasked) */
+	wg_device_free(b.dev);
+	cr_assert_eq(wg_device_new(loop, &ops_lost, &b, &b.dev), 0);
+	cr_assert_eq(wg_device_set_private_key(b.dev, b.priv), 0);
+	cr_assert_eq(wg_device_peer_add(b.dev, a.pub, &pb), 0);
+	wg_peer_set_endpoint(pb, &none);
+	cr_assert_eq(cidr_parse("100.64.0.1/32", false, &pfx), 0);
+	cr_assert_eq(wg_peer_allowed_ip_add(pb, &pfx), 0);
+	b.n_tun = 0;
+
+	tun_in(&a, ip, n);
+	cr_assert_eq(a.n_out, 1, "A still has its session: data, no handshake");
+	carry(&a);
+	cr_expect_eq(b.n_tun, 0, "nothing to decrypt it with");
+	cr_assert_eq(n_lost, 1, "B is told once");
+	cr_expect(addr_equal(&lost_src[0], &a.addr), "with the sender's address");
+	wg_device_get_stats(b.dev, &st);
+	cr_expect_eq(st.rx_unknown_index, 1);
+
+	/* what meshd does with it: a handshake to that address */
+	cr_assert_eq(wg_peer_initiate_to(pb, &lost_src[0], 1), 1);
+	pump();
+	tun_in(&a, ip, n);
+	pump();
+	cr_expect_eq(b.n_tun, 1, "A's next packet arrives on the new session");
+	cr_expect_eq(n_lost, 1, "and is not reported");
 }

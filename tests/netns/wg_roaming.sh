@@ -49,7 +49,11 @@ setup() {
   nsx "$NS_A" wg set "$IF_A" private-key "$WG_TMP/key_a" listen-port 51820 || return 1
   nsx "$NS_B" wg set "$IF_B" private-key "$WG_TMP/key_b" listen-port 51820 || return 1
   wg_peer_a || return 1
-  wg_peer_b endpoint 192.0.2.1:51820 || return 1
+  # B is the one behind the NAT: as WireGuard advises for such a peer, it keeps
+  # its mapping alive (1 s here). After the rebinding only B can tell A of its
+  # new port, and a stream from A gives B nothing to answer once A's packets
+  # go to the dead port: without a keepalive the test raced the last ACKs
+  wg_peer_b endpoint 192.0.2.1:51820 persistent-keepalive 1 || return 1
   nsx "$NS_A" ip addr add 100.64.0.1/24 dev "$IF_A" && nsx "$NS_A" ip link set "$IF_A" up
   nsx "$NS_B" ip addr add 100.64.0.2/24 dev "$IF_B" && nsx "$NS_B" ip link set "$IF_B" up
 }

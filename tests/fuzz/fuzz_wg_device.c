@@ -20,7 +20,15 @@ static void drop(void *arg, const struct netio_pkt *pkts, int n)
 	(void)n;
 }
 
-static const struct wg_device_ops ops = { drop, drop };
+/* data for an unknown session: the source must be a readable address */
+static void lost(void *arg, const union sockaddr_any *src)
+{
+	volatile sa_family_t f = src->sa.sa_family;
+	(void)arg;
+	(void)f;
+}
+
+static const struct wg_device_ops ops = { drop, drop, lost };
 static struct loop *loop;
 static struct wg_device *dev;
 

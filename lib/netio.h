@@ -16,13 +16,37 @@
 #include "addr.h"
 
 /* One packet of a batch. data points at cap bytes owned by the caller; on
- * receive, len is set (and addr to the source), on send len bytes go to addr. */
+ * receive, len is set (and addr to the source), on send len bytes go to addr.
+ * seg, on receive from a socket opened with NETIO_UDP_OFFLOAD only: when not
+ * 0, data holds a run of datagrams from addr of seg bytes each (the last may
+ * be shorter) that the kernel coalesced (UDP GRO); netio_pkt_split() cuts it
+ * apart. Always 0 otherwise, and ignored on send. */
 struct netio_pkt {
 	uint8_t *data;
 	size_t len;
 	size_t cap;
 	union sockaddr_any addr;
+	size_t seg;
 };
+
+/* The datagrams of p (one unless p->seg says it is a run), as packets that
+ * point into p's buffer, at most max (NETIO_SEGS_MAX always suffices: the
+ * kernel coalesces no more); returns how many. */
+#define NETIO_SEGS_MAX 64
+static inline int netio_pkt_split(const struct netio_pkt *p, struct netio_pkt *out, int max)
+{
+	size_t seg = p->seg && p->seg < p->len ? p->seg : p->len, off = 0;
+	int n = 0;
+
+	if (max < 1)
+		return 0;
+	do {
+		size_t len = p->len - off < seg ? p->len - off : seg;
+		out[n++] = (struct netio_pkt){ .data = p->data + off, .len = len, .cap = len, .addr = p->addr };
+		off += len;
+	} while (n < max && off < p->len);
+	return n;
+}
 
 #define NETIO_BATCH_MAX 64
 
@@ -82,6 +106,14 @@ static inline int netio_udp_open(struct netio *io, const union sockaddr_any *bin
  * waiting there. Worth it for a socket that answers at high rates (meshstun).
  * A backend without the notion ignores the flag. */
 #define NETIO_UDP_SEND_TWIN 1u
+/* NETIO_UDP_OFFLOAD: UDP segmentation offload both ways where the kernel has
+ * it. Sends: a run of packets to one address, all of one size but the last
+ * (which may be shorter), leaves as one datagram train (UDP GSO) that the
+ * kernel or the NIC cuts; the receiver sees ordinary datagrams. Receives:
+ * UDP GRO, so a packet may be a run (netio_pkt.seg); buffers should then hold
+ * 65535 bytes, as a run longer than its buffer is cut and reported empty. A
+ * path that refuses GSO turns it off for the socket; nothing is lost. */
+#define NETIO_UDP_OFFLOAD 2u
 static inline int netio_udp_open_flags(struct netio *io, const union sockaddr_any *bind, unsigned flags,
 				       struct netio_udp **out)
 { return io->ops->udp_open_group(io, bind, flags, 1, out); }

@@ -8,6 +8,7 @@
 #include <linux/filter.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -24,7 +25,13 @@ struct netio_udp {
 	int fd;		/* receives (and is what the event loop watches) */
 	int tx_fd;	/* sends: fd itself, or the send-only twin */
 	int family;
+	bool gso;	/* NETIO_UDP_OFFLOAD, until the path refuses it */
+	bool gro;	/* UDP_GRO is on: a received datagram may be a run */
 };
+
+/* a GSO train: at most this many segments, this many bytes */
+#define GSO_SEGS_MAX 64
+#define GSO_BYTES_MAX 65000
 
 struct netio_tun {
 	int fd;
@@ -149,6 +156,11 @@ static int lx_udp_open_group(struct netio *io, const union sockaddr_any *bind_ad
 		}
 		u->fd = u->tx_fd = fd;
 		u->family = bind_addr->sa.sa_family;
+		if (flags & NETIO_UDP_OFFLOAD) {
+			int one = 1;
+			u->gso = true;
+			u->gro = setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+		}
 		out[made] = u;
 	}
 	if (shared && (rc = attach_steering(out[0]->fd, n)) < 0) {
@@ -208,6 +220,10 @@ static int lx_udp_recv(struct netio_udp *u, struct netio_pkt *pkts, int n)
 {
 	struct mmsghdr msgs[NETIO_BATCH_MAX];
 	struct iovec iov[NETIO_BATCH_MAX];
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} ctl[NETIO_BATCH_MAX];
 	int got;
 
 	if (n > NETIO_BATCH_MAX)
@@ -220,6 +236,10 @@ static int lx_udp_recv(struct netio_udp *u, struct netio_pkt *pkts, int n)
 		msgs[i].msg_hdr.msg_iovlen = 1;
 		msgs[i].msg_hdr.msg_name = &pkts[i].addr;
 		msgs[i].msg_hdr.msg_namelen = sizeof(pkts[i].addr);
+		if (u->gro) {
+			msgs[i].msg_hdr.msg_control = ctl[i].buf;
+			msgs[i].msg_hdr.msg_controllen = sizeof(ctl[i].buf);
+		}
 	}
 	got = recvmmsg(u->fd, msgs, (unsigned)n, MSG_DONTWAIT, NULL);
 	if (got < 0)
@@ -227,7 +247,19 @@ static int lx_udp_recv(struct netio_udp *u, struct netio_pkt *pkts, int n)
 	for (int i = 0; i < got; i++) {
 		/* a datagram larger than the buffer is cut: mark it empty */
 		pkts[i].len = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? 0 : msgs[i].msg_len;
+		pkts[i].seg = 0;
 		addr_unmap_v4(&pkts[i].addr);
+		if (!u->gro || !pkts[i].len)
+			continue;
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msgs[i].msg_hdr); cm;
+		     cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm)) {
+			int v;
+			if (cm->cmsg_level != SOL_UDP || cm->cmsg_type != UDP_GRO)
+				continue;
+			memcpy(&v, CMSG_DATA(cm), sizeof(v));
+			if (v > 0 && (size_t)v < pkts[i].len)
+				pkts[i].seg = (size_t)v;
+		}
 	}
 	return got;
 }
@@ -246,27 +278,63 @@ static void dest_for(const struct netio_udp *u, const union sockaddr_any *in, un
 	}
 }
 
+/* how many of pkts[0..n) go in one GSO train: same destination, one size but
+ * the last, within the kernel's limits */
+static int gso_run(const struct netio_pkt *pkts, int n)
+{
+	size_t total = pkts[0].len;
+	int j = 1;
+
+	while (j < n && j < GSO_SEGS_MAX && pkts[j - 1].len == pkts[0].len && pkts[j].len <= pkts[0].len &&
+	       pkts[j].len > 0 && total + pkts[j].len <= GSO_BYTES_MAX && addr_equal(&pkts[j].addr, &pkts[0].addr))
+		total += pkts[j++].len;
+	return j;
+}
+
 static int lx_udp_send(struct netio_udp *u, const struct netio_pkt *pkts, int n)
 {
 	struct mmsghdr msgs[NETIO_BATCH_MAX];
 	struct iovec iov[NETIO_BATCH_MAX];
 	union sockaddr_any dst[NETIO_BATCH_MAX];
-	int done = 0;
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} ctl[NETIO_BATCH_MAX];
+	int first[NETIO_BATCH_MAX + 1];	/* message k carries pkts[first[k]..first[k+1]) */
+	int nmsg = 0, done = 0;
 
 	if (n > NETIO_BATCH_MAX)
 		n = NETIO_BATCH_MAX;
-	for (int i = 0; i < n; i++) {
-		dest_for(u, &pkts[i].addr, &dst[i]);
-		iov[i].iov_base = pkts[i].data;
-		iov[i].iov_len = pkts[i].len;
-		memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
-		msgs[i].msg_hdr.msg_iov = &iov[i];
-		msgs[i].msg_hdr.msg_iovlen = 1;
-		msgs[i].msg_hdr.msg_name = &dst[i];
-		msgs[i].msg_hdr.msg_namelen = addr_len(&dst[i]);
+	for (int i = 0; i < n; nmsg++) {
+		int run = u->gso ? gso_run(pkts + i, n - i) : 1;
+		struct msghdr *h = &msgs[nmsg].msg_hdr;
+
+		dest_for(u, &pkts[i].addr, &dst[nmsg]);
+		memset(h, 0, sizeof(*h));
+		for (int k = 0; k < run; k++) {
+			iov[i + k].iov_base = pkts[i + k].data;
+			iov[i + k].iov_len = pkts[i + k].len;
+		}
+		h->msg_iov = &iov[i];
+		h->msg_iovlen = (size_t)run;
+		h->msg_name = &dst[nmsg];
+		h->msg_namelen = addr_len(&dst[nmsg]);
+		if (run > 1) {
+			uint16_t seg = (uint16_t)pkts[i].len;
+			h->msg_control = ctl[nmsg].buf;
+			h->msg_controllen = sizeof(ctl[nmsg].buf);
+			struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+			cm->cmsg_level = SOL_UDP;
+			cm->cmsg_type = UDP_SEGMENT;
+			cm->cmsg_len = CMSG_LEN(sizeof(seg));
+			memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+		}
+		first[nmsg] = i;
+		i += run;
 	}
-	while (done < n) {
-		int rc = sendmmsg(u->tx_fd, msgs + done, (unsigned)(n - done), MSG_DONTWAIT);
+	first[nmsg] = n;
+	while (done < nmsg) {
+		int rc = sendmmsg(u->tx_fd, msgs + done, (unsigned)(nmsg - done), MSG_DONTWAIT);
 		if (rc > 0) {
 			done += rc;
 			continue;
@@ -275,13 +343,33 @@ static int lx_udp_send(struct netio_udp *u, const struct netio_pkt *pkts, int n)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
 			break;
+		if (msgs[done].msg_hdr.msg_iovlen > 1 &&
+		    (errno == EMSGSIZE || errno == EIO || errno == EINVAL || errno == ENOPROTOOPT ||
+		     errno == EOPNOTSUPP)) {
+			/* a train the path refuses goes out singly: segments over
+			 * the MTU (EMSGSIZE; single sends fragment or fail on
+			 * their own), or no GSO on this path at all (no checksum
+			 * offload, say: EIO), which turns it off for good */
+			int a = first[done], b = first[done + 1], k;
+			bool keep = errno == EMSGSIZE && u->gso;
+			if (!keep && u->gso)
+				log_info("netio", "UDP GSO refused, sending datagrams singly err=\"%s\"",
+					 strerror(errno));
+			u->gso = false;
+			k = lx_udp_send(u, pkts + a, b - a);
+			u->gso = keep;
+			if (k < b - a)
+				return a + (k < 0 ? 0 : k);
+			done++;
+			continue;
+		}
 		/* one unreachable destination must not hold back the rest */
 		char a[ADDR_STRLEN];
 		log_debug("netio", "udp send failed dst=%s err=%s",
-			  addr_format(&pkts[done].addr, a, sizeof(a)), strerror(errno));
+			  addr_format(&pkts[first[done]].addr, a, sizeof(a)), strerror(errno));
 		done++;
 	}
-	return done;
+	return first[done];
 }
 
 static int lx_tun_open(struct netio *io, const char *name, struct netio_tun **out)

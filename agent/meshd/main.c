@@ -58,6 +58,7 @@ struct opts {
 	const char *stun[MAX_STUN];
 	int nstun;
 	bool relay, relay_only;
+	bool no_offload;		/* --no-udp-offload */
 	char ifname[IFNAMSIZ];
 	char hostname[SVC_HOSTNAME_MAX + 1];
 	int listen_port;		/* -1: saved or random */
@@ -192,6 +193,8 @@ static void usage(FILE *f)
 		"  --state-dir DIR        private key and saved state (default /var/lib/meshd/IFNAME)\n"
 		"  --control PATH         control socket (default /run/meshd/IFNAME.sock)\n"
 		"  --direct-timeout MS    direct attempt before the relay is used (default %d)\n"
+		"  --no-udp-offload       no UDP GSO/GRO on the WireGuard socket (default: on\n"
+		"                         where the kernel has it)\n"
 		"  --log-format text|json\n"
 		"  --verbose              debug logs\n"
 		"  --help\n"
@@ -434,9 +437,26 @@ static void lost_sessions(struct meshd *m)
 	m->nlost = 0;
 }
 
+/* WireGuard's datagrams (m->wg_pkts) into the data plane, then what that
+ * left to do: sessions we lost to answer, packets this relay forwards */
+static void wg_input(struct meshd *m, int nwg)
+{
+	m->nfwd = 0;
+	wg_device_input_udp(m->dev, m->wg_pkts, nwg);
+	if (m->nlost)
+		lost_sessions(m);
+	if (m->nfwd) {
+		int k = m->nfwd;
+		m->relay_forwarded += (uint64_t)k;
+		m->nfwd = 0;
+		wg_device_input_tun(m->dev, m->fwd_pkts, k);
+	}
+}
+
 static void udp_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct meshd *m = arg;
+	struct netio_pkt segs[NETIO_SEGS_MAX];
 	(void)loop, (void)fd, (void)events;
 
 	for (int b = 0; b < BATCHES_PER_WAKE; b++) {
@@ -449,24 +469,24 @@ static void udp_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 		n = netio_udp_recv(m->io, m->udp, m->udp_pkts, NETIO_BATCH_MAX);
 		if (n <= 0)
 			return;
-		/* demultiplex: STUN out before WireGuard sees the batch */
+		/* each datagram (a GRO run is cut apart), STUN out before
+		 * WireGuard sees the batch */
 		for (int i = 0; i < n; i++) {
-			if (stun_is_stun(m->udp_pkts[i].data, m->udp_pkts[i].len))
-				handle_stun(m, &m->udp_pkts[i]);
-			else
-				m->wg_pkts[nwg++] = m->udp_pkts[i];
+			int k = netio_pkt_split(&m->udp_pkts[i], segs, NETIO_SEGS_MAX);
+			for (int j = 0; j < k; j++) {
+				if (stun_is_stun(segs[j].data, segs[j].len)) {
+					handle_stun(m, &segs[j]);
+					continue;
+				}
+				m->wg_pkts[nwg++] = segs[j];
+				if (nwg == NETIO_BATCH_MAX) {
+					wg_input(m, nwg);
+					nwg = 0;
+				}
+			}
 		}
-		m->nfwd = 0;
 		if (nwg)
-			wg_device_input_udp(m->dev, m->wg_pkts, nwg);
-		if (m->nlost)
-			lost_sessions(m);
-		if (m->nfwd) {
-			int k = m->nfwd;
-			m->relay_forwarded += (uint64_t)k;
-			m->nfwd = 0;
-			wg_device_input_tun(m->dev, m->fwd_pkts, k);
-		}
+			wg_input(m, nwg);
 		if (n < NETIO_BATCH_MAX)
 			return;
 	}
@@ -1442,7 +1462,7 @@ static int udp_bind(struct meshd *m, uint16_t port)
 	int rc;
 
 	addr_parse_ip("0.0.0.0", port, &any);
-	if ((rc = netio_udp_open(m->io, &any, &m->udp)) < 0)
+	if ((rc = netio_udp_open_flags(m->io, &any, m->o.no_offload ? 0 : NETIO_UDP_OFFLOAD, &m->udp)) < 0)
 		return rc;
 	if (netio_udp_local(m->io, m->udp, &local) == 0)
 		m->port = addr_port(&local);
@@ -1676,6 +1696,7 @@ int main(int argc, char **argv)
 		{ "stun", required_argument, NULL, 'S' },
 		{ "relay", no_argument, NULL, 'r' },
 		{ "relay-only", no_argument, NULL, 'R' },
+		{ "no-udp-offload", no_argument, NULL, 'O' },
 		{ "ifname", required_argument, NULL, 'i' },
 		{ "hostname", required_argument, NULL, 'H' },
 		{ "listen-port", required_argument, NULL, 'p' },
@@ -1719,6 +1740,9 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			m.o.relay_only = true;
+			break;
+		case 'O':
+			m.o.no_offload = true;
 			break;
 		case 'i':
 			if (!optarg[0] || strlen(optarg) >= IFNAMSIZ || strchr(optarg, '/')) {

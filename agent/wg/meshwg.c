@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -30,11 +29,6 @@
 #define BUF_SIZE (WG_DEVICE_HEADROOM + 65535 + WG_DEVICE_TAILROOM)
 /* batches handled per wake-up before the loop looks at other descriptors */
 #define BATCHES_PER_WAKE 8
-/* UDP GSO (Linux 4.18): one sendmsg carries a run of equal-sized datagrams to
- * one destination, cut by the kernel; a receiver without UDP_GRO gets them
- * one by one, as if sent singly. Limits of udp_send_skb. */
-#define GSO_MAX_SEGS 64
-#define GSO_MAX_BYTES 65000
 
 struct meshwg {
 	char ifname[IFNAMSIZ];
@@ -43,9 +37,6 @@ struct meshwg {
 	struct netio_tun *tun;
 	struct netio_udp *udp;
 	uint16_t port;
-	int udp_family;
-	bool gso;		/* UDP_SEGMENT works on this socket */
-	bool gro;		/* UDP_GRO is on: a datagram may be a run of several */
 	uint32_t fwmark;
 	struct wg_device *dev;
 	struct wg_uapi_server *uapi;
@@ -100,10 +91,12 @@ static int udp_bind(struct meshwg *m, uint16_t port)
 	int rc;
 
 	addr_parse_ip("::", port, &any);
-	rc = netio_udp_open(m->io, &any, &u);
+	/* UDP GSO/GRO (netio): runs of datagrams to one peer leave as one
+	 * send, runs from one peer arrive as one buffer */
+	rc = netio_udp_open_flags(m->io, &any, NETIO_UDP_OFFLOAD, &u);
 	if (rc == -EAFNOSUPPORT) {
 		addr_parse_ip("0.0.0.0", port, &any);
-		rc = netio_udp_open(m->io, &any, &u);
+		rc = netio_udp_open_flags(m->io, &any, NETIO_UDP_OFFLOAD, &u);
 	}
 	if (rc < 0)
 		return rc;
@@ -117,10 +110,6 @@ static int udp_bind(struct meshwg *m, uint16_t port)
 		netio_udp_close(m->io, m->udp);
 	}
 	m->udp = u;
-	m->udp_family = any.sa.sa_family;
-	m->gso = true;
-	int one = 1;
-	m->gro = setsockopt(netio_udp_fd(m->io, u), SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0;
 	if (netio_udp_local(m->io, u, &local) == 0)
 		m->port = addr_port(&local);
 	log_info(COMPONENT, "listening ifname=%s port=%u", m->ifname, m->port);
@@ -133,83 +122,13 @@ err_close:
 
 /* ---- packet path ------------------------------------------------------------ */
 
-/* One GSO send of pkts[0..n): all pkts[i].len equal but the last, which may
- * be shorter. Returns 0, or a negative errno; -EINVAL/-EIO/-ENOPROTOOPT mean
- * the path does not do GSO. */
-static int send_gso(struct meshwg *m, const struct netio_pkt *pkts, int n)
-{
-	struct iovec iov[GSO_MAX_SEGS];
-	union sockaddr_any dst = pkts[0].addr;
-	char control[CMSG_SPACE(sizeof(uint16_t))] = { 0 };
-	struct msghdr msg = { .msg_name = &dst, .msg_iov = iov, .msg_iovlen = (size_t)n,
-			      .msg_control = control, .msg_controllen = sizeof(control) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-	uint16_t seg = (uint16_t)pkts[0].len;
-
-	if (m->udp_family == AF_INET6 && dst.sa.sa_family == AF_INET) {
-		/* the dual-stack socket takes IPv4 destinations v4-mapped */
-		struct in_addr v4 = pkts[0].addr.in.sin_addr;
-		uint16_t port = pkts[0].addr.in.sin_port;
-		memset(&dst, 0, sizeof(dst));
-		dst.in6.sin6_family = AF_INET6;
-		dst.in6.sin6_port = port;
-		dst.in6.sin6_addr.s6_addr[10] = dst.in6.sin6_addr.s6_addr[11] = 0xff;
-		memcpy(&dst.in6.sin6_addr.s6_addr[12], &v4, 4);
-	}
-	msg.msg_namelen = addr_len(&dst);
-	for (int i = 0; i < n; i++) {
-		iov[i].iov_base = pkts[i].data;
-		iov[i].iov_len = pkts[i].len;
-	}
-	cm->cmsg_level = SOL_UDP;
-	cm->cmsg_type = UDP_SEGMENT;
-	cm->cmsg_len = CMSG_LEN(sizeof(seg));
-	memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
-	while (sendmsg(netio_udp_fd(m->io, m->udp), &msg, MSG_DONTWAIT) < 0) {
-		if (errno != EINTR)
-			return -errno;
-	}
-	return 0;
-}
-
-/* Runs of datagrams to one destination go out as one GSO send each, the rest
- * (and everything when GSO is refused) as sendmmsg batches through netio. */
 static void dev_udp_send(void *arg, const struct netio_pkt *pkts, int n)
 {
 	struct meshwg *m = arg;
-	int i = 0;
+	int sent = netio_udp_send(m->io, m->udp, pkts, n);
 
-	while (i < n) {
-		int j = i + 1;
-		size_t total = pkts[i].len;
-		while (m->gso && j < n && j - i < GSO_MAX_SEGS && pkts[j - 1].len == pkts[i].len &&
-		       pkts[j].len <= pkts[i].len && total + pkts[j].len <= GSO_MAX_BYTES &&
-		       addr_equal(&pkts[j].addr, &pkts[i].addr))
-			total += pkts[j++].len;
-		if (j - i > 1) {
-			int rc = send_gso(m, pkts + i, j - i);
-			if (rc == 0) {
-				i = j;
-				continue;
-			}
-			if (rc == -EAGAIN || rc == -ENOBUFS) {
-				/* the socket is full: the datagrams are lost, as with sendmmsg */
-				m->udp_send_dropped += (uint64_t)(j - i);
-				i = j;
-				continue;
-			}
-			if (rc == -EINVAL || rc == -EIO || rc == -ENOPROTOOPT || rc == -EOPNOTSUPP) {
-				log_info(COMPONENT, "UDP GSO not available, sending datagrams singly err=\"%s\"",
-					 strerror(-rc));
-				m->gso = false;
-			}
-			/* anything else: this run goes out singly, whose errors netio reports */
-		}
-		int sent = netio_udp_send(m->io, m->udp, pkts + i, j - i);
-		if (sent < j - i)
-			m->udp_send_dropped += (uint64_t)(j - i - (sent < 0 ? 0 : sent));
-		i = j;
-	}
+	if (sent < n)
+		m->udp_send_dropped += (uint64_t)(n - (sent < 0 ? 0 : sent));
 }
 
 static void dev_tun_deliver(void *arg, const struct netio_pkt *pkts, int n)
@@ -225,72 +144,16 @@ static const struct wg_device_ops dev_ops = {
 	.tun_deliver = dev_tun_deliver,
 };
 
-/* With UDP_GRO the kernel hands over runs of equal-sized datagrams from one
- * source as one buffer, its segment size in a control message: cut them apart
- * again and give them to the device one run at a time. Returns the number of
- * buffers read, or a negative errno. */
-static int udp_read_gro(struct meshwg *m)
-{
-	struct mmsghdr msgs[NETIO_BATCH_MAX];
-	struct iovec iov[NETIO_BATCH_MAX];
-	union sockaddr_any from[NETIO_BATCH_MAX];
-	char control[NETIO_BATCH_MAX][CMSG_SPACE(sizeof(int))];
-	struct netio_pkt segs[GSO_MAX_SEGS];
-	int got;
-
-	for (int i = 0; i < NETIO_BATCH_MAX; i++) {
-		iov[i].iov_base = m->udp_bufs + (size_t)i * BUF_SIZE;
-		iov[i].iov_len = BUF_SIZE;
-		msgs[i].msg_hdr = (struct msghdr){ .msg_name = &from[i], .msg_namelen = sizeof(from[i]),
-						   .msg_iov = &iov[i], .msg_iovlen = 1,
-						   .msg_control = control[i], .msg_controllen = sizeof(control[i]) };
-	}
-	got = recvmmsg(netio_udp_fd(m->io, m->udp), msgs, NETIO_BATCH_MAX, MSG_DONTWAIT, NULL);
-	if (got < 0)
-		return (errno == EAGAIN || errno == EINTR) ? 0 : -errno;
-	for (int i = 0; i < got; i++) {
-		size_t len = msgs[i].msg_len, seg = len;
-		if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
-			continue;
-		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msgs[i].msg_hdr); cm;
-		     cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm)) {
-			if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
-				int v;
-				memcpy(&v, CMSG_DATA(cm), sizeof(v));
-				if (v > 0)
-					seg = (size_t)v;
-			}
-		}
-		addr_unmap_v4(&from[i]);
-		uint8_t *p = iov[i].iov_base;
-		int n = 0;
-		for (size_t off = 0; off < len; off += seg) {
-			segs[n] = (struct netio_pkt){ .data = p + off, .len = len - off < seg ? len - off : seg,
-						      .cap = len - off < seg ? len - off : seg, .addr = from[i] };
-			if (++n == GSO_MAX_SEGS) {
-				wg_device_input_udp(m->dev, segs, n);
-				n = 0;
-			}
-		}
-		if (n)
-			wg_device_input_udp(m->dev, segs, n);
-	}
-	return got;
-}
-
 static void udp_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct meshwg *m = arg;
+	struct netio_pkt segs[NETIO_BATCH_MAX];
 	(void)loop;
 	(void)fd;
 	(void)events;
-	if (m->gro) {
-		for (int b = 0; b < BATCHES_PER_WAKE; b++)
-			if (udp_read_gro(m) < NETIO_BATCH_MAX)
-				return;
-		return;
-	}
 	for (int b = 0; b < BATCHES_PER_WAKE; b++) {
+		int nseg = 0;
+
 		for (int i = 0; i < NETIO_BATCH_MAX; i++) {
 			m->udp_pkts[i].data = m->udp_bufs + (size_t)i * BUF_SIZE;
 			m->udp_pkts[i].cap = BUF_SIZE;
@@ -298,7 +161,21 @@ static void udp_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 		int n = netio_udp_recv(m->io, m->udp, m->udp_pkts, NETIO_BATCH_MAX);
 		if (n <= 0)
 			return;
-		wg_device_input_udp(m->dev, m->udp_pkts, n);
+		/* a GRO run is cut back into its datagrams; the device takes
+		 * them NETIO_BATCH_MAX at a time */
+		for (int i = 0; i < n; i++) {
+			struct netio_pkt run[NETIO_SEGS_MAX];
+			int k = netio_pkt_split(&m->udp_pkts[i], run, NETIO_SEGS_MAX);
+			for (int j = 0; j < k; j++) {
+				segs[nseg++] = run[j];
+				if (nseg == NETIO_BATCH_MAX) {
+					wg_device_input_udp(m->dev, segs, nseg);
+					nseg = 0;
+				}
+			}
+		}
+		if (nseg)
+			wg_device_input_udp(m->dev, segs, nseg);
 		if (n < NETIO_BATCH_MAX)
 			return;
 	}

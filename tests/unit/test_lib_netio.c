@@ -5,6 +5,8 @@
 #include <net/if.h>
 #include <netinet/ip.h>
 #include <netinet/ip_icmp.h>
+#include <netinet/udp.h>
+#include <sys/ioctl.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
@@ -424,5 +426,163 @@ Test(netio, addr_watch_in_namespace)
 	cr_assert_eq(poll(&pfd, 1, 1000), 1, "an address removed is notified");
 	cr_expect(netio_addr_watch_drain(io));
 	cr_expect_eq(rtnl_link_del("nmwa"), 0);
+	netio_free(io);
+}
+
+/* NETIO_UDP_OFFLOAD: runs to one address leave as GSO trains; a plain socket
+ * receives ordinary datagrams, an offload socket the train coalesced (GRO),
+ * which netio_pkt_split() cuts back into the datagrams that were sent */
+static int recv_all(struct netio *io, struct netio_udp *u, struct netio_pkt *in, int want_bytes)
+{
+	int got = 0, bytes = 0;
+
+	while (bytes < want_bytes) {
+		struct pollfd pfd = { .fd = netio_udp_fd(io, u), .events = POLLIN };
+		cr_assert_eq(poll(&pfd, 1, 2000), 1, "timed out after %d bytes", bytes);
+		int r = netio_udp_recv(io, u, in + got, NETIO_BATCH_MAX - got);
+		cr_assert_geq(r, 0);
+		for (int i = got; i < got + r; i++)
+			bytes += (int)in[i].len;
+		got += r;
+	}
+	return got;
+}
+
+Test(netio, udp_offload_trains_and_gro)
+{
+	static uint8_t txbuf[16][1000], rxbuf[NETIO_BATCH_MAX][65536];
+	struct netio *io;
+	struct netio_udp *s, *a, *b;
+	union sockaddr_any any, la, lb, ls;
+	struct netio_pkt out[16], in[NETIO_BATCH_MAX], segs[NETIO_SEGS_MAX];
+	int n = 0, got, k = 0;
+
+	cr_assert_eq(netio_linux_new(&io), 0);
+	cr_assert_eq(addr_parse("127.0.0.1:0", &any), 0);
+	cr_assert_eq(netio_udp_open_flags(io, &any, NETIO_UDP_OFFLOAD, &s), 0);
+	cr_assert_eq(netio_udp_open_flags(io, &any, NETIO_UDP_OFFLOAD, &a), 0);
+	cr_assert_eq(netio_udp_open(io, &any, &b), 0);
+	cr_assert_eq(netio_udp_local(io, a, &la), 0);
+	cr_assert_eq(netio_udp_local(io, b, &lb), 0);
+	cr_assert_eq(netio_udp_local(io, s, &ls), 0);
+
+	/* 10 x 1000 + 300 to A (one train), 3 x 500 to B, 2 x 1000 to A */
+	for (int i = 0; i < 16; i++) {
+		size_t len = i < 10 ? 1000 : i == 10 ? 300 : i < 14 ? 500 : 1000;
+		memset(txbuf[i], 'a' + i, len);
+		out[n++] = (struct netio_pkt){ .data = txbuf[i], .len = len, .cap = 1000,
+					       .addr = i >= 11 && i < 14 ? lb : la };
+	}
+	cr_assert_eq(netio_udp_send(io, s, out, n), n, "every packet counted as sent");
+
+	for (int i = 0; i < NETIO_BATCH_MAX; i++)
+		in[i] = (struct netio_pkt){ .data = rxbuf[i], .cap = sizeof(rxbuf[i]) };
+	got = recv_all(io, b, in, 1500);
+	cr_assert_eq(got, 3, "the plain socket gets 3 datagrams");
+	for (int i = 0; i < 3; i++) {
+		cr_expect_eq(in[i].len, 500);
+		cr_expect_eq(in[i].seg, 0);
+		cr_expect_eq(in[i].data[0], 'a' + 11 + i);
+		cr_expect(addr_equal(&in[i].addr, &ls));
+	}
+
+	for (int i = 0; i < NETIO_BATCH_MAX; i++)
+		in[i] = (struct netio_pkt){ .data = rxbuf[i], .cap = sizeof(rxbuf[i]) };
+	got = recv_all(io, a, in, 12300);
+	cr_expect_eq(in[0].len, 10300, "the first train arrives whole");
+	cr_expect_eq(in[0].seg, 1000);
+	for (int i = 0; i < got; i++) {
+		int m = netio_pkt_split(&in[i], segs, NETIO_SEGS_MAX);
+		for (int j = 0; j < m; j++, k++) {
+			int idx = k < 11 ? k : k + 3;	/* B's three are not here */
+			cr_assert_lt(idx, 16);
+			cr_expect_eq(segs[j].len, out[idx].len, "datagram %d: %zu bytes", k, segs[j].len);
+			cr_expect_eq(segs[j].data[0], 'a' + idx);
+			cr_expect_eq(segs[j].data[segs[j].len - 1], 'a' + idx);
+			cr_expect(addr_equal(&segs[j].addr, &ls));
+		}
+	}
+	cr_expect_eq(k, 13, "13 datagrams to A");
+	netio_udp_close(io, s);
+	netio_udp_close(io, a);
+	netio_udp_close(io, b);
+	netio_free(io);
+}
+
+Test(netio, pkt_split)
+{
+	uint8_t buf[2500];
+	struct netio_pkt p = { .data = buf, .len = 2500, .seg = 1000 }, out[NETIO_SEGS_MAX];
+
+	cr_assert_eq(netio_pkt_split(&p, out, NETIO_SEGS_MAX), 3);
+	cr_expect_eq(out[0].len, 1000);
+	cr_expect_eq(out[1].data, buf + 1000);
+	cr_expect_eq(out[2].len, 500);
+	cr_expect_eq(netio_pkt_split(&p, out, 2), 2, "max holds");
+	p.seg = 0;
+	cr_expect_eq(netio_pkt_split(&p, out, NETIO_SEGS_MAX), 1, "not a run");
+	cr_expect_eq(out[0].len, 2500);
+	p.seg = 4000;
+	cr_expect_eq(netio_pkt_split(&p, out, NETIO_SEGS_MAX), 1, "seg beyond len: one");
+	p.len = 0;
+	cr_expect_eq(netio_pkt_split(&p, out, NETIO_SEGS_MAX), 1, "an empty datagram stays one");
+	cr_expect_eq(out[0].len, 0);
+}
+
+/* a GSO train the path refuses (here: segments larger than the device's
+ * MTU, EMSGSIZE; a device without checksum offload says EIO) costs nothing:
+ * netio sends its datagrams singly instead */
+Test(netio, udp_offload_refused_falls_back)
+{
+	static uint8_t txbuf[8][1400], rxbuf[NETIO_BATCH_MAX][2048];
+	struct netio *io;
+	struct netio_udp *s, *r;
+	union sockaddr_any any, lr;
+	struct netio_pkt out[8], in[NETIO_BATCH_MAX];
+
+	if (geteuid() != 0)
+		cr_skip("needs root for a network namespace");
+	cr_assert_eq(unshare(CLONE_NEWNET), 0);
+	cr_assert_eq(netio_linux_new(&io), 0);
+	cr_assert_eq(netio_link_up(io, "lo", 1280), 0);
+	cr_assert_eq(addr_parse("127.0.0.1:0", &any), 0);
+	cr_assert_eq(netio_udp_open_flags(io, &any, NETIO_UDP_OFFLOAD, &s), 0);
+	cr_assert_eq(netio_udp_open(io, &any, &r), 0);
+	cr_assert_eq(netio_udp_local(io, r, &lr), 0);
+
+	/* the precondition: this path does refuse a GSO send */
+	{
+		uint16_t seg = 1400;
+		char cbuf[CMSG_SPACE(sizeof(seg))] = { 0 };
+		struct iovec iov = { .iov_base = txbuf[0], .iov_len = 2800 };
+		struct msghdr h = { .msg_name = &lr, .msg_namelen = sizeof(struct sockaddr_in), .msg_iov = &iov,
+				    .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&h);
+		cm->cmsg_level = SOL_UDP;
+		cm->cmsg_type = UDP_SEGMENT;
+		cm->cmsg_len = CMSG_LEN(sizeof(seg));
+		memcpy(CMSG_DATA(cm), &seg, sizeof(seg));
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		cr_assert_lt(sendmsg(fd, &h, 0), 0, "GSO should be refused here");
+		cr_assert_eq(errno, EMSGSIZE, "refused with %s", strerror(errno));
+		close(fd);
+	}
+
+	for (int i = 0; i < 8; i++) {
+		memset(txbuf[i], 'a' + i, 1400);
+		out[i] = (struct netio_pkt){ .data = txbuf[i], .len = 1400, .cap = 1400, .addr = lr };
+	}
+	cr_assert_eq(netio_udp_send(io, s, out, 8), 8);
+	cr_assert_eq(netio_udp_send(io, s, out, 8), 8, "and again");
+	for (int i = 0; i < NETIO_BATCH_MAX; i++)
+		in[i] = (struct netio_pkt){ .data = rxbuf[i], .cap = sizeof(rxbuf[i]) };
+	int got = recv_all(io, r, in, 16 * 1400);
+	cr_expect_eq(got, 16, "all 16 datagrams arrive (fragmented by IP, whole to UDP)");
+	for (int i = 0; i < got; i++) {
+		cr_expect_eq(in[i].len, 1400);
+		cr_expect_eq(in[i].data[0], 'a' + i % 8, "in order");
+	}
+	netio_udp_close(io, s);
+	netio_udp_close(io, r);
 	netio_free(io);
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct preset {
@@ -13,10 +14,14 @@ struct preset {
 };
 
 static const struct preset presets[] = {
-	{ "full-cone", { NATMODEL_EI, NATMODEL_EI, NATMODEL_PORTS_PRESERVE, false, NATMODEL_TIMEOUT_DEFAULT } },
-	{ "restricted-cone", { NATMODEL_EI, NATMODEL_AD, NATMODEL_PORTS_PRESERVE, false, NATMODEL_TIMEOUT_DEFAULT } },
-	{ "port-restricted-cone", { NATMODEL_EI, NATMODEL_APD, NATMODEL_PORTS_PRESERVE, false, NATMODEL_TIMEOUT_DEFAULT } },
-	{ "symmetric", { NATMODEL_APD, NATMODEL_APD, NATMODEL_PORTS_RANDOM, false, NATMODEL_TIMEOUT_DEFAULT } },
+	{ "full-cone", { NATMODEL_EI, NATMODEL_EI, NATMODEL_PORTS_PRESERVE, false, NATMODEL_TIMEOUT_DEFAULT,
+			       NATMODEL_PORT_MIN, NATMODEL_PORT_MAX } },
+	{ "restricted-cone", { NATMODEL_EI, NATMODEL_AD, NATMODEL_PORTS_PRESERVE, false, NATMODEL_TIMEOUT_DEFAULT,
+			       NATMODEL_PORT_MIN, NATMODEL_PORT_MAX } },
+	{ "port-restricted-cone", { NATMODEL_EI, NATMODEL_APD, NATMODEL_PORTS_PRESERVE, false, NATMODEL_TIMEOUT_DEFAULT,
+			       NATMODEL_PORT_MIN, NATMODEL_PORT_MAX } },
+	{ "symmetric", { NATMODEL_APD, NATMODEL_APD, NATMODEL_PORTS_RANDOM, false, NATMODEL_TIMEOUT_DEFAULT,
+			       NATMODEL_PORT_MIN, NATMODEL_PORT_MAX } },
 };
 #define N_PRESETS (sizeof(presets) / sizeof(presets[0]))
 
@@ -76,7 +81,8 @@ const char *natmodel_preset_name(const struct natmodel *m)
 	for (size_t i = 0; i < N_PRESETS; i++) {
 		const struct natmodel *p = &presets[i].m;
 		if (p->mapping == m->mapping && p->filtering == m->filtering && p->ports == m->ports &&
-		    p->hairpinning == m->hairpinning && p->udp_timeout == m->udp_timeout)
+		    p->hairpinning == m->hairpinning && p->udp_timeout == m->udp_timeout &&
+		    p->port_min == m->port_min && p->port_max == m->port_max)
 			return presets[i].name;
 	}
 	return NULL;
@@ -96,6 +102,9 @@ int natmodel_check(const struct natmodel *m, struct natmodel_error *err)
 	if (m->udp_timeout < 1 || m->udp_timeout > NATMODEL_TIMEOUT_MAX)
 		return fail(err, "udp_timeout", "%u is out of range 1..%d seconds",
 			    m->udp_timeout, NATMODEL_TIMEOUT_MAX);
+	if (m->port_min < 1 || m->port_min > m->port_max)
+		return fail(err, "port_range", "%u-%u is not a range of ports (1..65535, low-high)",
+			    m->port_min, m->port_max);
 	if (m->mapping != NATMODEL_EI && m->ports == NATMODEL_PORTS_PRESERVE) {
 		fail(err, "port_allocation",
 		     "preserve needs endpoint-independent mapping: Linux conntrack keeps a free "
@@ -131,6 +140,31 @@ static int parse_preset(const json_t *v, const char *field, struct natmodel *out
 		return fail(err, field, "unknown preset \"%.40s\" (expected full-cone, restricted-cone, "
 			    "port-restricted-cone or symmetric)", json_string_value(v));
 	return 0;
+}
+
+/* "LOW-HIGH", 1 <= LOW <= HIGH <= 65535 */
+static int parse_range(const json_t *v, const char *field, struct natmodel *m, struct natmodel_error *err)
+{
+	unsigned long lo, hi;
+	char *end;
+	const char *s;
+
+	if (!json_is_string(v))
+		return fail(err, field, "must be a string \"LOW-HIGH\" of ports");
+	s = json_string_value(v);
+	if (s[0] < '0' || s[0] > '9')
+		goto bad;
+	lo = strtoul(s, &end, 10);
+	if (*end != '-' || end[1] < '0' || end[1] > '9')
+		goto bad;
+	hi = strtoul(end + 1, &end, 10);
+	if (*end || lo < 1 || lo > hi || hi > 65535)
+		goto bad;
+	m->port_min = (uint16_t)lo;
+	m->port_max = (uint16_t)hi;
+	return 0;
+bad:
+	return fail(err, field, "\"%.40s\" is not a port range LOW-HIGH with 1 <= LOW <= HIGH <= 65535", s);
 }
 
 int natmodel_from_json(const json_t *j, struct natmodel *out, struct natmodel_error *err)
@@ -170,6 +204,9 @@ int natmodel_from_json(const json_t *j, struct natmodel *out, struct natmodel_er
 			if (!json_is_boolean(v))
 				return fail(err, key, "must be true or false");
 			m.hairpinning = json_is_true(v);
+		} else if (!strcmp(key, "port_range")) {
+			if ((rc = parse_range(v, key, &m, err)) < 0)
+				return rc;
 		} else if (!strcmp(key, "udp_timeout")) {
 			if (!json_is_integer(v))
 				return fail(err, key, "must be an integer number of seconds");
@@ -180,7 +217,7 @@ int natmodel_from_json(const json_t *j, struct natmodel *out, struct natmodel_er
 			m.udp_timeout = (uint32_t)t;
 		} else {
 			return fail(err, key, "unknown member (expected preset, mapping, filtering, "
-				    "port_allocation, hairpinning or udp_timeout)");
+				    "port_allocation, hairpinning, udp_timeout or port_range)");
 		}
 	}
 	rc = natmodel_check(&m, err);
@@ -210,22 +247,40 @@ int natmodel_parse(const char *spec, struct natmodel *out, struct natmodel_error
 	return rc;
 }
 
+static bool default_range(const struct natmodel *m)
+{
+	return m->port_min == NATMODEL_PORT_MIN && m->port_max == NATMODEL_PORT_MAX;
+}
+
 const char *natmodel_format(const struct natmodel *m, char *buf, size_t len)
 {
 	const char *name = natmodel_preset_name(m);
+	char range[32] = "";
 
-	snprintf(buf, len, "%s (mapping=%s filtering=%s port_allocation=%s hairpinning=%s udp_timeout=%us)",
+	if (!default_range(m))
+		snprintf(range, sizeof(range), " port_range=%u-%u", m->port_min, m->port_max);
+	snprintf(buf, len, "%s (mapping=%s filtering=%s port_allocation=%s hairpinning=%s udp_timeout=%us%s)",
 		 name ? name : "custom", natmodel_dep_name(m->mapping), natmodel_dep_name(m->filtering),
-		 natmodel_ports_name(m->ports), m->hairpinning ? "on" : "off", m->udp_timeout);
+		 natmodel_ports_name(m->ports), m->hairpinning ? "on" : "off", m->udp_timeout, range);
 	return buf;
 }
 
 json_t *natmodel_to_json(const struct natmodel *m)
 {
-	return json_pack("{s:s, s:s, s:s, s:b, s:I}",
-			 "mapping", natmodel_dep_name(m->mapping),
-			 "filtering", natmodel_dep_name(m->filtering),
-			 "port_allocation", natmodel_ports_name(m->ports),
-			 "hairpinning", m->hairpinning,
-			 "udp_timeout", (json_int_t)m->udp_timeout);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:I}",
+			      "mapping", natmodel_dep_name(m->mapping),
+			      "filtering", natmodel_dep_name(m->filtering),
+			      "port_allocation", natmodel_ports_name(m->ports),
+			      "hairpinning", m->hairpinning,
+			      "udp_timeout", (json_int_t)m->udp_timeout);
+	char range[16];
+
+	if (j && !default_range(m)) {
+		snprintf(range, sizeof(range), "%u-%u", m->port_min, m->port_max);
+		if (json_object_set_new(j, "port_range", json_string(range)) < 0) {
+			json_decref(j);
+			return NULL;
+		}
+	}
+	return j;
 }

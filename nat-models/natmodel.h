@@ -37,7 +37,7 @@ enum natmodel_ports {
 enum {
 	NATMODEL_TIMEOUT_DEFAULT = 120,	/* RFC 4787 REQ-5: at least 2 minutes */
 	NATMODEL_TIMEOUT_MAX = 86400,
-	NATMODEL_PORT_MIN = 1024,	/* external range for sequential/random */
+	NATMODEL_PORT_MIN = 1024,	/* default external range for sequential/random */
 	NATMODEL_PORT_MAX = 65535,
 };
 
@@ -47,6 +47,11 @@ struct natmodel {
 	enum natmodel_ports ports;
 	bool hairpinning;
 	uint32_t udp_timeout;		/* seconds, 1..NATMODEL_TIMEOUT_MAX */
+	/* the external ports sequential and random allocation take, and
+	 * preserve when the inside port is taken (RFC 4787 4.2.2); default
+	 * NATMODEL_PORT_MIN..NATMODEL_PORT_MAX. A small range runs out: a new
+	 * mapping then finds no port and its packet is dropped. */
+	uint16_t port_min, port_max;
 };
 
 /* Where a parse, render or apply failed. field names the JSON member
@@ -70,7 +75,7 @@ extern const char *const natmodel_preset_names[];
 /* A JSON string (a preset name) or object:
  *   {"preset": "full-cone", "mapping": "endpoint-independent",
  *    "filtering": "address-dependent", "port_allocation": "random",
- *    "hairpinning": true, "udp_timeout": 30}
+ *    "hairpinning": true, "udp_timeout": 30, "port_range": "20000-20099"}
  * Every member is optional; members override the preset (default preset:
  * port-restricted-cone). Unknown members, wrong types and values, and
  * combinations that stock nftables cannot express (natmodel_check) are

@@ -16,10 +16,11 @@
  *       oifname WAN ip saddr != W meta l4proto != udp masquerade
  *       for S in (oifname WAN ip saddr != W, [hairpin] meta mark HAIRPIN), with meta l4proto udp:
  *         [EI/AD] S snat ip to W : ip saddr . udp sport [. ct original ip daddr] map @mappings
- *         [preserve] S udp sport @ports snat ip to W : 1024-65535 fully-random (port taken)
+ *         [preserve] S udp sport @ports snat ip to W : LO-HI fully-random (port taken)
  *         [preserve] S snat ip to W
- *         [sequential] S snat ip to W : numgen inc mod 64512 offset 1024
- *         [random] S snat ip to W : 1024-65535 fully-random
+ *         [sequential] S snat ip to W : numgen inc mod (HI-LO+1) offset LO
+ *         [random] S snat ip to W : LO-HI fully-random
+ *       (LO-HI: the model's port range, default 1024-65535)
  *     chain learn (filter postrouting 110): every outbound UDP packet refreshes
  *       (RFC 4787 REQ-6) @ports, @mappings and @allowed from the conntrack
  *       tuples: `ct original` is the inside view, `ct reply` the outside one.
@@ -514,9 +515,9 @@ static void imm_wan(struct rb *b)
 	x_imm(b, R1, &b->rs->wan_be, 4);
 }
 
-static void snat_range_random(struct rb *b)
+static void snat_range_random(struct rb *b, const struct natmodel *m)
 {
-	uint16_t lo = htons(NATMODEL_PORT_MIN), hi = htons(NATMODEL_PORT_MAX);
+	uint16_t lo = htons(m->port_min), hi = htons(m->port_max);
 	imm_wan(b);
 	x_imm(b, R2, &lo, 2);
 	x_imm(b, R3, &hi, 2);
@@ -548,7 +549,7 @@ static void srcnat_rules(struct natmodel_ruleset *rs, const struct natmodel *m, 
 		m_sel(&b, s);
 		x_payload(&b, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, R0);
 		x_lookup(&b, R0, "ports", 0);
-		snat_range_random(&b);
+		snat_range_random(&b, m);
 		rule_add(&b);
 		b = rule_new(rs, "srcnat");
 		m_sel(&b, s);
@@ -560,8 +561,7 @@ static void srcnat_rules(struct natmodel_ruleset *rs, const struct natmodel *m, 
 		b = rule_new(rs, "srcnat");
 		m_sel(&b, s);
 		imm_wan(&b);
-		x_numgen(&b, NFT_NG_INCREMENTAL, NATMODEL_PORT_MAX - NATMODEL_PORT_MIN + 1,
-			 NATMODEL_PORT_MIN, R2);
+		x_numgen(&b, NFT_NG_INCREMENTAL, (uint32_t)(m->port_max - m->port_min + 1), m->port_min, R2);
 		/* numgen writes host order; nat reads the port in network order */
 		x_hton(&b, R2, 2, 2);
 		x_nat(&b, NFT_NAT_SNAT, R1, R2, R2, 0);
@@ -570,7 +570,7 @@ static void srcnat_rules(struct natmodel_ruleset *rs, const struct natmodel *m, 
 	case NATMODEL_PORTS_RANDOM:
 		b = rule_new(rs, "srcnat");
 		m_sel(&b, s);
-		snat_range_random(&b);
+		snat_range_random(&b, m);
 		rule_add(&b);
 		break;
 	}

@@ -29,7 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		j = natmodel_to_json(&m);
 		if (!j || natmodel_from_json(j, &back, &err) != 0 || back.mapping != m.mapping ||
 		    back.filtering != m.filtering || back.ports != m.ports ||
-		    back.hairpinning != m.hairpinning || back.udp_timeout != m.udp_timeout)
+		    back.hairpinning != m.hairpinning || back.udp_timeout != m.udp_timeout ||
+		    back.port_min != m.port_min || back.port_max != m.port_max)
 			abort();
 		json_decref(j);
 		if (natmodel_render(&m, "wan0", (struct in_addr){ htonl(0xcb007101) }, &rs, &err) != 0)

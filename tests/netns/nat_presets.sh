@@ -3,7 +3,8 @@
 # preset and the port-allocation, address-dependent-mapping, hairpinning and
 # timeout variants, does the mapping stay the same for two destinations, does
 # a third host get in before and after the inside host sent to it, is the
-# source port kept, does hairpinning work, does a mapping expire.
+# source port kept, does hairpinning work, does a mapping expire, do mappings
+# stay in a configured port range and does a small range run out.
 #
 #   in1 10.0.1.2 --- lan1 10.0.1.1 +
 #                                  | gw: the NAT model (udpprobe nat), wan 203.0.113.1
@@ -197,6 +198,25 @@ if nat '{"preset":"symmetric","port_allocation":"sequential"}'; then
 	check "APDM sequential: next port for the next destination ($a, $b)" [ $((b - a)) = 1 ]
 else
 	notok "apply APDM sequential"
+fi
+
+# an external port range (RFC 4787 4.2.2): mappings stay inside it, and a small
+# one runs out (Linux NAT keeps each 5-tuple unique, so a range of N ports
+# holds N mappings towards one remote endpoint)
+base=$((base + 100))
+if nat '{"preset":"symmetric","port_range":"40000-40003"}'; then
+	in_range() { [ -n "$1" ] && [ "$1" -ge 40000 ] && [ "$1" -le 40003 ]; }
+	s=() inside=1
+	for i in 0 1 2 3; do s+=("$(port "$(mapping in1 10.0.1.2:$((base + i)) 203.0.113.10:3478)")"); done
+	for p in "${s[@]}"; do in_range "$p" || inside=0; done
+	check "port range 40000-40003: 4 new mappings inside it (${s[*]})" [ "$inside" = 1 ]
+	check "port range 40000-40003: 4 distinct ports" [ "$(printf '%s\n' "${s[@]}" | sort -u | wc -l)" = 4 ]
+	check "port range 40000-40003: a fifth mapping to S1 finds no port (no reply)" \
+		no_reply in1 10.0.1.2:$((base + 4)) 203.0.113.10:3478
+	m=$(mapping in1 10.0.1.2:$((base + 4)) 203.0.113.20:3478)
+	check "port range 40000-40003: ... while S2 still gets one ($m)" in_range "$(port "$m")"
+else
+	notok "apply port range"
 fi
 base=$((base + 100))
 

@@ -14,8 +14,12 @@
 static bool same(const struct natmodel *a, const struct natmodel *b)
 {
 	return a->mapping == b->mapping && a->filtering == b->filtering && a->ports == b->ports &&
-	       a->hairpinning == b->hairpinning && a->udp_timeout == b->udp_timeout;
+	       a->hairpinning == b->hairpinning && a->udp_timeout == b->udp_timeout &&
+	       a->port_min == b->port_min && a->port_max == b->port_max;
 }
+
+/* the default port range */
+#define DR NATMODEL_PORT_MIN, NATMODEL_PORT_MAX
 
 struct good_case {
 	const char *in;
@@ -26,22 +30,24 @@ struct good_case {
 Test(natmodel, presets_and_good_json)
 {
 	static const struct good_case cases[] = {
-		{ "full-cone", { EI, EI, PRES, false, 120 }, "full-cone" },
-		{ "restricted-cone", { EI, AD, PRES, false, 120 }, "restricted-cone" },
-		{ "port-restricted-cone", { EI, APD, PRES, false, 120 }, "port-restricted-cone" },
-		{ "symmetric", { APD, APD, RND, false, 120 }, "symmetric" },
-		{ "{}", { EI, APD, PRES, false, 120 }, "port-restricted-cone" },
-		{ " {\"preset\": \"symmetric\"}", { APD, APD, RND, false, 120 }, "symmetric" },
-		{ "{\"filtering\": \"address-dependent\"}", { EI, AD, PRES, false, 120 }, "restricted-cone" },
+		{ "full-cone", { EI, EI, PRES, false, 120, DR }, "full-cone" },
+		{ "restricted-cone", { EI, AD, PRES, false, 120, DR }, "restricted-cone" },
+		{ "port-restricted-cone", { EI, APD, PRES, false, 120, DR }, "port-restricted-cone" },
+		{ "symmetric", { APD, APD, RND, false, 120, DR }, "symmetric" },
+		{ "{}", { EI, APD, PRES, false, 120, DR }, "port-restricted-cone" },
+		{ " {\"preset\": \"symmetric\"}", { APD, APD, RND, false, 120, DR }, "symmetric" },
+		{ "{\"filtering\": \"address-dependent\"}", { EI, AD, PRES, false, 120, DR }, "restricted-cone" },
 		{ "{\"preset\": \"full-cone\", \"hairpinning\": true, \"udp_timeout\": 30}",
-		  { EI, EI, PRES, true, 30 }, NULL },
-		{ "{\"udp_timeout\": 3, \"preset\": \"full-cone\"}", { EI, EI, PRES, false, 3 }, NULL },
+		  { EI, EI, PRES, true, 30, DR }, NULL },
+		{ "{\"udp_timeout\": 3, \"preset\": \"full-cone\"}", { EI, EI, PRES, false, 3, DR }, NULL },
 		{ "{\"mapping\": \"address-dependent\", \"filtering\": \"endpoint-independent\", "
-		  "\"port_allocation\": \"sequential\"}", { AD, EI, SEQ, false, 120 }, NULL },
+		  "\"port_allocation\": \"sequential\"}", { AD, EI, SEQ, false, 120, DR }, NULL },
 		{ "{\"preset\": \"symmetric\", \"port_allocation\": \"sequential\", \"udp_timeout\": 86400}",
-		  { APD, APD, SEQ, false, 86400 }, NULL },
+		  { APD, APD, SEQ, false, 86400, DR }, NULL },
 		{ "{\"preset\": \"port-restricted-cone\", \"port_allocation\": \"random\", "
-		  "\"hairpinning\": false, \"udp_timeout\": 1}", { EI, APD, RND, false, 1 }, NULL },
+		  "\"hairpinning\": false, \"udp_timeout\": 1}", { EI, APD, RND, false, 1, DR }, NULL },
+		{ "{\"port_range\": \"2000-2001\", \"port_allocation\": \"random\"}",
+		  { EI, APD, RND, false, 120, 2000, 2001 }, NULL },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct natmodel m;
@@ -53,6 +59,8 @@ Test(natmodel, presets_and_good_json)
 		cr_expect_eq(m.ports, cases[i].want.ports, "%s", cases[i].in);
 		cr_expect_eq(m.hairpinning, cases[i].want.hairpinning, "%s", cases[i].in);
 		cr_expect_eq(m.udp_timeout, cases[i].want.udp_timeout, "%s", cases[i].in);
+		cr_expect_eq(m.port_min, cases[i].want.port_min, "%s", cases[i].in);
+		cr_expect_eq(m.port_max, cases[i].want.port_max, "%s", cases[i].in);
 		const char *name = natmodel_preset_name(&m);
 		if (cases[i].name)
 			cr_expect(name && !strcmp(name, cases[i].name), "%s: %s", cases[i].in, name);
@@ -96,13 +104,21 @@ Test(natmodel, bad_input_names_field_and_reason)
 		{ "{\"udp_timeout\": \"30\"}", -EINVAL, "udp_timeout", "must be an integer" },
 		{ "{\"udp_timeout\": 1.5}", -EINVAL, "udp_timeout", "must be an integer" },
 		{ "{\"colour\": \"red\"}", -EINVAL, "colour", "unknown member" },
+		{ "{\"port_range\": \"0-10\"}", -EINVAL, "port_range", "is not a port range" },
+		{ "{\"port_range\": \"20-10\"}", -EINVAL, "port_range", "is not a port range" },
+		{ "{\"port_range\": \"1-65536\"}", -EINVAL, "port_range", "is not a port range" },
+		{ "{\"port_range\": \"10-\"}", -EINVAL, "port_range", "is not a port range" },
+		{ "{\"port_range\": \"-10\"}", -EINVAL, "port_range", "is not a port range" },
+		{ "{\"port_range\": \"10-20x\"}", -EINVAL, "port_range", "is not a port range" },
+		{ "{\"port_range\": \"10 - 20\"}", -EINVAL, "port_range", "is not a port range" },
+		{ "{\"port_range\": [10, 20]}", -EINVAL, "port_range", "must be a string" },
 		{ "{\"mapping\": \"address-dependent\"}", -EOPNOTSUPP, "port_allocation",
 		  "preserve needs endpoint-independent mapping" },
 		{ "{\"preset\": \"symmetric\", \"port_allocation\": \"preserve\"}", -EOPNOTSUPP,
 		  "port_allocation", "address-and-port-dependent mapping cannot also preserve" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct natmodel m = { APD, APD, RND, true, 7 }, before = m;
+		struct natmodel m = { APD, APD, RND, true, 7, 20000, 20099 }, before = m;
 		struct natmodel_error err = { "x", "x" };
 		int rc = natmodel_parse(cases[i].in, &m, &err);
 		cr_expect_eq(rc, cases[i].rc, "%s: rc %d", cases[i].in, rc);
@@ -134,13 +150,16 @@ Test(natmodel, from_json_value_kinds)
 Test(natmodel, check_rejects_invalid_structs)
 {
 	static const struct natmodel bad[] = {
-		{ (enum natmodel_dep)3, EI, PRES, false, 120 },
-		{ EI, (enum natmodel_dep)-1, PRES, false, 120 },
-		{ EI, EI, (enum natmodel_ports)9, false, 120 },
-		{ EI, EI, PRES, false, 0 },
-		{ EI, EI, PRES, false, NATMODEL_TIMEOUT_MAX + 1 },
+		{ (enum natmodel_dep)3, EI, PRES, false, 120, DR },
+		{ EI, (enum natmodel_dep)-1, PRES, false, 120, DR },
+		{ EI, EI, (enum natmodel_ports)9, false, 120, DR },
+		{ EI, EI, PRES, false, 0, DR },
+		{ EI, EI, PRES, false, NATMODEL_TIMEOUT_MAX + 1, DR },
+		{ EI, EI, PRES, false, 120, 0, 10 },
+		{ EI, EI, PRES, false, 120, 11, 10 },
 	};
-	static const char *const fields[] = { "mapping", "filtering", "port_allocation", "udp_timeout", "udp_timeout" };
+	static const char *const fields[] = { "mapping", "filtering", "port_allocation", "udp_timeout", "udp_timeout",
+					      "port_range", "port_range" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct natmodel_error err = { "", "" };
 		cr_expect_eq(natmodel_check(&bad[i], &err), -EINVAL, "case %zu", i);
@@ -148,7 +167,8 @@ Test(natmodel, check_rejects_invalid_structs)
 	}
 	for (int map = EI; map <= APD; map++) {
 		for (int ports = PRES; ports <= RND; ports++) {
-			struct natmodel m = { (enum natmodel_dep)map, APD, (enum natmodel_ports)ports, true, 60 };
+			struct natmodel m = { (enum natmodel_dep)map, APD, (enum natmodel_ports)ports, true, 60,
+					       NATMODEL_PORT_MIN, NATMODEL_PORT_MAX };
 			int want = map != EI && ports == PRES ? -EOPNOTSUPP : 0;
 			cr_expect_eq(natmodel_check(&m, NULL), want, "mapping %d ports %d", map, ports);
 		}
@@ -158,13 +178,13 @@ Test(natmodel, check_rejects_invalid_structs)
 Test(natmodel, format)
 {
 	static const struct { struct natmodel m; const char *text; } cases[] = {
-		{ { EI, APD, PRES, false, 120 },
+		{ { EI, APD, PRES, false, 120, DR },
 		  "port-restricted-cone (mapping=endpoint-independent filtering=address-and-port-dependent "
 		  "port_allocation=preserve hairpinning=off udp_timeout=120s)" },
-		{ { APD, APD, RND, false, 120 },
+		{ { APD, APD, RND, false, 120, DR },
 		  "symmetric (mapping=address-and-port-dependent filtering=address-and-port-dependent "
 		  "port_allocation=random hairpinning=off udp_timeout=120s)" },
-		{ { AD, EI, SEQ, true, 3 },
+		{ { AD, EI, SEQ, true, 3, DR },
 		  "custom (mapping=address-dependent filtering=endpoint-independent "
 		  "port_allocation=sequential hairpinning=on udp_timeout=3s)" },
 	};
@@ -182,7 +202,9 @@ Test(natmodel, json_round_trip)
 			for (int ports = SEQ; ports <= RND; ports++) {
 				struct natmodel m = { (enum natmodel_dep)map, (enum natmodel_dep)filt,
 						      (enum natmodel_ports)ports, (map + filt) % 2 == 0,
-						      (uint32_t)(1 + map * 10 + filt) }, back;
+						      (uint32_t)(1 + map * 10 + filt),
+						      (uint16_t)(ports == RND ? 40000 : NATMODEL_PORT_MIN),
+						      (uint16_t)(ports == RND ? 40009 : NATMODEL_PORT_MAX) }, back;
 				struct natmodel_error err;
 				json_t *j = natmodel_to_json(&m);
 				cr_assert_not_null(j);
@@ -204,4 +226,33 @@ Test(natmodel, preset_lookup)
 	}
 	cr_expect_eq(n, 4);
 	cr_expect_eq(natmodel_preset("cgnat", &m), -ENOENT);
+}
+
+Test(natmodel, port_range)
+{
+	struct natmodel m;
+	struct natmodel_error err;
+	char buf[NATMODEL_STRLEN];
+
+	cr_assert_eq(natmodel_parse("symmetric", &m, &err), 0);
+	cr_expect_eq(m.port_min, NATMODEL_PORT_MIN, "presets take the default range");
+	cr_expect_eq(m.port_max, NATMODEL_PORT_MAX);
+	cr_expect_null(strstr(natmodel_format(&m, buf, sizeof(buf)), "port_range"), "%s", buf);
+
+	cr_assert_eq(natmodel_parse("{\"preset\": \"symmetric\", \"port_range\": \"40000-40009\"}", &m, &err), 0);
+	cr_expect_eq(m.port_min, 40000);
+	cr_expect_eq(m.port_max, 40009);
+	cr_expect_str_eq(natmodel_format(&m, buf, sizeof(buf)),
+			 "custom (mapping=address-and-port-dependent filtering=address-and-port-dependent "
+			 "port_allocation=random hairpinning=off udp_timeout=120s port_range=40000-40009)");
+	cr_expect_null(natmodel_preset_name(&m), "a preset has the default range");
+	json_t *j = natmodel_to_json(&m);
+	cr_assert_not_null(j);
+	cr_expect_str_eq(json_string_value(json_object_get(j, "port_range")), "40000-40009");
+	json_decref(j);
+
+	cr_assert_eq(natmodel_parse("{\"port_range\": \"7-7\"}", &m, &err), 0, "one port is a range");
+	m.port_min = 8;
+	cr_expect_eq(natmodel_check(&m, &err), -EINVAL, "min above max");
+	cr_expect_str_eq(err.field, "port_range");
 }

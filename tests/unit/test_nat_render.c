@@ -241,7 +241,8 @@ Test(render, timeout_wan_name_and_address)
 
 Test(render, refusals)
 {
-	struct natmodel m = { NATMODEL_AD, NATMODEL_EI, NATMODEL_PORTS_PRESERVE, false, 60 };
+	struct natmodel m = { NATMODEL_AD, NATMODEL_EI, NATMODEL_PORTS_PRESERVE, false, 60,
+			      NATMODEL_PORT_MIN, NATMODEL_PORT_MAX };
 	struct natmodel_error err = { "", "" };
 	struct natmodel_ruleset *rs = (struct natmodel_ruleset *)&err;
 	struct in_addr a = { htonl(0xcb007101) };
@@ -261,4 +262,32 @@ Test(render, refusals)
 	cr_expect_eq(natmodel_render(&m, "fifteen-chars-x", a, &rs, &err), 0);
 	natmodel_ruleset_free(rs);
 	natmodel_ruleset_free(NULL);
+}
+
+/* a port range bounds sequential and random allocation and preserve's
+ * fallback */
+Test(render, port_range)
+{
+	struct rules src;
+	char *t;
+
+	t = render("{\"preset\":\"full-cone\",\"port_allocation\":\"sequential\",\"port_range\":\"20000-20099\"}",
+		   "wan0", "203.0.113.1");
+	chain_rules(t, "srcnat", &src);
+	cr_expect(HAS_RULE(&src, "[ numgen reg 10 = inc mod 100 offset 20000 ]"));
+	free(t);
+
+	t = render("{\"preset\":\"symmetric\",\"port_range\":\"40000-40009\"}", "wan0", "203.0.113.1");
+	chain_rules(t, "srcnat", &src);
+	cr_expect(HAS_RULE(&src, "[ immediate reg 10 0x0000409c ]", "[ immediate reg 11 0x0000499c ]",
+			   "proto_min reg 10 proto_max reg 11 flags 0x13 ]"));
+	cr_expect_null(strstr(t, "0x0000ffff"), "not the default range");
+	free(t);
+
+	t = render("{\"preset\":\"port-restricted-cone\",\"port_range\":\"40000-40009\"}", "wan0",
+		   "203.0.113.1");
+	chain_rules(t, "srcnat", &src);
+	cr_expect(HAS_RULE(&src, "[ lookup reg 8 set ports ]", "[ immediate reg 10 0x0000409c ]",
+			   "[ immediate reg 11 0x0000499c ]"), "preserve falls back into the range");
+	free(t);
 }

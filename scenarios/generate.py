@@ -131,6 +131,13 @@ for hp in (True, False):
     d["expectations"] += path("n1", "n2", "direct" if hp else "relayed", DIRECT_MS if hp else RELAY_MS)
     if hp:
         d["expectations"].append(endpoint("n1", "n2", r"^203\.0\.113\.1:[0-9]+$", "n1 reaches n2 at the gateway's public address"))
+    # the agent's own NAT discovery (RFC 5780; hairpinning: 4.7) must find
+    # what the gateway declares; it needs a server with RFC 5780 support
+    node(d)["stun"]["processes"][0]["argv"].append("--rfc5780")
+    d["expectations"].append({"name": "n1 finds hairpinning %s in its NAT discovery" % ("on" if hp else "off"),
+                              "node": "n1", "within_ms": 15000,
+                              "command": "meshctl status -o json | jq -r .nat.hairpinning",
+                              "expect_output": "^%s$" % ("true" if hp else "false")})
     save(d)
 
 # --- CGNAT double NAT

@@ -39,6 +39,7 @@
 #define MAX_STUN 8
 #define MAX_LOCAL 16
 #define MAX_LOST 8			/* lost-session sources noted per batch */
+#define ND_SOCKS 3			/* natdisc sockets besides the WireGuard one */
 
 enum {
 	TICK_MS = 50,			/* housekeeping: peer state, paths, discovery */
@@ -162,7 +163,11 @@ struct meshd {
 	/* NAT behaviour (issue 7, natinfo.h): natdisc against the first --stun
 	 * server, socket 0 the WireGuard socket, socket 1 one of its own */
 	struct natdisc *nd;
-	struct netio_udp *nd_udp;
+	struct nd_sock {		/* natdisc's sockets 1..ND_SOCKS (0 is the WireGuard one) */
+		struct meshd *m;
+		int idx;
+		struct netio_udp *u;
+	} nd_sock[ND_SOCKS];
 	union sockaddr_any nd_server;
 	bool has_nd_server;
 	bool nd_due;			/* a run is wanted (start, local address change) */
@@ -628,10 +633,13 @@ static void check_local(struct meshd *m)
 
 static void natd_stop(struct meshd *m)
 {
-	if (m->nd_udp) {
-		loop_del_fd(m->loop, netio_udp_fd(m->io, m->nd_udp));
-		netio_udp_close(m->io, m->nd_udp);
-		m->nd_udp = NULL;
+	for (int i = 0; i < ND_SOCKS; i++) {
+		struct nd_sock *k = &m->nd_sock[i];
+		if (!k->u)
+			continue;
+		loop_del_fd(m->loop, netio_udp_fd(m->io, k->u));
+		netio_udp_close(m->io, k->u);
+		k->u = NULL;
 	}
 	natdisc_free(m->nd);
 	m->nd = NULL;
@@ -671,35 +679,38 @@ static void natd_pump(struct meshd *m, uint64_t now)
 		struct netio_pkt p = { .data = (uint8_t *)out.buf, .len = out.len, .cap = out.len, .addr = out.dst };
 		if (out.sock == 0)
 			(void)!netio_udp_send(m->io, m->udp, &p, 1);
-		else if (out.sock == 1 && m->nd_udp)
-			(void)!netio_udp_send(m->io, m->nd_udp, &p, 1);
+		else if (out.sock >= 1 && out.sock <= ND_SOCKS && m->nd_sock[out.sock - 1].u)
+			(void)!netio_udp_send(m->io, m->nd_sock[out.sock - 1].u, &p, 1);
 	}
 	natd_take(m);
 }
 
 static void natd_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 {
-	struct meshd *m = arg;
+	struct nd_sock *k = arg;
+	struct meshd *m = k->m;
 	uint8_t buf[1500];
 	(void)loop, (void)fd, (void)events;
 
-	for (int i = 0; i < NETIO_BATCH_MAX && m->nd && m->nd_udp; i++) {
+	for (int i = 0; i < NETIO_BATCH_MAX && m->nd && k->u; i++) {
 		struct netio_pkt p = { .data = buf, .cap = sizeof(buf) };
-		if (netio_udp_recv(m->io, m->nd_udp, &p, 1) != 1)
+		if (netio_udp_recv(m->io, k->u, &p, 1) != 1)
 			break;
 		addr_unmap_v4(&p.addr);
-		natdisc_receive(m->nd, 1, &p.addr, p.data, p.len, now_ms(m));
+		natdisc_receive(m->nd, k->idx, &p.addr, p.data, p.len, now_ms(m));
 	}
 	natd_pump(m, now_ms(m));
 }
 
 /* A run: the mapping test from the WireGuard socket, the filtering test
- * from a fresh one on the same local address. Local address: the first
- * usable IPv4 one (the one the default route normally uses). */
+ * from a fresh one on the same local address, the hairpinning test from two
+ * more. Local address: the first usable IPv4 one (the one the default route
+ * normally uses). */
 static void natd_start(struct meshd *m, uint64_t now)
 {
-	struct natdisc_cfg cfg = { .server = m->nd_server, .tests = NATDISC_TEST_MAPPING | NATDISC_TEST_FILTERING };
-	union sockaddr_any local = { 0 }, l1;
+	struct natdisc_cfg cfg = { .server = m->nd_server,
+				   .tests = NATDISC_TEST_MAPPING | NATDISC_TEST_FILTERING | NATDISC_TEST_HAIRPIN };
+	union sockaddr_any local = { 0 };
 	int rc, i;
 
 	m->nd_due = false;
@@ -714,19 +725,23 @@ static void natd_start(struct meshd *m, uint64_t now)
 		return;
 	}
 	natdisc_set_local(m->nd, 0, &local);
-	if (natdisc_nsocks(m->nd) > 1) {
-		addr_set_port(&local, 0);
-		if ((rc = netio_udp_open(m->io, &local, &m->nd_udp)) < 0 ||
-		    (rc = netio_udp_local(m->io, m->nd_udp, &l1)) < 0 ||
-		    (rc = loop_add_fd(m->loop, netio_udp_fd(m->io, m->nd_udp), LOOP_READ, natd_readable, m)) < 0) {
-			log_warn(COMPONENT, "NAT behaviour discovery: no second socket err=\"%s\"", strerror(-rc));
-			if (m->nd_udp)
-				netio_udp_close(m->io, m->nd_udp);
-			m->nd_udp = NULL;
+	addr_set_port(&local, 0);
+	for (int k = 1; k < natdisc_nsocks(m->nd) && k <= ND_SOCKS; k++) {
+		struct nd_sock *ks = &m->nd_sock[k - 1];
+		union sockaddr_any l;
+
+		*ks = (struct nd_sock){ .m = m, .idx = k };
+		if ((rc = netio_udp_open(m->io, &local, &ks->u)) < 0 ||
+		    (rc = netio_udp_local(m->io, ks->u, &l)) < 0 ||
+		    (rc = loop_add_fd(m->loop, netio_udp_fd(m->io, ks->u), LOOP_READ, natd_readable, ks)) < 0) {
+			log_warn(COMPONENT, "NAT behaviour discovery: no socket %d err=\"%s\"", k, strerror(-rc));
+			if (ks->u)
+				netio_udp_close(m->io, ks->u);
+			ks->u = NULL;
 			natd_stop(m);
 			return;
 		}
-		natdisc_set_local(m->nd, 1, &l1);
+		natdisc_set_local(m->nd, k, &l);
 	}
 	if (natdisc_start(m->nd, now) < 0) {
 		natd_stop(m);
@@ -1277,7 +1292,9 @@ static json_t *nat_json(struct meshd *m)
 	common = natdisc_common_name(&m->nat);
 	return json_pack("{s:s?, s:s?, s:o, s:s?, s:b, s:s, s:s, s:s?, s:b, s:i}",
 			 "mapping", svcjson_nat_dep_name(n.mapping), "filtering", svcjson_nat_dep_name(n.filtering),
-			 "hairpinning", json_null(), "type", n.mapping && n.filtering ? common : NULL,
+			 "hairpinning", n.hairpinning == SVC_NAT_TRI_UNKNOWN ? json_null()
+					: json_boolean(n.hairpinning == SVC_NAT_TRI_YES),
+			 "type", n.mapping && n.filtering ? common : NULL,
 			 "behind_nat", m->nat.nat, "summary", line, "server", fmt_addr(&m->nd_server, srv),
 			 "error", m->nat.error != NATDISC_OK ? natdisc_strerror(m->nat.error) : NULL,
 			 "running", m->nd != NULL, "runs", (int)m->nat_runs);

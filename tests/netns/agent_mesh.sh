@@ -90,6 +90,13 @@ check "n2 behind masquerade reports nat endpoint-independent mapping, address-an
 check "n3 behind masquerade random reports nat address-and-port-dependent mapping and filtering" \
 	wait_for 15 natok n3 address-and-port-dependent address-and-port-dependent
 echo "# nat n2: $(natf n2 mapping)/$(natf n2 filtering), n3: $(natf n3 mapping)/$(natf n3 filtering)"
+# hairpinning (RFC 5780 4.7) is the run's last test: plain masquerade does not
+# hairpin (the scenarios hairpin-on and hairpin-off show both answers)
+hairpin_off() { [ "$(ctl "$1" '{"cmd":"status"}' | jq -r '.nat | "\(.hairpinning) \(.running)"')" = "false false" ]; }
+check "n2 finds no hairpinning behind masquerade, and its discovery ends" wait_for 15 hairpin_off n2
+svc_hairpin() { [ "$(api GET /api/devices | jq -r --arg h "$1" '.[] | select(.hostname == $h) | .nat.hairpinning')" = "$2" ]; }
+check "n2 reports hairpinning false to the service" wait_for 5 svc_hairpin n2 false
+check "n3 finds no hairpinning behind masquerade random" wait_for 15 hairpin_off n3
 if [ -x "$B/meshctl" ]; then
 	line=$(X n2 "$B/meshctl" --control "$T/n2.sock" status 2>>"$T/meshctl.err" | grep '^NAT:')
 	check "meshctl status on n2 shows '$line'" \

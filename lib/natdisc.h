@@ -2,8 +2,8 @@
  * machine. It asks for a number of local UDP sockets, tells its driver what
  * to send from which socket to where, and takes the datagrams that arrive and
  * the current time; it never touches a socket or a clock. natcheck drives it
- * over real sockets; meshd runs the mapping part (NATDISC_TEST_MAPPING alone)
- * at start and when its address changes.
+ * over real sockets; meshd runs the mapping, filtering and hairpin tests at
+ * start and when its address changes.
  *
  * Tests, in the order they run (each only when selected):
  *   binding    RFC 5780 4.2, always: Binding to the primary address; the

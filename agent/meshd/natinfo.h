@@ -6,9 +6,9 @@
  * meshd runs natdisc with the mapping test on its WireGuard socket (the
  * mapping measured is the one WireGuard uses) and, because a filtering test
  * needs a mapping that has only talked to the server's primary address, the
- * filtering test from a second, short-lived socket; both only when the first
- * --stun server answers with OTHER-ADDRESS (RFC 5780). Hairpinning is not
- * tested by meshd (natcheck does) and stays out of the object. */
+ * filtering test from a second, short-lived socket, and the hairpinning test
+ * (RFC 5780 4.7) from two more; all only when the first --stun server answers
+ * with OTHER-ADDRESS (RFC 5780). */
 #ifndef NATMESH_MESHD_NATINFO_H
 #define NATMESH_MESHD_NATINFO_H
 

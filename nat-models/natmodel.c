@@ -13,15 +13,15 @@ struct preset {
 	struct natmodel m;
 };
 
+/* a preset: hairpinning off, the default timeout and port range */
+#define PRESET(name, map, filt, ports) \
+	{ name, { map, filt, ports, false, NATMODEL_TIMEOUT_DEFAULT, NATMODEL_PORT_MIN, NATMODEL_PORT_MAX } }
+
 static const struct preset presets[] = {
-	{ "full-cone", { NATMODEL_EI, NATMODEL_EI, NATMODEL_PORTS_PRESERVE, false, NATMODEL_TIMEOUT_DEFAULT,
-			       NATMODEL_PORT_MIN, NATMODEL_PORT_MAX } },
-	{ "restricted-cone", { NATMODEL_EI, NATMODEL_AD, NATMODEL_PORTS_PRESERVE, false, NATMODEL_TIMEOUT_DEFAULT,
-			       NATMODEL_PORT_MIN, NATMODEL_PORT_MAX } },
-	{ "port-restricted-cone", { NATMODEL_EI, NATMODEL_APD, NATMODEL_PORTS_PRESERVE, false, NATMODEL_TIMEOUT_DEFAULT,
-			       NATMODEL_PORT_MIN, NATMODEL_PORT_MAX } },
-	{ "symmetric", { NATMODEL_APD, NATMODEL_APD, NATMODEL_PORTS_RANDOM, false, NATMODEL_TIMEOUT_DEFAULT,
-			       NATMODEL_PORT_MIN, NATMODEL_PORT_MAX } },
+	PRESET("full-cone", NATMODEL_EI, NATMODEL_EI, NATMODEL_PORTS_PRESERVE),
+	PRESET("restricted-cone", NATMODEL_EI, NATMODEL_AD, NATMODEL_PORTS_PRESERVE),
+	PRESET("port-restricted-cone", NATMODEL_EI, NATMODEL_APD, NATMODEL_PORTS_PRESERVE),
+	PRESET("symmetric", NATMODEL_APD, NATMODEL_APD, NATMODEL_PORTS_RANDOM),
 };
 #define N_PRESETS (sizeof(presets) / sizeof(presets[0]))
 

@@ -161,7 +161,7 @@ struct meshd {
 	uint64_t lost_handshakes;
 
 	/* NAT behaviour (issue 7, natinfo.h): natdisc against the first --stun
-	 * server, socket 0 the WireGuard socket, socket 1 one of its own */
+	 * server; its socket 0 is the WireGuard socket, 1..ND_SOCKS our own */
 	struct natdisc *nd;
 	struct nd_sock {		/* natdisc's sockets 1..ND_SOCKS (0 is the WireGuard one) */
 		struct meshd *m;

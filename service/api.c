@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -16,10 +17,13 @@
 #include "validate.h"
 #include "watch.h"
 
-/* a device's last_seen is written at most this often */
-#define TOUCH_INTERVAL_S 15
+/* a device's last_seen is written at most this often: an eighth of the
+ * offline window (15 s of the default 120 s), so a device that talks keeps
+ * well inside it */
+#define TOUCH_DIVISOR 8
 /* a built peer list is served again to every waiter that asks for the same
- * changes, for at most this long (it carries "online", which ages) */
+ * changes, for at most this long (it carries last_seen, which moves without
+ * a revision) */
 #define LIST_CACHE_MS 1000
 /* libmicrohttpd's pool per connection: the request head must fit; bodies
  * stream through it */
@@ -73,7 +77,11 @@ struct list_cache {
 
 struct api {
 	struct MHD_Daemon *daemon;
+	/* the server thread holds it while it handles a request, api_housekeeping
+	 * while it runs: the store has one user at a time */
+	pthread_mutex_t lock;
 	struct store *store;
+	struct store_limits limits;
 	struct watch *watch;
 	uint8_t admin_hash[TOKEN_HASH_BYTES];
 	struct list_cache *cache;
@@ -375,17 +383,17 @@ static enum MHD_Result h_vpc_delete(struct api *api, struct MHD_Connection *c, s
 }
 
 /* The devices changed after since, as {vpc_id, revision, full, devices,
- * deleted}; full when the answer is the whole list (since 0, or a since from
- * the future, which means the client must start over). */
+ * deleted}; full when the answer is the whole list (since 0, a since from the
+ * future, or one from before the tombstones kept: the client starts over). */
 static int build_list(struct api *api, const char *vpc_id, int64_t since, int64_t revision,
 		      struct MHD_Response **out)
 {
 	json_t *devices, *deleted, *body;
-	bool full = since == 0 || since > revision;
+	bool full;
 	int rc;
 
 	*out = NULL;
-	if ((rc = store_device_changes(api->store, vpc_id, full ? 0 : since, now_s(), &devices, &deleted)) < 0)
+	if ((rc = store_device_changes(api->store, vpc_id, since, &devices, &deleted, &full)) < 0)
 		return rc;
 	body = json_pack("{s:s, s:I, s:b, s:o, s:o}", "vpc_id", vpc_id, "revision", (json_int_t)revision,
 			 "full", full, "devices", devices, "deleted", deleted);
@@ -575,12 +583,12 @@ static enum MHD_Result h_device_register(struct api *api, struct MHD_Connection 
 	if (store_vpc_get(api->store, rq->who.vpc_id, &vpc) == 0)
 		json_object_set_new(out, "vpc", vpc);
 	json_object_set_new(out, "device_token", json_string(sealed));
-	if (created) {
+	if (created)
 		log_info("api", "device registered id=%s vpc=%s tunnel_ip=%s",
 			 json_string_value(json_object_get(out, "id")), rq->who.vpc_id,
 			 json_string_value(json_object_get(out, "tunnel_ip")));
-		notify_if_changed(api, rq->who.vpc_id, before);
-	}
+	/* new, or back online */
+	notify_if_changed(api, rq->who.vpc_id, before);
 	ret = send_json(api, c, rq, created ? MHD_HTTP_CREATED : MHD_HTTP_OK, out);
 out:
 	sodium_memzero(token, sizeof(token));
@@ -592,7 +600,7 @@ static enum MHD_Result h_device_list(struct api *api, struct MHD_Connection *c, 
 				     const json_t *body)
 {
 	json_t *out;
-	int rc = store_device_list(api->store, now_s(), &out);
+	int rc = store_device_list(api->store, &out);
 	(void)body;
 	return rc < 0 ? send_internal(api, c, rq, rc) : send_json(api, c, rq, MHD_HTTP_OK, out);
 }
@@ -603,7 +611,7 @@ static enum MHD_Result load_device(struct api *api, struct MHD_Connection *c, st
 				   bool write, json_t **out)
 {
 	char vpc_id[UUID_STRLEN];
-	int rc = store_device_get(api->store, rq->id, now_s(), out, vpc_id);
+	int rc = store_device_get(api->store, rq->id, out, vpc_id);
 
 	if (rc == -ENOENT || (rc == 0 && !may_read_vpc(rq, vpc_id))) {
 		json_decref(*out);
@@ -670,7 +678,7 @@ static enum MHD_Result h_device_delete(struct api *api, struct MHD_Connection *c
 	if (!out)
 		return ret;
 	json_decref(out);
-	rc = store_device_delete(api->store, rq->id, vpc_id);
+	rc = store_device_delete(api->store, rq->id, now_s(), vpc_id);
 	if (rc == -ENOENT)
 		return send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such device");
 	if (rc < 0)
@@ -794,8 +802,12 @@ static int authenticate(struct api *api, struct MHD_Connection *c, struct princi
 		break;
 	default:
 		rc = store_device_auth(api->store, hash, who);
-		if (rc == 0 && now_s() - who->last_seen >= TOUCH_INTERVAL_S)
-			store_device_touch(api->store, who->id, now_s());
+		if (rc == 0 && (!who->online ||
+				now_s() - who->last_seen >= api->limits.offline_after_s / TOUCH_DIVISOR) &&
+		    store_device_touch(api->store, who, now_s()) > 0) {
+			log_info("api", "device online id=%s vpc=%s", who->id, who->vpc_id);
+			watch_notify(api->watch, who->vpc_id);
+		}
 		break;
 	}
 	if (rc == -ENOENT)
@@ -889,14 +901,12 @@ static enum MHD_Result dispatch(struct api *api, struct MHD_Connection *c, struc
 	return ret;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version, const char *upload_data,
-				  size_t *upload_data_size, void **req_cls)
+static enum MHD_Result handle(struct api *api, struct MHD_Connection *c, const char *url,
+			       const char *method, const char *upload_data, size_t *upload_data_size,
+			       void **req_cls)
 {
-	struct api *api = cls;
 	struct request *rq = *req_cls;
 
-	(void)version;
 	if (!rq) {
 		if (!(rq = calloc(1, sizeof(*rq))))
 			return MHD_NO;
@@ -937,6 +947,36 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		break;
 	}
 	return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **req_cls)
+{
+	struct api *api = cls;
+	enum MHD_Result ret;
+
+	(void)version;
+	pthread_mutex_lock(&api->lock);
+	ret = handle(api, c, url, method, upload_data, upload_data_size, req_cls);
+	pthread_mutex_unlock(&api->lock);
+	return ret;
+}
+
+static void on_vpc_changed(void *arg, const char *vpc_id)
+{
+	struct api *api = arg;
+	watch_notify(api->watch, vpc_id);
+}
+
+int api_housekeeping(struct api *api)
+{
+	int rc;
+
+	pthread_mutex_lock(&api->lock);
+	rc = store_housekeeping(api->store, now_s(), &api->limits, on_vpc_changed, api);
+	pthread_mutex_unlock(&api->lock);
+	return rc;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
@@ -987,6 +1027,12 @@ int api_start(const struct api_config *cfg, struct store *st, struct api **out)
 	if (!(api = calloc(1, sizeof(*api))))
 		return -ENOMEM;
 	api->store = st;
+	api->limits = cfg->limits;
+	if (!api->limits.offline_after_s)
+		api->limits.offline_after_s = DEVICE_ONLINE_WINDOW_S;
+	if (!api->limits.tombstone_ttl_s)
+		api->limits.tombstone_ttl_s = TOMBSTONE_TTL_S;
+	pthread_mutex_init(&api->lock, NULL);
 	memcpy(api->admin_hash, cfg->admin_hash, TOKEN_HASH_BYTES);
 	if ((rc = watch_new(wake_connection, &api->watch)) < 0)
 		goto err_watch;
@@ -1024,6 +1070,7 @@ int api_start(const struct api_config *cfg, struct store *st, struct api **out)
 err_daemon:
 	watch_free(api->watch);
 err_watch:
+	pthread_mutex_destroy(&api->lock);
 	free(api);
 	return rc;
 }
@@ -1052,5 +1099,6 @@ void api_stop(struct api *api)
 		MHD_destroy_response(e->response);
 		free(e);
 	}
+	pthread_mutex_destroy(&api->lock);
 	free(api);
 }

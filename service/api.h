@@ -21,12 +21,17 @@ struct api_config {
 	const char *tls_key_pem;
 	uint8_t admin_hash[TOKEN_HASH_BYTES];
 	unsigned max_connections;
+	struct store_limits limits;	/* 0: the defaults of store.h */
 };
 
 struct api;
 
-/* serves until api_stop; the store is used only by the server thread meanwhile */
+/* serves until api_stop; meanwhile the store is used only by the server
+ * thread and api_housekeeping, one at a time */
 int api_start(const struct api_config *cfg, struct store *st, struct api **out);
+/* devices gone quiet go offline, old tombstones go (store_housekeeping);
+ * call it about once a second from any thread */
+int api_housekeeping(struct api *api);
 /* the port bound (the configured one, or the kernel's pick for port 0) */
 uint16_t api_port(const struct api *api);
 void api_stop(struct api *api);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -26,20 +27,30 @@
 /* descriptors kept back from the connection limit: database, listener, epoll */
 #define FD_RESERVE 64
 #define PEM_MAX (1024 * 1024)
+/* the bounds of --offline-after and --tombstone-ttl (a year) */
+#define OFFLINE_AFTER_MIN 2
+#define LIMIT_MAX_S (366 * 24 * 3600)
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: meshsvc [--listen ADDR:PORT] [--db PATH] [--tls-cert FILE --tls-key FILE]\n"
-		"               [--admin-token-file FILE] [--log-format text|json] [--verbose]\n"
+		"               [--admin-token-file FILE] [--offline-after S] [--tombstone-ttl S]\n"
+		"               [--log-format text|json] [--verbose]\n"
 		"\n"
 		"  --listen ADDR:PORT       address to serve on (default " DEFAULT_LISTEN "; port 0: any)\n"
 		"  --db PATH                SQLite database, created if missing (default ./" DEFAULT_DB ")\n"
 		"  --tls-cert, --tls-key    PEM certificate (chain) and key: serve HTTPS only\n"
 		"  --admin-token-file FILE  the admin token; created (mode 0600) if missing\n"
 		"                           (default: the database path + " TOKEN_FILE_SUFFIX ")\n"
+		"  --offline-after S        a device without a request for S seconds is published\n"
+		"                           offline, with a new revision (default %d; %d..%d)\n"
+		"  --tombstone-ttl S        a deleted device's tombstone is kept S seconds; a client\n"
+		"                           whose last revision is older gets the whole list\n"
+		"                           (default %d; %d..%d)\n"
 		"  --log-format text|json   log lines for people or machines (default text)\n"
-		"  --verbose                debug logs\n");
+		"  --verbose                debug logs\n",
+		DEVICE_ONLINE_WINDOW_S, OFFLINE_AFTER_MIN, LIMIT_MAX_S, TOMBSTONE_TTL_S, 1, LIMIT_MAX_S);
 }
 
 /* the whole file, NUL-terminated */
@@ -133,6 +144,22 @@ static int admin_token(const char *path, uint8_t hash[TOKEN_HASH_BYTES])
 	return rc;
 }
 
+/* a number of seconds in min..LIMIT_MAX_S for option name, or -1 (said why) */
+static int64_t parse_seconds(const char *name, const char *text, int64_t min)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	if (errno || end == text || *end || v < min || v > LIMIT_MAX_S) {
+		fprintf(stderr, "meshsvc: --%s wants a whole number of seconds, %lld..%d: %s\n", name,
+			(long long)min, LIMIT_MAX_S, text);
+		return -1;
+	}
+	return v;
+}
+
 /* as many descriptors as allowed: every long poll holds one */
 static unsigned raise_nofile(void)
 {
@@ -158,6 +185,8 @@ int main(int argc, char **argv)
 		{ "tls-cert", required_argument, NULL, 'c' },
 		{ "tls-key", required_argument, NULL, 'k' },
 		{ "admin-token-file", required_argument, NULL, 'a' },
+		{ "offline-after", required_argument, NULL, 'o' },
+		{ "tombstone-ttl", required_argument, NULL, 't' },
 		{ "log-format", required_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -186,6 +215,18 @@ int main(int argc, char **argv)
 		case 'f':
 			if (log_parse_format(optarg, &format) < 0) {
 				fprintf(stderr, "meshsvc: --log-format must be text or json\n");
+				goto err_args;
+			}
+			break;
+		case 'o':
+			if ((cfg.limits.offline_after_s = parse_seconds("offline-after", optarg, OFFLINE_AFTER_MIN)) < 0) {
+				status = 2;
+				goto err_args;
+			}
+			break;
+		case 't':
+			if ((cfg.limits.tombstone_ttl_s = parse_seconds("tombstone-ttl", optarg, 1)) < 0) {
+				status = 2;
 				goto err_args;
 			}
 			break;
@@ -240,8 +281,16 @@ int main(int argc, char **argv)
 	log_info("meshsvc", "listening url=%s://%s db=%s max_connections=%u", cert ? "https" : "http",
 		 addr_format(&cfg.listen, where, sizeof(where)), db, cfg.max_connections);
 
-	while (sigwait(&sigs, &sig) != 0)
-		;
+	/* the main thread's work until a signal: once a second, publish devices
+	 * that went quiet and prune old tombstones */
+	for (;;) {
+		struct timespec tick = { .tv_sec = 1 };
+		sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig > 0)
+			break;
+		if (errno == EAGAIN)
+			api_housekeeping(api);
+	}
 	log_info("meshsvc", "stopping signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
 	status = 0;
 

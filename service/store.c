@@ -8,17 +8,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ipam.h"
 #include "log.h"
 
-#define SCHEMA_VERSION 1
+/* 1: the first release; 2: vpcs.compacted, devices.online, tombstones.deleted_at */
+#define SCHEMA_VERSION 2
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define SET_SCHEMA_VERSION "PRAGMA user_version = " STR(SCHEMA_VERSION)
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vpcs ("
 	"  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, ipv4_cidr TEXT NOT NULL,"
-	"  created_at INTEGER NOT NULL, revision INTEGER NOT NULL) STRICT;"
+	"  created_at INTEGER NOT NULL, revision INTEGER NOT NULL,"
+	"  compacted INTEGER NOT NULL DEFAULT 0) STRICT;"
 	"CREATE TABLE IF NOT EXISTS reg_keys ("
 	"  id TEXT PRIMARY KEY, vpc_id TEXT NOT NULL REFERENCES vpcs(id) ON DELETE CASCADE,"
 	"  secret_hash BLOB NOT NULL UNIQUE, single_use INTEGER NOT NULL, expires_at INTEGER,"
@@ -29,16 +35,31 @@ static const char schema[] =
 	"  endpoints TEXT NOT NULL, ip_index INTEGER NOT NULL, tunnel_ip TEXT NOT NULL,"
 	"  relay INTEGER NOT NULL, symmetric_nat INTEGER NOT NULL, nat TEXT,"
 	"  revision INTEGER NOT NULL, created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
-	"  token_hash BLOB NOT NULL UNIQUE,"
+	"  token_hash BLOB NOT NULL UNIQUE, online INTEGER NOT NULL DEFAULT 1,"
 	"  UNIQUE (vpc_id, public_key), UNIQUE (vpc_id, ip_index), UNIQUE (vpc_id, revision)) STRICT;"
 	"CREATE TABLE IF NOT EXISTS tombstones ("
 	"  vpc_id TEXT NOT NULL REFERENCES vpcs(id) ON DELETE CASCADE, device_id TEXT NOT NULL,"
-	"  revision INTEGER NOT NULL, PRIMARY KEY (vpc_id, revision)) STRICT;";
+	"  revision INTEGER NOT NULL, deleted_at INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (vpc_id, revision)) STRICT;"
+	"CREATE INDEX IF NOT EXISTS devices_presence ON devices (online, last_seen);";
+
+/* from version 1, inside one transaction; ?1 is the time of the upgrade, ?2
+ * the default online window: tombstones start their life then, and a device
+ * is online as version 1 would have computed it */
+static const char *const migrate_v1[] = {
+	"ALTER TABLE vpcs ADD COLUMN compacted INTEGER NOT NULL DEFAULT 0",
+	"ALTER TABLE devices ADD COLUMN online INTEGER NOT NULL DEFAULT 1",
+	"ALTER TABLE tombstones ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0",
+	"UPDATE devices SET online = (last_seen > ?1 - ?2)",
+	"UPDATE tombstones SET deleted_at = ?1",
+	"CREATE INDEX IF NOT EXISTS devices_presence ON devices (online, last_seen)",
+	SET_SCHEMA_VERSION,
+};
 
 #define DEVICE_COLS "id, vpc_id, public_key, hostname, os, endpoints, tunnel_ip, relay," \
-		    " symmetric_nat, nat, revision, last_seen"
+		    " symmetric_nat, nat, revision, last_seen, online"
 enum { DC_ID, DC_VPC_ID, DC_PUBLIC_KEY, DC_HOSTNAME, DC_OS, DC_ENDPOINTS, DC_TUNNEL_IP, DC_RELAY,
-       DC_SYMMETRIC_NAT, DC_NAT, DC_REVISION, DC_LAST_SEEN, DC_IP_INDEX /* S_DEV_GET only */ };
+       DC_SYMMETRIC_NAT, DC_NAT, DC_REVISION, DC_LAST_SEEN, DC_ONLINE, DC_IP_INDEX /* S_DEV_GET only */ };
 #define REGKEY_COLS "id, vpc_id, single_use, expires_at, description, used_by"
 
 enum stmt_id {
@@ -47,8 +68,9 @@ enum stmt_id {
 	S_VPC_DEVICES,
 	S_RK_INSERT, S_RK_GET, S_RK_LIST, S_RK_DELETE, S_RK_BY_HASH, S_RK_SET_USED,
 	S_DEV_INSERT, S_DEV_GET, S_DEV_BY_KEY, S_DEV_BY_TOKEN, S_DEV_SET_TOKEN, S_DEV_UPDATE,
-	S_DEV_DELETE, S_DEV_TOUCH, S_DEV_CHANGES, S_DEV_ALL, S_DEV_INDICES,
-	S_TOMB_INSERT, S_TOMB_SINCE,
+	S_DEV_DELETE, S_DEV_TOUCH, S_DEV_CHANGES, S_DEV_ALL, S_DEV_INDICES, S_DEV_SET_ONLINE,
+	S_DEV_SILENT,
+	S_TOMB_INSERT, S_TOMB_SINCE, S_TOMB_EXPIRED, S_TOMB_PRUNE, S_VPC_SET_COMPACTED,
 	S_COUNT
 };
 
@@ -58,7 +80,8 @@ static const char *const sql[S_COUNT] = {
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_VPC_INSERT] = "INSERT INTO vpcs (id, name, ipv4_cidr, created_at, revision) VALUES (?1, ?2, ?3, ?4, 0)",
 	[S_VPC_GET] = "SELECT id, name, ipv4_cidr, created_at, revision FROM vpcs WHERE id = ?1",
-	[S_VPC_LIST] = "SELECT id, name, ipv4_cidr, created_at, revision FROM vpcs ORDER BY created_at, id",
+	[S_VPC_LIST] = "SELECT id, name, ipv4_cidr, created_at, revision, compacted FROM vpcs"
+		       " ORDER BY created_at, id",
 	[S_VPC_DELETE] = "DELETE FROM vpcs WHERE id = ?1",
 	[S_VPC_BUMP] = "UPDATE vpcs SET revision = revision + 1 WHERE id = ?1 RETURNING revision",
 	[S_VPC_NAME_TAKEN] = "SELECT 1 FROM vpcs WHERE name = ?1",
@@ -75,8 +98,8 @@ static const char *const sql[S_COUNT] = {
 			 " last_seen, token_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
 			 " ?11, ?12, ?13, ?13, ?14)",
 	[S_DEV_GET] = "SELECT " DEVICE_COLS ", ip_index FROM devices WHERE id = ?1",
-	[S_DEV_BY_KEY] = "SELECT id FROM devices WHERE vpc_id = ?1 AND public_key = ?2",
-	[S_DEV_BY_TOKEN] = "SELECT id, vpc_id, last_seen, token_hash FROM devices WHERE token_hash = ?1",
+	[S_DEV_BY_KEY] = "SELECT id, online FROM devices WHERE vpc_id = ?1 AND public_key = ?2",
+	[S_DEV_BY_TOKEN] = "SELECT id, vpc_id, last_seen, token_hash, online FROM devices WHERE token_hash = ?1",
 	[S_DEV_SET_TOKEN] = "UPDATE devices SET token_hash = ?2, last_seen = ?3 WHERE id = ?1",
 	[S_DEV_UPDATE] = "UPDATE devices SET hostname = ?2, endpoints = ?3, relay = ?4,"
 			 " symmetric_nat = ?5, nat = ?6, revision = ?7, last_seen = ?8 WHERE id = ?1",
@@ -86,15 +109,24 @@ static const char *const sql[S_COUNT] = {
 			  " ORDER BY revision",
 	[S_DEV_ALL] = "SELECT " DEVICE_COLS " FROM devices ORDER BY vpc_id, ip_index",
 	[S_DEV_INDICES] = "SELECT ip_index FROM devices WHERE vpc_id = ?1",
-	[S_TOMB_INSERT] = "INSERT INTO tombstones (vpc_id, device_id, revision) VALUES (?1, ?2, ?3)",
+	[S_DEV_SET_ONLINE] = "UPDATE devices SET online = ?2, revision = ?3, last_seen = max(last_seen, ?4)"
+			     " WHERE id = ?1",
+	[S_DEV_SILENT] = "SELECT id, vpc_id FROM devices WHERE online = 1 AND last_seen <= ?1"
+			 " ORDER BY vpc_id, revision",
+	[S_TOMB_INSERT] = "INSERT INTO tombstones (vpc_id, device_id, revision, deleted_at)"
+			  " VALUES (?1, ?2, ?3, ?4)",
 	[S_TOMB_SINCE] = "SELECT device_id FROM tombstones WHERE vpc_id = ?1 AND revision > ?2"
 			 " ORDER BY revision",
+	[S_TOMB_EXPIRED] = "SELECT vpc_id, max(revision) FROM tombstones WHERE deleted_at <= ?1 GROUP BY vpc_id",
+	[S_TOMB_PRUNE] = "DELETE FROM tombstones WHERE vpc_id = ?1 AND revision <= ?2",
+	[S_VPC_SET_COMPACTED] = "UPDATE vpcs SET compacted = max(compacted, ?2) WHERE id = ?1",
 };
 
 /* what the store keeps in memory per VPC */
 struct vpc_state {
 	char id[UUID_STRLEN];
 	int64_t revision;
+	int64_t compacted;	/* tombstones up to this revision are gone */
 	struct ipam ipam;
 	struct vpc_state *next;
 };
@@ -230,6 +262,7 @@ static int load_state(struct store *st)
 			log_error("store", "cannot load vpc id=%s cidr=%s", col_text(s, 0), col_text(s, 2));
 			break;
 		}
+		v->compacted = sqlite3_column_int64(s, 5);
 		d = stmt(st, S_DEV_INDICES);
 		bind_text(d, 1, v->id);
 		while ((step = sqlite3_step(d)) == SQLITE_ROW) {
@@ -257,6 +290,80 @@ static int pragma(struct store *st, const char *text)
 	/* fixed text only: PRAGMAs cannot take bound parameters */
 	if (sqlite3_exec(st->db, text, NULL, NULL, NULL) != SQLITE_OK)
 		return db_error(st, text);
+	return 0;
+}
+
+/* one integer from a statement without parameters (PRAGMA user_version, a count) */
+static int query_int(struct store *st, const char *text, int64_t *out)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db, text, -1, &s, NULL) != SQLITE_OK)
+		return db_error(st, text);
+	rc = sqlite3_step(s);
+	*out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_error(st, text);
+}
+
+static int migrate_from_v1(struct store *st, const char *path, int64_t now)
+{
+	size_t i;
+
+	if (pragma(st, "BEGIN IMMEDIATE") < 0)
+		return -EIO;
+	for (i = 0; i < sizeof(migrate_v1) / sizeof(migrate_v1[0]); i++) {
+		sqlite3_stmt *s;
+		int rc;
+
+		if (sqlite3_prepare_v2(st->db, migrate_v1[i], -1, &s, NULL) != SQLITE_OK) {
+			db_error(st, migrate_v1[i]);
+			break;
+		}
+		if (sqlite3_bind_parameter_count(s) >= 1)
+			sqlite3_bind_int64(s, 1, now);
+		if (sqlite3_bind_parameter_count(s) >= 2)
+			sqlite3_bind_int64(s, 2, DEVICE_ONLINE_WINDOW_S);
+		rc = sqlite3_step(s);
+		sqlite3_finalize(s);
+		if (rc != SQLITE_DONE) {
+			db_error(st, migrate_v1[i]);
+			break;
+		}
+	}
+	if (i < sizeof(migrate_v1) / sizeof(migrate_v1[0])) {
+		pragma(st, "ROLLBACK");
+		return -EIO;
+	}
+	if (pragma(st, "COMMIT") < 0)
+		return -EIO;
+	log_info("store", "upgraded the database schema from version 1 to %d path=%s", SCHEMA_VERSION, path);
+	return 0;
+}
+
+/* creates the schema, upgrades an older one, refuses a newer one */
+static int schema_setup(struct store *st, const char *path)
+{
+	int64_t version, tables;
+	int rc;
+
+	if ((rc = query_int(st, "PRAGMA user_version", &version)) < 0 ||
+	    (rc = query_int(st, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'vpcs'",
+			    &tables)) < 0)
+		return rc;
+	/* version 1 created its tables before it set the version */
+	if (version == 0 && tables)
+		version = 1;
+	if (version > SCHEMA_VERSION) {
+		log_error("store", "the database has schema version %lld, newer than this meshsvc's %d path=%s",
+			  (long long)version, SCHEMA_VERSION, path);
+		return -EPROTO;
+	}
+	if (version == 1 && (rc = migrate_from_v1(st, path, (int64_t)time(NULL))) < 0)
+		return rc;
+	if ((rc = pragma(st, schema)) < 0 || (rc = pragma(st, SET_SCHEMA_VERSION)) < 0)
+		return rc;
 	return 0;
 }
 
@@ -290,8 +397,7 @@ int store_open(const char *path, struct store **out)
 	    (rc = pragma(st, "PRAGMA synchronous=FULL")) < 0 ||
 	    (rc = pragma(st, "PRAGMA foreign_keys=ON")) < 0 ||
 	    (rc = pragma(st, "PRAGMA busy_timeout=5000")) < 0 ||
-	    (rc = pragma(st, schema)) < 0 ||
-	    (rc = pragma(st, "PRAGMA user_version=1")) < 0)
+	    (rc = schema_setup(st, path)) < 0)
 		goto err_db;
 	for (int i = 0; i < S_COUNT; i++) {
 		if (sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) != SQLITE_OK) {
@@ -349,17 +455,16 @@ static json_t *time_or_null(int64_t t)
 /* --- VPCs ------------------------------------------------------------------------ */
 
 /* every row of s, each made into JSON by row, as an array */
-typedef json_t *(*row_json_fn)(sqlite3_stmt *s, int64_t now);
+typedef json_t *(*row_json_fn)(sqlite3_stmt *s);
 
-static int rows_json(struct store *st, sqlite3_stmt *s, row_json_fn row, int64_t now,
-		     const char *what, json_t **out)
+static int rows_json(struct store *st, sqlite3_stmt *s, row_json_fn row, const char *what, json_t **out)
 {
 	json_t *list = json_array();
 	int rc;
 	if (!list)
 		return -ENOMEM;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		json_array_append_new(list, row(s, now));
+		json_array_append_new(list, row(s));
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
 		json_decref(list);
@@ -427,15 +532,9 @@ err:
 	return rc;
 }
 
-static json_t *vpc_row(sqlite3_stmt *s, int64_t now)
-{
-	(void)now;
-	return vpc_json(s);
-}
-
 int store_vpc_list(struct store *st, json_t **out)
 {
-	return rows_json(st, stmt(st, S_VPC_LIST), vpc_row, 0, "vpc list", out);
+	return rows_json(st, stmt(st, S_VPC_LIST), vpc_json, "vpc list", out);
 }
 
 int store_vpc_delete(struct store *st, const char *id)
@@ -488,6 +587,24 @@ static int bump(struct store *st, const char *vpc_id, int64_t *rev)
 	if (rc != SQLITE_ROW)
 		return rc == SQLITE_DONE ? -ENOENT : db_error(st, "revision");
 	return 0;
+}
+
+/* publishes a device's presence inside the caller's transaction: a new
+ * revision, so watchers hear of it; last_seen moves forward to seen if later */
+static int set_online(struct store *st, const char *id, const char *vpc_id, bool online, int64_t seen,
+		      int64_t *rev)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = bump(st, vpc_id, rev)) < 0)
+		return rc;
+	s = stmt(st, S_DEV_SET_ONLINE);
+	bind_text(s, 1, id);
+	sqlite3_bind_int(s, 2, online);
+	sqlite3_bind_int64(s, 3, *rev);
+	sqlite3_bind_int64(s, 4, seen);
+	return exec(st, s);
 }
 
 uint64_t store_vpc_count(const struct store *st)
@@ -558,15 +675,9 @@ int store_regkey_create(struct store *st, const struct regkey_spec *spec,
 	return store_regkey_get(st, id, out);
 }
 
-static json_t *regkey_row(sqlite3_stmt *s, int64_t now)
-{
-	(void)now;
-	return regkey_json(s);
-}
-
 int store_regkey_list(struct store *st, json_t **out)
 {
-	return rows_json(st, stmt(st, S_RK_LIST), regkey_row, 0, "reg-key list", out);
+	return rows_json(st, stmt(st, S_RK_LIST), regkey_json, "reg-key list", out);
 }
 
 int store_regkey_delete(struct store *st, const char *id)
@@ -625,10 +736,9 @@ static json_t *json_column(sqlite3_stmt *s, int col, json_t *fallback)
 	return v;
 }
 
-static json_t *device_json(sqlite3_stmt *s, int64_t now)
+static json_t *device_json(sqlite3_stmt *s)
 {
 	char allowed[CIDR_STRLEN];
-	int64_t last_seen = sqlite3_column_int64(s, DC_LAST_SEEN);
 	snprintf(allowed, sizeof(allowed), "%s/32", col_text(s, DC_TUNNEL_IP));
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:[s], s:b, s:b, s:o, s:I, s:b, s:o}",
 			 "id", col_text(s, DC_ID), "vpc_id", col_text(s, DC_VPC_ID),
@@ -638,18 +748,18 @@ static json_t *device_json(sqlite3_stmt *s, int64_t now)
 			 "relay", sqlite3_column_int(s, DC_RELAY), "symmetric_nat",
 			 sqlite3_column_int(s, DC_SYMMETRIC_NAT), "nat", json_column(s, DC_NAT, json_null()),
 			 "revision", (json_int_t)sqlite3_column_int64(s, DC_REVISION), "online",
-			 now - last_seen < DEVICE_ONLINE_WINDOW_S, "last_seen", time_or_null(last_seen));
+			 sqlite3_column_int(s, DC_ONLINE), "last_seen",
+			 time_or_null(sqlite3_column_int64(s, DC_LAST_SEEN)));
 }
 
-int store_device_get(struct store *st, const char *id, int64_t now, json_t **out,
-		     char vpc_id[UUID_STRLEN])
+int store_device_get(struct store *st, const char *id, json_t **out, char vpc_id[UUID_STRLEN])
 {
 	sqlite3_stmt *s = stmt(st, S_DEV_GET);
 	int rc;
 	bind_text(s, 1, id);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		*out = device_json(s, now);
+		*out = device_json(s);
 		if (vpc_id)
 			copy_id(vpc_id, col_text(s, DC_VPC_ID));
 	}
@@ -676,8 +786,9 @@ static void bind_json(sqlite3_stmt *s, int i, const char *text)
 		sqlite3_bind_null(s, i);
 }
 
-/* the device with this key in the VPC, if any, into id */
-static int device_by_key(struct store *st, const char *vpc_id, const char *public_key, char id[UUID_STRLEN])
+/* the device with this key in the VPC, if any, into id (and whether it is online) */
+static int device_by_key(struct store *st, const char *vpc_id, const char *public_key, char id[UUID_STRLEN],
+			 bool *online)
 {
 	sqlite3_stmt *s = stmt(st, S_DEV_BY_KEY);
 	int rc;
@@ -685,8 +796,10 @@ static int device_by_key(struct store *st, const char *vpc_id, const char *publi
 	bind_text(s, 1, vpc_id);
 	bind_text(s, 2, public_key);
 	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW) {
 		copy_id(id, col_text(s, 0));
+		*online = sqlite3_column_int(s, 1);
+	}
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_error(st, "device by key");
 }
@@ -742,7 +855,7 @@ int store_device_register(struct store *st, const char *regkey_id, const struct 
 	struct vpc_state *v = NULL;
 	int64_t expires_at = 0;
 	uint64_t index = 0;
-	bool single_use = false;
+	bool single_use = false, online = true;
 	sqlite3_stmt *s;
 	int rc;
 
@@ -771,7 +884,7 @@ int store_device_register(struct store *st, const char *regkey_id, const struct 
 		rc = -EXDEV;
 	else if (!(v = vpc_find(st, vpc_id)))
 		rc = -ENOENT;
-	if (rc < 0 || (rc = device_by_key(st, vpc_id, spec->public_key_b64, id)) < 0)
+	if (rc < 0 || (rc = device_by_key(st, vpc_id, spec->public_key_b64, id, &online)) < 0)
 		goto err;
 	/* a used single-use key still lets its own device register again */
 	if (single_use && used_by[0] && strcmp(used_by, id)) {
@@ -779,13 +892,18 @@ int store_device_register(struct store *st, const char *regkey_id, const struct 
 		goto err;
 	}
 	if (id[0]) {
-		/* idempotent: the same device, address and id; only a new token */
+		/* idempotent: the same device, address and id; only a new
+		 * token (and a new revision if it comes back online) */
+		int64_t rev = 0;
 		s = stmt(st, S_DEV_SET_TOKEN);
 		bind_text(s, 1, id);
 		sqlite3_bind_blob(s, 2, token_hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(s, 3, now);
-		if ((rc = exec(st, s)) < 0 || (rc = commit(st)) < 0)
+		if ((rc = exec(st, s)) < 0 || (!online && (rc = set_online(st, id, vpc_id, true, now, &rev)) < 0) ||
+		    (rc = commit(st)) < 0)
 			goto err;
+		if (!online)
+			v->revision = rev;
 	} else {
 		uuid_generate(id);
 		if ((rc = insert_device(st, v, id, spec, token_hash, now, &index)) < 0)
@@ -803,7 +921,7 @@ int store_device_register(struct store *st, const char *regkey_id, const struct 
 		v->revision++;
 		*created = true;
 	}
-	return store_device_get(st, id, now, out, NULL);
+	return store_device_get(st, id, out, NULL);
 err:
 	rollback(st);
 	return rc;
@@ -822,6 +940,7 @@ int store_device_auth(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], st
 		copy_id(out->id, col_text(s, 0));
 		copy_id(out->vpc_id, col_text(s, 1));
 		out->last_seen = sqlite3_column_int64(s, 2);
+		out->online = sqlite3_column_int(s, 4);
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -902,7 +1021,7 @@ int store_device_patch(struct store *st, const char *id, const struct device_spe
 	free(hostname);
 	free(endpoints);
 	free(nat);
-	return store_device_get(st, id, now, out, NULL);
+	return store_device_get(st, id, out, NULL);
 err:
 	rollback(st);
 	free(hostname);
@@ -911,7 +1030,7 @@ err:
 	return rc;
 }
 
-int store_device_delete(struct store *st, const char *id, char vpc_id[UUID_STRLEN])
+int store_device_delete(struct store *st, const char *id, int64_t now, char vpc_id[UUID_STRLEN])
 {
 	struct vpc_state *v;
 	uint64_t index = 0;
@@ -944,6 +1063,7 @@ int store_device_delete(struct store *st, const char *id, char vpc_id[UUID_STRLE
 	bind_text(s, 1, vpc_id);
 	bind_text(s, 2, id);
 	sqlite3_bind_int64(s, 3, rev);
+	sqlite3_bind_int64(s, 4, now);
 	if ((rc = exec(st, s)) < 0 || (rc = commit(st)) < 0)
 		goto err;
 	if ((v = vpc_find(st, vpc_id))) {
@@ -956,30 +1076,54 @@ err:
 	return rc;
 }
 
-int store_device_touch(struct store *st, const char *id, int64_t now)
+int store_device_touch(struct store *st, const struct principal *who, int64_t now)
 {
-	sqlite3_stmt *s = stmt(st, S_DEV_TOUCH);
-	bind_text(s, 1, id);
-	sqlite3_bind_int64(s, 2, now);
-	return exec(st, s);
+	struct vpc_state *v;
+	sqlite3_stmt *s;
+	int64_t rev;
+	int rc;
+
+	if (who->online) {
+		s = stmt(st, S_DEV_TOUCH);
+		bind_text(s, 1, who->id);
+		sqlite3_bind_int64(s, 2, now);
+		return exec(st, s);
+	}
+	if ((rc = begin(st)) < 0)
+		return rc;
+	if ((rc = set_online(st, who->id, who->vpc_id, true, now, &rev)) < 0 || (rc = commit(st)) < 0) {
+		rollback(st);
+		return rc;
+	}
+	if ((v = vpc_find(st, who->vpc_id)))
+		v->revision = rev;
+	return 1;
 }
 
 /* the rows of a query of DEVICE_COLS as an array */
-static int device_rows(struct store *st, sqlite3_stmt *s, int64_t now, json_t **out)
+static int device_rows(struct store *st, sqlite3_stmt *s, json_t **out)
 {
-	return rows_json(st, s, device_json, now, "device list", out);
+	return rows_json(st, s, device_json, "device list", out);
 }
 
-int store_device_changes(struct store *st, const char *vpc_id, int64_t since, int64_t now,
-			 json_t **devices, json_t **deleted)
+int store_device_changes(struct store *st, const char *vpc_id, int64_t since, json_t **devices,
+			 json_t **deleted, bool *full)
 {
+	const struct vpc_state *v = vpc_find(st, vpc_id);
 	sqlite3_stmt *s = stmt(st, S_DEV_CHANGES);
 	int rc;
 
 	*devices = *deleted = NULL;
+	if (!v)
+		return -ENOENT;
+	/* a since from the future, or from before the oldest tombstone kept,
+	 * cannot be answered with changes: the client starts over */
+	*full = since == 0 || since > v->revision || since < v->compacted;
+	if (*full)
+		since = 0;
 	bind_text(s, 1, vpc_id);
 	sqlite3_bind_int64(s, 2, since);
-	if ((rc = device_rows(st, s, now, devices)) < 0)
+	if ((rc = device_rows(st, s, devices)) < 0)
 		return rc;
 	if (!(*deleted = json_array())) {
 		rc = -ENOMEM;
@@ -1003,7 +1147,135 @@ err:
 	return rc;
 }
 
-int store_device_list(struct store *st, int64_t now, json_t **out)
+int store_device_list(struct store *st, json_t **out)
 {
-	return device_rows(st, stmt(st, S_DEV_ALL), now, out);
+	return device_rows(st, stmt(st, S_DEV_ALL), out);
+}
+
+/* rows of (text, text or integer) from a query with one integer parameter,
+ * collected first so that the statement is done before the writes */
+struct pair {
+	char a[UUID_STRLEN];
+	char b[UUID_STRLEN];
+	int64_t num;
+};
+
+static int collect(struct store *st, enum stmt_id id, int64_t param, struct pair **out, size_t *n)
+{
+	sqlite3_stmt *s = stmt(st, id);
+	struct pair *list = NULL, *grown;
+	size_t cap = 0;
+	int step;
+
+	*n = 0;
+	sqlite3_bind_int64(s, 1, param);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			if (!(grown = realloc(list, cap * sizeof(*list)))) {
+				sqlite3_reset(s);
+				free(list);
+				return -ENOMEM;
+			}
+			list = grown;
+		}
+		copy_id(list[*n].a, col_text(s, 0));
+		copy_id(list[*n].b, col_text(s, 1));
+		list[*n].num = sqlite3_column_int64(s, 1);
+		(*n)++;
+	}
+	sqlite3_reset(s);
+	if (step != SQLITE_DONE) {
+		free(list);
+		return db_error(st, sqlite3_sql(s));
+	}
+	*out = list;
+	return 0;
+}
+
+/* devices silent since cutoff go offline, each with a new revision, all in
+ * one transaction (one fsync however many went quiet) */
+static int mark_offline(struct store *st, int64_t cutoff, store_changed_fn changed, void *arg)
+{
+	struct pair *list = NULL;
+	size_t n, i;
+	int rc;
+
+	if ((rc = collect(st, S_DEV_SILENT, cutoff, &list, &n)) < 0 || n == 0)
+		goto out;
+	if ((rc = begin(st)) < 0)
+		goto out;
+	for (i = 0; i < n; i++)
+		if ((rc = set_online(st, list[i].a, list[i].b, false, 0, &list[i].num)) < 0)
+			break;
+	if (rc < 0 || (rc = commit(st)) < 0) {
+		rollback(st);
+		goto out;
+	}
+	/* ordered by VPC and revision: the last of each VPC has its revision */
+	for (i = 0; i < n; i++) {
+		log_info("store", "device offline id=%s vpc=%s", list[i].a, list[i].b);
+		if (i + 1 == n || strcmp(list[i].b, list[i + 1].b)) {
+			struct vpc_state *v = vpc_find(st, list[i].b);
+			if (v)
+				v->revision = list[i].num;
+			if (changed)
+				changed(arg, list[i].b);
+		}
+	}
+	rc = (int)n;
+out:
+	free(list);
+	return rc;
+}
+
+/* tombstones deleted at or before cutoff go; every tombstone of a VPC up to
+ * its newest expired one, so the horizon (compacted) is one number per VPC */
+static int prune_tombstones(struct store *st, int64_t cutoff)
+{
+	struct pair *list = NULL;
+	sqlite3_stmt *s;
+	size_t n, i;
+	int rc;
+
+	if ((rc = collect(st, S_TOMB_EXPIRED, cutoff, &list, &n)) < 0 || n == 0)
+		goto out;
+	if ((rc = begin(st)) < 0)
+		goto out;
+	for (i = 0; i < n && rc == 0; i++) {
+		s = stmt(st, S_TOMB_PRUNE);
+		bind_text(s, 1, list[i].a);
+		sqlite3_bind_int64(s, 2, list[i].num);
+		if ((rc = exec(st, s)) < 0)
+			break;
+		s = stmt(st, S_VPC_SET_COMPACTED);
+		bind_text(s, 1, list[i].a);
+		sqlite3_bind_int64(s, 2, list[i].num);
+		rc = exec(st, s);
+	}
+	if (rc < 0 || (rc = commit(st)) < 0) {
+		rollback(st);
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		struct vpc_state *v = vpc_find(st, list[i].a);
+		if (v && list[i].num > v->compacted)
+			v->compacted = list[i].num;
+		log_info("store", "tombstones pruned vpc=%s up_to_revision=%lld", list[i].a,
+			 (long long)list[i].num);
+	}
+	rc = (int)n;
+out:
+	free(list);
+	return rc;
+}
+
+int store_housekeeping(struct store *st, int64_t now, const struct store_limits *lim,
+		       store_changed_fn changed, void *arg)
+{
+	int rc = mark_offline(st, now - lim->offline_after_s, changed, arg);
+
+	if (rc < 0)
+		return rc;
+	return prune_tombstones(st, now - lim->tombstone_ttl_s);
 }

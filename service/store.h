@@ -4,7 +4,13 @@
  * sent after it survives kill -9 and power loss. SQL runs only through
  * statements prepared at open. Each VPC has a revision that every device change
  * raises; a device row carries the revision of its last change, which makes
- * "what changed since REV" one indexed query. The store also keeps each VPC's
+ * "what changed since REV" one indexed query. A deleted device leaves a
+ * tombstone, kept for a while (store_limits) and then pruned; a VPC remembers
+ * the newest revision pruned (its horizon), and a client asking for changes
+ * since an older revision gets the whole list instead. A device's `online` is
+ * published state: it flips, with a new revision, when an authenticated
+ * request comes from an offline device and when store_housekeeping finds it
+ * silent for offline_after_s; last_seen moves without a revision. The store also keeps each VPC's
  * IPAM and revision in memory; it assumes it is the database's only writer and
  * takes an exclusive lock on the file to make sure. Not thread-safe: one thread
  * owns a store. */
@@ -20,6 +26,13 @@
 
 /* a device counts as online this long after its last authenticated request */
 #define DEVICE_ONLINE_WINDOW_S 120
+/* a deleted device's tombstone is kept this long (default) */
+#define TOMBSTONE_TTL_S (24 * 3600)
+
+struct store_limits {
+	int64_t offline_after_s;	/* DEVICE_ONLINE_WINDOW_S */
+	int64_t tombstone_ttl_s;	/* TOMBSTONE_TTL_S */
+};
 
 struct store;
 
@@ -29,9 +42,11 @@ struct principal {
 	char id[UUID_STRLEN];		/* the key's or the device's id; "" for admin */
 	char vpc_id[UUID_STRLEN];	/* "" for admin */
 	int64_t last_seen;		/* devices only */
+	bool online;			/* devices only: as published */
 };
 
-/* -EBUSY when another process holds the database */
+/* -EBUSY when another process holds the database, -EPROTO when its schema is
+ * newer than this code; an older schema is upgraded */
 int store_open(const char *path, struct store **out);
 void store_free(struct store *st);
 
@@ -59,19 +74,29 @@ int store_device_register(struct store *st, const char *regkey_id, const struct 
 			  bool *created);
 int store_device_auth(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], struct principal *out);
 /* the device and, in vpc_id, its VPC */
-int store_device_get(struct store *st, const char *id, int64_t now, json_t **out,
-		     char vpc_id[UUID_STRLEN]);
+int store_device_get(struct store *st, const char *id, json_t **out, char vpc_id[UUID_STRLEN]);
 /* applies the fields set in spec; the revision rises only if something changed */
 int store_device_patch(struct store *st, const char *id, const struct device_spec *spec, int64_t now,
 		       json_t **out);
-int store_device_delete(struct store *st, const char *id, char vpc_id[UUID_STRLEN]);
-int store_device_touch(struct store *st, const char *id, int64_t now);
-/* The devices of a VPC changed after since (all when since is 0), ordered by
- * revision, and the ids of those deleted after since. */
-int store_device_changes(struct store *st, const char *vpc_id, int64_t since, int64_t now,
-			 json_t **devices, json_t **deleted);
+int store_device_delete(struct store *st, const char *id, int64_t now, char vpc_id[UUID_STRLEN]);
+/* an authenticated request from who: last_seen is now, and an offline device
+ * comes online with a new revision (then 1 is returned, else 0) */
+int store_device_touch(struct store *st, const struct principal *who, int64_t now);
+/* The devices of a VPC changed after since, ordered by revision, and the ids
+ * of those deleted after since; or, with *full set, every device (since 0, a
+ * since ahead of the VPC, or one older than its tombstone horizon). -ENOENT */
+int store_device_changes(struct store *st, const char *vpc_id, int64_t since, json_t **devices,
+			 json_t **deleted, bool *full);
 /* every device of every VPC */
-int store_device_list(struct store *st, int64_t now, json_t **out);
+int store_device_list(struct store *st, json_t **out);
+
+/* called once per VPC whose revision rose */
+typedef void (*store_changed_fn)(void *arg, const char *vpc_id);
+/* Publishes devices silent for lim->offline_after_s as offline and prunes
+ * tombstones older than lim->tombstone_ttl_s; returns how many tombstone
+ * groups (VPCs) were pruned, or an error. Run it about once a second. */
+int store_housekeeping(struct store *st, int64_t now, const struct store_limits *lim,
+		       store_changed_fn changed, void *arg);
 uint64_t store_device_count(const struct store *st);
 uint64_t store_vpc_count(const struct store *st);
 

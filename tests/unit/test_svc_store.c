@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sqlite3.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "service/store.h"
@@ -114,7 +116,7 @@ Test(store, delete_releases_and_reopen_restores)
 	struct device_spec a, b, c;
 	json_t *devices, *deleted;
 	struct store *st, *other;
-	bool created;
+	bool created, full;
 	int64_t rev;
 
 	cr_assert_eq(store_open(path, &st), 0);
@@ -126,16 +128,17 @@ Test(store, delete_releases_and_reopen_restores)
 	fresh_key(&c);
 	cr_assert_eq(reg(st, k, &a, ip, id1, &created), 0);
 	cr_assert_eq(reg(st, k, &b, ip, id2, &created), 0);
-	cr_assert_eq(store_device_delete(st, id1, vpc_of), 0);
+	cr_assert_eq(store_device_delete(st, id1, NOW, vpc_of), 0);
 	cr_expect_str_eq(vpc_of, v);
-	cr_expect_eq(store_device_delete(st, id1, vpc_of), -ENOENT);
+	cr_expect_eq(store_device_delete(st, id1, NOW, vpc_of), -ENOENT);
 	cr_expect_eq(store_vpc_delete(st, v), -ENOTEMPTY);
 	store_free(st);
 
 	cr_assert_eq(store_open(path, &st), 0);
 	cr_assert_eq(store_vpc_revision(st, v, &rev), 0);
 	cr_expect_eq(rev, 3);
-	cr_assert_eq(store_device_changes(st, v, 2, NOW, &devices, &deleted), 0);
+	cr_assert_eq(store_device_changes(st, v, 2, &devices, &deleted, &full), 0);
+	cr_expect(!full);
 	cr_expect_eq(json_array_size(devices), 0);
 	cr_assert_eq(json_array_size(deleted), 1);
 	cr_expect_str_eq(json_string_value(json_array_get(deleted, 0)), id1);
@@ -204,4 +207,246 @@ Test(store, patch_bumps_revision_only_on_change)
 	device_spec_clear(&p);
 	json_decref(body);
 	store_free(st);
+}
+
+/* changes since REV: whether full, how many devices, the deleted ids joined by "," */
+static void changes(struct store *st, const char *v, int64_t since, bool *full, size_t *ndev, char *del, size_t dlen)
+{
+	json_t *devices, *deleted, *d;
+	size_t i;
+
+	cr_assert_eq(store_device_changes(st, v, since, &devices, &deleted, full), 0);
+	*ndev = json_array_size(devices);
+	del[0] = 0;
+	json_array_foreach(deleted, i, d) {
+		if (i)
+			strncat(del, ",", dlen - strlen(del) - 1);
+		strncat(del, json_string_value(d), dlen - strlen(del) - 1);
+	}
+	json_decref(devices);
+	json_decref(deleted);
+}
+
+static int nchanged;
+static char last_changed[UUID_STRLEN];
+static void on_changed(void *arg, const char *vpc_id)
+{
+	(void)arg;
+	nchanged++;
+	snprintf(last_changed, sizeof(last_changed), "%s", vpc_id);
+}
+
+Test(store, tombstones_pruned_after_ttl_then_old_revisions_get_everything)
+{
+	char v[UUID_STRLEN], k[UUID_STRLEN], ip[32], id[3][UUID_STRLEN], vpc_of[UUID_STRLEN], del[256];
+	struct store_limits lim = { .offline_after_s = 1000000, .tombstone_ttl_s = 1000 };
+	struct device_spec a;
+	struct store *st;
+	bool created, full;
+	size_t n;
+
+	cr_assert_eq(store_open(path, &st), 0);
+	vpc(st, "10.5.0.0/24", v);
+	regkey(st, v, false, 0, k);
+	for (int i = 0; i < 3; i++) {
+		fresh_key(&a);
+		cr_assert_eq(reg(st, k, &a, ip, id[i], &created), 0);
+	}
+	cr_assert_eq(store_device_delete(st, id[0], NOW + 10, vpc_of), 0);	/* revision 4 */
+	cr_assert_eq(store_device_delete(st, id[1], NOW + 100, vpc_of), 0);	/* revision 5 */
+	changes(st, v, 3, &full, &n, del, sizeof(del));
+	cr_expect(!full);
+	cr_expect_eq(n, 0);
+	char both[128];
+	snprintf(both, sizeof(both), "%s,%s", id[0], id[1]);
+	cr_expect_str_eq(del, both);
+
+	cr_expect_eq(store_housekeeping(st, NOW + 10 + 999, &lim, on_changed, NULL), 0, "not yet expired");
+	changes(st, v, 3, &full, &n, del, sizeof(del));
+	cr_expect(!full);
+	cr_expect_eq(store_housekeeping(st, NOW + 10 + 1000, &lim, on_changed, NULL), 1, "the first expired");
+	cr_expect_eq(nchanged, 0, "pruning changes no revision");
+	changes(st, v, 3, &full, &n, del, sizeof(del));
+	cr_expect(full, "since 3 needs the pruned tombstone of revision 4: the whole list instead");
+	cr_expect_eq(n, 1);
+	cr_expect_str_eq(del, "");
+	changes(st, v, 4, &full, &n, del, sizeof(del));
+	cr_expect(!full, "since 4 needs only tombstones that are kept");
+	cr_expect_str_eq(del, id[1]);
+	store_free(st);
+
+	cr_assert_eq(store_open(path, &st), 0);
+	changes(st, v, 3, &full, &n, del, sizeof(del));
+	cr_expect(full, "the horizon survives a restart");
+	changes(st, v, 4, &full, &n, del, sizeof(del));
+	cr_expect(!full);
+	cr_expect_eq(store_housekeeping(st, NOW + 100 + 1000, &lim, on_changed, NULL), 1);
+	changes(st, v, 4, &full, &n, del, sizeof(del));
+	cr_expect(full);
+	changes(st, v, 5, &full, &n, del, sizeof(del));
+	cr_expect(!full, "the current revision never needs a resync");
+	cr_expect_eq(n, 0);
+	cr_expect_str_eq(del, "");
+	store_free(st);
+}
+
+static bool online_of(struct store *st, const char *id, int64_t *rev)
+{
+	json_t *out;
+	bool on;
+	cr_assert_eq(store_device_get(st, id, &out, NULL), 0);
+	on = json_is_true(json_object_get(out, "online"));
+	*rev = json_integer_value(json_object_get(out, "revision"));
+	json_decref(out);
+	return on;
+}
+
+Test(store, online_flips_with_a_revision)
+{
+	char v[UUID_STRLEN], k[UUID_STRLEN], ip[32], id[UUID_STRLEN], id2[UUID_STRLEN];
+	struct store_limits lim = { .offline_after_s = 120, .tombstone_ttl_s = 1000000 };
+	struct principal who = { .scope = TOKEN_DEVICE };
+	struct device_spec a;
+	struct store *st;
+	int64_t rev, drev;
+	bool created;
+
+	cr_assert_eq(store_open(path, &st), 0);
+	vpc(st, "10.6.0.0/24", v);
+	regkey(st, v, false, 0, k);
+	fresh_key(&a);
+	cr_assert_eq(reg(st, k, &a, ip, id, &created), 0);	/* at NOW: revision 1 */
+	cr_expect(online_of(st, id, &drev));
+	nchanged = 0;
+	cr_expect_eq(store_housekeeping(st, NOW + 119, &lim, on_changed, NULL), 0);
+	cr_expect_eq(nchanged, 0, "119 s of silence: still online");
+	cr_expect_eq(store_housekeeping(st, NOW + 120, &lim, on_changed, NULL), 0);
+	cr_expect_eq(nchanged, 1, "120 s: published offline");
+	cr_expect_str_eq(last_changed, v);
+	cr_expect(!online_of(st, id, &drev));
+	store_vpc_revision(st, v, &rev);
+	cr_expect_eq(rev, 2);
+	cr_expect_eq(drev, 2, "the device carries the new revision, so since=1 sees it");
+	cr_expect_eq(store_housekeeping(st, NOW + 121, &lim, on_changed, NULL), 0);
+	cr_expect_eq(nchanged, 1, "only once");
+
+	snprintf(who.id, sizeof(who.id), "%s", id);
+	snprintf(who.vpc_id, sizeof(who.vpc_id), "%s", v);
+	who.online = false;
+	cr_expect_eq(store_device_touch(st, &who, NOW + 200), 1, "a request from an offline device");
+	cr_expect(online_of(st, id, &drev));
+	store_vpc_revision(st, v, &rev);
+	cr_expect_eq(rev, 3);
+	cr_expect_eq(drev, 3);
+	who.online = true;
+	cr_expect_eq(store_device_touch(st, &who, NOW + 210), 0, "online already: only last_seen");
+	store_vpc_revision(st, v, &rev);
+	cr_expect_eq(rev, 3);
+	cr_expect_eq(store_housekeeping(st, NOW + 210 + 119, &lim, on_changed, NULL), 0);
+	cr_expect(online_of(st, id, &drev), "the touch at +210 counts, not the flip at +200");
+	cr_expect_eq(store_housekeeping(st, NOW + 210 + 120, &lim, on_changed, NULL), 0);
+	cr_expect(!online_of(st, id, &drev));
+
+	/* registering again (a restarted agent) brings it back too */
+	cr_assert_eq(reg(st, k, &a, ip, id2, &created), 0);
+	cr_expect(!created);
+	cr_expect(online_of(st, id, &drev));
+	store_vpc_revision(st, v, &rev);
+	cr_expect_eq(rev, 5);
+	cr_expect_eq(drev, 5);
+	store_free(st);
+}
+
+/* the schema of the first release, as it wrote it */
+static const char v1_schema[] =
+	"CREATE TABLE vpcs (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, ipv4_cidr TEXT NOT NULL,"
+	" created_at INTEGER NOT NULL, revision INTEGER NOT NULL) STRICT;"
+	"CREATE TABLE reg_keys (id TEXT PRIMARY KEY, vpc_id TEXT NOT NULL REFERENCES vpcs(id) ON DELETE CASCADE,"
+	" secret_hash BLOB NOT NULL UNIQUE, single_use INTEGER NOT NULL, expires_at INTEGER,"
+	" description TEXT NOT NULL, created_at INTEGER NOT NULL, used_by TEXT) STRICT;"
+	"CREATE TABLE devices (id TEXT PRIMARY KEY, vpc_id TEXT NOT NULL REFERENCES vpcs(id),"
+	" public_key TEXT NOT NULL, hostname TEXT NOT NULL, os TEXT NOT NULL,"
+	" endpoints TEXT NOT NULL, ip_index INTEGER NOT NULL, tunnel_ip TEXT NOT NULL,"
+	" relay INTEGER NOT NULL, symmetric_nat INTEGER NOT NULL, nat TEXT,"
+	" revision INTEGER NOT NULL, created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+	" token_hash BLOB NOT NULL UNIQUE,"
+	" UNIQUE (vpc_id, public_key), UNIQUE (vpc_id, ip_index), UNIQUE (vpc_id, revision)) STRICT;"
+	"CREATE TABLE tombstones (vpc_id TEXT NOT NULL REFERENCES vpcs(id) ON DELETE CASCADE,"
+	" device_id TEXT NOT NULL, revision INTEGER NOT NULL, PRIMARY KEY (vpc_id, revision)) STRICT;"
+	"PRAGMA user_version=1;";
+
+static void raw_exec(const char *sql)
+{
+	sqlite3 *db;
+	char *err = NULL;
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK, "%s", err ? err : "");
+	sqlite3_close(db);
+}
+
+static int64_t user_version(void)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	int64_t v = -1;
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+Test(store, upgrades_a_version_1_database)
+{
+	const char *v = "11111111-1111-4111-8111-111111111111";
+	struct store_limits lim = { .offline_after_s = 120, .tombstone_ttl_s = 60 };
+	char sql[2048], del[256];
+	int64_t now = (int64_t)time(NULL), rev;
+	struct store *st;
+	bool full;
+	size_t n;
+
+	raw_exec(v1_schema);
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO vpcs VALUES ('%s', 'old', '10.7.0.0/24', %lld, 3);"
+		 "INSERT INTO devices VALUES ('22222222-2222-4222-8222-222222222222', '%s', 'pk-a', 'a', 'linux',"
+		 " '[]', 1, '10.7.0.1', 0, 0, NULL, 1, %lld, %lld, x'01');"
+		 "INSERT INTO devices VALUES ('33333333-3333-4333-8333-333333333333', '%s', 'pk-b', 'b', 'linux',"
+		 " '[]', 2, '10.7.0.2', 0, 0, NULL, 2, %lld, %lld, x'02');"
+		 "INSERT INTO tombstones VALUES ('%s', '44444444-4444-4444-8444-444444444444', 3);",
+		 v, (long long)now, v, (long long)now, (long long)now, v, (long long)now,
+		 (long long)(now - 1000), v);
+	raw_exec(sql);
+
+	cr_assert_eq(store_open(path, &st), 0);
+	cr_expect(online_of(st, "22222222-2222-4222-8222-222222222222", &rev), "seen now: online");
+	cr_expect_eq(rev, 1, "the upgrade changes no revision");
+	cr_expect(!online_of(st, "33333333-3333-4333-8333-333333333333", &rev), "silent 1000 s: offline");
+	changes(st, v, 2, &full, &n, del, sizeof(del));
+	cr_expect(!full);
+	cr_expect_str_eq(del, "44444444-4444-4444-8444-444444444444", "the old tombstone is served");
+	store_free(st);
+	cr_expect_eq(user_version(), 2);
+
+	cr_assert_eq(store_open(path, &st), 0, "an upgraded database opens again");
+	cr_expect_eq(store_housekeeping(st, now + 59, &lim, NULL, NULL), 0,
+		     "a tombstone from before the upgrade lives a full TTL from the upgrade");
+	cr_expect_eq(store_housekeeping(st, now + 61, &lim, NULL, NULL), 1);
+	changes(st, v, 2, &full, &n, del, sizeof(del));
+	cr_expect(full);
+	cr_expect_eq(n, 2);
+	store_free(st);
+}
+
+Test(store, refuses_a_newer_schema)
+{
+	struct store *st;
+
+	cr_assert_eq(store_open(path, &st), 0);
+	store_free(st);
+	raw_exec("PRAGMA user_version=3");
+	cr_expect_eq(store_open(path, &st), -EPROTO);
+	cr_expect_eq(user_version(), 3, "left as it was");
 }

@@ -114,6 +114,7 @@ struct meshd {
 	struct netio_tun *tun;
 	struct netio_udp *udp;
 	uint16_t port;
+	int family;		/* the WireGuard socket's: AF_INET6 dual-stack, or AF_INET */
 	struct wg_device *dev;
 	struct wg_uapi_server *uapi;
 	char uapi_path[108];
@@ -556,7 +557,8 @@ static bool usable_local(struct meshd *m, const union sockaddr_any *a)
 {
 	if (m->has_vpc && cidr_contains(&m->vpc, a))
 		return false;	/* our own tunnel address, or another mesh's */
-	return true;
+	/* an IPv4 socket cannot take what peers would send to these */
+	return a->sa.sa_family == AF_INET || m->family == AF_INET6;
 }
 
 static void build_report(struct meshd *m, struct svc_report *r)
@@ -1473,13 +1475,25 @@ static void on_stop(struct loop *loop, int signo, void *arg)
 	loop_stop(loop);
 }
 
+/* The WireGuard socket: [::] dual-stack, so peers reach us over IPv4 and
+ * IPv6 on one port (netio turns IPv4-mapped addresses into plain IPv4 ones
+ * both ways); 0.0.0.0 where the host has no IPv6. */
 static int udp_bind(struct meshd *m, uint16_t port)
 {
+	unsigned flags = m->o.no_offload ? 0 : NETIO_UDP_OFFLOAD;
 	union sockaddr_any any, local;
 	int rc;
 
-	addr_parse_ip("0.0.0.0", port, &any);
-	if ((rc = netio_udp_open_flags(m->io, &any, m->o.no_offload ? 0 : NETIO_UDP_OFFLOAD, &m->udp)) < 0)
+	addr_parse_ip("::", port, &any);
+	m->family = AF_INET6;
+	rc = netio_udp_open_flags(m->io, &any, flags, &m->udp);
+	if (rc == -EAFNOSUPPORT || rc == -EADDRNOTAVAIL) {
+		log_info(COMPONENT, "no IPv6 on this host: IPv4 underlay only");
+		addr_parse_ip("0.0.0.0", port, &any);
+		m->family = AF_INET;
+		rc = netio_udp_open_flags(m->io, &any, flags, &m->udp);
+	}
+	if (rc < 0)
 		return rc;
 	if (netio_udp_local(m->io, m->udp, &local) == 0)
 		m->port = addr_port(&local);
@@ -1512,7 +1526,8 @@ static int read_reg_key(struct meshd *m)
 static int add_stun(struct meshd *m, const char *hostport)
 {
 	char host[256], label[DISCO_LABEL_MAX];
-	struct addrinfo hints = { .ai_family = AF_INET, .ai_socktype = SOCK_DGRAM }, *res;
+	struct addrinfo hints = { .ai_family = m->family == AF_INET6 ? AF_UNSPEC : AF_INET,
+				  .ai_socktype = SOCK_DGRAM }, *res;
 	const char *colon = strrchr(hostport, ':');
 	union sockaddr_any a;
 	int rc;
@@ -1529,7 +1544,7 @@ static int add_stun(struct meshd *m, const char *hostport)
 		return -EINVAL;
 	}
 	memset(&a, 0, sizeof(a));
-	memcpy(&a.in, res->ai_addr, sizeof(a.in));
+	memcpy(&a, res->ai_addr, res->ai_addrlen <= sizeof(a) ? res->ai_addrlen : sizeof(a));
 	freeaddrinfo(res);
 	return disco_add_server(&m->disco, &a, label, false);
 }

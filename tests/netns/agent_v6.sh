@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# meshd over an IPv6 underlay (2001:db8::/64, the documentation prefix):
+#
+#   n1 2001:db8::11 (IPv6 only) ------+
+#   n2 2001:db8::12 (IPv6 only) ------+-- br0 in [pub]: 2001:db8::1  meshsvc :8080, meshstun :3478
+#   n3 2001:db8::13 + 203.0.113.13 ---+                 203.0.113.1 (IPv4 too, for n3)
+#
+# Shown: agents with no IPv4 at all register over IPv6, learn their reflexive
+# address from an IPv6 STUN server through the WireGuard socket, report IPv6
+# endpoints, and meet directly over IPv6 (ping across the tunnel, whose
+# addresses stay IPv4); a dual-stack agent reports both families and reaches
+# an IPv6-only one over IPv6 and nothing else. No NAT: IPv6 NAT is not modeled.
+API=http://[2001:db8::1]:8080
+source "$(dirname "$0")/agent_common.bash"
+NS=(pub n1 n2 n3)
+
+need meshd meshsvc meshstun
+
+# link NS: a veth from NS into pub's bridge (addresses added by the caller;
+# nodad: no duplicate address detection wait in a lab we built)
+link() {
+	X pub ip link add "w-$1" type veth peer name eth0 netns "$P-$1" &&
+	X pub ip link set "w-$1" master br0 && X pub ip link set "w-$1" up &&
+	X "$1" ip link set eth0 up
+}
+setup6() {
+	local n
+	for n in "${NS[@]}"; do ip netns add "$P-$n" && X "$n" ip link set lo up || return 1; done
+	X pub ip link add br0 type bridge && X pub ip link set br0 up &&
+	X pub ip addr add 2001:db8::1/64 dev br0 nodad && X pub ip addr add 203.0.113.1/24 dev br0 || return 1
+	link n1 && X n1 ip addr add 2001:db8::11/64 dev eth0 nodad || return 1
+	link n2 && X n2 ip addr add 2001:db8::12/64 dev eth0 nodad || return 1
+	link n3 && X n3 ip addr add 2001:db8::13/64 dev eth0 nodad && X n3 ip addr add 203.0.113.13/24 dev eth0
+}
+
+if ! setup6; then notok "topology"; exit 1; fi
+check "n1 has no IPv4 address but loopback" test -z "$(X n1 ip -4 -o addr show scope global)"
+ip netns exec "$P-pub" "$B/meshsvc" --listen "[2001:db8::1]:8080" --db "$T/svc.db" --admin-token-file "$T/admin" \
+	>>"$T/svc.log" 2>&1 &
+PIDS[svc]=$!
+wait_port pub t 8080 || { notok "meshsvc starts on [2001:db8::1]:8080"; dump_logs; exit 1; }
+ip netns exec "$P-pub" "$B/meshstun" --listen "[2001:db8::1]:3478" >"$T/stun.log" 2>&1 &
+PIDS[stun]=$!
+wait_port pub u 3478 || { notok "meshstun starts on [2001:db8::1]:3478"; dump_logs; exit 1; }
+make_vpc || { notok "VPC and registration key"; dump_logs; exit 1; }
+
+# agent6 NAME: meshd in namespace NAME with the IPv6 STUN server only
+agent6() {
+	ip netns exec "$P-$1" "$B/meshd" --service "$API" --reg-key-file "$T/regkey" \
+		--stun "[2001:db8::1]:3478" --ifname "nm-$1" --hostname "$1" --state-dir "$T/state-$1" \
+		--control "$T/$1.sock" >>"$T/$1.log" 2>&1 &
+	PIDS[$1]=$!
+}
+registered() { [ -n "$(tunnel_ip "$1")" ]; }
+# eps NAME: the endpoints NAME reports in its status, one "source address" per line
+eps() { ctl "$1" '{"cmd":"status"}' | jq -r '.endpoints[]? | "\(.source) \(.address)"'; }
+has_eps() { # NAME PATTERN...: every pattern matches a line of eps NAME
+	local e p; e=$(eps "$1"); shift
+	for p in "$@"; do grep -q -- "$p" <<<"$e" || return 1; done
+}
+peer_ep() { ctl "$1" '{"cmd":"peers"}' | jq -r --arg n "$2" '.peers[] | select(.name == $n) | .endpoint'; }
+
+agent6 n1
+agent6 n2
+check "n1 and n2 register with the service over IPv6" wait_for 10 eval 'registered n1 && registered n2'
+T1=$(tunnel_ip n1) T2=$(tunnel_ip n2)
+check "n1 reports its IPv6 local endpoint and the reflexive one from the IPv6 STUN server" \
+	wait_for 5 has_eps n1 '^local \[2001:db8::11\]:' '^stun:\[2001:db8::1\]:3478 \[2001:db8::11\]:'
+port1=$(ctl n1 '{"cmd":"status"}' | jq -r .listen_port)
+check "the reflexive port is the WireGuard socket's ($port1): STUN went out through it" \
+	has_eps n1 "^stun:\[2001:db8::1\]:3478 \[2001:db8::11\]:$port1\$"
+check "the service has n1's IPv6 endpoints" \
+	eval "api GET /api/devices | jq -e '[.[] | select(.hostname == \"n1\") | .endpoints[] | select(.address | startswith(\"[2001:db8::11]:\"))] | length >= 2' >/dev/null"
+check "n1 -> n2 path is direct" wait_for 10 path_is n1 n2 direct
+check "n2 -> n1 path is direct" wait_for 5 path_is n2 n1 direct
+check "ping n1 -> n2 across the tunnel ($T2)" ping_ok n1 "$T2"
+check "ping n2 -> n1 across the tunnel ($T1)" ping_ok n2 "$T1"
+ep=$(peer_ep n1 n2)
+check "n1 sends to n2 at its IPv6 address (endpoint=$ep)" test "${ep%:*}" = "[2001:db8::12]"
+
+# a dual-stack agent: both families reported, IPv6 used towards n1
+agent6 n3
+check "n3 registers" wait_for 10 registered n3
+T3=$(tunnel_ip n3)
+check "dual-stack n3 reports an IPv4 and an IPv6 local endpoint" \
+	wait_for 5 has_eps n3 '^local 203\.0\.113\.13:' '^local \[2001:db8::13\]:'
+check "n3 -> n1 path is direct" wait_for 10 path_is n3 n1 direct
+check "ping n3 -> n1 across the tunnel ($T1)" ping_ok n3 "$T1"
+check "ping n1 -> n3 across the tunnel ($T3)" ping_ok n1 "$T3"
+ep=$(peer_ep n3 n1)
+check "n3 sends to n1 over IPv6 (endpoint=$ep)" test "${ep%:*}" = "[2001:db8::11]"
+ep=$(peer_ep n1 n3)
+check "n1 sends to n3 over IPv6, the only family it has (endpoint=$ep)" test "${ep%:*}" = "[2001:db8::13]"
+
+for n in n1 n2 n3; do stop_agent "$n"; done
+check "no agent logged an error" eval '! grep -h " error " "$T"/n?.log'
+check "no sanitizer report in any log" eval '! grep -l "Sanitizer\|runtime error" "$T"/*.log'
+[ "$fails" -eq 0 ] || dump_logs
+exit $((fails > 0))

@@ -4,7 +4,8 @@
 # timeout variants, does the mapping stay the same for two destinations, does
 # a third host get in before and after the inside host sent to it, is the
 # source port kept, does hairpinning work, does a mapping expire, do mappings
-# stay in a configured port range and does a small range run out.
+# stay in a configured port range, does a small range run out, and does link
+# loss on wan drop the declared share of replies (counted per rate).
 #
 #   in1 10.0.1.2 --- lan1 10.0.1.1 +
 #                                  | gw: the NAT model (udpprobe nat), wan 203.0.113.1
@@ -94,6 +95,7 @@ gets_in() { deliver ext "$1" "$2" in1 "$3" >/dev/null; }
 stays_out() { ! gets_in "$@"; }
 port() { echo "${1##*:}"; }
 no_reply() { ! mapping "$@" >/dev/null; }
+replies() { mapping "$@" >/dev/null; }
 
 # The checks every model gets. NAME MAPPING(ei|ad|apd) FILTERING PORTS(preserve|other) BASE
 behaviour() {
@@ -241,16 +243,55 @@ check "ADM with port preservation is refused ($err)" grep -q '^udpprobe: port_al
 err=$(X gw "$PROBE" nat full-cone --wan nosuch0 2>&1 >/dev/null)
 check "a WAN without an address is refused ($err)" grep -q 'nosuch0 has no IPv4 address' <<<"$err"
 
-# link loss: 100 % drops every reply arriving on wan, 0 % removes the chain
+# link loss: 100 % drops every reply arriving on wan, 0 % removes the chain.
+# The loss chain sees ARP on wan too, so gw and ext get fixed neighbours
+# first: a lost ARP reply would otherwise drop datagrams of its own.
+udp_in() { X "$1" awk '/^Udp:/ { if (n++) print $2 }' /proc/net/snmp; }	# NS: InDatagrams
+mac_gw=$(X gw cat /sys/class/net/wan/address) mac_s1=$(X ext cat /sys/class/net/eth0/address)
+X gw ip neigh replace 203.0.113.10 lladdr "$mac_s1" dev wan nud permanent
+X ext ip neigh replace 203.0.113.1 lladdr "$mac_gw" dev eth0 nud permanent
 nat port-restricted-cone
 if X gw "$PROBE" loss wan 100; then
 	check "loss 100% on wan: no reply" no_reply in1 10.0.1.2:$base 203.0.113.10:3478
 	X gw "$PROBE" loss wan 0
-	check "loss 0% on wan: replies again" mapping in1 10.0.1.2:$((base + 1)) 203.0.113.10:3478 >/dev/null
+	check "loss 0% on wan: replies again" replies in1 10.0.1.2:$((base + 1)) 203.0.113.10:3478
 	check "loss 0% removed the chain" [ -z "$(X gw nft list chain netdev natmesh_loss in-wan 2>/dev/null)" ]
+
+	# Loss per rate, counted: in1 sends N datagrams to S1's echo server in
+	# batches and counts the replies. The loss hook is gw's wan ingress only:
+	# requests cross lan1's ingress and leave by wan, so they are never
+	# dropped (S1's UDP InDatagrams must grow by exactly N), and a reply
+	# comes back with probability q = 1 - p/100. The count is Binomial(N, q);
+	# it must lie within N q +- 5 sd, sd = sqrt(N q (1 - q)), which a right
+	# model misses with probability < 1e-6 per rate (exact binomial tails:
+	# 6e-7..8e-7). With N = 2000 the bounds are 10%: 1733..1867, 30%:
+	# 1298..1502, 50%: 889..1111, 90%: 133..267. They catch, with probability
+	# 1 - 1e-11 or better: the rate ignored (N replies), the rate inverted
+	# (100 - p; except at 50%, where it is the same thing) and loss applied
+	# twice (q^2), and any delivery rate off by more than ~11 percentage
+	# points. They cannot tell p from p +- 1 (nor anything within ~3 points):
+	# that takes 10 sd < 0.01 N, N >= 250000 at 50%. The 0% control with the
+	# same N and batches shows the path itself loses nothing.
+	n=2000
+	for p in 0 10 30 50 90; do
+		if ! X gw "$PROBE" loss wan $p; then notok "apply loss $p%"; continue; fi
+		read -r lo hi mean < <(awk -v n=$n -v p=$p 'BEGIN {
+			m = n * (100 - p) / 100; d = 5 * sqrt(n * (100 - p) * p / 10000)
+			lo = m - d; if (lo != int(lo)) lo = int(lo) + 1
+			printf "%d %d %.0f\n", lo < 0 ? 0 : lo, int(m + d), m }')
+		before=$(udp_in ext)
+		got=$(X in1 "$PROBE" tally 10.0.1.2:$((base + 10 + p)) 203.0.113.10:3478 \
+			--count $n --timeout-ms 200) || got=-1
+		req=$(( $(udp_in ext) - before ))
+		check "loss $p% on wan: S1 got $req of $n requests, $got replies, expected $lo..$hi ($mean +- 5 sd)" \
+			[ "$req" = $n -a "$got" -ge "$lo" -a "$got" -le "$hi" ]
+	done
+	X gw "$PROBE" loss wan 0
 else
 	notok "apply loss"
 fi
+X gw ip neigh del 203.0.113.10 dev wan
+X ext ip neigh del 203.0.113.1 dev eth0
 
 X gw "$PROBE" nat --remove
 check "remove deletes the table" [ -z "$(X gw nft list table ip natmesh_nat 2>/dev/null)" ]

@@ -27,6 +27,11 @@ static void usage(FILE *f)
 		"         print the source of the first datagram that arrives on BIND\n"
 		"       udpprobe send BIND DEST [--count N]\n"
 		"         send N datagrams (default 3), 50 ms apart, expecting nothing\n"
+		"       udpprobe tally BIND DEST [--count N] [--batch B] [--gap-ms MS] [--timeout-ms MS]\n"
+		"         send N datagrams (default 3) to DEST (an echo server) in batches of B (default 64),\n"
+		"         print how many replies came from DEST; before the next batch it waits until every\n"
+		"         reply so far came back or none came for MS (--gap-ms, default 20), after the last\n"
+		"         batch for --timeout-ms; exits 0 however many came back\n"
 		"       udpprobe nat MODEL --wan IFNAME [--wan-addr IP]\n"
 		"         apply a NAT model (preset name or JSON) in the current namespace\n"
 		"       udpprobe nat --remove\n"
@@ -154,6 +159,43 @@ static int cmd_send(int fd, const char *dest, int count)
 	return 0;
 }
 
+/* Batches keep the queues on the way (socket buffers, the veth backlog) far
+ * shorter than they are, so that with no loss on the path every reply comes
+ * back; the echo server's replies carry no sequence number, so this counts
+ * replies from DEST and nothing else. */
+static int cmd_tally(int fd, const char *dest_s, int count, int batch, int gap_ms, int timeout_ms)
+{
+	union sockaddr_any d, from;
+	char buf[512];
+	int sent = 0, got = 0, rc;
+
+	if (addr_parse(dest_s, &d) < 0) {
+		fprintf(stderr, "udpprobe: bad address %s: expected IP:PORT\n", dest_s);
+		return 2;
+	}
+	while (sent < count) {
+		for (int i = 0; i < batch && sent < count; i++, sent++) {
+			if (sendto(fd, "tally", 5, 0, &d.sa, addr_len(&d)) < 0) {
+				fprintf(stderr, "udpprobe: send to %s: %s\n", dest_s, strerror(errno));
+				return 2;
+			}
+		}
+		while (got < sent) {
+			rc = recv_one(fd, sent < count ? gap_ms : timeout_ms, &from, buf, sizeof(buf));
+			if (rc < 0) {
+				fprintf(stderr, "udpprobe: receive from %s: %s\n", dest_s, strerror(errno));
+				return 2;
+			}
+			if (rc == 0)
+				break;
+			if (addr_equal(&from, &d))
+				got++;
+		}
+	}
+	printf("%d\n", got);
+	return 0;
+}
+
 static int report(int rc, const struct natmodel_error *err)
 {
 	if (rc == 0)
@@ -192,6 +234,8 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "timeout-ms", required_argument, NULL, 't' },
 		{ "count", required_argument, NULL, 'c' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "gap-ms", required_argument, NULL, 'g' },
 		{ "wan", required_argument, NULL, 'w' },
 		{ "wan-addr", required_argument, NULL, 'a' },
 		{ "remove", no_argument, NULL, 'r' },
@@ -199,20 +243,26 @@ int main(int argc, char **argv)
 		{ 0 }
 	};
 	const char *wan = NULL, *wan_addr = NULL;
-	int timeout_ms = 2000, count = 3, c, fd, rc;
+	int timeout_ms = 2000, count = 3, batch = 64, gap_ms = 20, c, fd, rc;
 	bool remove = false;
 	char *end;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
-		case 'c': {
+		case 'c':
+		case 'b':
+		case 'g': {
 			long v = strtol(optarg, &end, 10);
 			if (*end || end == optarg || v < 0 || v > 3600000) {
 				fprintf(stderr, "udpprobe: bad number %s\n", optarg);
 				return 2;
 			}
-			*(c == 't' ? &timeout_ms : &count) = (int)v;
+			if (c == 'b' && v == 0) {
+				fprintf(stderr, "udpprobe: --batch 0: a batch holds at least 1 datagram\n");
+				return 2;
+			}
+			*(c == 't' ? &timeout_ms : c == 'c' ? &count : c == 'b' ? &batch : &gap_ms) = (int)v;
 			break;
 		}
 		case 'w': wan = optarg; break;
@@ -241,7 +291,7 @@ int main(int argc, char **argv)
 		return report(natmodel_loss_apply(argv[1], (unsigned int)pct, &err), &err);
 	}
 
-	int want = !strcmp(verb, "ask") || !strcmp(verb, "send") ? 3 :
+	int want = !strcmp(verb, "ask") || !strcmp(verb, "send") || !strcmp(verb, "tally") ? 3 :
 		   !strcmp(verb, "echo") || !strcmp(verb, "wait") ? 2 : 0;
 	if (!want || argc != want) {
 		usage(stderr);
@@ -256,6 +306,8 @@ int main(int argc, char **argv)
 		rc = cmd_ask(fd, argv[2], timeout_ms);
 	else if (!strcmp(verb, "wait"))
 		rc = cmd_wait(fd, timeout_ms);
+	else if (!strcmp(verb, "tally"))
+		rc = cmd_tally(fd, argv[2], count, batch, gap_ms, timeout_ms);
 	else
 		rc = cmd_send(fd, argv[2], count);
 	close(fd);

@@ -3,8 +3,10 @@
 # a direct pair (A behind a masquerading NAT, C public; A first tries a dead
 # candidate) and a relayed pair (A and B behind NATs, B's NAT symmetric; A's
 # direct attempt at B fails, then A and B talk through the relay R). Then the
-# same captures truncated and corrupted. Every expectation that has an
-# independent source is checked against tshark's reading of the same files.
+# same captures truncated and corrupted (a corrupt record header or garbage
+# between records is skipped over to the next record). Every expectation
+# that has an independent source is checked against tshark's reading of the
+# same files.
 #
 #  PFX-a: A 10.0.1.2 --- PFX-na: 10.0.1.1 | 203.0.113.1 masquerade ---+
 #  PFX-b: B 10.0.2.2 --- PFX-nb: 10.0.2.1 | 203.0.113.2 masq random --+-- PFX-i
@@ -203,11 +205,26 @@ cp "$src" "$X/badlen.pcap"
 # caplen of record k := 0x7fffffff
 printf '\xff\xff\xff\x7f' | dd of="$X/badlen.pcap" bs=1 seek=$((offs[k] + 8)) conv=notrunc status=none
 "$TR" "$X/badlen.pcap" "$D/link-c-i.pcap" >"$RP_TMP/badlen.txt" 2>&1; rc=$?
+"$TR" --json "$X/badlen.pcap" >"$RP_TMP/badlen.json" 2>/dev/null
+skipped=$((offs[k + 1] - offs[k]))
 check "corrupt length: exits 1" test $rc = 1
-check "corrupt length: names the file and offset ${offs[k]}" \
-  grep -q "badlen.pcap: read error at byte offset ${offs[k]}:" "$RP_TMP/badlen.txt"
-check "corrupt length: keeps the $k records before it and reads the other file" \
-  bash -c "grep -q 'badlen.pcap: $k records' '$RP_TMP/badlen.txt' && grep -q '^pair ' '$RP_TMP/badlen.txt'"
+check "corrupt length: warns with the file, offset ${offs[k]}, resumed at ${offs[k + 1]}, $skipped bytes skipped" \
+  grep -q "badlen.pcap: warning: corrupt record header at byte offset ${offs[k]} (captured length 2147483647 above the snaplen [0-9]*), resumed at byte offset ${offs[k + 1]}: $skipped bytes skipped" "$RP_TMP/badlen.txt"
+check "corrupt length: no read error, the file is read to its end" \
+  bash -c "! grep -q 'badlen.pcap: read error' '$RP_TMP/badlen.txt'"
+check "corrupt length: counts the $k records before it and the $((n - k - 1)) after it, and reads the other file" \
+  bash -c "grep -q 'badlen.pcap: $((n - 1)) records, .*, 1 damaged record header skipped over ($skipped bytes)' '$RP_TMP/badlen.txt' && grep -q '^pair ' '$RP_TMP/badlen.txt'"
+check "corrupt length: the JSON has the resync (1, $skipped bytes, ${offs[k]} -> ${offs[k + 1]})" \
+  bash -c "grep -q '\"records\": $((n - 1)),' '$RP_TMP/badlen.json' && grep -q '\"resyncs\": 1,' '$RP_TMP/badlen.json' &&
+    grep -q '\"skipped_bytes\": $skipped,' '$RP_TMP/badlen.json' && grep -q '\"offset\": ${offs[k]},' '$RP_TMP/badlen.json' &&
+    grep -q '\"resumed_offset\": ${offs[k + 1]},' '$RP_TMP/badlen.json'"
+
+# 37 bytes of garbage between two records: exactly those are skipped
+{ head -c "${offs[k]}" "$src"; printf '\xff%.0s' $(seq 37); tail -c +$((offs[k] + 1)) "$src"; } >"$X/garbage.pcap"
+"$TR" "$X/garbage.pcap" >"$RP_TMP/garbage.txt" 2>&1; rc=$?
+check "garbage: exits 1, warns at ${offs[k]}, resumes at $((offs[k] + 37)), 37 bytes skipped" \
+  bash -c "[ $rc = 1 ] && grep -q 'garbage.pcap: warning: corrupt record header at byte offset ${offs[k]} (.*), resumed at byte offset $((offs[k] + 37)): 37 bytes skipped' '$RP_TMP/garbage.txt'"
+check "garbage: all $n records are read" grep -q "garbage.pcap: $n records" "$RP_TMP/garbage.txt"
 
 # flipped bytes inside packets (not headers): read to the end, no crash
 cp "$src" "$X/flipped.pcap"

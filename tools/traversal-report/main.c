@@ -31,10 +31,13 @@ static void usage(FILE *f)
 		"                      repeatable\n"
 		"  -h, --help          this text\n"
 		"\n"
-		"A damaged capture is reported with its byte offset, and what was read\n"
-		"before the damage is used. Exit status: 0 all captures read, 1 some\n"
-		"capture was damaged or unreadable (the report is still printed), 2 bad\n"
-		"usage or out of memory.\n");
+		"A damaged capture is reported with its byte offsets. In a pcap file a\n"
+		"damaged record header is skipped over: reading resumes at the next\n"
+		"plausible record, and the skipped bytes are reported as a warning. A\n"
+		"pcapng file (read by libpcap, which cannot resynchronise) ends at its\n"
+		"first damaged record; what was read before it is used. Exit status: 0\n"
+		"all captures read, 1 some capture was damaged or unreadable (the report\n"
+		"is still printed), 2 bad usage or out of memory.\n");
 }
 
 static bool is_capture_name(const char *n)
@@ -187,6 +190,8 @@ int main(int argc, char **argv)
 		if (rp_read_pcap(&rp, paths.v[i]) < 0)
 			goto oom;
 	for (size_t i = 0; i < rp.ncaps; i++) {
+		rp_print_warnings(&rp.caps[i], stderr);
+		damaged |= rp.caps[i].resyncs > 0;
 		if (!rp.caps[i].failed)
 			continue;
 		damaged = true;

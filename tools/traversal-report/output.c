@@ -446,8 +446,28 @@ static void print_captures(const struct rp *rp)
 				printf("%s %" PRIu64, k ? "," : "", c->bad_offsets[k]);
 			printf("%s)", c->undecodable > RP_BAD_OFFSETS ? ", ..." : "");
 		}
+		if (c->resyncs)
+			printf(", %" PRIu64 " damaged record header%s skipped over (%" PRIu64 " bytes)",
+			       c->resyncs, c->resyncs == 1 ? "" : "s", c->skipped);
 		printf("\n");
 	}
+}
+
+void rp_print_warnings(const struct rp_capture *c, FILE *f)
+{
+	uint64_t kept_bytes = 0;
+
+	for (uint64_t k = 0; k < c->resyncs && k < RP_RESYNCS_KEPT; k++) {
+		const struct rp_resync *e = &c->resync[k];
+
+		fprintf(f, "traversal-report: %s: warning: corrupt record header at byte offset %" PRIu64
+			" (%s), resumed at byte offset %" PRIu64 ": %" PRIu64 " bytes skipped\n",
+			c->path, e->corrupt_at, e->why, e->resumed_at, e->resumed_at - e->corrupt_at);
+		kept_bytes += e->resumed_at - e->corrupt_at;
+	}
+	if (c->resyncs > RP_RESYNCS_KEPT)
+		fprintf(f, "traversal-report: %s: warning: %" PRIu64 " more corrupt record headers, %" PRIu64
+			" more bytes skipped\n", c->path, c->resyncs - RP_RESYNCS_KEPT, c->skipped - kept_bytes);
 }
 
 void rp_print_text(const struct rp *rp)
@@ -455,11 +475,13 @@ void rp_print_text(const struct rp *rp)
 	char a1[ADDR_STRLEN], a2[ADDR_STRLEN], ts[64];
 	size_t npeer = 0;
 
-	for (size_t i = 0; i < rp->ncaps; i++)
+	for (size_t i = 0; i < rp->ncaps; i++) {
+		rp_print_warnings(&rp->caps[i], stdout);
 		if (rp->caps[i].failed)
 			printf("traversal-report: %s: read error at byte offset %" PRIu64 ": %s (%" PRIu64
 			       " records read before it are used)\n", rp->caps[i].path,
 			       rp->caps[i].err_offset, rp->caps[i].err, rp->caps[i].records);
+	}
 	if (rp->nobs) {
 		printf("captures (t=0 is %s):\n", iso_time(rp->t0, ts, sizeof(ts)));
 	} else {
@@ -733,7 +755,7 @@ int rp_print_json(const struct rp *rp)
 	json_object_set_new(root, "t0", rp->nobs ? json_string(iso_time(rp->t0, ts, sizeof(ts))) : json_null());
 	for (size_t i = 0; i < rp->ncaps; i++) {
 		const struct rp_capture *c = &rp->caps[i];
-		json_t *o = json_object(), *bad = json_array();
+		json_t *o = json_object(), *bad = json_array(), *warn = json_array();
 
 		json_object_set_new(o, "file", json_string(c->path));
 		json_object_set_new(o, "linktype", json_integer(c->linktype));
@@ -744,6 +766,22 @@ int rp_print_json(const struct rp *rp)
 		for (size_t k = 0; k < c->undecodable && k < RP_BAD_OFFSETS; k++)
 			json_array_append_new(bad, json_integer((json_int_t)c->bad_offsets[k]));
 		json_object_set_new(o, "undecodable_offsets", bad);
+		json_object_set_new(o, "format", json_string(c->format));
+		json_object_set_new(o, "resynchronises", json_boolean(c->resynchronises));
+		json_object_set_new(o, "resyncs", json_integer((json_int_t)c->resyncs));
+		json_object_set_new(o, "skipped_bytes", json_integer((json_int_t)c->skipped));
+		for (uint64_t k = 0; k < c->resyncs && k < RP_RESYNCS_KEPT; k++) {
+			const struct rp_resync *r = &c->resync[k];
+			json_t *w = json_object();
+
+			json_object_set_new(w, "offset", json_integer((json_int_t)r->corrupt_at));
+			json_object_set_new(w, "resumed_offset", json_integer((json_int_t)r->resumed_at));
+			json_object_set_new(w, "skipped_bytes",
+					    json_integer((json_int_t)(r->resumed_at - r->corrupt_at)));
+			json_object_set_new(w, "reason", json_string(r->why));
+			json_array_append_new(warn, w);
+		}
+		json_object_set_new(o, "warnings", warn);
 		if (c->failed) {
 			json_t *e = json_object();
 

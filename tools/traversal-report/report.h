@@ -1,8 +1,12 @@
 /* traversal-report: what happened during a traversal, read from pcaps.
  *
- *   capture.c  reads pcap files (libpcap) into observations: one per STUN or
- *              WireGuard datagram seen in one capture, with the byte offset
- *              of its record; read errors keep the file name and offset.
+ *   capture.c  reads captures into observations: one per STUN or WireGuard
+ *              datagram seen in one capture, with the byte offset of its
+ *              record. Classic pcap through lib/pcapread, which skips over a
+ *              damaged record header to the next plausible record (each skip
+ *              is kept: where, where reading resumed, why); pcapng through
+ *              libpcap, which cannot, so there the damage ends the file.
+ *              Read errors keep the file name and offset.
  *   analyze.c  groups observations of the same datagram across captures into
  *              flights, derives NAT translations from the addresses a flight
  *              has on either side of a gateway (and from STUN mapped
@@ -17,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "addr.h"
 #include "pktdecode.h"
@@ -47,6 +52,16 @@ enum {
 	RP_FORWARD_SCAN = 64,
 	/* records read errors on undecodable frames, first N offsets kept */
 	RP_BAD_OFFSETS = 4,
+	/* resynchronisations kept per capture with their offsets (all counted) */
+	RP_RESYNCS_KEPT = 4,
+};
+
+/* A damaged record header skipped over: reading resumed at the next
+ * plausible record. */
+struct rp_resync {
+	uint64_t corrupt_at;		/* byte offset of the damaged header */
+	uint64_t resumed_at;		/* of the record reading resumed with */
+	char why[96];			/* what was wrong with the header */
 };
 
 struct rp_capture {
@@ -57,9 +72,14 @@ struct rp_capture {
 	uint64_t stun, wg;		/* of which STUN and WireGuard */
 	uint64_t undecodable;		/* frames whose headers did not parse */
 	uint64_t bad_offsets[RP_BAD_OFFSETS];
+	const char *format;		/* "pcap", "pcapng" or "other" (static) */
+	bool resynchronises;		/* read by lib/pcapread, not libpcap */
+	uint64_t resyncs;		/* damaged headers skipped over */
+	uint64_t skipped;		/* bytes skipped by them */
+	struct rp_resync resync[RP_RESYNCS_KEPT];
 	bool failed;			/* reading stopped early */
 	uint64_t err_offset;		/* byte offset of the failing record */
-	char err[256];
+	char err[384];
 };
 
 /* One datagram seen in one capture. */
@@ -211,7 +231,8 @@ int rp_grow(void **arr, size_t *cap, size_t n, size_t sz);
 	(rp_grow((void **)&(arr), &(cap), (n), sizeof(*(arr))) ? NULL : &(arr)[(n)++])
 
 /* capture.c: appends the STUN and WireGuard datagrams of one file. Returns 0
- * even when the file is damaged (caps[].failed says so); -ENOMEM only. */
+ * even when the file is damaged (caps[].resyncs and caps[].failed say so);
+ * -ENOMEM only. */
 int rp_read_pcap(struct rp *rp, const char *path);
 
 /* analyze.c */
@@ -225,6 +246,9 @@ bool rp_addr_private(const union sockaddr_any *a);
 
 /* output.c */
 void rp_print_text(const struct rp *rp);
+/* one line per resynchronisation of the capture (the first RP_RESYNCS_KEPT,
+ * then one for the rest) */
+void rp_print_warnings(const struct rp_capture *c, FILE *f);
 int rp_print_json(const struct rp *rp);
 
 #endif

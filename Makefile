@@ -9,6 +9,9 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
 CPPFLAGS += -D_GNU_SOURCE -Ilib -I.
 PREFIX  ?= /usr/local
 DESTDIR ?=
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR  ?= $(PREFIX)/share/doc/natmesh
 
 PKGS    := libnftnl libmnl jansson libcurl libsodium libmicrohttpd sqlite3 libpcap
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -162,9 +165,18 @@ $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_BUILD)/libfuzzall.a
 	@$(if $(Q),echo "  FUZZLD  $@")
 	$(Q)clang -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
 
+# systemd units (dist/systemd) get the paths they run from; DESTDIR only
+# stages the files
+UNITS := $(wildcard dist/systemd/*.service)
 install: $(INSTALL_PROGS)
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
 	install -m 0755 $(INSTALL_PROGS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	for u in $(UNITS); do \
+		sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		    -e 's|@DOCDIR@|$(DOCDIR)|g' "$$u" >$(DESTDIR)$(UNITDIR)/$$(basename "$$u") && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename "$$u") || exit 1; \
+	done
 
 clean:
 	rm -rf build

@@ -9,10 +9,12 @@
 # address from an IPv6 STUN server through the WireGuard socket, report IPv6
 # endpoints, and meet directly over IPv6 (ping across the tunnel, whose
 # addresses stay IPv4); a dual-stack agent reports both families and reaches
-# an IPv6-only one over IPv6 and nothing else. No NAT: IPv6 NAT is not modeled.
+# an IPv6-only one over IPv6 and nothing else; on a host without IPv6 (a
+# seccomp filter refuses IPv6 sockets) meshd runs on IPv4 and reports no IPv6
+# endpoint. No NAT: IPv6 NAT is not modeled.
 API=http://[2001:db8::1]:8080
 source "$(dirname "$0")/agent_common.bash"
-NS=(pub n1 n2 n3)
+NS=(pub n1 n2 n3 n4)
 
 need meshd meshsvc meshstun
 
@@ -30,7 +32,29 @@ setup6() {
 	X pub ip addr add 2001:db8::1/64 dev br0 nodad && X pub ip addr add 203.0.113.1/24 dev br0 || return 1
 	link n1 && X n1 ip addr add 2001:db8::11/64 dev eth0 nodad || return 1
 	link n2 && X n2 ip addr add 2001:db8::12/64 dev eth0 nodad || return 1
-	link n3 && X n3 ip addr add 2001:db8::13/64 dev eth0 nodad && X n3 ip addr add 203.0.113.13/24 dev eth0
+	link n3 && X n3 ip addr add 2001:db8::13/64 dev eth0 nodad && X n3 ip addr add 203.0.113.13/24 dev eth0 &&
+	link n4 && X n4 ip addr add 2001:db8::14/64 dev eth0 nodad && X n4 ip addr add 203.0.113.14/24 dev eth0
+}
+
+# no_ipv6 CMD...: CMD with socket(AF_INET6, ...) refused (EAFNOSUPPORT) by a
+# seccomp filter, as on a host booted without IPv6
+no_ipv6() {
+	python3 - "$@" <<-'EOF'
+	import ctypes, os, platform, struct, sys
+	nr, audit = {"x86_64": (41, 0xc000003e), "aarch64": (198, 0xc00000b7)}[platform.machine()]
+	def ins(code, jt, jf, k): return struct.pack("HBBI", code, jt, jf, k)
+	# arch, then syscall number, then args[0] (low half): socket(AF_INET6) -> errno 97
+	prog = b"".join([ins(0x20, 0, 0, 4), ins(0x15, 0, 5, audit), ins(0x20, 0, 0, 0), ins(0x15, 0, 3, nr),
+			 ins(0x20, 0, 0, 16), ins(0x15, 0, 1, 10), ins(0x06, 0, 0, 0x00050000 | 97),
+			 ins(0x06, 0, 0, 0x7fff0000)])
+	filt = ctypes.create_string_buffer(prog)
+	fprog = ctypes.create_string_buffer(struct.pack("HxxxxxxQ", len(prog) // 8, ctypes.addressof(filt)))
+	libc = ctypes.CDLL(None, use_errno=True)
+	libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+	if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.addressof(fprog), 0, 0):
+	    sys.exit("no_ipv6: prctl: " + os.strerror(ctypes.get_errno()))
+	os.execvp(sys.argv[1], sys.argv[1:])
+	EOF
 }
 
 if ! setup6; then notok "topology"; exit 1; fi
@@ -92,7 +116,23 @@ check "n3 sends to n1 over IPv6 (endpoint=$ep)" test "${ep%:*}" = "[2001:db8::11
 ep=$(peer_ep n1 n3)
 check "n1 sends to n3 over IPv6, the only family it has (endpoint=$ep)" test "${ep%:*}" = "[2001:db8::13]"
 
-for n in n1 n2 n3; do stop_agent "$n"; done
+# a host without IPv6: meshd falls back to an IPv4 socket and reports no IPv6
+# endpoint, although the interface has one (the service is IPv6-only here, so
+# n4 does not register; its own view is what is checked)
+ip netns exec "$P-n4" python3 -c 'import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)' 2>/dev/null &&
+	! no_ipv6 ip netns exec "$P-n4" python3 -c 'import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)' 2>/dev/null
+check "(the no-IPv6 wrapper refuses IPv6 sockets, and only under it)" test $? = 0
+no_ipv6 ip netns exec "$P-n4" "$B/meshd" --service "$API" --reg-key-file "$T/regkey" --ifname nm-n4 --hostname n4 \
+	--state-dir "$T/state-n4" --control "$T/n4.sock" >>"$T/n4.log" 2>&1 &
+PIDS[n4]=$!
+check "without IPv6 meshd says so and runs on IPv4" wait_for 5 grep -q "no IPv6 on this host" "$T/n4.log"
+check "its WireGuard socket is 0.0.0.0" wait_for 5 eval '[ -n "$(X n4 ss -Hlun "sport = :$(ctl n4 "{\"cmd\":\"status\"}" | jq -r .listen_port)" | grep "0\.0\.0\.0:")" ]'
+check "it reports its IPv4 local endpoint and no IPv6 one" \
+	wait_for 5 eval 'has_eps n4 "^local 203\.0\.113\.14:" && ! has_eps n4 "2001:db8"'
+check "while n3 beside it, with IPv6, listens on [::]" \
+	eval '[ -n "$(X n3 ss -Hlun "sport = :$(ctl n3 "{\"cmd\":\"status\"}" | jq -r .listen_port)" | grep "\[::\]:\|\*:")" ]'
+
+for n in n1 n2 n3 n4; do stop_agent "$n"; done
 check "no agent logged an error" eval '! grep -h " error " "$T"/n?.log'
 check "no sanitizer report in any log" eval '! grep -l "Sanitizer\|runtime error" "$T"/*.log'
 [ "$fails" -eq 0 ] || dump_logs

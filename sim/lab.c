@@ -230,10 +230,27 @@ static int make_namespaces(struct sim_lab *lab)
 		if (!v6) {
 			netns_sysctl("net.ipv6.conf.all.disable_ipv6", "1");
 			netns_sysctl("net.ipv6.conf.default.disable_ipv6", "1");
+		} else {
+			/* before the links exist, which take the defaults: an
+			 * address under duplicate address detection is tentative
+			 * for a second or two, and neither answers nor can be
+			 * bound; addresses and routes are the scenario's alone */
+			static const char *const v6_off[] = { "accept_dad", "accept_ra", "autoconf" };
+			char key[64];
+			for (size_t k = 0; k < sizeof(v6_off) / sizeof(v6_off[0]) && !rc; k++)
+				for (int d = 0; d < 2 && !rc; d++) {
+					sim_strf(key, sizeof(key), "net.ipv6.conf.%s.%s", d ? "default" : "all", v6_off[k]);
+					if ((rc = netns_sysctl(key, "0")))
+						lab_fail(lab, rc, "%s: cannot set %s: %s", name, key, strerror(-rc));
+				}
 		}
-		if (i < sc->nnodes && sc->nodes[i].kind != SIM_NODE_HOST &&
+		if (!rc && i < sc->nnodes && sc->nodes[i].kind != SIM_NODE_HOST &&
 		    (rc = netns_sysctl("net.ipv4.ip_forward", "1")))
 			lab_fail(lab, rc, "%s: cannot enable ip_forward: %s", name, strerror(-rc));
+		/* a NAT node has no IPv6 links (the scenario refuses them) */
+		if (!rc && v6 && i < sc->nnodes && sc->nodes[i].kind == SIM_NODE_ROUTER &&
+		    (rc = netns_sysctl("net.ipv6.conf.all.forwarding", "1")))
+			lab_fail(lab, rc, "%s: cannot enable IPv6 forwarding: %s", name, strerror(-rc));
 		if (!rc && i >= sc->nnodes) {
 			rc = rtnl_bridge_add(bridge_name);
 			if (!rc)

@@ -472,9 +472,19 @@ static int parse_address(struct pctx *c, struct sim_link *k, const char *addr)
 	uint64_t idx;
 	size_t who;
 
-	if (strchr(addr, '/')) {
-		if (cidr_parse(addr, true, &k->addr) < 0)
+	const char *slash = strchr(addr, '/');
+	if (slash) {
+		char host[INET6_ADDRSTRLEN + 1];
+		size_t hl = (size_t)(slash - addr), len;
+		if (hl < sizeof(host)) {
+			memcpy(host, addr, hl);
+			host[hl] = '\0';
+		}
+		if (hl >= sizeof(host) || addr_parse_ip(host, 0, &a) < 0 || cidr_parse(addr, true, &k->addr) < 0)
 			return fail(c, "\"%s\" is not an address with a prefix (like 10.0.1.2/24)", addr);
+		/* cidr_parse keeps the network part only; the host is the text's */
+		const uint8_t *b = addr_ip_bytes(&a, &len);
+		memcpy(k->addr.addr, b, len);
 	} else if (addr_parse_ip(addr, 0, &a) < 0) {
 		return fail(c, "\"%s\" is not an IP address", addr);
 	} else if (!n->has_cidr) {
@@ -486,13 +496,11 @@ static int parse_address(struct pctx *c, struct sim_link *k, const char *addr)
 		memcpy(k->addr.addr, b, len);
 		k->addr.prefix = n->cidr.prefix;
 	}
-	if (!n->has_cidr)
-		return 0;
 	sim_link_ip(k, &a);
-	if (!cidr_contains(&n->cidr, &a) || k->addr.prefix != n->cidr.prefix)
+	if (n->has_cidr && (!cidr_contains(&n->cidr, &a) || k->addr.prefix != n->cidr.prefix))
 		return fail(c, "%s is not inside network \"%s\" (%s)", addr, n->name,
 			    cidr_format(&n->cidr, (char[CIDR_STRLEN]){ 0 }, CIDR_STRLEN));
-	if (cidr_index(&n->cidr, &a, &idx) == 0 &&
+	if (n->has_cidr && cidr_index(&n->cidr, &a, &idx) == 0 &&
 	    (idx == 0 || (k->addr.family == AF_INET && idx == cidr_size(&n->cidr) - 1 && n->cidr.prefix < 31)))
 		return fail(c, "%s is the network or broadcast address of \"%s\"", addr, n->name);
 	if (addr_taken(s, k->network, k->addr.addr, k->addr.family, &who))
@@ -630,11 +638,11 @@ static int parse_routes(struct pctx *c, size_t ni, json_t *v)
 			rc = get_str(c, r, "dst", true, &dst);
 		if (!rc)
 			rc = get_str(c, r, "via", true, &via);
-		if (!rc) {
+		/* "default" takes the family of via: 0.0.0.0/0 or ::/0 */
+		bool dflt = !rc && !strcmp(dst, "default");
+		if (!rc && !dflt) {
 			size_t o2 = path_push(c, ".dst");
-			if (!strcmp(dst, "default"))
-				cidr_parse("0.0.0.0/0", false, &rt->dst);
-			else if (cidr_parse(dst, false, &rt->dst) < 0)
+			if (cidr_parse(dst, false, &rt->dst) < 0)
 				rc = fail(c, "\"%s\" is neither \"default\" nor a network prefix", dst);
 			path_pop(c, o2);
 		}
@@ -642,16 +650,19 @@ static int parse_routes(struct pctx *c, size_t ni, json_t *v)
 			size_t o2 = path_push(c, ".via");
 			int peer = sim_scenario_node(s, via);
 			if (peer >= 0) {
-				/* the peer's address on a network both are on */
+				/* the peer's address on a network both are on, of dst's
+				 * family when several are shared (one IPv4, one IPv6) */
 				bool found = false;
-				for (size_t a = 0; a < s->nlinks && !found; a++)
-					for (size_t b = 0; b < s->nlinks && !found; b++)
-						if (s->links[a].node == ni && s->links[b].node == (size_t)peer &&
-						    s->links[a].network == s->links[b].network) {
-							sim_link_ip(&s->links[b], &rt->via);
-							snprintf(rt->dev, sizeof(rt->dev), "%s", s->links[a].ifname);
-							found = true;
-						}
+				for (int pass = 0; pass < 2 && !found; pass++)
+					for (size_t a = 0; a < s->nlinks && !found; a++)
+						for (size_t b = 0; b < s->nlinks && !found; b++)
+							if (s->links[a].node == ni && s->links[b].node == (size_t)peer &&
+							    s->links[a].network == s->links[b].network &&
+							    (pass || dflt || s->links[b].addr.family == rt->dst.family)) {
+								sim_link_ip(&s->links[b], &rt->via);
+								snprintf(rt->dev, sizeof(rt->dev), "%s", s->links[a].ifname);
+								found = true;
+							}
 				if (!found)
 					rc = fail(c, "node \"%s\" shares no network with \"%s\"", via, n->name);
 			} else if (addr_parse_ip(via, 0, &rt->via) < 0) {
@@ -668,6 +679,8 @@ static int parse_routes(struct pctx *c, size_t ni, json_t *v)
 				if (!onlink)
 					rc = fail(c, "%s is not on any network of node \"%s\"", via, n->name);
 			}
+			if (!rc && dflt)
+				cidr_parse(rt->via.sa.sa_family == AF_INET6 ? "::/0" : "0.0.0.0/0", false, &rt->dst);
 			if (!rc && rt->via.sa.sa_family != rt->dst.family)
 				rc = fail(c, "the gateway's address family differs from dst's");
 			path_pop(c, o2);
@@ -706,6 +719,23 @@ static int parse_nat(struct pctx *c, size_t ni, json_t *v)
 	}
 	if (!nat)
 		return fail(c, "a node of kind \"nat\" needs \"nat\" (a preset name or a model object)");
+	/* nat-models renders IPv4 NAT only; an IPv6 link would be routed
+	 * around the model, or not at all */
+	for (size_t j = 0, nth = 0; j < s->nlinks; j++) {
+		const struct sim_link *k = &s->links[j];
+		if (k->node != ni)
+			continue;
+		if (k->addr.family == AF_INET6) {
+			char a[CIDR_STRLEN];
+			old = path_push(c, ".links[%zu]", nth);
+			rc = fail(c, "%s on network \"%s\" is IPv6, but a node of kind \"nat\" is IPv4 only "
+				  "(nat-models has no IPv6 NAT; an IPv6 gateway is a \"router\")",
+				  cidr_format(&k->addr, a, sizeof(a)), s->nets[k->network].name);
+			path_pop(c, old);
+			return rc;
+		}
+		nth++;
+	}
 	old = path_push(c, ".%s", "nat");
 	struct natmodel model;
 	struct natmodel_error nerr = { { 0 }, { 0 } };

@@ -9,15 +9,17 @@
  *   "description": "why this outcome",   optional
  *   "timeout_s": 60,                     whole run, default 120
  *   "networks": [                        segments: a bridge in a namespace of its own
- *     { "name": "internet", "cidr": "203.0.113.0/24" }      cidr optional
- *   ],
+ *     { "name": "internet", "cidr": "203.0.113.0/24" }      cidr optional, IPv4
+ *   ],                                   or IPv6 ("2001:db8:1::/64")
  *   "nodes": [
  *     { "name": "gw1",                   [A-Za-z0-9_-], <= 15 chars, unique among
  *                                        nodes and networks (each gets a namespace)
  *       "kind": "host" | "router" | "nat",     default "host"; router and nat
- *                                        forward (net.ipv4.ip_forward=1)
+ *                                        forward (net.ipv4.ip_forward=1), a router
+ *                                        IPv6 too (net.ipv6.conf.all.forwarding=1)
  *       "nat": "full-cone" | { model },  only on kind "nat": a preset name or a
- *                                        model object, as nat-models parses it
+ *                                        model object, as nat-models parses it;
+ *                                        IPv4 only: a nat node's links are IPv4
  *       "wan": "wan",                    nat only: the interface the model masquerades
  *                                        out of; default: the node's first link
  *       "links": [                       one veth each, to a network's bridge
@@ -30,6 +32,8 @@
  *       ],
  *       "routes": [ { "dst": "default" | "CIDR", "via": "IP" | "NODE" } ],
  *                                        via a node: its address on a shared network
+ *                                        (of dst's family when several are shared);
+ *                                        "default" is 0.0.0.0/0 or ::/0 after via
  *       "processes": [
  *         { "name": "stun",              default: basename of argv[0]; unique per node
  *           "argv": ["meshstun", "--listen", "${ip}:3478"],
@@ -65,7 +69,13 @@
  * ${build}, ${lab}, ${node} (this node), ${ns} (this node's namespace),
  * ${ip} (this node's first address), ${ip:NODE} or ${ip:NODE/IFNAME},
  * ${ca} (a throwaway CA certificate made for the run), ${tls_cert} and
- * ${tls_key} (a certificate for this node's addresses signed by that CA). */
+ * ${tls_key} (a certificate for this node's addresses signed by that CA).
+ * ${ip...} is the bare address: an IPv6 endpoint is written [${ip}]:3478.
+ *
+ * In a lab with an IPv6 address, every namespace has duplicate address
+ * detection, router advertisements and autoconfiguration off: addresses
+ * are usable at once and only the scenario's addresses and routes exist.
+ * A lab without one has IPv6 off. */
 #ifndef NATMESH_SIM_SCENARIO_H
 #define NATMESH_SIM_SCENARIO_H
 

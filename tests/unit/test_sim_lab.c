@@ -87,3 +87,41 @@ Test(sim_lab, variables)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	cr_expect_eq(system(cmd), 0);
 }
+
+/* IPv6: ${ip...} is the bare address (a scenario writes [${ip}]:PORT), and a
+ * node's certificate names its IPv6 address */
+Test(sim_lab, variables_ipv6)
+{
+	static const char doc6[] =
+		"{\"name\": \"vars6\", \"networks\": [{\"name\": \"lan\", \"cidr\": \"2001:db8:1::/64\"}],"
+		" \"nodes\": [{\"name\": \"gw\", \"kind\": \"router\", \"links\": [{\"network\": \"lan\"}]},"
+		"            {\"name\": \"h\", \"links\": [{\"network\": \"lan\", \"address\": \"2001:db8:1::7\"}]}]}";
+	static const struct var_case cases[] = {
+		{ 1, "${ip}", 0, "2001:db8:1::7" },
+		{ 1, "[${ip:gw}]:3478", 0, "[2001:db8:1::1]:3478" },
+		{ 0, "${ip:h/eth0}", 0, "2001:db8:1::7" },
+	};
+	struct sim_scenario *sc;
+	struct sim_lab *lab;
+	char err[SIM_ERR_MAX], dir[] = "/tmp/test_sim_lab.XXXXXX", cmd[PATH_MAX * 3];
+	char *cert = NULL;
+
+	cr_assert_eq(sim_scenario_parse("vars6.json", doc6, &sc, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not_null(mkdtemp(dir));
+	cr_assert_eq(sim_lab_new(sc, dir, false, &lab), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *out = NULL;
+		cr_expect_eq(sim_lab_expand(lab, cases[i].node, cases[i].in, &out), cases[i].rc, "case %zu", i);
+		cr_expect_str_eq(out ? out : "(null)", cases[i].out, "case %zu", i);
+		free(out);
+	}
+	cr_assert_eq(sim_lab_expand(lab, 1, "${tls_cert}", &cert), 0, "%s", lab->err);
+	snprintf(cmd, sizeof(cmd), "openssl x509 -noout -ext subjectAltName -in %s | grep -q 'DNS:h, .*IP Address:2001:DB8:1:0:0:0:0:7'",
+		 cert);
+	cr_expect_eq(system(cmd), 0, "%s", cmd);
+	free(cert);
+	sim_lab_free(lab);
+	sim_scenario_free(sc);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_expect_eq(system(cmd), 0);
+}

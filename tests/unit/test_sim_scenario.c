@@ -16,6 +16,9 @@
 	   " {\"network\": \"site1\", \"ifname\": \"lan\", \"address\": \"10.0.1.1\"}]}"
 #define H1 "{\"name\": \"h1\", \"links\": [{\"network\": \"site1\"}], \"routes\": [{\"dst\": \"default\", \"via\": \"gw1\"}]," \
 	   " \"processes\": [{\"argv\": [\"sleep\", \"9\"], \"after\": [\"pub/meshstun\"]}]}"
+/* an IPv4 and an IPv6 network */
+#define NETS6 "\"networks\": [{\"name\": \"internet\", \"cidr\": \"203.0.113.0/24\"}," \
+	      " {\"name\": \"v6\", \"cidr\": \"2001:db8:1::/64\"}]"
 #define DOC(nets, nodes, exps) "{\"name\": \"t\", " nets ", \"nodes\": [" nodes "], \"expectations\": [" exps "]}"
 #define GOOD DOC(NETS, PUB ", " GW ", " H1, "{\"ping\": [\"h1\", \"pub\"]}")
 
@@ -53,6 +56,61 @@ Test(sim_scenario, good_file)
 	cr_assert_eq(s->procs[1].after[0], 0);
 	cr_assert_eq(s->expects[0].kind, SIM_EXPECT_PING);
 	cr_assert_eq(s->timeout_ms, 120000);
+	sim_scenario_free(s);
+}
+
+/* IPv6: addresses picked from a /64, "default" takes the family of via, and a
+ * node on an IPv4 and an IPv6 network with the router picks the router's
+ * address of dst's family */
+Test(sim_scenario, ipv6_lab)
+{
+	struct sim_scenario *s = parse_ok(DOC(NETS6,
+		"{\"name\": \"r\", \"kind\": \"router\", \"links\": [{\"network\": \"v6\"}, {\"network\": \"internet\"}]},"
+		" {\"name\": \"a\", \"links\": [{\"network\": \"v6\"}], \"routes\": [{\"dst\": \"default\", \"via\": \"r\"}]},"
+		" {\"name\": \"d\", \"links\": [{\"network\": \"internet\"}, {\"network\": \"v6\", \"address\": \"2001:db8:1::d/64\"}],"
+		"  \"routes\": [{\"dst\": \"default\", \"via\": \"r\"}, {\"dst\": \"::/0\", \"via\": \"r\"},"
+		"              {\"dst\": \"2001:db8:7::/48\", \"via\": \"2001:db8:1::1\"}, {\"dst\": \"default\", \"via\": \"2001:db8:1::1\"}]}",
+		"{\"ping\": [\"a\", \"d\"]}, {\"ping\": [\"a\", \"2001:db8:1::d\"]}"));
+	static const struct {
+		size_t node, route;
+		const char *dst, *via, *dev;
+	} want[] = {
+		{ 1, 0, "::/0", "2001:db8:1::1", "eth0" },
+		{ 2, 0, "0.0.0.0/0", "203.0.113.1", "eth0" },	/* the first network d shares with r */
+		{ 2, 1, "::/0", "2001:db8:1::1", "eth1" },
+		{ 2, 2, "2001:db8:7::/48", "2001:db8:1::1", "eth1" },
+		{ 2, 3, "::/0", "2001:db8:1::1", "eth1" },
+	};
+	char ip[ADDR_STRLEN], c[CIDR_STRLEN];
+	union sockaddr_any a;
+
+	sim_link_ip(sim_scenario_link(s, 0, NULL), &a);
+	cr_assert_str_eq(addr_format_ip(&a, ip, sizeof(ip)), "2001:db8:1::1");
+	cr_assert_str_eq(cidr_format(&sim_scenario_link(s, 1, NULL)->addr, c, sizeof(c)), "2001:db8:1::2/64");
+	cr_assert_str_eq(cidr_format(&sim_scenario_link(s, 2, "eth1")->addr, c, sizeof(c)), "2001:db8:1::d/64");
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		const struct sim_route *rt = &s->nodes[want[i].node].routes[want[i].route];
+		cr_expect_str_eq(cidr_format(&rt->dst, c, sizeof(c)), want[i].dst, "case %zu", i);
+		cr_expect_str_eq(addr_format_ip(&rt->via, ip, sizeof(ip)), want[i].via, "case %zu", i);
+		cr_expect_str_eq(rt->dev, want[i].dev, "case %zu", i);
+	}
+	cr_assert_eq(s->expects[1].kind, SIM_EXPECT_PING);
+	cr_assert_str_eq(s->expects[1].to, "2001:db8:1::d");
+	sim_scenario_free(s);
+}
+
+/* "address": "IP/PREFIX" keeps its host part, on a network with a cidr and
+ * on one without */
+Test(sim_scenario, address_with_prefix)
+{
+	struct sim_scenario *s = parse_ok(DOC("\"networks\": [{\"name\": \"site1\", \"cidr\": \"10.0.1.0/24\"}, {\"name\": \"bare\"}]",
+		"{\"name\": \"a\", \"links\": [{\"network\": \"site1\", \"address\": \"10.0.1.7/24\"},"
+		" {\"network\": \"bare\", \"address\": \"10.8.0.5/16\"}]},"
+		" {\"name\": \"b\", \"links\": [{\"network\": \"bare\", \"address\": \"2001:db8::5/64\"}]}", ""));
+	char c[CIDR_STRLEN];
+	cr_assert_str_eq(cidr_format(&s->links[0].addr, c, sizeof(c)), "10.0.1.7/24");
+	cr_assert_str_eq(cidr_format(&s->links[1].addr, c, sizeof(c)), "10.8.0.5/16");
+	cr_assert_str_eq(cidr_format(&s->links[2].addr, c, sizeof(c)), "2001:db8::5/64");
 	sim_scenario_free(s);
 }
 
@@ -114,6 +172,15 @@ static const struct bad_case bad[] = {
 	  "t.json: nodes[0].links[0].address: 10.0.2.5 is not inside network \"site1\" (10.0.1.0/24)" },
 	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\", \"address\": \"10.0.1.255\"}]}", ""),
 	  "t.json: nodes[0].links[0].address: 10.0.1.255 is the network or broadcast address of \"site1\"" },
+	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\", \"address\": \"10.0.1.7/16\"}]}", ""),
+	  "t.json: nodes[0].links[0].address: 10.0.1.7/16 is not inside network \"site1\" (10.0.1.0/24)" },
+	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\", \"address\": \"10.0.1.0/24\"}]}", ""),
+	  "t.json: nodes[0].links[0].address: 10.0.1.0/24 is the network or broadcast address of \"site1\"" },
+	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\", \"address\": \"10.0.1.7/33\"}]}", ""),
+	  "t.json: nodes[0].links[0].address: \"10.0.1.7/33\" is not an address with a prefix (like 10.0.1.2/24)" },
+	{ DOC("\"networks\": [{\"name\": \"n\"}]", "{\"name\": \"a\", \"links\": [{\"network\": \"n\", \"address\": \"10.8.0.5/16\"}]}, "
+		    "{\"name\": \"b\", \"links\": [{\"network\": \"n\", \"address\": \"10.8.0.5/24\"}]}", ""),
+	  "t.json: nodes[1].links[0].address: 10.8.0.5/24 is already the address of a/eth0" },
 	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\", \"address\": \"ten\"}]}", ""),
 	  "t.json: nodes[0].links[0].address: \"ten\" is not an IP address" },
 	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\", \"address\": \"10.0.1.5\"}]}, "
@@ -133,6 +200,25 @@ static const struct bad_case bad[] = {
 	  "t.json: nodes[0].routes[0].via: node \"b\" shares no network with \"a\"" },
 	{ DOC(NETS, "{\"name\": \"a\", \"links\": [{\"network\": \"site1\"}], \"routes\": [{\"dst\": \"everywhere\", \"via\": \"10.0.1.9\"}]}", ""),
 	  "t.json: nodes[0].routes[0].dst: \"everywhere\" is neither \"default\" nor a network prefix" },
+	/* IPv6 */
+	{ DOC(NETS6, "{\"name\": \"a\", \"links\": [{\"network\": \"v6\", \"address\": \"2001:db8:2::5\"}]}", ""),
+	  "t.json: nodes[0].links[0].address: 2001:db8:2::5 is not inside network \"v6\" (2001:db8:1::/64)" },
+	{ DOC(NETS6, "{\"name\": \"a\", \"links\": [{\"network\": \"v6\", \"address\": \"2001:db8:1::\"}]}", ""),
+	  "t.json: nodes[0].links[0].address: 2001:db8:1:: is the network or broadcast address of \"v6\"" },
+	{ DOC(NETS6, "{\"name\": \"a\", \"links\": [{\"network\": \"v6\"}], \"routes\": [{\"dst\": \"10.0.0.0/8\", \"via\": \"b\"}]}, "
+		     "{\"name\": \"b\", \"links\": [{\"network\": \"v6\"}]}", ""),
+	  "t.json: nodes[0].routes[0].via: the gateway's address family differs from dst's" },
+	{ DOC(NETS6, "{\"name\": \"a\", \"links\": [{\"network\": \"v6\"}], \"routes\": [{\"dst\": \"::/0\", \"via\": \"10.0.1.1\"}]}", ""),
+	  "t.json: nodes[0].routes[0].via: 10.0.1.1 is not on any network of node \"a\"" },
+	/* nat-models is IPv4 only: a NAT node with an IPv6 link, wan or not */
+	{ DOC(NETS6, "{\"name\": \"gw\", \"kind\": \"nat\", \"nat\": \"symmetric\", \"links\": [{\"network\": \"v6\"}]}", ""),
+	  "t.json: nodes[0].links[0]: 2001:db8:1::1/64 on network \"v6\" is IPv6, but a node of kind \"nat\" is IPv4 only "
+	  "(nat-models has no IPv6 NAT; an IPv6 gateway is a \"router\")" },
+	{ DOC(NETS6, "{\"name\": \"b\", \"links\": [{\"network\": \"v6\"}]}, "
+		     "{\"name\": \"gw\", \"kind\": \"nat\", \"nat\": \"full-cone\", \"wan\": \"wan\", \"links\": ["
+		     "{\"network\": \"internet\", \"ifname\": \"wan\"}, {\"network\": \"v6\", \"ifname\": \"lan\", \"address\": \"2001:db8:1::9/64\"}]}", ""),
+	  "t.json: nodes[1].links[1]: 2001:db8:1::9/64 on network \"v6\" is IPv6, but a node of kind \"nat\" is IPv4 only "
+	  "(nat-models has no IPv6 NAT; an IPv6 gateway is a \"router\")" },
 	/* processes */
 	{ DOC(NETS, "{\"name\": \"a\", \"processes\": [{\"name\": \"x\"}]}", ""),
 	  "t.json: nodes[0].processes[0]: needs \"argv\" (an array of strings)" },

@@ -1,6 +1,7 @@
 #include "api.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -10,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +36,12 @@
 /* a chunked body beyond API_BODY_MAX is read and dropped up to this, then the
  * connection is closed */
 #define API_DISCARD_MAX (16 * 1024 * 1024)
+/* Group commit: a batch is committed when libmicrohttpd has no request ready,
+ * or earlier, between two requests, once its first held answer has waited
+ * this long or it holds this many answers: bounds on the latency that a long
+ * burst would add to its first writers. */
+#define GROUP_MAX_US 2000
+#define GROUP_MAX_ANSWERS 256
 
 enum route_id {
 	R_HEALTHZ, R_METRICS, R_WHOAMI, R_VPCS, R_VPC, R_VPC_DEVICES, R_REGKEYS, R_REGKEY,
@@ -53,7 +62,10 @@ static const char *const method_names[M_COUNT] = { "GET", "POST", "PATCH", "DELE
 static const unsigned codes[] = { 200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 500, 503 };
 #define NCODES (sizeof(codes) / sizeof(codes[0]))
 
-enum request_state { RQ_BODY, RQ_WAITING, RQ_DONE };
+/* RQ_BODY: reading the body; RQ_WAITING: a long poll, suspended in the watch;
+ * RQ_HELD: answered, suspended until the batch it may rest on is committed;
+ * RQ_DONE: the answer is queued */
+enum request_state { RQ_BODY, RQ_WAITING, RQ_HELD, RQ_DONE };
 
 struct request {
 	enum route_id route;
@@ -65,6 +77,18 @@ struct request {
 	size_t len;
 	int64_t since;		/* long poll */
 	struct waiter waiter;
+	bool counted;		/* /metrics counted its own answer */
+	/* RQ_HELD */
+	struct MHD_Connection *conn;
+	struct MHD_Response *answer;
+	unsigned status;
+	struct request *held_next;
+};
+
+/* a set of VPC ids */
+struct vpc_set {
+	char (*ids)[UUID_STRLEN];
+	size_t n, cap;
 };
 
 /* the last peer list built for a VPC, shared by the waiters that want it */
@@ -77,14 +101,31 @@ struct list_cache {
 
 struct api {
 	struct MHD_Daemon *daemon;
-	/* the server thread holds it while it handles a request, api_housekeeping
-	 * while it runs: the store has one user at a time */
-	pthread_mutex_t lock;
+	/* the server thread: the only user of the daemon (but for
+	 * MHD_resume_connection) and of the store */
+	pthread_t thread;
+	int epfd;		/* the server thread's: libmicrohttpd's epoll fd and kick_fd */
+	int kick_fd;		/* eventfd: another thread has work for the server thread */
+	atomic_bool kicked;	/* kick_fd is written and not read yet */
+	/* asked of the server thread by others, done at its next round */
+	atomic_bool housekeeping, quiesce, quit;
+	MHD_socket listen_fd;	/* given back by MHD_quiesce_daemon, closed at the end */
 	struct store *store;
 	struct store_limits limits;
 	struct watch *watch;
 	uint8_t admin_hash[TOKEN_HASH_BYTES];
 	struct list_cache *cache;
+	/* the batch: answers held until its commit, the VPCs it changed */
+	struct request *held;
+	unsigned nheld;
+	int64_t held_since_us;
+	struct vpc_set changed;
+	/* VPCs of committed batches whose waiters are woken after the next
+	 * MHD_run, which sends their writers' answers first */
+	struct vpc_set committed;
+	char **notes;		/* log lines about the batch's writes */
+	size_t nnotes, notes_cap;
+	bool resumed;		/* answers were released: libmicrohttpd must run again */
 	uint64_t requests[R_COUNT][M_COUNT][NCODES];
 	atomic_int parked;	/* long polls suspended and not yet answered */
 	uint16_t port;
@@ -112,6 +153,23 @@ static int64_t now_s(void)
 	return (int64_t)time(NULL);
 }
 
+static int64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* wakes the server thread, whose epoll does not see connections resumed by
+ * other threads; once per round, however many (a fan-out resumes thousands) */
+static void kick(struct api *api)
+{
+	uint64_t one = 1;
+	if (!atomic_exchange(&api->kicked, true) && write(api->kick_fd, &one, sizeof(one)) < 0 &&
+	    errno != EAGAIN)
+		log_warn("api", "cannot wake the server thread: %s", strerror(errno));
+}
+
 /* --- responses ------------------------------------------------------------------- */
 
 static void count(struct api *api, const struct request *rq, unsigned status)
@@ -124,13 +182,40 @@ static void count(struct api *api, const struct request *rq, unsigned status)
 	}
 }
 
+/* queues the answer (taken) now */
+static enum MHD_Result deliver(struct api *api, struct MHD_Connection *c, struct request *rq,
+			       unsigned status, struct MHD_Response *resp)
+{
+	enum MHD_Result ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	if (!rq->counted)
+		count(api, rq, status);
+	rq->state = RQ_DONE;
+	return ret;
+}
+
+/* Answers rq with resp (taken; NULL is an allocation failure). While the
+ * store's batch is pending, an answer may rest on writes that are not durable
+ * yet (the request's own, or ones its reads saw), so it is held, the
+ * connection suspended, until batch_end has committed them. */
 static enum MHD_Result queue(struct api *api, struct MHD_Connection *c, struct request *rq,
 			     unsigned status, struct MHD_Response *resp)
 {
-	enum MHD_Result ret = MHD_queue_response(c, status, resp);
-	count(api, rq, status);
-	rq->state = RQ_DONE;
-	return ret;
+	if (!resp)
+		return MHD_NO;
+	if (!store_batch_pending(api->store))
+		return deliver(api, c, rq, status, resp);
+	if (!api->held)
+		api->held_since_us = now_us();
+	rq->conn = c;
+	rq->answer = resp;
+	rq->status = status;
+	rq->state = RQ_HELD;
+	rq->held_next = api->held;
+	api->held = rq;
+	api->nheld++;
+	MHD_suspend_connection(c);
+	return MHD_YES;
 }
 
 static struct MHD_Response *json_response(json_t *body)
@@ -157,15 +242,10 @@ static enum MHD_Result send_json(struct api *api, struct MHD_Connection *c, stru
 				 unsigned status, json_t *body)
 {
 	struct MHD_Response *resp = body ? json_response(body) : NULL;
-	enum MHD_Result ret;
 	json_decref(body);
-	if (!resp)
-		return MHD_NO;
-	if (status == MHD_HTTP_UNAUTHORIZED)
+	if (resp && status == MHD_HTTP_UNAUTHORIZED)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"meshsvc\"");
-	ret = queue(api, c, rq, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return queue(api, c, rq, status, resp);
 }
 
 __attribute__((format(printf, 6, 7)))
@@ -198,13 +278,8 @@ static enum MHD_Result send_internal(struct api *api, struct MHD_Connection *c, 
 
 static enum MHD_Result send_empty(struct api *api, struct MHD_Connection *c, struct request *rq)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-	enum MHD_Result ret;
-	if (!resp)
-		return MHD_NO;
-	ret = queue(api, c, rq, MHD_HTTP_NO_CONTENT, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return queue(api, c, rq, MHD_HTTP_NO_CONTENT,
+		     MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
 }
 
 /* --- authorization helpers ------------------------------------------------------------ */
@@ -215,11 +290,63 @@ static bool may_read_vpc(const struct request *rq, const char *vpc_id)
 	return rq->who.scope == TOKEN_ADMIN || !strcmp(rq->who.vpc_id, vpc_id);
 }
 
+static int vpc_set_add(struct vpc_set *set, const char *vpc_id)
+{
+	for (size_t i = 0; i < set->n; i++)
+		if (!strcmp(set->ids[i], vpc_id))
+			return 0;
+	if (set->n == set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 16;
+		char (*grown)[UUID_STRLEN] = realloc(set->ids, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		set->ids = grown;
+		set->cap = cap;
+	}
+	snprintf(set->ids[set->n++], UUID_STRLEN, "%s", vpc_id);
+	return 0;
+}
+
+/* The VPC's revision rose: its waiters are woken once that is committed.
+ * Should the set not grow, they are woken now, which is safe too: what they
+ * are answered while the batch is pending is held. */
+static void vpc_changed(struct api *api, const char *vpc_id)
+{
+	if (!store_batch_pending(api->store) || vpc_set_add(&api->changed, vpc_id) < 0)
+		watch_notify(api->watch, vpc_id);
+}
+
+/* A log line about a write. While the batch is pending it waits, like the
+ * answer, for the commit: the log tells only of what is durable. */
+__attribute__((format(printf, 2, 3)))
+static void log_write(struct api *api, const char *fmt, ...)
+{
+	char *line = NULL, **grown;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (!store_batch_pending(api->store)) {
+		log_vmsg(LOG_INFO, "api", fmt, ap);
+		va_end(ap);
+		return;
+	}
+	if (api->nnotes == api->notes_cap) {
+		size_t cap = api->notes_cap ? api->notes_cap * 2 : 64;
+		if ((grown = realloc(api->notes, cap * sizeof(*grown)))) {
+			api->notes = grown;
+			api->notes_cap = cap;
+		}
+	}
+	if (api->nnotes < api->notes_cap && vasprintf(&line, fmt, ap) >= 0)
+		api->notes[api->nnotes++] = line;
+	va_end(ap);
+}
+
 static void notify_if_changed(struct api *api, const char *vpc_id, int64_t before)
 {
 	int64_t after;
 	if (store_vpc_revision(api->store, vpc_id, &after) < 0 || after != before)
-		watch_notify(api->watch, vpc_id);
+		vpc_changed(api, vpc_id);
 }
 
 static void cache_drop(struct api *api, const char *vpc_id)
@@ -248,7 +375,7 @@ static enum MHD_Result h_metrics(struct api *api, struct MHD_Connection *c, stru
 				 const json_t *body)
 {
 	struct MHD_Response *resp;
-	enum MHD_Result ret;
+	struct store_stats stats;
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -258,6 +385,8 @@ static enum MHD_Result h_metrics(struct api *api, struct MHD_Connection *c, stru
 		return MHD_NO;
 	/* this request is answered after the text is built; count it first */
 	count(api, rq, MHD_HTTP_OK);
+	rq->counted = true;
+	store_stats(api->store, &stats);
 	fputs("# HELP meshsvc_http_requests_total HTTP requests answered, by route, method and status.\n"
 	      "# TYPE meshsvc_http_requests_total counter\n", f);
 	for (int r = 0; r < R_COUNT; r++)
@@ -274,6 +403,14 @@ static enum MHD_Result h_metrics(struct api *api, struct MHD_Connection *c, stru
 		   "# TYPE meshsvc_watch_waiters gauge\nmeshsvc_watch_waiters %zu\n",
 		(unsigned long long)store_device_count(api->store),
 		(unsigned long long)store_vpc_count(api->store), watch_count(api->watch));
+	fprintf(f, "# HELP meshsvc_commits_total Database transactions committed with writes (an fsync each).\n"
+		   "# TYPE meshsvc_commits_total counter\nmeshsvc_commits_total %llu\n"
+		   "# HELP meshsvc_writes_total Writes those commits made durable (group commit: several a commit).\n"
+		   "# TYPE meshsvc_writes_total counter\nmeshsvc_writes_total %llu\n"
+		   "# HELP meshsvc_commit_failures_total Commits that failed; their writes were answered with 500.\n"
+		   "# TYPE meshsvc_commit_failures_total counter\nmeshsvc_commit_failures_total %llu\n",
+		(unsigned long long)stats.commits, (unsigned long long)stats.writes,
+		(unsigned long long)stats.failed_commits);
 	if (fclose(f) != 0) {
 		free(text);
 		return MHD_NO;
@@ -284,10 +421,7 @@ static enum MHD_Result h_metrics(struct api *api, struct MHD_Connection *c, stru
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
-	ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
-	rq->state = RQ_DONE;
-	MHD_destroy_response(resp);
-	return ret;
+	return queue(api, c, rq, MHD_HTTP_OK, resp);
 }
 
 static enum MHD_Result h_whoami(struct api *api, struct MHD_Connection *c, struct request *rq,
@@ -337,8 +471,8 @@ static enum MHD_Result h_vpc_create(struct api *api, struct MHD_Connection *c, s
 		return send_error(api, c, rq, MHD_HTTP_CONFLICT, "name", "a VPC named %s exists", spec.name);
 	if (rc < 0)
 		return send_internal(api, c, rq, rc);
-	log_info("api", "vpc created id=%s name=%s cidr=%s", json_string_value(json_object_get(out, "id")),
-		 spec.name, json_string_value(json_object_get(out, "ipv4_cidr")));
+	log_write(api, "vpc created id=%s name=%s cidr=%s", json_string_value(json_object_get(out, "id")),
+		  spec.name, json_string_value(json_object_get(out, "ipv4_cidr")));
 	return send_json(api, c, rq, MHD_HTTP_CREATED, out);
 }
 
@@ -376,9 +510,9 @@ static enum MHD_Result h_vpc_delete(struct api *api, struct MHD_Connection *c, s
 		return send_error(api, c, rq, MHD_HTTP_CONFLICT, NULL, "the VPC still has devices; delete them first");
 	if (rc < 0)
 		return send_internal(api, c, rq, rc);
-	log_info("api", "vpc deleted id=%s", rq->id);
+	log_write(api, "vpc deleted id=%s", rq->id);
 	cache_drop(api, rq->id);
-	watch_notify(api->watch, rq->id);
+	vpc_changed(api, rq->id);
 	return send_empty(api, c, rq);
 }
 
@@ -404,14 +538,24 @@ static int build_list(struct api *api, const char *vpc_id, int64_t since, int64_
 	return *out ? 0 : -ENOMEM;
 }
 
+/* The peer list for rq. A list built while the batch is pending may hold
+ * writes that are not committed, so it is this request's alone (held with
+ * it), never cached. */
 static enum MHD_Result send_list(struct api *api, struct MHD_Connection *c, struct request *rq)
 {
 	int64_t revision, now = watch_now_ms();
 	struct list_cache *e;
+	enum MHD_Result ret;
 	int rc;
 
 	if (!may_read_vpc(rq, rq->id) || store_vpc_revision(api->store, rq->id, &revision) < 0)
 		return send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such VPC");
+	if (store_batch_pending(api->store)) {
+		struct MHD_Response *resp;
+		if ((rc = build_list(api, rq->id, rq->since, revision, &resp)) < 0)
+			return send_internal(api, c, rq, rc);
+		return queue(api, c, rq, MHD_HTTP_OK, resp);
+	}
 	for (e = api->cache; e; e = e->next)
 		if (!strcmp(e->vpc_id, rq->id))
 			break;
@@ -435,7 +579,11 @@ static enum MHD_Result send_list(struct api *api, struct MHD_Connection *c, stru
 		e->revision = revision;
 		e->built_ms = now;
 	}
-	return queue(api, c, rq, MHD_HTTP_OK, e->response);
+	/* the cache keeps its reference */
+	ret = MHD_queue_response(c, MHD_HTTP_OK, e->response);
+	count(api, rq, MHD_HTTP_OK);
+	rq->state = RQ_DONE;
+	return ret;
 }
 
 static enum MHD_Result h_vpc_devices(struct api *api, struct MHD_Connection *c, struct request *rq,
@@ -461,8 +609,11 @@ static enum MHD_Result h_vpc_devices(struct api *api, struct MHD_Connection *c, 
 	rq->state = RQ_WAITING;
 	atomic_fetch_add(&api->parked, 1);
 	rc = watch_add(api->watch, &rq->waiter, rq->id, watch_now_ms() + (int64_t)wait_s * 1000, c);
-	if (rc < 0)
-		MHD_resume_connection(c); /* answered at once, as if the wait were over */
+	if (rc < 0) {
+		/* answered at once, as if the wait were over */
+		MHD_resume_connection(c);
+		api->resumed = true;
+	}
 	return MHD_YES;
 }
 
@@ -492,8 +643,8 @@ static enum MHD_Result h_regkey_create(struct api *api, struct MHD_Connection *c
 	/* the only time the secret leaves the service */
 	json_object_set_new(out, "secret", json_string(secret));
 	sodium_memzero(secret, sizeof(secret));
-	log_info("api", "reg-key created id=%s vpc=%s single_use=%d",
-		 json_string_value(json_object_get(out, "id")), spec.vpc_id, spec.single_use);
+	log_write(api, "reg-key created id=%s vpc=%s single_use=%d",
+		  json_string_value(json_object_get(out, "id")), spec.vpc_id, spec.single_use);
 	return send_json(api, c, rq, MHD_HTTP_CREATED, out);
 }
 
@@ -526,7 +677,7 @@ static enum MHD_Result h_regkey_delete(struct api *api, struct MHD_Connection *c
 		return send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such registration key");
 	if (rc < 0)
 		return send_internal(api, c, rq, rc);
-	log_info("api", "reg-key deleted id=%s", rq->id);
+	log_write(api, "reg-key deleted id=%s", rq->id);
 	return send_empty(api, c, rq);
 }
 
@@ -584,9 +735,9 @@ static enum MHD_Result h_device_register(struct api *api, struct MHD_Connection 
 		json_object_set_new(out, "vpc", vpc);
 	json_object_set_new(out, "device_token", json_string(sealed));
 	if (created)
-		log_info("api", "device registered id=%s vpc=%s tunnel_ip=%s",
-			 json_string_value(json_object_get(out, "id")), rq->who.vpc_id,
-			 json_string_value(json_object_get(out, "tunnel_ip")));
+		log_write(api, "device registered id=%s vpc=%s tunnel_ip=%s",
+			  json_string_value(json_object_get(out, "id")), rq->who.vpc_id,
+			  json_string_value(json_object_get(out, "tunnel_ip")));
 	/* new, or back online */
 	notify_if_changed(api, rq->who.vpc_id, before);
 	ret = send_json(api, c, rq, created ? MHD_HTTP_CREATED : MHD_HTTP_OK, out);
@@ -683,8 +834,8 @@ static enum MHD_Result h_device_delete(struct api *api, struct MHD_Connection *c
 		return send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such device");
 	if (rc < 0)
 		return send_internal(api, c, rq, rc);
-	log_info("api", "device deleted id=%s vpc=%s", rq->id, vpc_id);
-	watch_notify(api->watch, vpc_id);
+	log_write(api, "device deleted id=%s vpc=%s", rq->id, vpc_id);
+	vpc_changed(api, vpc_id);
 	return send_empty(api, c, rq);
 }
 
@@ -805,8 +956,8 @@ static int authenticate(struct api *api, struct MHD_Connection *c, struct princi
 		if (rc == 0 && (!who->online ||
 				now_s() - who->last_seen >= api->limits.offline_after_s / TOUCH_DIVISOR) &&
 		    store_device_touch(api->store, who, now_s()) > 0) {
-			log_info("api", "device online id=%s vpc=%s", who->id, who->vpc_id);
-			watch_notify(api->watch, who->vpc_id);
+			log_write(api, "device online id=%s vpc=%s", who->id, who->vpc_id);
+			vpc_changed(api, who->vpc_id);
 		}
 		break;
 	}
@@ -839,7 +990,6 @@ static enum MHD_Result begin_request(struct api *api, struct MHD_Connection *c, 
 	}
 	if (!ep) {
 		struct MHD_Response *resp;
-		enum MHD_Result ret;
 		json_t *body = json_pack("{s:s}", "error", "method not allowed");
 		if (!body || !(resp = json_response(body))) {
 			json_decref(body);
@@ -847,9 +997,7 @@ static enum MHD_Result begin_request(struct api *api, struct MHD_Connection *c, 
 		}
 		json_decref(body);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-		ret = queue(api, c, rq, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
-		MHD_destroy_response(resp);
-		return ret;
+		return queue(api, c, rq, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
 	}
 	if (ep->scopes) {
 		rc = authenticate(api, c, &rq->who);
@@ -901,13 +1049,63 @@ static enum MHD_Result dispatch(struct api *api, struct MHD_Connection *c, struc
 	return ret;
 }
 
+/* Ends the batch: commits it, then releases the answers held for it (each a
+ * 500 if the commit failed: none of its writes is durable), and has the
+ * waiters of the VPCs it changed woken. */
+static void batch_end(struct api *api)
+{
+	int rc = store_batch_commit(api->store);
+	struct request *rq, *next;
+
+	if (rc < 0)
+		log_error("api", "commit failed, answering the batch's %u requests with 500: %s", api->nheld,
+			  strerror(-rc));
+	for (rq = api->held; rq; rq = next) {
+		next = rq->held_next;
+		rq->held_next = NULL;
+		if (rc < 0) {
+			json_t *body = json_pack("{s:s}", "error", "internal error: not committed");
+			MHD_destroy_response(rq->answer);
+			rq->answer = body ? json_response(body) : NULL;
+			rq->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+			json_decref(body);
+		}
+		MHD_resume_connection(rq->conn);
+		api->resumed = true;
+	}
+	api->held = NULL;
+	api->nheld = 0;
+	for (size_t i = 0; i < api->nnotes; i++) {
+		if (rc >= 0)
+			log_info("api", "%s", api->notes[i]);
+		free(api->notes[i]);
+	}
+	api->nnotes = 0;
+	for (size_t i = 0; rc >= 0 && i < api->changed.n; i++)
+		if (vpc_set_add(&api->committed, api->changed.ids[i]) < 0)
+			watch_notify(api->watch, api->changed.ids[i]);
+	api->changed.n = 0;
+}
+
+/* a burst has made the batch's first answers wait long enough: commit it
+ * between two requests, and go on with a new one */
+static void batch_cut_if_due(struct api *api)
+{
+	if (!api->held || (api->nheld < GROUP_MAX_ANSWERS && now_us() - api->held_since_us < GROUP_MAX_US))
+		return;
+	batch_end(api);
+	store_batch_begin(api->store);
+}
+
 static enum MHD_Result handle(struct api *api, struct MHD_Connection *c, const char *url,
 			       const char *method, const char *upload_data, size_t *upload_data_size,
 			       void **req_cls)
 {
 	struct request *rq = *req_cls;
+	struct MHD_Response *resp;
 
 	if (!rq) {
+		batch_cut_if_due(api);
 		if (!(rq = calloc(1, sizeof(*rq))))
 			return MHD_NO;
 		*req_cls = rq;
@@ -943,24 +1141,30 @@ static enum MHD_Result handle(struct api *api, struct MHD_Connection *c, const c
 		/* resumed: by a change in the VPC, the deadline, or shutdown */
 		atomic_fetch_sub(&api->parked, 1);
 		return send_list(api, c, rq);
+	case RQ_HELD:
+		/* resumed by batch_end. An answer given before the body was read
+		 * goes out once the body is read and dropped. */
+		if (*upload_data_size) {
+			rq->len += *upload_data_size;
+			*upload_data_size = 0;
+			return rq->len > API_DISCARD_MAX ? MHD_NO : MHD_YES;
+		}
+		resp = rq->answer;
+		rq->answer = NULL;
+		return resp ? deliver(api, c, rq, rq->status, resp) : MHD_NO;
 	case RQ_DONE:
 		break;
 	}
 	return MHD_YES;
 }
 
+/* called by libmicrohttpd inside MHD_run, in the server thread's round */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **req_cls)
 {
-	struct api *api = cls;
-	enum MHD_Result ret;
-
 	(void)version;
-	pthread_mutex_lock(&api->lock);
-	ret = handle(api, c, url, method, upload_data, upload_data_size, req_cls);
-	pthread_mutex_unlock(&api->lock);
-	return ret;
+	return handle(cls, c, url, method, upload_data, upload_data_size, req_cls);
 }
 
 static void on_vpc_changed(void *arg, const char *vpc_id)
@@ -969,14 +1173,10 @@ static void on_vpc_changed(void *arg, const char *vpc_id)
 	watch_notify(api->watch, vpc_id);
 }
 
-int api_housekeeping(struct api *api)
+void api_housekeeping(struct api *api)
 {
-	int rc;
-
-	pthread_mutex_lock(&api->lock);
-	rc = store_housekeeping(api->store, now_s(), &api->limits, on_vpc_changed, api);
-	pthread_mutex_unlock(&api->lock);
-	return rc;
+	atomic_store(&api->housekeeping, true);
+	kick(api);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
@@ -992,14 +1192,18 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 		watch_cancel(api->watch, &rq->waiter);
 		atomic_fetch_sub(&api->parked, 1);
 	}
+	/* released by batch_end, closed before it went out */
+	if (rq->answer)
+		MHD_destroy_response(rq->answer);
 	free(rq->body);
 	free(rq);
 	*req_cls = NULL;
 }
 
-static void wake_connection(void *conn)
+static void wake_connection(void *arg, void *conn)
 {
 	MHD_resume_connection(conn);
+	kick(arg);
 }
 
 __attribute__((format(printf, 2, 0)))
@@ -1015,9 +1219,72 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_warn("http", "%s", msg);
 }
 
+/* One round: libmicrohttpd handles every request that is ready, their writes
+ * in one batch; the batch is committed and their answers released. Returns
+ * how long the next epoll_wait may block (ms, -1 for ever). */
+static int run_round(struct api *api)
+{
+	MHD_UNSIGNED_LONG_LONG ms;
+
+	api->resumed = false;
+	if (atomic_exchange(&api->quiesce, false))
+		api->listen_fd = MHD_quiesce_daemon(api->daemon);
+	/* outside the batch: its own transaction, and waiters woken after it */
+	if (atomic_exchange(&api->housekeeping, false))
+		store_housekeeping(api->store, now_s(), &api->limits, on_vpc_changed, api);
+	store_batch_begin(api->store);
+	MHD_run(api->daemon);
+	for (size_t i = 0; i < api->committed.n; i++)
+		watch_notify(api->watch, api->committed.ids[i]);
+	api->committed.n = 0;
+	batch_end(api);
+	/* released answers go out, and woken waiters are answered, in the next MHD_run */
+	if (api->resumed || api->committed.n)
+		return 0;
+	if (MHD_get_timeout(api->daemon, &ms) == MHD_NO)
+		return -1;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* the server thread: libmicrohttpd in external epoll mode, so that a round
+ * ends where the requests that are ready do */
+static void *serve(void *arg)
+{
+	struct api *api = arg;
+	struct epoll_event ev[2];
+	int timeout = 0, n;
+	uint64_t kicks;
+
+	while (!atomic_load(&api->quit)) {
+		n = epoll_wait(api->epfd, ev, 2, timeout);
+		if (n < 0 && errno != EINTR) {
+			log_error("api", "epoll_wait failed: %s", strerror(errno));
+			usleep(10 * 1000);
+		}
+		/* read, then cleared, before the round: a connection resumed
+		 * before the clear is seen by the round, one after it kicks again */
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.fd != api->kick_fd)
+				continue;
+			if (read(api->kick_fd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN)
+				log_warn("api", "cannot read the wake-up counter: %s", strerror(errno));
+			atomic_store(&api->kicked, false);
+		}
+		timeout = run_round(api);
+	}
+	return NULL;
+}
+
+static int epoll_add(int epfd, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
 int api_start(const struct api_config *cfg, struct store *st, struct api **out)
 {
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	const union MHD_DaemonInfo *di;
 	struct MHD_OptionItem opts[16];
 	size_t n = 0;
 	struct api *api;
@@ -1032,9 +1299,14 @@ int api_start(const struct api_config *cfg, struct store *st, struct api **out)
 		api->limits.offline_after_s = DEVICE_ONLINE_WINDOW_S;
 	if (!api->limits.tombstone_ttl_s)
 		api->limits.tombstone_ttl_s = TOMBSTONE_TTL_S;
-	pthread_mutex_init(&api->lock, NULL);
+	api->listen_fd = MHD_INVALID_SOCKET;
 	memcpy(api->admin_hash, cfg->admin_hash, TOKEN_HASH_BYTES);
-	if ((rc = watch_new(wake_connection, &api->watch)) < 0)
+	if ((api->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+		rc = -errno;
+		log_error("api", "cannot create an eventfd: %s", strerror(errno));
+		goto err_kick;
+	}
+	if ((rc = watch_new(wake_connection, api, &api->watch)) < 0)
 		goto err_watch;
 
 	if (cfg->listen.sa.sa_family == AF_INET6)
@@ -1062,15 +1334,38 @@ int api_start(const struct api_config *cfg, struct store *st, struct api **out)
 		rc = -EIO;
 		goto err_daemon;
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(api->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	di = MHD_get_daemon_info(api->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	api->port = di ? di->port : addr_port(&cfg->listen);
+
+	di = MHD_get_daemon_info(api->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+	if ((api->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+		rc = -errno;
+		log_error("api", "cannot create an epoll instance: %s", strerror(errno));
+		goto err_epoll;
+	}
+	if (!di || (rc = epoll_add(api->epfd, di->epoll_fd)) < 0 ||
+	    (rc = epoll_add(api->epfd, api->kick_fd)) < 0) {
+		rc = rc < 0 ? rc : -EIO;
+		log_error("api", "cannot watch the HTTP server's descriptors: %s", strerror(-rc));
+		goto err_thread;
+	}
+	if ((rc = pthread_create(&api->thread, NULL, serve, api)) != 0) {
+		log_error("api", "cannot start the server thread: %s", strerror(rc));
+		rc = -rc;
+		goto err_thread;
+	}
 	*out = api;
 	return 0;
 
+err_thread:
+	close(api->epfd);
+err_epoll:
+	MHD_stop_daemon(api->daemon);
 err_daemon:
 	watch_free(api->watch);
 err_watch:
-	pthread_mutex_destroy(&api->lock);
+	close(api->kick_fd);
+err_kick:
 	free(api);
 	return rc;
 }
@@ -1085,20 +1380,31 @@ void api_stop(struct api *api)
 	if (!api)
 		return;
 	/* no new connections; the waiters are answered (for up to a second, and
-	 * a moment to send); then the server stops */
-	MHD_quiesce_daemon(api->daemon);
+	 * a moment to send); then the server thread ends its last round (which
+	 * commits and releases its batch) and the daemon stops */
+	atomic_store(&api->quiesce, true);
+	kick(api);
 	watch_stop(api->watch);
 	for (int i = 0; i < SHUTDOWN_GRACE_MS / 10 && atomic_load(&api->parked) > 0; i++)
 		usleep(10 * 1000);
 	usleep(50 * 1000);
+	atomic_store(&api->quit, true);
+	kick(api);
+	pthread_join(api->thread, NULL);
+	close(api->epfd);
 	MHD_stop_daemon(api->daemon);
+	if (api->listen_fd != MHD_INVALID_SOCKET)
+		close(api->listen_fd);
 	watch_free(api->watch);
+	close(api->kick_fd);
 	while (api->cache) {
 		struct list_cache *e = api->cache;
 		api->cache = e->next;
 		MHD_destroy_response(e->response);
 		free(e);
 	}
-	pthread_mutex_destroy(&api->lock);
+	free(api->changed.ids);
+	free(api->committed.ids);
+	free(api->notes);
 	free(api);
 }

@@ -1,9 +1,25 @@
-/* api: the HTTP(S) front of meshsvc on libmicrohttpd. One epoll thread serves
- * every connection; long polls are suspended connections parked in a watch and
- * resumed on a change or at their deadline, so 10,000 waiters cost memory, not
- * threads. Routes, the scope each accepts, body limits, validation, errors as
- * {"error", "field"}, and the Prometheus counters live here; state lives in the
- * store. */
+/* api: the HTTP(S) front of meshsvc on libmicrohttpd. One thread of ours
+ * serves every connection, running libmicrohttpd in external epoll mode; long
+ * polls are suspended connections parked in a watch and resumed on a change or
+ * at their deadline, so 10,000 waiters cost memory, not threads. Routes, the
+ * scope each accepts, body limits, validation, errors as {"error", "field"},
+ * and the Prometheus counters live here; state lives in the store.
+ *
+ * Group commit. The thread works in rounds: MHD_run handles every request that
+ * is ready, with the store in a batch (store.h), so their writes share one
+ * transaction; then the batch is committed, one fsync for all of them. An
+ * answer built while the batch is pending (a write's, or a read's, which may
+ * have seen one: a GET, a long poll woken meanwhile, even a refusal made after
+ * reading a token) is held on its suspended connection and released only after
+ * the commit; if the commit fails, every held answer becomes a 500 and the
+ * store has undone the batch, memory included. Reads are thus answered from
+ * the batch's state, never before it is durable. Waiters of the VPCs a batch
+ * changed are woken after its commit (after its writers' answers go out), and
+ * log lines about its writes are written then, or dropped with it. A lone
+ * write waits for nobody: its round ends with it. Under load a round is cut
+ * between two requests once its first held answer has waited 2 ms or 256
+ * answers are held (GROUP_MAX_US, GROUP_MAX_ANSWERS), bounding the latency a
+ * burst adds to its first writers. */
 #ifndef NATMESH_SVC_API_H
 #define NATMESH_SVC_API_H
 
@@ -27,11 +43,12 @@ struct api_config {
 struct api;
 
 /* serves until api_stop; meanwhile the store is used only by the server
- * thread and api_housekeeping, one at a time */
+ * thread */
 int api_start(const struct api_config *cfg, struct store *st, struct api **out);
-/* devices gone quiet go offline, old tombstones go (store_housekeeping);
- * call it about once a second from any thread */
-int api_housekeeping(struct api *api);
+/* devices gone quiet go offline, old tombstones go (store_housekeeping, run
+ * by the server thread between two rounds); call it about once a second from
+ * any thread */
+void api_housekeeping(struct api *api);
 /* the port bound (the configured one, or the kernel's pick for port 0) */
 uint16_t api_port(const struct api *api);
 void api_stop(struct api *api);

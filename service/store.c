@@ -63,7 +63,7 @@ enum { DC_ID, DC_VPC_ID, DC_PUBLIC_KEY, DC_HOSTNAME, DC_OS, DC_ENDPOINTS, DC_TUN
 #define REGKEY_COLS "id, vpc_id, single_use, expires_at, description, used_by"
 
 enum stmt_id {
-	S_BEGIN, S_COMMIT, S_ROLLBACK,
+	S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
 	S_VPC_INSERT, S_VPC_GET, S_VPC_LIST, S_VPC_DELETE, S_VPC_BUMP, S_VPC_NAME_TAKEN,
 	S_VPC_DEVICES,
 	S_RK_INSERT, S_RK_GET, S_RK_LIST, S_RK_DELETE, S_RK_BY_HASH, S_RK_SET_USED,
@@ -78,6 +78,9 @@ static const char *const sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT write",
+	[S_RELEASE] = "RELEASE write",
+	[S_ROLLBACK_TO] = "ROLLBACK TO write",
 	[S_VPC_INSERT] = "INSERT INTO vpcs (id, name, ipv4_cidr, created_at, revision) VALUES (?1, ?2, ?3, ?4, 0)",
 	[S_VPC_GET] = "SELECT id, name, ipv4_cidr, created_at, revision FROM vpcs WHERE id = ?1",
 	[S_VPC_LIST] = "SELECT id, name, ipv4_cidr, created_at, revision, compacted FROM vpcs"
@@ -131,11 +134,37 @@ struct vpc_state {
 	struct vpc_state *next;
 };
 
+/* how writes are grouped into transactions */
+enum batch_state {
+	BATCH_NONE,	/* every write is its own transaction */
+	BATCH_EMPTY,	/* a batch is started, no write yet: no transaction */
+	BATCH_OPEN,	/* the batch's transaction is open; writes are savepoints in it */
+	BATCH_LOST,	/* SQLite rolled the transaction back on an error: every write
+			 * of the batch is gone, the next ones fail, the commit fails */
+};
+
+/* one change to the memory state, with what undoes it */
+enum undo_kind { U_REVISION, U_COMPACTED, U_ALLOC, U_RELEASE, U_VPC_ADD, U_VPC_REMOVE };
+struct undo {
+	enum undo_kind kind;
+	struct vpc_state *v;
+	int64_t value;		/* the old revision or horizon, or the address index */
+};
+/* the most journal entries one write makes (a registration: an address and a revision) */
+#define UNDO_PER_WRITE 2
+
 struct store {
 	sqlite3 *db;
 	int lock_fd;
 	sqlite3_stmt *stmt[S_COUNT];
 	struct vpc_state *vpcs;
+	enum batch_state batch;
+	unsigned batch_writes;
+	/* the memory changes of the open transaction, undone in reverse on rollback */
+	struct undo *undo;
+	size_t nundo, undo_cap;
+	size_t mark;		/* the journal's length when the current write began */
+	struct store_stats stats;
 };
 
 static int db_error(struct store *st, const char *what)
@@ -163,25 +192,6 @@ static int exec(struct store *st, sqlite3_stmt *s)
 	if (rc != SQLITE_DONE)
 		return db_error(st, sqlite3_sql(s));
 	return 0;
-}
-
-static int begin(struct store *st)
-{
-	return exec(st, stmt(st, S_BEGIN));
-}
-
-static int commit(struct store *st)
-{
-	int rc = exec(st, stmt(st, S_COMMIT));
-	if (rc < 0 && !sqlite3_get_autocommit(st->db))
-		exec(st, stmt(st, S_ROLLBACK));
-	return rc;
-}
-
-static void rollback(struct store *st)
-{
-	if (!sqlite3_get_autocommit(st->db))
-		exec(st, stmt(st, S_ROLLBACK));
 }
 
 static void bind_text(sqlite3_stmt *s, int i, const char *v)
@@ -238,16 +248,226 @@ static int vpc_state_add(struct store *st, const char *id, const char *cidr_text
 	return 0;
 }
 
-static void vpc_state_remove(struct store *st, const char *id)
+static void vpc_state_unlink(struct store *st, struct vpc_state *v)
 {
 	for (struct vpc_state **p = &st->vpcs; *p; p = &(*p)->next) {
-		if (!strcmp((*p)->id, id)) {
-			struct vpc_state *v = *p;
+		if (*p == v) {
 			*p = v->next;
-			vpc_state_free(v);
+			v->next = NULL;
 			return;
 		}
 	}
+}
+
+/* --- transactions and the memory journal ----------------------------------------- */
+
+/* room for n more journal entries, made before a write changes anything, so
+ * that journaling cannot fail halfway through it */
+static int undo_reserve(struct store *st, size_t n)
+{
+	struct undo *u;
+	size_t cap;
+
+	if (st->nundo + n <= st->undo_cap)
+		return 0;
+	cap = st->undo_cap ? st->undo_cap : 64;
+	while (cap < st->nundo + n)
+		cap *= 2;
+	if (!(u = realloc(st->undo, cap * sizeof(*u))))
+		return -ENOMEM;
+	st->undo = u;
+	st->undo_cap = cap;
+	return 0;
+}
+
+static void journal(struct store *st, enum undo_kind kind, struct vpc_state *v, int64_t value)
+{
+	if (st->nundo == st->undo_cap) {
+		/* undo_reserve made room for every entry of a write: a bug */
+		log_error("store", "memory journal full: a rollback would not restore vpc=%s", v->id);
+		return;
+	}
+	st->undo[st->nundo++] = (struct undo){ kind, v, value };
+}
+
+/* undoes the journal back to its length to, newest first */
+static void undo_to(struct store *st, size_t to)
+{
+	while (st->nundo > to) {
+		struct undo *u = &st->undo[--st->nundo];
+		switch (u->kind) {
+		case U_REVISION:
+			u->v->revision = u->value;
+			break;
+		case U_COMPACTED:
+			u->v->compacted = u->value;
+			break;
+		case U_ALLOC:
+			ipam_release(&u->v->ipam, (uint64_t)u->value);
+			break;
+		case U_RELEASE:
+			/* cannot fail: the bitmap covers the index, and whatever took
+			 * it after the release was undone first */
+			ipam_reserve(&u->v->ipam, (uint64_t)u->value);
+			break;
+		case U_VPC_ADD:
+			vpc_state_unlink(st, u->v);
+			vpc_state_free(u->v);
+			break;
+		case U_VPC_REMOVE:
+			u->v->next = st->vpcs;
+			st->vpcs = u->v;
+			break;
+		}
+	}
+}
+
+/* the transaction is durable: the journal goes, and the VPCs it removed */
+static void undo_forget(struct store *st)
+{
+	for (size_t i = 0; i < st->nundo; i++)
+		if (st->undo[i].kind == U_VPC_REMOVE)
+			vpc_state_free(st->undo[i].v);
+	st->nundo = 0;
+}
+
+static void set_revision(struct store *st, struct vpc_state *v, int64_t revision)
+{
+	journal(st, U_REVISION, v, v->revision);
+	v->revision = revision;
+}
+
+/* SQLite rolled the batch's transaction back by itself (an I/O error, a full
+ * disk, RAISE(ROLLBACK)): the memory of every write in it goes too */
+static void batch_lost(struct store *st)
+{
+	log_error("store", "the batch's transaction was rolled back: %s; its %u writes are lost",
+		  sqlite3_errmsg(st->db), st->batch_writes);
+	undo_to(st, 0);
+	st->batch = BATCH_LOST;
+}
+
+/* begins a write: its own transaction, or a savepoint in the batch's */
+static int txn_begin(struct store *st)
+{
+	int rc;
+
+	if (st->batch == BATCH_LOST)
+		return -EIO;
+	if ((rc = undo_reserve(st, UNDO_PER_WRITE)) < 0)
+		return rc;
+	if (st->batch != BATCH_OPEN && (rc = exec(st, stmt(st, S_BEGIN))) < 0)
+		return rc;
+	if (st->batch == BATCH_EMPTY)
+		st->batch = BATCH_OPEN;
+	if (st->batch == BATCH_OPEN && (rc = exec(st, stmt(st, S_SAVEPOINT))) < 0) {
+		if (sqlite3_get_autocommit(st->db))
+			batch_lost(st);
+		return rc;
+	}
+	st->mark = st->nundo;
+	return 0;
+}
+
+/* ends a write that worked: commits its transaction, or releases its savepoint */
+static int txn_commit(struct store *st)
+{
+	int rc;
+
+	if (st->batch == BATCH_OPEN) {
+		if ((rc = exec(st, stmt(st, S_RELEASE))) < 0)
+			return rc;
+		st->batch_writes++;
+		return 0;
+	}
+	if ((rc = exec(st, stmt(st, S_COMMIT))) < 0) {
+		st->stats.failed_commits++;
+		return rc;
+	}
+	undo_forget(st);
+	st->stats.commits++;
+	st->stats.writes++;
+	return 0;
+}
+
+/* ends a write that failed, or whose commit did: its rows and its memory
+ * changes are undone; in a batch, the writes before it stay */
+static void txn_rollback(struct store *st)
+{
+	undo_to(st, st->mark);
+	switch (st->batch) {
+	case BATCH_NONE:
+		if (!sqlite3_get_autocommit(st->db))
+			exec(st, stmt(st, S_ROLLBACK));
+		break;
+	case BATCH_OPEN:
+		if (sqlite3_get_autocommit(st->db) || exec(st, stmt(st, S_ROLLBACK_TO)) < 0 ||
+		    exec(st, stmt(st, S_RELEASE)) < 0) {
+			if (!sqlite3_get_autocommit(st->db))
+				exec(st, stmt(st, S_ROLLBACK));
+			batch_lost(st);
+		}
+		break;
+	case BATCH_EMPTY:
+	case BATCH_LOST:
+		break;
+	}
+}
+
+int store_batch_begin(struct store *st)
+{
+	if (st->batch != BATCH_NONE)
+		return -EALREADY;
+	st->batch = BATCH_EMPTY;
+	st->batch_writes = 0;
+	return 0;
+}
+
+bool store_batch_pending(const struct store *st)
+{
+	return st->batch == BATCH_OPEN || st->batch == BATCH_LOST;
+}
+
+int store_batch_commit(struct store *st)
+{
+	enum batch_state was = st->batch;
+	unsigned n = st->batch_writes;
+	int rc;
+
+	st->batch = BATCH_NONE;
+	st->batch_writes = 0;
+	st->mark = 0;
+	switch (was) {
+	case BATCH_NONE:
+		return -EINVAL;
+	case BATCH_EMPTY:
+		return 0;
+	case BATCH_LOST:
+		st->stats.failed_commits++;
+		return -EIO;
+	case BATCH_OPEN:
+		break;
+	}
+	if ((rc = exec(st, stmt(st, S_COMMIT))) < 0) {
+		/* an I/O error, or a deferred constraint: it may still be open */
+		log_error("store", "batch commit failed writes=%u: %s", n, sqlite3_errmsg(st->db));
+		if (!sqlite3_get_autocommit(st->db))
+			exec(st, stmt(st, S_ROLLBACK));
+		undo_to(st, 0);
+		st->stats.failed_commits++;
+		return rc == -EEXIST ? -EIO : rc;
+	}
+	undo_forget(st);
+	if (n) {
+		st->stats.commits++;
+		st->stats.writes += n;
+	}
+	return (int)n;
+}
+
+void store_stats(const struct store *st, struct store_stats *out)
+{
+	*out = st->stats;
 }
 
 /* every VPC's revision and its addresses in use, from the database */
@@ -431,6 +651,9 @@ void store_free(struct store *st)
 {
 	if (!st)
 		return;
+	/* an open transaction is rolled back by sqlite3_close; memory with it */
+	undo_to(st, 0);
+	free(st->undo);
 	while (st->vpcs) {
 		struct vpc_state *v = st->vpcs;
 		st->vpcs = v->next;
@@ -505,7 +728,7 @@ int store_vpc_create(struct store *st, const struct vpc_spec *spec, int64_t now,
 
 	uuid_generate(id);
 	cidr_format(&spec->cidr, cidr, sizeof(cidr));
-	if ((rc = begin(st)) < 0)
+	if ((rc = txn_begin(st)) < 0)
 		return rc;
 	s = stmt(st, S_VPC_NAME_TAKEN);
 	bind_text(s, 1, spec->name);
@@ -522,13 +745,12 @@ int store_vpc_create(struct store *st, const struct vpc_spec *spec, int64_t now,
 	sqlite3_bind_int64(s, 4, now);
 	if ((rc = exec(st, s)) < 0 || (rc = vpc_state_add(st, id, cidr, 0, &v)) < 0)
 		goto err;
-	if ((rc = commit(st)) < 0) {
-		vpc_state_remove(st, id);
+	journal(st, U_VPC_ADD, v, 0);
+	if ((rc = txn_commit(st)) < 0)
 		goto err;
-	}
 	return store_vpc_get(st, id, out);
 err:
-	rollback(st);
+	txn_rollback(st);
 	return rc;
 }
 
@@ -539,12 +761,13 @@ int store_vpc_list(struct store *st, json_t **out)
 
 int store_vpc_delete(struct store *st, const char *id)
 {
+	struct vpc_state *v = vpc_find(st, id);
 	sqlite3_stmt *s;
 	int rc;
 
-	if (!vpc_find(st, id))
+	if (!v)
 		return -ENOENT;
-	if ((rc = begin(st)) < 0)
+	if ((rc = txn_begin(st)) < 0)
 		return rc;
 	s = stmt(st, S_VPC_DEVICES);
 	bind_text(s, 1, id);
@@ -556,12 +779,15 @@ int store_vpc_delete(struct store *st, const char *id)
 	}
 	s = stmt(st, S_VPC_DELETE);
 	bind_text(s, 1, id);
-	if ((rc = exec(st, s)) < 0 || (rc = commit(st)) < 0)
+	if ((rc = exec(st, s)) < 0)
 		goto err;
-	vpc_state_remove(st, id);
+	vpc_state_unlink(st, v);
+	journal(st, U_VPC_REMOVE, v, 0);
+	if ((rc = txn_commit(st)) < 0)
+		goto err;
 	return 0;
 err:
-	rollback(st);
+	txn_rollback(st);
 	return rc;
 }
 
@@ -574,10 +800,12 @@ int store_vpc_revision(struct store *st, const char *id, int64_t *out)
 	return 0;
 }
 
-/* the VPC's next revision, inside the caller's transaction */
+/* the VPC's next revision, inside the caller's transaction, in the database
+ * and in memory */
 static int bump(struct store *st, const char *vpc_id, int64_t *rev)
 {
 	sqlite3_stmt *s = stmt(st, S_VPC_BUMP);
+	struct vpc_state *v;
 	int rc;
 	bind_text(s, 1, vpc_id);
 	rc = sqlite3_step(s);
@@ -586,6 +814,8 @@ static int bump(struct store *st, const char *vpc_id, int64_t *rev)
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW)
 		return rc == SQLITE_DONE ? -ENOENT : db_error(st, "revision");
+	if ((v = vpc_find(st, vpc_id)))
+		set_revision(st, v, *rev);
 	return 0;
 }
 
@@ -660,6 +890,8 @@ int store_regkey_create(struct store *st, const struct regkey_spec *spec,
 	if (!vpc_find(st, spec->vpc_id))
 		return -ENOENT;
 	uuid_generate(id);
+	if ((rc = txn_begin(st)) < 0)
+		return rc;
 	s = stmt(st, S_RK_INSERT);
 	bind_text(s, 1, id);
 	bind_text(s, 2, spec->vpc_id);
@@ -669,9 +901,10 @@ int store_regkey_create(struct store *st, const struct regkey_spec *spec,
 		sqlite3_bind_int64(s, 5, spec->expires_at);
 	bind_text(s, 6, spec->description);
 	sqlite3_bind_int64(s, 7, now);
-	/* one statement in autocommit mode is its own committed transaction */
-	if ((rc = exec(st, s)) < 0)
+	if ((rc = exec(st, s)) < 0 || (rc = txn_commit(st)) < 0) {
+		txn_rollback(st);
 		return rc;
+	}
 	return store_regkey_get(st, id, out);
 }
 
@@ -682,12 +915,20 @@ int store_regkey_list(struct store *st, json_t **out)
 
 int store_regkey_delete(struct store *st, const char *id)
 {
-	sqlite3_stmt *s = stmt(st, S_RK_DELETE);
+	sqlite3_stmt *s;
 	int rc;
-	bind_text(s, 1, id);
-	if ((rc = exec(st, s)) < 0)
+
+	if ((rc = txn_begin(st)) < 0)
 		return rc;
-	return sqlite3_changes(st->db) ? 0 : -ENOENT;
+	s = stmt(st, S_RK_DELETE);
+	bind_text(s, 1, id);
+	if ((rc = exec(st, s)) == 0 && !sqlite3_changes(st->db))
+		rc = -ENOENT;
+	if (rc < 0 || (rc = txn_commit(st)) < 0) {
+		txn_rollback(st);
+		return rc;
+	}
+	return 0;
 }
 
 /* Tokens are found by their hash: whatever the index lookup's timing reveals is
@@ -804,21 +1045,24 @@ static int device_by_key(struct store *st, const char *vpc_id, const char *publi
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_error(st, "device by key");
 }
 
+/* inside the caller's transaction, which undoes the address on rollback */
 static int insert_device(struct store *st, struct vpc_state *v, const char *id,
 			 const struct device_spec *spec, const uint8_t token_hash[TOKEN_HASH_BYTES],
-			 int64_t now, uint64_t *index)
+			 int64_t now)
 {
 	static const char no_endpoints[] = "[]";
 	char ip[INET6_ADDRSTRLEN], *endpoints = NULL, *nat = NULL;
 	union sockaddr_any addr;
+	uint64_t index;
 	int64_t rev;
 	sqlite3_stmt *s;
 	int rc;
 
-	if ((rc = ipam_alloc(&v->ipam, index, &addr)) < 0)
+	if ((rc = ipam_alloc(&v->ipam, &index, &addr)) < 0)
 		return rc;
+	journal(st, U_ALLOC, v, (int64_t)index);
 	if ((rc = bump(st, v->id, &rev)) < 0)
-		goto err;
+		return rc;
 	endpoints = json_text(spec->endpoints);
 	nat = json_text(spec->nat);
 	s = stmt(st, S_DEV_INSERT);
@@ -828,7 +1072,7 @@ static int insert_device(struct store *st, struct vpc_state *v, const char *id,
 	bind_text(s, 4, spec->hostname);
 	bind_text(s, 5, spec->os);
 	bind_text(s, 6, endpoints ? endpoints : no_endpoints);
-	sqlite3_bind_int64(s, 7, (int64_t)*index);
+	sqlite3_bind_int64(s, 7, (int64_t)index);
 	bind_text(s, 8, addr_format_ip(&addr, ip, sizeof(ip)));
 	sqlite3_bind_int(s, 9, spec->relay);
 	sqlite3_bind_int(s, 10, spec->symmetric_nat);
@@ -839,11 +1083,6 @@ static int insert_device(struct store *st, struct vpc_state *v, const char *id,
 	rc = exec(st, s);
 	free(endpoints);
 	free(nat);
-	if (rc < 0)
-		goto err;
-	return 0;
-err:
-	ipam_release(&v->ipam, *index);
 	return rc;
 }
 
@@ -854,14 +1093,13 @@ int store_device_register(struct store *st, const char *regkey_id, const struct 
 	char id[UUID_STRLEN], vpc_id[UUID_STRLEN] = "", used_by[UUID_STRLEN] = "";
 	struct vpc_state *v = NULL;
 	int64_t expires_at = 0;
-	uint64_t index = 0;
 	bool single_use = false, online = true;
 	sqlite3_stmt *s;
 	int rc;
 
 	*out = NULL;
 	*created = false;
-	if ((rc = begin(st)) < 0)
+	if ((rc = txn_begin(st)) < 0)
 		return rc;
 	s = stmt(st, S_RK_GET);
 	bind_text(s, 1, regkey_id);
@@ -900,13 +1138,11 @@ int store_device_register(struct store *st, const char *regkey_id, const struct 
 		sqlite3_bind_blob(s, 2, token_hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(s, 3, now);
 		if ((rc = exec(st, s)) < 0 || (!online && (rc = set_online(st, id, vpc_id, true, now, &rev)) < 0) ||
-		    (rc = commit(st)) < 0)
+		    (rc = txn_commit(st)) < 0)
 			goto err;
-		if (!online)
-			v->revision = rev;
 	} else {
 		uuid_generate(id);
-		if ((rc = insert_device(st, v, id, spec, token_hash, now, &index)) < 0)
+		if ((rc = insert_device(st, v, id, spec, token_hash, now)) < 0)
 			goto err;
 		if (single_use) {
 			s = stmt(st, S_RK_SET_USED);
@@ -914,16 +1150,13 @@ int store_device_register(struct store *st, const char *regkey_id, const struct 
 			bind_text(s, 2, id);
 			rc = exec(st, s);
 		}
-		if (rc < 0 || (rc = commit(st)) < 0) {
-			ipam_release(&v->ipam, index);
+		if (rc < 0 || (rc = txn_commit(st)) < 0)
 			goto err;
-		}
-		v->revision++;
 		*created = true;
 	}
 	return store_device_get(st, id, out, NULL);
 err:
-	rollback(st);
+	txn_rollback(st);
 	return rc;
 }
 
@@ -958,13 +1191,12 @@ int store_device_patch(struct store *st, const char *id, const struct device_spe
 {
 	char vpc_id[UUID_STRLEN], *hostname = NULL, *endpoints = NULL, *nat = NULL;
 	bool relay = false, symmetric_nat = false, changed = false;
-	struct vpc_state *v;
 	int64_t rev = 0;
 	sqlite3_stmt *s;
 	int rc;
 
 	*out = NULL;
-	if ((rc = begin(st)) < 0)
+	if ((rc = txn_begin(st)) < 0)
 		return rc;
 	s = stmt(st, S_DEV_GET);
 	bind_text(s, 1, id);
@@ -995,7 +1227,6 @@ int store_device_patch(struct store *st, const char *id, const struct device_spe
 		rc = -ENOMEM;
 		goto err;
 	}
-	v = vpc_find(st, vpc_id);
 	if (!changed) {
 		/* the same report again: nobody needs to hear of it */
 		s = stmt(st, S_DEV_TOUCH);
@@ -1014,16 +1245,14 @@ int store_device_patch(struct store *st, const char *id, const struct device_spe
 		sqlite3_bind_int64(s, 7, rev);
 		sqlite3_bind_int64(s, 8, now);
 	}
-	if ((rc = exec(st, s)) < 0 || (rc = commit(st)) < 0)
+	if ((rc = exec(st, s)) < 0 || (rc = txn_commit(st)) < 0)
 		goto err;
-	if (changed && v)
-		v->revision = rev;
 	free(hostname);
 	free(endpoints);
 	free(nat);
 	return store_device_get(st, id, out, NULL);
 err:
-	rollback(st);
+	txn_rollback(st);
 	free(hostname);
 	free(endpoints);
 	free(nat);
@@ -1038,7 +1267,7 @@ int store_device_delete(struct store *st, const char *id, int64_t now, char vpc_
 	sqlite3_stmt *s;
 	int rc;
 
-	if ((rc = begin(st)) < 0)
+	if ((rc = txn_begin(st)) < 0)
 		return rc;
 	s = stmt(st, S_DEV_GET);
 	bind_text(s, 1, id);
@@ -1064,40 +1293,39 @@ int store_device_delete(struct store *st, const char *id, int64_t now, char vpc_
 	bind_text(s, 2, id);
 	sqlite3_bind_int64(s, 3, rev);
 	sqlite3_bind_int64(s, 4, now);
-	if ((rc = exec(st, s)) < 0 || (rc = commit(st)) < 0)
+	if ((rc = exec(st, s)) < 0)
 		goto err;
-	if ((v = vpc_find(st, vpc_id))) {
-		ipam_release(&v->ipam, index);
-		v->revision = rev;
-	}
+	if ((v = vpc_find(st, vpc_id)) && ipam_release(&v->ipam, index) == 0)
+		journal(st, U_RELEASE, v, (int64_t)index);
+	if ((rc = txn_commit(st)) < 0)
+		goto err;
 	return 0;
 err:
-	rollback(st);
+	txn_rollback(st);
 	return rc;
 }
 
 int store_device_touch(struct store *st, const struct principal *who, int64_t now)
 {
-	struct vpc_state *v;
 	sqlite3_stmt *s;
 	int64_t rev;
 	int rc;
 
+	if ((rc = txn_begin(st)) < 0)
+		return rc;
 	if (who->online) {
 		s = stmt(st, S_DEV_TOUCH);
 		bind_text(s, 1, who->id);
 		sqlite3_bind_int64(s, 2, now);
-		return exec(st, s);
+		rc = exec(st, s);
+	} else {
+		rc = set_online(st, who->id, who->vpc_id, true, now, &rev);
 	}
-	if ((rc = begin(st)) < 0)
-		return rc;
-	if ((rc = set_online(st, who->id, who->vpc_id, true, now, &rev)) < 0 || (rc = commit(st)) < 0) {
-		rollback(st);
+	if (rc < 0 || (rc = txn_commit(st)) < 0) {
+		txn_rollback(st);
 		return rc;
 	}
-	if ((v = vpc_find(st, who->vpc_id)))
-		v->revision = rev;
-	return 1;
+	return !who->online;
 }
 
 /* the rows of a query of DEVICE_COLS as an array */
@@ -1203,25 +1431,21 @@ static int mark_offline(struct store *st, int64_t cutoff, store_changed_fn chang
 
 	if ((rc = collect(st, S_DEV_SILENT, cutoff, &list, &n)) < 0 || n == 0)
 		goto out;
-	if ((rc = begin(st)) < 0)
+	if ((rc = txn_begin(st)) < 0)
 		goto out;
-	for (i = 0; i < n; i++)
-		if ((rc = set_online(st, list[i].a, list[i].b, false, 0, &list[i].num)) < 0)
-			break;
-	if (rc < 0 || (rc = commit(st)) < 0) {
-		rollback(st);
+	/* a revision each */
+	rc = undo_reserve(st, n);
+	for (i = 0; i < n && rc == 0; i++)
+		rc = set_online(st, list[i].a, list[i].b, false, 0, &list[i].num);
+	if (rc < 0 || (rc = txn_commit(st)) < 0) {
+		txn_rollback(st);
 		goto out;
 	}
-	/* ordered by VPC and revision: the last of each VPC has its revision */
+	/* ordered by VPC and revision: one call per VPC */
 	for (i = 0; i < n; i++) {
 		log_info("store", "device offline id=%s vpc=%s", list[i].a, list[i].b);
-		if (i + 1 == n || strcmp(list[i].b, list[i + 1].b)) {
-			struct vpc_state *v = vpc_find(st, list[i].b);
-			if (v)
-				v->revision = list[i].num;
-			if (changed)
-				changed(arg, list[i].b);
-		}
+		if (changed && (i + 1 == n || strcmp(list[i].b, list[i + 1].b)))
+			changed(arg, list[i].b);
 	}
 	rc = (int)n;
 out:
@@ -1240,9 +1464,12 @@ static int prune_tombstones(struct store *st, int64_t cutoff)
 
 	if ((rc = collect(st, S_TOMB_EXPIRED, cutoff, &list, &n)) < 0 || n == 0)
 		goto out;
-	if ((rc = begin(st)) < 0)
+	if ((rc = txn_begin(st)) < 0)
 		goto out;
+	/* a horizon each */
+	rc = undo_reserve(st, n);
 	for (i = 0; i < n && rc == 0; i++) {
+		struct vpc_state *v = vpc_find(st, list[i].a);
 		s = stmt(st, S_TOMB_PRUNE);
 		bind_text(s, 1, list[i].a);
 		sqlite3_bind_int64(s, 2, list[i].num);
@@ -1251,19 +1478,18 @@ static int prune_tombstones(struct store *st, int64_t cutoff)
 		s = stmt(st, S_VPC_SET_COMPACTED);
 		bind_text(s, 1, list[i].a);
 		sqlite3_bind_int64(s, 2, list[i].num);
-		rc = exec(st, s);
+		if ((rc = exec(st, s)) == 0 && v && list[i].num > v->compacted) {
+			journal(st, U_COMPACTED, v, v->compacted);
+			v->compacted = list[i].num;
+		}
 	}
-	if (rc < 0 || (rc = commit(st)) < 0) {
-		rollback(st);
+	if (rc < 0 || (rc = txn_commit(st)) < 0) {
+		txn_rollback(st);
 		goto out;
 	}
-	for (i = 0; i < n; i++) {
-		struct vpc_state *v = vpc_find(st, list[i].a);
-		if (v && list[i].num > v->compacted)
-			v->compacted = list[i].num;
+	for (i = 0; i < n; i++)
 		log_info("store", "tombstones pruned vpc=%s up_to_revision=%lld", list[i].a,
 			 (long long)list[i].num);
-	}
 	rc = (int)n;
 out:
 	free(list);
@@ -1273,9 +1499,11 @@ out:
 int store_housekeeping(struct store *st, int64_t now, const struct store_limits *lim,
 		       store_changed_fn changed, void *arg)
 {
-	int rc = mark_offline(st, now - lim->offline_after_s, changed, arg);
+	int rc;
 
-	if (rc < 0)
+	if (st->batch != BATCH_NONE)
+		return -EBUSY;
+	if ((rc = mark_offline(st, now - lim->offline_after_s, changed, arg)) < 0)
 		return rc;
 	return prune_tombstones(st, now - lim->tombstone_ttl_s);
 }

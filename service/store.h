@@ -1,19 +1,36 @@
 /* store: the control plane's durable state in SQLite (WAL, synchronous=FULL):
- * VPCs, registration keys, devices and the tombstones of deleted devices. Every
- * write is one transaction, committed before the call returns, so an answer
- * sent after it survives kill -9 and power loss. SQL runs only through
- * statements prepared at open. Each VPC has a revision that every device change
- * raises; a device row carries the revision of its last change, which makes
- * "what changed since REV" one indexed query. A deleted device leaves a
- * tombstone, kept for a while (store_limits) and then pruned; a VPC remembers
- * the newest revision pruned (its horizon), and a client asking for changes
- * since an older revision gets the whole list instead. A device's `online` is
- * published state: it flips, with a new revision, when an authenticated
- * request comes from an offline device and when store_housekeeping finds it
- * silent for offline_after_s; last_seen moves without a revision. The store also keeps each VPC's
- * IPAM and revision in memory; it assumes it is the database's only writer and
- * takes an exclusive lock on the file to make sure. Not thread-safe: one thread
- * owns a store. */
+ * VPCs, registration keys, devices and the tombstones of deleted devices. A
+ * write is committed before the call returns (in a batch: before
+ * store_batch_commit returns), so an answer sent after that survives kill -9
+ * and power loss. SQL runs only through statements prepared at open. Each VPC
+ * has a revision that every device change raises; a device row carries the
+ * revision of its last change, which makes "what changed since REV" one
+ * indexed query. A deleted device leaves a tombstone, kept for a while
+ * (store_limits) and then pruned; a VPC remembers the newest revision pruned
+ * (its horizon), and a client asking for changes since an older revision gets
+ * the whole list instead. A device's `online` is published state: it flips,
+ * with a new revision, when an authenticated request comes from an offline
+ * device and when store_housekeeping finds it silent for offline_after_s;
+ * last_seen moves without a revision. The store also keeps each VPC's IPAM and
+ * revision in memory; it assumes it is the database's only writer and takes an
+ * exclusive lock on the file to make sure. Not thread-safe: one thread owns a
+ * store.
+ *
+ * Group commit. Between store_batch_begin and store_batch_commit the writes
+ * share one transaction, so one fsync makes many of them durable. The
+ * transaction (BEGIN IMMEDIATE) opens at the batch's first write; each write
+ * runs in a savepoint of its own, so a write that fails (a full VPC, a used
+ * key, a constraint) is rolled back alone and the others stay. The memory
+ * state (each VPC's IPAM, revision and tombstone horizon, the list of VPCs) is
+ * changed inside the transaction and journaled: a savepoint rolled back undoes
+ * its own entries, a commit that fails undoes the whole batch's, so memory
+ * always matches what the database holds (or will hold, once committed).
+ * Inside a batch, reads see the batch's uncommitted writes; nothing of them
+ * is durable before store_batch_commit returns, so the caller holds every
+ * answer built while store_batch_pending is true (a write's, or a read's that
+ * may have seen one) until then, and answers them all with an error if the
+ * commit fails. Outside a batch every write is its own committed
+ * transaction. */
 #ifndef NATMESH_SVC_STORE_H
 #define NATMESH_SVC_STORE_H
 
@@ -94,10 +111,30 @@ int store_device_list(struct store *st, json_t **out);
 typedef void (*store_changed_fn)(void *arg, const char *vpc_id);
 /* Publishes devices silent for lim->offline_after_s as offline and prunes
  * tombstones older than lim->tombstone_ttl_s; returns how many tombstone
- * groups (VPCs) were pruned, or an error. Run it about once a second. */
+ * groups (VPCs) were pruned, or an error. Run it about once a second, outside
+ * a batch (-EBUSY inside one: changed is told only of committed changes). */
 int store_housekeeping(struct store *st, int64_t now, const struct store_limits *lim,
 		       store_changed_fn changed, void *arg);
 uint64_t store_device_count(const struct store *st);
 uint64_t store_vpc_count(const struct store *st);
+
+/* Starts a batch: the writes until store_batch_commit share one transaction,
+ * opened at the first of them. -EALREADY when one is started. */
+int store_batch_begin(struct store *st);
+/* true from the batch's first write until store_batch_commit: an answer built
+ * now may rest on a write that is not durable yet */
+bool store_batch_pending(const struct store *st);
+/* Ends the batch: commits its transaction (one fsync), if it has one, and
+ * returns how many writes it made durable (0 for none). On failure (<0) every
+ * write of the batch is rolled back, memory included, and none may be
+ * acknowledged. */
+int store_batch_commit(struct store *st);
+
+struct store_stats {
+	uint64_t commits;	/* transactions committed with at least one write: fsyncs */
+	uint64_t writes;	/* writes they made durable */
+	uint64_t failed_commits;
+};
+void store_stats(const struct store *st, struct store_stats *out);
 
 #endif

@@ -16,6 +16,7 @@ struct watch {
 	pthread_t timer;
 	bool stopping, stopped;
 	watch_wake_fn wake;
+	void *wake_arg;
 	struct waiter *buckets[BUCKETS];
 	struct waiter **heap;	/* min-heap by deadline */
 	size_t nheap, cap;
@@ -98,7 +99,7 @@ static size_t wake_chain(struct watch *w, struct waiter *chain)
 		struct waiter *next = chain->woken_next;
 		void *conn = chain->conn;
 		chain->woken_next = NULL;
-		w->wake(conn);
+		w->wake(w->wake_arg, conn);
 		chain = next;
 		n++;
 	}
@@ -136,7 +137,7 @@ static void *timer_main(void *arg)
 	return NULL;
 }
 
-int watch_new(watch_wake_fn wake, struct watch **out)
+int watch_new(watch_wake_fn wake, void *arg, struct watch **out)
 {
 	pthread_condattr_t attr;
 	struct watch *w;
@@ -146,6 +147,7 @@ int watch_new(watch_wake_fn wake, struct watch **out)
 	if (!(w = calloc(1, sizeof(*w))))
 		return -ENOMEM;
 	w->wake = wake;
+	w->wake_arg = arg;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);

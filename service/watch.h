@@ -23,10 +23,10 @@ struct waiter {
 };
 
 struct watch;
-typedef void (*watch_wake_fn)(void *conn);
+typedef void (*watch_wake_fn)(void *arg, void *conn);
 
-/* starts the timer thread */
-int watch_new(watch_wake_fn wake, struct watch **out);
+/* starts the timer thread; wake gets arg and the waiter's conn */
+int watch_new(watch_wake_fn wake, void *arg, struct watch **out);
 /* stops the timer and wakes every waiter left; idempotent */
 void watch_stop(struct watch *w);
 void watch_free(struct watch *w);

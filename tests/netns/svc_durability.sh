@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # meshsvc durability on loopback: a restart serves everything again, and kill -9
-# in the middle of a registration load loses no acknowledged device. Also: many
-# concurrent registrations never share a tunnel address. No namespaces:
+# in the middle of a registration load loses no acknowledged device, nor any
+# device that a long poll was shown (group commit answers neither before the
+# commit). Also: many concurrent registrations never share a tunnel address.
+# No namespaces:
 #
-#   svcload (64 connections) ---HTTP 127.0.0.1---> meshsvc ($WORK/db) <--- kill -9
+#   svcload register (64, then 32 connections) --\
+#   svcload poll (48 long polls) ------------------+--HTTP 127.0.0.1--> meshsvc ($WORK/db) <--- kill -9
 set -u
 . "$(dirname "$0")/svc_lib.bash"
 
@@ -36,6 +39,9 @@ check "1000 registrations over 64 connections all succeed" grep -q "registered=1
 check "and no tunnel address is handed out twice" test "$(cut -d' ' -f2 "$WORK/conc.txt" | sort -u | wc -l)" = 1000
 
 # --- kill -9 during a registration load ------------------------------------------------------
+# 48 long polls, asking again and again until meshsvc dies: the devices they are shown
+"$LOAD" poll "$URL" "$WORK/db.admin-token" "$VPC" 48 "$WORK/seen.txt" >"$WORK/poll.out" 2>&1 &
+reader=$!
 "$LOAD" register "$URL" "$WORK/regkey" 4000 32 "$WORK/acked.txt" >"$WORK/load.out" 2>&1 &
 load=$!
 for i in $(seq 200); do
@@ -44,6 +50,7 @@ for i in $(seq 200); do
 done
 svc_stop KILL
 wait "$load"
+wait "$reader"
 acked=$(wc -l <"$WORK/acked.txt")
 check "the load was cut short by kill -9 ($acked acknowledged)" bash -c "[ $acked -ge 300 ] && [ $acked -lt 4000 ]"
 svc_start
@@ -53,6 +60,11 @@ while read -r id ip _; do
 	grep -A8 "\"id\": \"$id\"" "$WORK/after.json" | grep -q "\"tunnel_ip\": \"$ip\"" || missing=$((missing + 1))
 done <"$WORK/acked.txt"
 check "every acknowledged device is there after kill -9, with its address ($missing missing)" test "$missing" = 0
+grep -o '"id": "[^"]*"' "$WORK/after.json" | cut -d'"' -f4 | sort -u >"$WORK/after.ids"
+sort -u "$WORK/seen.txt" >"$WORK/seen.ids"
+unseen=$(comm -23 "$WORK/seen.ids" "$WORK/after.ids" | wc -l)
+check "and every device a long poll was shown ($(wc -l <"$WORK/seen.ids") shown, $unseen missing)" \
+	bash -c "[ -s '$WORK/seen.ids' ] && [ $unseen = 0 ]"
 ips=$(grep -o '"tunnel_ip": "[^"]*"' "$WORK/after.json")
 check "all tunnel addresses are distinct" test "$(sort <<<"$ips" | uniq -d | wc -l)" = 0
 read -r _ _ _ _ tok < <(tail -n 1 "$WORK/acked.txt")

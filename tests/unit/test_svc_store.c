@@ -450,3 +450,218 @@ Test(store, refuses_a_newer_schema)
 	cr_expect_eq(store_open(path, &st), -EPROTO);
 	cr_expect_eq(user_version(), 3, "left as it was");
 }
+
+/* --- group commit ------------------------------------------------------------------ */
+
+/* rows in a table, through a connection of its own: what is committed */
+static int64_t committed_rows(const char *table)
+{
+	char sql[128];
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	int64_t n = -1;
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s", table);
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return n;
+}
+
+/* a store with one VPC and one key, after a first open that made the schema
+ * and then sql (triggers that make chosen writes fail) */
+static struct store *store_with(const char *sql, const char *cidr, char v[UUID_STRLEN], char k[UUID_STRLEN])
+{
+	struct store *st;
+	cr_assert_eq(store_open(path, &st), 0);
+	store_free(st);
+	if (sql)
+		raw_exec(sql);
+	cr_assert_eq(store_open(path, &st), 0);
+	vpc(st, cidr, v);
+	regkey(st, v, false, 0, k);
+	return st;
+}
+
+static int reg_named(struct store *st, const char *key_id, const char *hostname, char ip[32],
+		     char id[UUID_STRLEN])
+{
+	struct device_spec spec;
+	bool created;
+	fresh_key(&spec);
+	snprintf(spec.hostname, sizeof(spec.hostname), "%s", hostname);
+	return reg(st, key_id, &spec, ip, id, &created);
+}
+
+Test(store, a_batch_commits_its_registrations_together)
+{
+	struct store_limits lim = { .offline_after_s = 120, .tombstone_ttl_s = 1000 };
+	char v[UUID_STRLEN], k[UUID_STRLEN], ip[32], id[UUID_STRLEN], want[32];
+	struct store_stats before, after;
+	struct store *st = store_with(NULL, "10.8.0.0/24", v, k);
+	int64_t rev;
+
+	store_stats(st, &before);
+	cr_assert_eq(store_batch_begin(st), 0);
+	cr_expect_eq(store_batch_begin(st), -EALREADY);
+	cr_expect(!store_batch_pending(st), "no write yet: no transaction, nothing to hold");
+	for (int i = 1; i <= 5; i++) {
+		cr_assert_eq(reg_named(st, k, "a", ip, id), 0);
+		snprintf(want, sizeof(want), "10.8.0.%d", i);
+		cr_expect_str_eq(ip, want, "the batch's IPAM sees its own allocations");
+	}
+	cr_expect(store_batch_pending(st));
+	cr_expect_eq(store_housekeeping(st, NOW, &lim, NULL, NULL), -EBUSY);
+	cr_expect_eq(committed_rows("devices"), 0, "nothing is visible outside before the commit");
+	store_stats(st, &after);
+	cr_expect_eq(after.commits, before.commits);
+	cr_expect_eq(store_batch_commit(st), 5);
+	cr_expect(!store_batch_pending(st));
+	cr_expect_eq(committed_rows("devices"), 5);
+	store_stats(st, &after);
+	cr_expect_eq(after.commits, before.commits + 1, "five writes, one commit");
+	cr_expect_eq(after.writes, before.writes + 5);
+	cr_expect_eq(store_batch_commit(st), -EINVAL, "no batch");
+	cr_assert_eq(store_batch_begin(st), 0);
+	cr_expect_eq(store_batch_commit(st), 0, "an empty batch commits nothing");
+	store_stats(st, &before);
+	cr_expect_eq(before.commits, after.commits);
+	store_free(st);
+
+	cr_assert_eq(store_open(path, &st), 0);
+	cr_expect_eq(store_device_count(st), 5);
+	cr_assert_eq(store_vpc_revision(st, v, &rev), 0);
+	cr_expect_eq(rev, 5);
+	store_free(st);
+}
+
+/* refused: a statement fails halfway through its write, after the address
+ * and the revision were taken */
+static const char refuse_trigger[] =
+	"CREATE TRIGGER refuse BEFORE INSERT ON devices WHEN NEW.hostname = 'refused'"
+	" BEGIN SELECT RAISE(ABORT, 'refused'); END;";
+
+Test(store, a_failed_write_in_a_batch_is_rolled_back_alone)
+{
+	char v[UUID_STRLEN], k[UUID_STRLEN], ip[32], a[UUID_STRLEN], b[UUID_STRLEN], id[UUID_STRLEN];
+	struct store *st = store_with(refuse_trigger, "10.9.0.0/24", v, k);
+	struct device_spec p = { .set = DEV_RELAY, .relay = true };
+	json_t *out;
+	int64_t rev;
+
+	cr_assert_eq(store_batch_begin(st), 0);
+	cr_assert_eq(reg_named(st, k, "a", ip, a), 0);			/* .1, revision 1 */
+	cr_expect_eq(reg_named(st, k, "refused", ip, id), -EEXIST);	/* took .2 and revision 2 */
+	cr_expect(store_batch_pending(st), "the batch goes on");
+	cr_assert_eq(store_vpc_revision(st, v, &rev), 0);
+	cr_expect_eq(rev, 1, "the failed write's revision is undone at once");
+	cr_assert_eq(reg_named(st, k, "b", ip, b), 0);
+	cr_expect_str_eq(ip, "10.9.0.2", "and its address");
+	cr_assert_eq(store_device_patch(st, a, &p, NOW, &out), 0);
+	json_decref(out);
+	cr_expect_eq(store_batch_commit(st), 3);
+	cr_assert_eq(store_vpc_revision(st, v, &rev), 0);
+	cr_expect_eq(rev, 3);
+	store_free(st);
+
+	cr_assert_eq(store_open(path, &st), 0);
+	cr_expect_eq(store_device_count(st), 2);
+	cr_assert_eq(store_vpc_revision(st, v, &rev), 0);
+	cr_expect_eq(rev, 3, "the database agrees");
+	cr_assert_eq(store_device_get(st, b, &out, NULL), 0);
+	cr_expect_str_eq(json_string_value(json_object_get(out, "tunnel_ip")), "10.9.0.2");
+	cr_expect_eq(json_integer_value(json_object_get(out, "revision")), 2);
+	json_decref(out);
+	store_free(st);
+}
+
+/* poison: the write works, but its deferred foreign key fails the COMMIT */
+static const char poison_trigger[] =
+	"CREATE TABLE poison_parent (id INTEGER PRIMARY KEY);"
+	"CREATE TABLE poison_child (p INTEGER REFERENCES poison_parent(id) DEFERRABLE INITIALLY DEFERRED);"
+	"CREATE TRIGGER poison AFTER INSERT ON devices WHEN NEW.hostname = 'poison'"
+	" BEGIN INSERT INTO poison_child VALUES (1); END;";
+
+Test(store, a_failed_commit_undoes_the_whole_batch_in_memory_too)
+{
+	char v[UUID_STRLEN], k[UUID_STRLEN], ip[32], a[UUID_STRLEN], d[UUID_STRLEN], id[UUID_STRLEN];
+	char empty[UUID_STRLEN], vpc_of[UUID_STRLEN];
+	struct store *st = store_with(poison_trigger, "10.10.0.0/24", v, k);
+	struct device_spec p = { .set = DEV_RELAY, .relay = true };
+	struct vpc_spec other = { .name = "other" }, spare = { .name = "spare" };
+	struct store_stats stats;
+	json_t *out;
+	int64_t rev;
+
+	cr_assert_eq(reg_named(st, k, "a", ip, a), 0);	/* .1, revision 1 */
+	cr_assert_eq(reg_named(st, k, "d", ip, d), 0);	/* .2, revision 2 */
+	cr_assert_eq(cidr_parse("10.11.0.0/24", false, &spare.cidr), 0);
+	cr_assert_eq(store_vpc_create(st, &spare, NOW, &out), 0);
+	snprintf(empty, sizeof(empty), "%s", json_string_value(json_object_get(out, "id")));
+	json_decref(out);
+
+	cr_assert_eq(store_batch_begin(st), 0);
+	cr_assert_eq(store_device_delete(st, d, NOW, vpc_of), 0);	/* .2 free, revision 3 */
+	cr_assert_eq(reg_named(st, k, "b", ip, id), 0);
+	cr_expect_str_eq(ip, "10.10.0.2", "the address released in the batch is taken again in it");
+	cr_assert_eq(reg_named(st, k, "poison", ip, id), 0);		/* .3, revision 5 */
+	cr_assert_eq(store_device_patch(st, a, &p, NOW, &out), 0);	/* revision 6 */
+	json_decref(out);
+	cr_assert_eq(cidr_parse("10.12.0.0/24", false, &other.cidr), 0);
+	cr_assert_eq(store_vpc_create(st, &other, NOW, &out), 0);
+	json_decref(out);
+	cr_assert_eq(store_vpc_delete(st, empty), 0);
+	cr_expect_eq(store_vpc_count(st), 2);
+	cr_expect_lt(store_batch_commit(st), 0, "the deferred foreign key fails the commit");
+	cr_expect(!store_batch_pending(st));
+
+	store_stats(st, &stats);
+	cr_expect_eq(stats.failed_commits, 1);
+	cr_assert_eq(store_vpc_revision(st, v, &rev), 0);
+	cr_expect_eq(rev, 2, "the revision is back");
+	cr_expect_eq(store_device_count(st), 2, "a and d, as committed");
+	cr_expect_eq(store_vpc_count(st), 2, "the VPC created in the batch is gone, the one deleted is back");
+	cr_expect_eq(store_vpc_revision(st, empty, &rev), 0);
+	cr_assert_eq(store_device_get(st, d, &out, NULL), 0, "the deleted device is back");
+	json_decref(out);
+	cr_assert_eq(reg_named(st, k, "c", ip, id), 0);
+	cr_expect_str_eq(ip, "10.10.0.3", ".1 and .2 are held again, .3 is free again");
+	cr_assert_eq(store_vpc_revision(st, v, &rev), 0);
+	cr_expect_eq(rev, 3, "and revisions go on from the committed one");
+	store_free(st);
+
+	cr_assert_eq(store_open(path, &st), 0);
+	cr_expect_eq(store_device_count(st), 3, "the database holds what memory said");
+	cr_expect_eq(store_vpc_count(st), 2);
+	cr_assert_eq(store_vpc_revision(st, v, &rev), 0);
+	cr_expect_eq(rev, 3);
+	store_free(st);
+}
+
+/* lose: SQLite rolls the whole transaction back itself, as after an I/O error */
+static const char lose_trigger[] =
+	"CREATE TRIGGER lose BEFORE INSERT ON devices WHEN NEW.hostname = 'lose'"
+	" BEGIN SELECT RAISE(ROLLBACK, 'lost'); END;";
+
+Test(store, a_batch_whose_transaction_is_lost_fails_as_a_whole)
+{
+	char v[UUID_STRLEN], k[UUID_STRLEN], ip[32], id[UUID_STRLEN];
+	struct store *st = store_with(lose_trigger, "10.13.0.0/24", v, k);
+	int64_t rev;
+
+	cr_assert_eq(store_batch_begin(st), 0);
+	cr_assert_eq(reg_named(st, k, "a", ip, id), 0);
+	cr_expect_lt(reg_named(st, k, "lose", ip, id), 0);
+	cr_expect(store_batch_pending(st), "the held answers must still learn of the failure");
+	cr_expect_eq(reg_named(st, k, "b", ip, id), -EIO, "the batch takes no more writes");
+	cr_assert_eq(store_vpc_revision(st, v, &rev), 0);
+	cr_expect_eq(rev, 0, "a's revision went with the transaction");
+	cr_expect_eq(store_device_count(st), 0);
+	cr_expect_lt(store_batch_commit(st), 0);
+	cr_assert_eq(reg_named(st, k, "c", ip, id), 0);
+	cr_expect_str_eq(ip, "10.13.0.1");
+	cr_expect_eq(committed_rows("devices"), 1);
+	store_free(st);
+}

@@ -12,13 +12,15 @@
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int woken[16];
 static int64_t woken_at[16];
+static void *woken_arg[16];
 
-static void wake(void *conn)
+static void wake(void *arg, void *conn)
 {
 	int i = (int)(intptr_t)conn;
 	pthread_mutex_lock(&mu);
 	woken[i]++;
 	woken_at[i] = watch_now_ms();
+	woken_arg[i] = arg;
 	pthread_mutex_unlock(&mu);
 }
 
@@ -36,7 +38,7 @@ Test(watch, notify_wakes_only_that_vpc_once)
 	struct watch *wt;
 	memset(w, 0, sizeof(w));
 	memset(woken, 0, sizeof(woken));
-	cr_assert_eq(watch_new(wake, &wt), 0);
+	cr_assert_eq(watch_new(wake, &mu, &wt), 0);
 	int64_t far = watch_now_ms() + 60000;
 	cr_assert_eq(watch_add(wt, &w[0], VPC_A, far, (void *)0), 0);
 	cr_assert_eq(watch_add(wt, &w[1], VPC_A, far, (void *)1), 0);
@@ -47,6 +49,7 @@ Test(watch, notify_wakes_only_that_vpc_once)
 	cr_expect_eq(count_of(0), 1);
 	cr_expect_eq(count_of(1), 1);
 	cr_expect_eq(count_of(2), 0);
+	cr_expect_eq(woken_arg[0], &mu, "the waker gets the argument given to watch_new");
 	cr_expect_eq(watch_count(wt), 1);
 	watch_cancel(wt, &w[2]);
 	cr_expect_eq(watch_count(wt), 0);
@@ -60,7 +63,7 @@ Test(watch, deadlines_fire_in_order)
 	struct watch *wt;
 	memset(w, 0, sizeof(w));
 	memset(woken, 0, sizeof(woken));
-	cr_assert_eq(watch_new(wake, &wt), 0);
+	cr_assert_eq(watch_new(wake, NULL, &wt), 0);
 	int64_t now = watch_now_ms();
 	cr_assert_eq(watch_add(wt, &w[0], VPC_A, now + 300, (void *)0), 0);
 	cr_assert_eq(watch_add(wt, &w[1], VPC_A, now + 100, (void *)1), 0);

@@ -10,6 +10,10 @@
  *       opens N long polls (each with its own device's token from a register
  *       OUT_FILE), waits until meshsvc reports them all parked, PATCHes the
  *       first device, and reports how long each poll took to answer.
+ *   svcload poll URL TOKEN_FILE VPC_ID CONCURRENCY OUT_FILE
+ *       long-polls the VPC's peer list on CONCURRENCY connections, each asking
+ *       again with the revision of its last answer, until the service goes
+ *       away, and appends the id of every device an answer showed to OUT_FILE.
  *   svcload open-token PRIVATE_KEY_FILE SEALED
  *       opens a device token sealed to a WireGuard key (as `wg genkey` writes
  *       it) and prints it.
@@ -515,6 +519,91 @@ static int cmd_watch(int argc, char **argv)
 	return failed ? 1 : 0;
 }
 
+/* --- poll -------------------------------------------------------------------------- */
+
+/* the ids of the devices in a peer list, one a line ("vpc_id" does not match) */
+static size_t record_ids(FILE *out, const char *body)
+{
+	const char *p = body;
+	size_t n = 0, len;
+	while ((p = strstr(p, "\"id\":\""))) {
+		p += 6;
+		len = strcspn(p, "\"");
+		fprintf(out, "%.*s\n", (int)len, p);
+		p += len;
+		n++;
+	}
+	return n;
+}
+
+static void start_poll(struct conn *c, const char *token, const char *vpc, long rev)
+{
+	char path[256];
+	if (rev < 0)
+		snprintf(path, sizeof(path), "/api/vpcs/%s/devices", vpc);
+	else
+		snprintf(path, sizeof(path), "/api/vpcs/%s/devices?since=%ld&wait=5", vpc, rev);
+	conn_request(c, "GET", path, token, NULL);
+}
+
+static int cmd_poll(int argc, char **argv)
+{
+	if (argc != 7)
+		die("usage: svcload poll URL TOKEN_FILE VPC_ID CONCURRENCY OUT_FILE");
+	parse_url(argv[2]);
+	char token[256];
+	snprintf(token, sizeof(token), "%s", read_token_file(argv[3]));
+	const char *vpc = argv[4];
+	size_t conc = strtoul(argv[5], NULL, 10), live = 0, polls = 0, shown = 0;
+	FILE *out = fopen(argv[6], "a");
+	struct conn *conns = calloc(conc, sizeof(*conns));
+	long *rev = calloc(conc, sizeof(*rev));
+	struct epoll_event evs[256];
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (!out || !conns || !rev || ep < 0 || !conc)
+		die("cannot start");
+	setvbuf(out, NULL, _IOLBF, 0);
+	for (size_t i = 0; i < conc; i++) {
+		conns[i].fd = -1;
+		conns[i].job = i;
+		rev[i] = -1;
+		start_poll(&conns[i], token, vpc, rev[i]);
+		if (conn_open(&conns[i], ep) == 0)
+			live++;
+	}
+	while (live > 0) {
+		int k = epoll_wait(ep, evs, 256, 10000);
+		if (k == 0)
+			die("no answer for 10 s");
+		for (int e = 0; e < k; e++) {
+			struct conn *c = evs[e].data.ptr;
+			uint32_t events = evs[e].events;
+			int rc;
+			while ((rc = conn_event(c, events)) > 0 && c->status == 200) {
+				const char *r = strstr(conn_body(c), "\"revision\":");
+				shown += record_ids(out, conn_body(c));
+				polls++;
+				if (r)
+					rev[c->job] = atol(r + 11);
+				start_poll(c, token, vpc, rev[c->job]);
+				events = EPOLLOUT;
+			}
+			/* the service went away (or refused): this poller is done */
+			if (rc != 0) {
+				conn_close(c);
+				live--;
+			}
+		}
+	}
+	printf("polls=%zu shown=%zu\n", polls, shown);
+	fclose(out);
+	conns_free(conns, conc);
+	free(rev);
+	close(ep);
+	return 0;
+}
+
 /* --- open-token ---------------------------------------------------------------- */
 
 static int cmd_open_token(int argc, char **argv)
@@ -542,8 +631,10 @@ int main(int argc, char **argv)
 		return cmd_register(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "watch"))
 		return cmd_watch(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "poll"))
+		return cmd_poll(argc, argv);
 	if (argc >= 2 && !strcmp(argv[1], "open-token"))
 		return cmd_open_token(argc, argv);
-	die("usage: svcload register|watch|open-token ... (see the top of svcload.c)");
+	die("usage: svcload register|watch|poll|open-token ... (see the top of svcload.c)");
 	return 2;
 }

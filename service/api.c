@@ -1309,8 +1309,9 @@ int api_start(const struct api_config *cfg, struct store *st, struct api **out)
 	if ((rc = watch_new(wake_connection, api, &api->watch)) < 0)
 		goto err_watch;
 
+	/* [::] serves IPv4 too (IPv4-mapped), as a dual-stack host expects */
 	if (cfg->listen.sa.sa_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
+		flags |= IN6_IS_ADDR_UNSPECIFIED(&cfg->listen.in6.sin6_addr) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
 	if (cfg->tls_cert_pem)
 		flags |= MHD_USE_TLS;
 	/* first, so that MHD's own complaints about later options reach our log */

@@ -59,10 +59,10 @@ no_ipv6() {
 
 if ! setup6; then notok "topology"; exit 1; fi
 check "n1 has no IPv4 address but loopback" test -z "$(X n1 ip -4 -o addr show scope global)"
-ip netns exec "$P-pub" "$B/meshsvc" --listen "[2001:db8::1]:8080" --db "$T/svc.db" --admin-token-file "$T/admin" \
+ip netns exec "$P-pub" "$B/meshsvc" --listen "[::]:8080" --db "$T/svc.db" --admin-token-file "$T/admin" \
 	>>"$T/svc.log" 2>&1 &
 PIDS[svc]=$!
-wait_port pub t 8080 || { notok "meshsvc starts on [2001:db8::1]:8080"; dump_logs; exit 1; }
+wait_port pub t 8080 || { notok "meshsvc starts on [::]:8080"; dump_logs; exit 1; }
 ip netns exec "$P-pub" "$B/meshstun" --listen "[2001:db8::1]:3478" >"$T/stun.log" 2>&1 &
 PIDS[stun]=$!
 wait_port pub u 3478 || { notok "meshstun starts on [2001:db8::1]:3478"; dump_logs; exit 1; }
@@ -117,18 +117,24 @@ ep=$(peer_ep n1 n3)
 check "n1 sends to n3 over IPv6, the only family it has (endpoint=$ep)" test "${ep%:*}" = "[2001:db8::13]"
 
 # a host without IPv6: meshd falls back to an IPv4 socket and reports no IPv6
-# endpoint, although the interface has one (the service is IPv6-only here, so
-# n4 does not register; its own view is what is checked)
+# endpoint, although the interface has one; it registers over IPv4 with the
+# same meshsvc (on [::], which takes both families) and meets n3 over IPv4
 ip netns exec "$P-n4" python3 -c 'import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)' 2>/dev/null &&
 	! no_ipv6 ip netns exec "$P-n4" python3 -c 'import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)' 2>/dev/null
 check "(the no-IPv6 wrapper refuses IPv6 sockets, and only under it)" test $? = 0
-no_ipv6 ip netns exec "$P-n4" "$B/meshd" --service "$API" --reg-key-file "$T/regkey" --ifname nm-n4 --hostname n4 \
+no_ipv6 ip netns exec "$P-n4" "$B/meshd" --service http://203.0.113.1:8080 --reg-key-file "$T/regkey" --ifname nm-n4 --hostname n4 \
 	--state-dir "$T/state-n4" --control "$T/n4.sock" >>"$T/n4.log" 2>&1 &
 PIDS[n4]=$!
 check "without IPv6 meshd says so and runs on IPv4" wait_for 5 grep -q "no IPv6 on this host" "$T/n4.log"
 check "its WireGuard socket is 0.0.0.0" wait_for 5 eval '[ -n "$(X n4 ss -Hlun "sport = :$(ctl n4 "{\"cmd\":\"status\"}" | jq -r .listen_port)" | grep "0\.0\.0\.0:")" ]'
 check "it reports its IPv4 local endpoint and no IPv6 one" \
 	wait_for 5 eval 'has_eps n4 "^local 203\.0\.113\.14:" && ! has_eps n4 "2001:db8"'
+check "n4 registers over IPv4 with the service listening on [::]" wait_for 10 registered n4
+T4=$(tunnel_ip n4)
+check "n4 -> n3 path is direct" wait_for 10 path_is n4 n3 direct
+check "ping n4 -> n3 across the tunnel ($T3)" ping_ok n4 "$T3"
+ep=$(peer_ep n3 n4)
+check "n3 sends to n4 over IPv4, the only family n4 reports (endpoint=$ep)" test "${ep%:*}" = 203.0.113.14
 check "while n3 beside it, with IPv6, listens on [::]" \
 	eval '[ -n "$(X n3 ss -Hlun "sport = :$(ctl n3 "{\"cmd\":\"status\"}" | jq -r .listen_port)" | grep "\[::\]:\|\*:")" ]'
 

@@ -36,10 +36,10 @@ setup6() {
 	link n4 && X n4 ip addr add 2001:db8::14/64 dev eth0 nodad && X n4 ip addr add 203.0.113.14/24 dev eth0
 }
 
-# no_ipv6 CMD...: CMD with socket(AF_INET6, ...) refused (EAFNOSUPPORT) by a
-# seccomp filter, as on a host booted without IPv6
-no_ipv6() {
-	python3 - "$@" <<-'EOF'
+# $T/no_ipv6.py CMD...: execs CMD with socket(AF_INET6, ...) refused
+# (EAFNOSUPPORT) by a seccomp filter, as on a host booted without IPv6; the
+# process stays the same one, so $! of a background run is CMD's pid
+cat >"$T/no_ipv6.py" <<-'EOF'
 	import ctypes, os, platform, struct, sys
 	nr, audit = {"x86_64": (41, 0xc000003e), "aarch64": (198, 0xc00000b7)}[platform.machine()]
 	def ins(code, jt, jf, k): return struct.pack("HBBI", code, jt, jf, k)
@@ -55,7 +55,7 @@ no_ipv6() {
 	    sys.exit("no_ipv6: prctl: " + os.strerror(ctypes.get_errno()))
 	os.execvp(sys.argv[1], sys.argv[1:])
 	EOF
-}
+no_ipv6() { python3 "$T/no_ipv6.py" "$@"; }
 
 if ! setup6; then notok "topology"; exit 1; fi
 check "n1 has no IPv4 address but loopback" test -z "$(X n1 ip -4 -o addr show scope global)"
@@ -122,7 +122,7 @@ check "n1 sends to n3 over IPv6, the only family it has (endpoint=$ep)" test "${
 ip netns exec "$P-n4" python3 -c 'import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)' 2>/dev/null &&
 	! no_ipv6 ip netns exec "$P-n4" python3 -c 'import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)' 2>/dev/null
 check "(the no-IPv6 wrapper refuses IPv6 sockets, and only under it)" test $? = 0
-no_ipv6 ip netns exec "$P-n4" "$B/meshd" --service http://203.0.113.1:8080 --reg-key-file "$T/regkey" --ifname nm-n4 --hostname n4 \
+python3 "$T/no_ipv6.py" ip netns exec "$P-n4" "$B/meshd" --service http://203.0.113.1:8080 --reg-key-file "$T/regkey" --ifname nm-n4 --hostname n4 \
 	--state-dir "$T/state-n4" --control "$T/n4.sock" >>"$T/n4.log" 2>&1 &
 PIDS[n4]=$!
 check "without IPv6 meshd says so and runs on IPv4" wait_for 5 grep -q "no IPv6 on this host" "$T/n4.log"

@@ -53,6 +53,7 @@ static inline int netio_pkt_split(const struct netio_pkt *p, struct netio_pkt *o
 struct netio;
 struct netio_udp;
 struct netio_tun;
+struct netio_tun_stats;
 
 struct netio_ops {
 	int (*udp_open_group)(struct netio *io, const union sockaddr_any *bind, unsigned flags, int n,
@@ -63,12 +64,15 @@ struct netio_ops {
 	int (*udp_recv)(struct netio_udp *u, struct netio_pkt *pkts, int n);
 	int (*udp_send)(struct netio_udp *u, const struct netio_pkt *pkts, int n);
 
-	int (*tun_open)(struct netio *io, const char *name, struct netio_tun **out);
+	int (*tun_open)(struct netio *io, const char *name, unsigned flags, struct netio_tun **out);
 	void (*tun_close)(struct netio_tun *t);
 	int (*tun_fd)(const struct netio_tun *t);
 	const char *(*tun_name)(const struct netio_tun *t);
 	int (*tun_read)(struct netio_tun *t, struct netio_pkt *pkts, int n);
 	int (*tun_write)(struct netio_tun *t, const struct netio_pkt *pkts, int n);
+	/* optional (NETIO_TUN_OFFLOAD) */
+	bool (*tun_pending)(const struct netio_tun *t);
+	void (*tun_stats)(const struct netio_tun *t, struct netio_tun_stats *out);
 
 	int (*link_up)(struct netio *io, const char *ifname, int mtu);
 	int (*link_del)(struct netio *io, const char *ifname);
@@ -135,17 +139,61 @@ static inline int netio_udp_recv(struct netio *io, struct netio_udp *u, struct n
 static inline int netio_udp_send(struct netio *io, struct netio_udp *u, const struct netio_pkt *p, int n)
 { return io->ops->udp_send(u, p, n); }
 
-/* TUN (IFF_TUN | IFF_NO_PI: packets are bare IP). */
+/* TUN (IFF_TUN | IFF_NO_PI: packets are bare IP). A read gives IP packets, a
+ * write takes them; neither ever sees anything else. */
 static inline int netio_tun_open(struct netio *io, const char *name, struct netio_tun **out)
-{ return io->ops->tun_open(io, name, out); }
+{ return io->ops->tun_open(io, name, 0, out); }
+/* NETIO_TUN_OFFLOAD: the kernel hands the TUN TCP super-packets of up to
+ * 64 KiB (TSO) and leaves checksums to it (IFF_VNET_HDR with TUN_F_CSUM,
+ * TUN_F_TSO4, TUN_F_TSO6), which spares the sender's stack the work per
+ * segment and the reader a read per segment; and a write batch's in-order
+ * TCP segments of one flow go to the kernel as one super-packet (GRO), which
+ * its stack then handles once. netio does the cutting and the coalescing
+ * (netio_tso.h), so callers still read and write ordinary IP packets: reads
+ * give packets no longer than the MTU with every checksum complete, the
+ * packets of one read in order; writes keep the order within each TCP flow
+ * (not across flows). On reads:
+ *   - one read from the device may fill many packets; a super-packet whose
+ *     segments do not all fit into the n packets of netio_tun_read() keeps
+ *     the rest for the next call, which returns them, and only them. The
+ *     descriptor does not signal them: while netio_tun_pending() says so, a
+ *     reader must read again before it waits on the descriptor (a read that
+ *     returns fewer than n packets leaves nothing behind);
+ *   - the device's read lands in netio's own 64 KiB buffer and is copied out
+ *     packet by packet, so the caller's buffers need only hold what the MTU
+ *     allows, as without the flag; a packet longer than its buffer is
+ *     dropped and counted.
+ * A kernel that refuses the offloads gets a plain TUN and one log line;
+ * netio_tun_stats() tells which. */
+#define NETIO_TUN_OFFLOAD 1u
+static inline int netio_tun_open_flags(struct netio *io, const char *name, unsigned flags,
+				       struct netio_tun **out)
+{ return io->ops->tun_open(io, name, flags, out); }
 void netio_tun_close(struct netio *io, struct netio_tun *t);
 static inline int netio_tun_fd(struct netio *io, const struct netio_tun *t) { return io->ops->tun_fd(t); }
 static inline const char *netio_tun_name(struct netio *io, const struct netio_tun *t)
 { return io->ops->tun_name(t); }
+/* up to n packets; 0 when none is waiting, or a negative errno */
 static inline int netio_tun_read(struct netio *io, struct netio_tun *t, struct netio_pkt *p, int n)
 { return io->ops->tun_read(t, p, n); }
+/* how many were written (a short count means the device is full; with
+ * NETIO_TUN_OFFLOAD not always the first ones) */
 static inline int netio_tun_write(struct netio *io, struct netio_tun *t, const struct netio_pkt *p, int n)
 { return io->ops->tun_write(t, p, n); }
+static inline bool netio_tun_pending(struct netio *io, const struct netio_tun *t)
+{ return io->ops->tun_pending ? io->ops->tun_pending(t) : false; }
+
+struct netio_tun_stats {
+	bool offload;		/* NETIO_TUN_OFFLOAD is on */
+	uint64_t rx_super;	/* reads that were TCP super-packets */
+	uint64_t rx_segs;	/* packets cut from them */
+	uint64_t rx_csum;	/* partial checksums completed (single packets) */
+	uint64_t rx_bad;	/* reads dropped: malformed (netio_tso_parse), or a
+				 * packet longer than its buffer */
+	uint64_t rx_largest;	/* bytes of the largest read */
+	uint64_t tx_super;	/* writes that were runs of TCP segments coalesced */
+};
+void netio_tun_stats(struct netio *io, const struct netio_tun *t, struct netio_tun_stats *out);
 
 /* Links, addresses, routes (rtnetlink in the Linux backend). */
 static inline int netio_link_up(struct netio *io, const char *ifname, int mtu)

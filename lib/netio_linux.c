@@ -7,18 +7,21 @@
 #include <ifaddrs.h>
 #include <linux/filter.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_net.h>
 #include <net/if.h>
 #include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <libmnl/libmnl.h>
 #include <linux/rtnetlink.h>
 
 #include "log.h"
+#include "netio_tso.h"
 #include "rtnl.h"
 
 struct netio_udp {
@@ -33,9 +36,25 @@ struct netio_udp {
 #define GSO_SEGS_MAX 64
 #define GSO_BYTES_MAX 65000
 
+/* netio_tso.h speaks the kernel's virtio_net_hdr */
+_Static_assert(sizeof(struct virtio_net_hdr) == NETIO_VNET_HDR_LEN, "virtio_net_hdr");
+_Static_assert(VIRTIO_NET_HDR_F_NEEDS_CSUM == NETIO_VNET_F_NEEDS_CSUM && VIRTIO_NET_HDR_GSO_TCPV4 ==
+	       NETIO_VNET_GSO_TCPV4 && VIRTIO_NET_HDR_GSO_TCPV6 == NETIO_VNET_GSO_TCPV6 &&
+	       VIRTIO_NET_HDR_GSO_ECN == NETIO_VNET_GSO_ECN, "virtio_net_hdr values");
+
+/* one read from a TUN with offloads: the header and the largest IP packet
+ * (IPv6: 40 + 65535), plus a byte that makes a longer one visible */
+#define TUN_RX_MAX (NETIO_VNET_HDR_LEN + 40 + 65535)
+#define TUN_RX_BUF (TUN_RX_MAX + 1)
+
 struct netio_tun {
 	int fd;
 	char name[IFNAMSIZ];
+	bool vnet;		/* IFF_VNET_HDR: every read and write has the header */
+	uint8_t *rx;		/* vnet: the read being cut */
+	struct netio_tso left;	/* ... checked; its packets from left_next on */
+	int left_next;		/* are still to hand out */
+	struct netio_tun_stats st;
 };
 
 /* a UDP socket of family with the buffer sizes, SO_REUSEPORT if asked */
@@ -372,9 +391,53 @@ static int lx_udp_send(struct netio_udp *u, const struct netio_pkt *pkts, int n)
 	return first[done];
 }
 
-static int lx_tun_open(struct netio *io, const char *name, struct netio_tun **out)
+/* /dev/net/tun attached to name with flags: the descriptor, or a -errno */
+static int tun_attach(const char *name, short flags, char *ifname)
 {
 	struct ifreq ifr;
+	int fd, rc;
+
+	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	memset(&ifr, 0, sizeof(ifr));
+	ifr.ifr_flags = flags;
+	strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	memcpy(ifname, ifr.ifr_name, IFNAMSIZ);
+	return fd;
+}
+
+/* IFF_VNET_HDR, then what the kernel may hand over: partial checksums and
+ * TCP super-packets (no UDP segmentation: nothing here would send it). The
+ * descriptor; -EOPNOTSUPP (with the reason in *why) when the kernel refuses
+ * the header or the offloads, or another -errno from TUNSETIFF. */
+static int tun_attach_offload(const char *name, char *ifname, int *why)
+{
+	int fd, sz = NETIO_VNET_HDR_LEN;
+
+	fd = tun_attach(name, IFF_TUN | IFF_NO_PI | IFF_VNET_HDR, ifname);
+	if (fd == -EINVAL) {
+		*why = EINVAL;
+		return -EOPNOTSUPP;
+	}
+	if (fd < 0)
+		return fd;
+	if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0 ||
+	    ioctl(fd, TUNSETOFFLOAD, (unsigned long)(TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)) < 0) {
+		*why = errno;
+		close(fd);
+		return -EOPNOTSUPP;
+	}
+	return fd;
+}
+
+static int lx_tun_open(struct netio *io, const char *name, unsigned flags, struct netio_tun **out)
+{
 	struct netio_tun *t;
 	int rc;
 	(void)io;
@@ -384,25 +447,39 @@ static int lx_tun_open(struct netio *io, const char *name, struct netio_tun **ou
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
-	t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-	if (t->fd < 0) {
-		rc = -errno;
+	t->fd = -1;
+	if (flags & NETIO_TUN_OFFLOAD) {
+		int why = 0;
+
+		t->rx = malloc(TUN_RX_BUF);
+		if (!t->rx) {
+			rc = -ENOMEM;
+			goto err_free;
+		}
+		t->fd = tun_attach_offload(name, t->name, &why);
+		if (t->fd < 0 && t->fd != -EOPNOTSUPP) {
+			rc = t->fd;
+			goto err_free;
+		}
+		if (t->fd < 0) {
+			/* the device works without: closing the descriptor removed
+			 * what TUNSETIFF made, so it starts over plain */
+			log_info("netio", "TUN offload refused, plain TUN dev=%s err=\"%s\"", name,
+				 strerror(why));
+			free(t->rx);
+			t->rx = NULL;
+		}
+	}
+	t->vnet = t->fd >= 0;
+	if (!t->vnet && (t->fd = tun_attach(name, IFF_TUN | IFF_NO_PI, t->name)) < 0) {
+		rc = t->fd;
 		goto err_free;
 	}
-	memset(&ifr, 0, sizeof(ifr));
-	ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-	strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
-	if (ioctl(t->fd, TUNSETIFF, &ifr) < 0) {
-		rc = -errno;
-		goto err_close;
-	}
-	memcpy(t->name, ifr.ifr_name, IFNAMSIZ);
 	*out = t;
 	return 0;
 
-err_close:
-	close(t->fd);
 err_free:
+	free(t->rx);
 	free(t);
 	return rc;
 }
@@ -410,6 +487,7 @@ err_free:
 static void lx_tun_close(struct netio_tun *t)
 {
 	close(t->fd);
+	free(t->rx);
 	free(t);
 }
 
@@ -423,9 +501,83 @@ static const char *lx_tun_name(const struct netio_tun *t)
 	return t->name;
 }
 
+/* a read the kernel should never have made: counted, and logged for the
+ * first and then at every power of two */
+static void tun_drop(struct netio_tun *t, int why)
+{
+	uint64_t n = ++t->st.rx_bad;
+
+	if (!(n & (n - 1)))
+		log_warn("netio", "TUN read dropped dev=%s reason=\"%s\" dropped=%llu", t->name,
+			 netio_tso_strerror(why), (unsigned long long)n);
+}
+
+/* the packets of t->left not handed out yet, into pkts[0..n) */
+static int tun_emit(struct netio_tun *t, struct netio_pkt *pkts, int n)
+{
+	int k = 0;
+
+	while (k < n && t->left_next < t->left.nsegs) {
+		int len = netio_tso_segment(&t->left, t->left_next, pkts[k].data, pkts[k].cap);
+		if (len < 0) {
+			tun_drop(t, len);
+			t->left_next = t->left.nsegs;
+			break;
+		}
+		t->left_next++;
+		pkts[k].len = (size_t)len;
+		pkts[k].seg = 0;
+		k++;
+	}
+	return k;
+}
+
+static int tun_read_vnet(struct netio_tun *t, struct netio_pkt *pkts, int n)
+{
+	struct netio_vnet_hdr h;
+	int got = 0, rc;
+
+	if (t->left_next < t->left.nsegs)
+		return tun_emit(t, pkts, n);
+	while (got < n) {
+		ssize_t r = read(t->fd, t->rx, TUN_RX_BUF);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			return got ? got : -errno;
+		}
+		if ((uint64_t)r > t->st.rx_largest)
+			t->st.rx_largest = (uint64_t)r;
+		if (r < NETIO_VNET_HDR_LEN || r > TUN_RX_MAX) {
+			tun_drop(t, NETIO_TSO_E_SHORT);
+			continue;
+		}
+		netio_vnet_hdr_decode(t->rx, &h);
+		rc = netio_tso_parse(&h, t->rx + NETIO_VNET_HDR_LEN, (size_t)r - NETIO_VNET_HDR_LEN, &t->left);
+		if (rc < 0) {
+			tun_drop(t, rc);
+			continue;
+		}
+		if (t->left.mss) {
+			t->st.rx_super++;
+			t->st.rx_segs += (uint64_t)rc;
+		} else if (t->left.csum) {
+			t->st.rx_csum++;
+		}
+		t->left_next = 0;
+		got += tun_emit(t, pkts + got, n - got);
+	}
+	return got;
+}
+
 static int lx_tun_read(struct netio_tun *t, struct netio_pkt *pkts, int n)
 {
 	int got = 0;
+
+	if (t->vnet)
+		return tun_read_vnet(t, pkts, n);
 	while (got < n) {
 		ssize_t r = read(t->fd, pkts[got].data, pkts[got].cap);
 		if (r < 0) {
@@ -441,9 +593,93 @@ static int lx_tun_read(struct netio_tun *t, struct netio_pkt *pkts, int n)
 	return got;
 }
 
+/* one packet behind a header that asks for nothing (no segmentation, the
+ * checksums complete): 0, or a -errno */
+static int tun_write_one(struct netio_tun *t, const struct netio_pkt *p)
+{
+	static const uint8_t plain[NETIO_VNET_HDR_LEN];
+	struct iovec iov[2] = {
+		{ .iov_base = (void *)plain, .iov_len = sizeof(plain) },
+		{ .iov_base = p->data, .iov_len = p->len },
+	};
+	ssize_t r;
+
+	do
+		r = writev(t->fd, iov, 2);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : 0;
+}
+
+/* With IFF_VNET_HDR: the packets as netio_gro_plan() groups them, a run of
+ * TCP segments as one super-packet, anything else alone. At most
+ * NETIO_BATCH_MAX; how many were written (with the device full, not always
+ * the first ones). */
+static int tun_write_vnet(struct netio_tun *t, const struct netio_pkt *pkts, int n)
+{
+	struct iovec iov[NETIO_BATCH_MAX + 2];
+	uint8_t vh[NETIO_VNET_HDR_LEN], head[NETIO_GRO_HEAD_MAX];
+	struct netio_gro g;
+	int done = 0;
+
+	if (n > NETIO_BATCH_MAX)
+		n = NETIO_BATCH_MAX;
+	netio_gro_plan(&g, pkts, n);
+	for (int w = 0; w < g.nwrites; w++) {
+		int f = g.first[w], k = 0, rc;
+
+		if (g.count[w] > 1) {
+			struct netio_vnet_hdr h;
+			size_t hlen = netio_gro_head(&g, pkts, w, &h, head);
+			ssize_t r;
+
+			netio_vnet_hdr_encode(&h, vh);
+			iov[k++] = (struct iovec){ .iov_base = vh, .iov_len = sizeof(vh) };
+			iov[k++] = (struct iovec){ .iov_base = head, .iov_len = hlen };
+			for (int j = f; j >= 0; j = g.next[j])
+				iov[k++] = (struct iovec){ .iov_base = pkts[j].data + hlen,
+							   .iov_len = pkts[j].len - hlen };
+			do
+				r = writev(t->fd, iov, k);
+			while (r < 0 && errno == EINTR);
+			if (r >= 0) {
+				t->st.tx_super++;
+				done += g.count[w];
+				continue;
+			}
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			/* a kernel that will not take the super-packet takes its
+			 * packets one by one */
+			log_debug("netio", "tun coalesced write failed dev=%s packets=%d err=%s", t->name,
+				  g.count[w], strerror(errno));
+		}
+		for (int j = f; j >= 0; j = g.next[j]) {
+			rc = tun_write_one(t, &pkts[j]);
+			if (rc == -EAGAIN || rc == -EWOULDBLOCK)
+				return done;
+			/* a packet the kernel refuses (e.g. malformed) is dropped alone */
+			if (rc < 0)
+				log_debug("netio", "tun write failed dev=%s err=%s", t->name, strerror(-rc));
+			done++;
+		}
+	}
+	return done;
+}
+
 static int lx_tun_write(struct netio_tun *t, const struct netio_pkt *pkts, int n)
 {
 	int done = 0;
+
+	if (t->vnet) {
+		while (done < n) {
+			int k = n - done < NETIO_BATCH_MAX ? n - done : NETIO_BATCH_MAX;
+			int w = tun_write_vnet(t, pkts + done, k);
+			done += w;
+			if (w < k)
+				break;
+		}
+		return done;
+	}
 	while (done < n) {
 		ssize_t r = write(t->fd, pkts[done].data, pkts[done].len);
 		if (r < 0) {
@@ -457,6 +693,17 @@ static int lx_tun_write(struct netio_tun *t, const struct netio_pkt *pkts, int n
 		done++;
 	}
 	return done;
+}
+
+static bool lx_tun_pending(const struct netio_tun *t)
+{
+	return t->left_next < t->left.nsegs;
+}
+
+static void lx_tun_stats(const struct netio_tun *t, struct netio_tun_stats *out)
+{
+	*out = t->st;
+	out->offload = t->vnet;
 }
 
 static int lx_link_up(struct netio *io, const char *ifname, int mtu)
@@ -601,6 +848,8 @@ static const struct netio_ops linux_ops = {
 	.tun_name = lx_tun_name,
 	.tun_read = lx_tun_read,
 	.tun_write = lx_tun_write,
+	.tun_pending = lx_tun_pending,
+	.tun_stats = lx_tun_stats,
 	.link_up = lx_link_up,
 	.link_del = lx_link_del,
 	.addr_add = lx_addr_add,

@@ -60,6 +60,7 @@ struct opts {
 	int nstun;
 	bool relay, relay_only;
 	bool no_offload;		/* --no-udp-offload */
+	bool no_tun_offload;		/* --no-tun-offload */
 	char ifname[IFNAMSIZ];
 	char hostname[SVC_HOSTNAME_MAX + 1];
 	int listen_port;		/* -1: saved or random */
@@ -201,6 +202,8 @@ static void usage(FILE *f)
 		"  --direct-timeout MS    direct attempt before the relay is used (default %d)\n"
 		"  --no-udp-offload       no UDP GSO/GRO on the WireGuard socket (default: on\n"
 		"                         where the kernel has it)\n"
+		"  --no-tun-offload       a plain TUN: no TCP segmentation or checksum offload\n"
+		"                         from the kernel (default: on where it has them)\n"
 		"  --log-format text|json\n"
 		"  --verbose              debug logs\n"
 		"  --help\n"
@@ -503,7 +506,9 @@ static void tun_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 	struct meshd *m = arg;
 	(void)loop, (void)fd, (void)events;
 
-	for (int b = 0; b < BATCHES_PER_WAKE; b++) {
+	/* past the limit only for the packets of a super-packet already read,
+	 * which the descriptor does not signal */
+	for (int b = 0; b < BATCHES_PER_WAKE || netio_tun_pending(m->io, m->tun); b++) {
 		for (int i = 0; i < NETIO_BATCH_MAX; i++) {
 			m->tun_pkts[i].data = m->tun_bufs + (size_t)i * BUF_SIZE + WG_DEVICE_HEADROOM;
 			m->tun_pkts[i].cap = BUF_SIZE - WG_DEVICE_HEADROOM - WG_DEVICE_TAILROOM;
@@ -1572,7 +1577,8 @@ static int start(struct meshd *m)
 		goto err_bufs;
 	if ((rc = netio_linux_new(&m->io)) < 0)
 		goto err_loop;
-	if ((rc = netio_tun_open(m->io, m->o.ifname, &m->tun)) < 0) {
+	if ((rc = netio_tun_open_flags(m->io, m->o.ifname, m->o.no_tun_offload ? 0 : NETIO_TUN_OFFLOAD,
+					&m->tun)) < 0) {
 		log_error(COMPONENT, "cannot create TUN ifname=%s err=\"%s\"", m->o.ifname, strerror(-rc));
 		goto err_io;
 	}
@@ -1729,6 +1735,7 @@ int main(int argc, char **argv)
 		{ "relay", no_argument, NULL, 'r' },
 		{ "relay-only", no_argument, NULL, 'R' },
 		{ "no-udp-offload", no_argument, NULL, 'O' },
+		{ "no-tun-offload", no_argument, NULL, 'U' },
 		{ "ifname", required_argument, NULL, 'i' },
 		{ "hostname", required_argument, NULL, 'H' },
 		{ "listen-port", required_argument, NULL, 'p' },
@@ -1775,6 +1782,9 @@ int main(int argc, char **argv)
 			break;
 		case 'O':
 			m.o.no_offload = true;
+			break;
+		case 'U':
+			m.o.no_tun_offload = true;
 			break;
 		case 'i':
 			if (!optarg[0] || strlen(optarg) >= IFNAMSIZ || strchr(optarg, '/')) {

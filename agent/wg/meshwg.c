@@ -2,7 +2,10 @@
  * (wireguard.com/xplatform): `meshwg [-f] IFNAME` creates the TUN interface
  * IFNAME and serves /var/run/wireguard/IFNAME.sock, so wg(8) configures it.
  * One thread, one event loop: batches of TUN packets and of datagrams
- * (recvmmsg/sendmmsg) go through the device of agent/wg/device.h. */
+ * (recvmmsg/sendmmsg) go through the device of agent/wg/device.h. The TUN
+ * has offloads unless --no-tun-offload (netio's NETIO_TUN_OFFLOAD): the
+ * kernel's TCP super-packets are cut in netio, and runs of TCP segments are
+ * written back as one. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -38,6 +41,7 @@ struct meshwg {
 	struct netio_udp *udp;
 	uint16_t port;
 	uint32_t fwmark;
+	bool no_tun_offload;		/* --no-tun-offload */
 	struct wg_device *dev;
 	struct wg_uapi_server *uapi;
 	char sock_path[108];
@@ -53,7 +57,8 @@ struct meshwg {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: meshwg [-f|--foreground] [--log-format text|json] [--verbose] IFNAME\n"
+		"usage: meshwg [-f|--foreground] [--log-format text|json] [--verbose]\n"
+		"              [--no-tun-offload] IFNAME\n"
 		"       meshwg --help\n"
 		"\n"
 		"A userspace WireGuard: creates the TUN interface IFNAME (MTU %d, down)\n"
@@ -64,6 +69,10 @@ static void usage(FILE *f)
 		"  -f, --foreground   stay in the foreground (default: daemonize once up)\n"
 		"  --log-format F     text (default) or json\n"
 		"  --verbose          debug logs\n"
+		"  --no-tun-offload   a plain TUN (default: TUN offloads where the kernel\n"
+		"                     has them: TCP super-packets (TSO) and checksums from\n"
+		"                     the kernel are done here, and runs of TCP segments\n"
+		"                     are written to it as one)\n"
 		"\n"
 		"SIGUSR1 logs the counters of dropped packets and handshakes.\n"
 		"SIGTERM or SIGINT remove the socket and the interface and exit 0.\n",
@@ -187,7 +196,9 @@ static void tun_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 	(void)loop;
 	(void)fd;
 	(void)events;
-	for (int b = 0; b < BATCHES_PER_WAKE; b++) {
+	/* past the limit only for the packets of a super-packet already read,
+	 * which the descriptor does not signal */
+	for (int b = 0; b < BATCHES_PER_WAKE || netio_tun_pending(m->io, m->tun); b++) {
 		for (int i = 0; i < NETIO_BATCH_MAX; i++) {
 			m->tun_pkts[i].data = m->tun_bufs + (size_t)i * BUF_SIZE + WG_DEVICE_HEADROOM;
 			m->tun_pkts[i].cap = BUF_SIZE - WG_DEVICE_HEADROOM - WG_DEVICE_TAILROOM;
@@ -247,7 +258,9 @@ static const struct wg_uapi_ops uapi_ops = {
 static void log_stats(struct meshwg *m)
 {
 	struct wg_device_stats s;
+	struct netio_tun_stats ts;
 	wg_device_get_stats(m->dev, &s);
+	netio_tun_stats(m->io, m->tun, &ts);
 	log_info(COMPONENT,
 		 "stats ifname=%s rx_bad_type=%" PRIu64 " rx_bad_length=%" PRIu64 " rx_bad_mac=%" PRIu64
 		 " rx_bad_handshake=%" PRIu64 " rx_unknown_index=%" PRIu64 " rx_bad_auth=%" PRIu64
@@ -256,13 +269,16 @@ static void log_stats(struct meshwg *m)
 		 " initiations_rx=%" PRIu64 " responses_rx=%" PRIu64 " cookie_replies_rx=%" PRIu64
 		 " initiations_tx=%" PRIu64 " responses_tx=%" PRIu64 " cookie_replies_tx=%" PRIu64
 		 " tx_no_route=%" PRIu64 " tx_no_endpoint=%" PRIu64 " tx_staged_dropped=%" PRIu64
-		 " udp_send_dropped=%" PRIu64 " tun_write_dropped=%" PRIu64,
+		 " udp_send_dropped=%" PRIu64 " tun_write_dropped=%" PRIu64 " tun_offload=%s"
+		 " tun_rx_super=%" PRIu64 " tun_rx_segs=%" PRIu64 " tun_rx_csum=%" PRIu64 " tun_rx_bad=%" PRIu64
+		 " tun_rx_largest=%" PRIu64 " tun_tx_super=%" PRIu64,
 		 m->ifname, s.rx_bad_type, s.rx_bad_length, s.rx_bad_mac, s.rx_bad_handshake,
 		 s.rx_unknown_index, s.rx_bad_auth, s.rx_replay, s.rx_expired, s.rx_bad_src, s.rx_bad_packet,
 		 s.rx_ratelimited, s.rx_data, s.rx_keepalive, s.handshake_initiations_rx,
 		 s.handshake_responses_rx, s.cookie_replies_rx, s.handshake_initiations_tx,
 		 s.handshake_responses_tx, s.cookie_replies_tx, s.tx_no_route, s.tx_no_endpoint,
-		 s.tx_staged_dropped, m->udp_send_dropped, m->tun_write_dropped);
+		 s.tx_staged_dropped, m->udp_send_dropped, m->tun_write_dropped, ts.offload ? "on" : "off",
+		 ts.rx_super, ts.rx_segs, ts.rx_csum, ts.rx_bad, ts.rx_largest, ts.tx_super);
 }
 
 static void on_stop(struct loop *loop, int signo, void *arg)
@@ -283,6 +299,7 @@ static void on_usr1(struct loop *loop, int signo, void *arg)
 
 static int start(struct meshwg *m)
 {
+	struct netio_tun_stats ts;
 	int rc;
 
 	m->tun_bufs = malloc((size_t)NETIO_BATCH_MAX * BUF_SIZE);
@@ -302,7 +319,7 @@ static int start(struct meshwg *m)
 		log_error(COMPONENT, "cannot open network backend err=\"%s\"", strerror(-rc));
 		goto err_loop;
 	}
-	rc = netio_tun_open(m->io, m->ifname, &m->tun);
+	rc = netio_tun_open_flags(m->io, m->ifname, m->no_tun_offload ? 0 : NETIO_TUN_OFFLOAD, &m->tun);
 	if (rc < 0) {
 		log_error(COMPONENT, "cannot create TUN ifname=%s err=\"%s\"", m->ifname, strerror(-rc));
 		goto err_io;
@@ -339,7 +356,9 @@ static int start(struct meshwg *m)
 		log_error(COMPONENT, "cannot serve UAPI path=%s err=\"%s\"", m->sock_path, strerror(-rc));
 		goto err_tunfd;
 	}
-	log_info(COMPONENT, "up ifname=%s uapi=%s", m->ifname, m->sock_path);
+	netio_tun_stats(m->io, m->tun, &ts);
+	log_info(COMPONENT, "up ifname=%s uapi=%s tun_offload=%s", m->ifname, m->sock_path,
+		 ts.offload ? "on" : "off");
 	return 0;
 
 err_tunfd:
@@ -425,6 +444,7 @@ int main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "log-format", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "no-tun-offload", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -446,6 +466,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			level = LOG_DEBUG;
+			break;
+		case 'T':
+			m.no_tun_offload = true;
 			break;
 		case 'h':
 			usage(stdout);

@@ -12,6 +12,8 @@
 #
 # Interface names carry the pid because /var/run/wireguard/ is shared by all
 # namespaces. Everything made here is undone by wg_cleanup (trap it).
+# Kinds: meshwg (TUN offloads on, its default), meshwg-plaintun (meshwg
+# --no-tun-offload), wireguard-go.
 
 BUILD=${BUILD:-build}
 WG_PFX="nmt-wg-$$"
@@ -64,6 +66,7 @@ wg_daemon() {
   local ns=$1 kind=$2 ifn=$3 cmd
   case "$kind" in
     meshwg) cmd=("$BUILD/meshwg" -f "$ifn") ;;
+    meshwg-plaintun) cmd=("$BUILD/meshwg" -f --no-tun-offload "$ifn") ;;
     wireguard-go) cmd=(env LOG_LEVEL=error wireguard-go -f "$ifn") ;;
     *) echo "unknown kind $kind" >&2; return 1 ;;
   esac
@@ -104,15 +107,17 @@ wg_pair() {
   nsx "$NS_A" ip link set "$IF_A" up && nsx "$NS_B" ip link set "$IF_B" up
 }
 
-# transfer FROM_NS TO_NS TO_IP FILE: sends FILE over TCP, 0 when the received
-# copy has the same SHA-256
+# transfer FROM_NS TO_NS TO_IP FILE: sends FILE over TCP (to an IPv4 or IPv6
+# address), 0 when the received copy has the same SHA-256
 wg_transfer() {
-  local from=$1 to=$2 ip=$3 file=$4 out="$WG_TMP/received" lp
+  local from=$1 to=$2 ip=$3 file=$4 out="$WG_TMP/received" lp listen=TCP4-LISTEN dst
+  dst="TCP4:$ip:5001"
+  case "$ip" in *:*) listen=TCP6-LISTEN dst="TCP6:[$ip]:5001" ;; esac
   rm -f "$out"
-  nsx "$to" timeout 120 socat -u TCP-LISTEN:5001,reuseaddr "OPEN:$out,creat,trunc" &
+  nsx "$to" timeout 120 socat -u "$listen:5001,reuseaddr" "OPEN:$out,creat,trunc" &
   lp=$!
   for _ in $(seq 50); do nsx "$to" ss -ltn | grep -q ':5001 ' && break; sleep 0.05; done
-  nsx "$from" timeout 110 socat -u "OPEN:$file" "TCP:$ip:5001" || { kill "$lp" 2>/dev/null; return 1; }
+  nsx "$from" timeout 110 socat -u "OPEN:$file" "$dst" || { kill "$lp" 2>/dev/null; return 1; }
   wait "$lp" || return 1
   [ "$(sha256sum <"$file" | cut -d' ' -f1)" = "$(sha256sum <"$out" | cut -d' ' -f1)" ]
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # WireGuard throughput: iperf3 TCP from A to B, ROUNDS rounds of SECONDS each,
-# through meshwg<->meshwg, wireguard-go<->wireguard-go, and the plain veth,
-# interleaved in one run on the two-namespace topology of
-# tests/netns/wg_common.bash. Prints the median of each and the ratio
-# meshwg / wireguard-go. Needs root.
+# through meshwg<->meshwg (TUN offloads on, the default), the same with
+# --no-tun-offload on both sides, wireguard-go<->wireguard-go, and the plain
+# veth, interleaved in one run (each round runs every kind once, so a busy
+# machine slows them alike) on the two-namespace topology of
+# tests/netns/wg_common.bash. Prints the median of each and the ratios
+# meshwg / wireguard-go and TUN offload on / off. Needs root.
 #
 #   WG_BENCH_SECONDS=10 WG_BENCH_ROUNDS=3 tools/bench/wg.sh
 set -u
@@ -13,7 +15,7 @@ trap wg_cleanup EXIT; trap 'exit 1' INT TERM
 
 SECONDS_PER=${WG_BENCH_SECONDS:-10}
 ROUNDS=${WG_BENCH_ROUNDS:-3}
-KINDS=(meshwg wireguard-go veth)
+KINDS=(meshwg meshwg-plaintun wireguard-go veth)
 
 if [ "$(id -u)" -ne 0 ]; then echo "wg bench: needs root" >&2; exit 1; fi
 [ -x "$BUILD/meshwg" ] || { echo "wg bench: $BUILD/meshwg missing (make)" >&2; exit 1; }
@@ -53,8 +55,12 @@ for r in $(seq "$ROUNDS"); do
 done
 
 # shellcheck disable=SC2086
-m=$(median ${results[meshwg]}) g=$(median ${results[wireguard-go]}) v=$(median ${results[veth]})
+m=$(median ${results[meshwg]}) p=$(median ${results[meshwg-plaintun]})
+# shellcheck disable=SC2086
+g=$(median ${results[wireguard-go]}) v=$(median ${results[veth]})
 echo "iperf3 TCP A->B, $ROUNDS x ${SECONDS_PER} s, median:"
-printf '  %-14s %8.2f Gbit/s\n' meshwg "$(bc -l <<<"$m / 1000")" wireguard-go "$(bc -l <<<"$g / 1000")" \
+printf '  %-26s %8.2f Gbit/s\n' meshwg "$(bc -l <<<"$m / 1000")" \
+  "meshwg --no-tun-offload" "$(bc -l <<<"$p / 1000")" wireguard-go "$(bc -l <<<"$g / 1000")" \
   "plain veth" "$(bc -l <<<"$v / 1000")"
 printf '  meshwg / wireguard-go = %.2f\n' "$(bc -l <<<"$m / $g")"
+printf '  TUN offload on / off (meshwg / meshwg --no-tun-offload) = %.2f\n' "$(bc -l <<<"$m / $p")"

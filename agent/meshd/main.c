@@ -711,8 +711,9 @@ static void natd_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 
 /* A run: the mapping test from the WireGuard socket, the filtering test
  * from a fresh one on the same local address, the hairpinning test from two
- * more. Local address: the first usable IPv4 one (the one the default route
- * normally uses). */
+ * more. Local address: the first usable one of the server's family (for
+ * IPv4 the one the default route normally uses; over IPv6 the run finds a
+ * firewall's filtering, or NAT66). */
 static void natd_start(struct meshd *m, uint64_t now)
 {
 	struct natdisc_cfg cfg = { .server = m->nd_server,
@@ -722,10 +723,10 @@ static void natd_start(struct meshd *m, uint64_t now)
 
 	m->nd_due = false;
 	natd_stop(m);
-	for (i = 0; i < m->nlocal && m->local[i].sa.sa_family != AF_INET; i++)
+	for (i = 0; i < m->nlocal && m->local[i].sa.sa_family != m->nd_server.sa.sa_family; i++)
 		;
 	if (i == m->nlocal)
-		return;	/* no IPv4 address yet; the next change starts a run */
+		return;	/* no address of that family yet; the next change starts a run */
 	local = m->local[i];
 	if ((rc = natdisc_new(&cfg, &m->nd)) < 0) {
 		log_warn(COMPONENT, "NAT behaviour discovery not started err=\"%s\"", strerror(-rc));

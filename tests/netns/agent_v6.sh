@@ -8,7 +8,8 @@
 # Shown: agents with no IPv4 at all register over IPv6, learn their reflexive
 # address from an IPv6 STUN server through the WireGuard socket, report IPv6
 # endpoints, and meet directly over IPv6 (ping across the tunnel, whose
-# addresses stay IPv4); a dual-stack agent reports both families and reaches
+# addresses stay IPv4), and find their filtering over IPv6 (RFC 5780; n2 is
+# behind a host firewall); a dual-stack agent reports both families and reaches
 # an IPv6-only one over IPv6 and nothing else; on a host without IPv6 (a
 # seccomp filter refuses IPv6 sockets) meshd runs on IPv4 and reports no IPv6
 # endpoint. No NAT: IPv6 NAT is not modeled.
@@ -29,9 +30,16 @@ setup6() {
 	local n
 	for n in "${NS[@]}"; do ip netns add "$P-$n" && X "$n" ip link set lo up || return 1; done
 	X pub ip link add br0 type bridge && X pub ip link set br0 up &&
-	X pub ip addr add 2001:db8::1/64 dev br0 nodad && X pub ip addr add 203.0.113.1/24 dev br0 || return 1
+	X pub ip addr add 2001:db8::1/64 dev br0 nodad && X pub ip addr add 2001:db8::2/64 dev br0 nodad &&
+	X pub ip addr add 203.0.113.1/24 dev br0 || return 1
 	link n1 && X n1 ip addr add 2001:db8::11/64 dev eth0 nodad || return 1
 	link n2 && X n2 ip addr add 2001:db8::12/64 dev eth0 nodad || return 1
+	# n2 is behind a host firewall that drops new inbound flows
+	X n2 nft -f - <<-EOF || return 1
+	table ip6 fw {
+		chain input { type filter hook input priority 0; iifname "eth0" ct state new drop; }
+	}
+	EOF
 	link n3 && X n3 ip addr add 2001:db8::13/64 dev eth0 nodad && X n3 ip addr add 203.0.113.13/24 dev eth0 &&
 	link n4 && X n4 ip addr add 2001:db8::14/64 dev eth0 nodad && X n4 ip addr add 203.0.113.14/24 dev eth0
 }
@@ -63,7 +71,8 @@ ip netns exec "$P-pub" "$B/meshsvc" --listen "[::]:8080" --db "$T/svc.db" --admi
 	>>"$T/svc.log" 2>&1 &
 PIDS[svc]=$!
 wait_port pub t 8080 || { notok "meshsvc starts on [::]:8080"; dump_logs; exit 1; }
-ip netns exec "$P-pub" "$B/meshstun" --listen "[2001:db8::1]:3478" >"$T/stun.log" 2>&1 &
+ip netns exec "$P-pub" "$B/meshstun" --listen "[2001:db8::1]:3478" --listen "[2001:db8::2]:3478" --rfc5780 \
+	>"$T/stun.log" 2>&1 &
 PIDS[stun]=$!
 wait_port pub u 3478 || { notok "meshstun starts on [2001:db8::1]:3478"; dump_logs; exit 1; }
 make_vpc || { notok "VPC and registration key"; dump_logs; exit 1; }
@@ -101,6 +110,14 @@ check "ping n1 -> n2 across the tunnel ($T2)" ping_ok n1 "$T2"
 check "ping n2 -> n1 across the tunnel ($T1)" ping_ok n2 "$T1"
 ep=$(peer_ep n1 n2)
 check "n1 sends to n2 at its IPv6 address (endpoint=$ep)" test "${ep%:*}" = "[2001:db8::12]"
+# NAT behaviour discovery (RFC 5780) over IPv6, against the IPv6 STUN server
+natf() { api GET /api/devices | jq -r --arg h "$1" --arg f "$2" '.[] | select(.hostname == $h) | .nat[$f] | select(. != null)'; }
+natok() { [ "$(natf "$1" mapping)" = "$2" ] && [ "$(natf "$1" filtering)" = "$3" ]; }
+check "n1 (no NAT, no firewall) finds endpoint-independent mapping and filtering over IPv6" \
+	wait_for 15 natok n1 endpoint-independent endpoint-independent
+check "n2 behind its firewall finds endpoint-independent mapping, address-and-port-dependent filtering" \
+	wait_for 15 natok n2 endpoint-independent address-and-port-dependent
+check "and n1's status says no NAT" eval '[ "$(ctl n1 "{\"cmd\":\"status\"}" | jq -r .nat.behind_nat)" = false ]'
 
 # a dual-stack agent: both families reported, IPv6 used towards n1
 agent6 n3

@@ -532,6 +532,20 @@ static int tun_emit(struct netio_tun *t, struct netio_pkt *pkts, int n)
 	return k;
 }
 
+/* one read from the device: the bytes read, -EAGAIN when nothing waits, or
+ * another -errno */
+static ssize_t tun_read_raw(int fd, void *buf, size_t cap)
+{
+	ssize_t r;
+
+	do
+		r = read(fd, buf, cap);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	return r;
+}
+
 static int tun_read_vnet(struct netio_tun *t, struct netio_pkt *pkts, int n)
 {
 	struct netio_vnet_hdr h;
@@ -540,14 +554,11 @@ static int tun_read_vnet(struct netio_tun *t, struct netio_pkt *pkts, int n)
 	if (t->left_next < t->left.nsegs)
 		return tun_emit(t, pkts, n);
 	while (got < n) {
-		ssize_t r = read(t->fd, t->rx, TUN_RX_BUF);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			return got ? got : -errno;
-		}
+		ssize_t r = tun_read_raw(t->fd, t->rx, TUN_RX_BUF);
+		if (r == -EAGAIN)
+			break;
+		if (r < 0)
+			return got ? got : (int)r;
 		if ((uint64_t)r > t->st.rx_largest)
 			t->st.rx_largest = (uint64_t)r;
 		if (r < NETIO_VNET_HDR_LEN || r > TUN_RX_MAX) {
@@ -579,14 +590,11 @@ static int lx_tun_read(struct netio_tun *t, struct netio_pkt *pkts, int n)
 	if (t->vnet)
 		return tun_read_vnet(t, pkts, n);
 	while (got < n) {
-		ssize_t r = read(t->fd, pkts[got].data, pkts[got].cap);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			return got ? got : -errno;
-		}
+		ssize_t r = tun_read_raw(t->fd, pkts[got].data, pkts[got].cap);
+		if (r == -EAGAIN)
+			break;
+		if (r < 0)
+			return got ? got : (int)r;
 		pkts[got].len = (size_t)r;
 		got++;
 	}

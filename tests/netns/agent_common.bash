@@ -174,6 +174,11 @@ wait_for() {
 path() { ctl "$1" '{"cmd":"peers"}' 2>/dev/null | jq -r --arg n "$2" '.peers[] | select(.name == $n) | .path'; }
 path_is() { [ "$(path "$1" "$2")" = "$3" ]; }
 
+# natf HOST FIELD: a field of the NAT findings HOST reported to the service
+# (empty until it has); natok HOST MAPPING FILTERING: both as given
+natf() { api GET /api/devices | jq -r --arg h "$1" --arg f "$2" '.[] | select(.hostname == $h) | .nat[$f] | select(. != null)'; }
+natok() { [ "$(natf "$1" mapping)" = "$2" ] && [ "$(natf "$1" filtering)" = "$3" ]; }
+
 # ping_ok NS IP: one echo answered within 1 s
 ping_ok() { X "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1; }
 

@@ -60,6 +60,7 @@ PROG_natcheck_SRCS        := $(wildcard tools/natcheck/*.c)
 PROG_traversal-report_SRCS := $(wildcard tools/traversal-report/*.c)
 PROG_stunload_SRCS        := $(wildcard tools/bench/stunload/*.c)
 PROG_svcload_SRCS         := $(wildcard tools/bench/svcload/*.c)
+PROG_udpfloor_SRCS        := $(wildcard tools/bench/udpfloor/*.c)
 PROG_meshwg_SRCS          := $(wildcard agent/wg/meshwg.c)
 PROG_wgflood_SRCS         := $(wildcard tools/bench/wgflood/*.c)
 PROG_meshd_SRCS           := $(wildcard agent/meshd/main.c)
@@ -73,6 +74,7 @@ PROG_natcheck_LIBS         := natmesh
 PROG_traversal-report_LIBS := natmesh
 PROG_stunload_LIBS         := natmesh
 PROG_svcload_LIBS          := meshsvc natmesh
+PROG_udpfloor_LIBS         := natmesh
 PROG_meshwg_LIBS           := meshwg natmesh
 PROG_wgflood_LIBS          := meshwg natmesh
 PROG_meshd_LIBS            := agent meshwg natmesh
@@ -80,11 +82,11 @@ PROG_meshctl_LIBS          := natmesh
 PROG_meshsvc_LIBS          := meshsvc natmesh
 PROG_meshsim_LIBS          := meshsim natmodel natmesh
 PROG_udpprobe_LIBS         := natmodel natmesh
-PROGNAMES := meshstun natcheck traversal-report stunload svcload meshwg wgflood meshd meshctl meshsvc meshsim udpprobe
+PROGNAMES := meshstun natcheck traversal-report stunload svcload udpfloor meshwg wgflood meshd meshctl meshsvc meshsim udpprobe
 libs_of = $(foreach l,$(1),$(if $(LIB_$(l)_SRCS),$(BUILD)/lib$(l).a))
 PROGS := $(foreach p,$(PROGNAMES),$(if $(PROG_$(p)_SRCS),$(BUILD)/$(p)))
 # installed binaries (not benchmark helpers)
-INSTALL_PROGS := $(filter-out $(BUILD)/stunload $(BUILD)/svcload $(BUILD)/wgflood,$(PROGS))
+INSTALL_PROGS := $(filter-out $(BUILD)/stunload $(BUILD)/svcload $(BUILD)/udpfloor $(BUILD)/wgflood,$(PROGS))
 
 define PROGRAM
 $(BUILD)/$(1): $(call obj,$(PROG_$(1)_SRCS)) $(call libs_of,$(PROG_$(1)_LIBS))

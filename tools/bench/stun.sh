@@ -18,6 +18,11 @@
 #             (one relay thread per CPU it sees, plus listener and auth threads,
 #             all squeezed onto the one CPU) and single-threaded (-m 0), which
 #             is faster on one CPU: the ratio that counts is against the faster.
+#             "floor" is build/udpfloor: no STUN work at all, each datagram
+#             sent straight back (batches and a send-only twin, as meshstun):
+#             the kernel's cost per answer alone, so floor/coturn is the
+#             highest ratio any server on the socket API can reach here, and
+#             meshstun/floor how close meshstun comes to it.
 #  machine    nothing pinned: the servers have every CPU, sharing them with
 #             stunload as a real host shares them with its other work.
 #             meshstun runs --threads <CPUs>; coturn again with its defaults
@@ -53,7 +58,7 @@ WINDOW=${WINDOW:-256}
 BATCH=${BATCH:-32}
 LAYOUTS=${LAYOUTS:-cpu machine}
 
-for bin in "$BUILD/meshstun" "$BUILD/stunload"; do
+for bin in "$BUILD/meshstun" "$BUILD/stunload" "$BUILD/udpfloor"; do
   [ -x "$bin" ] || { echo "stun.sh: $bin is missing (run make)" >&2; exit 1; }
 done
 command -v turnserver >/dev/null || { echo "stun.sh: turnserver (coturn) is missing (run make deps)" >&2; exit 1; }
@@ -122,7 +127,8 @@ for layout in $LAYOUTS; do
       start cpu-meshstun-1sock "${pin_server[@]}" "$BUILD/meshstun" --listen 127.0.0.1:@PORT@ --rate 0 --threads 1 --one-socket
       start cpu-coturn "${pin_server[@]}" turnserver "${ts_args[@]}" --log-file @TMP@/cpu-coturn.tslog
       start cpu-coturn-m0 "${pin_server[@]}" turnserver "${ts_args[@]}" -m 0 --log-file @TMP@/cpu-coturn-m0.tslog
-      servers_of[cpu]="cpu-meshstun cpu-meshstun-1sock cpu-coturn cpu-coturn-m0"
+      start cpu-floor "${pin_server[@]}" "$BUILD/udpfloor" --listen 127.0.0.1:@PORT@
+      servers_of[cpu]="cpu-meshstun cpu-meshstun-1sock cpu-coturn cpu-coturn-m0 cpu-floor"
       client_of[cpu]=pin
       extra_of[cpu]=
       desc_of[cpu]="one CPU: $cpu_layout; meshstun 1 thread, coturn defaults and -m 0"
@@ -218,6 +224,12 @@ for layout in $LAYOUTS; do
         "$layout" "$shape" "${c#"$layout"-}" "$(ratio "${med[$ms]}" "${med[$c]}")" \
         "$(ratio "${bst[$ms]}" "${bst[$c]}")" "$(ratio "${per[$ms]}" "${per[$c]}")" "$mark")")
     done
+    if [ -n "${med[$layout-floor]:-}" ]; then
+      summary+=("$(printf '%-8s %-11s kernel floor (udpfloor, no STUN work): floor/%s median %sx, per CPU-second %sx (the ceiling of any socket-API server); meshstun/floor median %sx, per CPU-second %sx' \
+        "$layout" "$shape" "${ref#"$layout"-}" "$(ratio "${med[$layout-floor]}" "${med[$ref]}")" \
+        "$(ratio "${per[$layout-floor]}" "${per[$ref]}")" \
+        "$(ratio "${med[$ms]}" "${med[$layout-floor]}")" "$(ratio "${per[$ms]}" "${per[$layout-floor]}")")")
+    fi
     if [ -n "${med[$layout-meshstun-1sock]:-}" ]; then
       summary+=("$(printf '%-8s %-11s send-only twin socket: meshstun/meshstun-1sock median %sx' \
         "$layout" "$shape" "$(ratio "${med[$ms]}" "${med[$layout-meshstun-1sock]}")")")

@@ -71,7 +71,7 @@ PROG_udpprobe_SRCS        := $(wildcard tools/udpprobe/*.c)
 # the libraries each program links, dependents first
 PROG_meshstun_LIBS         := natmesh
 PROG_natcheck_LIBS         := natmesh
-PROG_traversal-report_LIBS := natmesh
+PROG_traversal-report_LIBS := meshwg natmesh
 PROG_stunload_LIBS         := natmesh
 PROG_svcload_LIBS          := meshsvc natmesh
 PROG_udpfloor_LIBS         := natmesh

@@ -107,6 +107,32 @@ check "direct: pair A <-> C is direct with winning candidate 203.0.113.4:51820" 
   grep -q "direct, winning candidate 203.0.113.4:51820 (A -> B), first data at" "$RP_TMP/direct.txt"
 check "direct: the dead candidate 203.0.113.99:51820 is listed as unanswered" \
   grep -q "handshake initiation 0x[0-9a-f]* to candidate 203.0.113.99:51820.*: no answer" "$RP_TMP/direct.txt"
+# with the peers' keys, mac1 proves whom the dead candidate's initiation was
+# for (C); a key nobody used proves nothing and leaves the inference
+"$TR" --key "$(pub a)=A" --key "$(pub c)=C" "$D" >"$RP_TMP/direct-keys.txt" 2>&1
+"$TR" --json --key "$(pub a)=A" --key "$(pub c)=C" "$D" >"$RP_TMP/direct-keys.json" 2>/dev/null
+check "direct, --key: the dead candidate's initiation is proven by mac1 to be for C" \
+  grep -q "A -> B .*handshake initiation 0x[0-9a-f]* to candidate 203.0.113.99:51820 (no host there; peer proven by mac1, key C): no answer" "$RP_TMP/direct-keys.txt"
+check "direct, --key: the keys' labels name the peers that answered with them" \
+  grep -q "^pair A (10.0.1.2:51820) <-> C (203.0.113.4:51820): direct" "$RP_TMP/direct-keys.txt"
+check "direct, --key: JSON says peer_by_mac1 for it, and names the key of every initiation" \
+  python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+ev = [e for p in d["pairs"] for e in p.get("events", []) if e.get("type") == "handshake-initiation"]
+dead = [e for e in ev if e["candidate"] == "203.0.113.99:51820"]
+sys.exit(not (dead and all(e["peer_by_mac1"] and not e["peer_inferred"] for e in dead)
+              and all(e["mac1_key"] == "C" for e in ev if e["from"] == "A")))' "$RP_TMP/direct-keys.json"
+"$TR" --key "$(wg genkey | wg pubkey)=X" "$D" >"$RP_TMP/direct-wrongkey.txt" 2>&1
+check "direct, a key no message used: the dead candidate is still only inferred" \
+  grep -q "to candidate 203.0.113.99:51820 (no host there; peer taken from the next attempt): no answer" "$RP_TMP/direct-wrongkey.txt"
+# tshark's WireGuard dissector checks mac1 against the keys it is given
+# (wg.receiver_pubkey): its receiver for the initiation to the dead
+# candidate must be C's key too
+wg_receiver=$(tshark -r "$D/link-a-na.pcap" -o "uat:wg_keys:\"Public\",\"$(pub c)\"" \
+  -Y 'wg.type == 1 && ip.dst == 203.0.113.99' -T fields -e wg.receiver_pubkey 2>/dev/null | sort -u)
+tcheck "direct, --key: tshark finds C's key in the mac1 of the dead candidate's initiation ($wg_receiver)" \
+  test "$wg_receiver" = "$(pub c)"
 check "direct: the NAT translation of A's WireGuard socket is found" \
   grep -q "10.0.1.2:51820 -> 203.0.113.1:[0-9]*  (wireguard" "$RP_TMP/direct.txt"
 check "direct: A's STUN probe is answered with its mapped address" \

@@ -319,6 +319,7 @@ static void flight_fill(struct rp *rp, struct rp_flight *f)
 	f->len = first->len;
 	f->stun = first->stun;
 	f->wg = first->wg;
+	f->key = first->key;
 }
 
 static int build_flights(struct rp *rp)
@@ -556,7 +557,7 @@ static int new_session(struct rp *rp, int init_flight, struct rp_session **out)
 	memset(s, 0, sizeof(*s));
 	s->init_flight = init_flight;
 	s->resp_flight = s->cookie_flight = s->first_data = -1;
-	s->initiator = s->responder = -1;
+	s->initiator = s->responder = s->peer_key = -1;
 	*out = s;
 	return 0;
 }
@@ -611,6 +612,44 @@ static void infer_dead_candidates(struct rp *rp)
 			rp->flights[s->init_flight].to = t->responder;
 			break;
 		}
+	}
+}
+
+/* --key: an answered handshake proves who holds the key its mac1 names (the
+ * responder of an initiation, the initiator of a response); then an
+ * unanswered initiation to an address with no host behind it goes to the
+ * holder of the key its mac1 names. Runs before infer_dead_candidates, which
+ * is left with what mac1 cannot settle. */
+static void prove_by_mac1(struct rp *rp)
+{
+	for (size_t i = 0; i < rp->nsess; i++) {
+		struct rp_session *s = &rp->sess[i];
+		int ki = s->init_flight >= 0 ? rp->flights[s->init_flight].key : -1;
+		int kr = s->resp_flight >= 0 ? rp->flights[s->resp_flight].key : -1;
+
+		s->peer_key = ki;
+		if (s->resp_flight < 0)
+			continue;
+		if (ki >= 0 && rp->keys[ki].node < 0 && s->responder >= 0)
+			rp->keys[ki].node = s->responder;
+		if (kr >= 0 && rp->keys[kr].node < 0 && s->initiator >= 0)
+			rp->keys[kr].node = s->initiator;
+	}
+	for (size_t k = 0; k < rp->nkeys; k++) {
+		int n = rp->keys[k].node;
+
+		if (n >= 0 && !rp->nodes[n].label && rp->keys[k].named)
+			rp->nodes[n].label = rp->keys[k].label;
+	}
+	for (size_t i = 0; i < rp->nsess; i++) {
+		struct rp_session *s = &rp->sess[i];
+		int holder = s->peer_key >= 0 ? rp->keys[s->peer_key].node : -1;
+
+		if (s->resp_flight >= 0 || holder < 0 || s->responder < 0 || !rp->nodes[s->responder].unknown)
+			continue;
+		s->responder = holder;
+		s->peer_by_mac1 = true;
+		rp->flights[s->init_flight].to = holder;
 	}
 }
 
@@ -712,8 +751,10 @@ static int build_sessions(struct rp *rp)
 	}
 	u32map_free(&by_init);
 	u32map_free(&by_resp);
-	if (!rc)
+	if (!rc) {
+		prove_by_mac1(rp);
 		infer_dead_candidates(rp);
+	}
 	return rc;
 }
 
@@ -1148,6 +1189,9 @@ void rp_free(struct rp *rp)
 	free(rp->pairs);
 	free(rp->names);
 	free(rp->relays);
+	for (size_t k = 0; k < rp->nkeys; k++)
+		wg_cookie_checker_deinit(&rp->keys[k].mac1);
+	free(rp->keys);
 	tab_free(rp->tab);
 	memset(rp, 0, sizeof(*rp));
 }

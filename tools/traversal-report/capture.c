@@ -86,8 +86,16 @@ static int add_obs(struct rp *rp, uint32_t capi, uint64_t ts, uint64_t offset,
 	o->len = (uint32_t)d->payload_len;
 	o->kind = (uint8_t)d->kind;
 	o->stun = -1;
+	o->key = -1;
 	if (d->kind == PKT_WG) {
 		o->wg = d->wg;
+		if (d->wg.type == PKT_WG_INITIATION || d->wg.type == PKT_WG_RESPONSE)
+			for (size_t k = 0; k < rp->nkeys; k++)
+				if (wg_cookie_validate(&rp->keys[k].mac1, d->payload, d->payload_len, NULL,
+						       false, 0) == WG_COOKIE_VALID_MAC_NO_COOKIE) {
+					o->key = (int8_t)k;
+					break;
+				}
 	} else {
 		struct pkt_stun *s = RP_PUSH(rp->stuns, rp->nstuns, rp->stuns_cap);
 

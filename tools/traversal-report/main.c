@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <sodium.h>
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -29,6 +31,13 @@ static void usage(FILE *f)
 		"                      are recognised by the data they forward\n"
 		"  --name IP[:PORT]=LABEL  show LABEL for the peer behind this address;\n"
 		"                      repeatable\n"
+		"  --key PUBKEY[=LABEL]  a peer's WireGuard public key (base64, as `wg\n"
+		"                      pubkey` prints it); repeatable. A handshake's mac1\n"
+		"                      is keyed by its receiver's public key, so with the\n"
+		"                      keys an unanswered initiation to an address with no\n"
+		"                      host behind it is put with the peer it was meant for\n"
+		"                      (proven) instead of the initiator's next attempt\n"
+		"                      (inferred). LABEL names the peer that holds the key\n"
 		"  -h, --help          this text\n"
 		"\n"
 		"A damaged capture is reported with its byte offsets. In a pcap file a\n"
@@ -108,12 +117,41 @@ static int parse_endpoint(const char *s, union sockaddr_any *a, bool *ip_only)
 	return addr_parse_ip(s, 0, a);
 }
 
+/* a WireGuard public key in base64 is 44 characters (32 bytes, one '=' of
+ * padding); "=LABEL" may follow */
+#define KEY_B64_LEN 44
+
+int rp_add_key(struct rp *rp, char *arg)
+{
+	struct rp_key *k;
+	size_t n = 0, len = strlen(arg);
+	uint8_t pub[WG_KEY_LEN];
+
+	if (len < KEY_B64_LEN || (len > KEY_B64_LEN && (arg[KEY_B64_LEN] != '=' || len == KEY_B64_LEN + 1)))
+		return -EINVAL;
+	if (sodium_base642bin(pub, sizeof(pub), arg, KEY_B64_LEN, NULL, &n, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0 || n != WG_KEY_LEN)
+		return -EINVAL;
+	if (rp->nkeys >= RP_KEYS_MAX)
+		return -E2BIG;
+	if (!(k = RP_PUSH(rp->keys, rp->nkeys, rp->keys_cap)))
+		return -ENOMEM;
+	memcpy(k->pub, pub, sizeof(pub));
+	k->named = len > KEY_B64_LEN;
+	arg[KEY_B64_LEN] = 0;
+	k->label = k->named ? arg + KEY_B64_LEN + 1 : arg;
+	k->node = -1;
+	wg_cookie_checker_init(&k->mac1, k->pub);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "relay", required_argument, NULL, 'r' },
 		{ "name", required_argument, NULL, 'n' },
+		{ "key", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -149,6 +187,18 @@ int main(int argc, char **argv)
 			nm->label = eq + 1;
 			if (parse_endpoint(optarg, &nm->addr, &nm->ip_only) < 0) {
 				fprintf(stderr, "traversal-report: --name %s: bad address\n", optarg);
+				goto out;
+			}
+			break;
+		}
+		case 'k': {
+			int e = rp_add_key(&rp, optarg);
+
+			if (e < 0) {
+				fprintf(stderr, "traversal-report: --key %s: %s\n", optarg,
+					e == -E2BIG ? "too many keys (at most 64)" :
+					e == -ENOMEM ? "out of memory" :
+					"expected a WireGuard public key (44 characters of base64, 32 bytes), optionally =LABEL");
 				goto out;
 			}
 			break;

@@ -303,10 +303,12 @@ static void print_event(const struct rp *rp, const struct rp_pair *p, const stru
 	case EV_WG_INIT:
 		s = &rp->sess[e->idx];
 		snprintf(who, sizeof(who), "%s -> %s", tag(p, s->initiator), tag(p, s->responder));
-		printf("%-9s handshake initiation 0x%08x to candidate %s%s: %s\n", who, s->init_idx,
+		printf("%-9s handshake initiation 0x%08x to candidate %s%s%s%s: %s\n", who, s->init_idx,
 		       addr_format(&s->candidate, a1, sizeof(a1)),
 		       s->candidate_by_ip ? " (IP of the peer's NAT, other port)" :
-		       s->peer_inferred ? " (no host there; peer taken from the next attempt)" : "",
+		       s->peer_inferred ? " (no host there; peer taken from the next attempt)" :
+		       s->peer_by_mac1 ? " (no host there; peer proven by mac1, key " : "",
+		       s->peer_by_mac1 ? rp->keys[s->peer_key].label : "", s->peer_by_mac1 ? ")" : "",
 		       s->resp_flight >= 0 ? "answered" : "no answer");
 		return;
 	case EV_WG_RESP:
@@ -605,6 +607,8 @@ static json_t *event_json(const struct rp *rp, const struct ev *e)
 		json_object_set_new(o, "candidate", jaddr(&s->candidate));
 		json_object_set_new(o, "candidate_by_ip", json_boolean(s->candidate_by_ip));
 		json_object_set_new(o, "peer_inferred", json_boolean(s->peer_inferred));
+		json_object_set_new(o, "peer_by_mac1", json_boolean(s->peer_by_mac1));
+		json_object_set_new(o, "mac1_key", s->peer_key >= 0 ? json_string(rp->keys[s->peer_key].label) : json_null());
 		json_object_set_new(o, "answered", json_boolean(s->resp_flight >= 0));
 		break;
 	case EV_WG_RESP:
@@ -708,6 +712,7 @@ static json_t *pair_json(const struct rp *rp, const struct rp_pair *p)
 		json_object_set_new(c, "answered", json_boolean(s->resp_flight >= 0));
 		json_object_set_new(c, "by_ip", json_boolean(s->candidate_by_ip));
 		json_object_set_new(c, "peer_inferred", json_boolean(s->peer_inferred));
+		json_object_set_new(c, "peer_by_mac1", json_boolean(s->peer_by_mac1));
 		json_array_append_new(cands, c);
 	}
 	json_object_set_new(o, "initiations", cands);

@@ -24,6 +24,7 @@
 #include <stdio.h>
 
 #include "addr.h"
+#include "agent/wg/cookie.h"
 #include "pktdecode.h"
 
 #define RP_INFER_NS (RP_INFER_NS_S * 1000000000ull)
@@ -50,6 +51,9 @@ enum {
 	RP_INFER_NS_S = 30,
 	/* outgoing messages looked at per incoming one */
 	RP_FORWARD_SCAN = 64,
+	/* --key: WireGuard public keys whose mac1 is tried on every handshake
+	 * message (each costs one BLAKE2s per message) */
+	RP_KEYS_MAX = 64,
 	/* records read errors on undecodable frames, first N offsets kept */
 	RP_BAD_OFFSETS = 4,
 	/* resynchronisations kept per capture with their offsets (all counted) */
@@ -92,6 +96,7 @@ struct rp_obs {
 	uint32_t len;			/* UDP payload bytes */
 	int32_t stun;			/* index into rp.stuns, or -1 */
 	uint8_t kind;			/* PKT_STUN or PKT_WG */
+	int8_t key;			/* handshake: rp.keys index its mac1 matches; -1 */
 	struct pkt_wg wg;
 };
 
@@ -106,6 +111,7 @@ struct rp_flight {
 	uint8_t kind;
 	uint32_t len;
 	int32_t stun;
+	int8_t key;			/* as rp_obs.key */
 	struct pkt_wg wg;
 };
 
@@ -132,6 +138,8 @@ struct rp_session {
 	union sockaddr_any candidate;	/* where the initiator sent it */
 	bool candidate_by_ip;		/* responder guessed from the IP alone */
 	bool peer_inferred;		/* dead candidate: peer of the next attempt */
+	bool peer_by_mac1;		/* dead candidate: the holder of the key its mac1 names */
+	int peer_key;			/* rp.keys index the initiation's mac1 names; -1 */
 	union sockaddr_any answered_from; /* response source at the initiator */
 	uint64_t t_init, t_resp;
 	int first_data;			/* flight of the first non-keepalive data */
@@ -190,6 +198,19 @@ struct rp_name {
 	const char *label;
 };
 
+/* --key PUBKEY[=LABEL]: a WireGuard static public key. A handshake message's
+ * mac1 is keyed by its receiver's public key (whitepaper 5.4.4), so a match
+ * names the receiver the sender meant, even where nobody answered. The node
+ * that holds the key is learnt from answered handshakes: the responder of an
+ * initiation with this mac1, the initiator of a response with it. */
+struct rp_key {
+	uint8_t pub[WG_KEY_LEN];
+	const char *label;		/* LABEL, or the key's base64 */
+	bool named;			/* LABEL given: it names the node too (unless --name does) */
+	struct wg_cookie_checker mac1;	/* computes and compares mac1 */
+	int node;			/* the node proven to hold it; -1 */
+};
+
 struct rp {
 	struct rp_capture *caps;
 	size_t ncaps, caps_cap;
@@ -220,6 +241,8 @@ struct rp {
 	size_t nnames, names_cap;
 	union sockaddr_any *relays;	/* --relay; port 0 = any port */
 	size_t nrelays, relays_cap;
+	struct rp_key *keys;		/* --key */
+	size_t nkeys, keys_cap;
 	uint64_t t0;			/* earliest observation */
 	/* address interning for the analysis */
 	struct rp_addrtab *tab;
@@ -234,6 +257,10 @@ int rp_grow(void **arr, size_t *cap, size_t n, size_t sz);
  * even when the file is damaged (caps[].resyncs and caps[].failed say so);
  * -ENOMEM only. */
 int rp_read_pcap(struct rp *rp, const char *path);
+
+/* main.c's --key: "BASE64[=LABEL]" into a new rp.keys entry; 0, -EINVAL
+ * (not a 32-byte base64 key, or an empty label), -E2BIG (RP_KEYS_MAX), -ENOMEM */
+int rp_add_key(struct rp *rp, char *arg);
 
 /* analyze.c */
 int rp_analyze(struct rp *rp);

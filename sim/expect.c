@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "loop.h"
 
 enum {
@@ -307,6 +309,47 @@ void sim_expect_run(struct sim_lab *lab, size_t i, struct sim_result *r)
 /* --- report --------------------------------------------------------------- */
 
 #define SIM_REPORT_NAMES 64
+#define SIM_KEY_B64 45			/* a WireGuard key in base64, with the NUL */
+
+/* the public key of the agent whose --state-dir (unexpanded) is dir, from its
+ * private.key, base64 into out; 0 or a negative errno (no key there yet: the
+ * agent never started) */
+static int agent_public_key(struct sim_lab *lab, size_t node, const char *dir, char out[SIM_KEY_B64])
+{
+	char *path = NULL, *file = NULL, b64[64] = { 0 };
+	uint8_t priv[crypto_scalarmult_SCALARBYTES], pub[crypto_scalarmult_BYTES];
+	size_t n = 0;
+	FILE *f = NULL;
+	int rc = sim_lab_expand(lab, node, dir, &path);
+
+	if (rc < 0)
+		return rc;
+	if (asprintf(&file, "%s/private.key", path) < 0) {
+		file = NULL;
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (!(f = fopen(file, "r"))) {
+		rc = -errno;
+		goto out;
+	}
+	rc = -EINVAL;
+	if (!fgets(b64, sizeof(b64), f) ||
+	    sodium_base642bin(priv, sizeof(priv), b64, strcspn(b64, "\r\n"), NULL, &n, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0 || n != sizeof(priv) ||
+	    crypto_scalarmult_base(pub, priv) != 0)
+		goto out;
+	sodium_bin2base64(out, SIM_KEY_B64, pub, sizeof(pub), sodium_base64_VARIANT_ORIGINAL);
+	rc = 0;
+out:
+	if (f)
+		fclose(f);
+	sodium_memzero(priv, sizeof(priv));
+	sodium_memzero(b64, sizeof(b64));
+	free(file);
+	free(path);
+	return rc;
+}
 
 void sim_traversal_report(struct sim_lab *lab, json_t **json, char *summary, size_t len)
 {
@@ -320,10 +363,12 @@ void sim_traversal_report(struct sim_lab *lab, json_t **json, char *summary, siz
 		return;
 	/* what the lab knows and the captures cannot tell for sure: which nodes
 	 * run the relay (with pings in a full mesh, any peer's traffic can look
-	 * forwarded) and the names of the agents */
-	char *argv[2 + 4 * SIM_REPORT_NAMES + 2];
+	 * forwarded), the names of the agents and their public keys (which
+	 * prove, by mac1, whom an unanswered handshake initiation was for) */
+	char *argv[2 + 6 * SIM_REPORT_NAMES + 2];
 	char names[SIM_REPORT_NAMES][SIM_NAME_MAX * 2 + 16];
-	size_t nargs = 0, nnames = 0;
+	char keys[SIM_REPORT_NAMES][SIM_KEY_B64 + 1 + SIM_NAME_MAX];
+	size_t nargs = 0, nnames = 0, nkeys = 0;
 	argv[nargs++] = exe;
 	argv[nargs++] = "--json";
 	for (size_t i = 0; i < lab->sc->nprocs && nnames < SIM_REPORT_NAMES; i++) {
@@ -345,6 +390,15 @@ void sim_traversal_report(struct sim_lab *lab, json_t **json, char *summary, siz
 			argv[nargs++] = "--name";
 			snprintf(names[nnames], sizeof(names[nnames]), "${ip:%s}=%s", node, node);
 			argv[nargs++] = names[nnames++];
+		}
+		for (size_t k = 1; k + 1 < p->argv.n && nkeys < SIM_REPORT_NAMES; k++) {
+			char pub[SIM_KEY_B64];
+			if (strcmp(p->argv.v[k], "--state-dir") || agent_public_key(lab, p->node, p->argv.v[k + 1], pub) < 0)
+				continue;
+			snprintf(keys[nkeys], sizeof(keys[nkeys]), "%s=%s", pub, node);
+			argv[nargs++] = "--key";
+			argv[nargs++] = keys[nkeys++];
+			break;
 		}
 	}
 	argv[nargs++] = "${run}";

@@ -1,12 +1,13 @@
 /* The NAT model rendered to nftables with libnftnl, sent over libmnl as one
  * batch. The ruleset, in nft's notation (WAN = wan_ifname, W = wan_addr,
- * T = udp_timeout; the parts in brackets depend on the model):
+ * T = udp_timeout; the parts in brackets depend on the model; F is ip or ip6,
+ * A ipv4_addr or ipv6_addr, and `ip` below reads `ip6` in the ip6 table):
  *
- *   table ip natmesh_nat {
- *     ct timeout udp { protocol udp; l3proto ip; policy = { unreplied: T, replied: T } }
- *     map ports   { inet_service : ipv4_addr . inet_service; timeout T }  external port -> inside endpoint
- *     [map mappings { ipv4_addr . inet_service [. ipv4_addr] : inet_service; timeout T }]  EI/AD mapping
- *     [set allowed  { inet_service . ipv4_addr; timeout T }]  AD filtering: ext port . remote address
+ *   table F natmesh_nat {
+ *     ct timeout udp { protocol udp; l3proto F; policy = { unreplied: T, replied: T } }
+ *     map ports   { inet_service : A . inet_service; timeout T }  external port -> inside endpoint
+ *     [map mappings { A . inet_service [. A] : inet_service; timeout T }]  EI/AD mapping
+ *     [set allowed  { inet_service . A; timeout T }]  AD filtering: ext port . remote address
  *     chain timeout (filter prerouting -150): meta l4proto udp ct state new ct timeout set "udp"
  *     chain dstnat (nat prerouting -100):
  *       [EIF] iifname WAN udp dport dnat ip to udp dport map @ports
@@ -27,6 +28,10 @@
  *     chain input (filter input 0): iifname WAN meta l4proto udp ct state new drop
  *     chain forward (filter forward 0): iifname WAN ct state new ct status & dnat == 0 drop
  *   }
+ *
+ * A WAN with an IPv4 and an IPv6 address gets both tables, ip first, in one
+ * batch. In the ip6 table an address fills four 32-bit registers, so the
+ * registers after it (a port, a key's next field) move up by three (RA()).
  *
  * The input drop matters: unsolicited UDP delivered locally would be
  * confirmed by conntrack, and its tuple would then block the very mapping an

@@ -5,7 +5,9 @@
  * atomic batch. Also per-interface random packet loss (nftables numgen) for
  * simulated links.
  *
- * Scope: IPv4. UDP follows the model; every other protocol gets Linux's
+ * Scope: IPv4 (NAT44) and IPv6 (NAT66, masquerade-style: the inside
+ * addresses become the WAN's, as `ip6 nat` does), one table per family in
+ * one batch. UDP follows the model; every other protocol gets Linux's
  * default masquerade (so TCP to the service and ping keep working).
  *
  * Netlink functions work in the calling thread's CURRENT network namespace;
@@ -99,8 +101,11 @@ const char *natmodel_dep_name(enum natmodel_dep d);
 const char *natmodel_ports_name(enum natmodel_ports p);
 
 /* ---- nftables -------------------------------------------------------------
- * The ruleset lives in table "ip natmesh_nat". WAN is the interface facing
- * the outside; every other interface is the inside. */
+ * The ruleset lives in table "ip natmesh_nat" and, for IPv6, "ip6
+ * natmesh_nat": the same chains and rules in each, with that family's
+ * addresses (not an "inet" table: its sets would have to come twice, once
+ * per address type, and every rule would test the family first). WAN is the
+ * interface facing the outside; every other interface is the inside. */
 #define NATMODEL_TABLE "natmesh_nat"
 #define NATMODEL_LOSS_TABLE "natmesh_loss"
 
@@ -108,22 +113,34 @@ const char *natmodel_ports_name(enum natmodel_ports p);
  * model, built in memory (no netlink). */
 struct natmodel_ruleset;
 
+/* The WAN's external address per family; a family without one gets no
+ * table (its inside traffic is routed, not translated). */
+struct natmodel_wan {
+	bool has_v4, has_v6;
+	struct in_addr v4;
+	struct in6_addr v6;
+};
+
+/* The tables of the families wan has, ip first. -EINVAL (field "wan") when
+ * it has none or the interface name does not fit. */
 int natmodel_render(const struct natmodel *m, const char *wan_ifname,
-		    struct in_addr wan_addr, struct natmodel_ruleset **out,
+		    const struct natmodel_wan *wan, struct natmodel_ruleset **out,
 		    struct natmodel_error *err);
 void natmodel_ruleset_free(struct natmodel_ruleset *rs);
 /* Every object in nftnl's text form ("[ meta load oifname => reg 1 ]" ...),
  * one per line, in batch order; malloc'd, NULL on ENOMEM. For tests and
  * debugging; `nft --debug=netlink list ruleset` prints the same notation. */
 char *natmodel_ruleset_describe(const struct natmodel_ruleset *rs);
-/* Sends the ruleset as one batch that replaces any earlier natmesh_nat table. */
+/* Sends the ruleset as one batch that replaces any earlier natmesh_nat
+ * table of the families it has. */
 int natmodel_ruleset_commit(const struct natmodel_ruleset *rs, struct natmodel_error *err);
 
-/* Render and commit in the current namespace. wan_addr NULL: the first IPv4
- * address of wan_ifname. */
+/* Render and commit in the current namespace, in one batch that also
+ * removes an earlier table of a family wan lacks. wan NULL: the first IPv4
+ * and the first global IPv6 address of wan_ifname. */
 int natmodel_apply(const struct natmodel *m, const char *wan_ifname,
-		   const struct in_addr *wan_addr, struct natmodel_error *err);
-/* Removes the natmesh_nat table; -ENOENT if there is none. */
+		   const struct natmodel_wan *wan, struct natmodel_error *err);
+/* Removes the natmesh_nat tables (ip, ip6); -ENOENT if there is neither. */
 int natmodel_remove(struct natmodel_error *err);
 
 /* Drops percent (0..100) of the packets that arrive on ifname (netdev

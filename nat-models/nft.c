@@ -1,12 +1,13 @@
 /* The NAT model rendered to nftables with libnftnl, sent over libmnl as one
  * batch. The ruleset, in nft's notation (WAN = wan_ifname, W = wan_addr,
- * T = udp_timeout; the parts in brackets depend on the model):
+ * T = udp_timeout; the parts in brackets depend on the model; F is ip or ip6,
+ * A ipv4_addr or ipv6_addr, and `ip` below reads `ip6` in the ip6 table):
  *
- *   table ip natmesh_nat {
- *     ct timeout udp { protocol udp; l3proto ip; policy = { unreplied: T, replied: T } }
- *     map ports   { inet_service : ipv4_addr . inet_service; timeout T }  external port -> inside endpoint
- *     [map mappings { ipv4_addr . inet_service [. ipv4_addr] : inet_service; timeout T }]  EI/AD mapping
- *     [set allowed  { inet_service . ipv4_addr; timeout T }]  AD filtering: ext port . remote address
+ *   table F natmesh_nat {
+ *     ct timeout udp { protocol udp; l3proto F; policy = { unreplied: T, replied: T } }
+ *     map ports   { inet_service : A . inet_service; timeout T }  external port -> inside endpoint
+ *     [map mappings { A . inet_service [. A] : inet_service; timeout T }]  EI/AD mapping
+ *     [set allowed  { inet_service . A; timeout T }]  AD filtering: ext port . remote address
  *     chain timeout (filter prerouting -150): meta l4proto udp ct state new ct timeout set "udp"
  *     chain dstnat (nat prerouting -100):
  *       [EIF] iifname WAN udp dport dnat ip to udp dport map @ports
@@ -27,6 +28,10 @@
  *     chain input (filter input 0): iifname WAN meta l4proto udp ct state new drop
  *     chain forward (filter forward 0): iifname WAN ct state new ct status & dnat == 0 drop
  *   }
+ *
+ * A WAN with an IPv4 and an IPv6 address gets both tables, ip first, in one
+ * batch. In the ip6 table an address fills four 32-bit registers, so the
+ * registers after it (a port, a key's next field) move up by three (RA()).
  *
  * The input drop matters: unsolicited UDP delivered locally would be
  * confirmed by conntrack, and its tuple would then block the very mapping an
@@ -68,18 +73,21 @@
 
 /* nft's datatype numbers (nftables src/datatype.h), so `nft list` shows the
  * sets with their real types; concatenations shift by 6 bits per field. */
-enum { TYPE_IPADDR = 7, TYPE_INET_SERVICE = 13 };
+enum { TYPE_IPADDR = 7, TYPE_IP6ADDR = 8, TYPE_INET_SERVICE = 13 };
 #define CONCAT2(a, b) (((a) << 6) | (b))
 #define CONCAT3(a, b, c) (((((a) << 6) | (b)) << 6) | (c))
 
-/* 32-bit registers; a concatenation fills consecutive ones */
-enum { R0 = NFT_REG32_00, R1, R2, R3, R4 };
+/* 32-bit registers; a concatenation fills consecutive ones, and an IPv6
+ * address four (RA(n): n addresses further on) */
+enum { R0 = NFT_REG32_00, R1 };
+#define RA(rs, r, n) ((r) + (n) * (rs)->areg)
 
 enum item_kind { K_TABLE, K_CHAIN, K_SET, K_OBJ, K_RULE };
 
 struct item {
 	uint16_t msg;		/* NFT_MSG_NEWTABLE, ... */
 	uint16_t flags;		/* NLM_F_CREATE, NLM_F_EXCL */
+	uint16_t family;	/* NFPROTO_IPV4, NFPROTO_IPV6, NFPROTO_NETDEV */
 	enum item_kind kind;
 	void *obj;
 };
@@ -88,12 +96,15 @@ struct natmodel_ruleset {
 	struct item *items;
 	size_t n, cap;
 	int oom;		/* an allocation failed while building */
-	uint16_t family;
+	uint16_t family;	/* of the table being built */
 	const char *table;
 	uint32_t next_set_id;
 	/* what the rules need while they are built */
 	char wan[IFNAMSIZ];
-	uint32_t wan_be;
+	uint8_t wan_addr[16];	/* network order, alen bytes */
+	uint32_t alen;		/* 4 (ip) or 16 (ip6) */
+	uint32_t areg;		/* 32-bit registers an address fills */
+	uint32_t ip_type;	/* TYPE_IPADDR or TYPE_IP6ADDR */
 };
 
 /* ---- building ------------------------------------------------------------- */
@@ -114,7 +125,7 @@ static void push(struct natmodel_ruleset *rs, uint16_t msg, uint16_t flags, enum
 		rs->items = n;
 		rs->cap = cap;
 	}
-	rs->items[rs->n++] = (struct item){ msg, flags, kind, obj };
+	rs->items[rs->n++] = (struct item){ msg, flags, rs->family, kind, obj };
 	return;
 drop:
 	switch (kind) {
@@ -222,7 +233,7 @@ static void add_set(struct natmodel_ruleset *rs, const char *name, uint32_t key_
 static uint32_t set_id(const struct natmodel_ruleset *rs, const char *name)
 {
 	for (size_t i = 0; i < rs->n; i++)
-		if (rs->items[i].kind == K_SET &&
+		if (rs->items[i].kind == K_SET && rs->items[i].family == rs->family &&
 		    !strcmp(nftnl_set_get_str(rs->items[i].obj, NFTNL_SET_NAME), name))
 			return nftnl_set_get_u32(rs->items[i].obj, NFTNL_SET_ID);
 	return 0;
@@ -240,7 +251,7 @@ static void add_ct_timeout(struct natmodel_ruleset *rs, uint32_t timeout_s)
 		nftnl_obj_set_str(o, NFTNL_OBJ_NAME, TIMEOUT_OBJ);
 		nftnl_obj_set_u32(o, NFTNL_OBJ_FAMILY, rs->family);
 		nftnl_obj_set_u32(o, NFTNL_OBJ_TYPE, NFT_OBJECT_CT_TIMEOUT);
-		nftnl_obj_set_u16(o, NFTNL_OBJ_CT_TIMEOUT_L3PROTO, NFPROTO_IPV4);
+		nftnl_obj_set_u16(o, NFTNL_OBJ_CT_TIMEOUT_L3PROTO, rs->family);
 		nftnl_obj_set_u8(o, NFTNL_OBJ_CT_TIMEOUT_L4PROTO, IPPROTO_UDP);
 		nftnl_obj_set_data(o, NFTNL_OBJ_CT_TIMEOUT_ARRAY, policy, sizeof(policy));
 	}
@@ -401,7 +412,7 @@ static void x_nat(struct rb *b, uint32_t type, uint32_t reg_addr, uint32_t reg_p
 	struct nftnl_expr *e = expr(b, "nat");
 	if (e) {
 		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, type);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, b->rs->family);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, reg_addr);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, reg_addr);
 		flags |= NF_NAT_RANGE_MAP_IPS;
@@ -467,11 +478,27 @@ static void m_udp(struct rb *b, bool is_udp)
 	x_cmp(b, R0, is_udp ? NFT_CMP_EQ : NFT_CMP_NEQ, &proto, 1);
 }
 
-/* ip saddr (offset 12) or daddr (16) compared with the WAN address */
-static void m_wan_addr(struct rb *b, uint32_t off, uint32_t op)
+/* the source or destination address of the IPv4 (offset 12, 16) or IPv6
+ * (8, 24) header */
+static void x_addr(struct rb *b, bool src, uint32_t dreg)
 {
-	x_payload(b, NFT_PAYLOAD_NETWORK_HEADER, off, 4, R0);
-	x_cmp(b, R0, op, &b->rs->wan_be, 4);
+	uint32_t off = b->rs->alen == 4 ? (src ? 12 : 16) : (src ? 8 : 24);
+	x_payload(b, NFT_PAYLOAD_NETWORK_HEADER, off, b->rs->alen, dreg);
+}
+
+/* the conntrack tuple's source or destination address, in the table's family */
+static uint32_t ct_ip(const struct natmodel_ruleset *rs, bool src)
+{
+	if (rs->alen == 4)
+		return src ? NFT_CT_SRC_IP : NFT_CT_DST_IP;
+	return src ? NFT_CT_SRC_IP6 : NFT_CT_DST_IP6;
+}
+
+/* ip/ip6 saddr or daddr compared with the WAN address */
+static void m_wan_addr(struct rb *b, bool src, uint32_t op)
+{
+	x_addr(b, src, R0);
+	x_cmp(b, R0, op, b->rs->wan_addr, b->rs->alen);
 }
 
 static void m_ct_bit(struct rb *b, uint32_t key, uint32_t bit, uint32_t op)
@@ -502,43 +529,46 @@ static void m_sel(struct rb *b, enum sel s)
 {
 	if (s == SEL_WAN) {
 		m_ifname(b, NFT_META_OIFNAME, NFT_CMP_EQ);
-		m_wan_addr(b, 12, NFT_CMP_NEQ);
+		m_wan_addr(b, true, NFT_CMP_NEQ);
 	} else {
 		m_mark(b);
 	}
 	m_udp(b, true);
 }
 
-/* R1 = W; then a register pair for the port range min..max */
+/* R1 = W; the registers after it (P = RA(R1, 1)) hold ports or keys */
 static void imm_wan(struct rb *b)
 {
-	x_imm(b, R1, &b->rs->wan_be, 4);
+	x_imm(b, R1, b->rs->wan_addr, b->rs->alen);
 }
 
 static void snat_range_random(struct rb *b, const struct natmodel *m)
 {
 	uint16_t lo = htons(m->port_min), hi = htons(m->port_max);
+	uint32_t P = RA(b->rs, R1, 1);
 	imm_wan(b);
-	x_imm(b, R2, &lo, 2);
-	x_imm(b, R3, &hi, 2);
-	x_nat(b, NFT_NAT_SNAT, R1, R2, R3, NF_NAT_RANGE_PROTO_RANDOM_FULLY);
+	x_imm(b, P, &lo, 2);
+	x_imm(b, P + 1, &hi, 2);
+	x_nat(b, NFT_NAT_SNAT, R1, P, P + 1, NF_NAT_RANGE_PROTO_RANDOM_FULLY);
 }
 
 static void srcnat_rules(struct natmodel_ruleset *rs, const struct natmodel *m, enum sel s)
 {
+	uint32_t P = RA(rs, R1, 1);	/* after W */
 	struct rb b;
 
 	if (m->mapping != NATMODEL_APD) {
-		/* the inside endpoint's existing mapping (RFC 4787 4.1: EIM, ADM) */
+		/* the inside endpoint's existing mapping (RFC 4787 4.1: EIM, ADM);
+		 * key saddr . sport [. daddr] from P, the port it maps to into P */
 		b = rule_new(rs, "srcnat");
 		m_sel(&b, s);
 		imm_wan(&b);
-		x_payload(&b, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, R2);
-		x_payload(&b, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, R3);
+		x_addr(&b, true, P);
+		x_payload(&b, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, RA(rs, P, 1));
 		if (m->mapping == NATMODEL_AD)
-			x_ct(&b, NFT_CT_DST_IP, IP_CT_DIR_ORIGINAL, R4);
-		x_lookup(&b, R2, "mappings", R2);
-		x_nat(&b, NFT_NAT_SNAT, R1, R2, R2, 0);
+			x_ct(&b, ct_ip(rs, false), IP_CT_DIR_ORIGINAL, RA(rs, P, 1) + 1);
+		x_lookup(&b, P, "mappings", P);
+		x_nat(&b, NFT_NAT_SNAT, R1, P, P, 0);
 		rule_add(&b);
 	}
 	switch (m->ports) {
@@ -561,10 +591,10 @@ static void srcnat_rules(struct natmodel_ruleset *rs, const struct natmodel *m, 
 		b = rule_new(rs, "srcnat");
 		m_sel(&b, s);
 		imm_wan(&b);
-		x_numgen(&b, NFT_NG_INCREMENTAL, (uint32_t)(m->port_max - m->port_min + 1), m->port_min, R2);
+		x_numgen(&b, NFT_NG_INCREMENTAL, (uint32_t)(m->port_max - m->port_min + 1), m->port_min, P);
 		/* numgen writes host order; nat reads the port in network order */
-		x_hton(&b, R2, 2, 2);
-		x_nat(&b, NFT_NAT_SNAT, R1, R2, R2, 0);
+		x_hton(&b, P, 2, 2);
+		x_nat(&b, NFT_NAT_SNAT, R1, P, P, 0);
 		rule_add(&b);
 		break;
 	case NATMODEL_PORTS_RANDOM:
@@ -585,8 +615,11 @@ static void learn_rule(struct natmodel_ruleset *rs, const struct natmodel *m, bo
 	int in_dir = outbound ? IP_CT_DIR_ORIGINAL : IP_CT_DIR_REPLY;
 	int ex_dir = outbound ? IP_CT_DIR_REPLY : IP_CT_DIR_ORIGINAL;
 	/* the remote address: where an outbound flow went, where an inbound came from */
-	uint32_t remote_key = outbound ? NFT_CT_DST_IP : NFT_CT_SRC_IP;
+	uint32_t remote_key = ct_ip(rs, !outbound);
 	int remote_dir = IP_CT_DIR_ORIGINAL;
+	/* registers: R1 inside address, then its port, the remote address, and
+	 * the external port as the data of @mappings */
+	uint32_t port = RA(rs, R1, 1), remote = port + 1, data = RA(rs, remote, 1);
 	struct rb b = rule_new(rs, "learn");
 
 	m_udp(&b, true);
@@ -597,17 +630,17 @@ static void learn_rule(struct natmodel_ruleset *rs, const struct natmodel *m, bo
 
 	/* ports: external port -> inside address . port */
 	x_ct(&b, NFT_CT_PROTO_DST, ex_dir, R0);
-	x_ct(&b, NFT_CT_SRC_IP, in_dir, R1);
-	x_ct(&b, NFT_CT_PROTO_SRC, in_dir, R2);
+	x_ct(&b, ct_ip(rs, true), in_dir, R1);
+	x_ct(&b, NFT_CT_PROTO_SRC, in_dir, port);
 	x_update(&b, "ports", R0, R1);
 	if (m->mapping != NATMODEL_APD) {
 		/* mappings: inside address . port [. remote address] -> external port */
-		x_ct(&b, NFT_CT_SRC_IP, in_dir, R1);
-		x_ct(&b, NFT_CT_PROTO_SRC, in_dir, R2);
+		x_ct(&b, ct_ip(rs, true), in_dir, R1);
+		x_ct(&b, NFT_CT_PROTO_SRC, in_dir, port);
 		if (m->mapping == NATMODEL_AD)
-			x_ct(&b, remote_key, remote_dir, R3);
-		x_ct(&b, NFT_CT_PROTO_DST, ex_dir, R4);
-		x_update(&b, "mappings", R1, R4);
+			x_ct(&b, remote_key, remote_dir, remote);
+		x_ct(&b, NFT_CT_PROTO_DST, ex_dir, data);
+		x_update(&b, "mappings", R1, data);
 	}
 	if (m->filtering == NATMODEL_AD) {
 		/* allowed: external port . remote address */
@@ -621,8 +654,9 @@ static void learn_rule(struct natmodel_ruleset *rs, const struct natmodel *m, bo
 static void dnat_to_ports(struct rb *b)
 {
 	x_payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R0);
+	/* the data: inside address from R1, then its port */
 	x_lookup(b, R0, "ports", R1);
-	x_nat(b, NFT_NAT_DNAT, R1, R2, R2, 0);
+	x_nat(b, NFT_NAT_DNAT, R1, RA(b->rs, R1, 1), RA(b->rs, R1, 1), 0);
 }
 
 static int wan_name(const char *ifname, char out[IFNAMSIZ], struct natmodel_error *err)
@@ -642,25 +676,27 @@ static int wan_name(const char *ifname, char out[IFNAMSIZ], struct natmodel_erro
 	return 0;
 }
 
-int natmodel_render(const struct natmodel *m, const char *wan_ifname, struct in_addr wan_addr,
-		    struct natmodel_ruleset **out, struct natmodel_error *err)
+/* the family whose table the next objects belong to */
+static void ruleset_family(struct natmodel_ruleset *rs, uint16_t family, const void *wan_addr)
 {
-	struct natmodel_ruleset *rs;
-	uint32_t T = m->udp_timeout, mark = HAIRPIN_MARK;
-	struct rb b;
-	int rc;
+	rs->family = family;
+	rs->alen = family == NFPROTO_IPV6 ? 16 : 4;
+	rs->areg = rs->alen / 4;
+	rs->ip_type = family == NFPROTO_IPV6 ? TYPE_IP6ADDR : TYPE_IPADDR;
+	memset(rs->wan_addr, 0, sizeof(rs->wan_addr));
+	if (wan_addr)
+		memcpy(rs->wan_addr, wan_addr, rs->alen);
+}
 
-	*out = NULL;
-	rc = natmodel_check(m, err);
-	if (rc < 0)
-		return rc;
-	rs = ruleset_new(NFPROTO_IPV4, NATMODEL_TABLE);
-	if (!rs)
-		return -ENOMEM;
-	rc = wan_name(wan_ifname, rs->wan, err);
-	if (rc < 0)
-		goto fail;
-	rs->wan_be = wan_addr.s_addr;
+/* one family's table: the same chains and rules for ip and ip6, with the
+ * addresses, their registers and the sets' types of that family */
+static void render_table(struct natmodel_ruleset *rs, const struct natmodel *m)
+{
+	uint32_t T = m->udp_timeout, mark = HAIRPIN_MARK;
+	uint32_t A = rs->ip_type, alen = rs->alen;
+	/* a concatenation pads each field to 4 bytes: the port takes 4 */
+	uint32_t ep_len = alen + 4;
+	struct rb b;
 
 	/* replace any earlier table in the same transaction */
 	add_table(rs, NFT_MSG_NEWTABLE, NLM_F_CREATE);
@@ -668,14 +704,14 @@ int natmodel_render(const struct natmodel *m, const char *wan_ifname, struct in_
 	add_table(rs, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL);
 
 	add_ct_timeout(rs, T);
-	add_set(rs, "ports", TYPE_INET_SERVICE, 2, CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE), 8, T);
+	add_set(rs, "ports", TYPE_INET_SERVICE, 2, CONCAT2(A, TYPE_INET_SERVICE), ep_len, T);
 	if (m->mapping == NATMODEL_EI)
-		add_set(rs, "mappings", CONCAT2(TYPE_IPADDR, TYPE_INET_SERVICE), 8, TYPE_INET_SERVICE, 2, T);
+		add_set(rs, "mappings", CONCAT2(A, TYPE_INET_SERVICE), ep_len, TYPE_INET_SERVICE, 2, T);
 	else if (m->mapping == NATMODEL_AD)
-		add_set(rs, "mappings", CONCAT3(TYPE_IPADDR, TYPE_INET_SERVICE, TYPE_IPADDR), 12,
+		add_set(rs, "mappings", CONCAT3(A, TYPE_INET_SERVICE, A), ep_len + alen,
 			TYPE_INET_SERVICE, 2, T);
 	if (m->filtering == NATMODEL_AD)
-		add_set(rs, "allowed", CONCAT2(TYPE_INET_SERVICE, TYPE_IPADDR), 8, 0, 0, T);
+		add_set(rs, "allowed", CONCAT2(TYPE_INET_SERVICE, A), 4 + alen, 0, 0, T);
 
 	add_base_chain(rs, "timeout", "filter", NF_INET_PRE_ROUTING, NF_IP_PRI_MANGLE, NULL);
 	add_base_chain(rs, "dstnat", "nat", NF_INET_PRE_ROUTING, NF_IP_PRI_NAT_DST, NULL);
@@ -698,7 +734,7 @@ int natmodel_render(const struct natmodel *m, const char *wan_ifname, struct in_
 		m_udp(&b, true);
 		if (m->filtering == NATMODEL_AD) {
 			x_payload(&b, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R0);
-			x_payload(&b, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, R1);
+			x_addr(&b, true, R1);
 			x_lookup(&b, R0, "allowed", 0);
 		}
 		dnat_to_ports(&b);
@@ -708,7 +744,7 @@ int natmodel_render(const struct natmodel *m, const char *wan_ifname, struct in_
 		/* RFC 4787 6, REQ-9: inside to an external mapping */
 		b = rule_new(rs, "dstnat");
 		m_ifname(&b, NFT_META_IIFNAME, NFT_CMP_NEQ);
-		m_wan_addr(&b, 16, NFT_CMP_EQ);
+		m_wan_addr(&b, false, NFT_CMP_EQ);
 		m_udp(&b, true);
 		x_payload(&b, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, R0);
 		x_lookup(&b, R0, "ports", 0);
@@ -720,7 +756,7 @@ int natmodel_render(const struct natmodel *m, const char *wan_ifname, struct in_
 
 	b = rule_new(rs, "srcnat");
 	m_ifname(&b, NFT_META_OIFNAME, NFT_CMP_EQ);
-	m_wan_addr(&b, 12, NFT_CMP_NEQ);
+	m_wan_addr(&b, true, NFT_CMP_NEQ);
 	m_udp(&b, false);
 	x_masq(&b);
 	rule_add(&b);
@@ -745,7 +781,39 @@ int natmodel_render(const struct natmodel *m, const char *wan_ifname, struct in_
 	m_ct_bit(&b, NFT_CT_STATUS, IPS_DST_NAT, NFT_CMP_EQ);
 	x_verdict(&b, NF_DROP);
 	rule_add(&b);
+}
 
+int natmodel_render(const struct natmodel *m, const char *wan_ifname, const struct natmodel_wan *wan,
+		    struct natmodel_ruleset **out, struct natmodel_error *err)
+{
+	struct natmodel_ruleset *rs;
+	int rc;
+
+	*out = NULL;
+	rc = natmodel_check(m, err);
+	if (rc < 0)
+		return rc;
+	if (!wan->has_v4 && !wan->has_v6) {
+		if (err) {
+			snprintf(err->field, sizeof(err->field), "wan");
+			snprintf(err->reason, sizeof(err->reason), "no external address (IPv4 or IPv6)");
+		}
+		return -EINVAL;
+	}
+	rs = ruleset_new(NFPROTO_IPV4, NATMODEL_TABLE);
+	if (!rs)
+		return -ENOMEM;
+	rc = wan_name(wan_ifname, rs->wan, err);
+	if (rc < 0)
+		goto fail;
+	if (wan->has_v4) {
+		ruleset_family(rs, NFPROTO_IPV4, &wan->v4);
+		render_table(rs, m);
+	}
+	if (wan->has_v6) {
+		ruleset_family(rs, NFPROTO_IPV6, &wan->v6);
+		render_table(rs, m);
+	}
 	if (rs->oom) {
 		rc = -ENOMEM;
 		goto fail;
@@ -916,7 +984,7 @@ int natmodel_ruleset_commit(const struct natmodel_ruleset *rs, struct natmodel_e
 		const struct item *it = &rs->items[i];
 		seq = seq0 + (uint32_t)i;
 		struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(batch), it->msg,
-							     rs->family, it->flags | NLM_F_ACK, seq);
+							     it->family, it->flags | NLM_F_ACK, seq);
 		item_payload(nlh, it);
 		mnl_nlmsg_batch_next(batch);
 	}
@@ -955,52 +1023,76 @@ out:
 	return rc;
 }
 
-/* the first IPv4 address of ifname */
-static int wan_lookup(const char *ifname, struct in_addr *out, struct natmodel_error *err)
+/* the first IPv4 and the first global IPv6 address of ifname (link-local
+ * addresses are not an external address: they are not routed) */
+static int wan_lookup(const char *ifname, struct natmodel_wan *out, struct natmodel_error *err)
 {
 	struct ifaddrs *ifa, *i;
-	int rc = -EADDRNOTAVAIL;
 
+	*out = (struct natmodel_wan){ 0 };
 	if (getifaddrs(&ifa) < 0)
 		return syserr(err, "getifaddrs", -errno);
 	for (i = ifa; i; i = i->ifa_next) {
-		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && !strcmp(i->ifa_name, ifname)) {
-			*out = ((struct sockaddr_in *)i->ifa_addr)->sin_addr;
-			rc = 0;
-			break;
+		if (!i->ifa_addr || strcmp(i->ifa_name, ifname))
+			continue;
+		if (i->ifa_addr->sa_family == AF_INET && !out->has_v4) {
+			out->v4 = ((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+			out->has_v4 = true;
+		} else if (i->ifa_addr->sa_family == AF_INET6 && !out->has_v6) {
+			const struct in6_addr *a = &((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr;
+			if (IN6_IS_ADDR_LINKLOCAL(a) || IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_MULTICAST(a))
+				continue;
+			out->v6 = *a;
+			out->has_v6 = true;
 		}
 	}
 	freeifaddrs(ifa);
-	if (rc < 0 && err) {
-		snprintf(err->field, sizeof(err->field), "wan");
-		snprintf(err->reason, sizeof(err->reason), "%s has no IPv4 address in this namespace", ifname);
+	if (!out->has_v4 && !out->has_v6) {
+		if (err) {
+			snprintf(err->field, sizeof(err->field), "wan");
+			snprintf(err->reason, sizeof(err->reason),
+				 "%s has no IPv4 address and no global IPv6 one in this namespace", ifname);
+		}
+		return -EADDRNOTAVAIL;
 	}
-	return rc;
+	return 0;
 }
 
-int natmodel_apply(const struct natmodel *m, const char *wan_ifname, const struct in_addr *wan_addr,
+/* a table of this family from an earlier apply goes, in the same batch */
+static void drop_table(struct natmodel_ruleset *rs, uint16_t family)
+{
+	ruleset_family(rs, family, NULL);
+	add_table(rs, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+	add_table(rs, NFT_MSG_DELTABLE, 0);
+}
+
+int natmodel_apply(const struct natmodel *m, const char *wan_ifname, const struct natmodel_wan *wan,
 		   struct natmodel_error *err)
 {
 	struct natmodel_ruleset *rs;
 	char name[IFNAMSIZ];
-	struct in_addr a;
+	struct natmodel_wan w;
 	int rc;
 
-	if (wan_addr)
-		a = *wan_addr;
-	else if ((rc = wan_name(wan_ifname, name, err)) < 0 || (rc = wan_lookup(wan_ifname, &a, err)) < 0)
+	if (wan)
+		w = *wan;
+	else if ((rc = wan_name(wan_ifname, name, err)) < 0 || (rc = wan_lookup(wan_ifname, &w, err)) < 0)
 		return rc;
-	rc = natmodel_render(m, wan_ifname, a, &rs, err);
+	rc = natmodel_render(m, wan_ifname, &w, &rs, err);
 	if (rc < 0)
 		return rc == -ENOMEM ? syserr(err, "ruleset", rc) : rc;
-	rc = natmodel_ruleset_commit(rs, err);
+	if (!w.has_v4)
+		drop_table(rs, NFPROTO_IPV4);
+	if (!w.has_v6)
+		drop_table(rs, NFPROTO_IPV6);
+	rc = rs->oom ? syserr(err, "ruleset", -ENOMEM) : natmodel_ruleset_commit(rs, err);
 	natmodel_ruleset_free(rs);
 	return rc;
 }
 
-int natmodel_remove(struct natmodel_error *err)
+static int remove_family(uint16_t family, struct natmodel_error *err)
 {
-	struct natmodel_ruleset *rs = ruleset_new(NFPROTO_IPV4, NATMODEL_TABLE);
+	struct natmodel_ruleset *rs = ruleset_new(family, NATMODEL_TABLE);
 	int rc;
 
 	if (!rs)
@@ -1009,6 +1101,19 @@ int natmodel_remove(struct natmodel_error *err)
 	rc = rs->oom ? syserr(err, "ruleset", -ENOMEM) : natmodel_ruleset_commit(rs, err);
 	natmodel_ruleset_free(rs);
 	return rc;
+}
+
+int natmodel_remove(struct natmodel_error *err)
+{
+	int rc4 = remove_family(NFPROTO_IPV4, err);
+
+	if (rc4 < 0 && rc4 != -ENOENT)
+		return rc4;
+	int rc6 = remove_family(NFPROTO_IPV6, err);
+	if (rc6 < 0 && rc6 != -ENOENT)
+		return rc6;
+	/* -ENOENT, with the kernel's words in err, only when there was neither */
+	return rc4 == 0 || rc6 == 0 ? 0 : -ENOENT;
 }
 
 int natmodel_loss_apply(const char *ifname, unsigned int percent, struct natmodel_error *err)

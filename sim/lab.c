@@ -247,8 +247,9 @@ static int make_namespaces(struct sim_lab *lab)
 		if (!rc && i < sc->nnodes && sc->nodes[i].kind != SIM_NODE_HOST &&
 		    (rc = netns_sysctl("net.ipv4.ip_forward", "1")))
 			lab_fail(lab, rc, "%s: cannot enable ip_forward: %s", name, strerror(-rc));
-		/* a NAT node has no IPv6 links (the scenario refuses them) */
-		if (!rc && v6 && i < sc->nnodes && sc->nodes[i].kind == SIM_NODE_ROUTER &&
+		/* a NAT66 gateway forwards too */
+		if (!rc && v6 && i < sc->nnodes &&
+		    (sc->nodes[i].kind == SIM_NODE_ROUTER || sc->nodes[i].kind == SIM_NODE_NAT) &&
 		    (rc = netns_sysctl("net.ipv6.conf.all.forwarding", "1")))
 			lab_fail(lab, rc, "%s: cannot enable IPv6 forwarding: %s", name, strerror(-rc));
 		if (!rc && i >= sc->nnodes) {

@@ -67,7 +67,8 @@ static const struct {
 	{ "nat", "usage: meshsim nat NETNS MODEL --wan IFNAME\n"
 		 "       meshsim nat NETNS --remove\n"
 		 "Applies a NAT model to the existing namespace NETNS (a name under /run/netns), with\n"
-		 "IFNAME as the outside interface. MODEL is a preset (full-cone, restricted-cone,\n"
+		 "IFNAME as the outside interface: NAT44 to its first IPv4 address, NAT66 to its first\n"
+		 "global IPv6 address. MODEL is a preset (full-cone, restricted-cone,\n"
 		 "port-restricted-cone, symmetric) or JSON such as\n"
 		 "'{\"preset\":\"full-cone\",\"hairpinning\":true,\"udp_timeout\":30}'.\n" },
 	{ "clean", "usage: meshsim clean\n"

@@ -719,23 +719,6 @@ static int parse_nat(struct pctx *c, size_t ni, json_t *v)
 	}
 	if (!nat)
 		return fail(c, "a node of kind \"nat\" needs \"nat\" (a preset name or a model object)");
-	/* nat-models renders IPv4 NAT only; an IPv6 link would be routed
-	 * around the model, or not at all */
-	for (size_t j = 0, nth = 0; j < s->nlinks; j++) {
-		const struct sim_link *k = &s->links[j];
-		if (k->node != ni)
-			continue;
-		if (k->addr.family == AF_INET6) {
-			char a[CIDR_STRLEN];
-			old = path_push(c, ".links[%zu]", nth);
-			rc = fail(c, "%s on network \"%s\" is IPv6, but a node of kind \"nat\" is IPv4 only "
-				  "(nat-models has no IPv6 NAT; an IPv6 gateway is a \"router\")",
-				  cidr_format(&k->addr, a, sizeof(a)), s->nets[k->network].name);
-			path_pop(c, old);
-			return rc;
-		}
-		nth++;
-	}
 	old = path_push(c, ".%s", "nat");
 	struct natmodel model;
 	struct natmodel_error nerr = { { 0 }, { 0 } };
@@ -761,6 +744,26 @@ static int parse_nat(struct pctx *c, size_t ni, json_t *v)
 		rc = fail(c, "node \"%s\" has no interface \"%s\"", n->name, wan);
 		path_pop(c, old);
 		return rc;
+	}
+	/* nat-models translates in the WAN address's family (NAT44 or NAT66),
+	 * and a link here has one address: an inside link of the other family
+	 * would be routed around the model, untranslated */
+	for (size_t j = 0, nth = 0; j < s->nlinks; j++) {
+		const struct sim_link *l = &s->links[j];
+		if (l->node != ni)
+			continue;
+		if (l->addr.family != k->addr.family) {
+			char a[CIDR_STRLEN], w[CIDR_STRLEN];
+			old = path_push(c, ".links[%zu]", nth);
+			rc = fail(c, "%s on network \"%s\" is %s, but the WAN %s (%s) is %s: a node of kind "
+				  "\"nat\" translates one family (no NAT46/NAT64, no dual-stack gateway)",
+				  cidr_format(&l->addr, a, sizeof(a)), s->nets[l->network].name,
+				  l->addr.family == AF_INET6 ? "IPv6" : "IPv4", k->ifname,
+				  cidr_format(&k->addr, w, sizeof(w)), k->addr.family == AF_INET6 ? "IPv6" : "IPv4");
+			path_pop(c, old);
+			return rc;
+		}
+		nth++;
 	}
 	snprintf(n->wan, sizeof(n->wan), "%s", k->ifname);
 	return 0;

@@ -15,11 +15,13 @@
  *     { "name": "gw1",                   [A-Za-z0-9_-], <= 15 chars, unique among
  *                                        nodes and networks (each gets a namespace)
  *       "kind": "host" | "router" | "nat",     default "host"; router and nat
- *                                        forward (net.ipv4.ip_forward=1), a router
- *                                        IPv6 too (net.ipv6.conf.all.forwarding=1)
+ *                                        forward (net.ipv4.ip_forward=1, and
+ *                                        net.ipv6.conf.all.forwarding=1 in a lab
+ *                                        with IPv6)
  *       "nat": "full-cone" | { model },  only on kind "nat": a preset name or a
  *                                        model object, as nat-models parses it;
- *                                        IPv4 only: a nat node's links are IPv4
+ *                                        NAT44 or NAT66 in the WAN link's family:
+ *                                        every link of a nat node has that family
  *       "wan": "wan",                    nat only: the interface the model masquerades
  *                                        out of; default: the node's first link
  *       "links": [                       one veth each, to a network's bridge

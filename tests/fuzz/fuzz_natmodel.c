@@ -33,7 +33,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    back.port_min != m.port_min || back.port_max != m.port_max)
 			abort();
 		json_decref(j);
-		if (natmodel_render(&m, "wan0", (struct in_addr){ htonl(0xcb007101) }, &rs, &err) != 0)
+		/* dual-stack: both tables, 203.0.113.1 and 2001:db8::1 */
+		struct natmodel_wan wan = { true, true, { htonl(0xcb007101) },
+					    { .s6_addr = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 } } };
+		if (natmodel_render(&m, "wan0", &wan, &rs, &err) != 0)
 			abort();
 		free(natmodel_ruleset_describe(rs));
 		natmodel_ruleset_free(rs);

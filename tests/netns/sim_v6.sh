@@ -2,8 +2,9 @@
 # meshsim with IPv6: scenarios/ipv6-router.json brought `up`, its addresses,
 # routes and forwarding checked from inside the nodes, pings across the
 # router, natcheck against meshstun on two IPv6 addresses; `down`, `run`,
-# SIGINT and SIGTERM leave nothing behind; a NAT node with an IPv6 link is
-# refused before anything is made, and so is `meshsim nat` on an IPv6 WAN.
+# SIGINT and SIGTERM leave nothing behind; a NAT node with an IPv6 inside link
+# behind an IPv4 WAN is refused before anything is made; `meshsim nat` on an
+# IPv6-only WAN installs NAT66 (the ip6 table alone) and removes it.
 #
 #   a 2001:db8:1::2 --- left --- r (router) --- right --- d 2001:db8:2::2 (eth0)
 #                             ::1 | ::1 ::1 | 10.9.1.1      \-- v4 --- d 10.9.1.2 (eth1)
@@ -112,26 +113,33 @@ for sig in INT TERM; do
     '[ $rc -eq 130 ] && [ "$(leftovers "$lab")" -eq 0 ] && [ -z "$(stun_pids)" ]'
 done
 
-# --- refused: a NAT node with an IPv6 link --------------------------------------
+# --- refused: a NAT node with an IPv6 link behind an IPv4 WAN --------------------
 jq '.nodes += [{"name": "gw6", "kind": "nat", "nat": "full-cone",
                 "links": [{"network": "v4", "ifname": "wan"}, {"network": "left", "ifname": "lan"}]}]' \
   "$SC" >"$tmp/nat6.json"
 err=$("$M" validate "$tmp/nat6.json" 2>&1); rc=$?
 echo "# $err"
-check "validate refuses a NAT node with an IPv6 link, naming the node's link and why" \
-  '[ $rc -ne 0 ] && [ "$err" = "meshsim: $tmp/nat6.json: nodes[4].links[1]: 2001:db8:1::3/64 on network \"left\" is IPv6, but a node of kind \"nat\" is IPv4 only (nat-models has no IPv6 NAT; an IPv6 gateway is a \"router\")" ]'
+check "validate refuses a NAT node with an IPv6 link behind an IPv4 WAN, naming the node's link and why" \
+  '[ $rc -ne 0 ] && grep -Eqx "meshsim: $tmp/nat6.json: nodes\[4\]\.links\[1\]: 2001:db8:1::3/64 on network \"left\" is IPv6, but the WAN wan \(10\.9\.1\.[0-9]+/24\) is IPv4: a node of kind \"nat\" translates one family \(no NAT46/NAT64, no dual-stack gateway\)" <<<"$err"'
 out=$(timeout 30 "$M" run "$tmp/nat6.json" --out "$tmp/run-nat6" 2>&1); rc=$?
 check "run refuses it too, before making any lab" \
-  '[ $rc -ne 0 ] && grep -q "is IPv4 only" <<<"$out" && ! grep -q "lab nms" <<<"$out"'
+  '[ $rc -ne 0 ] && grep -q "translates one family" <<<"$out" && ! grep -q "lab nms" <<<"$out"'
 
-# --- and `meshsim nat` on a namespace of one's own whose WAN is IPv6 only -------
+# --- `meshsim nat` on a namespace of one's own whose WAN is IPv6 only: NAT66 ---
 ip netns add "$natns"
 ip -n "$natns" link add wan type veth peer name wanpeer
 ip -n "$natns" addr add 2001:db8::7/64 dev wan nodad
 ip -n "$natns" link set wan up
+out=$("$M" nat "$natns" symmetric --wan wan 2>&1); rc=$?
+check "nat on a WAN with only an IPv6 address installs NAT66: the ip6 natmesh_nat table alone" \
+  '[ $rc -eq 0 ] && [ "$(ip netns exec "$natns" nft list tables)" = "table ip6 natmesh_nat" ] &&
+   ip netns exec "$natns" nft list table ip6 natmesh_nat | grep -q "ip6 saddr != 2001:db8::7 meta l4proto udp snat to \[2001:db8::7\]:1024-65535 fully-random"'
+out=$("$M" nat "$natns" --remove 2>&1); rc=$?
+check "nat --remove takes it away" '[ $rc -eq 0 ] && [ -z "$(ip netns exec "$natns" nft list ruleset)" ]'
+ip -n "$natns" addr del 2001:db8::7/64 dev wan
 err=$("$M" nat "$natns" symmetric --wan wan 2>&1); rc=$?
-check "nat refuses a WAN with only an IPv6 address, and installs nothing" \
-  '[ $rc -ne 0 ] && grep -q "wan has no IPv4 address" <<<"$err" && [ -z "$(ip netns exec "$natns" nft list ruleset)" ]'
+check "nat refuses a WAN whose IPv6 address is gone, and installs nothing" \
+  '[ $rc -ne 0 ] && grep -q "wan has no IPv4 address and no global IPv6 one" <<<"$err" && [ -z "$(ip netns exec "$natns" nft list ruleset)" ]'
 ip netns del "$natns"
 
 [ $fails -eq 0 ]

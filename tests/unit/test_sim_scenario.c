@@ -59,6 +59,26 @@ Test(sim_scenario, good_file)
 	sim_scenario_free(s);
 }
 
+/* NAT66: a NAT node whose links are all IPv6 (the WAN the first link, or
+ * "wan"), and hosts behind it routed via its inside address */
+Test(sim_scenario, nat66_gateway)
+{
+	struct sim_scenario *s = parse_ok("{\"name\": \"t\", \"networks\": [{\"name\": \"core\", \"cidr\": \"2001:db8::/64\"},"
+		" {\"name\": \"site\", \"cidr\": \"fd00:1::/64\"}], \"nodes\": ["
+		"{\"name\": \"gw\", \"kind\": \"nat\", \"nat\": \"symmetric\", \"wan\": \"wan\", \"links\": ["
+		" {\"network\": \"site\", \"ifname\": \"lan\"}, {\"network\": \"core\", \"ifname\": \"wan\", \"address\": \"2001:db8::7\"}]},"
+		" {\"name\": \"h\", \"links\": [{\"network\": \"site\"}], \"routes\": [{\"dst\": \"default\", \"via\": \"gw\"}]}], "
+		"\"expectations\": []}");
+	char ip[ADDR_STRLEN], c[CIDR_STRLEN];
+
+	cr_assert_eq(s->nodes[0].kind, SIM_NODE_NAT);
+	cr_assert_str_eq(s->nodes[0].wan, "wan");
+	cr_assert_str_eq(cidr_format(&sim_scenario_link(s, 0, "wan")->addr, c, sizeof(c)), "2001:db8::7/64");
+	cr_assert_str_eq(cidr_format(&s->nodes[1].routes[0].dst, c, sizeof(c)), "::/0");
+	cr_assert_str_eq(addr_format_ip(&s->nodes[1].routes[0].via, ip, sizeof(ip)), "fd00:1::1");
+	sim_scenario_free(s);
+}
+
 /* IPv6: addresses picked from a /64, "default" takes the family of via, and a
  * node on an IPv4 and an IPv6 network with the router picks the router's
  * address of dst's family */
@@ -210,15 +230,17 @@ static const struct bad_case bad[] = {
 	  "t.json: nodes[0].routes[0].via: the gateway's address family differs from dst's" },
 	{ DOC(NETS6, "{\"name\": \"a\", \"links\": [{\"network\": \"v6\"}], \"routes\": [{\"dst\": \"::/0\", \"via\": \"10.0.1.1\"}]}", ""),
 	  "t.json: nodes[0].routes[0].via: 10.0.1.1 is not on any network of node \"a\"" },
-	/* nat-models is IPv4 only: a NAT node with an IPv6 link, wan or not */
-	{ DOC(NETS6, "{\"name\": \"gw\", \"kind\": \"nat\", \"nat\": \"symmetric\", \"links\": [{\"network\": \"v6\"}]}", ""),
-	  "t.json: nodes[0].links[0]: 2001:db8:1::1/64 on network \"v6\" is IPv6, but a node of kind \"nat\" is IPv4 only "
-	  "(nat-models has no IPv6 NAT; an IPv6 gateway is a \"router\")" },
+	/* a NAT node translates the WAN's family only: an inside link of the
+	 * other family, either way round */
 	{ DOC(NETS6, "{\"name\": \"b\", \"links\": [{\"network\": \"v6\"}]}, "
 		     "{\"name\": \"gw\", \"kind\": \"nat\", \"nat\": \"full-cone\", \"wan\": \"wan\", \"links\": ["
 		     "{\"network\": \"internet\", \"ifname\": \"wan\"}, {\"network\": \"v6\", \"ifname\": \"lan\", \"address\": \"2001:db8:1::9/64\"}]}", ""),
-	  "t.json: nodes[1].links[1]: 2001:db8:1::9/64 on network \"v6\" is IPv6, but a node of kind \"nat\" is IPv4 only "
-	  "(nat-models has no IPv6 NAT; an IPv6 gateway is a \"router\")" },
+	  "t.json: nodes[1].links[1]: 2001:db8:1::9/64 on network \"v6\" is IPv6, but the WAN wan (203.0.113.1/24) is IPv4: "
+	  "a node of kind \"nat\" translates one family (no NAT46/NAT64, no dual-stack gateway)" },
+	{ DOC(NETS6, "{\"name\": \"gw\", \"kind\": \"nat\", \"nat\": \"symmetric\", \"links\": ["
+		     "{\"network\": \"v6\"}, {\"network\": \"internet\"}]}", ""),
+	  "t.json: nodes[0].links[1]: 203.0.113.1/24 on network \"internet\" is IPv4, but the WAN eth0 (2001:db8:1::1/64) is IPv6: "
+	  "a node of kind \"nat\" translates one family (no NAT46/NAT64, no dual-stack gateway)" },
 	/* processes */
 	{ DOC(NETS, "{\"name\": \"a\", \"processes\": [{\"name\": \"x\"}]}", ""),
 	  "t.json: nodes[0].processes[0]: needs \"argv\" (an array of strings)" },

@@ -33,7 +33,9 @@ static void usage(FILE *f)
 		"         reply so far came back or none came for MS (--gap-ms, default 20), after the last\n"
 		"         batch for --timeout-ms; exits 0 however many came back\n"
 		"       udpprobe nat MODEL --wan IFNAME [--wan-addr IP]\n"
-		"         apply a NAT model (preset name or JSON) in the current namespace\n"
+		"         apply a NAT model (preset name or JSON) in the current namespace: NAT44 for the\n"
+		"         WAN's first IPv4 address, NAT66 for its first global IPv6 address; --wan-addr\n"
+		"         (IPv4 or IPv6) translates to that address, in its family only\n"
 		"       udpprobe nat --remove\n"
 		"       udpprobe loss IFNAME PERCENT\n"
 		"         drop PERCENT of the packets arriving on IFNAME (0 removes)\n"
@@ -208,7 +210,7 @@ static int cmd_nat(int argc, char **argv, const char *wan, const char *wan_addr_
 {
 	struct natmodel_error err = { "", "" };
 	struct natmodel m;
-	struct in_addr wa;
+	struct natmodel_wan wa = { 0 };
 	char buf[NATMODEL_STRLEN];
 
 	if (remove)
@@ -217,9 +219,13 @@ static int cmd_nat(int argc, char **argv, const char *wan, const char *wan_addr_
 		usage(stderr);
 		return 2;
 	}
-	if (wan_addr_s && inet_pton(AF_INET, wan_addr_s, &wa) != 1) {
-		fprintf(stderr, "udpprobe: --wan-addr %s: not an IPv4 address\n", wan_addr_s);
-		return 2;
+	if (wan_addr_s) {
+		wa.has_v4 = inet_pton(AF_INET, wan_addr_s, &wa.v4) == 1;
+		wa.has_v6 = !wa.has_v4 && inet_pton(AF_INET6, wan_addr_s, &wa.v6) == 1;
+		if (!wa.has_v4 && !wa.has_v6) {
+			fprintf(stderr, "udpprobe: --wan-addr %s: not an IPv4 or IPv6 address\n", wan_addr_s);
+			return 2;
+		}
 	}
 	if (report(natmodel_parse(argv[0], &m, &err), &err))
 		return 2;

@@ -176,10 +176,12 @@ check "the service's top level is n5's IPv4 findings, though the IPv6 server cam
 natdone() { "$B/meshctl" --control "$T/$1.sock" -o json status | jq -e '.nat.ipv4.running == false and .nat.ipv6.running == false' >/dev/null; }
 check "both of n5's runs end (hairpinning tested too)" wait_for 20 natdone n5
 js=$("$B/meshctl" --control "$T/n5.sock" -o json status)
+jqe() { jq -e "$2" >/dev/null <<<"$1"; }	# JSON FILTER: FILTER is true of JSON
 check "meshctl status -o json on n5: behind a NAT over IPv4 (server 203.0.113.1:3478), not over IPv6" \
-	jq -e '.nat.ipv4.behind_nat == true and .nat.ipv4.server == "203.0.113.1:3478" and
-	       .nat.ipv6.behind_nat == false and .nat.ipv6.server == "[2001:db8::1]:3478" and
-	       .nat.ipv4.type == "port-restricted cone" and .nat.behind_nat == true' <<<"$js" >/dev/null
+	jqe "$js" '.nat.ipv4.behind_nat == true and .nat.ipv4.server == "203.0.113.1:3478" and
+		   .nat.ipv6.behind_nat == false and .nat.ipv6.server == "[2001:db8::1]:3478" and
+		   .nat.ipv4.type == "port-restricted cone"'
+check "and its top level is the IPv4 run's" jqe "$js" '.nat.behind_nat == true and .nat.server == "203.0.113.1:3478"'
 st=$("$B/meshctl" --control "$T/n5.sock" status)
 check "meshctl status on n5: a NAT line per family" \
 	eval 'grep -q "^NAT (IPv4): *endpoint-independent mapping, address-and-port-dependent filtering (port-restricted cone)$" <<<"$st" &&

@@ -120,6 +120,19 @@ json_t *svcjson_nat_families_json(const struct svc_nat nat[SVC_FAMILIES])
 	return o;
 }
 
+int svcjson_nat_legacy(json_t *body, const struct svc_report *r)
+{
+	json_t *n = svcjson_nat_json(&r->nat[SVC_FAM_IPV4]);
+
+	if (!n)
+		n = svcjson_nat_json(&r->nat[SVC_FAM_IPV6]);
+	if (!n) {
+		json_object_del(body, "nat");
+		return 0;
+	}
+	return json_object_set_new(body, "nat", n) < 0 ? -ENOMEM : 0;
+}
+
 /* the nat object joins a body only when something is known */
 static json_t *with_nat(json_t *body, const struct svc_report *r)
 {

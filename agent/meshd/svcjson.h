@@ -94,6 +94,10 @@ json_t *svcjson_nat_json(const struct svc_nat *n);
  * readers use: the IPv4 result, else the IPv6 one); NULL when nothing is
  * known in any family (no object: the service keeps what it had) */
 json_t *svcjson_nat_families_json(const struct svc_nat nat[SVC_FAMILIES]);
+/* For a meshsvc from before the families (it refuses nat.ipv4 as an unknown
+ * field): a body's nat object becomes the top level alone, the IPv4
+ * findings if there are any, else the IPv6 ones; 0 or -ENOMEM */
+int svcjson_nat_legacy(json_t *body, const struct svc_report *r);
 
 /* a device object; -EINVAL with *err naming the field */
 int svcjson_parse_device(const json_t *j, struct svc_device *out, struct svc_err *err);

@@ -162,10 +162,22 @@ static void print_status(const json_t *s)
 	printf("public key:   %s\n", str(s, "public_key", "?"));
 	printf("tunnel IP:    %s (VPC %s)\n", str(s, "tunnel_ip", "none yet"), str(s, "vpc_cidr", "unknown"));
 	printf("listen port:  %lld\n", (long long)json_integer_value(json_object_get(s, "listen_port")));
-	/* RFC 5780 findings (meshd's natdisc run) when there are any */
-	if (json_is_string(json_object_get(nat, "summary")))
+	/* RFC 5780 findings (meshd's natdisc runs, one per family) when there
+	 * are any; a meshd from before the per-family runs has only the top level */
+	if (json_object_get(nat, "ipv4") || json_object_get(nat, "ipv6")) {
+		static const struct { const char *key, *label; } fam[] = {
+			{ "ipv4", "NAT (IPv4):   " }, { "ipv6", "NAT (IPv6):   " },
+		};
+		for (i = 0; i < sizeof(fam) / sizeof(fam[0]); i++) {
+			const json_t *f = json_object_get(nat, fam[i].key);
+			if (json_is_string(json_object_get(f, "summary")))
+				printf("%s%s%s\n", fam[i].label, str(f, "summary", "?"),
+				       json_is_true(json_object_get(f, "running")) ? " (discovery running)" : "");
+		}
+	} else if (json_is_string(json_object_get(nat, "summary"))) {
 		printf("NAT:          %s%s\n", str(nat, "summary", "?"),
 		       json_is_true(json_object_get(nat, "running")) ? " (discovery running)" : "");
+	}
 	printf("%s %s\n", json_is_string(json_object_get(nat, "summary")) ? "STUN:        " : "NAT:         ",
 	       json_is_true(json_object_get(s, "symmetric_nat"))
 		       ? "symmetric (the mapping differs per destination)"

@@ -155,7 +155,12 @@ static void round_end(struct disco *d, uint64_t now)
 			d->srv[i].answered = d->srv[i].got;
 			d->srv[i].mapped = d->srv[i].got_mapped;
 		}
-		symmetric = nm > 1;
+		/* a dual-stack agent's IPv4 and IPv6 mappings differ by family,
+		 * not by destination: only two of one family are a symmetric NAT */
+		symmetric = false;
+		for (int i = 0; i < nm && !symmetric; i++)
+			for (int j = i + 1; j < nm && !symmetric; j++)
+				symmetric = m[i].sa.sa_family == m[j].sa.sa_family;
 		if (symmetric != d->res.symmetric_nat || !mappings_equal(&d->res, m, nm)) {
 			d->res.symmetric_nat = symmetric;
 			memcpy(d->res.mapped, m, (size_t)nm * sizeof(m[0]));

@@ -4,8 +4,9 @@
  * agent's one UDP socket; the caller hands every datagram that passes
  * stun_is_stun() to disco_receive() before WireGuard would see it. When the
  * round ends (every transaction answered or timed out) the reflexive mappings
- * are compared: different mappings for different destinations mean an
- * endpoint-dependent ("symmetric") NAT. Rounds run at start, every
+ * are compared: different mappings for different destinations of one address
+ * family mean an endpoint-dependent ("symmetric") NAT (a dual-stack agent's
+ * IPv4 and IPv6 mappings always differ). Rounds run at start, every
  * DISCO_INTERVAL_MS, and at once when the caller says a local address changed
  * (disco_kick). The result carries a generation that grows only when what
  * would be reported (the mappings or symmetric_nat) changed.
@@ -57,7 +58,7 @@ struct disco_server {
 struct disco_result {
 	uint32_t generation;		/* grows when mappings or symmetric change */
 	int nanswered;			/* servers that answered */
-	bool symmetric_nat;		/* two servers saw different mappings */
+	bool symmetric_nat;		/* two servers of one family saw different mappings */
 	union sockaddr_any mapped[DISCO_MAX_SERVERS];	/* distinct mappings */
 	int nmapped;
 };

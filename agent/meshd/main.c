@@ -162,21 +162,25 @@ struct meshd {
 	int nlost;
 	uint64_t lost_handshakes;
 
-	/* NAT behaviour (issue 7, natinfo.h): natdisc against the first --stun
-	 * server; its socket 0 is the WireGuard socket, 1..ND_SOCKS our own */
-	struct natdisc *nd;
-	struct nd_sock {		/* natdisc's sockets 1..ND_SOCKS (0 is the WireGuard one) */
+	/* NAT behaviour (issue 7, natinfo.h): one natdisc run per address
+	 * family, against the first --stun server of that family */
+	struct natd {
 		struct meshd *m;
-		int idx;
-		struct netio_udp *u;
-	} nd_sock[ND_SOCKS];
-	union sockaddr_any nd_server;
-	bool has_nd_server;
-	bool nd_due;			/* a run is wanted (start, local address change) */
-	unsigned nd_seen;		/* tests_done already taken over */
-	struct natdisc_result nat;	/* the latest run's findings (while it runs, too) */
-	bool has_nat;
-	uint32_t nat_runs;
+		enum svc_family fam;
+		struct natdisc *nd;
+		struct nd_sock {	/* natdisc's sockets 1..ND_SOCKS (0 is the WireGuard one) */
+			struct natd *d;
+			int idx;
+			struct netio_udp *u;
+		} sock[ND_SOCKS];
+		union sockaddr_any server;
+		bool has_server;
+		bool due;		/* a run is wanted (start, local address change) */
+		unsigned seen;		/* tests_done already taken over */
+		struct natdisc_result res;	/* the latest run's findings (while it runs, too) */
+		bool has_res;
+		uint32_t runs;
+	} natd[SVC_FAMILIES];
 };
 
 static void usage(FILE *f)
@@ -232,7 +236,7 @@ static const char *fmt_addr(const union sockaddr_any *a, char *buf)
 	return addr_format(a, buf, ADDR_STRLEN);
 }
 
-static void natd_pump(struct meshd *m, uint64_t now);
+static void natd_pump(struct natd *d, uint64_t now);
 
 /* ---- packet path -------------------------------------------------------------- */
 
@@ -362,10 +366,13 @@ static void handle_stun(struct meshd *m, const struct netio_pkt *pkt)
 	int rc;
 
 	addr_unmap_v4(&from);
-	if (m->nd) {
+	for (int f = 0; f < SVC_FAMILIES; f++) {
+		struct natd *d = &m->natd[f];
+		if (!d->nd)
+			continue;
 		/* it ignores what is not an answer to its own requests */
-		natdisc_receive(m->nd, 0, &from, pkt->data, pkt->len, now_ms(m));
-		natd_pump(m, now_ms(m));
+		natdisc_receive(d->nd, 0, &from, pkt->data, pkt->len, now_ms(m));
+		natd_pump(d, now_ms(m));
 	}
 	rc = disco_receive(&m->disco, pkt->data, pkt->len, &from, now_ms(m));
 	if (rc == 0)
@@ -590,8 +597,9 @@ static void build_report(struct meshd *m, struct svc_report *r)
 		r->nep++;
 	}
 	r->symmetric_nat = m->disco.res.symmetric_nat;
-	if (m->has_nat)
-		natinfo_from_result(&m->nat, &r->nat);
+	for (int f = 0; f < SVC_FAMILIES; f++)
+		if (m->natd[f].has_res)
+			natinfo_from_result(&m->natd[f].res, &r->nat[f]);
 }
 
 static void peer_candidates(struct meshd *m, struct mpeer *p, uint64_t now);
@@ -632,132 +640,160 @@ static void check_local(struct meshd *m)
 		log_info(COMPONENT, "local addresses changed count=%d: discovery again", k);
 	m->nlocal = k;
 	disco_kick(&m->disco, now_ms(m));
-	m->nd_due = m->has_nd_server;
+	for (int f = 0; f < SVC_FAMILIES; f++)
+		m->natd[f].due = m->natd[f].has_server;
 	report_if_changed(m);
 }
 
 /* ---- NAT behaviour (natinfo.h) ------------------------------------------------ */
 
-static void natd_stop(struct meshd *m)
+static void natd_stop(struct natd *d)
 {
+	struct meshd *m = d->m;
+
 	for (int i = 0; i < ND_SOCKS; i++) {
-		struct nd_sock *k = &m->nd_sock[i];
+		struct nd_sock *k = &d->sock[i];
 		if (!k->u)
 			continue;
 		loop_del_fd(m->loop, netio_udp_fd(m->io, k->u));
 		netio_udp_close(m->io, k->u);
 		k->u = NULL;
 	}
-	natdisc_free(m->nd);
-	m->nd = NULL;
+	natdisc_free(d->nd);
+	d->nd = NULL;
+}
+
+/* a run per family that has a --stun server (they are all in disco now) */
+static void natd_init(struct meshd *m)
+{
+	union sockaddr_any srv[DISCO_MAX_SERVERS];
+	int idx[SVC_FAMILIES];
+
+	for (int i = 0; i < m->disco.nsrv && i < DISCO_MAX_SERVERS; i++) {
+		srv[i] = m->disco.srv[i].addr;
+		addr_unmap_v4(&srv[i]);
+	}
+	natinfo_pick_servers(srv, m->disco.nsrv, m->family, idx);
+	for (int f = 0; f < SVC_FAMILIES; f++) {
+		struct natd *d = &m->natd[f];
+
+		*d = (struct natd){ .m = m, .fam = (enum svc_family)f };
+		if (idx[f] < 0)
+			continue;
+		d->server = srv[idx[f]];
+		d->has_server = d->due = true;
+	}
 }
 
 /* takes over verdicts as they come; the report follows on the next tick */
-static void natd_take(struct meshd *m)
+static void natd_take(struct natd *d)
 {
-	const struct natdisc_result *r = natdisc_result(m->nd);
+	const struct natdisc_result *r = natdisc_result(d->nd);
+	const char *fam = svcjson_family_name(d->fam);
 	char line[192], srv[ADDR_STRLEN];
 
-	if (r->tests_done == m->nd_seen && !natdisc_done(m->nd))
+	if (r->tests_done == d->seen && !natdisc_done(d->nd))
 		return;
-	m->nd_seen = r->tests_done;
-	m->nat = *r;
-	m->has_nat = true;
-	if (!natdisc_done(m->nd))
+	d->seen = r->tests_done;
+	d->res = *r;
+	d->has_res = true;
+	if (!natdisc_done(d->nd))
 		return;
 	natinfo_describe(r, line, sizeof(line));
 	if (r->error != NATDISC_OK)
-		log_warn(COMPONENT, "NAT behaviour unknown server=%s reason=\"%s\"", fmt_addr(&m->nd_server, srv),
-			 natdisc_strerror(r->error));
+		log_warn(COMPONENT, "NAT behaviour unknown family=%s server=%s reason=\"%s\"", fam,
+			 fmt_addr(&d->server, srv), natdisc_strerror(r->error));
 	else
-		log_info(COMPONENT, "NAT behaviour mapping=%s filtering=%s behind_nat=%s summary=\"%s\"",
-			 natdisc_dep_name(r->mapping), natdisc_dep_name(r->filtering), r->nat ? "true" : "false",
-			 line);
-	natd_stop(m);
+		log_info(COMPONENT, "NAT behaviour family=%s mapping=%s filtering=%s behind_nat=%s summary=\"%s\"",
+			 fam, natdisc_dep_name(r->mapping), natdisc_dep_name(r->filtering),
+			 r->nat ? "true" : "false", line);
+	natd_stop(d);
 }
 
-static void natd_pump(struct meshd *m, uint64_t now)
+static void natd_pump(struct natd *d, uint64_t now)
 {
+	struct meshd *m = d->m;
 	struct natdisc_send out;
 
-	if (!m->nd)
+	if (!d->nd)
 		return;
-	while (natdisc_poll(m->nd, now, &out) == 1) {
+	while (natdisc_poll(d->nd, now, &out) == 1) {
 		struct netio_pkt p = { .data = (uint8_t *)out.buf, .len = out.len, .cap = out.len, .addr = out.dst };
 		if (out.sock == 0)
 			(void)!netio_udp_send(m->io, m->udp, &p, 1);
-		else if (out.sock >= 1 && out.sock <= ND_SOCKS && m->nd_sock[out.sock - 1].u)
-			(void)!netio_udp_send(m->io, m->nd_sock[out.sock - 1].u, &p, 1);
+		else if (out.sock >= 1 && out.sock <= ND_SOCKS && d->sock[out.sock - 1].u)
+			(void)!netio_udp_send(m->io, d->sock[out.sock - 1].u, &p, 1);
 	}
-	natd_take(m);
+	natd_take(d);
 }
 
 static void natd_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct nd_sock *k = arg;
-	struct meshd *m = k->m;
+	struct natd *d = k->d;
+	struct meshd *m = d->m;
 	uint8_t buf[1500];
 	(void)loop, (void)fd, (void)events;
 
-	for (int i = 0; i < NETIO_BATCH_MAX && m->nd && k->u; i++) {
+	for (int i = 0; i < NETIO_BATCH_MAX && d->nd && k->u; i++) {
 		struct netio_pkt p = { .data = buf, .cap = sizeof(buf) };
 		if (netio_udp_recv(m->io, k->u, &p, 1) != 1)
 			break;
 		addr_unmap_v4(&p.addr);
-		natdisc_receive(m->nd, k->idx, &p.addr, p.data, p.len, now_ms(m));
+		natdisc_receive(d->nd, k->idx, &p.addr, p.data, p.len, now_ms(m));
 	}
-	natd_pump(m, now_ms(m));
+	natd_pump(d, now_ms(m));
 }
 
-/* A run: the mapping test from the WireGuard socket, the filtering test
- * from a fresh one on the same local address, the hairpinning test from two
- * more. Local address: the first usable one of the server's family (for
- * IPv4 the one the default route normally uses; over IPv6 the run finds a
- * firewall's filtering, or NAT66). */
-static void natd_start(struct meshd *m, uint64_t now)
+/* A run in one family: the mapping test from the WireGuard socket, the
+ * filtering test from a fresh socket on the same local address, the
+ * hairpinning test from two more. Over IPv4 it finds the NAT; over IPv6 a
+ * firewall's filtering (or NAT66). */
+static void natd_start(struct natd *d, uint64_t now)
 {
-	struct natdisc_cfg cfg = { .server = m->nd_server,
+	struct meshd *m = d->m;
+	struct natdisc_cfg cfg = { .server = d->server,
 				   .tests = NATDISC_TEST_MAPPING | NATDISC_TEST_FILTERING | NATDISC_TEST_HAIRPIN };
 	union sockaddr_any local = { 0 };
 	int rc, i;
 
-	m->nd_due = false;
-	natd_stop(m);
-	for (i = 0; i < m->nlocal && m->local[i].sa.sa_family != m->nd_server.sa.sa_family; i++)
-		;
-	if (i == m->nlocal)
+	d->due = false;
+	natd_stop(d);
+	if ((i = natinfo_pick_local(m->local, m->nlocal, d->fam)) < 0)
 		return;	/* no address of that family yet; the next change starts a run */
 	local = m->local[i];
-	if ((rc = natdisc_new(&cfg, &m->nd)) < 0) {
-		log_warn(COMPONENT, "NAT behaviour discovery not started err=\"%s\"", strerror(-rc));
+	if ((rc = natdisc_new(&cfg, &d->nd)) < 0) {
+		log_warn(COMPONENT, "NAT behaviour discovery not started family=%s err=\"%s\"",
+			 svcjson_family_name(d->fam), strerror(-rc));
 		return;
 	}
-	natdisc_set_local(m->nd, 0, &local);
+	natdisc_set_local(d->nd, 0, &local);
 	addr_set_port(&local, 0);
-	for (int k = 1; k < natdisc_nsocks(m->nd) && k <= ND_SOCKS; k++) {
-		struct nd_sock *ks = &m->nd_sock[k - 1];
+	for (int k = 1; k < natdisc_nsocks(d->nd) && k <= ND_SOCKS; k++) {
+		struct nd_sock *ks = &d->sock[k - 1];
 		union sockaddr_any l;
 
-		*ks = (struct nd_sock){ .m = m, .idx = k };
+		*ks = (struct nd_sock){ .d = d, .idx = k };
 		if ((rc = netio_udp_open(m->io, &local, &ks->u)) < 0 ||
 		    (rc = netio_udp_local(m->io, ks->u, &l)) < 0 ||
 		    (rc = loop_add_fd(m->loop, netio_udp_fd(m->io, ks->u), LOOP_READ, natd_readable, ks)) < 0) {
-			log_warn(COMPONENT, "NAT behaviour discovery: no socket %d err=\"%s\"", k, strerror(-rc));
+			log_warn(COMPONENT, "NAT behaviour discovery: no socket %d family=%s err=\"%s\"", k,
+				 svcjson_family_name(d->fam), strerror(-rc));
 			if (ks->u)
 				netio_udp_close(m->io, ks->u);
 			ks->u = NULL;
-			natd_stop(m);
+			natd_stop(d);
 			return;
 		}
-		natdisc_set_local(m->nd, k, &l);
+		natdisc_set_local(d->nd, k, &l);
 	}
-	if (natdisc_start(m->nd, now) < 0) {
-		natd_stop(m);
+	if (natdisc_start(d->nd, now) < 0) {
+		natd_stop(d);
 		return;
 	}
-	m->nd_seen = 0;
-	m->nat_runs++;
-	natd_pump(m, now);
+	d->seen = 0;
+	d->runs++;
+	natd_pump(d, now);
 }
 
 /* ---- paths ----------------------------------------------------------------------------- */
@@ -1248,9 +1284,11 @@ static void on_tick(struct loop *loop, struct loop_timer *t, void *arg)
 		m->next_local_check = now + m->local_check_ms;
 		check_local(m);
 	}
-	if (m->nd_due)
-		natd_start(m, now);
-	natd_pump(m, now);
+	for (int f = 0; f < SVC_FAMILIES; f++) {
+		if (m->natd[f].due)
+			natd_start(&m->natd[f], now);
+		natd_pump(&m->natd[f], now);
+	}
 	int n = disco_poll(&m->disco, now, out, DISCO_MAX_SERVERS);
 	for (int i = 0; i < n; i++)
 		send_udp(m, &out[i].to, out[i].buf, out[i].len);
@@ -1286,26 +1324,46 @@ static json_t *endpoints_json(const struct svc_endpoint *ep, int n)
 	return a;
 }
 
-/* natdisc's findings; null when no run was started */
-static json_t *nat_json(struct meshd *m)
+/* one family's natdisc findings */
+static json_t *natd_json(const struct natd *d)
 {
+	const struct natdisc_result *r = &d->res;
 	struct svc_nat n;
 	char line[192], srv[ADDR_STRLEN];
 	const char *common;
 
-	if (!m->has_nat)
-		return json_null();
-	natinfo_from_result(&m->nat, &n);
-	natinfo_describe(&m->nat, line, sizeof(line));
-	common = natdisc_common_name(&m->nat);
+	natinfo_from_result(r, &n);
+	natinfo_describe(r, line, sizeof(line));
+	common = natdisc_common_name(r);
 	return json_pack("{s:s?, s:s?, s:o, s:s?, s:b, s:s, s:s, s:s?, s:b, s:i}",
 			 "mapping", svcjson_nat_dep_name(n.mapping), "filtering", svcjson_nat_dep_name(n.filtering),
 			 "hairpinning", n.hairpinning == SVC_NAT_TRI_UNKNOWN ? json_null()
 					: json_boolean(n.hairpinning == SVC_NAT_TRI_YES),
 			 "type", n.mapping && n.filtering ? common : NULL,
-			 "behind_nat", m->nat.nat, "summary", line, "server", fmt_addr(&m->nd_server, srv),
-			 "error", m->nat.error != NATDISC_OK ? natdisc_strerror(m->nat.error) : NULL,
-			 "running", m->nd != NULL, "runs", (int)m->nat_runs);
+			 "behind_nat", r->nat, "summary", line, "server", fmt_addr(&d->server, srv),
+			 "error", r->error != NATDISC_OK ? natdisc_strerror(r->error) : NULL,
+			 "running", d->nd != NULL, "runs", (int)d->runs);
+}
+
+/* The first family's findings (IPv4 if any, else IPv6: what the object was
+ * before discovery ran per family) with "ipv4" and "ipv6" members, each
+ * that family's findings or null; null when no run found anything yet */
+static json_t *nat_json(struct meshd *m)
+{
+	bool has[SVC_FAMILIES];
+	json_t *o;
+	int first;
+
+	for (int f = 0; f < SVC_FAMILIES; f++)
+		has[f] = m->natd[f].has_res;
+	if ((first = natinfo_first(has)) < 0)
+		return json_null();
+	if (!(o = natd_json(&m->natd[first])))
+		return NULL;
+	for (int f = 0; f < SVC_FAMILIES; f++)
+		json_object_set_new(o, svcjson_family_name((enum svc_family)f),
+				    has[f] ? natd_json(&m->natd[f]) : json_null());
+	return o;
 }
 
 static json_t *status_json(struct meshd *m)
@@ -1619,11 +1677,8 @@ static int start(struct meshd *m)
 			goto err_tunfd;
 		}
 	}
-	if (m->disco.nsrv > 0) {
-		/* the first --stun server; relays come later */
-		m->nd_server = m->disco.srv[0].addr;
-		m->has_nd_server = m->nd_due = true;
-	}
+	/* the first --stun server of each family; relays come later */
+	natd_init(m);
 	/* address changes are notified (the poll stays as a slow safety net) */
 	loop_timer_init(&m->local_soon, on_local_soon, m);
 	m->local_check_ms = LOCAL_CHECK_MS;
@@ -1699,7 +1754,8 @@ static void stop(struct meshd *m)
 	loop_timer_cancel(m->loop, &m->local_soon);
 	if (m->addr_watch >= 0)
 		loop_del_fd(m->loop, m->addr_watch);
-	natd_stop(m);
+	for (int f = 0; f < SVC_FAMILIES; f++)
+		natd_stop(&m->natd[f]);
 	if (m->svc) {
 		loop_del_fd(m->loop, svc_fd(m->svc));
 		svc_free(m->svc);

@@ -50,3 +50,43 @@ void natinfo_describe(const struct natdisc_result *r, char *buf, size_t len)
 		 n.filtering != SVC_NAT_UNKNOWN ? svcjson_nat_dep_name(n.filtering) : "unknown",
 		 common ? " (" : "", common ? common : "", common ? ")" : "");
 }
+
+int natinfo_family(const union sockaddr_any *a)
+{
+	union sockaddr_any u = *a;
+
+	addr_unmap_v4(&u);
+	if (u.sa.sa_family == AF_INET)
+		return SVC_FAM_IPV4;
+	if (u.sa.sa_family == AF_INET6)
+		return SVC_FAM_IPV6;
+	return -1;
+}
+
+void natinfo_pick_servers(const union sockaddr_any *servers, int n, int sock_family,
+			  int idx[SVC_FAMILIES])
+{
+	for (int f = 0; f < SVC_FAMILIES; f++)
+		idx[f] = -1;
+	for (int i = 0; i < n; i++) {
+		int f = natinfo_family(&servers[i]);
+		if (f < 0 || idx[f] >= 0 || (f == SVC_FAM_IPV6 && sock_family != AF_INET6))
+			continue;
+		idx[f] = i;
+	}
+}
+
+int natinfo_pick_local(const union sockaddr_any *local, int n, enum svc_family f)
+{
+	for (int i = 0; i < n; i++)
+		if (natinfo_family(&local[i]) == (int)f)
+			return i;
+	return -1;
+}
+
+int natinfo_first(const bool has[SVC_FAMILIES])
+{
+	if (has[SVC_FAM_IPV4])
+		return SVC_FAM_IPV4;
+	return has[SVC_FAM_IPV6] ? SVC_FAM_IPV6 : -1;
+}

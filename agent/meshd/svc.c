@@ -34,6 +34,7 @@ struct svc {
 	char vpc_id[SVC_ID_MAX];
 	struct svc_report report;
 	bool report_dirty;
+	bool legacy_nat;	/* the service refused nat.ipv4/ipv6: send the top level alone */
 	bool reachable;
 	bool outage_logged;
 	struct svc_event *head, *tail;
@@ -306,6 +307,37 @@ static const char *error_text(const json_t *j)
 	return e ? e : "";
 }
 
+/* A meshsvc from before NAT findings per family refuses the nat object's
+ * ipv4/ipv6 members (400, field nat.ipv4): from then on the body carries
+ * the first family's findings alone, the shape it knows. True when this
+ * answer was that refusal (the caller sends again). */
+static bool legacy_nat_refusal(struct svc *s, long status, const json_t *ans)
+{
+	const char *field = json_string_value(json_object_get(ans, "field"));
+	bool first;
+
+	if (status != 400 || !field || (strcmp(field, "nat.ipv4") && strcmp(field, "nat.ipv6")))
+		return false;
+	pthread_mutex_lock(&s->mu);
+	first = !s->legacy_nat;
+	s->legacy_nat = true;
+	pthread_mutex_unlock(&s->mu);
+	if (first)
+		log_warn("svc", "the service does not know NAT findings per family (an older meshsvc): "
+			 "reporting the IPv4 ones, else the IPv6 ones, alone url=%s", s->url);
+	return first;
+}
+
+/* the body for the service's version: see legacy_nat_refusal; under mu */
+static json_t *fit_body(struct svc *s, json_t *body)
+{
+	if (body && s->legacy_nat && svcjson_nat_legacy(body, &s->report) < 0) {
+		json_decref(body);
+		return NULL;
+	}
+	return body;
+}
+
 /* --- writer: register, then PATCH reports ---------------------------------- */
 
 static int do_register(struct svc *s, char *why, size_t whylen)
@@ -318,7 +350,7 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 	int rc;
 
 	pthread_mutex_lock(&s->mu);
-	body = svcjson_register_body(s->cfg.pub, s->os, &s->report);
+	body = fit_body(s, svcjson_register_body(s->cfg.pub, s->os, &s->report));
 	s->report_dirty = false;
 	pthread_mutex_unlock(&s->mu);
 	if (!body)
@@ -330,7 +362,7 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 		goto out;
 	if (status != 200 && status != 201) {
 		snprintf(why, whylen, "registration refused: HTTP %ld %s", status, error_text(ans));
-		rc = status >= 500 ? -EAGAIN : -EACCES;
+		rc = legacy_nat_refusal(s, status, ans) ? 2 : status >= 500 ? -EAGAIN : -EACCES;
 		goto out;
 	}
 	if (!(ev = ev_new(SVC_EV_REGISTERED))) {
@@ -379,7 +411,8 @@ out:
 	return rc;
 }
 
-/* 1 when the service no longer knows our token: register again */
+/* 1 when the service no longer knows our token: register again; 2 when it
+ * wants the older nat shape: send again at once */
 static int do_patch(struct svc *s, char *why, size_t whylen)
 {
 	char path[128], token[TOKEN_MAX];
@@ -388,7 +421,7 @@ static int do_patch(struct svc *s, char *why, size_t whylen)
 	int rc;
 
 	pthread_mutex_lock(&s->mu);
-	body = svcjson_patch_body(&s->report);
+	body = fit_body(s, svcjson_patch_body(&s->report));
 	s->report_dirty = false;
 	snprintf(path, sizeof(path), "/api/devices/%s", s->device_id);
 	memcpy(token, s->token, sizeof(token));
@@ -400,7 +433,7 @@ static int do_patch(struct svc *s, char *why, size_t whylen)
 	json_decref(body);
 	if (rc == 0 && status != 200) {
 		snprintf(why, whylen, "report refused: HTTP %ld %s", status, error_text(ans));
-		rc = (status == 401 || status == 404) ? 1 : -EAGAIN;
+		rc = (status == 401 || status == 404) ? 1 : legacy_nat_refusal(s, status, ans) ? 2 : -EAGAIN;
 	}
 	json_decref(ans);
 	if (rc != 0) {
@@ -444,6 +477,8 @@ static void *writer_main(void *arg)
 		}
 		if (stopping(s))
 			break;
+		if (rc == 2)
+			continue;	/* at once, in the shape an older service knows */
 		/* an HTTP answer with an error still means the service is there */
 		note_result(s, rc != -EIO, why);
 		if (rc != -EIO || failures == 0)

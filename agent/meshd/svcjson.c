@@ -91,12 +91,54 @@ json_t *svcjson_nat_json(const struct svc_nat *n)
 	return o;
 }
 
+const char *svcjson_family_name(enum svc_family f)
+{
+	switch (f) {
+	case SVC_FAM_IPV4:
+		return "ipv4";
+	case SVC_FAM_IPV6:
+		return "ipv6";
+	case SVC_FAMILIES:
+		break;
+	}
+	return NULL;
+}
+
+json_t *svcjson_nat_families_json(const struct svc_nat nat[SVC_FAMILIES])
+{
+	json_t *o = NULL, *n;
+
+	for (int f = 0; f < SVC_FAMILIES; f++) {
+		if (!(n = svcjson_nat_json(&nat[f])))
+			continue;
+		if (!o && !(o = json_object())) {
+			json_decref(n);
+			return NULL;
+		}
+		json_object_set_new(o, svcjson_family_name((enum svc_family)f), n);
+	}
+	return o;
+}
+
+int svcjson_nat_legacy(json_t *body, const struct svc_report *r)
+{
+	json_t *n = svcjson_nat_json(&r->nat[SVC_FAM_IPV4]);
+
+	if (!n)
+		n = svcjson_nat_json(&r->nat[SVC_FAM_IPV6]);
+	if (!n) {
+		json_object_del(body, "nat");
+		return 0;
+	}
+	return json_object_set_new(body, "nat", n) < 0 ? -ENOMEM : 0;
+}
+
 /* the nat object joins a body only when something is known */
 static json_t *with_nat(json_t *body, const struct svc_report *r)
 {
 	json_t *n;
 
-	if (body && (n = svcjson_nat_json(&r->nat)))
+	if (body && (n = svcjson_nat_families_json(r->nat)))
 		json_object_set_new(body, "nat", n);
 	return body;
 }

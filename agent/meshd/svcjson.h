@@ -35,19 +35,21 @@ enum svc_nat_dep {
 };
 enum svc_nat_tri { SVC_NAT_TRI_UNKNOWN, SVC_NAT_TRI_YES, SVC_NAT_TRI_NO };
 
-/* the device's `nat` object: only what was found is sent; nothing found,
- * no object (the service keeps what it had) */
+/* one address family's findings: only what was found is sent */
 struct svc_nat {
 	enum svc_nat_dep mapping, filtering;
 	enum svc_nat_tri hairpinning;
 };
+
+/* the families NAT discovery runs in, and the `nat` object's member for each */
+enum svc_family { SVC_FAM_IPV4, SVC_FAM_IPV6, SVC_FAMILIES };
 
 /* what the agent reports about itself */
 struct svc_report {
 	struct svc_endpoint ep[SVC_MAX_ENDPOINTS];
 	int nep;
 	bool symmetric_nat;
-	struct svc_nat nat;
+	struct svc_nat nat[SVC_FAMILIES];	/* per family, enum svc_family */
 	bool relay;
 	char hostname[SVC_HOSTNAME_MAX + 1];
 };
@@ -83,8 +85,19 @@ json_t *svcjson_register_body(const uint8_t pub[SVC_KEY_LEN], const char *os,
 json_t *svcjson_patch_body(const struct svc_report *r);
 /* "endpoint-independent", ...; NULL for SVC_NAT_UNKNOWN */
 const char *svcjson_nat_dep_name(enum svc_nat_dep d);
+/* "ipv4", "ipv6" */
+const char *svcjson_family_name(enum svc_family f);
 /* {mapping, filtering, hairpinning} with the known ones; NULL when none is */
 json_t *svcjson_nat_json(const struct svc_nat *n);
+/* the device's `nat` object: {"ipv4": {...}, "ipv6": {...}}, each family
+ * with something known (the service adds the top-level members that older
+ * readers use: the IPv4 result, else the IPv6 one); NULL when nothing is
+ * known in any family (no object: the service keeps what it had) */
+json_t *svcjson_nat_families_json(const struct svc_nat nat[SVC_FAMILIES]);
+/* For a meshsvc from before the families (it refuses nat.ipv4 as an unknown
+ * field): a body's nat object becomes the top level alone, the IPv4
+ * findings if there are any, else the IPv6 ones; 0 or -ENOMEM */
+int svcjson_nat_legacy(json_t *body, const struct svc_report *r);
 
 /* a device object; -EINVAL with *err naming the field */
 int svcjson_parse_device(const json_t *j, struct svc_device *out, struct svc_err *err);

@@ -95,12 +95,12 @@ check "n2 finds no hairpinning behind masquerade, and its discovery ends" wait_f
 check "n2 reports hairpinning false to the service" wait_for 5 eval '[ "$(natf n2 hairpinning)" = false ]'
 check "n3 finds no hairpinning behind masquerade random" wait_for 15 hairpin_off n3
 if [ -x "$B/meshctl" ]; then
-	line=$(X n2 "$B/meshctl" --control "$T/n2.sock" status 2>>"$T/meshctl.err" | grep '^NAT:')
+	line=$(X n2 "$B/meshctl" --control "$T/n2.sock" status 2>>"$T/meshctl.err" | grep '^NAT')
 	check "meshctl status on n2 shows '$line'" \
-		test "$line" = "NAT:          endpoint-independent mapping, address-and-port-dependent filtering (port-restricted cone)"
-	line=$(X n3 "$B/meshctl" --control "$T/n3.sock" status 2>>"$T/meshctl.err" | grep '^NAT:')
+		test "$line" = "NAT (IPv4):   endpoint-independent mapping, address-and-port-dependent filtering (port-restricted cone)"
+	line=$(X n3 "$B/meshctl" --control "$T/n3.sock" status 2>>"$T/meshctl.err" | grep '^NAT')
 	check "meshctl status on n3 shows '$line'" \
-		test "$line" = "NAT:          address-and-port-dependent mapping, address-and-port-dependent filtering (symmetric)"
+		test "$line" = "NAT (IPv4):   address-and-port-dependent mapping, address-and-port-dependent filtering (symmetric)"
 fi
 hsrtt() { ctl n3 '{"cmd":"peers"}' | jq -e '[.peers[] | select(.relay) | .handshake_rtt_ms | numbers | select(. > 0)] | length == 2' >/dev/null; }
 check "n3 measured the handshake round trip to both relays" wait_for 10 hsrtt

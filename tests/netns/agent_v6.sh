@@ -3,21 +3,26 @@
 #
 #   n1 2001:db8::11 (IPv6 only) ------+
 #   n2 2001:db8::12 (IPv6 only) ------+-- br0 in [pub]: 2001:db8::1  meshsvc :8080, meshstun :3478
-#   n3 2001:db8::13 + 203.0.113.13 ---+                 203.0.113.1 (IPv4 too, for n3)
+#   n3 2001:db8::13 + 203.0.113.13 ---+                 2001:db8::2  meshstun (RFC 5780 alternate)
+#   n4 2001:db8::14 + 203.0.113.14 ---+                 203.0.113.1  IPv4 too (n3, n4), meshstun :3478
+#   n5 2001:db8::15 (eth6) -----------+                 203.0.113.2  IPv4 meshstun's alternate
+#   n5 10.5.0.2 (eth0) -- [gw5] 203.0.113.15 (masquerade, drops new inbound) --+
 #
 # Shown: agents with no IPv4 at all register over IPv6, learn their reflexive
 # address from an IPv6 STUN server through the WireGuard socket, report IPv6
 # endpoints, and meet directly over IPv6 (ping across the tunnel, whose
 # addresses stay IPv4), and find their filtering over IPv6 (RFC 5780; n2 is
 # behind a host firewall); a dual-stack agent reports both families and reaches
-# an IPv6-only one over IPv6 and nothing else; on a host without IPv6 (a
-# seccomp filter refuses IPv6 sockets) meshd runs on IPv4 and reports no IPv6
-# endpoint. No NAT: IPv6 NAT is not modeled.
+# an IPv6-only one over IPv6 and nothing else; a dual-stack agent behind an
+# IPv4 NAT with open IPv6 (n5) runs NAT discovery in each family and reports
+# each family's behaviour; on a host without IPv6 (a seccomp filter refuses
+# IPv6 sockets) meshd runs on IPv4 and reports no IPv6 endpoint. IPv6 NAT is
+# not modeled.
 API=http://[2001:db8::1]:8080
 source "$(dirname "$0")/agent_common.bash"
-NS=(pub n1 n2 n3 n4)
+NS=(pub n1 n2 n3 n4 gw5 n5)
 
-need meshd meshsvc meshstun
+need meshd meshsvc meshstun meshctl
 
 # link NS: a veth from NS into pub's bridge (addresses added by the caller;
 # nodad: no duplicate address detection wait in a lab we built)
@@ -31,7 +36,7 @@ setup6() {
 	for n in "${NS[@]}"; do ip netns add "$P-$n" && X "$n" ip link set lo up || return 1; done
 	X pub ip link add br0 type bridge && X pub ip link set br0 up &&
 	X pub ip addr add 2001:db8::1/64 dev br0 nodad && X pub ip addr add 2001:db8::2/64 dev br0 nodad &&
-	X pub ip addr add 203.0.113.1/24 dev br0 || return 1
+	X pub ip addr add 203.0.113.1/24 dev br0 && X pub ip addr add 203.0.113.2/24 dev br0 || return 1
 	link n1 && X n1 ip addr add 2001:db8::11/64 dev eth0 nodad || return 1
 	link n2 && X n2 ip addr add 2001:db8::12/64 dev eth0 nodad || return 1
 	# n2 is behind a host firewall that drops new inbound flows
@@ -41,7 +46,13 @@ setup6() {
 	}
 	EOF
 	link n3 && X n3 ip addr add 2001:db8::13/64 dev eth0 nodad && X n3 ip addr add 203.0.113.13/24 dev eth0 &&
-	link n4 && X n4 ip addr add 2001:db8::14/64 dev eth0 nodad && X n4 ip addr add 203.0.113.14/24 dev eth0
+	link n4 && X n4 ip addr add 2001:db8::14/64 dev eth0 nodad && X n4 ip addr add 203.0.113.14/24 dev eth0 || return 1
+	# n5: IPv4 behind gw5's NAT (agent_common's site: masquerade and a
+	# firewall, port-restricted cone), IPv6 straight on the bridge
+	site 5 masquerade || return 1
+	X pub ip link add w-n5 type veth peer name eth6 netns "$P-n5" &&
+	X pub ip link set w-n5 master br0 && X pub ip link set w-n5 up && X n5 ip link set eth6 up &&
+	X n5 ip addr add 2001:db8::15/64 dev eth6 nodad
 }
 
 # $T/no_ipv6.py CMD...: execs CMD with socket(AF_INET6, ...) refused
@@ -75,6 +86,11 @@ ip netns exec "$P-pub" "$B/meshstun" --listen "[2001:db8::1]:3478" --listen "[20
 	>"$T/stun.log" 2>&1 &
 PIDS[stun]=$!
 wait_port pub u 3478 || { notok "meshstun starts on [2001:db8::1]:3478"; dump_logs; exit 1; }
+ip netns exec "$P-pub" "$B/meshstun" --listen 203.0.113.1:3478 --listen 203.0.113.2:3478 --rfc5780 \
+	>"$T/stun4.log" 2>&1 &
+PIDS[stun4]=$!
+wait_for 4 eval '[ -n "$(X pub ss -Hlun "src 203.0.113.2:3478")" ]' ||
+	{ notok "meshstun starts on 203.0.113.1:3478"; dump_logs; exit 1; }
 make_vpc || { notok "VPC and registration key"; dump_logs; exit 1; }
 
 # agent6 NAME: meshd in namespace NAME with the IPv6 STUN server only
@@ -116,6 +132,14 @@ check "n1 (no NAT, no firewall) finds endpoint-independent mapping and filtering
 check "n2 behind its firewall finds endpoint-independent mapping, address-and-port-dependent filtering" \
 	wait_for 15 natok n2 endpoint-independent address-and-port-dependent
 check "and n1's status says no NAT" eval '[ "$(ctl n1 "{\"cmd\":\"status\"}" | jq -r .nat.behind_nat)" = false ]'
+# natfam HOST FAMILY FIELD: a field of one family's findings in the service
+natfam() { api GET /api/devices | jq -r --arg h "$1" --arg a "$2" --arg f "$3" '.[] | select(.hostname == $h) | .nat[$a][$f] | select(. != null)'; }
+check "n2 (IPv6 only) reports them as its IPv6 findings, and no IPv4 ones" \
+	eval '[ "$(natfam n2 ipv6 filtering)" = address-and-port-dependent ] &&
+	      [ "$(api GET /api/devices | jq -r ".[] | select(.hostname == \"n2\") | .nat.ipv4")" = null ]'
+st=$("$B/meshctl" --control "$T/n2.sock" status)
+check "meshctl status on n2: one NAT line, for IPv6" \
+	eval '[ "$(grep -c "^NAT" <<<"$st")" = 1 ] && grep -q "^NAT (IPv6): *endpoint-independent mapping, address-and-port-dependent filtering" <<<"$st"'
 
 # a dual-stack agent: both families reported, IPv6 used towards n1
 agent6 n3
@@ -130,6 +154,45 @@ ep=$(peer_ep n3 n1)
 check "n3 sends to n1 over IPv6 (endpoint=$ep)" test "${ep%:*}" = "[2001:db8::11]"
 ep=$(peer_ep n1 n3)
 check "n1 sends to n3 over IPv6, the only family it has (endpoint=$ep)" test "${ep%:*}" = "[2001:db8::13]"
+
+# a dual-stack agent behind an IPv4 NAT with open IPv6: one NAT discovery
+# run per family, each against the first --stun server of its family (the
+# IPv6 one given first), each with its own verdict
+ip netns exec "$P-n5" "$B/meshd" --service "$API" --reg-key-file "$T/regkey" \
+	--stun "[2001:db8::1]:3478" --stun 203.0.113.1:3478 --ifname nm-n5 --hostname n5 \
+	--state-dir "$T/state-n5" --control "$T/n5.sock" >>"$T/n5.log" 2>&1 &
+PIDS[n5]=$!
+check "n5 registers" wait_for 10 registered n5
+check "dual-stack n5 reports its IPv4 reflexive endpoint (gw5) and its IPv6 one" \
+	wait_for 5 has_eps n5 '^stun:203\.0\.113\.1:3478 203\.0\.113\.15:' '^stun:\[2001:db8::1\]:3478 \[2001:db8::15\]:'
+check "n5 over IPv4 (gw5's NAT): endpoint-independent mapping, address-and-port-dependent filtering" \
+	wait_for 20 eval '[ "$(natfam n5 ipv4 mapping)" = endpoint-independent ] &&
+			  [ "$(natfam n5 ipv4 filtering)" = address-and-port-dependent ]'
+check "n5 over IPv6 (no NAT, no firewall): endpoint-independent mapping and filtering" \
+	wait_for 20 eval '[ "$(natfam n5 ipv6 mapping)" = endpoint-independent ] &&
+			  [ "$(natfam n5 ipv6 filtering)" = endpoint-independent ]'
+check "the service's top level is n5's IPv4 findings, though the IPv6 server came first" \
+	natok n5 endpoint-independent address-and-port-dependent
+natdone() { "$B/meshctl" --control "$T/$1.sock" -o json status | jq -e '.nat.ipv4.running == false and .nat.ipv6.running == false' >/dev/null; }
+check "both of n5's runs end (hairpinning tested too)" wait_for 20 natdone n5
+js=$("$B/meshctl" --control "$T/n5.sock" -o json status)
+jqe() { jq -e "$2" >/dev/null <<<"$1"; }	# JSON FILTER: FILTER is true of JSON
+check "meshctl status -o json on n5: behind a NAT over IPv4 (server 203.0.113.1:3478), not over IPv6" \
+	jqe "$js" '.nat.ipv4.behind_nat == true and .nat.ipv4.server == "203.0.113.1:3478" and
+		   .nat.ipv6.behind_nat == false and .nat.ipv6.server == "[2001:db8::1]:3478" and
+		   .nat.ipv4.type == "port-restricted cone"'
+check "and its top level is the IPv4 run's" jqe "$js" '.nat.behind_nat == true and .nat.server == "203.0.113.1:3478"'
+st=$("$B/meshctl" --control "$T/n5.sock" status)
+check "meshctl status on n5: a NAT line per family" \
+	eval 'grep -q "^NAT (IPv4): *endpoint-independent mapping, address-and-port-dependent filtering (port-restricted cone)$" <<<"$st" &&
+	      grep -q "^NAT (IPv6): *endpoint-independent mapping, endpoint-independent filtering (no NAT)$" <<<"$st"'
+check "n5 logged a verdict per family" \
+	eval 'grep -q "NAT behaviour family=ipv4 .*filtering=address-and-port-dependent behind_nat=true" "$T/n5.log" &&
+	      grep -q "NAT behaviour family=ipv6 .*filtering=endpoint-independent behind_nat=false" "$T/n5.log"'
+check "n5 is not called symmetric: its IPv4 and IPv6 mappings differ by family, not by destination" \
+	eval '[ "$(ctl n5 "{\"cmd\":\"status\"}" | jq -r .symmetric_nat)" = false ]'
+check "n3, given an IPv6 --stun server only, runs IPv6 discovery only" \
+	eval '[ "$(ctl n3 "{\"cmd\":\"status\"}" | jq -r ".nat.ipv4, (.nat.ipv6 | type)" | tr "\n" " ")" = "null object " ]'
 
 # a host without IPv6: meshd falls back to an IPv4 socket and reports no IPv6
 # endpoint, although the interface has one; it registers over IPv4 with the
@@ -153,7 +216,7 @@ check "n3 sends to n4 over IPv4, the only family n4 reports (endpoint=$ep)" test
 check "while n3 beside it, with IPv6, listens on [::]" \
 	eval '[ -n "$(X n3 ss -Hlun "sport = :$(ctl n3 "{\"cmd\":\"status\"}" | jq -r .listen_port)" | grep "\[::\]:\|\*:")" ]'
 
-for n in n1 n2 n3 n4; do stop_agent "$n"; done
+for n in n1 n2 n3 n4 n5; do stop_agent "$n"; done
 check "no agent logged an error" eval '! grep -h " error " "$T"/n?.log'
 check "no sanitizer report in any log" eval '! grep -l "Sanitizer\|runtime error" "$T"/*.log'
 [ "$fails" -eq 0 ] || dump_logs

@@ -49,6 +49,23 @@ check "a device PATCHes itself" bash -c "test '$STATUS' = 200 && grep -q 203.0.1
 api GET "/api/vpcs/$VPC/devices?since=$REV" "$TOK_b"
 check "the change is in the list since the last revision, alone" \
 	bash -c "grep -q '$ID_a' <<<'$OUT' && ! grep -q '$ID_b' <<<'$OUT' && grep -q '\"full\":false' <<<'$OUT'"
+# NAT findings per address family (meshd's runs): the service fills in the
+# top level from IPv4 (else IPv6) for readers of the top level alone
+api PATCH "/api/devices/$ID_a" "$TOK_a" '{"nat":{"ipv6":{"mapping":"endpoint-independent","filtering":"endpoint-independent"},"ipv4":{"mapping":"endpoint-independent","filtering":"address-and-port-dependent","hairpinning":false}}}'
+check "a device PATCHes per-family NAT findings" test "$STATUS" = 200
+api GET "/api/vpcs/$VPC/devices?since=$REV" "$TOK_b"
+natj() { jq -e --arg id "$ID_a" ".devices[] | select(.id == \$id) | .nat | $1" <<<"$OUT" >/dev/null; }
+check "its peer reads both families" \
+	natj '.ipv4.filtering == "address-and-port-dependent" and .ipv4.hairpinning == false and .ipv6.filtering == "endpoint-independent"'
+check "and the top level is the IPv4 one" natj '.mapping == "endpoint-independent" and .filtering == "address-and-port-dependent" and .hairpinning == false'
+api GET "/api/devices/$ID_a" "$ADMIN"
+check "the device listing has both families" \
+	bash -c "jq -e '.nat.ipv4.filtering == \"address-and-port-dependent\" and .nat.ipv6.filtering == \"endpoint-independent\"' >/dev/null <<<'$OUT'"
+api PATCH "/api/devices/$ID_a" "$TOK_a" '{"nat":{"filtering":"endpoint-independent","ipv4":{"filtering":"address-and-port-dependent"}}}'
+check "a top level that contradicts the IPv4 findings: 400 naming nat.filtering" \
+	test "$STATUS:$(jfield field)" = "400:nat.filtering"
+api PATCH "/api/devices/$ID_a" "$TOK_a" '{"nat":{"ipv6":{"filtering":"open"}}}'
+check "a bad IPv6 filtering: 400 naming nat.ipv6.filtering" test "$STATUS:$(jfield field)" = "400:nat.ipv6.filtering"
 out=$(ctl device list --vpc "$VPC")
 check "meshctl device list shows both devices" bash -c "grep -q '10.20.0.1 ' <<<'$out' && grep -q '10.20.0.2 ' <<<'$out'"
 out=$(ctl device delete "$ID_b")

@@ -117,6 +117,57 @@ Test(disco, mapping_per_destination_is_symmetric)
 	(void)now;
 }
 
+/* a dual-stack agent asks servers of both families: its IPv4 and IPv6
+ * mappings always differ, by family, not by destination; only two
+ * mappings of one family make a symmetric NAT */
+Test(disco, symmetric_within_a_family)
+{
+	static const struct {
+		const char *name;
+		const char *srv[4], *seen[4];
+		bool symmetric;
+		int nmapped;
+	} cases[] = {
+		{ "one IPv4, one IPv6 server", { "203.0.113.1:3478", "[2001:db8::1]:3478" },
+		  { "192.0.2.10:40000", "[2001:db8::15]:51820" }, false, 2 },
+		{ "two IPv4 agreeing, one IPv6", { "203.0.113.1:3478", "[2001:db8::1]:3478", "198.51.100.1:3478" },
+		  { "192.0.2.10:40000", "[2001:db8::15]:51820", "192.0.2.10:40000" }, false, 2 },
+		{ "two IPv4 differing, one IPv6", { "203.0.113.1:3478", "[2001:db8::1]:3478", "198.51.100.1:3478" },
+		  { "192.0.2.10:40000", "[2001:db8::15]:51820", "192.0.2.10:40001" }, true, 3 },
+		{ "two IPv6 differing, one IPv4", { "[2001:db8::1]:3478", "203.0.113.1:3478", "[2001:db8::2]:3478" },
+		  { "[2001:db8::15]:51820", "192.0.2.10:40000", "[2001:db8::15]:51821" }, true, 3 },
+		{ "two of each, each family agreeing", { "[2001:db8::1]:3478", "203.0.113.1:3478", "[2001:db8::2]:3478",
+							 "198.51.100.1:3478" },
+		  { "[2001:db8::15]:51820", "192.0.2.10:40000", "[2001:db8::15]:51820", "192.0.2.10:40000" }, false, 2 },
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct disco_send out[8];
+		struct disco d;
+		int nsrv = 0, n;
+
+		disco_init(&d, 0, 1000);
+		while (nsrv < 4 && cases[c].srv[nsrv]) {
+			cr_assert_eq(disco_add_server(&d, P(cases[c].srv[nsrv]), cases[c].srv[nsrv], false), 0);
+			nsrv++;
+		}
+		n = disco_poll(&d, 1000, out, 8);
+		cr_assert_eq(n, nsrv, "%s", cases[c].name);
+		for (int i = 0; i < n; i++) {
+			uint8_t resp[512];
+			size_t len;
+			int k = 0;
+
+			while (!addr_equal(&out[i].to, P(cases[c].srv[k])))
+				k++;
+			len = answer(cases[c].srv[k], cases[c].seen[k], out[i].buf, out[i].len, resp, sizeof(resp));
+			cr_assert_eq(disco_receive(&d, resp, len, P(cases[c].srv[k]), 1020), 0);
+		}
+		cr_assert_eq(d.state, DISCO_IDLE, "%s", cases[c].name);
+		cr_expect_eq(d.res.symmetric_nat, cases[c].symmetric, "%s", cases[c].name);
+		cr_expect_eq(d.res.nmapped, cases[c].nmapped, "%s", cases[c].name);
+	}
+}
+
 /* RFC 8489 retransmissions on DISCO_RTO_MS, then the silent server is skipped */
 Test(disco, silent_server_times_out)
 {

@@ -77,3 +77,78 @@ Test(natinfo, short_buffer)
 	cr_expect_str_eq(line, "endpoin");
 	natinfo_describe(&r, line, 0);
 }
+
+/* which --stun server each family's run asks: the first of that family, the
+ * IPv6 one only from a dual-stack socket */
+Test(natinfo, pick_servers)
+{
+	static const struct {
+		const char *name;
+		const char *srv[4];
+		int sock_family;
+		int want4, want6;
+	} cases[] = {
+		{ "none", { NULL }, AF_INET6, -1, -1 },
+		{ "IPv4 only", { "203.0.113.1:3478", "203.0.113.2:3478" }, AF_INET6, 0, -1 },
+		{ "IPv6 only", { "[2001:db8::1]:3478", "[2001:db8::2]:3478" }, AF_INET6, -1, 0 },
+		{ "IPv6 first, then IPv4", { "[2001:db8::1]:3478", "203.0.113.1:3478", "[2001:db8::2]:3478",
+					     "203.0.113.2:3478" }, AF_INET6, 1, 0 },
+		{ "IPv4 first, then IPv6", { "203.0.113.2:3478", "[2001:db8::2]:3478", "203.0.113.1:3478" },
+		  AF_INET6, 0, 1 },
+		{ "v4-mapped is IPv4", { "[2001:db8::1]:3478", "[::ffff:203.0.113.1]:3478" }, AF_INET6, 1, 0 },
+		{ "an IPv4 socket runs no IPv6", { "[2001:db8::1]:3478", "203.0.113.1:3478" }, AF_INET, 1, -1 },
+		{ "an IPv4 socket, IPv6 servers only", { "[2001:db8::1]:3478" }, AF_INET, -1, -1 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		union sockaddr_any a[4];
+		int n = 0, idx[SVC_FAMILIES];
+
+		while (n < 4 && cases[i].srv[n]) {
+			cr_assert_eq(addr_parse(cases[i].srv[n], &a[n]), 0, "%s: %s", cases[i].name, cases[i].srv[n]);
+			n++;
+		}
+		natinfo_pick_servers(a, n, cases[i].sock_family, idx);
+		cr_expect_eq(idx[SVC_FAM_IPV4], cases[i].want4, "%s: IPv4 server", cases[i].name);
+		cr_expect_eq(idx[SVC_FAM_IPV6], cases[i].want6, "%s: IPv6 server", cases[i].name);
+	}
+}
+
+/* the local address of a family's run, and which family the top level shows */
+Test(natinfo, pick_local_and_first)
+{
+	static const struct {
+		const char *name;
+		const char *local[3];
+		int want4, want6;
+	} cases[] = {
+		{ "no address", { NULL }, -1, -1 },
+		{ "IPv4 only", { "10.1.0.2:51820", "192.168.1.2:51820" }, 0, -1 },
+		{ "IPv6 only", { "[2001:db8::11]:51820" }, -1, 0 },
+		{ "dual-stack, IPv6 listed first", { "[2001:db8::13]:51820", "203.0.113.13:51820",
+						     "[2001:db8::99]:51820" }, 1, 0 },
+	};
+	static const struct {
+		bool has4, has6;
+		int want;
+	} first[] = {
+		{ false, false, -1 }, { true, false, SVC_FAM_IPV4 }, { false, true, SVC_FAM_IPV6 },
+		{ true, true, SVC_FAM_IPV4 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		union sockaddr_any a[3];
+		int n = 0;
+
+		while (n < 3 && cases[i].local[n]) {
+			cr_assert_eq(addr_parse(cases[i].local[n], &a[n]), 0, "%s", cases[i].name);
+			n++;
+		}
+		cr_expect_eq(natinfo_pick_local(a, n, SVC_FAM_IPV4), cases[i].want4, "%s: IPv4", cases[i].name);
+		cr_expect_eq(natinfo_pick_local(a, n, SVC_FAM_IPV6), cases[i].want6, "%s: IPv6", cases[i].name);
+	}
+	for (size_t i = 0; i < sizeof(first) / sizeof(first[0]); i++) {
+		bool has[SVC_FAMILIES] = { first[i].has4, first[i].has6 };
+		cr_expect_eq(natinfo_first(has), first[i].want, "first family of %d/%d", first[i].has4,
+			     first[i].has6);
+	}
+	cr_expect_eq(natinfo_family(&(union sockaddr_any){ .sa.sa_family = AF_UNIX }), -1);
+}

@@ -26,9 +26,11 @@ struct fake {
 	/* script */
 	int garbage_first;		/* answer this many registrations with junk */
 	int fail_first_poll;		/* answer this many polls with 503 */
+	bool old_nat;			/* refuse nat.ipv4/ipv6, as meshsvc did before them */
 	/* what it saw */
-	atomic_int registrations, polls, patches;
+	atomic_int registrations, polls, patches, nat_refusals;
 	char last_patch[4096];
+	char last_reg[4096];
 	char reg_auth[256];
 	pthread_mutex_t mu;
 };
@@ -81,6 +83,22 @@ static int read_request(int fd, char *buf, size_t cap, char **body)
 	return 0;
 }
 
+/* an older meshsvc's answer to a nat object with families; 1 when given */
+static int old_nat_refusal(struct fake *f, int fd, const char *body)
+{
+	json_t *b = json_loads(body, 0, NULL), *nat = json_object_get(b, "nat");
+	const char *fam = json_object_get(nat, "ipv4") ? "ipv4" : json_object_get(nat, "ipv6") ? "ipv6" : NULL;
+	char out[128];
+
+	if (f->old_nat && fam) {
+		snprintf(out, sizeof(out), "{\"error\":\"unknown field\",\"field\":\"nat.%s\"}", fam);
+		reply(fd, 400, out);
+		atomic_fetch_add(&f->nat_refusals, 1);
+	}
+	json_decref(b);
+	return f->old_nat && fam;
+}
+
 static void serve(struct fake *f, int fd)
 {
 	char buf[16384], *body, *auth;
@@ -88,6 +106,10 @@ static void serve(struct fake *f, int fd)
 	if (read_request(fd, buf, sizeof(buf), &body) < 0)
 		return;
 	auth = strcasestr(buf, "Authorization: Bearer ");
+	if (!strncmp(buf, "POST /api/devices ", 18) || !strncmp(buf, "PATCH /api/devices/self ", 24)) {
+		if (old_nat_refusal(f, fd, body))
+			return;
+	}
 	if (!strncmp(buf, "POST /api/devices ", 18)) {
 		int k = atomic_fetch_add(&f->registrations, 1);
 		json_t *b = json_loads(body, 0, NULL);
@@ -96,6 +118,7 @@ static void serve(struct fake *f, int fd)
 		pthread_mutex_lock(&f->mu);
 		if (auth)
 			snprintf(f->reg_auth, sizeof(f->reg_auth), "%.*s", (int)strcspn(auth + 22, "\r"), auth + 22);
+		snprintf(f->last_reg, sizeof(f->last_reg), "%s", body);
 		pthread_mutex_unlock(&f->mu);
 		if (k < f->garbage_first) {
 			reply(fd, 200, "<html>not json");
@@ -269,6 +292,51 @@ Test(svc, register_poll_patch, .timeout = 30)
 	pthread_mutex_lock(&f.mu);
 	cr_assert(strstr(f.last_patch, "\"192.0.2.10:40000\""), "%s", f.last_patch);
 	cr_assert(strstr(f.last_patch, "\"symmetric_nat\":true"), "%s", f.last_patch);
+	pthread_mutex_unlock(&f.mu);
+	svc_free(s);
+	fake_stop(&f);
+}
+
+/* a meshsvc from before NAT findings per family refuses nat.ipv4: the
+ * agent registers and reports at once with the first family's findings
+ * alone (IPv4 if any, else IPv6), and keeps to that shape */
+Test(svc, older_service_gets_the_older_nat, .timeout = 30)
+{
+	struct fake f = { .old_nat = true };
+	struct svc_cfg cfg = { .reg_key = "nmreg_secret", .os = "linux", .poll_wait_s = 1 };
+	struct svc_report r = { 0 };
+	struct svc_event *ev;
+	struct svc *s;
+	char url[64];
+
+	fake_start(&f);
+	keys(&cfg);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", f.port);
+	cfg.url = url;
+	strcpy(r.hostname, "n1");
+	r.nat[SVC_FAM_IPV4] = (struct svc_nat){ SVC_NAT_EI, SVC_NAT_APD, SVC_NAT_TRI_NO };
+	r.nat[SVC_FAM_IPV6] = (struct svc_nat){ SVC_NAT_EI, SVC_NAT_EI, SVC_NAT_TRI_UNKNOWN };
+	cr_assert_eq(svc_new(&cfg, &r, &s), 0);
+	ev = wait_event(s, SVC_EV_REGISTERED, 3000);
+	cr_assert_not_null(ev, "no registration");
+	svc_event_free(ev);
+	cr_expect_eq(atomic_load(&f.registrations), 1, "one registration got through");
+	cr_expect_eq(atomic_load(&f.nat_refusals), 1, "after one refusal");
+	pthread_mutex_lock(&f.mu);
+	cr_expect(strstr(f.last_reg, "\"nat\":{\"mapping\":\"endpoint-independent\",\"filtering\":\"address-and-port-dependent\",\"hairpinning\":false}"),
+		  "%s", f.last_reg);
+	pthread_mutex_unlock(&f.mu);
+
+	/* IPv6 findings alone */
+	r.nat[SVC_FAM_IPV4] = (struct svc_nat){ 0 };
+	svc_set_report(s, &r);
+	for (int i = 0; i < 500 && atomic_load(&f.patches) == 0; i++)
+		usleep(10000);
+	cr_assert_eq(atomic_load(&f.patches), 1);
+	cr_expect_eq(atomic_load(&f.nat_refusals), 1, "no more refusals");
+	pthread_mutex_lock(&f.mu);
+	cr_expect(strstr(f.last_patch, "\"nat\":{\"mapping\":\"endpoint-independent\",\"filtering\":\"endpoint-independent\"}"),
+		  "%s", f.last_patch);
 	pthread_mutex_unlock(&f.mu);
 	svc_free(s);
 	fake_stop(&f);

@@ -58,34 +58,55 @@ Test(svcjson, bodies)
 
 Test(svcjson, nat_object)
 {
+#define EI SVC_NAT_EI
+#define AD SVC_NAT_AD
+#define APD SVC_NAT_APD
+#define UNK SVC_NAT_UNKNOWN
 	static const struct {
-		struct svc_nat nat;
+		const char *name;
+		struct svc_nat v4, v6;
 		const char *want;	/* NULL: no object */
 	} cases[] = {
-		{ { SVC_NAT_UNKNOWN, SVC_NAT_UNKNOWN, SVC_NAT_TRI_UNKNOWN }, NULL },
-		{ { SVC_NAT_EI, SVC_NAT_UNKNOWN, SVC_NAT_TRI_UNKNOWN }, "{\"mapping\":\"endpoint-independent\"}" },
-		{ { SVC_NAT_EI, SVC_NAT_AD, SVC_NAT_TRI_UNKNOWN },
-		  "{\"filtering\":\"address-dependent\",\"mapping\":\"endpoint-independent\"}" },
-		{ { SVC_NAT_APD, SVC_NAT_APD, SVC_NAT_TRI_NO },
-		  "{\"filtering\":\"address-and-port-dependent\",\"hairpinning\":false,"
-		  "\"mapping\":\"address-and-port-dependent\"}" },
-		{ { SVC_NAT_UNKNOWN, SVC_NAT_UNKNOWN, SVC_NAT_TRI_YES }, "{\"hairpinning\":true}" },
+		{ "nothing known", { UNK, UNK, SVC_NAT_TRI_UNKNOWN }, { UNK, UNK, SVC_NAT_TRI_UNKNOWN }, NULL },
+		{ "IPv4 mapping only", { EI, UNK, SVC_NAT_TRI_UNKNOWN }, { UNK, UNK, SVC_NAT_TRI_UNKNOWN },
+		  "{\"ipv4\":{\"mapping\":\"endpoint-independent\"}}" },
+		{ "IPv4 cone", { EI, AD, SVC_NAT_TRI_UNKNOWN }, { UNK, UNK, SVC_NAT_TRI_UNKNOWN },
+		  "{\"ipv4\":{\"filtering\":\"address-dependent\",\"mapping\":\"endpoint-independent\"}}" },
+		{ "IPv4 symmetric, no hairpinning", { APD, APD, SVC_NAT_TRI_NO }, { UNK, UNK, SVC_NAT_TRI_UNKNOWN },
+		  "{\"ipv4\":{\"filtering\":\"address-and-port-dependent\",\"hairpinning\":false,"
+		  "\"mapping\":\"address-and-port-dependent\"}}" },
+		{ "IPv4 hairpinning only", { UNK, UNK, SVC_NAT_TRI_YES }, { UNK, UNK, SVC_NAT_TRI_UNKNOWN },
+		  "{\"ipv4\":{\"hairpinning\":true}}" },
+		{ "IPv6 only (an IPv6-only host)", { UNK, UNK, SVC_NAT_TRI_UNKNOWN }, { EI, APD, SVC_NAT_TRI_UNKNOWN },
+		  "{\"ipv6\":{\"filtering\":\"address-and-port-dependent\",\"mapping\":\"endpoint-independent\"}}" },
+		{ "both families, different", { EI, APD, SVC_NAT_TRI_NO }, { EI, EI, SVC_NAT_TRI_YES },
+		  "{\"ipv4\":{\"filtering\":\"address-and-port-dependent\",\"hairpinning\":false,"
+		  "\"mapping\":\"endpoint-independent\"},"
+		  "\"ipv6\":{\"filtering\":\"endpoint-independent\",\"hairpinning\":true,"
+		  "\"mapping\":\"endpoint-independent\"}}" },
 	};
+#undef EI
+#undef AD
+#undef APD
+#undef UNK
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct svc_report r = { .nep = 0, .nat = cases[i].nat };
+		struct svc_report r = { .nep = 0, .nat = { cases[i].v4, cases[i].v6 } };
 		json_t *b = svcjson_patch_body(&r), *n = json_object_get(b, "nat");
 		cr_assert_not_null(b);
 		if (!cases[i].want) {
-			cr_expect_null(n, "case %zu", i);
+			cr_expect_null(n, "%s", cases[i].name);
 		} else {
 			char *s = json_dumps(n, JSON_COMPACT | JSON_SORT_KEYS);
-			cr_expect_str_eq(s, cases[i].want, "case %zu", i);
+			cr_expect_str_eq(s, cases[i].want, "%s", cases[i].name);
 			free(s);
 		}
 		json_decref(b);
 	}
 	cr_expect_null(svcjson_nat_dep_name(SVC_NAT_UNKNOWN));
 	cr_expect_null(svcjson_nat_dep_name((enum svc_nat_dep)42));
+	cr_expect_str_eq(svcjson_family_name(SVC_FAM_IPV4), "ipv4");
+	cr_expect_str_eq(svcjson_family_name(SVC_FAM_IPV6), "ipv6");
+	cr_expect_null(svcjson_family_name(SVC_FAMILIES));
 }
 
 #define DEV(extra) "{\"id\":\"d1\",\"vpc_id\":\"v1\",\"public_key\":\"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\"," \

@@ -209,6 +209,78 @@ Test(store, patch_bumps_revision_only_on_change)
 	store_free(st);
 }
 
+/* per-family NAT findings: stored as JSON text (no schema change), returned
+ * whole by a device read and the VPC's list, and a change in one family
+ * alone is a change */
+Test(store, nat_per_family)
+{
+	static const struct {
+		const char *nat;
+		bool change;
+		const char *want;	/* the device's nat as read back */
+	} steps[] = {
+		{ "{\"mapping\":\"endpoint-independent\"}", true, "{\"mapping\":\"endpoint-independent\"}" },
+		{ "{\"ipv4\":{\"mapping\":\"endpoint-independent\",\"filtering\":\"address-and-port-dependent\"},"
+		  "\"ipv6\":{\"mapping\":\"endpoint-independent\",\"filtering\":\"endpoint-independent\"}}", true,
+		  "{\"mapping\":\"endpoint-independent\",\"filtering\":\"address-and-port-dependent\","
+		  "\"ipv4\":{\"mapping\":\"endpoint-independent\",\"filtering\":\"address-and-port-dependent\"},"
+		  "\"ipv6\":{\"mapping\":\"endpoint-independent\",\"filtering\":\"endpoint-independent\"}}" },
+		{ "{\"ipv6\":{\"mapping\":\"endpoint-independent\",\"filtering\":\"endpoint-independent\"},"
+		  "\"ipv4\":{\"filtering\":\"address-and-port-dependent\",\"mapping\":\"endpoint-independent\"}}", false,
+		  "{\"mapping\":\"endpoint-independent\",\"filtering\":\"address-and-port-dependent\","
+		  "\"ipv4\":{\"mapping\":\"endpoint-independent\",\"filtering\":\"address-and-port-dependent\"},"
+		  "\"ipv6\":{\"mapping\":\"endpoint-independent\",\"filtering\":\"endpoint-independent\"}}" },
+		{ "{\"ipv4\":{\"mapping\":\"endpoint-independent\",\"filtering\":\"address-and-port-dependent\"},"
+		  "\"ipv6\":{\"mapping\":\"endpoint-independent\",\"filtering\":\"address-dependent\"}}", true,
+		  "{\"mapping\":\"endpoint-independent\",\"filtering\":\"address-and-port-dependent\","
+		  "\"ipv4\":{\"mapping\":\"endpoint-independent\",\"filtering\":\"address-and-port-dependent\"},"
+		  "\"ipv6\":{\"mapping\":\"endpoint-independent\",\"filtering\":\"address-dependent\"}}" },
+	};
+	char v[UUID_STRLEN], k[UUID_STRLEN], ip[32], id[UUID_STRLEN], vid[UUID_STRLEN];
+	struct device_spec a;
+	struct store *st;
+	bool created;
+
+	cr_assert_eq(store_open(path, &st), 0);
+	vpc(st, "10.6.0.0/24", v);
+	regkey(st, v, false, 0, k);
+	fresh_key(&a);
+	cr_assert_eq(reg(st, k, &a, ip, id, &created), 0);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		char body[1024];
+		struct device_spec p;
+		json_error_t je;
+		struct verr e;
+		json_t *b, *out, *list;
+		int64_t r1, r2;
+		char *got;
+
+		snprintf(body, sizeof(body), "{\"nat\":%s}", steps[i].nat);
+		cr_assert_not_null(b = json_loads(body, 0, &je));
+		cr_assert_eq(validate_device_patch(b, &p, &e), 0, "step %zu: %s: %s", i, e.field, e.msg);
+		store_vpc_revision(st, v, &r1);
+		cr_assert_eq(store_device_patch(st, id, &p, NOW, &out), 0);
+		json_decref(out);
+		store_vpc_revision(st, v, &r2);
+		cr_expect_eq(r2 != r1, steps[i].change, "step %zu: revision %lld -> %lld", i, (long long)r1,
+			     (long long)r2);
+		cr_assert_eq(store_device_get(st, id, &out, vid), 0);
+		got = json_dumps(json_object_get(out, "nat"), JSON_COMPACT);
+		cr_expect_str_eq(got, steps[i].want, "step %zu: read", i);
+		free(got);
+		json_decref(out);
+		cr_assert_eq(store_device_list(st, &list), 0);
+		got = json_dumps(json_object_get(json_array_get(list, 0), "nat"), JSON_COMPACT);
+		cr_expect_str_eq(got, steps[i].want, "step %zu: list", i);
+		free(got);
+		json_decref(list);
+		device_spec_clear(&p);
+		json_decref(b);
+	}
+	device_spec_clear(&a);
+	store_free(st);
+}
+
 /* changes since REV: whether full, how many devices, the deleted ids joined by "," */
 static void changes(struct store *st, const char *v, int64_t since, bool *full, size_t *ndev, char *del, size_t dlen)
 {

@@ -217,6 +217,80 @@ Test(validate, device_normalizes)
 	json_decref(j);
 }
 
+/* the nat object per address family: good bodies and what is stored (the
+ * top level filled in from IPv4, else IPv6), bad ones and the field and
+ * words of the refusal; the same for registration and PATCH */
+Test(validate, device_nat_families)
+{
+#define EI "\"endpoint-independent\""
+#define AD "\"address-dependent\""
+#define APD "\"address-and-port-dependent\""
+	static const struct {
+		const char *nat;
+		const char *want;	/* stored text, or NULL: refused */
+		const char *field, *msg;	/* the refusal's field and a part of its message */
+	} cases[] = {
+		{ "{\"mapping\":" EI ",\"filtering\":" APD "}", "{\"mapping\":" EI ",\"filtering\":" APD "}", NULL, NULL },
+		{ "{}", "{}", NULL, NULL },
+		{ "{\"ipv4\":{\"filtering\":" APD ",\"mapping\":" EI ",\"hairpinning\":false}}",
+		  "{\"mapping\":" EI ",\"filtering\":" APD ",\"hairpinning\":false,"
+		  "\"ipv4\":{\"mapping\":" EI ",\"filtering\":" APD ",\"hairpinning\":false}}", NULL, NULL },
+		{ "{\"ipv6\":{\"mapping\":" EI ",\"filtering\":" AD "}}",
+		  "{\"mapping\":" EI ",\"filtering\":" AD ",\"ipv6\":{\"mapping\":" EI ",\"filtering\":" AD "}}", NULL, NULL },
+		{ "{\"ipv6\":{\"mapping\":" EI ",\"filtering\":" EI "},\"ipv4\":{\"mapping\":" EI ",\"filtering\":" APD "}}",
+		  "{\"mapping\":" EI ",\"filtering\":" APD ",\"ipv4\":{\"mapping\":" EI ",\"filtering\":" APD "},"
+		  "\"ipv6\":{\"mapping\":" EI ",\"filtering\":" EI "}}", NULL, NULL },
+		/* a device listing's object sent back as it is */
+		{ "{\"mapping\":" EI ",\"filtering\":" APD ",\"ipv4\":{\"mapping\":" EI ",\"filtering\":" APD "},"
+		  "\"ipv6\":{\"filtering\":" EI "}}",
+		  "{\"mapping\":" EI ",\"filtering\":" APD ",\"ipv4\":{\"mapping\":" EI ",\"filtering\":" APD "},"
+		  "\"ipv6\":{\"filtering\":" EI "}}", NULL, NULL },
+		{ "{\"filtering\":" EI ",\"ipv4\":{\"filtering\":" APD "},\"ipv6\":{\"filtering\":" EI "}}", NULL,
+		  "nat.filtering", "must equal nat.ipv4.filtering" },
+		{ "{\"mapping\":" EI ",\"ipv6\":{\"filtering\":" EI "}}", NULL, "nat.mapping", "must equal nat.ipv6.mapping" },
+		{ "{\"ipv4\":null}", NULL, "nat.ipv4", "must be an object" },
+		{ "{\"ipv4\":{}}", NULL, "nat.ipv4", "some of mapping, filtering, hairpinning" },
+		{ "{\"ipv6\":[]}", NULL, "nat.ipv6", "must be an object" },
+		{ "{\"ipv4\":{\"mapping\":\"full-cone\"}}", NULL, "nat.ipv4.mapping", "must be \"endpoint-independent\"" },
+		{ "{\"ipv6\":{\"hairpinning\":1}}", NULL, "nat.ipv6.hairpinning", "true or false" },
+		{ "{\"ipv4\":{\"ipv4\":{\"mapping\":" EI "}}}", NULL, "nat.ipv4.ipv4", "unknown field" },
+		{ "{\"ipv4\":{\"type\":\"x\"}}", NULL, "nat.ipv4.type", "unknown field" },
+		{ "{\"ip4\":{\"mapping\":" EI "}}", NULL, "nat.ip4", "unknown field" },
+		{ "{\"mapping\":\"cone\",\"ipv4\":{\"mapping\":" EI "}}", NULL, "nat.mapping", "must be \"endpoint-independent\"" },
+	};
+#undef EI
+#undef AD
+#undef APD
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		for (int patch = 0; patch < 2; patch++) {
+			char body[1024];
+			struct device_spec spec;
+			struct verr e = { "", "" };
+			json_t *j;
+			int rc;
+
+			snprintf(body, sizeof(body), patch ? "{\"nat\":%s}" : "{\"public_key\":\"" KEY "\",\"nat\":%s}",
+				 cases[i].nat);
+			j = parse(body);
+			rc = patch ? validate_device_patch(j, &spec, &e) : validate_device_register(j, &spec, &e);
+			if (cases[i].want) {
+				cr_expect_eq(rc, 0, "%s: rc=%d (%s: %s)", body, rc, e.field, e.msg);
+				if (rc == 0) {
+					char *got = json_dumps(spec.nat, JSON_COMPACT | JSON_PRESERVE_ORDER);
+					cr_expect_str_eq(got, cases[i].want, "%s", body);
+					free(got);
+					device_spec_clear(&spec);
+				}
+			} else {
+				cr_expect_eq(rc, -EINVAL, "%s: accepted", body);
+				cr_expect_str_eq(e.field, cases[i].field, "%s: %s", body, e.msg);
+				cr_expect(strstr(e.msg, cases[i].msg) != NULL, "%s: message \"%s\"", body, e.msg);
+			}
+			json_decref(j);
+		}
+	}
+}
+
 Test(validate, device_patch)
 {
 	static const struct vcase cases[] = {

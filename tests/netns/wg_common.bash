@@ -13,7 +13,8 @@
 # Interface names carry the pid because /var/run/wireguard/ is shared by all
 # namespaces. Everything made here is undone by wg_cleanup (trap it).
 # Kinds: meshwg (TUN offloads on, its default), meshwg-plaintun (meshwg
-# --no-tun-offload), wireguard-go.
+# --no-tun-offload), wireguard-go. Several pairs may live at once: wg_names TAG
+# before each wg_pair gives it names of its own (nmt-wg-PIDTAG-a, wgaPIDTAG).
 
 BUILD=${BUILD:-build}
 WG_PFX="nmt-wg-$$"
@@ -24,6 +25,7 @@ IF_B="wgb$$"
 WG_TMP=$(mktemp -d /tmp/nmt-wg.XXXXXX)
 WG_PIDS=()
 WG_NAMESPACES=()
+WG_IFS=()
 TAP_FAILED=0
 
 ok() { echo "ok - $*"; }
@@ -34,6 +36,12 @@ check() { local what=$1; shift; if "$@" >/dev/null; then ok "$what"; else not_ok
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
+# wg_names TAG: the names of the next pair (TAG: a few letters; interface
+# names stay within IFNAMSIZ with any pid)
+wg_names() {
+  NS_A="$WG_PFX$1-a" NS_B="$WG_PFX$1-b" IF_A="wga$$$1" IF_B="wgb$$$1"
+}
+
 # stops the daemons and removes the namespaces (a next wg_pair may follow)
 wg_teardown() {
   local p ns
@@ -43,8 +51,8 @@ wg_teardown() {
     kill -9 "$p" 2>/dev/null
   done
   for ns in "${WG_NAMESPACES[@]}"; do ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null; ip netns del "$ns" 2>/dev/null; done
-  rm -f "/var/run/wireguard/$IF_A.sock" "/var/run/wireguard/$IF_B.sock"
-  WG_PIDS=() WG_NAMESPACES=()
+  for p in "${WG_IFS[@]}"; do rm -f "/var/run/wireguard/$p.sock"; done
+  WG_PIDS=() WG_NAMESPACES=() WG_IFS=()
 }
 wg_cleanup() { wg_teardown; rm -rf "$WG_TMP"; }
 
@@ -73,6 +81,7 @@ wg_daemon() {
   ip netns exec "$ns" "${cmd[@]}" >"$WG_TMP/$ifn.log" 2>&1 &
   WG_DAEMON_PID=$!
   WG_PIDS+=("$WG_DAEMON_PID")
+  WG_IFS+=("$ifn")
   for _ in $(seq 100); do
     [ -S "/var/run/wireguard/$ifn.sock" ] && nsx "$ns" wg show "$ifn" >/dev/null 2>&1 && return 0
     kill -0 "$WG_DAEMON_PID" 2>/dev/null || break

@@ -240,6 +240,15 @@ static bool has_id(json_t *devs, const char *id)
 	return false;
 }
 
+/* the fake service started, cfg given keys and its URL (in url) */
+static void start(struct fake *f, struct svc_cfg *cfg, char *url, size_t len)
+{
+	fake_start(f);
+	keys(cfg);
+	snprintf(url, len, "http://127.0.0.1:%u/", f->port);
+	cfg->url = url;
+}
+
 Test(svc, register_poll_patch, .timeout = 30)
 {
 	struct fake f = { .garbage_first = 1, .fail_first_poll = 1 };
@@ -249,10 +258,7 @@ Test(svc, register_poll_patch, .timeout = 30)
 	struct svc *s;
 	char url[64];
 
-	fake_start(&f);
-	keys(&cfg);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", f.port);
-	cfg.url = url;
+	start(&f, &cfg, url, sizeof(url));
 	strcpy(r.hostname, "n1");
 	cr_assert_eq(svc_new(&cfg, &r, &s), 0);
 
@@ -309,10 +315,7 @@ Test(svc, older_service_gets_the_older_nat, .timeout = 30)
 	struct svc *s;
 	char url[64];
 
-	fake_start(&f);
-	keys(&cfg);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", f.port);
-	cfg.url = url;
+	start(&f, &cfg, url, sizeof(url));
 	strcpy(r.hostname, "n1");
 	r.nat[SVC_FAM_IPV4] = (struct svc_nat){ SVC_NAT_EI, SVC_NAT_APD, SVC_NAT_TRI_NO };
 	r.nat[SVC_FAM_IPV6] = (struct svc_nat){ SVC_NAT_EI, SVC_NAT_EI, SVC_NAT_TRI_UNKNOWN };

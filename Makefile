@@ -96,20 +96,13 @@ $(BUILD)/$(1): $(call obj,$(PROG_$(1)_SRCS)) $(call libs_of,$(PROG_$(1)_LIBS))
 endef
 $(foreach p,$(PROGNAMES),$(if $(PROG_$(p)_SRCS),$(eval $(call PROGRAM,$(p)))))
 
-# --- unit tests: tests/unit/test_GROUP_*.c, one Criterion binary each ------
-# GROUP picks the libraries: lib, stun, wg, svc, nat, sim, agent.
-TEST_lib_LIBS   := natmesh
-TEST_stun_LIBS  := natmesh
-TEST_wg_LIBS    := meshwg natmesh
-TEST_svc_LIBS   := meshsvc natmesh
-TEST_nat_LIBS   := natmodel natmesh
-TEST_sim_LIBS   := meshsim natmodel natmesh
-TEST_agent_LIBS := agent meshwg natmesh
+# --- unit tests: tests/unit/test_MODULE.c, one Criterion binary each, named
+# after the module it tests; each links every library (the linker takes only
+# what the test uses).
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
-test_group = $(word 2,$(subst _, ,$(1)))
 define UNITTEST
-$(BUILD)/tests/$(1): $(BUILD)/obj/tests/unit/$(1).o $(call libs_of,$(TEST_$(call test_group,$(1))_LIBS))
+$(BUILD)/tests/$(1): $(BUILD)/obj/tests/unit/$(1).o $(LIBS)
 	@mkdir -p $$(@D)
 	@$(if $(Q),echo "  LD      $$@")
 	$(Q)$(CC) $(LDFLAGS) -o $$@ $$^ $(PKG_LIBS) -lcriterion

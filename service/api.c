@@ -293,7 +293,7 @@ int api_start(const struct api_config *cfg, struct store *st, struct api **out)
 		log_error("api", "cannot create an eventfd: %s", strerror(errno));
 		goto err_kick;
 	}
-	if ((rc = watch_new(wake_connection, api, &api->watch)) < 0)
+	if ((rc = watch_new(wake_connection, api, cfg->max_connections, &api->watch)) < 0)
 		goto err_watch;
 	if ((rc = start_daemon(api, cfg)) < 0)
 		goto err_daemon;

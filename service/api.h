@@ -36,7 +36,7 @@ struct api_config {
 	const char *tls_cert_pem;	/* both set: HTTPS only */
 	const char *tls_key_pem;
 	uint8_t admin_hash[TOKEN_HASH_BYTES];
-	unsigned max_connections;
+	unsigned max_connections;	/* also the most long polls parked at once */
 	struct store_limits limits;	/* 0: the defaults of store.h */
 };
 

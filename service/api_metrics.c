@@ -55,9 +55,12 @@ enum MHD_Result api_metrics(struct api *api, struct MHD_Connection *c, struct re
 		   "meshsvc_devices %llu\n"
 		   "# HELP meshsvc_vpcs VPCs.\n# TYPE meshsvc_vpcs gauge\nmeshsvc_vpcs %llu\n"
 		   "# HELP meshsvc_watch_waiters Long polls waiting for a change.\n"
-		   "# TYPE meshsvc_watch_waiters gauge\nmeshsvc_watch_waiters %zu\n",
+		   "# TYPE meshsvc_watch_waiters gauge\nmeshsvc_watch_waiters %zu\n"
+		   "# HELP meshsvc_watch_refused_total Long polls answered at once: too many waiting.\n"
+		   "# TYPE meshsvc_watch_refused_total counter\nmeshsvc_watch_refused_total %llu\n",
 		(unsigned long long)store_device_count(api->store),
-		(unsigned long long)store_vpc_count(api->store), watch_count(api->watch));
+		(unsigned long long)store_vpc_count(api->store), watch_count(api->watch),
+		(unsigned long long)watch_refused(api->watch));
 	fprintf(f, "# HELP meshsvc_commits_total Database transactions committed with writes (an fsync each).\n"
 		   "# TYPE meshsvc_commits_total counter\nmeshsvc_commits_total %llu\n"
 		   "# HELP meshsvc_writes_total Writes those commits made durable (group commit: several a commit).\n"

@@ -201,7 +201,7 @@ void time_format(int64_t t, char out[TIME_STRLEN])
 static int vpc_name(const char *name, const json_t *v, void *spec, struct verr *err)
 {
 	struct vpc_spec *s = spec;
-	int rc = get_string(name, v, 1, NAME_MAX_LEN, s->name, err);
+	int rc = get_string(name, v, 1, WIRE_NAME_MAX, s->name, err);
 	if (rc < 0)
 		return rc;
 	for (const char *p = s->name; *p; p++)
@@ -269,7 +269,7 @@ static int rk_expires_at(const char *name, const json_t *v, void *spec, struct v
 
 static int rk_description(const char *name, const json_t *v, void *spec, struct verr *err)
 {
-	return get_string(name, v, 0, DESCRIPTION_MAX_LEN, ((struct regkey_spec *)spec)->description, err);
+	return get_string(name, v, 0, WIRE_DESCRIPTION_MAX, ((struct regkey_spec *)spec)->description, err);
 }
 
 static const struct field regkey_fields[] = {
@@ -318,7 +318,7 @@ static int dev_vpc_id(const char *name, const json_t *v, void *spec, struct verr
 static int dev_hostname(const char *name, const json_t *v, void *spec, struct verr *err)
 {
 	struct device_spec *s = spec;
-	int rc = get_string(name, v, 1, HOSTNAME_MAX_LEN, s->hostname, err);
+	int rc = get_string(name, v, 1, WIRE_HOSTNAME_MAX, s->hostname, err);
 	if (rc == 0 && !is_hostname(s->hostname))
 		return fail(err, name, "must be a host name: dot-separated labels of letters, digits, '-' and '_'");
 	return rc;
@@ -326,7 +326,7 @@ static int dev_hostname(const char *name, const json_t *v, void *spec, struct ve
 
 static int dev_os(const char *name, const json_t *v, void *spec, struct verr *err)
 {
-	return get_string(name, v, 0, OS_MAX_LEN, ((struct device_spec *)spec)->os, err);
+	return get_string(name, v, 0, WIRE_OS_MAX, ((struct device_spec *)spec)->os, err);
 }
 
 static int dev_relay(const char *name, const json_t *v, void *spec, struct verr *err)
@@ -342,7 +342,7 @@ static int dev_symmetric_nat(const char *name, const json_t *v, void *spec, stru
 /* "stun:HOST:PORT": HOST a name, an IPv4 address or a [bracketed] IPv6 address */
 static bool is_stun_source(const char *s)
 {
-	char host[HOSTNAME_MAX_LEN + 1];
+	char host[WIRE_HOSTNAME_MAX + 1];
 	union sockaddr_any a;
 	const char *colon;
 	size_t n;
@@ -419,8 +419,8 @@ static int dev_endpoints(const char *name, const json_t *v, void *spec, struct v
 
 	if (!json_is_array(v))
 		return fail(err, name, "must be an array of {\"source\", \"address\"} objects");
-	if (json_array_size(v) > ENDPOINTS_MAX)
-		return fail(err, name, "at most %d endpoints", ENDPOINTS_MAX);
+	if (json_array_size(v) > WIRE_ENDPOINTS_MAX)
+		return fail(err, name, "at most %d endpoints", WIRE_ENDPOINTS_MAX);
 	if (!(list = json_array()))
 		return -ENOMEM;
 	json_array_foreach(v, i, item) {
@@ -438,15 +438,7 @@ static int dev_endpoints(const char *name, const json_t *v, void *spec, struct v
 /* RFC 4787 section 4.1 (mapping) and 5 (filtering) behaviours */
 static bool is_nat_behaviour(const json_t *v)
 {
-	static const char *const names[] = {
-		"endpoint-independent", "address-dependent", "address-and-port-dependent",
-	};
-	if (!json_is_string(v))
-		return false;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcmp(json_string_value(v), names[i]))
-			return true;
-	return false;
+	return json_is_string(v) && wire_dep_parse(json_string_value(v)) >= 0;
 }
 
 static const char *const nat_members[] = { "mapping", "filtering", "hairpinning" };
@@ -643,8 +635,8 @@ int validate_since(const char *s, int64_t *out, struct verr *err)
 int validate_wait(const char *s, int *out, struct verr *err)
 {
 	int64_t v;
-	if (non_negative(s, WAIT_MAX_S, &v) < 0)
-		return fail(err, "wait", "must be a number of seconds, 0..%d", WAIT_MAX_S);
+	if (non_negative(s, WIRE_WAIT_MAX_S, &v) < 0)
+		return fail(err, "wait", "must be a number of seconds, 0..%d", WIRE_WAIT_MAX_S);
 	*out = (int)v;
 	return 0;
 }

@@ -17,7 +17,7 @@ static char dir[64], path[96];
 static void setup(void)
 {
 	cr_assert_geq(sodium_init(), 0);
-	snprintf(dir, sizeof(dir), "/tmp/test_svc_store.XXXXXX");
+	snprintf(dir, sizeof(dir), "/tmp/test_store.XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/db", dir);
 }

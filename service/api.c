@@ -86,7 +86,7 @@ static enum MHD_Result handle(struct api *api, struct MHD_Connection *c, const c
 		}
 		if (rq->len > API_BODY_MAX)
 			return api_send_error(api, c, rq, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-					  "body larger than %d bytes", API_BODY_MAX);
+					      "body larger than %d bytes", API_BODY_MAX);
 		return api_dispatch(api, c, rq);
 	case RQ_WAITING:
 		/* resumed: by a change in the VPC, the deadline, or shutdown */

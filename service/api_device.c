@@ -26,7 +26,7 @@ enum MHD_Result api_device_register(struct api *api, struct MHD_Connection *c, s
 	/* sealed before anything is stored: a key that cannot be sealed to changes nothing */
 	if (token_seal(token, spec.public_key, sealed) < 0) {
 		ret = api_send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, "public_key",
-				 "not a usable X25519 public key");
+				     "not a usable X25519 public key");
 		goto out;
 	}
 	token_hash(token, hash);
@@ -43,11 +43,11 @@ enum MHD_Result api_device_register(struct api *api, struct MHD_Connection *c, s
 		goto out;
 	case -EKEYREVOKED:
 		ret = api_send_error(api, c, rq, MHD_HTTP_UNAUTHORIZED, NULL,
-				 "single-use registration key was already used by another device");
+				     "single-use registration key was already used by another device");
 		goto out;
 	case -EXDEV:
 		ret = api_send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, "vpc_id",
-				 "the registration key belongs to another VPC");
+				     "the registration key belongs to another VPC");
 		goto out;
 	case -ENOSPC:
 		ret = api_send_error(api, c, rq, MHD_HTTP_CONFLICT, NULL, "the VPC has no free tunnel address");
@@ -62,8 +62,8 @@ enum MHD_Result api_device_register(struct api *api, struct MHD_Connection *c, s
 	json_object_set_new(out, "device_token", json_string(sealed));
 	if (created)
 		api_log_write(api, "device registered id=%s vpc=%s tunnel_ip=%s",
-			  json_string_value(json_object_get(out, "id")), rq->who.vpc_id,
-			  json_string_value(json_object_get(out, "tunnel_ip")));
+			      json_string_value(json_object_get(out, "id")), rq->who.vpc_id,
+			      json_string_value(json_object_get(out, "tunnel_ip")));
 	/* new, or back online */
 	api_notify_if_changed(api, rq->who.vpc_id, before);
 	ret = api_send_json(api, c, rq, created ? MHD_HTTP_CREATED : MHD_HTTP_OK, out);

@@ -82,5 +82,5 @@ enum MHD_Result api_send_internal(struct api *api, struct MHD_Connection *c, str
 enum MHD_Result api_send_empty(struct api *api, struct MHD_Connection *c, struct request *rq)
 {
 	return api_queue(api, c, rq, MHD_HTTP_NO_CONTENT,
-		     MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
+			 MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT));
 }

@@ -247,17 +247,17 @@ enum MHD_Result api_begin_request(struct api *api, struct MHD_Connection *c, str
 			return api_send_error(api, c, rq, MHD_HTTP_UNAUTHORIZED, NULL, "registration key expired");
 		if (rc == -EACCES)
 			return api_send_error(api, c, rq, MHD_HTTP_UNAUTHORIZED, NULL,
-					  "a valid bearer token is required");
+					      "a valid bearer token is required");
 		if (rc < 0)
 			return api_send_internal(api, c, rq, rc);
 		if (!(ep->scopes & SCOPE(rq->who.scope)))
 			return api_send_error(api, c, rq, MHD_HTTP_FORBIDDEN, NULL,
-					  "this token's scope may not %s %s", method, api_route_names[rq->route]);
+					      "this token's scope may not %s %s", method, api_route_names[rq->route]);
 	}
 	length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (length && strtoull(length, NULL, 10) > API_BODY_MAX)
 		return api_send_error(api, c, rq, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
-				  "body larger than %d bytes", API_BODY_MAX);
+				      "body larger than %d bytes", API_BODY_MAX);
 	if (rq->route != R_VPC_DEVICES && MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0)
 		return api_send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, NULL, "this resource takes no query parameters");
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_query_arg, &bad);
@@ -284,8 +284,8 @@ enum MHD_Result api_dispatch(struct api *api, struct MHD_Connection *c, struct r
 		body = json_loadb(rq->body, rq->len, JSON_REJECT_DUPLICATES, &jerr);
 		if (!body)
 			return api_send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, NULL,
-					  "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
-					  jerr.text);
+					      "invalid JSON at line %d column %d: %s", jerr.line, jerr.column,
+					      jerr.text);
 	}
 	ret = ep->fn(api, c, rq, body);
 	json_decref(body);

@@ -20,7 +20,7 @@ enum MHD_Result api_vpc_create(struct api *api, struct MHD_Connection *c, struct
 	if (rc < 0)
 		return api_send_internal(api, c, rq, rc);
 	api_log_write(api, "vpc created id=%s name=%s cidr=%s", json_string_value(json_object_get(out, "id")),
-		  spec.name, json_string_value(json_object_get(out, "ipv4_cidr")));
+		      spec.name, json_string_value(json_object_get(out, "ipv4_cidr")));
 	return api_send_json(api, c, rq, MHD_HTTP_CREATED, out);
 }
 

@@ -18,9 +18,10 @@
 #define GROUP_MAX_US 2000
 #define GROUP_MAX_ANSWERS 256
 /* The most VPCs a batch, or the batches between two rounds, remember as
- * changed: a batch holds at most GROUP_MAX_ANSWERS answers, each of at most
- * two writes. Past it, waiters are woken at once, which is safe too: what
- * they are answered while the batch is pending is held. */
+ * changed: a batch is cut at GROUP_MAX_ANSWERS answers, and a request
+ * changes at most two VPCs (its device's presence and its write). Past it,
+ * waiters are woken at once, which is safe too: what they are answered
+ * while the batch is pending is held. */
 #define CHANGED_MAX (4 * GROUP_MAX_ANSWERS)
 
 void api_batch_init(struct api *api)

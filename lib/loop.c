@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "vec.h"
 
 struct fd_entry {
 	int fd;
@@ -33,8 +33,7 @@ struct loop {
 	uint64_t now;
 	uint64_t seq;
 	bool stop;
-	struct loop_timer **heap;
-	int heap_len, heap_cap;
+	struct vec heap;	/* struct loop_timer *, a min-heap */
 	/* fd entries hashed by fd: epoll_event carries the entry pointer, and a
 	 * removed entry is parked on a graveyard until the wake-up ends so that
 	 * callbacks later in the same batch never touch freed memory. */
@@ -62,6 +61,7 @@ int loop_new(struct loop **out)
 		return -errno;
 	}
 	l->sigfd = -1;
+	vec_init(&l->heap, sizeof(struct loop_timer *), LOOP_TIMERS_MAX, "loop timers");
 	sigemptyset(&l->sigmask);
 	l->now = clock_now_ms();
 	*out = l;
@@ -89,7 +89,7 @@ void loop_free(struct loop *l)
 		sigprocmask(SIG_UNBLOCK, &l->sigmask, NULL);
 	}
 	close(l->epfd);
-	free(l->heap);
+	vec_free(&l->heap);
 	free(l);
 }
 
@@ -170,20 +170,30 @@ static bool timer_before(const struct loop_timer *a, const struct loop_timer *b)
 	return a->deadline < b->deadline || (a->deadline == b->deadline && a->seq < b->seq);
 }
 
+static struct loop_timer *heap_at(const struct loop *l, int i)
+{
+	return VEC_PTR(&l->heap, struct loop_timer *, i);
+}
+
+static int heap_len(const struct loop *l)
+{
+	return (int)l->heap.len;
+}
+
 static void heap_set(struct loop *l, int i, struct loop_timer *t)
 {
-	l->heap[i] = t;
+	VEC_PTR(&l->heap, struct loop_timer *, i) = t;
 	t->heap_idx = i;
 }
 
 static void heap_up(struct loop *l, int i)
 {
-	struct loop_timer *t = l->heap[i];
+	struct loop_timer *t = heap_at(l, i);
 	while (i > 0) {
 		int parent = (i - 1) / 2;
-		if (!timer_before(t, l->heap[parent]))
+		if (!timer_before(t, heap_at(l, parent)))
 			break;
-		heap_set(l, i, l->heap[parent]);
+		heap_set(l, i, heap_at(l, parent));
 		i = parent;
 	}
 	heap_set(l, i, t);
@@ -191,16 +201,16 @@ static void heap_up(struct loop *l, int i)
 
 static void heap_down(struct loop *l, int i)
 {
-	struct loop_timer *t = l->heap[i];
+	struct loop_timer *t = heap_at(l, i);
 	for (;;) {
 		int c = 2 * i + 1;
-		if (c >= l->heap_len)
+		if (c >= heap_len(l))
 			break;
-		if (c + 1 < l->heap_len && timer_before(l->heap[c + 1], l->heap[c]))
+		if (c + 1 < heap_len(l) && timer_before(heap_at(l, c + 1), heap_at(l, c)))
 			c++;
-		if (!timer_before(l->heap[c], t))
+		if (!timer_before(heap_at(l, c), t))
 			break;
-		heap_set(l, i, l->heap[c]);
+		heap_set(l, i, heap_at(l, c));
 		i = c;
 	}
 	heap_set(l, i, t);
@@ -225,47 +235,47 @@ void loop_timer_cancel(struct loop *l, struct loop_timer *t)
 	if (i < 0)
 		return;
 	t->heap_idx = -1;
-	l->heap_len--;
-	if (i == l->heap_len)
+	vec_truncate(&l->heap, l->heap.len - 1);
+	if (i == heap_len(l))
 		return;
-	struct loop_timer *moved = l->heap[l->heap_len];
+	struct loop_timer *moved = heap_at(l, heap_len(l));
 	heap_set(l, i, moved);
 	heap_up(l, i);
 	heap_down(l, moved->heap_idx);
 }
 
-void loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t delay_ms, uint64_t period_ms)
+int loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t delay_ms, uint64_t period_ms)
 {
+	struct loop_timer **slot;
+
 	loop_timer_cancel(l, t);
-	if (l->heap_len == l->heap_cap) {
-		int cap = l->heap_cap ? l->heap_cap * 2 : 64;
-		struct loop_timer **h = realloc(l->heap, (size_t)cap * sizeof(*h));
-		if (!h) {
-			/* cannot happen in practice; log and keep the timer unarmed */
-			log_error("loop", "out of memory arming a timer");
-			return;
-		}
-		l->heap = h;
-		l->heap_cap = cap;
-	}
+	/* only a timer that was not armed can be refused: a re-armed one takes
+	 * back the slot it just left */
+	if (!(slot = vec_push(&l->heap)))
+		return -errno;
 	t->deadline = l->now + delay_ms;
 	t->period = period_ms;
 	t->seq = l->seq++;
-	l->heap[l->heap_len] = t;
-	t->heap_idx = l->heap_len++;
+	*slot = t;
+	t->heap_idx = heap_len(l) - 1;
 	heap_up(l, t->heap_idx);
+	return 0;
 }
 
 static void run_timers(struct loop *l)
 {
-	while (l->heap_len > 0 && l->heap[0]->deadline <= l->now && !l->stop) {
-		struct loop_timer *t = l->heap[0];
-		loop_timer_cancel(l, t);
+	while (heap_len(l) > 0 && heap_at(l, 0)->deadline <= l->now && !l->stop) {
+		struct loop_timer *t = heap_at(l, 0);
 		if (t->period) {
-			/* re-armed before the callback so that it can cancel itself */
+			/* re-armed in place before the callback so that it can
+			 * cancel itself; a loop that fell behind skips the missed
+			 * runs */
 			uint64_t next = t->deadline + t->period;
-			/* a loop that fell behind skips the missed runs */
-			loop_timer_arm(l, t, next > l->now ? next - l->now : t->period, t->period);
+			t->deadline = next > l->now ? next : l->now + t->period;
+			t->seq = l->seq++;
+			heap_down(l, 0);
+		} else {
+			loop_timer_cancel(l, t);
 		}
 		t->cb(l, t, t->arg);
 	}
@@ -319,8 +329,8 @@ int loop_run_once(struct loop *l, int timeout_ms)
 	run_timers(l);
 	if (l->stop)
 		return 0;
-	if (l->heap_len > 0) {
-		uint64_t due = l->heap[0]->deadline;
+	if (heap_len(l) > 0) {
+		uint64_t due = heap_at(l, 0)->deadline;
 		int until = due > l->now ? (int)(due - l->now) : 0;
 		if (timeout_ms < 0 || until < timeout_ms)
 			timeout_ms = until;

@@ -40,8 +40,15 @@ int loop_mod_fd(struct loop *loop, int fd, uint32_t events);
 int loop_del_fd(struct loop *loop, int fd);
 
 void loop_timer_init(struct loop_timer *t, loop_timer_cb cb, void *arg);
-/* (re)arm: first run after delay_ms, then every period_ms if non-zero */
-void loop_timer_arm(struct loop *loop, struct loop_timer *t, uint64_t delay_ms, uint64_t period_ms);
+/* the most timers a loop holds armed at once: one for each of WireGuard's
+ * 2^20 peers (WG_MAX_PEERS) and as many again for everything else */
+#define LOOP_TIMERS_MAX (1U << 21)
+
+/* (re)arm: first run after delay_ms, then every period_ms if non-zero.
+ * 0, or -ENOSPC (LOOP_TIMERS_MAX armed) or -ENOMEM: the timer was not armed
+ * before and is still not; the refusal is counted and logged (vec.h). An
+ * armed timer is always re-armed. */
+int loop_timer_arm(struct loop *loop, struct loop_timer *t, uint64_t delay_ms, uint64_t period_ms);
 void loop_timer_cancel(struct loop *loop, struct loop_timer *t);
 bool loop_timer_armed(const struct loop_timer *t);
 

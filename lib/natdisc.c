@@ -94,22 +94,12 @@ int natdisc_parse_tests(const char *s, unsigned *mask, const char **bad)
 
 const char *natdisc_dep_name(enum natdisc_dep d)
 {
-	switch (d) {
-	case NATDISC_DEP_EI: return "endpoint-independent";
-	case NATDISC_DEP_AD: return "address-dependent";
-	case NATDISC_DEP_APD: return "address-and-port-dependent";
-	default: return "unknown";
-	}
+	return wire_dep_name((enum wire_dep)d);
 }
 
 const char *natdisc_ports_name(enum natdisc_ports p)
 {
-	switch (p) {
-	case NATDISC_PORTS_PRESERVE: return "preserve";
-	case NATDISC_PORTS_SEQUENTIAL: return "sequential";
-	case NATDISC_PORTS_RANDOM: return "random";
-	default: return "unknown";
-	}
+	return wire_ports_name((enum wire_ports)p);
 }
 
 const char *natdisc_strerror(enum natdisc_error e)

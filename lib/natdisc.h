@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "wire.h"
 
 enum natdisc_test {
 	NATDISC_TEST_MAPPING = 1 << 0,
@@ -78,19 +79,20 @@ struct natdisc_cfg {
 	uint32_t lifetime_res_ms;	/* 0: default */
 };
 
-/* RFC 4787 terms, as nat-models declares them */
+/* RFC 4787 terms; the values are wire.h's, whose names natdisc_dep_name
+ * and natdisc_ports_name give */
 enum natdisc_dep {
-	NATDISC_DEP_UNKNOWN,
-	NATDISC_DEP_EI,		/* endpoint-independent */
-	NATDISC_DEP_AD,		/* address-dependent */
-	NATDISC_DEP_APD,	/* address-and-port-dependent */
+	NATDISC_DEP_UNKNOWN = WIRE_DEP_UNKNOWN,
+	NATDISC_DEP_EI = WIRE_DEP_EI,		/* endpoint-independent */
+	NATDISC_DEP_AD = WIRE_DEP_AD,		/* address-dependent */
+	NATDISC_DEP_APD = WIRE_DEP_APD,		/* address-and-port-dependent */
 };
 
 enum natdisc_ports {
-	NATDISC_PORTS_UNKNOWN,
-	NATDISC_PORTS_PRESERVE,
-	NATDISC_PORTS_SEQUENTIAL,
-	NATDISC_PORTS_RANDOM,
+	NATDISC_PORTS_UNKNOWN = WIRE_PORTS_UNKNOWN,
+	NATDISC_PORTS_PRESERVE = WIRE_PORTS_PRESERVE,
+	NATDISC_PORTS_SEQUENTIAL = WIRE_PORTS_SEQUENTIAL,
+	NATDISC_PORTS_RANDOM = WIRE_PORTS_RANDOM,
 };
 
 enum natdisc_tri { NATDISC_NOT_TESTED, NATDISC_YES, NATDISC_NO, NATDISC_NOT_APPLICABLE };

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wire.h"
+
 struct preset {
 	const char *name;
 	struct natmodel m;
@@ -29,17 +31,21 @@ const char *const natmodel_preset_names[] = {
 	"full-cone", "restricted-cone", "port-restricted-cone", "symmetric", NULL
 };
 
-static const char *const dep_names[] = {
-	[NATMODEL_EI] = "endpoint-independent",
-	[NATMODEL_AD] = "address-dependent",
-	[NATMODEL_APD] = "address-and-port-dependent",
+/* natmodel's values start at EI (a model always declares a behaviour);
+ * the names are wire.h's */
+static const enum wire_dep dep_wire[] = {
+	[NATMODEL_EI] = WIRE_DEP_EI,
+	[NATMODEL_AD] = WIRE_DEP_AD,
+	[NATMODEL_APD] = WIRE_DEP_APD,
 };
 
-static const char *const ports_names[] = {
-	[NATMODEL_PORTS_PRESERVE] = "preserve",
-	[NATMODEL_PORTS_SEQUENTIAL] = "sequential",
-	[NATMODEL_PORTS_RANDOM] = "random",
+static const enum wire_ports ports_wire[] = {
+	[NATMODEL_PORTS_PRESERVE] = WIRE_PORTS_PRESERVE,
+	[NATMODEL_PORTS_SEQUENTIAL] = WIRE_PORTS_SEQUENTIAL,
+	[NATMODEL_PORTS_RANDOM] = WIRE_PORTS_RANDOM,
 };
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
 
 __attribute__((format(printf, 3, 4)))
 static int fail(struct natmodel_error *err, const char *field, const char *fmt, ...)
@@ -57,12 +63,12 @@ static int fail(struct natmodel_error *err, const char *field, const char *fmt, 
 
 const char *natmodel_dep_name(enum natmodel_dep d)
 {
-	return (unsigned int)d < 3 ? dep_names[d] : "?";
+	return (unsigned int)d < N(dep_wire) ? wire_dep_name(dep_wire[d]) : "?";
 }
 
 const char *natmodel_ports_name(enum natmodel_ports p)
 {
-	return (unsigned int)p < 3 ? ports_names[p] : "?";
+	return (unsigned int)p < N(ports_wire) ? wire_ports_name(ports_wire[p]) : "?";
 }
 
 int natmodel_preset(const char *name, struct natmodel *out)
@@ -109,26 +115,48 @@ int natmodel_check(const struct natmodel *m, struct natmodel_error *err)
 		fail(err, "port_allocation",
 		     "preserve needs endpoint-independent mapping: Linux conntrack keeps a free "
 		     "port for every destination, so a %s mapping cannot also preserve it "
-		     "(use sequential or random)", dep_names[m->mapping]);
+		     "(use sequential or random)", natmodel_dep_name(m->mapping));
 		return -EOPNOTSUPP;
 	}
 	return 0;
 }
 
-/* one of three names */
-static int parse_enum(const json_t *v, const char *field, const char *const *names,
-		      int *out, struct natmodel_error *err)
+/* mapping and filtering: one of RFC 4787's three names */
+static int parse_dep(const json_t *v, const char *field, enum natmodel_dep *out,
+		     struct natmodel_error *err)
 {
+	int w;
+
 	if (!json_is_string(v))
 		return fail(err, field, "must be a string");
-	for (int i = 0; i < 3; i++) {
-		if (!strcmp(json_string_value(v), names[i])) {
-			*out = i;
-			return 0;
-		}
-	}
-	return fail(err, field, "unknown value \"%.40s\" (expected %s, %s or %s)",
-		    json_string_value(v), names[0], names[1], names[2]);
+	if ((w = wire_dep_parse(json_string_value(v))) >= 0)
+		for (size_t i = 0; i < N(dep_wire); i++)
+			if (dep_wire[i] == (enum wire_dep)w) {
+				*out = (enum natmodel_dep)i;
+				return 0;
+			}
+	return fail(err, field, "unknown value \"%.40s\" (expected %s, %s or %s)", json_string_value(v),
+		    natmodel_dep_name(NATMODEL_EI), natmodel_dep_name(NATMODEL_AD),
+		    natmodel_dep_name(NATMODEL_APD));
+}
+
+static int parse_ports(const json_t *v, const char *field, enum natmodel_ports *out,
+		       struct natmodel_error *err)
+{
+	int w;
+
+	if (!json_is_string(v))
+		return fail(err, field, "must be a string");
+	if ((w = wire_ports_parse(json_string_value(v))) >= 0)
+		for (size_t i = 0; i < N(ports_wire); i++)
+			if (ports_wire[i] == (enum wire_ports)w) {
+				*out = (enum natmodel_ports)i;
+				return 0;
+			}
+	return fail(err, field, "unknown value \"%.40s\" (expected %s, %s or %s)", json_string_value(v),
+		    natmodel_ports_name(NATMODEL_PORTS_PRESERVE),
+		    natmodel_ports_name(NATMODEL_PORTS_SEQUENTIAL),
+		    natmodel_ports_name(NATMODEL_PORTS_RANDOM));
 }
 
 static int parse_preset(const json_t *v, const char *field, struct natmodel *out,
@@ -172,7 +200,7 @@ int natmodel_from_json(const json_t *j, struct natmodel *out, struct natmodel_er
 	struct natmodel m;
 	const char *key;
 	json_t *v;
-	int rc, e;
+	int rc;
 
 	if (json_is_string(j)) {
 		rc = parse_preset(j, "", &m, err);
@@ -193,13 +221,11 @@ int natmodel_from_json(const json_t *j, struct natmodel *out, struct natmodel_er
 		if (!strcmp(key, "preset")) {
 			continue;
 		} else if (!strcmp(key, "mapping") || !strcmp(key, "filtering")) {
-			if ((rc = parse_enum(v, key, dep_names, &e, err)) < 0)
+			if ((rc = parse_dep(v, key, key[0] == 'm' ? &m.mapping : &m.filtering, err)) < 0)
 				return rc;
-			*(key[0] == 'm' ? &m.mapping : &m.filtering) = (enum natmodel_dep)e;
 		} else if (!strcmp(key, "port_allocation")) {
-			if ((rc = parse_enum(v, key, ports_names, &e, err)) < 0)
+			if ((rc = parse_ports(v, key, &m.ports, err)) < 0)
 				return rc;
-			m.ports = (enum natmodel_ports)e;
 		} else if (!strcmp(key, "hairpinning")) {
 			if (!json_is_boolean(v))
 				return fail(err, key, "must be true or false");

@@ -68,6 +68,8 @@
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
 
+#include "vec.h"
+
 #define HAIRPIN_MARK 0x4e4d4850u	/* "NMHP" */
 #define TIMEOUT_OBJ "udp"
 
@@ -92,10 +94,15 @@ struct item {
 	void *obj;
 };
 
+/* The most items a ruleset holds. The largest model today (endpoint-
+ * independent mapping, address-dependent filtering, preserved ports,
+ * hairpinning, both families) renders 54; the rest is headroom for what later
+ * models add. The batch takes 4 KiB per item. */
+#define ITEMS_MAX 256
+
 struct natmodel_ruleset {
-	struct item *items;
-	size_t n, cap;
-	int oom;		/* an allocation failed while building */
+	struct vec items;	/* struct item */
+	int error;		/* the first failure while building: -ENOMEM, -ENOSPC */
 	uint16_t family;	/* of the table being built */
 	const char *table;
 	uint32_t next_set_id;
@@ -109,25 +116,13 @@ struct natmodel_ruleset {
 
 /* ---- building ------------------------------------------------------------- */
 
-static void push(struct natmodel_ruleset *rs, uint16_t msg, uint16_t flags, enum item_kind kind, void *obj)
+static struct item *item_at(const struct natmodel_ruleset *rs, size_t i)
 {
-	if (!obj) {
-		rs->oom = 1;
-		return;
-	}
-	if (rs->n == rs->cap) {
-		size_t cap = rs->cap ? rs->cap * 2 : 32;
-		struct item *n = realloc(rs->items, cap * sizeof(*n));
-		if (!n) {
-			rs->oom = 1;
-			goto drop;
-		}
-		rs->items = n;
-		rs->cap = cap;
-	}
-	rs->items[rs->n++] = (struct item){ msg, flags, rs->family, kind, obj };
-	return;
-drop:
+	return vec_at(&rs->items, i);
+}
+
+static void item_free(enum item_kind kind, void *obj)
+{
 	switch (kind) {
 	case K_TABLE: nftnl_table_free(obj); break;
 	case K_CHAIN: nftnl_chain_free(obj); break;
@@ -137,11 +132,33 @@ drop:
 	}
 }
 
+static void build_failed(struct natmodel_ruleset *rs, int rc)
+{
+	if (!rs->error)
+		rs->error = rc;
+}
+
+static void push(struct natmodel_ruleset *rs, uint16_t msg, uint16_t flags, enum item_kind kind, void *obj)
+{
+	const struct item it = { msg, flags, rs->family, kind, obj };
+	int rc;
+
+	if (!obj) {
+		build_failed(rs, -ENOMEM);
+		return;
+	}
+	if ((rc = vec_append(&rs->items, &it)) < 0) {
+		build_failed(rs, rc);
+		item_free(kind, obj);
+	}
+}
+
 static struct natmodel_ruleset *ruleset_new(uint16_t family, const char *table)
 {
 	struct natmodel_ruleset *rs = calloc(1, sizeof(*rs));
 
 	if (rs) {
+		vec_init(&rs->items, sizeof(struct item), ITEMS_MAX, "nat ruleset items");
 		rs->family = family;
 		rs->table = table;
 	}
@@ -152,17 +169,9 @@ void natmodel_ruleset_free(struct natmodel_ruleset *rs)
 {
 	if (!rs)
 		return;
-	for (size_t i = 0; i < rs->n; i++) {
-		void *o = rs->items[i].obj;
-		switch (rs->items[i].kind) {
-		case K_TABLE: nftnl_table_free(o); break;
-		case K_CHAIN: nftnl_chain_free(o); break;
-		case K_SET: nftnl_set_free(o); break;
-		case K_OBJ: nftnl_obj_free(o); break;
-		case K_RULE: nftnl_rule_free(o); break;
-		}
-	}
-	free(rs->items);
+	for (size_t i = 0; i < rs->items.len; i++)
+		item_free(item_at(rs, i)->kind, item_at(rs, i)->obj);
+	vec_free(&rs->items);
 	free(rs);
 }
 
@@ -232,10 +241,12 @@ static void add_set(struct natmodel_ruleset *rs, const char *name, uint32_t key_
 
 static uint32_t set_id(const struct natmodel_ruleset *rs, const char *name)
 {
-	for (size_t i = 0; i < rs->n; i++)
-		if (rs->items[i].kind == K_SET && rs->items[i].family == rs->family &&
-		    !strcmp(nftnl_set_get_str(rs->items[i].obj, NFTNL_SET_NAME), name))
-			return nftnl_set_get_u32(rs->items[i].obj, NFTNL_SET_ID);
+	for (size_t i = 0; i < rs->items.len; i++) {
+		const struct item *it = item_at(rs, i);
+		if (it->kind == K_SET && it->family == rs->family &&
+		    !strcmp(nftnl_set_get_str(it->obj, NFTNL_SET_NAME), name))
+			return nftnl_set_get_u32(it->obj, NFTNL_SET_ID);
+	}
 	return 0;
 }
 
@@ -290,7 +301,7 @@ static struct nftnl_expr *expr(struct rb *b, const char *name)
 	if (e)
 		nftnl_rule_add_expr(b->r, e);
 	else
-		b->rs->oom = 1;
+		build_failed(b->rs, -ENOMEM);
 	return e;
 }
 
@@ -814,8 +825,8 @@ int natmodel_render(const struct natmodel *m, const char *wan_ifname, const stru
 		ruleset_family(rs, NFPROTO_IPV6, &wan->v6);
 		render_table(rs, m);
 	}
-	if (rs->oom) {
-		rc = -ENOMEM;
+	if (rs->error) {
+		rc = rs->error;
 		goto fail;
 	}
 	*out = rs;
@@ -875,8 +886,8 @@ char *natmodel_ruleset_describe(const struct natmodel_ruleset *rs)
 
 	if (!f)
 		return NULL;
-	for (size_t i = 0; i < rs->n; i++) {
-		const struct item *it = &rs->items[i];
+	for (size_t i = 0; i < rs->items.len; i++) {
+		const struct item *it = item_at(rs, i);
 		item_snprintf(line, sizeof(line), it);
 		fprintf(f, "%s %s: %s\n", msg_verb(it->msg), kind_name(it->kind), line);
 	}
@@ -937,10 +948,10 @@ static void batch_error(const struct natmodel_ruleset *rs, const struct nlmsghdr
 		return;
 	idx = e->msg.nlmsg_seq - seq0;
 	err->field[0] = '\0';
-	if (idx < rs->n)
+	if (idx < rs->items.len)
 		snprintf(err->reason, sizeof(err->reason), "netlink: %s %s %s: %s%s%s",
-			 msg_verb(rs->items[idx].msg), kind_name(rs->items[idx].kind),
-			 item_name(&rs->items[idx]), strerror(-e->error),
+			 msg_verb(item_at(rs, idx)->msg), kind_name(item_at(rs, idx)->kind),
+			 item_name(item_at(rs, idx)), strerror(-e->error),
 			 ext ? ": " : "", ext ? ext : "");
 	else
 		snprintf(err->reason, sizeof(err->reason), "netlink: %s", strerror(-e->error));
@@ -957,7 +968,7 @@ static int syserr(struct natmodel_error *err, const char *what, int rc)
 
 int natmodel_ruleset_commit(const struct natmodel_ruleset *rs, struct natmodel_error *err)
 {
-	size_t bufsize = (rs->n + 2) * 4096;
+	size_t bufsize = (rs->items.len + 2) * 4096;
 	char *buf = malloc(bufsize), *rbuf = malloc(MNL_SOCKET_BUFFER_SIZE);
 	struct mnl_socket *nl = NULL;
 	struct mnl_nlmsg_batch *batch = NULL;
@@ -980,8 +991,8 @@ int natmodel_ruleset_commit(const struct natmodel_ruleset *rs, struct natmodel_e
 	batch = mnl_nlmsg_batch_start(buf, bufsize);
 	nftnl_batch_begin(mnl_nlmsg_batch_current(batch), 0);
 	mnl_nlmsg_batch_next(batch);
-	for (size_t i = 0; i < rs->n; i++) {
-		const struct item *it = &rs->items[i];
+	for (size_t i = 0; i < rs->items.len; i++) {
+		const struct item *it = item_at(rs, i);
 		seq = seq0 + (uint32_t)i;
 		struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(batch), it->msg,
 							     it->family, it->flags | NLM_F_ACK, seq);
@@ -1080,12 +1091,12 @@ int natmodel_apply(const struct natmodel *m, const char *wan_ifname, const struc
 		return rc;
 	rc = natmodel_render(m, wan_ifname, &w, &rs, err);
 	if (rc < 0)
-		return rc == -ENOMEM ? syserr(err, "ruleset", rc) : rc;
+		return rc == -ENOMEM || rc == -ENOSPC ? syserr(err, "ruleset", rc) : rc;
 	if (!w.has_v4)
 		drop_table(rs, NFPROTO_IPV4);
 	if (!w.has_v6)
 		drop_table(rs, NFPROTO_IPV6);
-	rc = rs->oom ? syserr(err, "ruleset", -ENOMEM) : natmodel_ruleset_commit(rs, err);
+	rc = rs->error ? syserr(err, "ruleset", rs->error) : natmodel_ruleset_commit(rs, err);
 	natmodel_ruleset_free(rs);
 	return rc;
 }
@@ -1098,7 +1109,7 @@ static int remove_family(uint16_t family, struct natmodel_error *err)
 	if (!rs)
 		return syserr(err, "ruleset", -ENOMEM);
 	add_table(rs, NFT_MSG_DELTABLE, 0);
-	rc = rs->oom ? syserr(err, "ruleset", -ENOMEM) : natmodel_ruleset_commit(rs, err);
+	rc = rs->error ? syserr(err, "ruleset", rs->error) : natmodel_ruleset_commit(rs, err);
 	natmodel_ruleset_free(rs);
 	return rc;
 }
@@ -1158,7 +1169,7 @@ int natmodel_loss_apply(const char *ifname, unsigned int percent, struct natmode
 		struct nftnl_chain *c = chain_new(rs, chain);
 		push(rs, NFT_MSG_DELCHAIN, 0, K_CHAIN, c);
 	}
-	rc = rs->oom ? syserr(err, "ruleset", -ENOMEM) : natmodel_ruleset_commit(rs, err);
+	rc = rs->error ? syserr(err, "ruleset", rs->error) : natmodel_ruleset_commit(rs, err);
 out:
 	natmodel_ruleset_free(rs);
 	return rc;

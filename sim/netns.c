@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "rtnl.h"
+#include "vec.h"
 
 /* /run/netns must be a shared mount point so that namespace files mounted
  * later show up in every mount namespace, as iproute2 arranges it */
@@ -124,10 +125,11 @@ int netns_sysctl(const char *key, const char *value)
 /* the pids under /proc whose network namespace is one of want[0..nwant) */
 static int pids_in(const struct stat *want, size_t nwant, pid_t **out, size_t *n)
 {
+	struct vec pids = VEC_INIT(pid_t, NETNS_PIDS_MAX, "namespace pids");
 	char path[64];
-	size_t cap = 0;
 	DIR *d;
 	struct dirent *e;
+	int rc = 0;
 
 	*out = NULL;
 	*n = 0;
@@ -148,22 +150,16 @@ static int pids_in(const struct stat *want, size_t nwant, pid_t **out, size_t *n
 			match = st.st_ino == want[i].st_ino && st.st_dev == want[i].st_dev;
 		if (!match)
 			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			pid_t *p = realloc(*out, cap * sizeof(pid_t));
-			if (!p) {
-				closedir(d);
-				free(*out);
-				*out = NULL;
-				*n = 0;
-				return -ENOMEM;
-			}
-			*out = p;
+		const pid_t p = (pid_t)pid;
+		if ((rc = vec_append(&pids, &p)) < 0) {
+			vec_free(&pids);
+			goto out;
 		}
-		(*out)[(*n)++] = (pid_t)pid;
 	}
+	*out = vec_detach(&pids, n);
+out:
 	closedir(d);
-	return 0;
+	return rc;
 }
 
 int netns_pids(const char *name, pid_t **out, size_t *n)
@@ -231,28 +227,37 @@ int netns_kill_all(char *const *names, size_t nnames, int grace_ms)
 
 int netns_list(const char *prefix, char ***out, size_t *n)
 {
+	struct vec names = VEC_INIT(char *, NETNS_LIST_MAX, "namespace names");
 	DIR *d = opendir(NETNS_RUN_DIR);
 	struct dirent *e;
-	size_t cap = 0;
+	int rc = 0;
+
 	*out = NULL;
 	*n = 0;
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	while ((e = readdir(d))) {
+		char **slot;
 		if (e->d_name[0] == '.' || strncmp(e->d_name, prefix, strlen(prefix)))
 			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			char **p = realloc(*out, cap * sizeof(char *));
-			if (!p)
-				break;
-			*out = p;
-		}
-		if (!((*out)[*n] = strdup(e->d_name)))
+		if (!(slot = vec_push(&names))) {
+			rc = -errno;
 			break;
-		(*n)++;
+		}
+		if (!(*slot = strdup(e->d_name))) {
+			rc = -ENOMEM;
+			break;
+		}
 	}
 	closedir(d);
+	if (rc < 0) {
+		/* a refused push added nothing; a failed strdup left NULL */
+		for (size_t i = 0; i < names.len; i++)
+			free(VEC_PTR(&names, char *, i));
+		vec_free(&names);
+		return rc;
+	}
+	*out = vec_detach(&names, n);
 	return 0;
 }
 

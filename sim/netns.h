@@ -22,15 +22,23 @@ int netns_enter(int fd);
 /* writes value to /proc/sys/KEY (dots in key become slashes) in the calling
  * thread's current namespace */
 int netns_sysctl(const char *key, const char *value);
+/* the kernel's PID_MAX_LIMIT on 64-bit: no more processes can exist */
+#define NETNS_PIDS_MAX (1U << 22)
+/* names listed at once: above any host's user.max_net_namespaces (half of
+ * kernel.threads-max, 96367 on a 24 GiB machine); a lab has tens */
+#define NETNS_LIST_MAX (1U << 20)
+
 /* pids of the processes whose network namespace is the named one; *out is
- * malloc'd (free it), *n its length */
+ * malloc'd (free it; NULL when there are none), *n its length. 0, -errno,
+ * or -ENOSPC past NETNS_PIDS_MAX */
 int netns_pids(const char *name, pid_t **out, size_t *n);
 /* SIGTERM to every process in the named namespaces, up to grace_ms to go,
  * then SIGKILL; children of the caller are reaped. Returns how many were
  * signalled, or -ENOMEM. */
 int netns_kill_all(char *const *names, size_t n, int grace_ms);
 /* names under /run/netns starting with prefix; *out is a malloc'd array of
- * malloc'd strings */
+ * malloc'd strings (NULL when there are none). 0, or -ENOMEM or -ENOSPC past
+ * NETNS_LIST_MAX, with nothing listed: never a partial list */
 int netns_list(const char *prefix, char ***out, size_t *n);
 void netns_list_free(char **names, size_t n);
 

@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "local.h"
+#include "vec.h"
 
+/* the largest answer read from meshd; more is refused, never cut */
 #define ANSWER_MAX (16 << 20)
 #define TIMEOUT_MS 5000
 
@@ -64,8 +66,7 @@ static void usage(FILE *f)
 static json_t *request(const char *path, const char *req)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
+	struct vec buf = VEC_INIT(char, ANSWER_MAX, "meshctl answer");
 	json_error_t jerr;
 	json_t *ans = NULL;
 	int fd;
@@ -91,33 +92,30 @@ static json_t *request(const char *path, const char *req)
 			fprintf(stderr, "meshctl: %s: no answer within %d ms\n", path, TIMEOUT_MS);
 			goto out;
 		}
-		if (len + 4096 + 1 > cap) {
-			char *b;
-			if (cap >= ANSWER_MAX) {
-				fprintf(stderr, "meshctl: %s: answer too large\n", path);
-				goto out;
-			}
-			cap = cap ? cap * 2 : 8192;
-			if (!(b = realloc(buf, cap)))
-				goto out;
-			buf = b;
+		int rc = vec_reserve(&buf, 4096 + 1);
+		if (rc < 0) {
+			if (rc == -ENOSPC)
+				fprintf(stderr, "meshctl: %s: answer too large (over %d bytes)\n", path, ANSWER_MAX);
+			else
+				fprintf(stderr, "meshctl: %s: %s\n", path, strerror(-rc));
+			goto out;
 		}
-		n = recv(fd, buf + len, cap - len - 1, 0);
+		n = recv(fd, (char *)vec_at(&buf, buf.len), buf.cap - buf.len - 1, 0);
 		if (n < 0) {
 			fprintf(stderr, "meshctl: %s: %s\n", path, strerror(errno));
 			goto out;
 		}
-		len += (size_t)n;
-		if (n == 0 || (len && buf[len - 1] == '\n'))
+		buf.len += (size_t)n;
+		if (n == 0 || (buf.len && VEC_PTR(&buf, char, buf.len - 1) == '\n'))
 			break;
 	}
-	ans = len ? json_loadb(buf, len, 0, &jerr) : NULL;
+	ans = buf.len ? json_loadb(buf.items, buf.len, 0, &jerr) : NULL;
 	if (!ans)
 		fprintf(stderr, "meshctl: %s: the answer is not JSON\n", path);
 out:
 	if (fd >= 0)
 		close(fd);
-	free(buf);
+	vec_free(&buf);
 	return ans;
 }
 

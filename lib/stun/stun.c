@@ -6,7 +6,10 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "stun/sha1.h"
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <zlib.h>
 
 static uint16_t get16(const uint8_t *p)
 {
@@ -58,39 +61,46 @@ const char *stun_strerror(int err)
 	return err < 0 ? strerror(-err) : "unknown";
 }
 
-/* --- CRC-32 for FINGERPRINT (reflected, polynomial 0xEDB88320), slice-by-4 */
-
-static uint32_t crc_table[4][256];
-static int crc_ready;
-
-static void crc_init(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-		for (int k = 0; k < 8; k++)
-			c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-		crc_table[0][i] = c;
-	}
-	for (uint32_t i = 0; i < 256; i++)
-		for (int t = 1; t < 4; t++)
-			crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
-	__atomic_store_n(&crc_ready, 1, __ATOMIC_RELEASE);
-}
-
+/* RFC 8489 14.7: FINGERPRINT is the ISO-HDLC CRC-32, zlib's own */
 uint32_t stun_crc32(const uint8_t *p, size_t len)
 {
-	uint32_t c = 0xFFFFFFFFu;
+	return (uint32_t)crc32_z(0, p, len);
+}
 
-	if (!__atomic_load_n(&crc_ready, __ATOMIC_ACQUIRE))
-		crc_init();
-	for (; len >= 4; len -= 4, p += 4) {
-		c ^= (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-		c = crc_table[3][c & 0xFF] ^ crc_table[2][(c >> 8) & 0xFF] ^
-		    crc_table[1][(c >> 16) & 0xFF] ^ crc_table[0][c >> 24];
-	}
-	while (len--)
-		c = crc_table[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
-	return c ^ 0xFFFFFFFFu;
+struct hmac_part {
+	const uint8_t *p;
+	size_t len;
+};
+
+/* HMAC-SHA1 (RFC 2104) over the parts in order, into out[STUN_HMAC_LEN]:
+ * 0, or -ENOMEM when libcrypto cannot set it up */
+static int hmac_sha1(const uint8_t *key, size_t keylen, const struct hmac_part *parts,
+		     int nparts, uint8_t out[STUN_HMAC_LEN])
+{
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA1", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_MAC *mac = NULL;
+	EVP_MAC_CTX *ctx = NULL;
+	size_t outlen = 0;
+	int rc = -ENOMEM;
+
+	if (!(mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) || !(ctx = EVP_MAC_CTX_new(mac)))
+		goto out;
+	/* to libcrypto a NULL key means "keep the last one"; an empty key is a key */
+	if (!EVP_MAC_init(ctx, keylen ? key : (const uint8_t *)"", keylen, params))
+		goto out;
+	for (int i = 0; i < nparts; i++)
+		if (!EVP_MAC_update(ctx, parts[i].p, parts[i].len))
+			goto out;
+	if (!EVP_MAC_final(ctx, out, &outlen, STUN_HMAC_LEN) || outlen != STUN_HMAC_LEN)
+		goto out;
+	rc = 0;
+out:
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(mac);
+	return rc;
 }
 
 /* --- parsing ------------------------------------------------------------ */
@@ -220,7 +230,7 @@ static int decode_attr(struct stun_msg *m, const struct stun_attr *a)
 			m->unknown_listed[m->nunknown_listed++] = get16(a->value + 2 * i);
 		return 0;
 	case STUN_ATTR_MESSAGE_INTEGRITY:
-		if (a->len != SHA1_LEN)
+		if (a->len != STUN_HMAC_LEN)
 			return STUN_E_ATTR_LEN;
 		m->has_integrity = true;
 		m->integrity_offset = a->offset;
@@ -334,43 +344,23 @@ const struct stun_attr *stun_msg_attr(const struct stun_msg *m, uint16_t type)
 int stun_check_integrity(const uint8_t *buf, size_t len, const struct stun_msg *m,
 			 const uint8_t *key, size_t keylen)
 {
-	uint8_t copy[4], mac[SHA1_LEN];
+	uint8_t copy[4], mac[STUN_HMAC_LEN];
 	size_t off = m->integrity_offset;
-	struct sha1_ctx c;
-	uint8_t k[SHA1_BLOCK] = { 0 }, pad[SHA1_BLOCK];
+	uint8_t diff = 0;
 
-	if (!m->has_integrity || off + 4 + SHA1_LEN > len)
+	if (!m->has_integrity || off + 4 + STUN_HMAC_LEN > len)
 		return STUN_E_INTEGRITY;
 	/* RFC 8489 14.5: the length field counts up to the end of
 	 * MESSAGE-INTEGRITY, ignoring a FINGERPRINT that follows */
 	memcpy(copy, buf, 4);
-	put16(copy + 2, (uint16_t)(off + 4 + SHA1_LEN - STUN_HEADER_LEN));
+	put16(copy + 2, (uint16_t)(off + 4 + STUN_HMAC_LEN - STUN_HEADER_LEN));
 	/* HMAC over the patched header and the rest, without copying the message */
-	if (keylen > SHA1_BLOCK) {
-		sha1_init(&c);
-		sha1_update(&c, key, keylen);
-		sha1_final(&c, k);
-	} else {
-		memcpy(k, key, keylen);
-	}
-	uint8_t inner[SHA1_LEN];
-	for (int i = 0; i < SHA1_BLOCK; i++)
-		pad[i] = k[i] ^ 0x36;
-	sha1_init(&c);
-	sha1_update(&c, pad, SHA1_BLOCK);
-	sha1_update(&c, copy, 4);
-	sha1_update(&c, buf + 4, off - 4);
-	sha1_final(&c, inner);
-	for (int i = 0; i < SHA1_BLOCK; i++)
-		pad[i] = k[i] ^ 0x5c;
-	sha1_init(&c);
-	sha1_update(&c, pad, SHA1_BLOCK);
-	sha1_update(&c, inner, SHA1_LEN);
-	sha1_final(&c, mac);
+	const struct hmac_part parts[] = { { copy, 4 }, { buf + 4, off - 4 } };
+	if (hmac_sha1(key, keylen, parts, 2, mac) < 0)
+		return STUN_E_INTEGRITY;
 	/* not secret-dependent timing that matters here: a STUN server
 	 * without credentials; still compare every byte */
-	uint8_t diff = 0;
-	for (int i = 0; i < SHA1_LEN; i++)
+	for (int i = 0; i < STUN_HMAC_LEN; i++)
 		diff |= (uint8_t)(mac[i] ^ buf[off + 4 + i]);
 	return diff ? STUN_E_INTEGRITY : 0;
 }
@@ -549,12 +539,16 @@ int stun_build_padding(struct stun_builder *b, size_t len)
 int stun_build_integrity(struct stun_builder *b, const uint8_t *key, size_t keylen)
 {
 	size_t start = b->len;
-	uint8_t *p = attr_begin(b, STUN_ATTR_MESSAGE_INTEGRITY, SHA1_LEN);
+	uint8_t *p = attr_begin(b, STUN_ATTR_MESSAGE_INTEGRITY, STUN_HMAC_LEN);
+	int rc;
+
 	if (!p)
 		return b->err;
 	/* RFC 8489 14.5: the header length already covers this attribute */
-	hmac_sha1(key, keylen, b->buf, start, p);
-	return 0;
+	const struct hmac_part parts[] = { { b->buf, start } };
+	if ((rc = hmac_sha1(key, keylen, parts, 1, p)) < 0)
+		b->err = rc;
+	return rc;
 }
 
 int stun_build_fingerprint(struct stun_builder *b)

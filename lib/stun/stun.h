@@ -26,6 +26,8 @@
 #define STUN_TID_LEN		12
 /* RFC 8489 section 14.7: FINGERPRINT is CRC-32 XOR 0x5354554e ("STUN") */
 #define STUN_FINGERPRINT_XOR	0x5354554eu
+/* RFC 8489 14.5: MESSAGE-INTEGRITY holds an HMAC-SHA1 */
+#define STUN_HMAC_LEN		20
 /* attributes kept per parsed message; more is rejected (STUN_E_TOO_MANY) */
 #define STUN_MAX_ATTRS		32
 /* unknown comprehension-required types remembered for a 420 answer */
@@ -193,12 +195,13 @@ const struct stun_attr *stun_msg_attr(const struct stun_msg *msg, uint16_t type)
 int stun_check_integrity(const uint8_t *buf, size_t len, const struct stun_msg *msg,
 			 const uint8_t *key, size_t keylen);
 
-/* CRC-32 (ISO-HDLC, as zlib) used by FINGERPRINT */
+/* CRC-32 (ISO-HDLC, zlib's crc32) used by FINGERPRINT, before the XOR */
 uint32_t stun_crc32(const uint8_t *buf, size_t len);
 
 /* --- building ------------------------------------------------------------
  * A builder writes into a caller's buffer of cap bytes. Every stun_build_*
- * call returns 0 or STUN_E_NOBUFS; the first error sticks in b->err and makes
+ * call returns 0 or STUN_E_NOBUFS (stun_build_integrity also -ENOMEM, when
+ * libcrypto cannot set up the HMAC); the first error sticks in b->err and makes
  * the later calls no-ops, so a sequence can be checked once at finish.
  * Attributes go in call order; integrity and fingerprint must come last. */
 struct stun_builder {

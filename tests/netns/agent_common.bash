@@ -12,6 +12,7 @@
 # maps every destination to another port: a symmetric NAT). r1 and r2 are public hosts for relays. Every name carries
 # $P (prefix and pid); cleanup removes namespaces and processes on any exit.
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/tap.bash"
 
 BUILD=${BUILD:-build}
 B=$(realpath "$BUILD")
@@ -19,7 +20,6 @@ P=nmt-ag-$$
 NS=(pub gw1 gw2 gw3 n1 n2 n3 r1 r2)
 T=$(mktemp -d /tmp/nmt-ag-$$.XXXXXX)
 declare -A PIDS
-fails=0
 
 cleanup() {
 	local k
@@ -31,17 +31,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-ok() { echo "ok - $*"; }
-notok() { echo "not ok - $*"; fails=$((fails + 1)); }
-skip() { echo "skip - $*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else notok "$what"; fi; }
 X() { local n=$1; shift; ip netns exec "$P-$n" "$@"; }
 
 need() {
 	local b
 	for b in "$@"; do
 		if [ ! -x "$B/$b" ]; then
-			echo "not ok - $BUILD/$b is missing (make BUILD=$BUILD $BUILD/$b)"
+			not_ok "$BUILD/$b is missing (make BUILD=$BUILD $BUILD/$b)"
 			exit 1
 		fi
 	done

@@ -25,10 +25,10 @@ source "$(dirname "$0")/agent_common.bash"
 
 need meshd meshsvc meshstun
 
-if ! setup; then notok "topology"; exit 1; fi
-start_service || { notok "meshsvc starts"; dump_logs; exit 1; }
-start_stun || { notok "meshstun starts"; dump_logs; exit 1; }
-make_vpc || { notok "VPC and registration key"; dump_logs; exit 1; }
+if ! setup; then not_ok "topology"; exit 1; fi
+start_service || { not_ok "meshsvc starts"; dump_logs; exit 1; }
+start_stun || { not_ok "meshstun starts"; dump_logs; exit 1; }
+make_vpc || { not_ok "VPC and registration key"; dump_logs; exit 1; }
 
 registered() { [ -n "$(tunnel_ip "$1")" ]; }
 
@@ -122,7 +122,7 @@ if [ -n "$raddr" ]; then
 	check "ping n2 -> n3 with each on its own relay" ping_ok n2 "$T3"
 	X gw3 nft delete table ip probe
 else
-	notok "n2 reports a relay in use (got '$r_n2')"
+	not_ok "n2 reports a relay in use (got '$r_n2')"
 fi
 relay_ep() { ctl n2 '{"cmd":"status"}' | jq -e '.endpoints[] | select(.source == "relay")' >/dev/null; }
 check "the relays answer STUN on their WireGuard port (n2 reports a relay-seen endpoint)" wait_for 25 relay_ep
@@ -188,7 +188,7 @@ if [ "$inuse" = r1 ] || [ "$inuse" = r2 ]; then
 	if wait_for 5 ping_ok n3 "$T2"; then
 		ok "ping n3 -> n2 through the restarted $inuse within 5 s ($(( ($(date +%s%N) - t0) / 1000000 )) ms)"
 	else
-		notok "ping n3 -> n2 through the restarted $inuse within 5 s"
+		not_ok "ping n3 -> n2 through the restarted $inuse within 5 s"
 	fi
 	check "ping n2 -> n3 through the restarted $inuse" wait_for 5 ping_ok n2 "$T3"
 	check "n3 still uses $inuse" test "$(ctl n3 '{"cmd":"status"}' | jq -r '.relay_in_use // empty')" = "$inuse"
@@ -197,7 +197,7 @@ if [ "$inuse" = r1 ] || [ "$inuse" = r2 ]; then
 	check "... and counts it in its status" \
 		test "$(ctl "$inuse" '{"cmd":"status"}' | jq -r '.lost_session_handshakes')" -ge 1
 else
-	notok "n3 reports a relay in use (got '$inuse')"
+	not_ok "n3 reports a relay in use (got '$inuse')"
 fi
 
 # 5. the relay in use dies: relayed peers move to the other one within 10 s
@@ -211,7 +211,7 @@ if [ "$inuse" = r1 ] || [ "$inuse" = r2 ]; then
 		wait_for $((10 - (SECONDS - start))) ping_ok n3 "$T2"
 	echo "# relay failover took $((SECONDS - start)) s"
 else
-	notok "n3 reports a relay in use (got '$inuse')"
+	not_ok "n3 reports a relay in use (got '$inuse')"
 fi
 
 # 6. moving into a symmetric NAT is noticed by the next discovery round
@@ -229,5 +229,5 @@ check "SIGTERM removes n2's interface" bash -c "! ip netns exec $P-n2 ip link sh
 # written their reports (leaks included) by now
 check "no sanitizer report in any log" bash -c "! grep -l 'AddressSanitizer\|LeakSanitizer\|runtime error' $T/*.log"
 
-[ $fails -eq 0 ] || dump_logs
-exit $((fails != 0))
+[ "$TAP_FAILS" -eq 0 ] || dump_logs
+tap_exit

@@ -14,19 +14,19 @@ source "$(dirname "$0")/agent_common.bash"
 need meshd meshsvc meshstun
 command -v openssl >/dev/null || { skip "openssl is not installed"; exit 0; }
 
-if ! setup; then notok "topology"; exit 1; fi
+if ! setup; then not_ok "topology"; exit 1; fi
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" \
 	-out "$T/ca.pem" -days 2 -subj /CN=nmt-ca >/dev/null 2>&1 &&
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/svc.key" \
 	-out "$T/svc.csr" -subj /CN=203.0.113.1 >/dev/null 2>&1 &&
 printf 'subjectAltName=IP:203.0.113.1\n' >"$T/ext" &&
 openssl x509 -req -in "$T/svc.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
-	-out "$T/svc.pem" -days 2 -extfile "$T/ext" >/dev/null 2>&1 || { notok "throwaway CA"; exit 1; }
+	-out "$T/svc.pem" -days 2 -extfile "$T/ext" >/dev/null 2>&1 || { not_ok "throwaway CA"; exit 1; }
 API=https://203.0.113.1:8080
 CA=$T/ca.pem
-start_service --tls-cert "$T/svc.pem" --tls-key "$T/svc.key" || { notok "meshsvc starts with TLS"; dump_logs; exit 1; }
-start_stun || { notok "meshstun starts"; exit 1; }
-make_vpc || { notok "VPC and registration key over HTTPS"; dump_logs; exit 1; }
+start_service --tls-cert "$T/svc.pem" --tls-key "$T/svc.key" || { not_ok "meshsvc starts with TLS"; dump_logs; exit 1; }
+start_stun || { not_ok "meshstun starts"; exit 1; }
+make_vpc || { not_ok "VPC and registration key over HTTPS"; dump_logs; exit 1; }
 
 agent n1 n1
 CA= agent n2 n2
@@ -44,5 +44,5 @@ check "ping n1 -> n2 across the tunnel" ping_ok n1 "$(tunnel_ip n2)"
 
 check "no sanitizer report in any log" bash -c "! grep -l 'AddressSanitizer\|LeakSanitizer\|runtime error' $T/*.log"
 
-[ $fails -eq 0 ] || dump_logs
-exit $((fails != 0))
+[ "$TAP_FAILS" -eq 0 ] || dump_logs
+tap_exit

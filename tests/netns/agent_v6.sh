@@ -76,22 +76,22 @@ cat >"$T/no_ipv6.py" <<-'EOF'
 	EOF
 no_ipv6() { python3 "$T/no_ipv6.py" "$@"; }
 
-if ! setup6; then notok "topology"; exit 1; fi
+if ! setup6; then not_ok "topology"; exit 1; fi
 check "n1 has no IPv4 address but loopback" test -z "$(X n1 ip -4 -o addr show scope global)"
 ip netns exec "$P-pub" "$B/meshsvc" --listen "[::]:8080" --db "$T/svc.db" --admin-token-file "$T/admin" \
 	>>"$T/svc.log" 2>&1 &
 PIDS[svc]=$!
-wait_port pub t 8080 || { notok "meshsvc starts on [::]:8080"; dump_logs; exit 1; }
+wait_port pub t 8080 || { not_ok "meshsvc starts on [::]:8080"; dump_logs; exit 1; }
 ip netns exec "$P-pub" "$B/meshstun" --listen "[2001:db8::1]:3478" --listen "[2001:db8::2]:3478" --rfc5780 \
 	>"$T/stun.log" 2>&1 &
 PIDS[stun]=$!
-wait_port pub u 3478 || { notok "meshstun starts on [2001:db8::1]:3478"; dump_logs; exit 1; }
+wait_port pub u 3478 || { not_ok "meshstun starts on [2001:db8::1]:3478"; dump_logs; exit 1; }
 ip netns exec "$P-pub" "$B/meshstun" --listen 203.0.113.1:3478 --listen 203.0.113.2:3478 --rfc5780 \
 	>"$T/stun4.log" 2>&1 &
 PIDS[stun4]=$!
 wait_for 4 eval '[ -n "$(X pub ss -Hlun "src 203.0.113.2:3478")" ]' ||
-	{ notok "meshstun starts on 203.0.113.1:3478"; dump_logs; exit 1; }
-make_vpc || { notok "VPC and registration key"; dump_logs; exit 1; }
+	{ not_ok "meshstun starts on 203.0.113.1:3478"; dump_logs; exit 1; }
+make_vpc || { not_ok "VPC and registration key"; dump_logs; exit 1; }
 
 # agent6 NAME: meshd in namespace NAME with the IPv6 STUN server only
 agent6() {
@@ -219,5 +219,5 @@ check "while n3 beside it, with IPv6, listens on [::]" \
 for n in n1 n2 n3 n4 n5; do stop_agent "$n"; done
 check "no agent logged an error" eval '! grep -h " error " "$T"/n?.log'
 check "no sanitizer report in any log" eval '! grep -l "Sanitizer\|runtime error" "$T"/*.log'
-[ "$fails" -eq 0 ] || dump_logs
-exit $((fails > 0))
+[ "$TAP_FAILS" -eq 0 ] || dump_logs
+tap_exit

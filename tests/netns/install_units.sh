@@ -6,14 +6,11 @@
 # state directory and control socket (so meshctl finds the agent). Nothing is
 # installed outside a temporary directory.
 set -u
+. "$(dirname "$0")/tap.bash"
 BUILD=${BUILD:-build}
 T=$(mktemp -d /tmp/nmt-inst-$$.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 trap 'exit 1' INT TERM
-fails=0
-ok() { echo "ok - $*"; }
-notok() { echo "not ok - $*"; fails=$((fails + 1)); }
-check() { local d=$1; shift; if "$@"; then ok "$d"; else notok "$d"; fi; }
 cd "$(dirname "$0")/../.." || exit 1
 
 UNITS=(meshd@.service meshsvc.service meshstun.service)
@@ -23,10 +20,10 @@ san=()
 case $BUILD in *sanitize*) san=(SANITIZE=address,undefined) ;; esac
 install_to() { make -s --no-print-directory install BUILD="$BUILD" "${san[@]}" "$@" >"$T/make.log" 2>&1; }
 
-if install_to PREFIX="$T/usr" SYSCONFDIR="$T/etc"; then ok "make install PREFIX=$T/usr"; else notok "make install"; cat "$T/make.log"; exit 1; fi
+if install_to PREFIX="$T/usr" SYSCONFDIR="$T/etc"; then ok "make install PREFIX=$T/usr"; else not_ok "make install"; cat "$T/make.log"; exit 1; fi
 U=$T/usr/lib/systemd/system
 for b in meshd meshctl meshsvc meshstun meshwg meshsim natcheck traversal-report; do
-	[ -x "$T/usr/bin/$b" ] || notok "$b installed"
+	[ -x "$T/usr/bin/$b" ] || not_ok "$b installed"
 done
 check "the binaries are in PREFIX/bin, the load generators are not" \
 	eval '[ -x "$T/usr/bin/meshd" ] && [ ! -e "$T/usr/bin/stunload" ] && [ ! -e "$T/usr/bin/svcload" ]'
@@ -61,11 +58,11 @@ if command -v systemd-analyze >/dev/null; then
 	out=$(systemd-analyze verify "$T/broken.service" 2>&1); rc=$?
 	check "(and refuses a unit without ExecStart: rc=$rc)" test "$rc" != 0
 else
-	echo "skip - systemd-analyze is not installed"
+	skip "systemd-analyze is not installed"
 fi
 
 # a staged install (packaging): files under DESTDIR, paths without it
-if install_to DESTDIR="$T/stage" PREFIX=/usr; then ok "make install DESTDIR=$T/stage PREFIX=/usr"; else notok "staged make install"; cat "$T/make.log"; fi
+if install_to DESTDIR="$T/stage" PREFIX=/usr; then ok "make install DESTDIR=$T/stage PREFIX=/usr"; else not_ok "staged make install"; cat "$T/make.log"; fi
 check "staged: /usr/bin/meshd and its unit under DESTDIR, README as documentation" \
 	eval '[ -x "$T/stage/usr/bin/meshd" ] && [ -f "$T/stage/usr/lib/systemd/system/meshd@.service" ] &&
 	      [ -f "$T/stage/usr/share/doc/natmesh/README.md" ]'
@@ -73,4 +70,4 @@ check "staged: the unit runs /usr/bin/meshd and reads /etc, DESTDIR is nowhere i
 	eval 'grep -q "^ExecStart=/usr/bin/meshd " "$T/stage/usr/lib/systemd/system/meshd@.service" &&
 	      grep -q "^EnvironmentFile=/etc/natmesh/meshd-%i.conf$" "$T/stage/usr/lib/systemd/system/meshd@.service" &&
 	      ! grep -rq "$T" "$T/stage/usr/lib/systemd/system"'
-exit $((fails > 0))
+tap_exit

@@ -24,14 +24,9 @@ NC=$BUILD/natcheck
 STUN=$BUILD/meshstun
 PROBE=$BUILD/udpprobe
 for b in "$NC" "$STUN" "$PROBE"; do
-  [ -x "$b" ] || { echo "not ok - $b is built"; exit 1; }
+  [ -x "$b" ] || { not_ok "$b is built"; exit 1; }
 done
 P=$RP_PFX
-fails=0
-check() {	# check "what" CMD...: one TAP line, failures counted
-  local what=$1; shift
-  if "$@"; then echo "ok - $what"; else echo "not ok - $what"; fails=$((fails + 1)); fi
-}
 
 # rp_ns turns IPv6 off; this test wants it on, without DAD and router adverts
 v6_ns() {
@@ -61,8 +56,8 @@ setup() {
   done
   return 1
 }
-setup || { echo "not ok - topology setup"; exit 1; }
-echo "ok - topology: an IPv6 gateway between fd00:1::/64 and 2001:db8::/64, meshstun --rfc5780, two echo servers"
+setup || { not_ok "topology setup"; exit 1; }
+ok "topology: an IPv6 gateway between fd00:1::/64 and 2001:db8::/64, meshstun --rfc5780, two echo servers"
 
 SERVER='[2001:db8::10]:3478'
 # nat MODEL: apply it on the gateway, with no conntrack entry of the model before
@@ -188,4 +183,4 @@ check "udpprobe nat --remove deletes the ip6 table" bash -c "! ip netns exec '$P
 kill -TERM "$stun_pid"; wait "$stun_pid"; rc=$?
 check "meshstun: SIGTERM exits 0, nothing malformed over IPv6" \
   bash -c "[ $rc -eq 0 ] && grep -Eq 'meshstun: counters received=[1-9][0-9]* answered=[1-9][0-9]* .* malformed=0 ' '$RP_TMP/meshstun.log'"
-[ "$fails" -eq 0 ]
+tap_exit

@@ -10,6 +10,7 @@
 #                                                       br0 net: S1 203.0.113.10 (echo)
 #   b 10.0.0.2 --- lan  gb (model B)  wan 203.0.113.2 --+
 set -u
+. "$(dirname "$0")/tap.bash"
 
 BUILD=${BUILD:-build}
 PROBE=$(realpath "$BUILD/udpprobe" 2>/dev/null)
@@ -17,7 +18,6 @@ P=nmt-natp-$$
 NS=(a b ga gb net)
 T=$(mktemp -d)
 echo_pid=
-fails=0
 
 cleanup() {
 	[ -n "$echo_pid" ] && kill "$echo_pid" 2>/dev/null && wait "$echo_pid" 2>/dev/null
@@ -30,7 +30,7 @@ trap 'exit 1' INT TERM
 X() { local n=$1; shift; ip netns exec "$P-$n" "$@"; }
 
 if [ ! -x "$PROBE" ]; then
-	echo "not ok - $BUILD/udpprobe is missing (make BUILD=$BUILD $BUILD/udpprobe)"
+	not_ok "$BUILD/udpprobe is missing (make BUILD=$BUILD $BUILD/udpprobe)"
 	exit 1
 fi
 
@@ -77,7 +77,7 @@ punch() {
 	echo no
 }
 
-setup || { echo "not ok - topology setup"; exit 1; }
+setup || { not_ok "topology setup"; exit 1; }
 
 presets=(full-cone restricted-cone port-restricted-cone symmetric)
 port=20000
@@ -90,12 +90,11 @@ for ((i = 0; i < 4; i++)); do
 		got=$(punch "$a" "$b" $port)
 		port=$((port + 10))
 		if [ "$got" = "$want" ]; then
-			echo "ok - $a with $b: direct=$got"
+			ok "$a with $b: direct=$got"
 		else
-			echo "not ok - $a with $b: direct=${got:-error}, theory says $want"
-			fails=$((fails + 1))
+			not_ok "$a with $b: direct=${got:-error}, theory says $want"
 		fi
 	done
 done
 
-[ "$fails" -eq 0 ]
+tap_exit

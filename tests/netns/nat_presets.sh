@@ -16,6 +16,7 @@
 # address they saw (the mapping). Each model uses its own block of inside
 # ports, so conntrack entries of one model cannot help the next.
 set -u
+. "$(dirname "$0")/tap.bash"
 
 BUILD=${BUILD:-build}
 PROBE=$(realpath "$BUILD/udpprobe" 2>/dev/null)
@@ -23,7 +24,6 @@ P=nmt-nat-$$
 NS=(in1 in2 gw ext)
 T=$(mktemp -d)
 pids=()
-fails=0
 
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
@@ -34,13 +34,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-ok() { echo "ok - $*"; }
-notok() { echo "not ok - $*"; fails=$((fails + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else notok "$what"; fi; }
 X() { local n=$1; shift; ip netns exec "$P-$n" "$@"; }
 
 if [ ! -x "$PROBE" ]; then
-	echo "not ok - $BUILD/udpprobe is missing (make BUILD=$BUILD $BUILD/udpprobe)"
+	not_ok "$BUILD/udpprobe is missing (make BUILD=$BUILD $BUILD/udpprobe)"
 	exit 1
 fi
 
@@ -102,7 +99,7 @@ behaviour() {
 	local name=$1 map=$2 filt=$3 ports=$4 base=$5
 	local in=10.0.1.2:$base m1 m2 m3 src
 
-	m1=$(mapping in1 "$in" 203.0.113.10:3478) || { notok "$name: no reply from S1"; return; }
+	m1=$(mapping in1 "$in" 203.0.113.10:3478) || { not_ok "$name: no reply from S1"; return; }
 	m2=$(mapping in1 "$in" 203.0.113.20:3478)
 	m3=$(mapping in1 "$in" 203.0.113.10:3479)
 	case $map in
@@ -139,7 +136,7 @@ behaviour() {
 hairpin_check() {	# NAME ON(1|0) MAPPING(ei|apd) BASE
 	local name=$1 on=$2 map=$3 a=10.0.1.2:$4 b=10.0.2.2:$4 ma mb seen
 	ma=$(mapping in1 "$a" 203.0.113.10:3478) && mb=$(mapping in2 "$b" 203.0.113.10:3478) ||
-		{ notok "$name: no mapping for the hairpin hosts"; return; }
+		{ not_ok "$name: no mapping for the hairpin hosts"; return; }
 	seen=$(deliver in2 "$b" "$ma" in1 "$a")
 	if [ "$on" = 1 ]; then
 		check "$name: in2 reaches in1 through its mapping $ma" [ -n "$seen" ]
@@ -157,19 +154,19 @@ hairpin_check() {	# NAME ON(1|0) MAPPING(ei|apd) BASE
 
 expiry_check() {	# NAME MODEL BASE: udp_timeout 3 s
 	local name=$1 in=10.0.1.2:$3 m
-	nat "$2" || { notok "$name: apply $2"; return; }
-	m=$(mapping in1 "$in" 203.0.113.10:3478) || { notok "$name: no reply from S1"; return; }
+	nat "$2" || { not_ok "$name: apply $2"; return; }
+	m=$(mapping in1 "$in" 203.0.113.10:3478) || { not_ok "$name: no reply from S1"; return; }
 	sleep 1
 	check "$name: S1 gets in 1 s after the last packet" gets_in 203.0.113.10:3478 "$m" "$in"
 	sleep 4.2
 	check "$name: S1 stays out 4 s after the last packet (timeout 3 s)" stays_out 203.0.113.10:3478 "$m" "$in"
 }
 
-setup || { notok "topology setup"; exit 1; }
+setup || { not_ok "topology setup"; exit 1; }
 
 base=10000
 for preset in full-cone restricted-cone port-restricted-cone symmetric; do
-	if ! nat "$preset"; then notok "apply $preset"; continue; fi
+	if ! nat "$preset"; then not_ok "apply $preset"; continue; fi
 	case $preset in
 	full-cone) behaviour $preset ei ei preserve $base ;;
 	restricted-cone) behaviour $preset ei ad preserve $base ;;
@@ -182,7 +179,7 @@ done
 
 # port allocation and mapping variants
 variant() {	# NAME MODEL MAPPING FILTERING PORTS
-	if nat "$2"; then behaviour "$1" "$3" "$4" "$5" $base; else notok "apply $1: $2"; fi
+	if nat "$2"; then behaviour "$1" "$3" "$4" "$5" $base; else not_ok "apply $1: $2"; fi
 	base=$((base + 100))
 }
 variant "EIM/APDF random" '{"preset":"port-restricted-cone","port_allocation":"random"}' ei apd random
@@ -199,7 +196,7 @@ if nat '{"preset":"symmetric","port_allocation":"sequential"}'; then
 	b=$(port "$(mapping in1 10.0.1.2:$((base + 3)) 203.0.113.20:3478)")
 	check "APDM sequential: next port for the next destination ($a, $b)" [ $((b - a)) = 1 ]
 else
-	notok "apply APDM sequential"
+	not_ok "apply APDM sequential"
 fi
 
 # an external port range (RFC 4787 4.2.2): mappings stay inside it, and a small
@@ -218,7 +215,7 @@ if nat '{"preset":"symmetric","port_range":"40000-40003"}'; then
 	m=$(mapping in1 10.0.1.2:$((base + 4)) 203.0.113.20:3478)
 	check "port range 40000-40003: ... while S2 still gets one ($m)" in_range "$(port "$m")"
 else
-	notok "apply port range"
+	not_ok "apply port range"
 fi
 base=$((base + 100))
 
@@ -227,7 +224,7 @@ for preset in full-cone port-restricted-cone symmetric; do
 	if nat "{\"preset\":\"$preset\",\"hairpinning\":true}"; then
 		hairpin_check "$preset hairpinning on" 1 $map $base
 	else
-		notok "apply $preset with hairpinning"
+		not_ok "apply $preset with hairpinning"
 	fi
 	base=$((base + 100))
 done
@@ -274,7 +271,7 @@ if X gw "$PROBE" loss wan 100; then
 	# same N and batches shows the path itself loses nothing.
 	n=2000
 	for p in 0 10 30 50 90; do
-		if ! X gw "$PROBE" loss wan $p; then notok "apply loss $p%"; continue; fi
+		if ! X gw "$PROBE" loss wan $p; then not_ok "apply loss $p%"; continue; fi
 		read -r lo hi mean < <(awk -v n=$n -v p=$p 'BEGIN {
 			m = n * (100 - p) / 100; d = 5 * sqrt(n * (100 - p) * p / 10000)
 			lo = m - d; if (lo != int(lo)) lo = int(lo) + 1
@@ -288,7 +285,7 @@ if X gw "$PROBE" loss wan 100; then
 	done
 	X gw "$PROBE" loss wan 0
 else
-	notok "apply loss"
+	not_ok "apply loss"
 fi
 X gw ip neigh del 203.0.113.10 dev wan
 X ext ip neigh del 203.0.113.1 dev eth0
@@ -299,4 +296,4 @@ err=$(X gw "$PROBE" nat --remove 2>&1)
 check "removing it again names the table ($err)" \
 	grep -q 'netlink: delete table natmesh_nat: No such file or directory' <<<"$err"
 
-[ "$fails" -eq 0 ]
+tap_exit

@@ -15,11 +15,11 @@ source "$(dirname "$0")/agent_common.bash"
 
 need meshd meshsvc meshstun traversal-report
 for t in tcpdump jq python3; do
-  command -v "$t" >/dev/null || { echo "not ok - $t is installed"; exit 1; }
+  command -v "$t" >/dev/null || { not_ok "$t is installed"; exit 1; }
 done
 HAVE_TSHARK=$(command -v tshark)
 
-setup || { notok "topology"; exit 1; }
+setup || { not_ok "topology"; exit 1; }
 C=$T/captures; mkdir -p "$C"
 capture() {	# NS IF
   ip netns exec "$P-$1" tcpdump -n -U -s 0 --immediate-mode --time-stamp-precision=nano -i "$2" \
@@ -34,9 +34,9 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
-start_service || { notok "meshsvc starts"; dump_logs; exit 1; }
-start_stun || { notok "meshstun starts"; dump_logs; exit 1; }
-make_vpc || { notok "VPC and registration key"; dump_logs; exit 1; }
+start_service || { not_ok "meshsvc starts"; dump_logs; exit 1; }
+start_stun || { not_ok "meshstun starts"; dump_logs; exit 1; }
+make_vpc || { not_ok "VPC and registration key"; dump_logs; exit 1; }
 agent r1 r1 --relay --listen-port 51820
 agent n1 n1
 agent n2 n2
@@ -80,4 +80,4 @@ if [ -n "$HAVE_TSHARK" ]; then
 else
   skip "n1 <-> n2 first data time (tshark is not installed)"
 fi
-[ "$fails" -eq 0 ]
+tap_exit

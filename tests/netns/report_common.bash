@@ -2,6 +2,7 @@
 # namespaces and veths with the test's prefix and pid, TAP checks, background
 # processes remembered by pid, and one cleanup for every exit path.
 # shellcheck shell=bash
+. "$(dirname "${BASH_SOURCE[0]}")/tap.bash"
 
 BUILD=${BUILD:-build}
 RP_PFX=${RP_PFX:-nmr$$}
@@ -83,13 +84,6 @@ table ip nat {
 }
 EOF
 }
-
-check() {	# check "what" CMD...: one TAP line
-  local what=$1; shift
-  if "$@"; then echo "ok - $what"; else echo "not ok - $what"; fi
-}
-
-skip() { echo "skip - $*"; }
 
 # wireguard-go in the foreground (so it has a pid here) on interface IF
 # with ADDR, listening on 51820, key file KEY

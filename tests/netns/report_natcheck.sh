@@ -18,11 +18,11 @@ trap rp_cleanup EXIT
 NC=$BUILD/natcheck
 STUN=$BUILD/meshstun
 for b in "$NC" "$STUN"; do
-  [ -x "$b" ] || { echo "not ok - $b is built"; exit 1; }
+  [ -x "$b" ] || { not_ok "$b is built"; exit 1; }
 done
 P=$RP_PFX
 
-for n in h gw s; do rp_ns "$n" || { echo "not ok - namespaces"; exit 1; }; done
+for n in h gw s; do rp_ns "$n" || { not_ok "namespaces"; exit 1; }; done
 rp_link h a0 10.0.1.2/24 gw lan 10.0.1.1/24
 rp_link gw wan 203.0.113.1/24 s s0 203.0.113.10/24
 nsx "$P-s" ip addr add 203.0.113.20/24 dev s0
@@ -136,3 +136,4 @@ natcheck_out plain h --server 203.0.113.30:3478
 check "plain STUN server: exit 1" rc_is plain 1
 check "plain STUN server: says it lacks RFC 5780" \
   grep -q "does not support RFC 5780 (no OTHER-ADDRESS" "$RP_TMP/plain.err"
+tap_exit

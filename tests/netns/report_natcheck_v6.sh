@@ -19,9 +19,9 @@ trap rp_cleanup EXIT
 NC=$BUILD/natcheck
 STUN=$BUILD/meshstun
 for b in "$NC" "$STUN"; do
-  [ -x "$b" ] || { echo "not ok - $b is built"; exit 1; }
+  [ -x "$b" ] || { not_ok "$b is built"; exit 1; }
 done
-command -v turnutils_natdiscovery >/dev/null || { echo "skip - turnutils_natdiscovery missing (make deps)"; exit 0; }
+command -v turnutils_natdiscovery >/dev/null || { skip "turnutils_natdiscovery missing (make deps)"; exit 0; }
 P=$RP_PFX
 
 # rp_ns turns IPv6 off; this test wants it on, without DAD and router adverts
@@ -31,7 +31,7 @@ v6_ns() {
     net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
     net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0
 }
-for n in h gw s; do v6_ns "$n" || { echo "not ok - namespaces"; exit 1; }; done
+for n in h gw s; do v6_ns "$n" || { not_ok "namespaces"; exit 1; }; done
 rp_link h a0 - gw lan -
 rp_link gw wan - s s0 -
 nsx "$P-h" ip addr add 2001:db8:1::2/64 dev a0 nodad
@@ -171,3 +171,4 @@ check "NAT66 lifetime: the 4 s timeout lies in the bracket [$alive, $dead] s, at
 kill -TERM "$stun_pid"; wait "$stun_pid"; rc=$?
 check "meshstun: SIGTERM exits 0, nothing malformed from natcheck or natdiscovery over IPv6" \
   bash -c "[ $rc -eq 0 ] && grep -Eq 'meshstun: counters received=[1-9][0-9]* answered=[1-9][0-9]* .* malformed=0 ' '$RP_TMP/meshstun.log'"
+tap_exit

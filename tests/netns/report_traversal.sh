@@ -21,7 +21,7 @@ trap rp_cleanup EXIT
 TR=$BUILD/traversal-report
 STUN=$BUILD/meshstun
 for b in "$TR" "$STUN"; do
-  [ -x "$b" ] || { echo "not ok - $b is built"; exit 1; }
+  [ -x "$b" ] || { not_ok "$b is built"; exit 1; }
 done
 HAVE_TSHARK=$(command -v tshark)
 # tcheck: a check whose expectation comes from tshark, skipped without it
@@ -29,14 +29,14 @@ tcheck() {
   if [ -n "$HAVE_TSHARK" ]; then check "$@"; else skip "$1 (tshark is not installed)"; fi
 }
 for t in wireguard-go wg tcpdump nft turnutils_stunclient; do
-  command -v "$t" >/dev/null || { echo "not ok - $t is installed"; exit 1; }
+  command -v "$t" >/dev/null || { not_ok "$t is installed"; exit 1; }
 done
 
 P=$RP_PFX
 W=w$$		# interface name stem: wireguard-go's UAPI socket path is global
 
 # --- topology -------------------------------------------------------------
-for n in a na b nb i r c; do rp_ns "$n" || { echo "not ok - namespaces"; exit 1; }; done
+for n in a na b nb i r c; do rp_ns "$n" || { not_ok "namespaces"; exit 1; }; done
 nsx "$P-i" ip link add br0 type bridge
 nsx "$P-i" ip link set br0 up
 rp_link a  a0  10.0.1.2/24   na n0  10.0.1.1/24
@@ -49,7 +49,7 @@ for p in pna pnb pr pc; do nsx "$P-i" ip link set "$p" master br0; done
 nsx "$P-a" ip route add default via 10.0.1.1
 nsx "$P-b" ip route add default via 10.0.2.1
 for n in na nb r; do nsx "$P-$n" sysctl -qw net.ipv4.ip_forward=1; done
-rp_masquerade na n1 "" && rp_masquerade nb n1 random || { echo "not ok - nftables NATs"; exit 1; }
+rp_masquerade na n1 "" && rp_masquerade nb n1 random || { not_ok "nftables NATs"; exit 1; }
 
 for n in a b r c; do
   wg genkey >"$RP_TMP/$n.key"
@@ -59,7 +59,7 @@ pub() { cat "$RP_TMP/$1.pub"; }
 rp_wg a "${W}a" 10.99.0.1/24 "$RP_TMP/a.key" &&
 rp_wg b "${W}b" 10.99.0.2/24 "$RP_TMP/b.key" &&
 rp_wg r "${W}r" 10.99.0.3/24 "$RP_TMP/r.key" &&
-rp_wg c "${W}c" 10.99.0.4/24 "$RP_TMP/c.key" || { echo "not ok - wireguard-go interfaces"; exit 1; }
+rp_wg c "${W}c" 10.99.0.4/24 "$RP_TMP/c.key" || { not_ok "wireguard-go interfaces"; exit 1; }
 rp_bg meshstun c "$STUN" --listen 203.0.113.4:3478
 
 # first_epoch FILTER FILE...: earliest frame time (epoch) matching FILTER, via tshark
@@ -277,3 +277,4 @@ if command -v editcap >/dev/null; then
 else
   skip "pcapng: editcap is not installed"
 fi
+tap_exit

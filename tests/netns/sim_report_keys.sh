@@ -12,31 +12,28 @@
 # went to, the keys are the ones `wg pubkey` derives from the agents' private
 # keys, and each agent's label came with its key.
 set -uo pipefail
+. "$(dirname "$0")/tap.bash"
 BUILD=${BUILD:-build}
 M="$BUILD/meshsim"
 tmp=$(mktemp -d /tmp/sim_keys.XXXXXX)
 cleanup() { rm -rf "$tmp"; }	# meshsim run tears its lab down on every exit
 trap cleanup EXIT INT TERM
-fails=0
-ok() { echo "ok - $1"; }
-no() { echo "not ok - $1"; fails=$((fails + 1)); }
-check() { if eval "$2"; then ok "$1"; else no "$1"; fi; }
 
 for b in "$M" "$BUILD/traversal-report" "$BUILD/meshd"; do
-  [ -x "$b" ] || { echo "not ok - $b is built"; exit 1; }
+  [ -x "$b" ] || { not_ok "$b is built"; exit 1; }
 done
-command -v wg >/dev/null || { echo "not ok - wg is installed"; exit 1; }
+command -v wg >/dev/null || { not_ok "wg is installed"; exit 1; }
 
 "$M" run scenarios/demo.json --out "$tmp/run" >"$tmp/run.log" 2>&1; rc=$?
-check "the demo lab runs ($rc)" '[ $rc -eq 0 ]'
-[ -f "$tmp/run/report.json" ] || { no "report.json written"; exit 1; }
+check "the demo lab runs ($rc)" eval '[ $rc -eq 0 ]'
+[ -f "$tmp/run/report.json" ] || { not_ok "report.json written"; exit 1; }
 
 # node -> public key, derived by wg from each agent's private key
 for d in "$tmp"/run/nodes/*/state; do
   n=$(basename "$(dirname "$d")")
   [ -f "$d/private.key" ] && echo "$n $(wg pubkey <"$d/private.key")"
 done >"$tmp/keys.txt"
-check "every agent has a private key ($(wc -l <"$tmp/keys.txt"))" '[ "$(wc -l <"$tmp/keys.txt")" -eq 4 ]'
+check "every agent has a private key ($(wc -l <"$tmp/keys.txt"))" eval '[ "$(wc -l <"$tmp/keys.txt")" -eq 4 ]'
 
 python3 - "$tmp/run/report.json" "$tmp/keys.txt" >"$tmp/check.txt" 2>&1 <<'PY'
 import json, sys
@@ -51,14 +48,14 @@ for e in bad:
 sys.exit(0 if inits and len(named) == len(inits) and not bad else 1)
 PY
 rc=$?
-check "every handshake initiation's mac1 names the node it went to ($(head -n 1 "$tmp/check.txt"))" '[ $rc -eq 0 ]'
+check "every handshake initiation's mac1 names the node it went to ($(head -n 1 "$tmp/check.txt"))" eval '[ $rc -eq 0 ]'
 sed 's/^/# /' "$tmp/check.txt" | tail -n +2
 # the same captures with a wrong key for n2: its initiations lose the name
 k2=$(awk '$1 == "n2" { print $2 }' "$tmp/keys.txt")
 "$BUILD/traversal-report" --json --key "$(wg genkey | wg pubkey)=n2" "$tmp/run" >"$tmp/wrong.json" 2>/dev/null
-check "with a wrong key for n2, no initiation is named n2 by mac1" \
+check "with a wrong key for n2, no initiation is named n2 by mac1" eval \
   '! grep -q "\"mac1_key\": \"n2\"" "$tmp/wrong.json"'
 "$BUILD/traversal-report" --json --key "$k2=n2" "$tmp/run" >"$tmp/right.json" 2>/dev/null
-check "with n2's key from wg pubkey, initiations to n2 are named n2 by mac1" \
+check "with n2's key from wg pubkey, initiations to n2 are named n2 by mac1" eval \
   'grep -q "\"mac1_key\": \"n2\"" "$tmp/right.json"'
-[ "$fails" -eq 0 ]
+tap_exit

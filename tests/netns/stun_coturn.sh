@@ -11,6 +11,7 @@
 #
 # Prints TAP lines (ok / not ok) for tools/run-tests.
 set -uo pipefail
+. "$(dirname "$0")/tap.bash"
 
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -19,14 +20,7 @@ STUNLOAD=$(realpath "$BUILD/stunload")
 NS=nmstun-$$
 tmp=$(mktemp -d /tmp/natmesh-stun.XXXXXX)
 server_pid=
-failures=0
 
-ok() { echo "ok - $*"; }
-not_ok() { echo "not ok - $*"; failures=$((failures + 1)); }
-check() {	# description, then a command that must succeed
-  local what=$1; shift
-  if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
 in_ns() { ip netns exec "$NS" "$@"; }
 
 cleanup() {
@@ -37,11 +31,11 @@ cleanup() {
 trap cleanup EXIT
 
 for tool in turnutils_stunclient turnutils_natdiscovery tcpdump; do
-  if ! command -v "$tool" >/dev/null; then echo "skip - $tool missing (make deps)"; exit 0; fi
+  if ! command -v "$tool" >/dev/null; then skip "$tool missing (make deps)"; exit 0; fi
 done
-[ -x "$MESHSTUN" ] && [ -x "$STUNLOAD" ] || { echo "not ok - $BUILD/meshstun or stunload missing"; exit 1; }
+[ -x "$MESHSTUN" ] && [ -x "$STUNLOAD" ] || { not_ok "$BUILD/meshstun or stunload missing"; exit 1; }
 
-ip netns add "$NS" || { echo "not ok - cannot create namespace $NS"; exit 1; }
+ip netns add "$NS" || { not_ok "cannot create namespace $NS"; exit 1; }
 in_ns ip link set lo up
 
 # start meshstun in the namespace with the given arguments; waits for it to bind
@@ -71,7 +65,7 @@ stop_server() {
 
 # --- 1. plain server: turnutils_stunclient sees its own address --------------
 expect_socks=1
-start_server --listen 127.0.0.1:3478 || { echo "not ok - meshstun did not start"; exit 1; }
+start_server --listen 127.0.0.1:3478 || { not_ok "meshstun did not start"; exit 1; }
 ncpu=$(nproc); [ "$ncpu" -gt 64 ] && ncpu=64
 check "threads default to one per CPU it may use ($ncpu)" grep -q "started .*threads=$ncpu\$" "$tmp/server.log"
 
@@ -219,4 +213,4 @@ stop_server; rc=$?
 check "RFC 5780: SIGTERM exits 0" test "$rc" -eq 0
 check "RFC 5780: nothing malformed from coturn's clients" grep -q ' malformed=0 ' "$tmp/server.log"
 
-[ "$failures" -eq 0 ]
+tap_exit

@@ -93,7 +93,7 @@ register x "$KEY2"
 matrix() { # description method path token expected [body]
 	api "$2" "$3" "$4" "${6-}"
 	[ $# -ge 6 ] || api "$2" "$3" "$4"
-	if [ "$STATUS" = "$5" ]; then ok "$1: $5"; else nok "$1: $5 (got $STATUS: $OUT)"; fi
+	if [ "$STATUS" = "$5" ]; then ok "$1: $5"; else not_ok "$1: $5 (got $STATUS: $OUT)"; fi
 }
 matrix "no token, list VPCs" GET /api/vpcs "" 401
 matrix "no token, register" POST /api/devices "" 401 '{}'
@@ -141,7 +141,7 @@ bad() { # description method path token expected field body
 	api "$2" "$3" "$4" "$7"
 	local f
 	f=$(jfield field)
-	if [ "$STATUS" = "$5" ] && [ "$f" = "$6" ]; then ok "$1: $5${6:+ field $6}"; else nok "$1: want $5 ${6}, got $STATUS: $OUT"; fi
+	if [ "$STATUS" = "$5" ] && [ "$f" = "$6" ]; then ok "$1: $5${6:+ field $6}"; else not_ok "$1: want $5 ${6}, got $STATUS: $OUT"; fi
 }
 PUB=$(new_key m)
 bad "truncated JSON" POST /api/devices "$KEY" 400 "" "{\"public_key\":\"$PUB\""
@@ -172,7 +172,7 @@ api GET "/api/vpcs/$VPC/devices" "$TOK_a"
 REV=$(jfield revision)
 for body in '{"os":"x"}' '{"endpoints":[{"source":"moon","address":"1.2.3.4:5"}]}' '{}' '{"relay":1}' '{"nat":{"mapping":"x"}}'; do
 	api PATCH "/api/devices/$ID_a" "$TOK_a" "$body"
-	[ "$STATUS" = 400 ] || nok "PATCH $body: 400 (got $STATUS)"
+	[ "$STATUS" = 400 ] || not_ok "PATCH $body: 400 (got $STATUS)"
 done
 api GET "/api/vpcs/$VPC/devices" "$TOK_a"
 check "refused PATCH bodies: 400 and no new revision" test "$(jfield revision)" = "$REV"

@@ -1,6 +1,7 @@
 # Helpers for the svc_*.sh tests: the real meshsvc on 127.0.0.1 with a port the
 # kernel picks (read back from its log), curl to drive it, TAP lines out.
 # Sourced, not run.
+. "$(dirname "${BASH_SOURCE[0]}")/tap.bash"
 
 BUILD=${BUILD:-build}
 SVC=$BUILD/meshsvc
@@ -10,7 +11,6 @@ WORK=$(mktemp -d "/tmp/nmt-svc-$$-XXXXXX")
 SVC_PID=
 URL=
 CURL_TLS=()
-fails=0
 
 cleanup() {
 	[ -n "$SVC_PID" ] && kill -9 "$SVC_PID" 2>/dev/null
@@ -20,17 +20,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-ok() { echo "ok - $*"; }
-nok() { echo "not ok - $*"; fails=$((fails + 1)); }
-# check DESCRIPTION COMMAND...: ok when the command succeeds
-check() { local d=$1; shift; if "$@"; then ok "$d"; else nok "$d"; fi; }
+# finish: the last line of every svc test (the service's log when one failed)
 finish() {
-	[ "$fails" -eq 0 ] || { echo "--- meshsvc log (tail)"; tail -n 20 "$WORK/svc.log"; }
-	exit $((fails > 0))
+	[ "$TAP_FAILS" -eq 0 ] || { echo "--- meshsvc log (tail)"; tail -n 20 "$WORK/svc.log"; }
+	tap_exit
 }
 
 for b in "$SVC" "$CTL" "$LOAD"; do
-	[ -x "$b" ] || { echo "not ok - $b is built"; exit 1; }
+	[ -x "$b" ] || { not_ok "$b is built"; exit 1; }
 done
 
 # svc_start [meshsvc options]: starts meshsvc on $WORK/db and sets URL
@@ -46,7 +43,7 @@ svc_start() {
 		kill -0 "$SVC_PID" 2>/dev/null || break
 		sleep 0.05
 	done
-	[ -n "$URL" ] || { echo "not ok - meshsvc started"; tail -n 5 "$WORK/svc.log"; exit 1; }
+	[ -n "$URL" ] || { not_ok "meshsvc started"; tail -n 5 "$WORK/svc.log"; exit 1; }
 	ADMIN=$(cat "$WORK/db.admin-token")
 }
 

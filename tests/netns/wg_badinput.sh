@@ -74,4 +74,4 @@ check "replays did not move the endpoint ($ep_before)" \
   test "$(nsx "$NS_A" wg show "$IF_A" endpoints | awk '{ print $2 }')" = "$ep_before"
 check "tunnel works after the replays" ping_ok "$NS_B" 100.64.0.1
 check "meshwg still running" kill -0 "$PID_A"
-exit $TAP_FAILED
+tap_exit

@@ -16,6 +16,8 @@
 # --no-tun-offload), wireguard-go. Several pairs may live at once: wg_names TAG
 # before each wg_pair gives it names of its own (nmt-wg-PIDTAG-a, wgaPIDTAG).
 
+. "$(dirname "${BASH_SOURCE[0]}")/tap.bash"
+
 BUILD=${BUILD:-build}
 WG_PFX="nmt-wg-$$"
 NS_A="$WG_PFX-a"
@@ -26,13 +28,6 @@ WG_TMP=$(mktemp -d /tmp/nmt-wg.XXXXXX)
 WG_PIDS=()
 WG_NAMESPACES=()
 WG_IFS=()
-TAP_FAILED=0
-
-ok() { echo "ok - $*"; }
-not_ok() { echo "not ok - $*"; TAP_FAILED=1; }
-skip() { echo "skip - $*"; }
-# check DESCRIPTION COMMAND...: one TAP line from the command's status
-check() { local what=$1; shift; if "$@" >/dev/null; then ok "$what"; else not_ok "$what"; fi; }
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 

@@ -45,4 +45,4 @@ for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.05; done
 kill -TERM "$jpid"; wait "$jpid"
 check "foreground with --log-format json: exit 0 on SIGTERM" test $? -eq 0
 check "every log line is a JSON object" jq -e -s 'length > 2 and all(.[]; type == "object")' "$WG_TMP/json.log"
-exit $TAP_FAILED
+tap_exit

@@ -61,4 +61,4 @@ check "meshwg answered the peer's initiation (responses_tx +$(( $(stat responses
 check "tunnel works after the flood" nsx "$NS_A" ping -q -c 2 -w 10 100.64.0.2
 check "meshwg still running" kill -0 "$PID_A"
 grep ' stats ' "$WG_TMP/$IF_A.log" | tail -n 1 | sed 's/^/# /'
-exit $TAP_FAILED
+tap_exit

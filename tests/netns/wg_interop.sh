@@ -102,4 +102,4 @@ NFT
   check "$label: daemons still running" kill -0 "$PID_A" "$PID_B"
   wg_teardown
 done
-exit $TAP_FAILED
+tap_exit

@@ -155,4 +155,4 @@ else
   not_ok "$label: set up"
 fi
 wg_teardown
-exit $TAP_FAILED
+tap_exit

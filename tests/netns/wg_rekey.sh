@@ -247,4 +247,4 @@ check "x: the same message after it counted as expired (rx_replay=$REPLAY2 rx_ex
   test $rc2 -eq 0 -a "${REPLAY2:-0}" -eq 1 -a "${EXPIRED2:-0}" -eq 1
 
 for t in r x g; do check "$t: meshwg still running" kill -0 "${R_PIDA[$t]}"; done
-exit $TAP_FAILED
+tap_exit

@@ -90,4 +90,4 @@ for far in ${WG_FAR_KINDS:-wireguard-go meshwg}; do
     wg_transfer "$NS_A" "$NS_B" 100.64.0.2 "$WG_TMP/data"
   wg_teardown
 done
-exit $TAP_FAILED
+tap_exit

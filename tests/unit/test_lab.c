@@ -53,7 +53,7 @@ Test(sim_lab, variables)
 	};
 	struct sim_scenario *sc;
 	struct sim_lab *lab;
-	char err[SIM_ERR_MAX], dir[] = "/tmp/test_sim_lab.XXXXXX", want[PATH_MAX * 2];
+	char err[SIM_ERR_MAX], dir[] = "/tmp/test_lab.XXXXXX", want[PATH_MAX * 2];
 
 	cr_assert_eq(sim_scenario_parse("vars.json", doc, &sc, err, sizeof(err)), 0, "%s", err);
 	cr_assert_not_null(mkdtemp(dir));
@@ -103,7 +103,7 @@ Test(sim_lab, variables_ipv6)
 	};
 	struct sim_scenario *sc;
 	struct sim_lab *lab;
-	char err[SIM_ERR_MAX], dir[] = "/tmp/test_sim_lab.XXXXXX", cmd[PATH_MAX * 3];
+	char err[SIM_ERR_MAX], dir[] = "/tmp/test_lab.XXXXXX", cmd[PATH_MAX * 3];
 	char *cert = NULL;
 
 	cr_assert_eq(sim_scenario_parse("vars6.json", doc6, &sc, err, sizeof(err)), 0, "%s", err);

@@ -1,6 +1,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "loop.h"
@@ -98,6 +99,36 @@ Test(loop, repeating_timer_cancels_itself)
 	cr_expect_eq(loop_run_once(l, 1), 0);
 	cr_expect_eq(rec.periodic_runs, 3);
 	loop_free(l);
+}
+
+static void never(struct loop *l, struct loop_timer *t, void *arg)
+{
+	(void)l; (void)t; (void)arg;
+	cr_assert_fail("no timer is due");
+}
+
+/* past LOOP_TIMERS_MAX a new timer is refused and stays unarmed; armed
+ * timers can still be re-armed, and a cancel makes room again */
+Test(loop, timers_past_the_maximum_are_refused)
+{
+	struct loop *l;
+	struct loop_timer *t = calloc(LOOP_TIMERS_MAX + 1, sizeof(*t));
+	cr_assert_not_null(t);
+	cr_assert_eq(loop_new(&l), 0);
+	for (size_t i = 0; i <= LOOP_TIMERS_MAX; i++)
+		loop_timer_init(&t[i], never, NULL);
+	for (size_t i = 0; i < LOOP_TIMERS_MAX; i++)
+		cr_assert_eq(loop_timer_arm(l, &t[i], 60000, 0), 0);
+	cr_expect_eq(loop_timer_arm(l, &t[LOOP_TIMERS_MAX], 1, 0), -ENOSPC);
+	cr_expect(!loop_timer_armed(&t[LOOP_TIMERS_MAX]));
+	cr_expect_eq(loop_timer_arm(l, &t[0], 30000, 0), 0);
+	cr_expect(loop_timer_armed(&t[0]));
+	loop_timer_cancel(l, &t[7]);
+	cr_expect_eq(loop_timer_arm(l, &t[LOOP_TIMERS_MAX], 60000, 0), 0);
+	cr_expect(loop_timer_armed(&t[LOOP_TIMERS_MAX]));
+	cr_expect_eq(loop_run_once(l, 0), 0);
+	loop_free(l);
+	free(t);
 }
 
 static void on_sig(struct loop *l, int signo, void *arg)

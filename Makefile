@@ -162,16 +162,31 @@ $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/obj/tests/fuzz/%.o $(FUZZ_BUILD)/libfuzzall.a
 
 # systemd units (dist/systemd) get the paths they run from; DESTDIR only
 # stages the files
+# man pages (man/NAME.SECTION) go to MANDIR/manSECTION, where man(1) looks
 UNITS := $(wildcard dist/systemd/*.service)
+MANDIR ?= $(PREFIX)/share/man
+MAN1 := $(wildcard man/*.1)
+MAN8 := $(wildcard man/*.8)
+DOCS := $(wildcard docs/*.md)
 install: $(INSTALL_PROGS)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(INSTALL_PROGS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	$(if $(DOCS),install -d $(DESTDIR)$(DOCDIR)/docs && install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/docs/)
+	$(if $(MAN1),install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/)
+	$(if $(MAN8),install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/)
 	for u in $(UNITS); do \
 		sed -e 's|@BINDIR@|$(PREFIX)/bin|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
 		    -e 's|@DOCDIR@|$(DOCDIR)|g' "$$u" >$(DESTDIR)$(UNITDIR)/$$(basename "$$u") && \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename "$$u") || exit 1; \
 	done
+
+# the man pages against every binary's --help, rendered without warnings and
+# installed where man(1) finds them (tests/check/man_pages.sh; also in make test)
+.PHONY: check-man
+check-man: all
+	$(Q)BUILD=$(BUILD) bash tests/check/man_pages.sh
 
 clean:
 	rm -rf build

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "csum.h"
+
 enum {
 	IPPROTO_TCP_ = 6,
 	IP6_HOPOPTS = 0,
@@ -66,45 +68,6 @@ void netio_vnet_hdr_encode(const struct netio_vnet_hdr *h, uint8_t *b)
 }
 
 /* ---- the Internet checksum ------------------------------------------------ */
-
-/* adds len bytes at p, which must start at an even offset of the summed range */
-static uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t len)
-{
-	uint32_t a, b;
-	uint16_t h;
-
-	for (; len >= 8; p += 8, len -= 8) {
-		memcpy(&a, p, 4);
-		memcpy(&b, p + 4, 4);
-		sum += (uint64_t)a + b;
-	}
-	if (len >= 4) {
-		memcpy(&a, p, 4);
-		sum += a;
-		p += 4;
-		len -= 4;
-	}
-	if (len >= 2) {
-		memcpy(&h, p, 2);
-		sum += h;
-		p += 2;
-		len -= 2;
-	}
-	if (len) {
-		/* the odd byte is the first of a word padded with zero */
-		h = 0;
-		memcpy(&h, p, 1);
-		sum += h;
-	}
-	return sum;
-}
-
-static uint16_t csum_fold(uint64_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)sum;
-}
 
 /* the complement of the folded sum, as it goes into a header; 0 is sent as
  * 0xffff (the same in one's complement, and 0 means "none" to UDP) */

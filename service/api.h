@@ -3,7 +3,8 @@
  * polls are suspended connections parked in a watch and resumed on a change or
  * at their deadline, so 10,000 waiters cost memory, not threads. Routes, the
  * scope each accepts, body limits, validation, errors as {"error", "field"},
- * and the Prometheus counters live here; state lives in the store.
+ * and the Prometheus counters live here (api_internal.h maps its files);
+ * state lives in the store.
  *
  * Group commit. The thread works in rounds: MHD_run handles every request that
  * is ready, with the store in a batch (store.h), so their writes share one
@@ -36,7 +37,7 @@ struct api_config {
 	const char *tls_cert_pem;	/* both set: HTTPS only */
 	const char *tls_key_pem;
 	uint8_t admin_hash[TOKEN_HASH_BYTES];
-	unsigned max_connections;
+	unsigned max_connections;	/* also the most long polls parked at once */
 	struct store_limits limits;	/* 0: the defaults of store.h */
 };
 

@@ -177,7 +177,35 @@ static unsigned raise_nofile(void)
 	return rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE) : FD_RESERVE;
 }
 
-int main(int argc, char **argv)
+/* the main thread's work until SIGINT or SIGTERM: once a second, publish
+ * devices that went quiet and prune old tombstones */
+static void run_until_signal(struct api *api, const sigset_t *sigs)
+{
+	int sig;
+
+	for (;;) {
+		struct timespec tick = { .tv_sec = 1 };
+		sig = sigtimedwait(sigs, NULL, &tick);
+		if (sig > 0)
+			break;
+		if (errno == EAGAIN)
+			api_housekeeping(api);
+	}
+	log_info("meshsvc", "stopping signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* the command line */
+struct options {
+	const char *listen, *db, *cert_path, *key_path;
+	char *token_path;		/* owned */
+	enum log_format format;
+	enum log_level level;
+	struct store_limits limits;
+};
+
+/* 0 to go on; -EINVAL (or -ENOMEM) to stop with the exit status in *status
+ * (0 after --help) */
+static int parse_args(int argc, char **argv, struct options *o, int *status)
 {
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -192,81 +220,91 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *listen = DEFAULT_LISTEN, *db = DEFAULT_DB, *cert_path = NULL, *key_path = NULL;
-	char *token_path = NULL, *cert = NULL, *key = NULL, where[ADDR_STRLEN];
-	enum log_format format = LOG_FORMAT_TEXT;
-	enum log_level level = LOG_INFO;
+	int opt;
+
+	*status = 2;
+	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'l': o->listen = optarg; break;
+		case 'd': o->db = optarg; break;
+		case 'c': o->cert_path = optarg; break;
+		case 'k': o->key_path = optarg; break;
+		case 'a':
+			free(o->token_path);
+			if (!(o->token_path = strdup(optarg))) {
+				*status = 1;
+				return -ENOMEM;
+			}
+			break;
+		case 'f':
+			if (log_parse_format(optarg, &o->format) < 0) {
+				fprintf(stderr, "meshsvc: --log-format must be text or json\n");
+				*status = 1;
+				return -EINVAL;
+			}
+			break;
+		case 'o':
+			if ((o->limits.offline_after_s = parse_seconds("offline-after", optarg, OFFLINE_AFTER_MIN)) < 0)
+				return -EINVAL;
+			break;
+		case 't':
+			if ((o->limits.tombstone_ttl_s = parse_seconds("tombstone-ttl", optarg, 1)) < 0)
+				return -EINVAL;
+			break;
+		case 'v': o->level = LOG_DEBUG; break;
+		case 'h': usage(stdout); *status = 0; return -EINVAL;
+		default: usage(stderr); return -EINVAL;
+		}
+	}
+	if (optind != argc || !o->cert_path != !o->key_path) {
+		usage(stderr);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { .listen = DEFAULT_LISTEN, .db = DEFAULT_DB, .format = LOG_FORMAT_TEXT,
+			     .level = LOG_INFO };
+	char *cert = NULL, *key = NULL, where[ADDR_STRLEN];
 	struct api_config cfg = { 0 };
 	struct store *st = NULL;
 	struct api *api = NULL;
 	sigset_t sigs;
-	int opt, sig, rc, status = 1;
+	int rc, status = 1;
 
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'l': listen = optarg; break;
-		case 'd': db = optarg; break;
-		case 'c': cert_path = optarg; break;
-		case 'k': key_path = optarg; break;
-		case 'a':
-			free(token_path);
-			token_path = strdup(optarg);
-			break;
-		case 'f':
-			if (log_parse_format(optarg, &format) < 0) {
-				fprintf(stderr, "meshsvc: --log-format must be text or json\n");
-				goto err_args;
-			}
-			break;
-		case 'o':
-			if ((cfg.limits.offline_after_s = parse_seconds("offline-after", optarg, OFFLINE_AFTER_MIN)) < 0) {
-				status = 2;
-				goto err_args;
-			}
-			break;
-		case 't':
-			if ((cfg.limits.tombstone_ttl_s = parse_seconds("tombstone-ttl", optarg, 1)) < 0) {
-				status = 2;
-				goto err_args;
-			}
-			break;
-		case 'v': level = LOG_DEBUG; break;
-		case 'h': usage(stdout); status = 0; goto err_args;
-		default: usage(stderr); status = 2; goto err_args;
-		}
-	}
-	if (optind != argc || !cert_path != !key_path) {
-		usage(stderr);
+	if (parse_args(argc, argv, &o, &status) < 0)
+		goto err_args;
+	status = 1;
+	cfg.limits = o.limits;
+	log_setup(o.format, o.level);
+	if (addr_parse(o.listen, &cfg.listen) < 0) {
+		log_error("meshsvc", "--listen wants IP:PORT or [IPv6]:PORT value=%s", o.listen);
 		status = 2;
 		goto err_args;
 	}
-	log_setup(format, level);
-	if (addr_parse(listen, &cfg.listen) < 0) {
-		log_error("meshsvc", "--listen wants IP:PORT or [IPv6]:PORT value=%s", listen);
-		status = 2;
-		goto err_args;
-	}
-	if (!token_path && asprintf(&token_path, "%s" TOKEN_FILE_SUFFIX, db) < 0) {
-		token_path = NULL;
+	if (!o.token_path && asprintf(&o.token_path, "%s" TOKEN_FILE_SUFFIX, o.db) < 0) {
+		o.token_path = NULL;
 		goto err_args;
 	}
 	if (sodium_init() < 0) {
 		log_error("meshsvc", "libsodium failed to initialize");
 		goto err_args;
 	}
-	if (cert_path) {
-		if ((rc = read_file(cert_path, PEM_MAX, &cert)) < 0 || (rc = read_file(key_path, PEM_MAX, &key)) < 0) {
+	if (o.cert_path) {
+		if ((rc = read_file(o.cert_path, PEM_MAX, &cert)) < 0 || (rc = read_file(o.key_path, PEM_MAX, &key)) < 0) {
 			log_error("meshsvc", "cannot read the TLS certificate or key cert=%s key=%s: %s",
-				  cert_path, key_path, strerror(-rc));
+				  o.cert_path, o.key_path, strerror(-rc));
 			goto err_tls;
 		}
 		cfg.tls_cert_pem = cert;
 		cfg.tls_key_pem = key;
 	}
-	if (admin_token(token_path, cfg.admin_hash) < 0)
+	if (admin_token(o.token_path, cfg.admin_hash) < 0)
 		goto err_tls;
 	cfg.max_connections = raise_nofile();
-	if (store_open(db, &st) < 0)
+	if (store_open(o.db, &st) < 0)
 		goto err_store;
 
 	/* the server threads inherit this mask; only sigwait below sees the signals */
@@ -279,19 +317,9 @@ int main(int argc, char **argv)
 		goto err_api;
 	addr_set_port(&cfg.listen, api_port(api));
 	log_info("meshsvc", "listening url=%s://%s db=%s max_connections=%u", cert ? "https" : "http",
-		 addr_format(&cfg.listen, where, sizeof(where)), db, cfg.max_connections);
+		 addr_format(&cfg.listen, where, sizeof(where)), o.db, cfg.max_connections);
 
-	/* the main thread's work until a signal: once a second, publish devices
-	 * that went quiet and prune old tombstones */
-	for (;;) {
-		struct timespec tick = { .tv_sec = 1 };
-		sig = sigtimedwait(&sigs, NULL, &tick);
-		if (sig > 0)
-			break;
-		if (errno == EAGAIN)
-			api_housekeeping(api);
-	}
-	log_info("meshsvc", "stopping signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	run_until_signal(api, &sigs);
 	status = 0;
 
 	api_stop(api);
@@ -305,6 +333,6 @@ err_tls:
 	free(key);
 	free(cert);
 err_args:
-	free(token_path);
+	free(o.token_path);
 	return status;
 }

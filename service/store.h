@@ -14,7 +14,7 @@
  * last_seen moves without a revision. The store also keeps each VPC's IPAM and
  * revision in memory; it assumes it is the database's only writer and takes an
  * exclusive lock on the file to make sure. Not thread-safe: one thread owns a
- * store.
+ * store. store_internal.h maps its files.
  *
  * Group commit. Between store_batch_begin and store_batch_commit the writes
  * share one transaction, so one fsync makes many of them durable. The

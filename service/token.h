@@ -10,12 +10,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wire.h"
+
 #define TOKEN_RANDOM_BYTES 32	/* 256 bits */
 #define TOKEN_HASH_BYTES 32	/* BLAKE2b-256 */
 #define TOKEN_PREFIX_LEN 6	/* "nmadm_" */
 #define TOKEN_STRLEN (TOKEN_PREFIX_LEN + 43 + 1)
-#define WG_KEY_BYTES 32
-#define WG_KEY_B64LEN 45	/* 44 characters and a NUL */
+/* a WireGuard public key, as the wire carries it (wire.h) */
+#define WG_KEY_BYTES WIRE_KEY_BYTES
+#define WG_KEY_B64LEN WIRE_KEY_B64LEN	/* 44 characters and a NUL */
 /* base64 of crypto_box_SEALBYTES (48) + the token (49), and a NUL */
 #define TOKEN_SEALED_B64LEN 133
 

@@ -1,3 +1,5 @@
+/* validate: the field tables of the API's request bodies and the checks of
+ * each field (validate.h); the NAT findings of a device are validate_nat.c's. */
 #include "validate.h"
 
 #include <ctype.h>
@@ -8,8 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-__attribute__((format(printf, 3, 4)))
-static int fail(struct verr *err, const char *field, const char *fmt, ...)
+#include "validate_internal.h"
+
+int validate_fail(struct verr *err, const char *field, const char *fmt, ...)
 {
 	va_list ap;
 	snprintf(err->field, sizeof(err->field), "%s", field ? field : "");
@@ -35,16 +38,16 @@ static int check_fields(const json_t *body, const struct field *fields, size_t n
 	int rc;
 
 	if (!json_is_object(body))
-		return fail(err, NULL, "body must be a JSON object");
+		return validate_fail(err, NULL, "body must be a JSON object");
 	json_object_foreach((json_t *)body, key, value) {
 		const struct field *f = NULL;
 		for (size_t i = 0; i < n; i++)
 			if (!strcmp(fields[i].name, key))
 				f = &fields[i];
 		if (!f)
-			return fail(err, key, "unknown field");
+			return validate_fail(err, key, "unknown field");
 		if (!f->parse)
-			return fail(err, key, "read-only field");
+			return validate_fail(err, key, "read-only field");
 		if ((rc = f->parse(key, value, spec, err)) < 0)
 			return rc;
 		if (set)
@@ -52,7 +55,7 @@ static int check_fields(const json_t *body, const struct field *fields, size_t n
 	}
 	for (size_t i = 0; i < n; i++)
 		if (fields[i].required && !json_object_get(body, fields[i].name))
-			return fail(err, fields[i].name, "required field is missing");
+			return validate_fail(err, fields[i].name, "required field is missing");
 	return 0;
 }
 
@@ -61,14 +64,14 @@ static int get_string(const char *name, const json_t *v, size_t min, size_t max,
 		      struct verr *err)
 {
 	if (!json_is_string(v))
-		return fail(err, name, "must be a string");
+		return validate_fail(err, name, "must be a string");
 	const char *s = json_string_value(v);
 	size_t n = json_string_length(v);
 	if (n < min || n > max)
-		return fail(err, name, "length must be %zu..%zu bytes", min, max);
+		return validate_fail(err, name, "length must be %zu..%zu bytes", min, max);
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return fail(err, name, "must not contain control characters");
+			return validate_fail(err, name, "must not contain control characters");
 	memcpy(out, s, n + 1);
 	return 0;
 }
@@ -76,7 +79,7 @@ static int get_string(const char *name, const json_t *v, size_t min, size_t max,
 static int get_bool(const char *name, const json_t *v, bool *out, struct verr *err)
 {
 	if (!json_is_boolean(v))
-		return fail(err, name, "must be true or false");
+		return validate_fail(err, name, "must be true or false");
 	*out = json_is_true(v);
 	return 0;
 }
@@ -201,12 +204,12 @@ void time_format(int64_t t, char out[TIME_STRLEN])
 static int vpc_name(const char *name, const json_t *v, void *spec, struct verr *err)
 {
 	struct vpc_spec *s = spec;
-	int rc = get_string(name, v, 1, NAME_MAX_LEN, s->name, err);
+	int rc = get_string(name, v, 1, WIRE_NAME_MAX, s->name, err);
 	if (rc < 0)
 		return rc;
 	for (const char *p = s->name; *p; p++)
 		if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
-			return fail(err, name, "may contain only letters, digits, '.', '_' and '-'");
+			return validate_fail(err, name, "may contain only letters, digits, '.', '_' and '-'");
 	return 0;
 }
 
@@ -218,9 +221,9 @@ static int vpc_cidr(const char *name, const json_t *v, void *spec, struct verr *
 	if (rc < 0)
 		return rc;
 	if (cidr_parse(buf, false, &s->cidr) < 0 || s->cidr.family != AF_INET)
-		return fail(err, name, "must be an IPv4 prefix like 100.64.0.0/10 with no host bits set");
+		return validate_fail(err, name, "must be an IPv4 prefix like 100.64.0.0/10 with no host bits set");
 	if (s->cidr.prefix < VPC_PREFIX_MIN || s->cidr.prefix > VPC_PREFIX_MAX)
-		return fail(err, name, "prefix length must be /%d../%d", VPC_PREFIX_MIN, VPC_PREFIX_MAX);
+		return validate_fail(err, name, "prefix length must be /%d../%d", VPC_PREFIX_MIN, VPC_PREFIX_MAX);
 	return 0;
 }
 
@@ -245,7 +248,7 @@ static int rk_vpc_id(const char *name, const json_t *v, void *spec, struct verr 
 {
 	struct regkey_spec *s = spec;
 	if (!json_is_string(v) || !validate_uuid(json_string_value(v)))
-		return fail(err, name, "must be a VPC id (a lowercase UUID)");
+		return validate_fail(err, name, "must be a VPC id (a lowercase UUID)");
 	memcpy(s->vpc_id, json_string_value(v), UUID_STRLEN);
 	return 0;
 }
@@ -263,13 +266,13 @@ static int rk_expires_at(const char *name, const json_t *v, void *spec, struct v
 		return 0;
 	}
 	if (!json_is_string(v) || time_parse(json_string_value(v), &s->expires_at) < 0)
-		return fail(err, name, "must be an RFC 3339 time like 2030-01-02T03:04:05Z, or null");
+		return validate_fail(err, name, "must be an RFC 3339 time like 2030-01-02T03:04:05Z, or null");
 	return 0;
 }
 
 static int rk_description(const char *name, const json_t *v, void *spec, struct verr *err)
 {
-	return get_string(name, v, 0, DESCRIPTION_MAX_LEN, ((struct regkey_spec *)spec)->description, err);
+	return get_string(name, v, 0, WIRE_DESCRIPTION_MAX, ((struct regkey_spec *)spec)->description, err);
 }
 
 static const struct field regkey_fields[] = {
@@ -291,7 +294,7 @@ int validate_regkey_create(const json_t *body, int64_t now, struct regkey_spec *
 	if (rc < 0)
 		return rc;
 	if (out->expires_at && out->expires_at <= now)
-		return fail(err, "expires_at", "must lie in the future");
+		return validate_fail(err, "expires_at", "must lie in the future");
 	return 0;
 }
 
@@ -301,7 +304,7 @@ static int dev_public_key(const char *name, const json_t *v, void *spec, struct 
 {
 	struct device_spec *s = spec;
 	if (!json_is_string(v) || wgkey_parse(json_string_value(v), s->public_key) < 0)
-		return fail(err, name, "must be a WireGuard public key: base64 of 32 bytes");
+		return validate_fail(err, name, "must be a WireGuard public key: base64 of 32 bytes");
 	memcpy(s->public_key_b64, json_string_value(v), WG_KEY_B64LEN);
 	return 0;
 }
@@ -310,7 +313,7 @@ static int dev_vpc_id(const char *name, const json_t *v, void *spec, struct verr
 {
 	struct device_spec *s = spec;
 	if (!json_is_string(v) || !validate_uuid(json_string_value(v)))
-		return fail(err, name, "must be a VPC id (a lowercase UUID)");
+		return validate_fail(err, name, "must be a VPC id (a lowercase UUID)");
 	memcpy(s->vpc_id, json_string_value(v), UUID_STRLEN);
 	return 0;
 }
@@ -318,15 +321,15 @@ static int dev_vpc_id(const char *name, const json_t *v, void *spec, struct verr
 static int dev_hostname(const char *name, const json_t *v, void *spec, struct verr *err)
 {
 	struct device_spec *s = spec;
-	int rc = get_string(name, v, 1, HOSTNAME_MAX_LEN, s->hostname, err);
+	int rc = get_string(name, v, 1, WIRE_HOSTNAME_MAX, s->hostname, err);
 	if (rc == 0 && !is_hostname(s->hostname))
-		return fail(err, name, "must be a host name: dot-separated labels of letters, digits, '-' and '_'");
+		return validate_fail(err, name, "must be a host name: dot-separated labels of letters, digits, '-' and '_'");
 	return rc;
 }
 
 static int dev_os(const char *name, const json_t *v, void *spec, struct verr *err)
 {
-	return get_string(name, v, 0, OS_MAX_LEN, ((struct device_spec *)spec)->os, err);
+	return get_string(name, v, 0, WIRE_OS_MAX, ((struct device_spec *)spec)->os, err);
 }
 
 static int dev_relay(const char *name, const json_t *v, void *spec, struct verr *err)
@@ -342,7 +345,7 @@ static int dev_symmetric_nat(const char *name, const json_t *v, void *spec, stru
 /* "stun:HOST:PORT": HOST a name, an IPv4 address or a [bracketed] IPv6 address */
 static bool is_stun_source(const char *s)
 {
-	char host[HOSTNAME_MAX_LEN + 1];
+	char host[WIRE_HOSTNAME_MAX + 1];
 	union sockaddr_any a;
 	const char *colon;
 	size_t n;
@@ -383,14 +386,14 @@ static int endpoint(const json_t *v, size_t i, json_t **out, struct verr *err)
 
 	if (!json_is_object(v)) {
 		snprintf(field, sizeof(field), "endpoints[%zu]", i);
-		return fail(err, field, "must be an object with source and address");
+		return validate_fail(err, field, "must be an object with source and address");
 	}
 	json_object_foreach((json_t *)v, key, value) {
 		snprintf(field, sizeof(field), "endpoints[%zu].%.32s", i, key);
 		if (strcmp(key, "source") && strcmp(key, "address"))
-			return fail(err, field, "unknown field");
+			return validate_fail(err, field, "unknown field");
 		if (!json_is_string(value))
-			return fail(err, field, "must be a string");
+			return validate_fail(err, field, "must be a string");
 		if (!strcmp(key, "source"))
 			source = json_string_value(value);
 		else
@@ -398,14 +401,14 @@ static int endpoint(const json_t *v, size_t i, json_t **out, struct verr *err)
 	}
 	snprintf(field, sizeof(field), "endpoints[%zu].source", i);
 	if (!source)
-		return fail(err, field, "required field is missing");
+		return validate_fail(err, field, "required field is missing");
 	if (strcmp(source, "local") && strcmp(source, "relay") && !is_stun_source(source))
-		return fail(err, field, "must be \"local\", \"relay\" or \"stun:HOST:PORT\"");
+		return validate_fail(err, field, "must be \"local\", \"relay\" or \"stun:HOST:PORT\"");
 	snprintf(field, sizeof(field), "endpoints[%zu].address", i);
 	if (!address)
-		return fail(err, field, "required field is missing");
+		return validate_fail(err, field, "required field is missing");
 	if (addr_parse(address, &a) < 0 || addr_port(&a) == 0 || is_unspecified(&a))
-		return fail(err, field, "must be IP:PORT (or [IPv6]:PORT) with a port 1..65535");
+		return validate_fail(err, field, "must be IP:PORT (or [IPv6]:PORT) with a port 1..65535");
 	*out = json_pack("{s:s, s:s}", "source", source, "address", addr_format(&a, addrbuf, sizeof(addrbuf)));
 	return *out ? 0 : -ENOMEM;
 }
@@ -418,9 +421,9 @@ static int dev_endpoints(const char *name, const json_t *v, void *spec, struct v
 	int rc;
 
 	if (!json_is_array(v))
-		return fail(err, name, "must be an array of {\"source\", \"address\"} objects");
-	if (json_array_size(v) > ENDPOINTS_MAX)
-		return fail(err, name, "at most %d endpoints", ENDPOINTS_MAX);
+		return validate_fail(err, name, "must be an array of {\"source\", \"address\"} objects");
+	if (json_array_size(v) > WIRE_ENDPOINTS_MAX)
+		return validate_fail(err, name, "at most %d endpoints", WIRE_ENDPOINTS_MAX);
 	if (!(list = json_array()))
 		return -ENOMEM;
 	json_array_foreach(v, i, item) {
@@ -435,126 +438,12 @@ static int dev_endpoints(const char *name, const json_t *v, void *spec, struct v
 	return 0;
 }
 
-/* RFC 4787 section 4.1 (mapping) and 5 (filtering) behaviours */
-static bool is_nat_behaviour(const json_t *v)
-{
-	static const char *const names[] = {
-		"endpoint-independent", "address-dependent", "address-and-port-dependent",
-	};
-	if (!json_is_string(v))
-		return false;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcmp(json_string_value(v), names[i]))
-			return true;
-	return false;
-}
-
-static const char *const nat_members[] = { "mapping", "filtering", "hairpinning" };
-static const char *const nat_families[] = { "ipv4", "ipv6" };	/* the top level repeats the first */
-#define NAT_MEMBERS (sizeof(nat_members) / sizeof(nat_members[0]))
-#define NAT_FAMILIES (sizeof(nat_families) / sizeof(nat_families[0]))
-
-static int index_of(const char *const *names, size_t n, const char *key)
-{
-	for (size_t i = 0; i < n; i++)
-		if (!strcmp(names[i], key))
-			return (int)i;
-	return -1;
-}
-
-/* 0 for a good mapping, filtering or hairpinning value */
-static int nat_member(const char *field, const char *key, const json_t *value, struct verr *err)
-{
-	if (!strcmp(key, "hairpinning")) {
-		if (!json_is_boolean(value))
-			return fail(err, field, "must be true or false");
-	} else if (!is_nat_behaviour(value)) {
-		return fail(err, field, "must be \"endpoint-independent\", \"address-dependent\" or \"address-and-port-dependent\"");
-	}
-	return 0;
-}
-
-/* nat.ipv4, nat.ipv6: one family's findings, rebuilt in a fixed key order */
-static int nat_family(const char *fam, const json_t *v, json_t **out, struct verr *err)
-{
-	char name[16], field[64];
-	const char *key;
-	json_t *value;
-	int rc;
-
-	*out = NULL;
-	snprintf(name, sizeof(name), "nat.%.8s", fam);
-	if (!json_is_object(v) || !json_object_size(v))
-		return fail(err, name, "must be an object with some of mapping, filtering, hairpinning");
-	json_object_foreach((json_t *)v, key, value) {
-		snprintf(field, sizeof(field), "%s.%.40s", name, key);
-		if (index_of(nat_members, NAT_MEMBERS, key) < 0)
-			return fail(err, field, "unknown field");
-		if ((rc = nat_member(field, key, value, err)) < 0)
-			return rc;
-	}
-	if (!(*out = json_object()))
-		return -ENOMEM;
-	for (size_t i = 0; i < NAT_MEMBERS; i++)
-		if ((value = json_object_get(v, nat_members[i])))
-			json_object_set(*out, nat_members[i], value);
-	return 0;
-}
-
-/* {mapping, filtering, hairpinning, ipv4, ipv6}: with per-family findings
- * the top level is theirs (IPv4, else IPv6), filled in here, so readers of
- * the top level alone (before the families) go on working; a body may
- * repeat it only exactly. Without families (an older agent) it stays as
- * given. Rebuilt in a fixed key order: the same findings are the same text. */
 static int dev_nat(const char *name, const json_t *v, void *spec, struct verr *err)
 {
 	struct device_spec *s = spec;
-	json_t *fam[NAT_FAMILIES] = { NULL, NULL }, *value, *top;
-	const char *key;
-	char field[64];
-	int rc = 0, f;
 
 	json_decref(s->nat);
-	s->nat = NULL;
-	if (json_is_null(v))
-		return 0;
-	if (!json_is_object(v))
-		return fail(err, name, "must be an object {mapping, filtering, hairpinning, ipv4, ipv6} or null");
-	json_object_foreach((json_t *)v, key, value) {
-		snprintf(field, sizeof(field), "nat.%.48s", key);
-		if ((f = index_of(nat_families, NAT_FAMILIES, key)) >= 0)
-			rc = nat_family(nat_families[f], value, &fam[f], err);
-		else if (index_of(nat_members, NAT_MEMBERS, key) >= 0)
-			rc = nat_member(field, key, value, err);
-		else
-			rc = fail(err, field, "unknown field");
-		if (rc < 0)
-			goto out;
-	}
-	top = fam[0] ? fam[0] : fam[1] ? fam[1] : (json_t *)v;
-	for (size_t i = 0; i < NAT_MEMBERS && top != v; i++) {
-		const json_t *given = json_object_get(v, nat_members[i]);
-		if (given && !json_equal((json_t *)given, json_object_get(top, nat_members[i]))) {
-			snprintf(field, sizeof(field), "nat.%s", nat_members[i]);
-			rc = fail(err, field, "must equal nat.%s.%s (the top level repeats the IPv4 findings, else the IPv6 ones) or be left out",
-				  fam[0] ? "ipv4" : "ipv6", nat_members[i]);
-			goto out;
-		}
-	}
-	if (!(s->nat = json_object())) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < NAT_MEMBERS; i++)
-		if ((value = json_object_get(top, nat_members[i])))
-			json_object_set(s->nat, nat_members[i], value);
-	for (f = 0; f < (int)NAT_FAMILIES; f++)
-		if (fam[f])
-			json_object_set(s->nat, nat_families[f], fam[f]);
-out:
-	json_decref(fam[1]);
-	json_decref(fam[0]);
-	return rc;
+	return validate_nat(name, v, &s->nat, err);
 }
 
 #define DEVICE_READ_ONLY(n) { n, NULL, false, 0 }
@@ -603,7 +492,7 @@ int validate_device_patch(const json_t *body, struct device_spec *out, struct ve
 {
 	int rc = device_body(body, patch_fields, sizeof(patch_fields) / sizeof(patch_fields[0]), out, err);
 	if (rc == 0 && !out->set)
-		return fail(err, NULL, "nothing to change: give endpoints, symmetric_nat, nat, hostname or relay");
+		return validate_fail(err, NULL, "nothing to change: give endpoints, symmetric_nat, nat, hostname or relay");
 	return rc;
 }
 
@@ -636,15 +525,15 @@ static int non_negative(const char *s, int64_t max, int64_t *out)
 int validate_since(const char *s, int64_t *out, struct verr *err)
 {
 	if (non_negative(s, INT64_MAX / 16, out) < 0)
-		return fail(err, "since", "must be a revision: a non-negative integer");
+		return validate_fail(err, "since", "must be a revision: a non-negative integer");
 	return 0;
 }
 
 int validate_wait(const char *s, int *out, struct verr *err)
 {
 	int64_t v;
-	if (non_negative(s, WAIT_MAX_S, &v) < 0)
-		return fail(err, "wait", "must be a number of seconds, 0..%d", WAIT_MAX_S);
+	if (non_negative(s, WIRE_WAIT_MAX_S, &v) < 0)
+		return validate_fail(err, "wait", "must be a number of seconds, 0..%d", WIRE_WAIT_MAX_S);
 	*out = (int)v;
 	return 0;
 }

@@ -11,18 +11,14 @@
 
 #include "addr.h"
 #include "token.h"
+#include "wire.h"
 
-#define UUID_STRLEN 37
+/* the wire limits (wire.h) under the name the service has always used */
+#define UUID_STRLEN WIRE_UUID_STRLEN
 #define TIME_STRLEN 21		/* "2025-01-02T03:04:05Z" */
-#define NAME_MAX_LEN 63
-#define DESCRIPTION_MAX_LEN 255
-#define HOSTNAME_MAX_LEN 253
-#define OS_MAX_LEN 32
-#define ENDPOINTS_MAX 16
 #define VPC_PREFIX_MIN 8	/* a /8 at most ... */
 #define VPC_PREFIX_MAX 30	/* ... and at least two hosts */
 #define VPC_DEFAULT_CIDR "100.64.0.0/10"
-#define WAIT_MAX_S 300
 
 /* what was wrong, and with which field ("" for the body as a whole) */
 struct verr {
@@ -31,7 +27,7 @@ struct verr {
 };
 
 struct vpc_spec {
-	char name[NAME_MAX_LEN + 1];
+	char name[WIRE_NAME_MAX + 1];
 	struct cidr cidr;
 };
 
@@ -39,7 +35,7 @@ struct regkey_spec {
 	char vpc_id[UUID_STRLEN];
 	bool single_use;
 	int64_t expires_at;	/* unix seconds; 0: never */
-	char description[DESCRIPTION_MAX_LEN + 1];
+	char description[WIRE_DESCRIPTION_MAX + 1];
 };
 
 enum device_field {
@@ -58,8 +54,8 @@ struct device_spec {
 	uint8_t public_key[WG_KEY_BYTES];
 	char public_key_b64[WG_KEY_B64LEN];
 	char vpc_id[UUID_STRLEN];
-	char hostname[HOSTNAME_MAX_LEN + 1];
-	char os[OS_MAX_LEN + 1];
+	char hostname[WIRE_HOSTNAME_MAX + 1];
+	char os[WIRE_OS_MAX + 1];
 	json_t *endpoints;	/* owned: normalized array */
 	json_t *nat;		/* owned: object, or NULL when the body sets null */
 	bool relay;

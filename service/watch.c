@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "vec.h"
 
 #define BUCKETS 256
 
@@ -18,9 +19,13 @@ struct watch {
 	watch_wake_fn wake;
 	void *wake_arg;
 	struct waiter *buckets[BUCKETS];
-	struct waiter **heap;	/* min-heap by deadline */
-	size_t nheap, cap;
+	struct vec heap;	/* struct waiter *: a min-heap by deadline */
 };
+
+static struct waiter **heap_at(struct watch *w, size_t i)
+{
+	return vec_at(&w->heap, i);
+}
 
 int64_t watch_now_ms(void)
 {
@@ -39,16 +44,16 @@ static unsigned bucket_of(const char *vpc_id)
 
 static void heap_swap(struct watch *w, size_t a, size_t b)
 {
-	struct waiter *t = w->heap[a];
-	w->heap[a] = w->heap[b];
-	w->heap[b] = t;
-	w->heap[a]->heap_index = a;
-	w->heap[b]->heap_index = b;
+	struct waiter *t = *heap_at(w, a);
+	*heap_at(w, a) = *heap_at(w, b);
+	*heap_at(w, b) = t;
+	(*heap_at(w, a))->heap_index = a;
+	(*heap_at(w, b))->heap_index = b;
 }
 
 static void heap_up(struct watch *w, size_t i)
 {
-	while (i > 0 && w->heap[(i - 1) / 2]->deadline_ms > w->heap[i]->deadline_ms) {
+	while (i > 0 && (*heap_at(w, (i - 1) / 2))->deadline_ms > (*heap_at(w, i))->deadline_ms) {
 		heap_swap(w, i, (i - 1) / 2);
 		i = (i - 1) / 2;
 	}
@@ -58,9 +63,9 @@ static void heap_down(struct watch *w, size_t i)
 {
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < w->nheap && w->heap[l]->deadline_ms < w->heap[m]->deadline_ms)
+		if (l < w->heap.len && (*heap_at(w, l))->deadline_ms < (*heap_at(w, m))->deadline_ms)
 			m = l;
-		if (r < w->nheap && w->heap[r]->deadline_ms < w->heap[m]->deadline_ms)
+		if (r < w->heap.len && (*heap_at(w, r))->deadline_ms < (*heap_at(w, m))->deadline_ms)
 			m = r;
 		if (m == i)
 			return;
@@ -80,10 +85,10 @@ static void detach(struct watch *w, struct waiter *wt)
 	if (wt->next)
 		wt->next->prev = wt->prev;
 	wt->prev = wt->next = NULL;
-	w->nheap--;
-	if (i != w->nheap) {
-		w->heap[i] = w->heap[w->nheap];
-		w->heap[i]->heap_index = i;
+	vec_truncate(&w->heap, w->heap.len - 1);
+	if (i != w->heap.len) {
+		*heap_at(w, i) = *heap_at(w, w->heap.len);
+		(*heap_at(w, i))->heap_index = i;
 		heap_down(w, i);
 		heap_up(w, i);
 	}
@@ -113,8 +118,8 @@ static void *timer_main(void *arg)
 	while (!w->stopping) {
 		int64_t now = watch_now_ms();
 		struct waiter *chain = NULL;
-		while (w->nheap && w->heap[0]->deadline_ms <= now) {
-			struct waiter *wt = w->heap[0];
+		while (w->heap.len && (*heap_at(w, 0))->deadline_ms <= now) {
+			struct waiter *wt = *heap_at(w, 0);
 			detach(w, wt);
 			wt->woken_next = chain;
 			chain = wt;
@@ -125,10 +130,10 @@ static void *timer_main(void *arg)
 			pthread_mutex_lock(&w->lock);
 			continue;
 		}
-		if (!w->nheap) {
+		if (!w->heap.len) {
 			pthread_cond_wait(&w->cond, &w->lock);
 		} else {
-			int64_t d = w->heap[0]->deadline_ms;
+			int64_t d = (*heap_at(w, 0))->deadline_ms;
 			struct timespec ts = { .tv_sec = d / 1000, .tv_nsec = (d % 1000) * 1000000 };
 			pthread_cond_timedwait(&w->cond, &w->lock, &ts);
 		}
@@ -137,7 +142,7 @@ static void *timer_main(void *arg)
 	return NULL;
 }
 
-int watch_new(watch_wake_fn wake, void *arg, struct watch **out)
+int watch_new(watch_wake_fn wake, void *arg, size_t max, struct watch **out)
 {
 	pthread_condattr_t attr;
 	struct watch *w;
@@ -148,6 +153,7 @@ int watch_new(watch_wake_fn wake, void *arg, struct watch **out)
 		return -ENOMEM;
 	w->wake = wake;
 	w->wake_arg = arg;
+	vec_init(&w->heap, sizeof(struct waiter *), max, "meshsvc long polls waiting");
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -181,8 +187,8 @@ void watch_stop(struct watch *w)
 
 	pthread_mutex_lock(&w->lock);
 	w->stopped = true;
-	while (w->nheap) {
-		struct waiter *wt = w->heap[0];
+	while (w->heap.len) {
+		struct waiter *wt = *heap_at(w, 0);
 		detach(w, wt);
 		wt->woken_next = chain;
 		chain = wt;
@@ -198,28 +204,24 @@ void watch_free(struct watch *w)
 	watch_stop(w);
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
-	free(w->heap);
+	vec_free(&w->heap);
 	free(w);
 }
 
 int watch_add(struct watch *w, struct waiter *wt, const char *vpc_id, int64_t deadline_ms, void *conn)
 {
 	unsigned b = bucket_of(vpc_id);
+	int rc;
 
 	pthread_mutex_lock(&w->lock);
 	if (w->stopping) {
 		pthread_mutex_unlock(&w->lock);
 		return -ESHUTDOWN;
 	}
-	if (w->nheap == w->cap) {
-		size_t cap = w->cap ? w->cap * 2 : 1024;
-		struct waiter **h = realloc(w->heap, cap * sizeof(*h));
-		if (!h) {
-			pthread_mutex_unlock(&w->lock);
-			return -ENOMEM;
-		}
-		w->heap = h;
-		w->cap = cap;
+	/* past the maximum the vec logs and counts the refusal */
+	if ((rc = vec_reserve(&w->heap, 1)) < 0) {
+		pthread_mutex_unlock(&w->lock);
+		return rc;
 	}
 	memcpy(wt->vpc_id, vpc_id, UUID_STRLEN);
 	wt->vpc_id[UUID_STRLEN - 1] = 0;
@@ -232,8 +234,8 @@ int watch_add(struct watch *w, struct waiter *wt, const char *vpc_id, int64_t de
 	if (wt->next)
 		wt->next->prev = wt;
 	w->buckets[b] = wt;
-	wt->heap_index = w->nheap;
-	w->heap[w->nheap++] = wt;
+	wt->heap_index = w->heap.len;
+	vec_append(&w->heap, &wt);	/* cannot fail: room is reserved */
 	heap_up(w, wt->heap_index);
 	if (wt->heap_index == 0)
 		pthread_cond_signal(&w->cond);
@@ -269,7 +271,15 @@ void watch_cancel(struct watch *w, struct waiter *wt)
 size_t watch_count(struct watch *w)
 {
 	pthread_mutex_lock(&w->lock);
-	size_t n = w->nheap;
+	size_t n = w->heap.len;
+	pthread_mutex_unlock(&w->lock);
+	return n;
+}
+
+uint64_t watch_refused(struct watch *w)
+{
+	pthread_mutex_lock(&w->lock);
+	uint64_t n = w->heap.refused;
 	pthread_mutex_unlock(&w->lock);
 	return n;
 }

@@ -25,18 +25,22 @@ struct waiter {
 struct watch;
 typedef void (*watch_wake_fn)(void *arg, void *conn);
 
-/* starts the timer thread; wake gets arg and the waiter's conn */
-int watch_new(watch_wake_fn wake, void *arg, struct watch **out);
+/* starts the timer thread; wake gets arg and the waiter's conn; at most max
+ * waiters wait at once */
+int watch_new(watch_wake_fn wake, void *arg, size_t max, struct watch **out);
 /* stops the timer and wakes every waiter left; idempotent */
 void watch_stop(struct watch *w);
 void watch_free(struct watch *w);
-/* parks a waiter until a change in vpc_id or deadline_ms; -ENOMEM, -ESHUTDOWN */
+/* parks a waiter until a change in vpc_id or deadline_ms; -ENOSPC (max
+ * waiting), -ENOMEM, -ESHUTDOWN */
 int watch_add(struct watch *w, struct waiter *wt, const char *vpc_id, int64_t deadline_ms, void *conn);
 /* wakes every waiter of the VPC; returns how many */
 size_t watch_notify(struct watch *w, const char *vpc_id);
 /* removes a waiter that was not woken (its request went away) */
 void watch_cancel(struct watch *w, struct waiter *wt);
 size_t watch_count(struct watch *w);
+/* waiters refused, at the maximum or for memory */
+uint64_t watch_refused(struct watch *w);
 int64_t watch_now_ms(void);
 
 #endif

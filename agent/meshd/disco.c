@@ -40,6 +40,7 @@ int disco_add_server(struct disco *d, const union sockaddr_any *addr, const char
 	s->addr = *addr;
 	snprintf(s->label, sizeof(s->label), "%s", label ? label : "");
 	s->relay = relay;
+	s->probed = relay;
 	stun_txn_init(&s->txn, NULL);
 	stun_txn_init(&s->probe, NULL);
 	d->nsrv++;
@@ -48,8 +49,14 @@ int disco_add_server(struct disco *d, const union sockaddr_any *addr, const char
 
 int disco_set_relays(struct disco *d, const union sockaddr_any *addrs, int n)
 {
-	int changed = 0;
+	int changed = 0, k;
 
+	/* a --stun server at a relay's address is probed as that relay */
+	for (int i = 0; i < d->nsrv; i++)
+		d->srv[i].probed = d->srv[i].relay;
+	for (int j = 0; j < n; j++)
+		if ((k = find_server(d, &addrs[j])) >= 0)
+			d->srv[k].probed = true;
 	/* drop relays no longer listed */
 	for (int i = 0; i < d->nsrv;) {
 		bool keep = !d->srv[i].relay;
@@ -236,7 +243,7 @@ int disco_poll_relays(struct disco *d, uint64_t now, struct disco_send *out, int
 		const uint8_t *buf;
 		size_t len;
 
-		if (!s->relay || now < s->next_probe)
+		if (!s->probed || now < s->next_probe)
 			continue;
 		s->next_probe = now + RELAY_PROBE_MS;
 		if (txn_begin(&s->probe, &cfg, now) < 0 || stun_txn_poll(&s->probe, now, &buf, &len) != 1)
@@ -254,7 +261,7 @@ uint64_t disco_relays_deadline(const struct disco *d)
 	uint64_t dl = UINT64_MAX;
 
 	for (int i = 0; i < d->nsrv; i++)
-		if (d->srv[i].relay && d->srv[i].next_probe < dl)
+		if (d->srv[i].probed && d->srv[i].next_probe < dl)
 			dl = d->srv[i].next_probe;
 	return dl;
 }
@@ -316,7 +323,7 @@ int disco_receive_msg(struct disco *d, const struct stun_msg *msg,
 		}
 		if (stun_txn_match(&s->txn, msg, now) != 0)
 			continue;
-		if (s->relay)
+		if (s->probed)
 			s->last_answer = now;
 		round_answer(d, s, msg, now);
 		return 0;

@@ -61,7 +61,9 @@ struct disco_server {
 	union sockaddr_any mapped;
 	uint64_t rtt_ms;
 	uint32_t timeouts;		/* rounds in a row without an answer */
-	/* relays only: liveness */
+	/* liveness, for a relay (its own entry, or a --stun entry at a
+	 * relay's address) */
+	bool probed;
 	struct stun_txn probe;
 	uint64_t next_probe;		/* when the next probe goes */
 	uint64_t last_answer;		/* ms of its last answer, 0: never */

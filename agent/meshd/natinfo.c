@@ -3,25 +3,25 @@
 
 #include "natinfo.h"
 
-static enum svc_nat_dep dep(enum natdisc_dep d)
+static enum wire_dep dep(enum natdisc_dep d)
 {
 	switch (d) {
 	case NATDISC_DEP_EI:
-		return SVC_NAT_EI;
+		return WIRE_DEP_EI;
 	case NATDISC_DEP_AD:
-		return SVC_NAT_AD;
+		return WIRE_DEP_AD;
 	case NATDISC_DEP_APD:
-		return SVC_NAT_APD;
+		return WIRE_DEP_APD;
 	case NATDISC_DEP_UNKNOWN:
 		break;
 	}
-	return SVC_NAT_UNKNOWN;
+	return WIRE_DEP_UNKNOWN;
 }
 
 void natinfo_from_result(const struct natdisc_result *r, struct svc_nat *out)
 {
-	out->mapping = r->tests_done & NATDISC_TEST_MAPPING ? dep(r->mapping) : SVC_NAT_UNKNOWN;
-	out->filtering = r->tests_done & NATDISC_TEST_FILTERING ? dep(r->filtering) : SVC_NAT_UNKNOWN;
+	out->mapping = r->tests_done & NATDISC_TEST_MAPPING ? dep(r->mapping) : WIRE_DEP_UNKNOWN;
+	out->filtering = r->tests_done & NATDISC_TEST_FILTERING ? dep(r->filtering) : WIRE_DEP_UNKNOWN;
 	out->hairpinning = SVC_NAT_TRI_UNKNOWN;
 	if (r->tests_done & NATDISC_TEST_HAIRPIN)
 		out->hairpinning = r->hairpin == NATDISC_YES ? SVC_NAT_TRI_YES
@@ -40,14 +40,14 @@ void natinfo_describe(const struct natdisc_result *r, char *buf, size_t len)
 		return;
 	}
 	natinfo_from_result(r, &n);
-	if (n.mapping == SVC_NAT_UNKNOWN && n.filtering == SVC_NAT_UNKNOWN) {
+	if (n.mapping == WIRE_DEP_UNKNOWN && n.filtering == WIRE_DEP_UNKNOWN) {
 		snprintf(buf, len, "unknown");
 		return;
 	}
-	common = n.mapping != SVC_NAT_UNKNOWN && n.filtering != SVC_NAT_UNKNOWN ? natdisc_common_name(r) : NULL;
+	common = n.mapping != WIRE_DEP_UNKNOWN && n.filtering != WIRE_DEP_UNKNOWN ? natdisc_common_name(r) : NULL;
 	snprintf(buf, len, "%s mapping, %s filtering%s%s%s",
-		 n.mapping != SVC_NAT_UNKNOWN ? svcjson_nat_dep_name(n.mapping) : "unknown",
-		 n.filtering != SVC_NAT_UNKNOWN ? svcjson_nat_dep_name(n.filtering) : "unknown",
+		 n.mapping != WIRE_DEP_UNKNOWN ? svcjson_nat_dep_name(n.mapping) : "unknown",
+		 n.filtering != WIRE_DEP_UNKNOWN ? svcjson_nat_dep_name(n.filtering) : "unknown",
 		 common ? " (" : "", common ? common : "", common ? ")" : "");
 }
 

@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "svc.h"
+#include "svchttp.h"
 
 #define TOKEN_MAX 128
 
@@ -168,19 +169,6 @@ static bool wait_ms(struct svc *s, uint32_t ms, bool wake_on_report)
 	return stop;
 }
 
-/* exponential backoff with jitter: the delay of attempt k (0-based) */
-static uint32_t backoff_ms(unsigned k)
-{
-	uint64_t d = SVC_BACKOFF_MIN_MS;
-
-	while (k-- > 0 && d < SVC_BACKOFF_MAX_MS)
-		d *= 2;
-	if (d > SVC_BACKOFF_MAX_MS)
-		d = SVC_BACKOFF_MAX_MS;
-	/* "equal jitter": half fixed, half random, so agents do not retry in step */
-	return (uint32_t)(d / 2 + randombytes_uniform((uint32_t)(d / 2) + 1));
-}
-
 static bool stopping(struct svc *s)
 {
 	bool stop;
@@ -193,118 +181,18 @@ static bool stopping(struct svc *s)
 
 /* --- HTTP ---------------------------------------------------------------- */
 
-struct answer {
-	char *buf;
-	size_t len, cap;
-	bool too_big;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *arg)
+static bool stopping_cb(void *arg)
 {
-	struct answer *a = arg;
-	size_t n = size * nmemb;
-
-	if (a->len + n > SVC_MAX_ANSWER) {
-		a->too_big = true;
-		return 0;
-	}
-	if (a->len + n + 1 > a->cap) {
-		size_t cap = (a->len + n + 1) * 2;
-		char *b = realloc(a->buf, cap);
-		if (!b)
-			return 0;
-		a->buf = b;
-		a->cap = cap;
-	}
-	memcpy(a->buf + a->len, ptr, n);
-	a->len += n;
-	a->buf[a->len] = 0;
-	return n;
+	return stopping(arg);
 }
 
-static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
-{
-	(void)dt, (void)dn, (void)ut, (void)un;
-	return stopping(arg) ? 1 : 0;
-}
-
-/* One request. 0 with *status and *out (parsed JSON, or NULL for an empty
- * body) when an HTTP answer came; a negative errno with why filled when none
- * did or the answer is not JSON. */
 static int http(struct svc *s, const char *method, const char *path, const char *bearer,
 		const json_t *body, long timeout_ms, long *status, json_t **out,
 		char *why, size_t whylen)
 {
-	struct curl_slist *hdrs = NULL;
-	struct answer ans = { 0 };
-	char url[1024], auth[TOKEN_MAX + 300];
-	char *text = NULL;
-	json_error_t jerr;
-	CURLcode cc;
-	CURL *c;
-	int rc = 0;
+	const struct svchttp h = { .base = s->url, .ca_file = s->ca_file, .stopping = stopping_cb, .arg = s };
 
-	*out = NULL;
-	*status = 0;
-	if (!(c = curl_easy_init())) {
-		snprintf(why, whylen, "curl init failed");
-		return -ENOMEM;
-	}
-	snprintf(url, sizeof(url), "%s%s", s->url, path);
-	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", bearer);
-	hdrs = curl_slist_append(hdrs, auth);
-	hdrs = curl_slist_append(hdrs, "Accept: application/json");
-	if (body) {
-		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-		text = json_dumps(body, JSON_COMPACT);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text ? text : "");
-	}
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &ans);
-	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
-	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (s->ca_file[0])
-		curl_easy_setopt(c, CURLOPT_CAINFO, s->ca_file);
-	cc = curl_easy_perform(c);
-	if (cc != CURLE_OK) {
-		snprintf(why, whylen, "%s%s", curl_easy_strerror(cc),
-			 ans.too_big ? " (answer too large)" : "");
-		rc = -EIO;
-		goto out;
-	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-	if (ans.len) {
-		*out = json_loadb(ans.buf, ans.len, 0, &jerr);
-		if (!*out) {
-			snprintf(why, whylen, "HTTP %ld with a body that is not JSON: %s", *status,
-				 jerr.text);
-			rc = -EBADMSG;
-		}
-	}
-out:
-	if (text) {
-		sodium_memzero(text, strlen(text));
-		free(text);
-	}
-	sodium_memzero(auth, sizeof(auth));
-	free(ans.buf);
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(c);
-	return rc;
-}
-
-static const char *error_text(const json_t *j)
-{
-	const char *e = json_string_value(json_object_get(j, "error"));
-	return e ? e : "";
+	return svchttp_request(&h, method, path, bearer, body, timeout_ms, status, out, why, whylen);
 }
 
 /* A meshsvc from before NAT findings per family refuses the nat object's
@@ -361,7 +249,7 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 	if (rc < 0)
 		goto out;
 	if (status != 200 && status != 201) {
-		snprintf(why, whylen, "registration refused: HTTP %ld %s", status, error_text(ans));
+		snprintf(why, whylen, "registration refused: HTTP %ld %s", status, svchttp_error_text(ans));
 		rc = legacy_nat_refusal(s, status, ans) ? 2 : status >= 500 ? -EAGAIN : -EACCES;
 		goto out;
 	}
@@ -432,7 +320,7 @@ static int do_patch(struct svc *s, char *why, size_t whylen)
 	sodium_memzero(token, sizeof(token));
 	json_decref(body);
 	if (rc == 0 && status != 200) {
-		snprintf(why, whylen, "report refused: HTTP %ld %s", status, error_text(ans));
+		snprintf(why, whylen, "report refused: HTTP %ld %s", status, svchttp_error_text(ans));
 		rc = (status == 401 || status == 404) ? 1 : legacy_nat_refusal(s, status, ans) ? 2 : -EAGAIN;
 	}
 	json_decref(ans);
@@ -483,7 +371,7 @@ static void *writer_main(void *arg)
 		note_result(s, rc != -EIO, why);
 		if (rc != -EIO || failures == 0)
 			log_warn("svc", "%s: %s", registered ? "report" : "registration", why);
-		if (wait_ms(s, backoff_ms(failures++), false))
+		if (wait_ms(s, svchttp_backoff_ms(failures++), false))
 			break;
 	}
 	return NULL;
@@ -491,26 +379,25 @@ static void *writer_main(void *arg)
 
 /* --- poller: the long poll --------------------------------------------------- */
 
-/* merges one answer into the id -> device map; full replaces it */
-static void merge(json_t *map, json_t *devices, json_t *deleted, bool full)
+/* the merged list as an event, when the answer changed anything */
+static void post_peers(struct svc *s, json_t *map, json_t *devices, json_t *deleted, bool full, int64_t rev)
 {
-	size_t i;
-	json_t *d;
+	struct svc_event *ev;
+	const char *k;
+	json_t *v;
+	int skipped;
 
-	if (full)
-		json_object_clear(map);
-	json_array_foreach(devices, i, d) {
-		const char *id = json_string_value(json_object_get(d, "id"));
-		if (!id) {
-			log_warn("svc", "device entry without an id skipped index=%zu", i);
-			continue;
-		}
-		json_object_set(map, id, d);
-	}
-	if (deleted)
-		json_array_foreach(deleted, i, d)
-			if (json_is_string(d))
-				json_object_del(map, json_string_value(d));
+	if (!full && !json_array_size(devices) && !(deleted && json_array_size(deleted)))
+		return;
+	if ((skipped = svcjson_merge_changes(map, devices, deleted, full)) > 0)
+		log_warn("svc", "device entries without an id skipped count=%d", skipped);
+	if (!(ev = ev_new(SVC_EV_PEERS)))
+		return;
+	ev->revision = rev;
+	ev->devices = json_array();
+	json_object_foreach(map, k, v)
+		json_array_append(ev->devices, v);
+	post(s, ev);
 }
 
 static void *poller_main(void *arg)
@@ -525,7 +412,6 @@ static void *poller_main(void *arg)
 	while (map && !stopping(s)) {
 		char path[256], token[TOKEN_MAX];
 		json_t *ans = NULL, *devices, *deleted;
-		struct svc_event *ev;
 		struct svc_err err;
 		int64_t rev;
 		long status;
@@ -552,7 +438,7 @@ static void *poller_main(void *arg)
 			  &status, &ans, why, sizeof(why));
 		sodium_memzero(token, sizeof(token));
 		if (rc == 0 && status != 200) {
-			snprintf(why, sizeof(why), "peer list refused: HTTP %ld %s", status, error_text(ans));
+			snprintf(why, sizeof(why), "peer list refused: HTTP %ld %s", status, svchttp_error_text(ans));
 			rc = -EAGAIN;
 			if (status == 401) {
 				/* our token is gone: the writer registers again */
@@ -573,25 +459,14 @@ static void *poller_main(void *arg)
 			if (failures == 0 || rc != -EIO)
 				log_warn("svc", "long poll: %s", why);
 			full = true;	/* resync when it answers again */
-			if (wait_ms(s, backoff_ms(failures++), false))
+			if (wait_ms(s, svchttp_backoff_ms(failures++), false))
 				break;
 			continue;
 		}
 		failures = 0;
 		note_result(s, true, "");
 		full |= answer_full;
-		if (full || json_array_size(devices) || (deleted && json_array_size(deleted))) {
-			merge(map, devices, deleted, full);
-			if ((ev = ev_new(SVC_EV_PEERS))) {
-				const char *k;
-				json_t *v;
-				ev->revision = rev;
-				ev->devices = json_array();
-				json_object_foreach(map, k, v)
-					json_array_append(ev->devices, v);
-				post(s, ev);
-			}
-		}
+		post_peers(s, map, devices, deleted, full, rev);
 		since = rev;
 		full = false;
 		json_decref(ans);

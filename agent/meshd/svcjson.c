@@ -58,19 +58,12 @@ static json_t *endpoints_json(const struct svc_report *r)
 	return a;
 }
 
-const char *svcjson_nat_dep_name(enum svc_nat_dep d)
+const char *svcjson_nat_dep_name(enum wire_dep d)
 {
-	switch (d) {
-	case SVC_NAT_EI:
-		return "endpoint-independent";
-	case SVC_NAT_AD:
-		return "address-dependent";
-	case SVC_NAT_APD:
-		return "address-and-port-dependent";
-	case SVC_NAT_UNKNOWN:
-		break;
-	}
-	return NULL;
+	const char *s = wire_dep_name(d);
+
+	/* "unknown" is what wire_dep_name() says for no name at all */
+	return wire_dep_parse(s) < 0 ? NULL : s;
 }
 
 json_t *svcjson_nat_json(const struct svc_nat *n)
@@ -326,4 +319,27 @@ int svcjson_parse_changes(const json_t *j, int64_t *revision, json_t **devices,
 	*devices = dev;
 	*deleted = json_is_array(del) ? del : NULL;
 	return 0;
+}
+
+int svcjson_merge_changes(json_t *map, const json_t *devices, const json_t *deleted, bool full)
+{
+	int skipped = 0;
+	size_t i;
+	json_t *d;
+
+	if (full)
+		json_object_clear(map);
+	json_array_foreach(devices, i, d) {
+		const char *id = json_string_value(json_object_get(d, "id"));
+		if (!id) {
+			skipped++;
+			continue;
+		}
+		json_object_set(map, id, d);
+	}
+	if (deleted)
+		json_array_foreach(deleted, i, d)
+			if (json_is_string(d))
+				json_object_del(map, json_string_value(d));
+	return skipped;
 }

@@ -12,13 +12,14 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "wire.h"
 
-#define SVC_ID_MAX 64
-#define SVC_HOSTNAME_MAX 253
-#define SVC_SOURCE_MAX 96
-#define SVC_MAX_ENDPOINTS 16		/* the service's ENDPOINTS_MAX */
-#define SVC_KEY_LEN 32
-#define SVC_KEY_B64LEN 45		/* 44 characters and a NUL */
+#define SVC_ID_MAX 64			/* room for the service's ids (UUIDs) */
+#define SVC_HOSTNAME_MAX WIRE_HOSTNAME_MAX
+#define SVC_SOURCE_MAX WIRE_SOURCE_MAX
+#define SVC_MAX_ENDPOINTS WIRE_ENDPOINTS_MAX
+#define SVC_KEY_LEN WIRE_KEY_BYTES
+#define SVC_KEY_B64LEN WIRE_KEY_B64LEN
 #define SVC_SEALED_MAX 256
 
 struct svc_endpoint {
@@ -26,18 +27,12 @@ struct svc_endpoint {
 	union sockaddr_any addr;
 };
 
-/* RFC 4787 behaviours as the service names them (service/validate.c) */
-enum svc_nat_dep {
-	SVC_NAT_UNKNOWN,	/* not reported */
-	SVC_NAT_EI,		/* "endpoint-independent" */
-	SVC_NAT_AD,		/* "address-dependent" */
-	SVC_NAT_APD,		/* "address-and-port-dependent" */
-};
 enum svc_nat_tri { SVC_NAT_TRI_UNKNOWN, SVC_NAT_TRI_YES, SVC_NAT_TRI_NO };
 
-/* one address family's findings: only what was found is sent */
+/* one address family's findings (RFC 4787 behaviours, wire.h; WIRE_DEP_UNKNOWN
+ * when not found): only what was found is sent */
 struct svc_nat {
-	enum svc_nat_dep mapping, filtering;
+	enum wire_dep mapping, filtering;
 	enum svc_nat_tri hairpinning;
 };
 
@@ -83,8 +78,9 @@ void svcjson_key_format(const uint8_t key[SVC_KEY_LEN], char out[SVC_KEY_B64LEN]
 json_t *svcjson_register_body(const uint8_t pub[SVC_KEY_LEN], const char *os,
 			      const struct svc_report *r);
 json_t *svcjson_patch_body(const struct svc_report *r);
-/* "endpoint-independent", ...; NULL for SVC_NAT_UNKNOWN */
-const char *svcjson_nat_dep_name(enum svc_nat_dep d);
+/* wire_dep_name()'s "endpoint-independent", ...; NULL for WIRE_DEP_UNKNOWN
+ * or a bad value (nothing is sent) */
+const char *svcjson_nat_dep_name(enum wire_dep d);
 /* "ipv4", "ipv6" */
 const char *svcjson_family_name(enum svc_family f);
 /* {mapping, filtering, hairpinning} with the known ones; NULL when none is */
@@ -113,5 +109,9 @@ int svcjson_parse_registration(const json_t *j, struct svc_device *dev,
  * revisions). The arrays are borrowed from j. */
 int svcjson_parse_changes(const json_t *j, int64_t *revision, json_t **devices,
 			  json_t **deleted, bool *full, struct svc_err *err);
+/* merges one such answer into map (device id -> device object, references
+ * taken); full empties map first. Returns how many devices had no id (left
+ * out). */
+int svcjson_merge_changes(json_t *map, const json_t *devices, const json_t *deleted, bool full);
 
 #endif

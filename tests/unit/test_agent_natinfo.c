@@ -14,34 +14,34 @@ Test(natinfo, table)
 		unsigned done;
 		bool nat;
 		enum natdisc_dep mapping, filtering;
-		enum svc_nat_dep want_m, want_f;
+		enum wire_dep want_m, want_f;
 		const char *line;
 	} cases[] = {
 		{ "full cone", NATDISC_OK, NATDISC_TEST_MAPPING | NATDISC_TEST_FILTERING, true, NATDISC_DEP_EI,
-		  NATDISC_DEP_EI, SVC_NAT_EI, SVC_NAT_EI,
+		  NATDISC_DEP_EI, WIRE_DEP_EI, WIRE_DEP_EI,
 		  "endpoint-independent mapping, endpoint-independent filtering (full cone)" },
 		{ "restricted cone", NATDISC_OK, NATDISC_TEST_MAPPING | NATDISC_TEST_FILTERING, true, NATDISC_DEP_EI,
-		  NATDISC_DEP_AD, SVC_NAT_EI, SVC_NAT_AD,
+		  NATDISC_DEP_AD, WIRE_DEP_EI, WIRE_DEP_AD,
 		  "endpoint-independent mapping, address-dependent filtering (restricted cone)" },
 		{ "port-restricted cone", NATDISC_OK, NATDISC_TEST_MAPPING | NATDISC_TEST_FILTERING, true,
-		  NATDISC_DEP_EI, NATDISC_DEP_APD, SVC_NAT_EI, SVC_NAT_APD,
+		  NATDISC_DEP_EI, NATDISC_DEP_APD, WIRE_DEP_EI, WIRE_DEP_APD,
 		  "endpoint-independent mapping, address-and-port-dependent filtering (port-restricted cone)" },
 		{ "symmetric", NATDISC_OK, NATDISC_TEST_MAPPING | NATDISC_TEST_FILTERING, true, NATDISC_DEP_APD,
-		  NATDISC_DEP_APD, SVC_NAT_APD, SVC_NAT_APD,
+		  NATDISC_DEP_APD, WIRE_DEP_APD, WIRE_DEP_APD,
 		  "address-and-port-dependent mapping, address-and-port-dependent filtering (symmetric)" },
 		{ "no NAT", NATDISC_OK, NATDISC_TEST_MAPPING | NATDISC_TEST_FILTERING, false, NATDISC_DEP_EI,
-		  NATDISC_DEP_EI, SVC_NAT_EI, SVC_NAT_EI,
+		  NATDISC_DEP_EI, WIRE_DEP_EI, WIRE_DEP_EI,
 		  "endpoint-independent mapping, endpoint-independent filtering (no NAT)" },
 		{ "filtering still running", NATDISC_OK, NATDISC_TEST_MAPPING, true, NATDISC_DEP_AD,
-		  NATDISC_DEP_UNKNOWN, SVC_NAT_AD, SVC_NAT_UNKNOWN,
+		  NATDISC_DEP_UNKNOWN, WIRE_DEP_AD, WIRE_DEP_UNKNOWN,
 		  "address-dependent mapping, unknown filtering" },
 		{ "a verdict not yet done is not taken", NATDISC_OK, 0, true, NATDISC_DEP_EI, NATDISC_DEP_EI,
-		  SVC_NAT_UNKNOWN, SVC_NAT_UNKNOWN, "unknown" },
+		  WIRE_DEP_UNKNOWN, WIRE_DEP_UNKNOWN, "unknown" },
 		{ "filtering lost", NATDISC_OK, NATDISC_TEST_MAPPING | NATDISC_TEST_FILTERING, true, NATDISC_DEP_EI,
-		  NATDISC_DEP_UNKNOWN, SVC_NAT_EI, SVC_NAT_UNKNOWN,
+		  NATDISC_DEP_UNKNOWN, WIRE_DEP_EI, WIRE_DEP_UNKNOWN,
 		  "endpoint-independent mapping, unknown filtering" },
 		{ "no RFC 5780", NATDISC_E_NO_RFC5780, 0, false, NATDISC_DEP_UNKNOWN, NATDISC_DEP_UNKNOWN,
-		  SVC_NAT_UNKNOWN, SVC_NAT_UNKNOWN,
+		  WIRE_DEP_UNKNOWN, WIRE_DEP_UNKNOWN,
 		  "unknown (the server does not support RFC 5780 (no OTHER-ADDRESS in its answer))" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

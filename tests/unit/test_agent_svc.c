@@ -317,8 +317,8 @@ Test(svc, older_service_gets_the_older_nat, .timeout = 30)
 
 	start(&f, &cfg, url, sizeof(url));
 	strcpy(r.hostname, "n1");
-	r.nat[SVC_FAM_IPV4] = (struct svc_nat){ SVC_NAT_EI, SVC_NAT_APD, SVC_NAT_TRI_NO };
-	r.nat[SVC_FAM_IPV6] = (struct svc_nat){ SVC_NAT_EI, SVC_NAT_EI, SVC_NAT_TRI_UNKNOWN };
+	r.nat[SVC_FAM_IPV4] = (struct svc_nat){ WIRE_DEP_EI, WIRE_DEP_APD, SVC_NAT_TRI_NO };
+	r.nat[SVC_FAM_IPV6] = (struct svc_nat){ WIRE_DEP_EI, WIRE_DEP_EI, SVC_NAT_TRI_UNKNOWN };
 	cr_assert_eq(svc_new(&cfg, &r, &s), 0);
 	ev = wait_event(s, SVC_EV_REGISTERED, 3000);
 	cr_assert_not_null(ev, "no registration");

@@ -58,10 +58,10 @@ Test(svcjson, bodies)
 
 Test(svcjson, nat_object)
 {
-#define EI SVC_NAT_EI
-#define AD SVC_NAT_AD
-#define APD SVC_NAT_APD
-#define UNK SVC_NAT_UNKNOWN
+#define EI WIRE_DEP_EI
+#define AD WIRE_DEP_AD
+#define APD WIRE_DEP_APD
+#define UNK WIRE_DEP_UNKNOWN
 	static const struct {
 		const char *name;
 		struct svc_nat v4, v6;
@@ -102,8 +102,8 @@ Test(svcjson, nat_object)
 		}
 		json_decref(b);
 	}
-	cr_expect_null(svcjson_nat_dep_name(SVC_NAT_UNKNOWN));
-	cr_expect_null(svcjson_nat_dep_name((enum svc_nat_dep)42));
+	cr_expect_null(svcjson_nat_dep_name(WIRE_DEP_UNKNOWN));
+	cr_expect_null(svcjson_nat_dep_name((enum wire_dep)42));
 	cr_expect_str_eq(svcjson_family_name(SVC_FAM_IPV4), "ipv4");
 	cr_expect_str_eq(svcjson_family_name(SVC_FAM_IPV6), "ipv6");
 	cr_expect_null(svcjson_family_name(SVC_FAMILIES));

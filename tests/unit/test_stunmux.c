@@ -247,3 +247,21 @@ Test(disco, relay_probes_every_interval)
 	/* a probe unanswered leaves last_answer at 0 */
 	cr_assert_eq(disco_server_find(&d, &two[0])->last_answer, 0);
 }
+
+/* a relay whose address is also a --stun server is probed all the same */
+Test(disco, relay_at_a_stun_servers_address_is_probed)
+{
+	struct disco d;
+	struct disco_send out[8];
+	const union sockaddr_any r = A(R1);
+
+	disco_init(&d, 0, 1000);
+	cr_assert_eq(disco_add_server(&d, &r, "stun:r1", false), 0);
+	cr_assert_eq(disco_relays_deadline(&d), UINT64_MAX);
+	cr_assert_eq(disco_set_relays(&d, &r, 1), 0, "no new server");
+	cr_assert_eq(disco_poll_relays(&d, 1000, out, 8), 1);
+	cr_assert(addr_equal(&out[0].to, &r));
+	cr_assert_eq(disco_set_relays(&d, NULL, 0), 0, "the --stun entry stays");
+	cr_assert_eq(d.nsrv, 1);
+	cr_assert_eq(disco_relays_deadline(&d), UINT64_MAX, "but is no longer probed");
+}

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "service/store.h"
+#include "service/store_internal.h"
 
 #define NOW 1700000000
 
@@ -17,7 +18,7 @@ static char dir[64], path[96];
 static void setup(void)
 {
 	cr_assert_geq(sodium_init(), 0);
-	snprintf(dir, sizeof(dir), "/tmp/test_svc_store.XXXXXX");
+	snprintf(dir, sizeof(dir), "/tmp/test_store.XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/db", dir);
 }
@@ -735,5 +736,44 @@ Test(store, a_batch_whose_transaction_is_lost_fails_as_a_whole)
 	cr_assert_eq(reg_named(st, k, "c", ip, id), 0);
 	cr_expect_str_eq(ip, "10.13.0.1");
 	cr_expect_eq(committed_rows("devices"), 1);
+	store_free(st);
+}
+
+static size_t online_count(struct store *st)
+{
+	json_t *list, *d;
+	size_t i, n = 0;
+	cr_assert_eq(store_device_list(st, &list), 0);
+	json_array_foreach(list, i, d)
+		n += json_is_true(json_object_get(d, "online"));
+	json_decref(list);
+	return n;
+}
+
+Test(store, housekeeping_takes_at_most_its_maximum_a_pass_and_the_rest_next)
+{
+	struct store_limits lim = { .offline_after_s = 120, .tombstone_ttl_s = 1000000 };
+	char v[UUID_STRLEN], k[UUID_STRLEN], ip[32], id[UUID_STRLEN];
+	struct device_spec a;
+	struct store *st;
+	bool created;
+
+	cr_assert_eq(store_open(path, &st), 0);
+	vpc(st, "10.7.0.0/19", v);
+	regkey(st, v, false, 0, k);
+	cr_assert_eq(store_batch_begin(st), 0);
+	for (int i = 0; i <= STORE_HOUSEKEEPING_MAX; i++) {
+		fresh_key(&a);
+		cr_assert_eq(reg(st, k, &a, ip, id, &created), 0, "device %d", i);
+	}
+	cr_assert_eq(store_batch_commit(st), STORE_HOUSEKEEPING_MAX + 1);
+	cr_expect_eq(online_count(st), STORE_HOUSEKEEPING_MAX + 1);
+	nchanged = 0;
+	cr_expect_eq(store_housekeeping(st, NOW + 120, &lim, on_changed, NULL), 0);
+	cr_expect_eq(online_count(st), 1, "one pass publishes its maximum, no more");
+	cr_expect_eq(nchanged, 1);
+	cr_expect_eq(store_housekeeping(st, NOW + 121, &lim, on_changed, NULL), 0);
+	cr_expect_eq(online_count(st), 0, "the next pass takes the rest");
+	cr_expect_eq(nchanged, 2);
 	store_free(st);
 }

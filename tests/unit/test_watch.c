@@ -38,7 +38,7 @@ Test(watch, notify_wakes_only_that_vpc_once)
 	struct watch *wt;
 	memset(w, 0, sizeof(w));
 	memset(woken, 0, sizeof(woken));
-	cr_assert_eq(watch_new(wake, &mu, &wt), 0);
+	cr_assert_eq(watch_new(wake, &mu, 16, &wt), 0);
 	int64_t far = watch_now_ms() + 60000;
 	cr_assert_eq(watch_add(wt, &w[0], VPC_A, far, (void *)0), 0);
 	cr_assert_eq(watch_add(wt, &w[1], VPC_A, far, (void *)1), 0);
@@ -63,7 +63,7 @@ Test(watch, deadlines_fire_in_order)
 	struct watch *wt;
 	memset(w, 0, sizeof(w));
 	memset(woken, 0, sizeof(woken));
-	cr_assert_eq(watch_new(wake, NULL, &wt), 0);
+	cr_assert_eq(watch_new(wake, NULL, 16, &wt), 0);
 	int64_t now = watch_now_ms();
 	cr_assert_eq(watch_add(wt, &w[0], VPC_A, now + 300, (void *)0), 0);
 	cr_assert_eq(watch_add(wt, &w[1], VPC_A, now + 100, (void *)1), 0);
@@ -78,5 +78,28 @@ Test(watch, deadlines_fire_in_order)
 	watch_stop(wt);
 	cr_expect_eq(count_of(2), 1, "stop wakes the rest");
 	cr_expect_eq(watch_add(wt, &w[2], VPC_B, now, (void *)2), -ESHUTDOWN);
+	watch_free(wt);
+}
+
+Test(watch, refuses_past_its_maximum_and_counts)
+{
+	struct waiter w[4];
+	struct watch *wt;
+	memset(w, 0, sizeof(w));
+	memset(woken, 0, sizeof(woken));
+	cr_assert_eq(watch_new(wake, NULL, 3, &wt), 0);
+	int64_t far = watch_now_ms() + 60000;
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(watch_add(wt, &w[i], VPC_A, far, (void *)(intptr_t)i), 0, "waiter %d", i);
+	cr_expect_eq(watch_add(wt, &w[3], VPC_B, far, (void *)3), -ENOSPC);
+	cr_expect_eq(watch_count(wt), 3);
+	cr_expect_eq(watch_refused(wt), 1);
+	cr_expect_eq(watch_notify(wt, VPC_B), 0, "the refused waiter is not parked");
+	watch_cancel(wt, &w[1]);
+	cr_expect_eq(watch_add(wt, &w[3], VPC_B, far, (void *)3), 0, "room again once one leaves");
+	cr_expect_eq(watch_notify(wt, VPC_A), 2);
+	cr_expect_eq(watch_notify(wt, VPC_B), 1);
+	cr_expect_eq(watch_count(wt), 0);
+	cr_expect_eq(watch_refused(wt), 1);
 	watch_free(wt);
 }

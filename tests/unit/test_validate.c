@@ -188,7 +188,7 @@ Test(validate, too_many_endpoints)
 {
 	char body[4096];
 	size_t n = (size_t)snprintf(body, sizeof(body), "{\"public_key\":\"" KEY "\",\"endpoints\":[");
-	for (int i = 0; i <= ENDPOINTS_MAX; i++)
+	for (int i = 0; i <= WIRE_ENDPOINTS_MAX; i++)
 		n += (size_t)snprintf(body + n, sizeof(body) - n, "%s{\"source\":\"local\",\"address\":\"10.0.0.%d:1\"}",
 				      i ? "," : "", i + 1);
 	snprintf(body + n, sizeof(body) - n, "]}");
@@ -252,6 +252,8 @@ Test(validate, device_nat_families)
 		{ "{\"ipv4\":{}}", NULL, "nat.ipv4", "some of mapping, filtering, hairpinning" },
 		{ "{\"ipv6\":[]}", NULL, "nat.ipv6", "must be an object" },
 		{ "{\"ipv4\":{\"mapping\":\"full-cone\"}}", NULL, "nat.ipv4.mapping", "must be \"endpoint-independent\"" },
+		/* wire.h's name for "not measured" is no behaviour */
+		{ "{\"filtering\":\"unknown\"}", NULL, "nat.filtering", "must be \"endpoint-independent\"" },
 		{ "{\"ipv6\":{\"hairpinning\":1}}", NULL, "nat.ipv6.hairpinning", "true or false" },
 		{ "{\"ipv4\":{\"ipv4\":{\"mapping\":" EI "}}}", NULL, "nat.ipv4.ipv4", "unknown field" },
 		{ "{\"ipv4\":{\"type\":\"x\"}}", NULL, "nat.ipv4.type", "unknown field" },

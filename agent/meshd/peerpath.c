@@ -1,0 +1,111 @@
+/* peerpath: a peer's direct path, between path.c's state machine and the
+ * data plane. The candidates (both sides' endpoints) and what the data plane
+ * did (handshakes, packets) go in; sprays of handshake initiations and the
+ * route change between direct and relayed come out. */
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
+#include "meshd.h"
+
+/* issue 5: the same initiation to every candidate at once; whichever copy
+ * is answered first wins and the data plane roams to where the answer came
+ * from. The path schedule paces the sprays. */
+static void spray(struct mpeer *p)
+{
+	int rc;
+
+	if (!p->wp || p->path.ncands == 0)
+		return;
+	rc = wg_peer_initiate_to(p->wp, p->path.cands, p->path.ncands);
+	if (rc < 0)
+		log_warn(COMPONENT, "spray not sent peer=%s err=\"%s\"", p->name, strerror(-rc));
+	else
+		log_debug(COMPONENT, "handshake initiation peer=%s candidates=%d", p->name, rc);
+}
+
+static void apply(struct mpeer *p, const struct path_out *o, enum path_state before)
+{
+	struct cidr host = { .family = AF_INET, .prefix = 32 };
+	char a[ADDR_STRLEN];
+
+	memcpy(host.addr, &p->tunnel_ip.in.sin_addr, 4);
+	for (int i = 0; i < o->n; i++) {
+		switch (o->act[i].type) {
+		case PATH_ACT_SPRAY:
+			spray(p);
+			break;
+		case PATH_ACT_DIRECT:
+			if (wg_peer_allowed_ip_add(p->wp, &host) < 0)
+				log_warn(COMPONENT, "cannot install direct route peer=%s", p->name);
+			wg_peer_set_persistent_keepalive(p->wp, KEEPALIVE_S);
+			break;
+		case PATH_ACT_RELAY:
+			wg_peer_allowed_ip_remove(p->wp, &host);
+			wg_peer_set_persistent_keepalive(p->wp, 0);
+			break;
+		}
+	}
+	if (p->path.state != before)
+		log_info(COMPONENT, "path peer=%s from=%s to=%s endpoint=%s", p->name, path_state_name(before),
+			 path_state_name(p->path.state), meshd_fmt_addr(&p->path.endpoint, a));
+}
+
+void peerpath_candidates(struct meshd *m, struct mpeer *p, uint64_t now)
+{
+	struct path_cand mine[SVC_MAX_ENDPOINTS], theirs[SVC_MAX_ENDPOINTS];
+	union sockaddr_any order[PATH_MAX_CANDS];
+	struct path_out o = { 0 };
+	enum path_state before = p->path.state;
+	int n;
+
+	if (!p->use_path)
+		return;
+	for (int i = 0; i < m->report.nep; i++) {
+		mine[i].addr = m->report.ep[i].addr;
+		mine[i].reflexive = strcmp(m->report.ep[i].source, "local") != 0;
+	}
+	for (int i = 0; i < p->nep; i++) {
+		theirs[i].addr = p->ep[i].addr;
+		theirs[i].reflexive = strcmp(p->ep[i].source, "local") != 0;
+	}
+	n = path_order_candidates(mine, m->report.nep, theirs, p->nep, order, PATH_MAX_CANDS);
+	path_learn(&p->path, order, n, now, &o);
+	apply(p, &o, before);
+}
+
+/* what the data plane did since the last look: handshakes, packets */
+void peerpath_observe(struct mpeer *p, uint64_t now)
+{
+	struct wg_peer_state s;
+	struct path_out o = { 0 };
+	enum path_state before = p->path.state;
+
+	if (!p->wp)
+		return;
+	wg_peer_get_state(p->wp, &s);
+	if (p->use_path) {
+		if ((s.last_handshake.tv_sec || s.last_handshake.tv_nsec) &&
+		    (s.last_handshake.tv_sec != p->last_hs.tv_sec || s.last_handshake.tv_nsec != p->last_hs.tv_nsec))
+			path_handshake(&p->path, &s.endpoint, now, &o);
+		if (s.rx_bytes != p->last_rx)
+			path_rx(&p->path, now);
+		else if (s.tx_bytes != p->last_tx)
+			path_tx(&p->path, now);
+		if (now >= path_deadline(&p->path))
+			path_tick(&p->path, now, &o);
+		apply(p, &o, before);
+	}
+	p->last_hs = s.last_handshake;
+	p->last_rx = s.rx_bytes;
+	p->last_tx = s.tx_bytes;
+}
+
+const char *peerpath_name(const struct mpeer *p)
+{
+	if (p->use_path)
+		return path_state_public(p->path.state);
+	if (p->relay)
+		return "direct";	/* relays are always reached directly */
+	return "relayed";
+}

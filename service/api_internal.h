@@ -1,0 +1,211 @@
+/* api_internal: what the files of the API share, and nothing else includes.
+ * api.c runs the server thread and its rounds; api_route.c routes,
+ * authenticates and dispatches a request; api_batch.c holds answers, log
+ * lines and VPC wake-ups for the group commit; api_reply.c builds answers;
+ * api_vpc.c, api_regkey.c and api_device.c are the handlers per resource;
+ * api_poll.c serves peer lists and long polls; api_metrics.c counts and
+ * reports. The state of the server is one struct api, used by the server
+ * thread alone (but for what is atomic). */
+#ifndef NATMESH_SVC_API_INTERNAL_H
+#define NATMESH_SVC_API_INTERNAL_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api.h"
+#include "vec.h"
+#include "watch.h"
+
+enum route_id {
+	R_HEALTHZ, R_METRICS, R_WHOAMI, R_VPCS, R_VPC, R_VPC_DEVICES, R_REGKEYS, R_REGKEY,
+	R_DEVICES, R_DEVICE, R_UNKNOWN, R_COUNT
+};
+extern const char *const api_route_names[R_COUNT];
+
+enum method_id { M_GET, M_POST, M_PATCH, M_DELETE, M_OTHER, M_COUNT };
+extern const char *const api_method_names[M_COUNT];
+
+/* how many statuses the API answers with (api_metrics.c lists them) */
+#define API_NCODES 12
+
+/* RQ_BODY: reading the body; RQ_WAITING: a long poll, suspended in the watch;
+ * RQ_HELD: answered, suspended until the batch it may rest on is committed;
+ * RQ_DONE: the answer is queued */
+enum request_state { RQ_BODY, RQ_WAITING, RQ_HELD, RQ_DONE };
+
+struct endpoint;
+
+struct request {
+	enum route_id route;
+	enum method_id method;
+	enum request_state state;
+	const struct endpoint *ep;	/* set when routed: in RQ_BODY and after */
+	char id[UUID_STRLEN];	/* the {id} of the path */
+	struct principal who;
+	char *body;
+	size_t len;
+	int64_t since;		/* long poll */
+	struct waiter waiter;
+	bool counted;		/* /metrics counted its own answer */
+	/* RQ_HELD */
+	struct MHD_Connection *conn;
+	struct MHD_Response *answer;
+	unsigned status;
+	struct request *held_next;
+};
+
+/* the last peer list built for a VPC, shared by the waiters that want it */
+struct list_cache {
+	char vpc_id[UUID_STRLEN];
+	int64_t since, revision, built_ms;
+	struct MHD_Response *response;
+	struct list_cache *next;
+};
+
+/* Log lines about the writes of a batch, held until its commit. A line that
+ * cannot be held (at the maximum, or without memory) is logged at once, marked
+ * as not committed yet, and counted in `early`: never lost. */
+struct api_notes {
+	struct vec lines;	/* char *, each malloc'd */
+	uint64_t early;
+};
+
+struct api {
+	struct MHD_Daemon *daemon;
+	/* the server thread: the only user of the daemon (but for
+	 * MHD_resume_connection) and of the store */
+	pthread_t thread;
+	int epfd;		/* the server thread's: libmicrohttpd's epoll fd and kick_fd */
+	int kick_fd;		/* eventfd: another thread has work for the server thread */
+	atomic_bool kicked;	/* kick_fd is written and not read yet */
+	/* asked of the server thread by others, done at its next round */
+	atomic_bool housekeeping, quiesce, quit;
+	MHD_socket listen_fd;	/* given back by MHD_quiesce_daemon, closed at the end */
+	struct store *store;
+	struct store_limits limits;
+	struct watch *watch;
+	uint8_t admin_hash[TOKEN_HASH_BYTES];
+	struct list_cache *cache;
+	/* the batch: answers held until its commit, the VPCs it changed */
+	struct request *held;
+	unsigned nheld;
+	int64_t held_since_us;
+	struct vec changed;	/* char[UUID_STRLEN] */
+	/* VPCs of committed batches whose waiters are woken after the next
+	 * MHD_run, which sends their writers' answers first */
+	struct vec committed;	/* char[UUID_STRLEN] */
+	struct api_notes notes;
+	bool resumed;		/* answers were released: libmicrohttpd must run again */
+	uint64_t requests[R_COUNT][M_COUNT][API_NCODES];
+	atomic_int parked;	/* long polls suspended and not yet answered */
+	uint16_t port;
+};
+
+typedef enum MHD_Result (*handler_fn)(struct api *api, struct MHD_Connection *c, struct request *rq,
+				      const json_t *body);
+
+#define SCOPE(s) (1u << (s))
+
+struct endpoint {
+	enum route_id route;
+	enum method_id method;
+	unsigned scopes;	/* 0: no authentication */
+	bool body;		/* a JSON object is required */
+	handler_fn fn;
+};
+
+/* api.c */
+int64_t api_now_s(void);
+int64_t api_now_us(void);
+/* wakes the server thread (from any thread) */
+void api_kick(struct api *api);
+
+/* api_route.c */
+/* The endpoint of route and method, or NULL; allow gets the methods the route
+ * has (for a 405's Allow header), ", "-separated. */
+const struct endpoint *api_endpoint_find(enum route_id route, enum method_id method, char *allow,
+					 size_t allow_size);
+enum route_id api_route_of(const char *url, char id[UUID_STRLEN]);
+enum method_id api_method_of(const char *m);
+/* the first call of a request: route, authenticate, authorize */
+enum MHD_Result api_begin_request(struct api *api, struct MHD_Connection *c, struct request *rq,
+				  const char *url, const char *method);
+/* the body is read: parse it and run the handler */
+enum MHD_Result api_dispatch(struct api *api, struct MHD_Connection *c, struct request *rq);
+/* a device sees only its own VPC: anything of another VPC does not exist for it */
+bool api_may_read_vpc(const struct request *rq, const char *vpc_id);
+
+/* api_reply.c: each answers rq (taken bodies; NULL is an allocation failure) */
+struct MHD_Response *api_json_response(json_t *body);
+enum MHD_Result api_deliver(struct api *api, struct MHD_Connection *c, struct request *rq,
+			    unsigned status, struct MHD_Response *resp);
+enum MHD_Result api_send_json(struct api *api, struct MHD_Connection *c, struct request *rq,
+			      unsigned status, json_t *body);
+enum MHD_Result api_send_error(struct api *api, struct MHD_Connection *c, struct request *rq,
+			       unsigned status, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+enum MHD_Result api_send_verr(struct api *api, struct MHD_Connection *c, struct request *rq,
+			      const struct verr *e);
+enum MHD_Result api_send_internal(struct api *api, struct MHD_Connection *c, struct request *rq, int rc);
+enum MHD_Result api_send_empty(struct api *api, struct MHD_Connection *c, struct request *rq);
+
+/* api_batch.c */
+void api_batch_init(struct api *api);
+void api_batch_fini(struct api *api);
+/* queues resp now, or holds it while the store's batch is pending */
+enum MHD_Result api_queue(struct api *api, struct MHD_Connection *c, struct request *rq,
+			  unsigned status, struct MHD_Response *resp);
+/* the VPC's revision rose: its waiters are woken once that is committed */
+void api_vpc_changed(struct api *api, const char *vpc_id);
+void api_notify_if_changed(struct api *api, const char *vpc_id, int64_t before);
+/* a log line about a write, written once the write is committed */
+void api_log_write(struct api *api, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* commits the batch, releases its answers, has its waiters woken */
+void api_batch_end(struct api *api);
+/* commits between two requests when the batch's first answer waited long enough */
+void api_batch_cut_if_due(struct api *api);
+/* the most log lines a batch holds */
+#define API_NOTES_MAX 1024
+void api_notes_init(struct api_notes *n, size_t max);
+/* the line, held while pending, else logged now */
+void api_notes_add(struct api_notes *n, bool pending, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+/* logs the held lines if their batch was committed, else drops them */
+void api_notes_flush(struct api_notes *n, bool committed);
+void api_notes_free(struct api_notes *n);
+
+/* api_metrics.c */
+void api_count(struct api *api, const struct request *rq, unsigned status);
+
+/* api_poll.c */
+enum MHD_Result api_send_list(struct api *api, struct MHD_Connection *c, struct request *rq);
+void api_cache_drop(struct api *api, const char *vpc_id);
+void api_cache_free(struct api *api);
+
+/* the handlers, one per endpoint */
+#define HANDLER(name) enum MHD_Result name(struct api *api, struct MHD_Connection *c, \
+					   struct request *rq, const json_t *body)
+HANDLER(api_healthz);
+HANDLER(api_metrics);
+HANDLER(api_whoami);
+HANDLER(api_vpc_create);
+HANDLER(api_vpc_list);
+HANDLER(api_vpc_get);
+HANDLER(api_vpc_delete);
+HANDLER(api_vpc_devices);
+HANDLER(api_regkey_create);
+HANDLER(api_regkey_list);
+HANDLER(api_regkey_get);
+HANDLER(api_regkey_delete);
+HANDLER(api_device_register);
+HANDLER(api_device_list);
+HANDLER(api_device_get);
+HANDLER(api_device_patch);
+HANDLER(api_device_delete);
+#undef HANDLER
+
+#endif

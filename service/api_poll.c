@@ -1,0 +1,140 @@
+/* api_poll: GET /api/vpcs/{id}/devices, the peer list and its long poll. A
+ * list is the changes since a revision; one built outside a batch is cached
+ * and served to every waiter that asks for the same changes, so a fan-out of
+ * thousands builds it once. A long poll is a suspended connection parked in
+ * the watch until a change in its VPC or its deadline. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_internal.h"
+
+/* a built peer list is served again to every waiter that asks for the same
+ * changes, for at most this long (it carries last_seen, which moves without
+ * a revision) */
+#define LIST_CACHE_MS 1000
+
+/* The devices changed after since, as {vpc_id, revision, full, devices,
+ * deleted}; full when the answer is the whole list (since 0, a since from the
+ * future, or one from before the tombstones kept: the client starts over). */
+static int build_list(struct api *api, const char *vpc_id, int64_t since, int64_t revision,
+		      struct MHD_Response **out)
+{
+	json_t *devices, *deleted, *body;
+	bool full;
+	int rc;
+
+	*out = NULL;
+	if ((rc = store_device_changes(api->store, vpc_id, since, &devices, &deleted, &full)) < 0)
+		return rc;
+	body = json_pack("{s:s, s:I, s:b, s:o, s:o}", "vpc_id", vpc_id, "revision", (json_int_t)revision,
+			 "full", full, "devices", devices, "deleted", deleted);
+	if (!body)
+		return -ENOMEM;
+	*out = api_json_response(body);
+	json_decref(body);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* The peer list for rq. A list built while the batch is pending may hold
+ * writes that are not committed, so it is this request's alone (held with
+ * it), never cached. */
+enum MHD_Result api_send_list(struct api *api, struct MHD_Connection *c, struct request *rq)
+{
+	int64_t revision, now = watch_now_ms();
+	struct list_cache *e;
+	enum MHD_Result ret;
+	int rc;
+
+	if (!api_may_read_vpc(rq, rq->id) || store_vpc_revision(api->store, rq->id, &revision) < 0)
+		return api_send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such VPC");
+	if (store_batch_pending(api->store)) {
+		struct MHD_Response *resp;
+		if ((rc = build_list(api, rq->id, rq->since, revision, &resp)) < 0)
+			return api_send_internal(api, c, rq, rc);
+		return api_queue(api, c, rq, MHD_HTTP_OK, resp);
+	}
+	for (e = api->cache; e; e = e->next)
+		if (!strcmp(e->vpc_id, rq->id))
+			break;
+	if (!e || e->since != rq->since || e->revision != revision || now - e->built_ms > LIST_CACHE_MS) {
+		struct MHD_Response *resp;
+		if ((rc = build_list(api, rq->id, rq->since, revision, &resp)) < 0)
+			return api_send_internal(api, c, rq, rc);
+		if (!e) {
+			if (!(e = calloc(1, sizeof(*e)))) {
+				MHD_destroy_response(resp);
+				return MHD_NO;
+			}
+			memcpy(e->vpc_id, rq->id, UUID_STRLEN);
+			e->next = api->cache;
+			api->cache = e;
+		} else {
+			MHD_destroy_response(e->response);
+		}
+		e->response = resp;
+		e->since = rq->since;
+		e->revision = revision;
+		e->built_ms = now;
+	}
+	/* the cache keeps its reference */
+	ret = MHD_queue_response(c, MHD_HTTP_OK, e->response);
+	api_count(api, rq, MHD_HTTP_OK);
+	rq->state = RQ_DONE;
+	return ret;
+}
+
+enum MHD_Result api_vpc_devices(struct api *api, struct MHD_Connection *c, struct request *rq,
+				const json_t *body)
+{
+	const char *since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
+	const char *wait = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "wait");
+	int64_t revision;
+	int wait_s = 0, rc;
+	struct verr e;
+
+	(void)body;
+	if (since && validate_since(since, &rq->since, &e) < 0)
+		return api_send_verr(api, c, rq, &e);
+	if (wait && validate_wait(wait, &wait_s, &e) < 0)
+		return api_send_verr(api, c, rq, &e);
+	if (!api_may_read_vpc(rq, rq->id) || store_vpc_revision(api->store, rq->id, &revision) < 0)
+		return api_send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such VPC");
+	if (!since || wait_s == 0 || rq->since != revision)
+		return api_send_list(api, c, rq);
+	/* Suspend first, then park: a wake may come from the timer thread at once. */
+	MHD_suspend_connection(c);
+	rq->state = RQ_WAITING;
+	atomic_fetch_add(&api->parked, 1);
+	rc = watch_add(api->watch, &rq->waiter, rq->id, watch_now_ms() + (int64_t)wait_s * 1000, c);
+	if (rc < 0) {
+		/* answered at once, as if the wait were over */
+		MHD_resume_connection(c);
+		api->resumed = true;
+	}
+	return MHD_YES;
+}
+
+void api_cache_drop(struct api *api, const char *vpc_id)
+{
+	for (struct list_cache **p = &api->cache; *p; p = &(*p)->next) {
+		if (!strcmp((*p)->vpc_id, vpc_id)) {
+			struct list_cache *e = *p;
+			*p = e->next;
+			MHD_destroy_response(e->response);
+			free(e);
+			return;
+		}
+	}
+}
+
+void api_cache_free(struct api *api)
+{
+	while (api->cache) {
+		struct list_cache *e = api->cache;
+		api->cache = e->next;
+		MHD_destroy_response(e->response);
+		free(e);
+	}
+}

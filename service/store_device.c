@@ -1,0 +1,443 @@
+/* store_device: devices. Registration (a new address from the VPC's IPAM, or
+ * the same device again with a new token), authentication by token hash,
+ * changes, presence, deletion with a tombstone, and the changes of a VPC
+ * since a revision. Every change a peer must hear of raises the VPC's
+ * revision. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_internal.h"
+
+static json_t *json_column(sqlite3_stmt *s, int col, json_t *fallback)
+{
+	json_t *v = NULL;
+	if (sqlite3_column_type(s, col) != SQLITE_NULL)
+		v = json_loads(store_col_text(s, col), 0, NULL);
+	if (!v)
+		return fallback;
+	json_decref(fallback);
+	return v;
+}
+
+static json_t *device_json(sqlite3_stmt *s)
+{
+	char allowed[CIDR_STRLEN];
+	snprintf(allowed, sizeof(allowed), "%s/32", store_col_text(s, DC_TUNNEL_IP));
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:[s], s:b, s:b, s:o, s:I, s:b, s:o}",
+			 "id", store_col_text(s, DC_ID), "vpc_id", store_col_text(s, DC_VPC_ID),
+			 "public_key", store_col_text(s, DC_PUBLIC_KEY), "hostname", store_col_text(s, DC_HOSTNAME),
+			 "os", store_col_text(s, DC_OS), "endpoints", json_column(s, DC_ENDPOINTS, json_array()),
+			 "tunnel_ip", store_col_text(s, DC_TUNNEL_IP), "allowed_ips", allowed,
+			 "relay", sqlite3_column_int(s, DC_RELAY), "symmetric_nat",
+			 sqlite3_column_int(s, DC_SYMMETRIC_NAT), "nat", json_column(s, DC_NAT, json_null()),
+			 "revision", (json_int_t)sqlite3_column_int64(s, DC_REVISION), "online",
+			 sqlite3_column_int(s, DC_ONLINE), "last_seen",
+			 store_time_or_null(sqlite3_column_int64(s, DC_LAST_SEEN)));
+}
+
+int store_device_get(struct store *st, const char *id, json_t **out, char vpc_id[UUID_STRLEN])
+{
+	sqlite3_stmt *s = store_stmt(st, S_DEV_GET);
+	int rc;
+	store_bind_text(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*out = device_json(s);
+		if (vpc_id)
+			store_copy_id(vpc_id, store_col_text(s, DC_VPC_ID));
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return store_db_error(st, "device get");
+	return *out ? 0 : -ENOMEM;
+}
+
+/* a stored JSON column; validate builds values in a fixed key order, so equal
+ * values have equal text */
+static char *json_text(const json_t *v)
+{
+	return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+}
+
+static void bind_json(sqlite3_stmt *s, int i, const char *text)
+{
+	if (text)
+		store_bind_text(s, i, text);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+/* the device with this key in the VPC, if any, into id (and whether it is online) */
+static int device_by_key(struct store *st, const char *vpc_id, const char *public_key, char id[UUID_STRLEN],
+			 bool *online)
+{
+	sqlite3_stmt *s = store_stmt(st, S_DEV_BY_KEY);
+	int rc;
+	id[0] = 0;
+	store_bind_text(s, 1, vpc_id);
+	store_bind_text(s, 2, public_key);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		store_copy_id(id, store_col_text(s, 0));
+		*online = sqlite3_column_int(s, 1);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_db_error(st, "device by key");
+}
+
+/* inside the caller's transaction, which undoes the address on rollback */
+static int insert_device(struct store *st, struct vpc_state *v, const char *id,
+			 const struct device_spec *spec, const uint8_t token_hash[TOKEN_HASH_BYTES],
+			 int64_t now)
+{
+	static const char no_endpoints[] = "[]";
+	char ip[INET6_ADDRSTRLEN], *endpoints = NULL, *nat = NULL;
+	union sockaddr_any addr;
+	uint64_t index;
+	int64_t rev;
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = ipam_alloc(&v->ipam, &index, &addr)) < 0)
+		return rc;
+	store_journal(st, U_ALLOC, v, (int64_t)index);
+	if ((rc = store_bump(st, v->id, &rev)) < 0)
+		return rc;
+	endpoints = json_text(spec->endpoints);
+	nat = json_text(spec->nat);
+	s = store_stmt(st, S_DEV_INSERT);
+	store_bind_text(s, 1, id);
+	store_bind_text(s, 2, v->id);
+	store_bind_text(s, 3, spec->public_key_b64);
+	store_bind_text(s, 4, spec->hostname);
+	store_bind_text(s, 5, spec->os);
+	store_bind_text(s, 6, endpoints ? endpoints : no_endpoints);
+	sqlite3_bind_int64(s, 7, (int64_t)index);
+	store_bind_text(s, 8, addr_format_ip(&addr, ip, sizeof(ip)));
+	sqlite3_bind_int(s, 9, spec->relay);
+	sqlite3_bind_int(s, 10, spec->symmetric_nat);
+	bind_json(s, 11, nat);
+	sqlite3_bind_int64(s, 12, rev);
+	sqlite3_bind_int64(s, 13, now);
+	sqlite3_bind_blob(s, 14, token_hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+	rc = store_exec(st, s);
+	free(endpoints);
+	free(nat);
+	return rc;
+}
+
+int store_device_register(struct store *st, const char *regkey_id, const struct device_spec *spec,
+			  const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now, json_t **out,
+			  bool *created)
+{
+	char id[UUID_STRLEN], vpc_id[UUID_STRLEN] = "", used_by[UUID_STRLEN] = "";
+	struct vpc_state *v = NULL;
+	int64_t expires_at = 0;
+	bool single_use = false, online = true;
+	sqlite3_stmt *s;
+	int rc;
+
+	*out = NULL;
+	*created = false;
+	if ((rc = store_txn_begin(st)) < 0)
+		return rc;
+	s = store_stmt(st, S_RK_GET);
+	store_bind_text(s, 1, regkey_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		store_copy_id(vpc_id, store_col_text(s, 1));
+		single_use = sqlite3_column_int(s, 2);
+		expires_at = sqlite3_column_int64(s, 3);
+		store_copy_id(used_by, store_col_text(s, 5));
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW) {
+		rc = rc == SQLITE_DONE ? -ENOENT : store_db_error(st, "reg-key get");
+		goto err;
+	}
+	rc = 0;
+	if (expires_at && expires_at <= now)
+		rc = -EKEYEXPIRED;
+	else if ((spec->set & DEV_VPC_ID) && strcmp(spec->vpc_id, vpc_id))
+		rc = -EXDEV;
+	else if (!(v = store_vpc_find(st, vpc_id)))
+		rc = -ENOENT;
+	if (rc < 0 || (rc = device_by_key(st, vpc_id, spec->public_key_b64, id, &online)) < 0)
+		goto err;
+	/* a used single-use key still lets its own device register again */
+	if (single_use && used_by[0] && strcmp(used_by, id)) {
+		rc = -EKEYREVOKED;
+		goto err;
+	}
+	if (id[0]) {
+		/* idempotent: the same device, address and id; only a new
+		 * token (and a new revision if it comes back online) */
+		int64_t rev = 0;
+		s = store_stmt(st, S_DEV_SET_TOKEN);
+		store_bind_text(s, 1, id);
+		sqlite3_bind_blob(s, 2, token_hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(s, 3, now);
+		if ((rc = store_exec(st, s)) < 0 || (!online && (rc = store_set_online(st, id, vpc_id, true, now, &rev)) < 0) ||
+		    (rc = store_txn_commit(st)) < 0)
+			goto err;
+	} else {
+		uuid_generate(id);
+		if ((rc = insert_device(st, v, id, spec, token_hash, now)) < 0)
+			goto err;
+		if (single_use) {
+			s = store_stmt(st, S_RK_SET_USED);
+			store_bind_text(s, 1, regkey_id);
+			store_bind_text(s, 2, id);
+			rc = store_exec(st, s);
+		}
+		if (rc < 0 || (rc = store_txn_commit(st)) < 0)
+			goto err;
+		*created = true;
+	}
+	return store_device_get(st, id, out, NULL);
+err:
+	store_txn_rollback(st);
+	return rc;
+}
+
+int store_device_auth(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], struct principal *out)
+{
+	sqlite3_stmt *s = store_stmt(st, S_DEV_BY_TOKEN);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	sqlite3_bind_blob(s, 1, hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && store_hash_matches(s, 3, hash)) {
+		out->scope = TOKEN_DEVICE;
+		store_copy_id(out->id, store_col_text(s, 0));
+		store_copy_id(out->vpc_id, store_col_text(s, 1));
+		out->last_seen = sqlite3_column_int64(s, 2);
+		out->online = sqlite3_column_int(s, 4);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_db_error(st, "device auth");
+	return out->id[0] ? 0 : -ENOENT;
+}
+
+static bool same_text(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+int store_device_patch(struct store *st, const char *id, const struct device_spec *spec, int64_t now,
+		       json_t **out)
+{
+	char vpc_id[UUID_STRLEN], *hostname = NULL, *endpoints = NULL, *nat = NULL;
+	bool relay = false, symmetric_nat = false, changed = false;
+	int64_t rev = 0;
+	sqlite3_stmt *s;
+	int rc;
+
+	*out = NULL;
+	if ((rc = store_txn_begin(st)) < 0)
+		return rc;
+	s = store_stmt(st, S_DEV_GET);
+	store_bind_text(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		store_copy_id(vpc_id, store_col_text(s, DC_VPC_ID));
+		hostname = strdup(spec->set & DEV_HOSTNAME ? spec->hostname : store_col_text(s, DC_HOSTNAME));
+		endpoints = spec->set & DEV_ENDPOINTS ? json_text(spec->endpoints) : strdup(store_col_text(s, DC_ENDPOINTS));
+		if (spec->set & DEV_NAT)
+			nat = json_text(spec->nat);
+		else if (sqlite3_column_type(s, DC_NAT) != SQLITE_NULL)
+			nat = strdup(store_col_text(s, DC_NAT));
+		relay = spec->set & DEV_RELAY ? spec->relay : sqlite3_column_int(s, DC_RELAY);
+		symmetric_nat = spec->set & DEV_SYMMETRIC_NAT ? spec->symmetric_nat
+							       : sqlite3_column_int(s, DC_SYMMETRIC_NAT);
+		changed = strcmp(hostname ? hostname : "", store_col_text(s, DC_HOSTNAME)) ||
+			  !same_text(endpoints, store_col_text(s, DC_ENDPOINTS)) ||
+			  !same_text(nat, sqlite3_column_type(s, DC_NAT) == SQLITE_NULL ? NULL : store_col_text(s, DC_NAT)) ||
+			  relay != (bool)sqlite3_column_int(s, DC_RELAY) ||
+			  symmetric_nat != (bool)sqlite3_column_int(s, DC_SYMMETRIC_NAT);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW) {
+		rc = rc == SQLITE_DONE ? -ENOENT : store_db_error(st, "device get");
+		goto err;
+	}
+	if (!hostname || !endpoints || ((spec->set & DEV_NAT) && spec->nat && !nat)) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	if (!changed) {
+		/* the same report again: nobody needs to hear of it */
+		s = store_stmt(st, S_DEV_TOUCH);
+		store_bind_text(s, 1, id);
+		sqlite3_bind_int64(s, 2, now);
+	} else {
+		if ((rc = store_bump(st, vpc_id, &rev)) < 0)
+			goto err;
+		s = store_stmt(st, S_DEV_UPDATE);
+		store_bind_text(s, 1, id);
+		store_bind_text(s, 2, hostname);
+		store_bind_text(s, 3, endpoints);
+		sqlite3_bind_int(s, 4, relay);
+		sqlite3_bind_int(s, 5, symmetric_nat);
+		bind_json(s, 6, nat);
+		sqlite3_bind_int64(s, 7, rev);
+		sqlite3_bind_int64(s, 8, now);
+	}
+	if ((rc = store_exec(st, s)) < 0 || (rc = store_txn_commit(st)) < 0)
+		goto err;
+	free(hostname);
+	free(endpoints);
+	free(nat);
+	return store_device_get(st, id, out, NULL);
+err:
+	store_txn_rollback(st);
+	free(hostname);
+	free(endpoints);
+	free(nat);
+	return rc;
+}
+
+int store_device_delete(struct store *st, const char *id, int64_t now, char vpc_id[UUID_STRLEN])
+{
+	struct vpc_state *v;
+	uint64_t index = 0;
+	int64_t rev;
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = store_txn_begin(st)) < 0)
+		return rc;
+	s = store_stmt(st, S_DEV_GET);
+	store_bind_text(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		store_copy_id(vpc_id, store_col_text(s, DC_VPC_ID));
+		index = (uint64_t)sqlite3_column_int64(s, DC_IP_INDEX);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW) {
+		rc = rc == SQLITE_DONE ? -ENOENT : store_db_error(st, "device get");
+		goto err;
+	}
+	if ((rc = store_bump(st, vpc_id, &rev)) < 0)
+		goto err;
+	s = store_stmt(st, S_DEV_DELETE);
+	store_bind_text(s, 1, id);
+	if ((rc = store_exec(st, s)) < 0)
+		goto err;
+	/* the tombstone tells long-pollers that the device left */
+	s = store_stmt(st, S_TOMB_INSERT);
+	store_bind_text(s, 1, vpc_id);
+	store_bind_text(s, 2, id);
+	sqlite3_bind_int64(s, 3, rev);
+	sqlite3_bind_int64(s, 4, now);
+	if ((rc = store_exec(st, s)) < 0)
+		goto err;
+	if ((v = store_vpc_find(st, vpc_id)) && ipam_release(&v->ipam, index) == 0)
+		store_journal(st, U_RELEASE, v, (int64_t)index);
+	if ((rc = store_txn_commit(st)) < 0)
+		goto err;
+	return 0;
+err:
+	store_txn_rollback(st);
+	return rc;
+}
+
+/* publishes a device's presence inside the caller's transaction: a new
+ * revision, so watchers hear of it; last_seen moves forward to seen if later */
+int store_set_online(struct store *st, const char *id, const char *vpc_id, bool online, int64_t seen,
+		     int64_t *rev)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = store_bump(st, vpc_id, rev)) < 0)
+		return rc;
+	s = store_stmt(st, S_DEV_SET_ONLINE);
+	store_bind_text(s, 1, id);
+	sqlite3_bind_int(s, 2, online);
+	sqlite3_bind_int64(s, 3, *rev);
+	sqlite3_bind_int64(s, 4, seen);
+	return store_exec(st, s);
+}
+
+int store_device_touch(struct store *st, const struct principal *who, int64_t now)
+{
+	sqlite3_stmt *s;
+	int64_t rev;
+	int rc;
+
+	if ((rc = store_txn_begin(st)) < 0)
+		return rc;
+	if (who->online) {
+		s = store_stmt(st, S_DEV_TOUCH);
+		store_bind_text(s, 1, who->id);
+		sqlite3_bind_int64(s, 2, now);
+		rc = store_exec(st, s);
+	} else {
+		rc = store_set_online(st, who->id, who->vpc_id, true, now, &rev);
+	}
+	if (rc < 0 || (rc = store_txn_commit(st)) < 0) {
+		store_txn_rollback(st);
+		return rc;
+	}
+	return !who->online;
+}
+
+/* the rows of a query of DEVICE_COLS as an array */
+static int device_rows(struct store *st, sqlite3_stmt *s, json_t **out)
+{
+	return store_rows_json(st, s, device_json, "device list", out);
+}
+
+int store_device_changes(struct store *st, const char *vpc_id, int64_t since, json_t **devices,
+			 json_t **deleted, bool *full)
+{
+	const struct vpc_state *v = store_vpc_find(st, vpc_id);
+	sqlite3_stmt *s = store_stmt(st, S_DEV_CHANGES);
+	int rc;
+
+	*devices = *deleted = NULL;
+	if (!v)
+		return -ENOENT;
+	/* a since from the future, or from before the oldest tombstone kept,
+	 * cannot be answered with changes: the client starts over */
+	*full = since == 0 || since > v->revision || since < v->compacted;
+	if (*full)
+		since = 0;
+	store_bind_text(s, 1, vpc_id);
+	sqlite3_bind_int64(s, 2, since);
+	if ((rc = device_rows(st, s, devices)) < 0)
+		return rc;
+	if (!(*deleted = json_array())) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	if (since == 0)
+		return 0;
+	s = store_stmt(st, S_TOMB_SINCE);
+	store_bind_text(s, 1, vpc_id);
+	sqlite3_bind_int64(s, 2, since);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(*deleted, json_string(store_col_text(s, 0)));
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	rc = store_db_error(st, "tombstones");
+err:
+	json_decref(*devices);
+	json_decref(*deleted);
+	*devices = *deleted = NULL;
+	return rc;
+}
+
+int store_device_list(struct store *st, json_t **out)
+{
+	return device_rows(st, store_stmt(st, S_DEV_ALL), out);
+}

@@ -1,0 +1,116 @@
+/* store_regkey: registration keys, stored by the hash of their secret, and
+ * the authentication of a registration key's token. */
+#include <errno.h>
+#include <sodium.h>
+#include <string.h>
+
+#include "store_internal.h"
+
+static json_t *regkey_json(sqlite3_stmt *s)
+{
+	bool single = sqlite3_column_int(s, 2);
+	return json_pack("{s:s, s:s, s:b, s:o, s:s, s:b}", "id", store_col_text(s, 0), "vpc_id", store_col_text(s, 1),
+			 "single_use", single, "expires_at", store_time_or_null(sqlite3_column_int64(s, 3)),
+			 "description", store_col_text(s, 4), "used",
+			 single && sqlite3_column_type(s, 5) != SQLITE_NULL);
+}
+
+int store_regkey_get(struct store *st, const char *id, json_t **out)
+{
+	sqlite3_stmt *s = store_stmt(st, S_RK_GET);
+	int rc;
+	store_bind_text(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = regkey_json(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return store_db_error(st, "reg-key get");
+	return *out ? 0 : -ENOMEM;
+}
+
+int store_regkey_create(struct store *st, const struct regkey_spec *spec,
+			const uint8_t hash[TOKEN_HASH_BYTES], int64_t now, json_t **out)
+{
+	char id[UUID_STRLEN];
+	sqlite3_stmt *s;
+	int rc;
+
+	if (!store_vpc_find(st, spec->vpc_id))
+		return -ENOENT;
+	uuid_generate(id);
+	if ((rc = store_txn_begin(st)) < 0)
+		return rc;
+	s = store_stmt(st, S_RK_INSERT);
+	store_bind_text(s, 1, id);
+	store_bind_text(s, 2, spec->vpc_id);
+	sqlite3_bind_blob(s, 3, hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+	sqlite3_bind_int(s, 4, spec->single_use);
+	if (spec->expires_at)
+		sqlite3_bind_int64(s, 5, spec->expires_at);
+	store_bind_text(s, 6, spec->description);
+	sqlite3_bind_int64(s, 7, now);
+	if ((rc = store_exec(st, s)) < 0 || (rc = store_txn_commit(st)) < 0) {
+		store_txn_rollback(st);
+		return rc;
+	}
+	return store_regkey_get(st, id, out);
+}
+
+int store_regkey_list(struct store *st, json_t **out)
+{
+	return store_rows_json(st, store_stmt(st, S_RK_LIST), regkey_json, "reg-key list", out);
+}
+
+int store_regkey_delete(struct store *st, const char *id)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((rc = store_txn_begin(st)) < 0)
+		return rc;
+	s = store_stmt(st, S_RK_DELETE);
+	store_bind_text(s, 1, id);
+	if ((rc = store_exec(st, s)) == 0 && !sqlite3_changes(st->db))
+		rc = -ENOENT;
+	if (rc < 0 || (rc = store_txn_commit(st)) < 0) {
+		store_txn_rollback(st);
+		return rc;
+	}
+	return 0;
+}
+
+/* Tokens are found by their hash: whatever the index lookup's timing reveals is
+ * about hashes of 256-bit secrets, not the secrets. The final decision is a
+ * constant-time comparison all the same. */
+bool store_hash_matches(sqlite3_stmt *s, int col, const uint8_t hash[TOKEN_HASH_BYTES])
+{
+	return sqlite3_column_bytes(s, col) == TOKEN_HASH_BYTES &&
+	       sodium_memcmp(sqlite3_column_blob(s, col), hash, TOKEN_HASH_BYTES) == 0;
+}
+
+int store_regkey_auth(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], int64_t now,
+		      struct principal *out)
+{
+	sqlite3_stmt *s = store_stmt(st, S_RK_BY_HASH);
+	int64_t expires_at = 0;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	sqlite3_bind_blob(s, 1, hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && store_hash_matches(s, 3, hash)) {
+		out->scope = TOKEN_REGKEY;
+		store_copy_id(out->id, store_col_text(s, 0));
+		store_copy_id(out->vpc_id, store_col_text(s, 1));
+		expires_at = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_reset(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_db_error(st, "reg-key auth");
+	if (!out->id[0])
+		return -ENOENT;
+	return expires_at && expires_at <= now ? -EKEYEXPIRED : 0;
+}

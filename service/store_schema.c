@@ -1,0 +1,193 @@
+/* store_schema: the store's SQL. The schema (version SCHEMA_VERSION) and the
+ * steps that upgrade an older database to it, and the text of every statement
+ * the store prepares at open; SQL runs only through these. */
+#include <errno.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "store_internal.h"
+#include "log.h"
+
+/* 1: the first release; 2: vpcs.compacted, devices.online, tombstones.deleted_at */
+#define SCHEMA_VERSION 2
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define SET_SCHEMA_VERSION "PRAGMA user_version = " STR(SCHEMA_VERSION)
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS vpcs ("
+	"  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, ipv4_cidr TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL, revision INTEGER NOT NULL,"
+	"  compacted INTEGER NOT NULL DEFAULT 0) STRICT;"
+	"CREATE TABLE IF NOT EXISTS reg_keys ("
+	"  id TEXT PRIMARY KEY, vpc_id TEXT NOT NULL REFERENCES vpcs(id) ON DELETE CASCADE,"
+	"  secret_hash BLOB NOT NULL UNIQUE, single_use INTEGER NOT NULL, expires_at INTEGER,"
+	"  description TEXT NOT NULL, created_at INTEGER NOT NULL, used_by TEXT) STRICT;"
+	"CREATE TABLE IF NOT EXISTS devices ("
+	"  id TEXT PRIMARY KEY, vpc_id TEXT NOT NULL REFERENCES vpcs(id),"
+	"  public_key TEXT NOT NULL, hostname TEXT NOT NULL, os TEXT NOT NULL,"
+	"  endpoints TEXT NOT NULL, ip_index INTEGER NOT NULL, tunnel_ip TEXT NOT NULL,"
+	"  relay INTEGER NOT NULL, symmetric_nat INTEGER NOT NULL, nat TEXT,"
+	"  revision INTEGER NOT NULL, created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+	"  token_hash BLOB NOT NULL UNIQUE, online INTEGER NOT NULL DEFAULT 1,"
+	"  UNIQUE (vpc_id, public_key), UNIQUE (vpc_id, ip_index), UNIQUE (vpc_id, revision)) STRICT;"
+	"CREATE TABLE IF NOT EXISTS tombstones ("
+	"  vpc_id TEXT NOT NULL REFERENCES vpcs(id) ON DELETE CASCADE, device_id TEXT NOT NULL,"
+	"  revision INTEGER NOT NULL, deleted_at INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (vpc_id, revision)) STRICT;"
+	"CREATE INDEX IF NOT EXISTS devices_presence ON devices (online, last_seen);";
+
+/* from version 1, inside one transaction; ?1 is the time of the upgrade, ?2
+ * the default online window: tombstones start their life then, and a device
+ * is online as version 1 would have computed it */
+static const char *const migrate_v1[] = {
+	"ALTER TABLE vpcs ADD COLUMN compacted INTEGER NOT NULL DEFAULT 0",
+	"ALTER TABLE devices ADD COLUMN online INTEGER NOT NULL DEFAULT 1",
+	"ALTER TABLE tombstones ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0",
+	"UPDATE devices SET online = (last_seen > ?1 - ?2)",
+	"UPDATE tombstones SET deleted_at = ?1",
+	"CREATE INDEX IF NOT EXISTS devices_presence ON devices (online, last_seen)",
+	SET_SCHEMA_VERSION,
+};
+
+static const char *const sql[S_COUNT] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT write",
+	[S_RELEASE] = "RELEASE write",
+	[S_ROLLBACK_TO] = "ROLLBACK TO write",
+	[S_VPC_INSERT] = "INSERT INTO vpcs (id, name, ipv4_cidr, created_at, revision) VALUES (?1, ?2, ?3, ?4, 0)",
+	[S_VPC_GET] = "SELECT id, name, ipv4_cidr, created_at, revision FROM vpcs WHERE id = ?1",
+	[S_VPC_LIST] = "SELECT id, name, ipv4_cidr, created_at, revision, compacted FROM vpcs"
+		       " ORDER BY created_at, id",
+	[S_VPC_DELETE] = "DELETE FROM vpcs WHERE id = ?1",
+	[S_VPC_BUMP] = "UPDATE vpcs SET revision = revision + 1 WHERE id = ?1 RETURNING revision",
+	[S_VPC_NAME_TAKEN] = "SELECT 1 FROM vpcs WHERE name = ?1",
+	[S_VPC_DEVICES] = "SELECT 1 FROM devices WHERE vpc_id = ?1 LIMIT 1",
+	[S_RK_INSERT] = "INSERT INTO reg_keys (id, vpc_id, secret_hash, single_use, expires_at,"
+			" description, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[S_RK_GET] = "SELECT " REGKEY_COLS " FROM reg_keys WHERE id = ?1",
+	[S_RK_LIST] = "SELECT " REGKEY_COLS " FROM reg_keys ORDER BY created_at, id",
+	[S_RK_DELETE] = "DELETE FROM reg_keys WHERE id = ?1",
+	[S_RK_BY_HASH] = "SELECT id, vpc_id, expires_at, secret_hash FROM reg_keys WHERE secret_hash = ?1",
+	[S_RK_SET_USED] = "UPDATE reg_keys SET used_by = ?2 WHERE id = ?1",
+	[S_DEV_INSERT] = "INSERT INTO devices (id, vpc_id, public_key, hostname, os, endpoints,"
+			 " ip_index, tunnel_ip, relay, symmetric_nat, nat, revision, created_at,"
+			 " last_seen, token_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+			 " ?11, ?12, ?13, ?13, ?14)",
+	[S_DEV_GET] = "SELECT " DEVICE_COLS ", ip_index FROM devices WHERE id = ?1",
+	[S_DEV_BY_KEY] = "SELECT id, online FROM devices WHERE vpc_id = ?1 AND public_key = ?2",
+	[S_DEV_BY_TOKEN] = "SELECT id, vpc_id, last_seen, token_hash, online FROM devices WHERE token_hash = ?1",
+	[S_DEV_SET_TOKEN] = "UPDATE devices SET token_hash = ?2, last_seen = ?3 WHERE id = ?1",
+	[S_DEV_UPDATE] = "UPDATE devices SET hostname = ?2, endpoints = ?3, relay = ?4,"
+			 " symmetric_nat = ?5, nat = ?6, revision = ?7, last_seen = ?8 WHERE id = ?1",
+	[S_DEV_DELETE] = "DELETE FROM devices WHERE id = ?1",
+	[S_DEV_TOUCH] = "UPDATE devices SET last_seen = ?2 WHERE id = ?1",
+	[S_DEV_CHANGES] = "SELECT " DEVICE_COLS " FROM devices WHERE vpc_id = ?1 AND revision > ?2"
+			  " ORDER BY revision",
+	[S_DEV_ALL] = "SELECT " DEVICE_COLS " FROM devices ORDER BY vpc_id, ip_index",
+	[S_DEV_INDICES] = "SELECT ip_index FROM devices WHERE vpc_id = ?1",
+	[S_DEV_SET_ONLINE] = "UPDATE devices SET online = ?2, revision = ?3, last_seen = max(last_seen, ?4)"
+			     " WHERE id = ?1",
+	[S_DEV_SILENT] = "SELECT id, vpc_id FROM devices WHERE online = 1 AND last_seen <= ?1"
+			 " ORDER BY vpc_id, revision",
+	[S_TOMB_INSERT] = "INSERT INTO tombstones (vpc_id, device_id, revision, deleted_at)"
+			  " VALUES (?1, ?2, ?3, ?4)",
+	[S_TOMB_SINCE] = "SELECT device_id FROM tombstones WHERE vpc_id = ?1 AND revision > ?2"
+			 " ORDER BY revision",
+	[S_TOMB_EXPIRED] = "SELECT vpc_id, max(revision) FROM tombstones WHERE deleted_at <= ?1 GROUP BY vpc_id",
+	[S_TOMB_PRUNE] = "DELETE FROM tombstones WHERE vpc_id = ?1 AND revision <= ?2",
+	[S_VPC_SET_COMPACTED] = "UPDATE vpcs SET compacted = max(compacted, ?2) WHERE id = ?1",
+};
+
+int store_pragma(struct store *st, const char *text)
+{
+	/* fixed text only: PRAGMAs cannot take bound parameters */
+	if (sqlite3_exec(st->db, text, NULL, NULL, NULL) != SQLITE_OK)
+		return store_db_error(st, text);
+	return 0;
+}
+
+/* one integer from a statement without parameters (PRAGMA user_version, a count) */
+static int query_int(struct store *st, const char *text, int64_t *out)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(st->db, text, -1, &s, NULL) != SQLITE_OK)
+		return store_db_error(st, text);
+	rc = sqlite3_step(s);
+	*out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_db_error(st, text);
+}
+
+static int migrate_from_v1(struct store *st, const char *path, int64_t now)
+{
+	size_t i;
+
+	if (store_pragma(st, "BEGIN IMMEDIATE") < 0)
+		return -EIO;
+	for (i = 0; i < sizeof(migrate_v1) / sizeof(migrate_v1[0]); i++) {
+		sqlite3_stmt *s;
+		int rc;
+
+		if (sqlite3_prepare_v2(st->db, migrate_v1[i], -1, &s, NULL) != SQLITE_OK) {
+			store_db_error(st, migrate_v1[i]);
+			break;
+		}
+		if (sqlite3_bind_parameter_count(s) >= 1)
+			sqlite3_bind_int64(s, 1, now);
+		if (sqlite3_bind_parameter_count(s) >= 2)
+			sqlite3_bind_int64(s, 2, DEVICE_ONLINE_WINDOW_S);
+		rc = sqlite3_step(s);
+		sqlite3_finalize(s);
+		if (rc != SQLITE_DONE) {
+			store_db_error(st, migrate_v1[i]);
+			break;
+		}
+	}
+	if (i < sizeof(migrate_v1) / sizeof(migrate_v1[0])) {
+		store_pragma(st, "ROLLBACK");
+		return -EIO;
+	}
+	if (store_pragma(st, "COMMIT") < 0)
+		return -EIO;
+	log_info("store", "upgraded the database schema from version 1 to %d path=%s", SCHEMA_VERSION, path);
+	return 0;
+}
+
+/* creates the schema, upgrades an older one, refuses a newer one */
+int store_schema_setup(struct store *st, const char *path)
+{
+	int64_t version, tables;
+	int rc;
+
+	if ((rc = query_int(st, "PRAGMA user_version", &version)) < 0 ||
+	    (rc = query_int(st, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'vpcs'",
+			    &tables)) < 0)
+		return rc;
+	/* version 1 created its tables before it set the version */
+	if (version == 0 && tables)
+		version = 1;
+	if (version > SCHEMA_VERSION) {
+		log_error("store", "the database has schema version %lld, newer than this meshsvc's %d path=%s",
+			  (long long)version, SCHEMA_VERSION, path);
+		return -EPROTO;
+	}
+	if (version == 1 && (rc = migrate_from_v1(st, path, (int64_t)time(NULL))) < 0)
+		return rc;
+	if ((rc = store_pragma(st, schema)) < 0 || (rc = store_pragma(st, SET_SCHEMA_VERSION)) < 0)
+		return rc;
+	return 0;
+}
+
+int store_schema_prepare(struct store *st)
+{
+	for (int i = 0; i < S_COUNT; i++)
+		if (sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) !=
+		    SQLITE_OK)
+			return store_db_error(st, sql[i]);
+	return 0;
+}

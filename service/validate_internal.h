@@ -1,0 +1,15 @@
+/* validate_internal: what the files of validate share, and nothing else
+ * includes: the error a check reports, and the NAT findings' validator. */
+#ifndef NATMESH_SVC_VALIDATE_INTERNAL_H
+#define NATMESH_SVC_VALIDATE_INTERNAL_H
+
+#include "validate.h"
+
+/* fills err with the field and the message; -EINVAL */
+int validate_fail(struct verr *err, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* the "nat" member (name) of a device body, rebuilt into *out (NULL for
+ * null); 0, -EINVAL with err filled, or -ENOMEM */
+int validate_nat(const char *name, const json_t *v, json_t **out, struct verr *err);
+
+#endif

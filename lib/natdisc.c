@@ -698,47 +698,60 @@ uint64_t natdisc_deadline(const struct natdisc *d)
 	return t;
 }
 
-static struct probe *find_probe(struct natdisc *d, const uint8_t *tid)
+/* the latest probe with that transaction id, or -1 */
+static int probe_index(const struct natdisc *d, const uint8_t *tid)
 {
 	for (int i = d->nprobes - 1; i >= 0; i--)
 		if (!memcmp(d->probes[i].txn.tid, tid, STUN_TID_LEN))
-			return &d->probes[i];
-	return NULL;
+			return i;
+	return -1;
+}
+
+bool natdisc_owns(const struct natdisc *d, const uint8_t tid[STUN_TID_LEN])
+{
+	return probe_index(d, tid) >= 0;
 }
 
 void natdisc_receive(struct natdisc *d, int sock, const union sockaddr_any *src,
 		     const uint8_t *buf, size_t len, uint64_t now_ms)
 {
 	struct stun_msg m;
+
+	if (stun_is_stun(buf, len) && stun_parse(buf, len, &m) == 0)
+		natdisc_receive_msg(d, sock, src, &m, now_ms);
+}
+
+void natdisc_receive_msg(struct natdisc *d, int sock, const union sockaddr_any *src,
+			 const struct stun_msg *m, uint64_t now_ms)
+{
+	int i = probe_index(d, m->tid);
 	struct probe *p;
 
-	if (!stun_is_stun(buf, len) || stun_parse(buf, len, &m) != 0)
+	if (i < 0)
 		return;
-	p = find_probe(d, m.tid);
-	if (!p)
-		return;
-	if (m.cls == STUN_CLASS_REQUEST) {
+	p = &d->probes[i];
+	if (m->cls == STUN_CLASS_REQUEST) {
 		/* our own request, delivered to another of our sockets: the NAT
 		 * hairpinned it */
 		if (p->sock != sock)
 			p->seen_elsewhere = true;
 		return;
 	}
-	if (stun_txn_receive(&p->txn, buf, len, now_ms, &m) != 0)
+	if (stun_txn_match(&p->txn, m, now_ms) != 0)
 		return;
 	p->resp_sock = sock;
 	p->resp_src = *src;
-	p->error_code = m.cls == STUN_CLASS_ERROR ? (m.has_error ? m.error_code : 500) : 0;
-	p->has_xor = m.has_xor_mapped;
-	p->xor_mapped = m.xor_mapped;
-	p->has_other = m.has_other_address;
-	p->other = m.other_address;
-	p->has_origin = m.has_response_origin;
-	p->origin = m.response_origin;
+	p->error_code = m->cls == STUN_CLASS_ERROR ? (m->has_error ? m->error_code : 500) : 0;
+	p->has_xor = m->has_xor_mapped;
+	p->xor_mapped = m->xor_mapped;
+	p->has_other = m->has_other_address;
+	p->other = m->other_address;
+	p->has_origin = m->has_response_origin;
+	p->origin = m->response_origin;
 	/* a generic ALG rewrote the plain address but not the XORed one */
-	if (m.has_mapped && m.has_xor_mapped && !addr_equal(&m.mapped, &m.xor_mapped) && !d->res.alg) {
+	if (m->has_mapped && m->has_xor_mapped && !addr_equal(&m->mapped, &m->xor_mapped) && !d->res.alg) {
 		d->res.alg = true;
-		d->res.alg_mapped = m.mapped;
-		d->res.alg_xor_mapped = m.xor_mapped;
+		d->res.alg_mapped = m->mapped;
+		d->res.alg_xor_mapped = m->xor_mapped;
 	}
 }

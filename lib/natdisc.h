@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "stun/stun.h"
 #include "wire.h"
 
 enum natdisc_test {
@@ -178,9 +179,16 @@ int natdisc_start(struct natdisc *d, uint64_t now_ms);
 int natdisc_poll(struct natdisc *d, uint64_t now_ms, struct natdisc_send *out);
 /* when natdisc_poll wants to run next; UINT64_MAX when done */
 uint64_t natdisc_deadline(const struct natdisc *d);
-/* a datagram that arrived on socket sock from src */
+/* a datagram that arrived on socket sock from src (parsed here: for a caller
+ * whose sockets carry nothing but natdisc's own traffic) */
 void natdisc_receive(struct natdisc *d, int sock, const union sockaddr_any *src,
 		     const uint8_t *buf, size_t len, uint64_t now_ms);
+/* the same for a message its caller parsed (a demultiplexer, STYLE.md 14) */
+void natdisc_receive_msg(struct natdisc *d, int sock, const union sockaddr_any *src,
+			 const struct stun_msg *m, uint64_t now_ms);
+/* whether tid is one of natdisc's transactions (a response to it, or its own
+ * request hairpinned back) */
+bool natdisc_owns(const struct natdisc *d, const uint8_t tid[STUN_TID_LEN]);
 bool natdisc_done(const struct natdisc *d);
 const struct natdisc_result *natdisc_result(const struct natdisc *d);
 /* what natdisc is doing now, for progress lines ("filtering test II") */

@@ -5,6 +5,7 @@
  * another peer, which go back in to be encrypted for it. */
 #include <string.h>
 
+#include "log.h"
 #include "meshd.h"
 
 #define BATCHES_PER_WAKE 8
@@ -88,6 +89,34 @@ static void wg_input(struct meshd *m, int nwg)
 	}
 }
 
+/* STUN on the WireGuard socket: stunmux parses it once and hands it to its
+ * owner; what the owner then has to do with the socket happens here */
+static void stun_input(struct meshd *m, const struct netio_pkt *pkt)
+{
+	uint8_t reply[512];
+	struct stunmux_result res;
+	char a[ADDR_STRLEN];
+
+	for (int f = 0; f < SVC_FAMILIES && f < STUNMUX_FAMILIES; f++)
+		m->mux.natdisc[f] = m->natd[f].nd;
+	switch (stunmux_input(&m->mux, pkt->data, pkt->len, &pkt->addr, meshd_now(m), reply,
+			      sizeof(reply), &res)) {
+	case STUNMUX_NATDISC:
+		natd_pump(&m->natd[res.family], meshd_now(m));
+		break;
+	case STUNMUX_ANSWERER:
+		if (res.reply_len)
+			datapath_send(m, &pkt->addr, reply, res.reply_len);
+		break;
+	case STUNMUX_MALFORMED:
+		log_debug(COMPONENT, "bad STUN datagram dropped from=%s err=\"%s\"",
+			  meshd_fmt_addr(&pkt->addr, a), stun_strerror(res.err));
+		break;
+	default:
+		break;	/* disco took it, or nobody's: counted by the mux */
+	}
+}
+
 /* one datagram as received (a GRO run is cut apart): STUN out before
  * WireGuard sees the batch; returns the WireGuard datagrams now pending */
 static int sort_datagram(struct meshd *m, struct netio_pkt *pkt, int nwg)
@@ -97,7 +126,7 @@ static int sort_datagram(struct meshd *m, struct netio_pkt *pkt, int nwg)
 
 	for (int j = 0; j < k; j++) {
 		if (stun_is_stun(segs[j].data, segs[j].len)) {
-			stunmux_input(m, &segs[j]);
+			stun_input(m, &segs[j]);
 			continue;
 		}
 		m->wg_pkts[nwg++] = segs[j];

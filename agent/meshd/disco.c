@@ -5,6 +5,7 @@
 
 #include "disco.h"
 #include "log.h"
+#include "relay.h"
 
 static const char software[] = "natmesh meshd";
 
@@ -39,15 +40,23 @@ int disco_add_server(struct disco *d, const union sockaddr_any *addr, const char
 	s->addr = *addr;
 	snprintf(s->label, sizeof(s->label), "%s", label ? label : "");
 	s->relay = relay;
+	s->probed = relay;
 	stun_txn_init(&s->txn, NULL);
+	stun_txn_init(&s->probe, NULL);
 	d->nsrv++;
 	return 0;
 }
 
 int disco_set_relays(struct disco *d, const union sockaddr_any *addrs, int n)
 {
-	int changed = 0;
+	int changed = 0, k;
 
+	/* a --stun server at a relay's address is probed as that relay */
+	for (int i = 0; i < d->nsrv; i++)
+		d->srv[i].probed = d->srv[i].relay;
+	for (int j = 0; j < n; j++)
+		if ((k = find_server(d, &addrs[j])) >= 0)
+			d->srv[k].probed = true;
 	/* drop relays no longer listed */
 	for (int i = 0; i < d->nsrv;) {
 		bool keep = !d->srv[i].relay;
@@ -75,30 +84,36 @@ void disco_kick(struct disco *d, uint64_t now)
 		d->next_round = now;
 }
 
+/* a new Binding request with its own transaction id into t */
+static int txn_begin(struct stun_txn *t, const struct stun_txn_cfg *cfg, uint64_t now)
+{
+	const struct stun_request_opts opts = { .software = software, .fingerprint = true };
+	uint8_t tid[STUN_TID_LEN], req[256];
+	int len, rc;
+
+	stun_txn_init(t, cfg);
+	if ((rc = stun_tid_random(tid)) < 0)
+		return rc;
+	len = stun_build_binding_request(req, sizeof(req), tid, &opts);
+	if (len < 0)
+		return len;
+	return stun_txn_start(t, req, (size_t)len, now);
+}
+
 /* IDLE -> PROBING: one Binding request per server */
 static void round_start(struct disco *d, uint64_t now)
 {
 	static const struct stun_txn_cfg cfg = {
 		.rto_ms = DISCO_RTO_MS, .rc = DISCO_RC, .rm = DISCO_RM,
 	};
-	const struct stun_request_opts opts = { .software = software, .fingerprint = true };
 	int started = 0;
 
 	if (d->state != DISCO_IDLE)
 		return;
 	for (int i = 0; i < d->nsrv; i++) {
-		struct disco_server *s = &d->srv[i];
-		uint8_t tid[STUN_TID_LEN], req[256];
-		int len;
-
-		stun_txn_init(&s->txn, &cfg);
-		s->got = false;
-		if (stun_tid_random(tid) < 0)
-			continue;
-		len = stun_build_binding_request(req, sizeof(req), tid, &opts);
-		if (len < 0 || stun_txn_start(&s->txn, req, (size_t)len, now) < 0)
-			continue;
-		started++;
+		d->srv[i].got = false;
+		if (txn_begin(&d->srv[i].txn, &cfg, now) == 0)
+			started++;
 	}
 	d->kicked = false;
 	d->rounds++;
@@ -217,45 +232,110 @@ uint64_t disco_deadline(const struct disco *d)
 	return dl == UINT64_MAX ? 0 : dl;
 }
 
-int disco_receive(struct disco *d, const uint8_t *buf, size_t len,
-		  const union sockaddr_any *from, uint64_t now)
+int disco_poll_relays(struct disco *d, uint64_t now, struct disco_send *out, int max)
+{
+	/* one transmission; the next probe replaces it */
+	static const struct stun_txn_cfg cfg = { .rto_ms = RELAY_PROBE_MS, .rc = 1, .rm = 1 };
+	int n = 0;
+
+	for (int i = 0; i < d->nsrv && n < max; i++) {
+		struct disco_server *s = &d->srv[i];
+		const uint8_t *buf;
+		size_t len;
+
+		if (!s->probed || now < s->next_probe)
+			continue;
+		s->next_probe = now + RELAY_PROBE_MS;
+		if (txn_begin(&s->probe, &cfg, now) < 0 || stun_txn_poll(&s->probe, now, &buf, &len) != 1)
+			continue;
+		out[n].to = s->addr;
+		out[n].buf = buf;
+		out[n].len = len;
+		n++;
+	}
+	return n;
+}
+
+uint64_t disco_relays_deadline(const struct disco *d)
+{
+	uint64_t dl = UINT64_MAX;
+
+	for (int i = 0; i < d->nsrv; i++)
+		if (d->srv[i].probed && d->srv[i].next_probe < dl)
+			dl = d->srv[i].next_probe;
+	return dl;
+}
+
+const struct disco_server *disco_server_find(const struct disco *d, const union sockaddr_any *addr)
+{
+	int i = find_server(d, addr);
+
+	return i >= 0 ? &d->srv[i] : NULL;
+}
+
+static bool txn_waits_for(const struct stun_txn *t, const uint8_t *tid)
+{
+	return t->state == STUN_TXN_WAITING && !memcmp(t->tid, tid, STUN_TID_LEN);
+}
+
+bool disco_owns(const struct disco *d, const uint8_t tid[STUN_TID_LEN])
+{
+	for (int i = 0; i < d->nsrv; i++)
+		if (txn_waits_for(&d->srv[i].txn, tid) || txn_waits_for(&d->srv[i].probe, tid))
+			return true;
+	return false;
+}
+
+/* a round's answer from s */
+static void round_answer(struct disco *d, struct disco_server *s, const struct stun_msg *msg, uint64_t now)
+{
+	if (msg->cls == STUN_CLASS_SUCCESS && (msg->has_xor_mapped || msg->has_mapped)) {
+		s->got_mapped = msg->has_xor_mapped ? msg->xor_mapped : msg->mapped;
+		addr_unmap_v4(&s->got_mapped);
+		s->got = true;
+		s->rtt_ms = s->txn.rtt_ms;
+		s->timeouts = 0;
+	} else {
+		log_warn("disco", "STUN answer without a mapping server=%s label=%s error=%d",
+			 addr_format(&s->addr, (char[ADDR_STRLEN]){ 0 }, ADDR_STRLEN),
+			 s->label, msg->has_error ? msg->error_code : 0);
+		s->got = false;
+	}
+	if (disco_deadline(d) == 0)
+		round_end(d, now);
+}
+
+int disco_receive_msg(struct disco *d, const struct stun_msg *msg,
+		      const union sockaddr_any *from, uint64_t now)
 {
 	union sockaddr_any src = *from;
-	struct stun_msg msg;
-	int rc = STUN_E_TXN;
 
 	addr_unmap_v4(&src);
 	for (int i = 0; i < d->nsrv; i++) {
 		struct disco_server *s = &d->srv[i];
 
-		if (s->txn.state != STUN_TXN_WAITING || !addr_equal(&s->addr, &src))
+		if (!addr_equal(&s->addr, &src))
 			continue;
-		rc = stun_txn_receive(&s->txn, buf, len, now, &msg);
-		if (rc == STUN_E_TXN)
-			continue;
-		if (rc < 0)
-			return rc;
-		if (msg.cls == STUN_CLASS_SUCCESS && (msg.has_xor_mapped || msg.has_mapped)) {
-			s->got_mapped = msg.has_xor_mapped ? msg.xor_mapped : msg.mapped;
-			addr_unmap_v4(&s->got_mapped);
-			s->got = true;
-			s->rtt_ms = s->txn.rtt_ms;
-			s->timeouts = 0;
-		} else {
-			log_warn("disco", "STUN answer without a mapping server=%s label=%s error=%d",
-				 addr_format(&s->addr, (char[ADDR_STRLEN]){ 0 }, ADDR_STRLEN),
-				 s->label, msg.has_error ? msg.error_code : 0);
-			s->got = false;
+		if (stun_txn_match(&s->probe, msg, now) == 0) {
+			s->last_answer = now;
+			s->probe_rtt_ms = s->probe.rtt_ms;
+			return 0;
 		}
-		if (disco_deadline(d) == 0)
-			round_end(d, now);
+		if (stun_txn_match(&s->txn, msg, now) != 0)
+			continue;
+		if (s->probed)
+			s->last_answer = now;
+		round_answer(d, s, msg, now);
 		return 0;
 	}
-	if (rc == STUN_E_TXN) {
-		/* not for a waiting transaction; still tell malformed from foreign */
-		rc = stun_parse(buf, len, &msg);
-		if (rc == 0)
-			rc = STUN_E_TXN;
-	}
-	return rc;
+	return STUN_E_TXN;
+}
+
+int disco_receive(struct disco *d, const uint8_t *buf, size_t len,
+		  const union sockaddr_any *from, uint64_t now)
+{
+	struct stun_msg msg;
+	int rc = stun_parse(buf, len, &msg);
+
+	return rc < 0 ? rc : disco_receive_msg(d, &msg, from, now);
 }

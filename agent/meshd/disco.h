@@ -11,6 +11,15 @@
  * (disco_kick). The result carries a generation that grows only when what
  * would be reported (the mappings or symmetric_nat) changed.
  *
+ * Relays are disco's servers too, and disco is the one STUN client that asks
+ * them: besides the rounds, each relay gets a liveness probe every
+ * RELAY_PROBE_MS (relay.h), one transmission each (disco_poll_relays); any
+ * answer from a relay, to a probe or to a round's request, is its
+ * last_answer, which relay.c's choice reads.
+ *
+ * The caller parses each datagram once and hands the message to
+ * disco_receive_msg() when disco_owns() its transaction id (stunmux.h).
+ *
  *   IDLE ──start/kick/interval──> PROBING ──all answered or timed out──> IDLE
  */
 #ifndef NATMESH_MESHD_DISCO_H
@@ -52,6 +61,13 @@ struct disco_server {
 	union sockaddr_any mapped;
 	uint64_t rtt_ms;
 	uint32_t timeouts;		/* rounds in a row without an answer */
+	/* liveness, for a relay (its own entry, or a --stun entry at a
+	 * relay's address) */
+	bool probed;
+	struct stun_txn probe;
+	uint64_t next_probe;		/* when the next probe goes */
+	uint64_t last_answer;		/* ms of its last answer, 0: never */
+	uint64_t probe_rtt_ms;		/* of the last answered probe */
 };
 
 /* what the last complete round found */
@@ -95,10 +111,21 @@ void disco_kick(struct disco *d, uint64_t now);
  * Writes up to max datagrams to send; returns their count. */
 int disco_poll(struct disco *d, uint64_t now, struct disco_send *out, int max);
 uint64_t disco_deadline(const struct disco *d);
-/* A STUN datagram from `from`: 0 when it answered one of our transactions
- * (the last answer of a round ends it), STUN_E_TXN when it is
- * someone else's (a request to a relay, a stray answer), another stun_error
- * when malformed. Never crashes on any bytes. */
+/* the relays' liveness probes that are due (up to max); returns their count */
+int disco_poll_relays(struct disco *d, uint64_t now, struct disco_send *out, int max);
+/* when disco_poll_relays wants to be called next; UINT64_MAX without relays */
+uint64_t disco_relays_deadline(const struct disco *d);
+/* the server at that address, or NULL */
+const struct disco_server *disco_server_find(const struct disco *d, const union sockaddr_any *addr);
+/* whether tid is one of disco's waiting transactions (round or probe) */
+bool disco_owns(const struct disco *d, const uint8_t tid[STUN_TID_LEN]);
+/* A parsed STUN message from `from`: 0 when it answered one of our
+ * transactions (the last answer of a round ends it), STUN_E_TXN when it is
+ * someone else's (a request to a relay, a stray answer). */
+int disco_receive_msg(struct disco *d, const struct stun_msg *msg,
+		      const union sockaddr_any *from, uint64_t now);
+/* the same from bytes: another stun_error when they are malformed. Never
+ * crashes on any bytes. */
 int disco_receive(struct disco *d, const uint8_t *buf, size_t len,
 		  const union sockaddr_any *from, uint64_t now);
 

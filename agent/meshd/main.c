@@ -243,6 +243,7 @@ static int start_agent(struct meshd *m)
 
 	restore_tunnel(m);
 	disco_init(&m->disco, 0, loop_now(m->loop));
+	stunmux_init(&m->mux, &m->disco, m->o.relay, m->port, "natmesh meshd relay");
 	for (int i = 0; i < m->o.nstun; i++) {
 		if ((rc = add_stun(m, m->o.stun[i])) < 0 && rc != -EEXIST) {
 			log_error(COMPONENT, "bad --stun %s", m->o.stun[i]);

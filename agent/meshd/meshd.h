@@ -3,13 +3,15 @@
  *
  *   main.c        options, start and stop
  *   datapath.c    the packet path: WireGuard socket, TUN, the device's ops
- *   stunmux.c     STUN on the WireGuard socket, handed to its owner
+ *   stunmux.c     STUN on the WireGuard socket: parsed once, handed to its
+ *                 owner (disco, natdisc, the relay's answerer); sans-I/O
  *   lost.c        sessions a peer still uses that this side lost
  *   iface.c       the interface's address and route, and its UAPI socket
  *   report.c      local endpoints and the report to the service
  *   natd.c        NAT behaviour discovery per address family (natinfo.h)
  *   peerpath.c    a peer's direct path: candidates in, actions out (path.h)
- *   relays.c      relay peers: probes, the VPC route through the chosen one
+ *   relays.c      relay peers: liveness (disco's probes), the VPC route
+ *                 through the chosen one
  *   peers.c       peers from the service: added, updated, removed
  *   service.c     the service client's events (registration, peer lists)
  *   schedule.c    housekeeping on the loop timer
@@ -36,6 +38,7 @@
 #include "path.h"
 #include "statedir.h"
 #include "stun/stun.h"
+#include "stunmux.h"
 #include "svc.h"
 #include "vec.h"
 
@@ -91,13 +94,9 @@ struct mpeer {
 	struct timespec last_hs;
 	uint64_t last_rx, last_tx;
 
-	/* relays: health from STUN probes on the WireGuard socket */
+	/* relays: where disco probes them (liveness: disco_server_find) */
 	union sockaddr_any relay_addr;
 	bool has_relay_addr;
-	uint8_t probe_tid[STUN_TID_LEN];
-	uint64_t probe_sent, last_answer;	/* loop ms */
-	uint64_t probe_sent_us;
-	double rtt_ms;			/* of the last probe answer */
 	struct cidr rx_vpc;		/* the VPC CIDR accepted as inner sources */
 	bool has_rx_vpc;
 
@@ -169,7 +168,8 @@ struct meshd {
 	uint32_t disco_gen;
 	union sockaddr_any local[MAX_LOCAL];
 	int nlocal;
-	uint64_t next_local_check, next_relay_probe;
+	struct stunmux mux;
+	uint64_t next_local_check;
 	uint32_t local_check_ms;	/* LOCAL_CHECK_MS, or LOCAL_WATCHED_MS */
 	struct svc_report report;
 	bool service_reachable;
@@ -207,7 +207,7 @@ static inline uint64_t meshd_now(const struct meshd *m)
 	return loop_now(m->loop);
 }
 
-/* for round trips (ping, relay probes), finer than the loop's milliseconds */
+/* for the ping's round trip, finer than the loop's milliseconds */
 static inline uint64_t meshd_mono_us(void)
 {
 	struct timespec ts;
@@ -225,8 +225,6 @@ void datapath_udp_readable(struct loop *loop, int fd, uint32_t events, void *arg
 void datapath_tun_readable(struct loop *loop, int fd, uint32_t events, void *arg);
 void datapath_send(struct meshd *m, const union sockaddr_any *to, const uint8_t *buf, size_t len);
 
-/* stunmux.c: a datagram that passed stun_is_stun() */
-void stunmux_input(struct meshd *m, const struct netio_pkt *pkt);
 
 /* lost.c */
 void lost_note(struct meshd *m, const union sockaddr_any *src);
@@ -250,7 +248,6 @@ void natd_start(struct natd *d, uint64_t now);
 void natd_stop(struct natd *d);
 void natd_pump(struct natd *d, uint64_t now);
 /* a STUN datagram from the WireGuard socket to every running natdisc */
-void natd_input(struct meshd *m, const union sockaddr_any *from, const uint8_t *buf, size_t len);
 
 /* peerpath.c */
 void peerpath_candidates(struct meshd *m, struct mpeer *p, uint64_t now);
@@ -260,9 +257,8 @@ const char *peerpath_name(const struct mpeer *p);
 
 /* relays.c */
 void relays_choose(struct meshd *m, uint64_t now);
-void relays_probe(struct meshd *m, uint64_t now);
-/* a STUN response: the answer to a relay probe, if it is one */
-void relays_probe_answer(struct meshd *m, const struct netio_pkt *pkt);
+/* the ms of a relay's last answer to disco, 0: never; its probe's RTT */
+uint64_t relays_last_answer(const struct meshd *m, const struct mpeer *r, uint64_t *rtt_ms);
 
 /* peers.c */
 void peers_sync(struct meshd *m, json_t *devices);

@@ -89,17 +89,6 @@ void natd_pump(struct natd *d, uint64_t now)
 	natd_take(d);
 }
 
-void natd_input(struct meshd *m, const union sockaddr_any *from, const uint8_t *buf, size_t len)
-{
-	for (int f = 0; f < SVC_FAMILIES; f++) {
-		struct natd *d = &m->natd[f];
-		if (!d->nd)
-			continue;
-		natdisc_receive(d->nd, 0, from, buf, len, meshd_now(m));
-		natd_pump(d, meshd_now(m));
-	}
-}
-
 static void natd_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct nd_sock *k = arg;

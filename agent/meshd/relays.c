@@ -1,6 +1,6 @@
-/* relays: meshd's relay peers. Each is probed with STUN Binding requests on
- * the WireGuard socket (alive or not), accepts the VPC as inner sources, and
- * the one relay.c picks carries the route of the VPC. */
+/* relays: meshd's relay peers. Each is alive while it answers disco's STUN
+ * probes on the WireGuard socket (disco_poll_relays), accepts the VPC as
+ * inner sources, and the one relay.c picks carries the route of the VPC. */
 #include <inttypes.h>
 #include <string.h>
 
@@ -66,7 +66,7 @@ void relays_choose(struct meshd *m, uint64_t now)
 		if (r == cur)
 			icur = n;
 		c[n].id = r->id;
-		c[n].last_answer = r->last_answer;
+		c[n].last_answer = relays_last_answer(m, r, NULL);
 		c[n].rtt_us = handshake_rtt_us(r);
 		who[n++] = r;
 	}
@@ -80,48 +80,11 @@ void relays_choose(struct meshd *m, uint64_t now)
 				path_relay(&meshd_peer(m, i)->path, m->relay_in_use != NULL, now);
 }
 
-void relays_probe(struct meshd *m, uint64_t now)
+uint64_t relays_last_answer(const struct meshd *m, const struct mpeer *r, uint64_t *rtt_ms)
 {
-	const struct stun_request_opts opts = { .fingerprint = true };
+	const struct disco_server *s = r->has_relay_addr ? disco_server_find(&m->disco, &r->relay_addr) : NULL;
 
-	for (size_t i = 0; i < meshd_npeers(m); i++) {
-		struct mpeer *r = meshd_peer(m, i);
-		uint8_t req[128];
-		int len;
-
-		if (!r->relay || !r->has_relay_addr)
-			continue;
-		if (stun_tid_random(r->probe_tid) < 0)
-			continue;
-		len = stun_build_binding_request(req, sizeof(req), r->probe_tid, &opts);
-		if (len < 0)
-			continue;
-		r->probe_sent = now;
-		r->probe_sent_us = meshd_mono_us();
-		datapath_send(m, &r->relay_addr, req, (size_t)len);
-	}
-}
-
-static struct mpeer *relay_by_probe(struct meshd *m, const uint8_t *buf, size_t len)
-{
-	if (len < STUN_HEADER_LEN)
-		return NULL;
-	for (size_t i = 0; i < meshd_npeers(m); i++) {
-		struct mpeer *p = meshd_peer(m, i);
-		if (p->relay && p->probe_sent && !memcmp(p->probe_tid, buf + 8, STUN_TID_LEN))
-			return p;
-	}
-	return NULL;
-}
-
-void relays_probe_answer(struct meshd *m, const struct netio_pkt *pkt)
-{
-	struct mpeer *r = relay_by_probe(m, pkt->data, pkt->len);
-	struct stun_msg msg;
-
-	if (r && stun_parse(pkt->data, pkt->len, &msg) == 0 && msg.cls == STUN_CLASS_SUCCESS) {
-		r->last_answer = meshd_now(m);
-		r->rtt_ms = (double)(meshd_mono_us() - r->probe_sent_us) / 1000.0;
-		r->probe_sent = 0;
-	}
+	if (rtt_ms)
+		*rtt_ms = s ? s->probe_rtt_ms : 0;
+	return s ? s->last_answer : 0;
 }

@@ -21,7 +21,10 @@ static void discover(struct meshd *m, uint64_t now)
 	n = disco_poll(&m->disco, now, out, DISCO_MAX_SERVERS);
 	for (int i = 0; i < n; i++)
 		datapath_send(m, &out[i].to, out[i].buf, out[i].len);
-	/* a round ends here or in stunmux_input; what it found is compared with
+	n = disco_poll_relays(&m->disco, now, out, DISCO_MAX_SERVERS);
+	for (int i = 0; i < n; i++)
+		datapath_send(m, &out[i].to, out[i].buf, out[i].len);
+	/* a round ends here or when stunmux hands disco its last answer; what it found is compared with
 	 * the last report (cheap), so every source of a mapping is reported */
 	report_if_changed(m);
 }
@@ -38,10 +41,6 @@ static void on_tick(struct loop *loop, struct loop_timer *t, void *arg)
 		m->fatal = true;
 		loop_stop(loop);
 		return;
-	}
-	if (now >= m->next_relay_probe) {
-		m->next_relay_probe = now + RELAY_PROBE_MS;
-		relays_probe(m, now);
 	}
 	relays_choose(m, now);
 	for (size_t i = 0; i < meshd_npeers(m); i++)

@@ -261,6 +261,15 @@ static int decode_attr(struct stun_msg *m, const struct stun_attr *a)
 	return 0;
 }
 
+void stun_type_decode(uint16_t type, enum stun_class *cls, uint16_t *method)
+{
+	uint16_t t = type & 0x3FFF;
+
+	/* RFC 8489 5: class bits C1 (bit 8) and C0 (bit 4) between the method bits */
+	*cls = (enum stun_class)(((t >> 4) & 1) | ((t >> 7) & 2));
+	*method = (uint16_t)((t & 0x000F) | ((t >> 1) & 0x0070) | ((t >> 2) & 0x0F80));
+}
+
 int stun_parse(const uint8_t *buf, size_t len, struct stun_msg *m)
 {
 	size_t pos;
@@ -282,10 +291,7 @@ int stun_parse(const uint8_t *buf, size_t len, struct stun_msg *m)
 	/* only the fields before the attribute table need clearing */
 	memset(m, 0, offsetof(struct stun_msg, attrs));
 	memset(&m->nunknown, 0, sizeof(*m) - offsetof(struct stun_msg, nunknown));
-	uint16_t t = get16(buf) & 0x3FFF;
-	/* RFC 8489 5: class bits C1 (bit 8) and C0 (bit 4) between the method bits */
-	m->cls = (enum stun_class)(((t >> 4) & 1) | ((t >> 7) & 2));
-	m->method = (uint16_t)((t & 0x000F) | ((t >> 1) & 0x0070) | ((t >> 2) & 0x0F80));
+	stun_type_decode(get16(buf), &m->cls, &m->method);
 	memcpy(m->tid, buf + 8, STUN_TID_LEN);
 	m->length = mlen;
 

@@ -9,7 +9,12 @@
  *            PADDING, SOFTWARE, FINGERPRINT)     or stun_build_* attribute by attribute
  *   serve:   stun_server_answer(...)             -> response bytes and which of
  *                                                   the server's 4 sockets sends them
- *   client:  stun_txn_start / stun_txn_poll / stun_txn_receive
+ *   client:  stun_txn_start / stun_txn_poll / stun_txn_match
+ *
+ * A datagram is parsed once (STYLE.md 14): whoever reads it from the socket
+ * calls stun_parse() and hands the struct stun_msg to its owner, found by
+ * transaction id; stun_txn_match(), stun_server_answer_msg() and
+ * natdisc_receive_msg() take the parsed message, never the bytes again.
  */
 #ifndef NATMESH_STUN_H
 #define NATMESH_STUN_H
@@ -186,6 +191,10 @@ static inline bool stun_is_stun(const uint8_t *buf, size_t len)
  * Unknown attributes are not an error here: see msg->unknown. */
 int stun_parse(const uint8_t *buf, size_t len, struct stun_msg *msg);
 
+/* the class and method of a message type (RFC 8489 5: the class bits C1 and
+ * C0 sit between the method bits); the one place that decodes them */
+void stun_type_decode(uint16_t type, enum stun_class *cls, uint16_t *method);
+
 /* the attribute of that type, or NULL */
 const struct stun_attr *stun_msg_attr(const struct stun_msg *msg, uint16_t type);
 
@@ -277,11 +286,15 @@ struct stun_server_reply {
 	bool is_error;			/* the reply is an error response (400, 420) */
 };
 
-/* Answer one datagram that arrived on socket [ip][port] from src. Binding
+/* Answer one message that arrived on socket [ip][port] from src (the _msg
+ * form takes it parsed; stun_server_answer parses the datagram first). Binding
  * requests get XOR-MAPPED-ADDRESS, MAPPED-ADDRESS, (RFC 5780) OTHER-ADDRESS
  * and RESPONSE-ORIGIN, SOFTWARE and FINGERPRINT; unknown comprehension-required
  * attributes get 420 with UNKNOWN-ATTRIBUTES. Returns 0 (see r->verdict) or
  * -EINVAL for a bad cfg/index. */
+int stun_server_answer_msg(const struct stun_server_cfg *cfg, int ip, int port,
+			   const union sockaddr_any *src, const struct stun_msg *msg,
+			   uint8_t *out, size_t cap, struct stun_server_reply *r);
 int stun_server_answer(const struct stun_server_cfg *cfg, int ip, int port,
 		       const union sockaddr_any *src, const uint8_t *req, size_t req_len,
 		       uint8_t *out, size_t cap, struct stun_server_reply *r);
@@ -315,6 +328,7 @@ struct stun_txn {
 	enum stun_txn_state state;
 	struct stun_txn_cfg cfg;
 	uint8_t tid[STUN_TID_LEN];
+	uint16_t method;	/* of the request; the response must carry it */
 	uint8_t req[STUN_TXN_BUF];
 	size_t req_len;
 	uint32_t sent;		/* transmissions so far */
@@ -334,10 +348,12 @@ int stun_txn_start(struct stun_txn *t, const uint8_t *req, size_t len, uint64_t 
 int stun_txn_poll(struct stun_txn *t, uint64_t now_ms, const uint8_t **out, size_t *out_len);
 /* when stun_txn_poll wants to be called next; UINT64_MAX when not WAITING */
 uint64_t stun_txn_deadline(const struct stun_txn *t);
-/* Offer a received datagram. 0 when it is this transaction's response (parsed
- * into *msg, state DONE); STUN_E_TXN when it is a valid STUN message for
- * someone else (or the transaction is not WAITING); another stun_error when
- * it is malformed. */
+/* Offer a parsed message. 0 when it is this transaction's response (state
+ * DONE, rtt_ms set); STUN_E_TXN when it is not (another transaction id, a
+ * request or indication, another method, or the transaction is not WAITING). */
+int stun_txn_match(struct stun_txn *t, const struct stun_msg *msg, uint64_t now_ms);
+/* stun_parse() then stun_txn_match(), for a caller that owns the bytes alone:
+ * another stun_error when they are malformed. */
 int stun_txn_receive(struct stun_txn *t, const uint8_t *buf, size_t len, uint64_t now_ms,
 		     struct stun_msg *msg);
 

@@ -22,13 +22,20 @@ void stun_txn_init(struct stun_txn *t, const struct stun_txn_cfg *cfg)
 
 int stun_txn_start(struct stun_txn *t, const uint8_t *req, size_t len, uint64_t now_ms)
 {
+	enum stun_class cls;
+	uint16_t method;
+
 	if (t->state == STUN_TXN_WAITING)
 		return -EALREADY;
-	if (!stun_is_stun(req, len) || (req[0] & 0x01) || (req[1] & 0x10))
-		return -EINVAL;	/* not a STUN request: class bits C1 C0 must be 0 */
+	if (!stun_is_stun(req, len))
+		return -EINVAL;
+	stun_type_decode((uint16_t)(req[0] << 8 | req[1]), &cls, &method);
+	if (cls != STUN_CLASS_REQUEST)
+		return -EINVAL;
 	if (len > sizeof(t->req))
 		return STUN_E_NOBUFS;
 	memcpy(t->req, req, len);
+	t->method = method;
 	t->req_len = len;
 	memcpy(t->tid, req + 8, STUN_TID_LEN);
 	t->sent = 0;
@@ -68,23 +75,22 @@ uint64_t stun_txn_deadline(const struct stun_txn *t)
 	return t->state == STUN_TXN_WAITING ? t->deadline : UINT64_MAX;
 }
 
+int stun_txn_match(struct stun_txn *t, const struct stun_msg *msg, uint64_t now_ms)
+{
+	if (t->state != STUN_TXN_WAITING || t->sent == 0 ||
+	    memcmp(msg->tid, t->tid, STUN_TID_LEN) ||
+	    (msg->cls != STUN_CLASS_SUCCESS && msg->cls != STUN_CLASS_ERROR) ||
+	    msg->method != t->method)
+		return STUN_E_TXN;
+	t->rtt_ms = now_ms - t->start_ms;
+	t->state = STUN_TXN_DONE;
+	return 0;
+}
+
 int stun_txn_receive(struct stun_txn *t, const uint8_t *buf, size_t len, uint64_t now_ms,
 		     struct stun_msg *msg)
 {
 	int rc = stun_parse(buf, len, msg);
 
-	if (rc < 0)
-		return rc;
-	if (t->state != STUN_TXN_WAITING || t->sent == 0 ||
-	    memcmp(msg->tid, t->tid, STUN_TID_LEN) ||
-	    (msg->cls != STUN_CLASS_SUCCESS && msg->cls != STUN_CLASS_ERROR))
-		return STUN_E_TXN;
-	/* the method of the request: bits of the type outside the class bits */
-	uint16_t want = (uint16_t)(((t->req[0] << 8) | t->req[1]) & 0x3EEF);
-	uint16_t got = (uint16_t)(((buf[0] << 8) | buf[1]) & 0x3EEF);
-	if (want != got)
-		return STUN_E_TXN;
-	t->rtt_ms = now_ms - t->start_ms;
-	t->state = STUN_TXN_DONE;
-	return 0;
+	return rc < 0 ? rc : stun_txn_match(t, msg, now_ms);
 }

@@ -115,6 +115,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: meshstun --listen IP:PORT [--listen IP:PORT] [--rfc5780]\n"
 		"                [--rate N] [--burst N] [--max-padding N]\n"
+		"                [--threads N] [--one-socket]\n"
 		"                [--log-format text|json] [--verbose] [--help]\n"
 		"\n"
 		"A STUN server (RFC 8489): answers Binding requests with XOR-MAPPED-ADDRESS,\n"

@@ -43,7 +43,7 @@ struct check {
 	struct loop_timer timer;
 	char last_step[96];
 	bool interrupted;
-	int fatal;			/* negative errno from the network */
+	int fatal;			/* negative errno that stopped the loop */
 	struct netio_pkt in[NETIO_BATCH_MAX];
 	uint8_t in_buf[NETIO_BATCH_MAX][PKT_CAP];
 };
@@ -163,11 +163,12 @@ static void on_signal(struct loop *loop, int signo, void *arg)
 static void pump(struct check *c)
 {
 	uint64_t now = loop_now(c->loop), dl;
+	int rc;
 	struct natdisc_send s;
 
 	while (natdisc_poll(c->nd, now, &s) == 1) {
 		struct netio_pkt p = { .data = (uint8_t *)s.buf, .len = s.len, .cap = s.len, .addr = s.dst };
-		int rc = netio_udp_send(c->io, c->socks[s.sock].udp, &p, 1);
+		rc = netio_udp_send(c->io, c->socks[s.sock].udp, &p, 1);
 
 		/* a lost send is what retransmission is for; log it only */
 		if (rc < 0) {
@@ -187,7 +188,11 @@ static void pump(struct check *c)
 		return;
 	}
 	dl = natdisc_deadline(c->nd);
-	loop_timer_arm(c->loop, &c->timer, dl > now ? dl - now : 0, 0);
+	if ((rc = loop_timer_arm(c->loop, &c->timer, dl > now ? dl - now : 0, 0)) < 0) {
+		/* nothing would wake discovery again: stop rather than hang */
+		c->fatal = rc;
+		loop_stop(c->loop);
+	}
 }
 
 /* --- report -------------------------------------------------------------- */
@@ -576,6 +581,10 @@ int main(int argc, char **argv)
 	pump(&c);
 	if (!natdisc_done(c.nd) && (rc = loop_run(c.loop)) < 0) {
 		log_error(COMPONENT, "event loop failed err=%s", strerror(-rc));
+		goto err_socks;
+	}
+	if (c.fatal) {
+		log_error(COMPONENT, "cannot arm the discovery timer err=%s", strerror(-c.fatal));
 		goto err_socks;
 	}
 

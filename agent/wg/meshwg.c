@@ -329,6 +329,21 @@ static void on_usr1(struct loop *loop, int signo, void *arg)
 
 /* ---- start and stop ------------------------------------------------------------ */
 
+/* the data plane on the loop's clock, its timers on one loop timer */
+static int dev_open(struct meshwg *m)
+{
+	int rc = wg_device_new(&dev_ops, m, &m->dev);
+
+	if (rc < 0) {
+		log_error(COMPONENT, "cannot create device err=\"%s\"", strerror(-rc));
+		return rc;
+	}
+	wg_device_set_mtu(m->dev, WG_DEFAULT_MTU);
+	wg_device_set_wall_clock(m->dev, clock_now_ns(), clock_wall_ns());
+	loop_timer_init(&m->wg_timer, on_wg_timer, m);
+	return 0;
+}
+
 static int start(struct meshwg *m)
 {
 	struct netio_tun_stats ts;
@@ -361,14 +376,9 @@ static int start(struct meshwg *m)
 		log_error(COMPONENT, "cannot set MTU ifname=%s err=\"%s\"", m->ifname, strerror(-rc));
 		goto err_tun;
 	}
-	rc = wg_device_new(&dev_ops, m, &m->dev);
-	if (rc < 0) {
-		log_error(COMPONENT, "cannot create device err=\"%s\"", strerror(-rc));
+	rc = dev_open(m);
+	if (rc < 0)
 		goto err_tun;
-	}
-	wg_device_set_mtu(m->dev, WG_DEFAULT_MTU);
-	wg_device_set_wall_clock(m->dev, clock_now_ns(), clock_wall_ns());
-	loop_timer_init(&m->wg_timer, on_wg_timer, m);
 	rc = udp_bind(m, 0);
 	if (rc < 0) {
 		log_error(COMPONENT, "cannot open UDP socket err=\"%s\"", strerror(-rc));

@@ -29,6 +29,10 @@ struct loop_timer {
 
 /* monotonic milliseconds (CLOCK_MONOTONIC) */
 uint64_t clock_now_ms(void);
+/* the same clock in ns, for cores that count finer (the WireGuard device) */
+uint64_t clock_now_ns(void);
+/* the wall clock (CLOCK_REALTIME), ns since the epoch */
+uint64_t clock_wall_ns(void);
 
 int loop_new(struct loop **out);
 void loop_free(struct loop *loop);

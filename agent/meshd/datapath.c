@@ -67,10 +67,24 @@ static void dev_unknown_session(void *arg, const union sockaddr_any *src)
 	lost_note(arg, src);
 }
 
+/* noted for the path, which schedule_poke() runs at once */
+static void dev_handshake_complete(void *arg, struct wg_peer *wp)
+{
+	struct meshd *m = arg;
+
+	for (size_t i = 0; i < meshd_npeers(m); i++)
+		if (meshd_peer(m, i)->wp == wp) {
+			meshd_peer(m, i)->hs_done = true;
+			m->hs_pending = true;
+			return;
+		}
+}
+
 const struct wg_device_ops datapath_dev_ops = {
 	.udp_send = dev_udp_send,
 	.tun_deliver = dev_tun_deliver,
 	.unknown_session = dev_unknown_session,
+	.handshake_complete = dev_handshake_complete,
 };
 
 /* WireGuard's datagrams (m->wg_pkts) into the data plane, then what that
@@ -78,14 +92,14 @@ const struct wg_device_ops datapath_dev_ops = {
 static void wg_input(struct meshd *m, int nwg)
 {
 	m->nfwd = 0;
-	wg_device_input_udp(m->dev, m->wg_pkts, nwg);
+	wg_device_input_udp(m->dev, m->wg_pkts, nwg, clock_now_ns());
 	if (m->nlost)
 		lost_answer(m);
 	if (m->nfwd) {
 		int k = m->nfwd;
 		m->relay_forwarded += (uint64_t)k;
 		m->nfwd = 0;
-		wg_device_input_tun(m->dev, m->fwd_pkts, k);
+		wg_device_input_tun(m->dev, m->fwd_pkts, k, clock_now_ns());
 	}
 }
 
@@ -152,14 +166,15 @@ void datapath_udp_readable(struct loop *loop, int fd, uint32_t events, void *arg
 		}
 		n = netio_udp_recv(m->io, m->udp, m->udp_pkts, NETIO_BATCH_MAX);
 		if (n <= 0)
-			return;
+			break;
 		for (int i = 0; i < n; i++)
 			nwg = sort_datagram(m, &m->udp_pkts[i], nwg);
 		if (nwg)
 			wg_input(m, nwg);
 		if (n < NETIO_BATCH_MAX)
-			return;
+			break;
 	}
+	schedule_poke(m);
 }
 
 void datapath_tun_readable(struct loop *loop, int fd, uint32_t events, void *arg)
@@ -176,11 +191,12 @@ void datapath_tun_readable(struct loop *loop, int fd, uint32_t events, void *arg
 		}
 		int n = netio_tun_read(m->io, m->tun, m->tun_pkts, NETIO_BATCH_MAX);
 		if (n <= 0)
-			return;
+			break;
 		for (int i = 0; i < n; i++)
 			m->tun_pkts[i].cap += WG_DEVICE_TAILROOM;
-		wg_device_input_tun(m->dev, m->tun_pkts, n);
+		wg_device_input_tun(m->dev, m->tun_pkts, n, clock_now_ns());
 		if (n < NETIO_BATCH_MAX)
-			return;
+			break;
 	}
+	schedule_poke(m);
 }

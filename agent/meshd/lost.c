@@ -18,9 +18,8 @@ void lost_note(struct meshd *m, const union sockaddr_any *src)
 		m->lost[m->nlost++] = *src;
 }
 
-/* p (whose data plane state is ps) is who may have sent from src */
-static bool lost_by(const struct mpeer *p, const struct wg_peer_state *ps, const union sockaddr_any *src,
-		    uint64_t now, time_t wall_s)
+bool lost_wanted(const struct mpeer *p, const struct wg_peer_state *ps, const union sockaddr_any *src,
+		 uint64_t now, time_t wall_s)
 {
 	if (p->lost_kick && now < p->lost_kick + LOST_KICK_MS)
 		return false;
@@ -38,10 +37,9 @@ static bool lost_by(const struct mpeer *p, const struct wg_peer_state *ps, const
 void lost_answer(struct meshd *m)
 {
 	uint64_t now = meshd_now(m);
-	struct timespec rt;
+	time_t wall_s = (time_t)(clock_wall_ns() / 1000000000u);
 	char a[ADDR_STRLEN];
 
-	clock_gettime(CLOCK_REALTIME, &rt);
 	for (int i = 0; i < m->nlost; i++) {
 		const union sockaddr_any *src = &m->lost[i];
 
@@ -52,10 +50,10 @@ void lost_answer(struct meshd *m)
 			if (!p->wp)
 				continue;
 			wg_peer_get_state(p->wp, &ps);
-			if (!lost_by(p, &ps, src, now, rt.tv_sec))
+			if (!lost_wanted(p, &ps, src, now, wall_s))
 				continue;
 			p->lost_kick = now;
-			if (wg_peer_initiate_to(p->wp, src, 1) > 0) {
+			if (wg_peer_initiate_to(p->wp, src, 1, clock_now_ns()) > 0) {
 				m->lost_handshakes++;
 				log_info(COMPONENT, "handshake to a peer still sending on a lost session peer=%s to=%s",
 					 p->name, addr_format(src, a, sizeof(a)));

@@ -187,9 +187,10 @@ static int start_dataplane(struct meshd *m)
 		log_error(COMPONENT, "cannot create TUN ifname=%s err=\"%s\"", m->o.ifname, strerror(-rc));
 		goto err_io;
 	}
-	if ((rc = wg_device_new(m->loop, &datapath_dev_ops, m, &m->dev)) < 0)
+	if ((rc = wg_device_new(&datapath_dev_ops, m, &m->dev)) < 0)
 		goto err_tun;
 	wg_device_set_mtu(m->dev, WG_DEFAULT_MTU);
+	wg_device_set_wall_clock(m->dev, clock_now_ns(), clock_wall_ns());
 	if ((rc = wg_device_set_private_key(m->dev, m->st.priv)) < 0 || (rc = open_socket(m)) < 0)
 		goto err_dev;
 	if ((rc = loop_add_fd(m->loop, netio_udp_fd(m->io, m->udp), LOOP_READ, datapath_udp_readable, m)) < 0)

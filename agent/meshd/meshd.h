@@ -51,7 +51,7 @@
 #define MESHD_MAX_PEERS 4096		/* a VPC larger than this is refused peer by peer */
 
 enum {
-	TICK_MS = 50,			/* housekeeping: peer state, paths, discovery */
+	OBSERVE_MIN_MS = 50,		/* under load, the data plane is looked at this often */
 	LOCAL_CHECK_MS = 2000,		/* local addresses looked at this often */
 	LOCAL_WATCHED_MS = 30000,	/* ... when rtnetlink tells us of changes */
 	LOCAL_SETTLE_MS = 50,		/* a change often comes as a burst (address, route) */
@@ -91,7 +91,6 @@ struct mpeer {
 	struct wg_peer *wp;		/* NULL: not in the data plane (--relay-only) */
 	bool use_path;
 	struct path_peer path;
-	struct timespec last_hs;
 	uint64_t last_rx, last_tx;
 
 	/* relays: where disco probes them (liveness: disco_server_find) */
@@ -100,6 +99,7 @@ struct mpeer {
 	struct cidr rx_vpc;		/* the VPC CIDR accepted as inner sources */
 	bool has_rx_vpc;
 
+	bool hs_done;			/* the data plane said a handshake completed */
 	double ping_ms;			/* last answered ping, < 0: none */
 	uint64_t lost_kick;		/* loop ms of the last lost-session handshake */
 };
@@ -151,7 +151,10 @@ struct meshd {
 	uint64_t svc_due;		/* ... or until then */
 	bool fatal;			/* the loop stopped on an error */
 	char *reg_key;
-	struct loop_timer tick;
+	struct loop_timer timer;	/* the earliest deadline (schedule.c) */
+	uint64_t timer_at;		/* loop ms it is armed for */
+	uint64_t last_run;		/* loop ms of the last schedule_run() */
+	bool hs_pending;		/* a handshake completed since then */
 	int addr_watch;			/* rtnetlink notifications, -1 when none */
 	struct loop_timer local_soon;	/* a change was notified: look soon */
 
@@ -207,13 +210,10 @@ static inline uint64_t meshd_now(const struct meshd *m)
 	return loop_now(m->loop);
 }
 
-/* for the ping's round trip, finer than the loop's milliseconds */
+/* the loop's clock in us, for the ping's round trip */
 static inline uint64_t meshd_mono_us(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	return clock_now_ns() / 1000u;
 }
 
 /* "none" for no address */
@@ -226,9 +226,14 @@ void datapath_tun_readable(struct loop *loop, int fd, uint32_t events, void *arg
 void datapath_send(struct meshd *m, const union sockaddr_any *to, const uint8_t *buf, size_t len);
 
 
-/* lost.c */
+/* lost.c: sources noted during a batch, answered after it */
 void lost_note(struct meshd *m, const union sockaddr_any *src);
 void lost_answer(struct meshd *m);
+/* p, whose data plane state is ps, gets a handshake to src: no live session
+ * at wall time wall_s, src's IP is one it is known at, and no such handshake
+ * went to it in the last LOST_KICK_MS (now, loop ms) */
+bool lost_wanted(const struct mpeer *p, const struct wg_peer_state *ps, const union sockaddr_any *src,
+		 uint64_t now, time_t wall_s);
 
 /* iface.c */
 int iface_configure(struct meshd *m);
@@ -249,7 +254,7 @@ void natd_stop(struct natd *d);
 void natd_pump(struct natd *d, uint64_t now);
 /* a STUN datagram from the WireGuard socket to every running natdisc */
 
-/* peerpath.c */
+/* peerpath.c (and the device's handshake_complete op, in datapath.c) */
 void peerpath_candidates(struct meshd *m, struct mpeer *p, uint64_t now);
 void peerpath_observe(struct mpeer *p, uint64_t now);
 /* "direct", "relayed", ... as meshctl shows it */
@@ -269,9 +274,17 @@ void peers_clear(struct meshd *m);
 int service_start(struct meshd *m);
 void service_stop(struct meshd *m);
 
-/* schedule.c */
+/* schedule.c: the one loop timer. Every event handler ends with
+ * schedule_run() (the work due now, the timer re-armed), or, on the packet
+ * path, schedule_poke() (the same at most every OBSERVE_MIN_MS, at once
+ * after a handshake). */
 void schedule_start(struct meshd *m);
 void schedule_stop(struct meshd *m);
+void schedule_run(struct meshd *m);
+void schedule_poke(struct meshd *m);
+/* the earliest deadline at now (loop ms) of everything schedule_run() does,
+ * UINT64_MAX when nothing is armed */
+uint64_t schedule_deadline(const struct meshd *m, uint64_t now);
 
 /* status.c: the control socket's handler */
 void status_ctl(void *arg, struct ctl_conn *c, const char *cmd, const json_t *req);

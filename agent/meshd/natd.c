@@ -105,6 +105,7 @@ static void natd_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 		natdisc_receive(d->nd, k->idx, &p.addr, p.data, p.len, meshd_now(m));
 	}
 	natd_pump(d, meshd_now(m));
+	schedule_run(m);
 }
 
 /* natdisc's socket k (1..ND_SOCKS) on local's address: 0 or -errno */

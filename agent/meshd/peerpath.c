@@ -17,7 +17,7 @@ static void spray(struct mpeer *p)
 
 	if (!p->wp || p->path.ncands == 0)
 		return;
-	rc = wg_peer_initiate_to(p->wp, p->path.cands, p->path.ncands);
+	rc = wg_peer_initiate_to(p->wp, p->path.cands, p->path.ncands, clock_now_ns());
 	if (rc < 0)
 		log_warn(COMPONENT, "spray not sent peer=%s err=\"%s\"", p->name, strerror(-rc));
 	else
@@ -38,11 +38,11 @@ static void apply(struct mpeer *p, const struct path_out *o, enum path_state bef
 		case PATH_ACT_DIRECT:
 			if (wg_peer_allowed_ip_add(p->wp, &host) < 0)
 				log_warn(COMPONENT, "cannot install direct route peer=%s", p->name);
-			wg_peer_set_persistent_keepalive(p->wp, KEEPALIVE_S);
+			wg_peer_set_persistent_keepalive(p->wp, KEEPALIVE_S, clock_now_ns());
 			break;
 		case PATH_ACT_RELAY:
 			wg_peer_allowed_ip_remove(p->wp, &host);
-			wg_peer_set_persistent_keepalive(p->wp, 0);
+			wg_peer_set_persistent_keepalive(p->wp, 0, clock_now_ns());
 			break;
 		}
 	}
@@ -74,7 +74,8 @@ void peerpath_candidates(struct meshd *m, struct mpeer *p, uint64_t now)
 	apply(p, &o, before);
 }
 
-/* what the data plane did since the last look: handshakes, packets */
+/* what the data plane did since the last look: a handshake it told of,
+ * packets its counters show */
 void peerpath_observe(struct mpeer *p, uint64_t now)
 {
 	struct wg_peer_state s;
@@ -85,8 +86,7 @@ void peerpath_observe(struct mpeer *p, uint64_t now)
 		return;
 	wg_peer_get_state(p->wp, &s);
 	if (p->use_path) {
-		if ((s.last_handshake.tv_sec || s.last_handshake.tv_nsec) &&
-		    (s.last_handshake.tv_sec != p->last_hs.tv_sec || s.last_handshake.tv_nsec != p->last_hs.tv_nsec))
+		if (p->hs_done)
 			path_handshake(&p->path, &s.endpoint, now, &o);
 		if (s.rx_bytes != p->last_rx)
 			path_rx(&p->path, now);
@@ -96,7 +96,7 @@ void peerpath_observe(struct mpeer *p, uint64_t now)
 			path_tick(&p->path, now, &o);
 		apply(p, &o, before);
 	}
-	p->last_hs = s.last_handshake;
+	p->hs_done = false;
 	p->last_rx = s.rx_bytes;
 	p->last_tx = s.tx_bytes;
 }

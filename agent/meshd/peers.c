@@ -114,7 +114,7 @@ static void relay_learn_addr(struct meshd *m, struct mpeer *p)
 	}
 	if (p->has_relay_addr && !had && !m->o.relay) {
 		wg_peer_set_endpoint(p->wp, &p->relay_addr);
-		wg_peer_set_persistent_keepalive(p->wp, KEEPALIVE_S);
+		wg_peer_set_persistent_keepalive(p->wp, KEEPALIVE_S, clock_now_ns());
 	}
 }
 

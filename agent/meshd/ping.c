@@ -74,7 +74,7 @@ void ping_start(struct meshd *m, struct ctl_conn *c, struct mpeer *p)
 	m->ping.peer = p;
 	m->ping.sent = meshd_mono_us();
 	m->ping.deadline = meshd_now(m) + PING_TIMEOUT_MS;
-	wg_device_input_tun(m->dev, &pkt, 1);
+	wg_device_input_tun(m->dev, &pkt, 1, clock_now_ns());
 }
 
 void ping_expire(struct meshd *m, uint64_t now)

@@ -90,6 +90,7 @@ static void on_local_soon(struct loop *loop, struct loop_timer *t, void *arg)
 {
 	(void)loop, (void)t;
 	report_check_local(arg);
+	schedule_run(arg);
 }
 
 static void addr_watch_readable(struct loop *loop, int fd, uint32_t events, void *arg)

@@ -66,6 +66,7 @@ static void svc_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 		}
 		svc_event_free(ev);
 	}
+	schedule_run(m);
 }
 
 int service_start(struct meshd *m)

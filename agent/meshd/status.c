@@ -144,6 +144,8 @@ void status_ctl(void *arg, struct ctl_conn *c, const char *cmd, const json_t *re
 			ctl_reply_error(c, "no such peer");
 		else
 			ping_start(m, c, p);
+		/* the echo went into the data plane, and its timeout is a deadline */
+		schedule_run(m);
 	} else {
 		ctl_reply_error(c, "unknown command (status, peers, ping)");
 	}

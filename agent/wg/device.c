@@ -9,7 +9,6 @@
 #include "cookie.h"
 #include "crypto.h"
 #include "log.h"
-#include "loop.h"
 #include "noise.h"
 #include "ratelimit.h"
 #include "timers.h"
@@ -34,8 +33,6 @@ struct wg_peer {
 	struct wg_keypairs kps;
 	struct wg_cookie_maker cookie;
 	struct wg_timers timers;
-	struct loop_timer timer;	/* armed at timer_at_ns, at or before wg_timers_next() */
-	uint64_t timer_at_ns;
 
 	union sockaddr_any endpoint;
 	uint64_t rx_bytes, tx_bytes;
@@ -62,7 +59,6 @@ struct wg_peer {
 };
 
 struct wg_device {
-	struct loop *loop;
 	const struct wg_device_ops *ops;
 	void *arg;
 
@@ -77,7 +73,9 @@ struct wg_device {
 	struct wg_peer *buckets[PEER_BUCKETS];
 	size_t n_peers;
 
-	uint64_t now;			/* monotonic ns, refreshed per batch and timer */
+	uint64_t now;			/* the owner's monotonic ns, given with every call */
+	uint64_t wall_offset;		/* wall ns = now + wall_offset (mod 2^64) */
+	uint64_t next;			/* at or before every peer's next deadline; 0: none */
 	struct wg_device_stats stats;
 
 	/* datagrams and TUN packets collected during one batch */
@@ -87,18 +85,9 @@ struct wg_device {
 	int n_deliver;
 };
 
-static uint64_t mono_ns(void)
+static uint64_t wall_ns(const struct wg_device *dev)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * WG_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t wall_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * WG_NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+	return dev->now + dev->wall_offset;
 }
 
 static bool has_endpoint(const struct wg_peer *p)
@@ -143,22 +132,15 @@ static void send_now(struct wg_device *dev, uint8_t *data, size_t len, const uni
 
 /* ---- timers ---------------------------------------------------------------- */
 
-static void peer_timer_cb(struct loop *loop, struct loop_timer *t, void *arg);
-
-/* Keeps the loop timer at or before the earliest deadline of the peer's
- * timers. Hooks only ever move deadlines; a timer that fires early finds
- * nothing due and re-arms, so deadlines that moved later cost nothing here. */
+/* Keeps dev->next at or before the earliest deadline of the peer's timers.
+ * Hooks only ever move deadlines; wg_device_expire() finds nothing due at a
+ * deadline that moved later and looks again, so those cost nothing here. */
 static void peer_timers_update(struct wg_peer *p)
 {
 	uint64_t next = wg_timers_next(&p->timers);
-	if (!next)
-		return;
-	if (loop_timer_armed(&p->timer) && p->timer_at_ns <= next)
-		return;
-	uint64_t now = p->dev->now;
-	uint64_t delay = next > now ? (next - now + WG_NSEC_PER_MSEC - 1) / WG_NSEC_PER_MSEC : 0;
-	loop_timer_arm(p->dev->loop, &p->timer, delay, 0);
-	p->timer_at_ns = next;
+
+	if (next && (!p->dev->next || next < p->dev->next))
+		p->dev->next = next;
 }
 
 /* ---- staging ---------------------------------------------------------------- */
@@ -201,7 +183,7 @@ static int create_initiation(struct wg_peer *p)
 {
 	struct wg_device *dev = p->dev;
 
-	if (wg_noise_create_initiation(&p->hs, &p->last_init, wall_ns()) < 0) {
+	if (wg_noise_create_initiation(&p->hs, &p->last_init, wall_ns(dev)) < 0) {
 		p->has_last_init = false;
 		return -ENOKEY;
 	}
@@ -342,15 +324,10 @@ static void send_keepalive(struct wg_peer *p)
 	peer_timers_update(p);
 }
 
-static void peer_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
+static void peer_expire(struct wg_peer *p)
 {
-	struct wg_peer *p = arg;
-	uint32_t actions;
-	(void)loop;
-	(void)t;
+	uint32_t actions = wg_timers_expire(&p->timers, p->dev->now);
 
-	p->dev->now = mono_ns();
-	actions = wg_timers_expire(&p->timers, p->dev->now);
 	if (actions & WG_TIMER_GIVE_UP)
 		staged_drop_all(p);
 	if (actions & WG_TIMER_ZERO_KEYS) {
@@ -362,7 +339,34 @@ static void peer_timer_cb(struct loop *loop, struct loop_timer *t, void *arg)
 		send_initiation(p, true);
 	if (actions & WG_TIMER_SEND_KEEPALIVE)
 		send_keepalive(p);
-	peer_timers_update(p);
+}
+
+void wg_device_expire(struct wg_device *dev, uint64_t now)
+{
+	uint64_t next = 0;
+
+	dev->now = now;
+	for (struct wg_peer *p = dev->first; p; p = p->next) {
+		uint64_t t = wg_timers_next(&p->timers);
+
+		if (t && t <= now) {
+			peer_expire(p);
+			t = wg_timers_next(&p->timers);
+		}
+		if (t && (!next || t < next))
+			next = t;
+	}
+	dev->next = next;
+}
+
+uint64_t wg_device_next_deadline(const struct wg_device *dev)
+{
+	return dev->next;
+}
+
+void wg_device_set_wall_clock(struct wg_device *dev, uint64_t now, uint64_t wall)
+{
+	dev->wall_offset = wall - now;
 }
 
 /* ---- peers ------------------------------------------------------------------ */
@@ -416,7 +420,6 @@ int wg_device_peer_add(struct wg_device *dev, const uint8_t pub[WG_KEY_LEN], str
 	uint32_t seed;
 	wg_random(&seed, sizeof(seed));
 	wg_timers_init(&p->timers, seed);
-	loop_timer_init(&p->timer, peer_timer_cb, p);
 
 	size_t b = bucket_of(pub);
 	p->hnext = dev->buckets[b];
@@ -454,7 +457,6 @@ void wg_device_peer_remove(struct wg_device *dev, struct wg_peer *p)
 		dev->last = p->prev;
 	dev->n_peers--;
 
-	loop_timer_cancel(dev->loop, &p->timer);
 	wg_allowedips_remove_peer(dev->aips, p);
 	staged_drop_all(p);
 	wg_keypairs_clear(&p->kps);
@@ -496,9 +498,9 @@ void wg_peer_set_endpoint(struct wg_peer *p, const union sockaddr_any *ep)
 	addr_unmap_v4(&p->endpoint);
 }
 
-void wg_peer_set_persistent_keepalive(struct wg_peer *p, uint16_t seconds)
+void wg_peer_set_persistent_keepalive(struct wg_peer *p, uint16_t seconds, uint64_t now)
 {
-	p->dev->now = mono_ns();
+	p->dev->now = now;
 	if (wg_timers_set_persistent_keepalive(&p->timers, seconds, p->dev->now))
 		send_keepalive(p);
 	peer_timers_update(p);
@@ -558,13 +560,13 @@ void wg_peer_get_state(const struct wg_peer *p, struct wg_peer_state *out)
 	out->handshake_rtt_ns = p->handshake_rtt_ns;
 }
 
-void wg_peer_initiate(struct wg_peer *p)
+void wg_peer_initiate(struct wg_peer *p, uint64_t now)
 {
-	p->dev->now = mono_ns();
+	p->dev->now = now;
 	send_initiation(p, false);
 }
 
-int wg_peer_initiate_to(struct wg_peer *p, const union sockaddr_any *eps, int n)
+int wg_peer_initiate_to(struct wg_peer *p, const union sockaddr_any *eps, int n, uint64_t now)
 {
 	struct wg_device *dev = p->dev;
 	struct netio_pkt pkts[NETIO_BATCH_MAX];
@@ -573,7 +575,7 @@ int wg_peer_initiate_to(struct wg_peer *p, const union sockaddr_any *eps, int n)
 
 	if (!eps || n <= 0)
 		return -EINVAL;
-	dev->now = mono_ns();
+	dev->now = now;
 	/* the initiation in flight is still answerable: the same bytes again,
 	 * so whichever copy arrives first is the one answered */
 	fresh = p->has_last_init && p->hs.state == WG_HS_CREATED_INITIATION &&
@@ -661,7 +663,7 @@ static bool rx_source_extra(const struct wg_peer *p, const uint8_t *ip)
 
 /* ---- device ------------------------------------------------------------------ */
 
-int wg_device_new(struct loop *loop, const struct wg_device_ops *ops, void *arg, struct wg_device **out)
+int wg_device_new(const struct wg_device_ops *ops, void *arg, struct wg_device **out)
 {
 	struct wg_device *dev;
 	int rc;
@@ -673,7 +675,6 @@ int wg_device_new(struct loop *loop, const struct wg_device_ops *ops, void *arg,
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
-	dev->loop = loop;
 	dev->ops = ops;
 	dev->arg = arg;
 	dev->mtu = WG_DEFAULT_MTU;
@@ -803,15 +804,15 @@ static int apply_peer(struct wg_device *dev, const struct wg_uapi_peer *u)
 			return rc;
 	}
 	if (u->flags & WG_UAPI_PEER_HAS_KEEPALIVE)
-		wg_peer_set_persistent_keepalive(p, u->persistent_keepalive);
+		wg_peer_set_persistent_keepalive(p, u->persistent_keepalive, dev->now);
 	return 0;
 }
 
-int wg_device_apply(struct wg_device *dev, const struct wg_uapi_config *cfg)
+int wg_device_apply(struct wg_device *dev, const struct wg_uapi_config *cfg, uint64_t now)
 {
 	int rc;
 
-	dev->now = mono_ns();
+	dev->now = now;
 	if (cfg->flags & WG_UAPI_HAS_PRIVATE_KEY) {
 		rc = wg_device_set_private_key(dev, cfg->private_key);
 		if (rc < 0)
@@ -862,9 +863,16 @@ err:
 
 /* ---- receive ---------------------------------------------------------------- */
 
-static void set_last_handshake(struct wg_peer *p)
+/* the handshake completed: its time, and the owner told */
+static void handshake_completed(struct wg_peer *p)
 {
-	clock_gettime(CLOCK_REALTIME, &p->last_handshake);
+	struct wg_device *dev = p->dev;
+	uint64_t w = wall_ns(dev);
+
+	p->last_handshake.tv_sec = (time_t)(w / WG_NSEC_PER_SEC);
+	p->last_handshake.tv_nsec = (long)(w % WG_NSEC_PER_SEC);
+	if (dev->ops->handshake_complete)
+		dev->ops->handshake_complete(dev->arg, p);
 }
 
 /* 5.4.6 roaming: the endpoint is wherever the latest authenticated packet came from */
@@ -939,7 +947,7 @@ static void rx_response(struct wg_device *dev, struct netio_pkt *pkt)
 	if (wg_noise_begin_session(hs, &p->kps, dev->now, NULL) == 0) {
 		wg_timers_session_derived(&p->timers, dev->now);
 		wg_timers_handshake_complete(&p->timers, dev->now);
-		set_last_handshake(p);
+		handshake_completed(p);
 		p->sent_lastminute_handshake = false;
 		/* staged packets confirm the session; without any, a keepalive does */
 		send_keepalive(p);
@@ -1042,7 +1050,7 @@ static void rx_data(struct wg_device *dev, struct netio_pkt *pkt)
 	if (wg_keypairs_received_with(&p->kps, kp)) {
 		/* 5.4.5: the responder's session is confirmed by the first data */
 		wg_timers_handshake_complete(&p->timers, dev->now);
-		set_last_handshake(p);
+		handshake_completed(p);
 		p->sent_lastminute_handshake = false;
 		send_staged(p);
 	}
@@ -1085,9 +1093,9 @@ static void rx_data(struct wg_device *dev, struct netio_pkt *pkt)
 		flush_deliver(dev);
 }
 
-void wg_device_input_udp(struct wg_device *dev, struct netio_pkt *pkts, int n)
+void wg_device_input_udp(struct wg_device *dev, struct netio_pkt *pkts, int n, uint64_t now)
 {
-	dev->now = mono_ns();
+	dev->now = now;
 	for (int i = 0; i < n; i++) {
 		struct netio_pkt *pkt = &pkts[i];
 		int type = wg_msg_parse(pkt->data, pkt->len);
@@ -1154,11 +1162,11 @@ static void tx_run(struct wg_device *dev, struct wg_peer *p, struct netio_pkt *p
 	peer_timers_update(p);
 }
 
-void wg_device_input_tun(struct wg_device *dev, struct netio_pkt *pkts, int n)
+void wg_device_input_tun(struct wg_device *dev, struct netio_pkt *pkts, int n, uint64_t now)
 {
 	struct wg_peer *peer[NETIO_BATCH_MAX];
 
-	dev->now = mono_ns();
+	dev->now = now;
 	while (n > 0) {
 		int m = n < NETIO_BATCH_MAX ? n : NETIO_BATCH_MAX;
 		for (int i = 0; i < m; i++) {

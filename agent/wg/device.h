@@ -12,9 +12,13 @@
  *                          checked against the peer's allowed IPs, and handed
  *                          out through ops->tun_deliver (one call per batch)
  *
- * The owner keeps the socket and the TUN; the device keeps no file descriptor.
- * Timers run on the owner's event loop (one loop timer per peer; the schedule
- * itself is timers.c). Everything runs on the loop's thread.
+ * The owner keeps the socket, the TUN and the clock; the device keeps no file
+ * descriptor and reads no clock. Every call that may act takes `now`, the
+ * owner's monotonic time in ns; the wall clock (TAI64N timestamps, the last
+ * handshake time) counts on from what wg_device_set_wall_clock() said. The
+ * peers' timers (timers.c) are deadlines: the owner calls wg_device_expire()
+ * at wg_device_next_deadline(), which moves only when a call into the device
+ * returns. Everything runs on the owner's one thread.
  *
  * Buffers: input packets are worked on in place. A TUN packet's data must be
  * preceded by WG_DEVICE_HEADROOM writable bytes of the same buffer and be
@@ -34,7 +38,6 @@
 #include "netio.h"
 #include "wg_const.h"
 
-struct loop;
 struct wg_device;
 struct wg_peer;
 struct wg_uapi_config;
@@ -53,6 +56,11 @@ struct wg_device_ops {
 	 * Called in the middle of wg_device_input_udp(): note src and act after
 	 * it returns (wg_peer_initiate_to). */
 	void (*unknown_session)(void *arg, const union sockaddr_any *src);
+	/* optional: a handshake with peer completed (our initiation answered, or
+	 * the first data on the session we answered), so the owner need not poll
+	 * wg_peer_get_state(). Called in the middle of an input call: note the
+	 * peer and act after it returns. */
+	void (*handshake_complete)(void *arg, struct wg_peer *peer);
 };
 
 /* what was dropped and why, and what the handshake path did */
@@ -81,7 +89,7 @@ struct wg_device_stats {
 struct wg_peer_state {
 	uint8_t public_key[WG_KEY_LEN];
 	union sockaddr_any endpoint;	/* AF_UNSPEC when none */
-	struct timespec last_handshake;	/* CLOCK_REALTIME; zero when never */
+	struct timespec last_handshake;	/* wall clock; zero when never */
 	uint64_t rx_bytes, tx_bytes;	/* datagram payload bytes, like the kernel */
 	uint16_t persistent_keepalive;
 	bool has_preshared_key;
@@ -90,8 +98,7 @@ struct wg_peer_state {
 	uint64_t handshake_rtt_ns;
 };
 
-int wg_device_new(struct loop *loop, const struct wg_device_ops *ops, void *arg,
-		  struct wg_device **out);
+int wg_device_new(const struct wg_device_ops *ops, void *arg, struct wg_device **out);
 /* removes every peer, wipes every key; NULL is a no-op */
 void wg_device_free(struct wg_device *dev);
 
@@ -99,6 +106,16 @@ void wg_device_free(struct wg_device *dev);
  * device public key is removed (as the kernel does); every session ends. */
 int wg_device_set_private_key(struct wg_device *dev, const uint8_t *key);
 bool wg_device_get_private_key(const struct wg_device *dev, uint8_t out[WG_KEY_LEN]);
+/* the wall clock (ns since the epoch) at the owner's monotonic time now;
+ * from then on wall time is now + (wall_ns - now), so TAI64N timestamps never
+ * go backwards while the device lives, whatever the system clock does */
+void wg_device_set_wall_clock(struct wg_device *dev, uint64_t now, uint64_t wall_ns);
+/* the earliest deadline of any peer's timers (ns, the owner's monotonic
+ * clock), 0 when none is armed; it may be early (a deadline that moved
+ * later), never late */
+uint64_t wg_device_next_deadline(const struct wg_device *dev);
+/* runs the timers due at now: retransmissions, keepalives, key expiry */
+void wg_device_expire(struct wg_device *dev, uint64_t now);
 /* the TUN MTU: data is padded to 16 bytes but not beyond it */
 void wg_device_set_mtu(struct wg_device *dev, size_t mtu);
 void wg_device_get_stats(const struct wg_device *dev, struct wg_device_stats *out);
@@ -116,7 +133,7 @@ struct wg_peer *wg_device_peer_next(struct wg_device *dev, struct wg_peer *peer)
 void wg_peer_set_preshared_key(struct wg_peer *peer, const uint8_t *psk);
 void wg_peer_set_endpoint(struct wg_peer *peer, const union sockaddr_any *ep);
 /* 0 turns it off; turning it on sends a keepalive at once */
-void wg_peer_set_persistent_keepalive(struct wg_peer *peer, uint16_t seconds);
+void wg_peer_set_persistent_keepalive(struct wg_peer *peer, uint16_t seconds, uint64_t now);
 /* takes the prefix over from any other peer; 0, -EINVAL, -ENOMEM */
 int wg_peer_allowed_ip_add(struct wg_peer *peer, const struct cidr *c);
 int wg_peer_allowed_ip_remove(struct wg_peer *peer, const struct cidr *c);
@@ -126,7 +143,7 @@ size_t wg_peer_allowed_ips(struct wg_peer *peer, struct cidr *out, size_t max);
 void wg_peer_get_state(const struct wg_peer *peer, struct wg_peer_state *out);
 /* start a handshake now (the agent trying a new path); rate-limited to one per
  * REKEY_TIMEOUT like every initiation */
-void wg_peer_initiate(struct wg_peer *peer);
+void wg_peer_initiate(struct wg_peer *peer, uint64_t now);
 /* Spray (issue 5): the same handshake initiation to each of eps, in one
  * batch, not limited by REKEY_TIMEOUT (the caller paces it). The initiation
  * in flight is sent again when it is younger than REKEY_TIMEOUT and
@@ -135,7 +152,7 @@ void wg_peer_initiate(struct wg_peer *peer);
  * its source (a peer without an endpoint gets eps[0] until then). Returns the
  * number of datagrams sent, -EINVAL (no usable address), -ENOKEY (no
  * private key). */
-int wg_peer_initiate_to(struct wg_peer *peer, const union sockaddr_any *eps, int n);
+int wg_peer_initiate_to(struct wg_peer *peer, const union sockaddr_any *eps, int n, uint64_t now);
 /* Inner sources the peer may send from besides its allowed IPs, without
  * routing anything to it (a relay forwarding for peers that the allowed IPs
  * map elsewhere). At most WG_PEER_RX_SOURCES_MAX; add: 0, -EINVAL, -ENOSPC
@@ -146,11 +163,11 @@ int wg_peer_rx_source_remove(struct wg_peer *peer, const struct cidr *c);
 
 /* UAPI glue: apply a parsed `set` (listen_port and fwmark are the owner's and
  * ignored here), and fill a config for `get` (listen_port/fwmark left 0). */
-int wg_device_apply(struct wg_device *dev, const struct wg_uapi_config *cfg);
+int wg_device_apply(struct wg_device *dev, const struct wg_uapi_config *cfg, uint64_t now);
 int wg_device_dump(struct wg_device *dev, struct wg_uapi_config *out);
 
 /* the packet path */
-void wg_device_input_udp(struct wg_device *dev, struct netio_pkt *pkts, int n);
-void wg_device_input_tun(struct wg_device *dev, struct netio_pkt *pkts, int n);
+void wg_device_input_udp(struct wg_device *dev, struct netio_pkt *pkts, int n, uint64_t now);
+void wg_device_input_tun(struct wg_device *dev, struct netio_pkt *pkts, int n, uint64_t now);
 
 #endif

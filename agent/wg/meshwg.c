@@ -43,6 +43,8 @@ struct meshwg {
 	uint32_t fwmark;
 	bool no_tun_offload;		/* --no-tun-offload */
 	struct wg_device *dev;
+	struct loop_timer wg_timer;	/* the device's next deadline */
+	uint64_t wg_timer_at;		/* ns, when armed */
 	struct wg_uapi_server *uapi;
 	char sock_path[108];
 	uint64_t udp_send_dropped;
@@ -153,6 +155,31 @@ static const struct wg_device_ops dev_ops = {
 	.tun_deliver = dev_tun_deliver,
 };
 
+/* the device's timers on one loop timer, re-armed after every call into it */
+static void dev_schedule(struct meshwg *m)
+{
+	uint64_t next = wg_device_next_deadline(m->dev), now;
+
+	if (!next) {
+		loop_timer_cancel(m->loop, &m->wg_timer);
+		return;
+	}
+	if (loop_timer_armed(&m->wg_timer) && m->wg_timer_at == next)
+		return;
+	now = clock_now_ns();
+	loop_timer_arm(m->loop, &m->wg_timer, next > now ? (next - now + 999999) / 1000000 : 0, 0);
+	m->wg_timer_at = next;
+}
+
+static void on_wg_timer(struct loop *loop, struct loop_timer *t, void *arg)
+{
+	struct meshwg *m = arg;
+	(void)loop, (void)t;
+
+	wg_device_expire(m->dev, clock_now_ns());
+	dev_schedule(m);
+}
+
 static void udp_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct meshwg *m = arg;
@@ -168,8 +195,9 @@ static void udp_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 			m->udp_pkts[i].cap = BUF_SIZE;
 		}
 		int n = netio_udp_recv(m->io, m->udp, m->udp_pkts, NETIO_BATCH_MAX);
+		uint64_t now = clock_now_ns();
 		if (n <= 0)
-			return;
+			break;
 		/* a GRO run is cut back into its datagrams; the device takes
 		 * them NETIO_BATCH_MAX at a time */
 		for (int i = 0; i < n; i++) {
@@ -178,16 +206,17 @@ static void udp_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 			for (int j = 0; j < k; j++) {
 				segs[nseg++] = run[j];
 				if (nseg == NETIO_BATCH_MAX) {
-					wg_device_input_udp(m->dev, segs, nseg);
+					wg_device_input_udp(m->dev, segs, nseg, now);
 					nseg = 0;
 				}
 			}
 		}
 		if (nseg)
-			wg_device_input_udp(m->dev, segs, nseg);
+			wg_device_input_udp(m->dev, segs, nseg, now);
 		if (n < NETIO_BATCH_MAX)
-			return;
+			break;
 	}
+	dev_schedule(m);
 }
 
 static void tun_readable(struct loop *loop, int fd, uint32_t events, void *arg)
@@ -205,13 +234,14 @@ static void tun_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 		}
 		int n = netio_tun_read(m->io, m->tun, m->tun_pkts, NETIO_BATCH_MAX);
 		if (n <= 0)
-			return;
+			break;
 		for (int i = 0; i < n; i++)
 			m->tun_pkts[i].cap += WG_DEVICE_TAILROOM;
-		wg_device_input_tun(m->dev, m->tun_pkts, n);
+		wg_device_input_tun(m->dev, m->tun_pkts, n, clock_now_ns());
 		if (n < NETIO_BATCH_MAX)
-			return;
+			break;
 	}
+	dev_schedule(m);
 }
 
 /* ---- UAPI ---------------------------------------------------------------------- */
@@ -245,7 +275,9 @@ static int uapi_set(void *arg, const struct wg_uapi_config *cfg)
 			return rc;
 		}
 	}
-	return wg_device_apply(m->dev, cfg);
+	rc = wg_device_apply(m->dev, cfg, clock_now_ns());
+	dev_schedule(m);
+	return rc;
 }
 
 static const struct wg_uapi_ops uapi_ops = {
@@ -297,6 +329,21 @@ static void on_usr1(struct loop *loop, int signo, void *arg)
 
 /* ---- start and stop ------------------------------------------------------------ */
 
+/* the data plane on the loop's clock, its timers on one loop timer */
+static int dev_open(struct meshwg *m)
+{
+	int rc = wg_device_new(&dev_ops, m, &m->dev);
+
+	if (rc < 0) {
+		log_error(COMPONENT, "cannot create device err=\"%s\"", strerror(-rc));
+		return rc;
+	}
+	wg_device_set_mtu(m->dev, WG_DEFAULT_MTU);
+	wg_device_set_wall_clock(m->dev, clock_now_ns(), clock_wall_ns());
+	loop_timer_init(&m->wg_timer, on_wg_timer, m);
+	return 0;
+}
+
 static int start(struct meshwg *m)
 {
 	struct netio_tun_stats ts;
@@ -329,12 +376,9 @@ static int start(struct meshwg *m)
 		log_error(COMPONENT, "cannot set MTU ifname=%s err=\"%s\"", m->ifname, strerror(-rc));
 		goto err_tun;
 	}
-	rc = wg_device_new(m->loop, &dev_ops, m, &m->dev);
-	if (rc < 0) {
-		log_error(COMPONENT, "cannot create device err=\"%s\"", strerror(-rc));
+	rc = dev_open(m);
+	if (rc < 0)
 		goto err_tun;
-	}
-	wg_device_set_mtu(m->dev, WG_DEFAULT_MTU);
 	rc = udp_bind(m, 0);
 	if (rc < 0) {
 		log_error(COMPONENT, "cannot open UDP socket err=\"%s\"", strerror(-rc));
@@ -367,6 +411,7 @@ err_udp:
 	loop_del_fd(m->loop, netio_udp_fd(m->io, m->udp));
 	netio_udp_close(m->io, m->udp);
 err_dev:
+	loop_timer_cancel(m->loop, &m->wg_timer);
 	wg_device_free(m->dev);
 err_tun:
 	netio_tun_close(m->io, m->tun);
@@ -388,6 +433,7 @@ static void stop(struct meshwg *m)
 	loop_del_fd(m->loop, netio_tun_fd(m->io, m->tun));
 	loop_del_fd(m->loop, netio_udp_fd(m->io, m->udp));
 	netio_udp_close(m->io, m->udp);
+	loop_timer_cancel(m->loop, &m->wg_timer);
 	wg_device_free(m->dev);
 	netio_tun_close(m->io, m->tun);
 	netio_free(m->io);

@@ -14,6 +14,8 @@
 # reconciles every 5 s and waits 30 s before peering through a relay.
 # The ping loop spawns one `ping -c 1 -W 0.2` after another: times carry a
 # few ms of process start-up, and a probe that is lost costs up to 200 ms. Median of ROUNDS (default 5) rounds.
+# MESHD_BEFORE=PATH (another meshd, e.g. one built from an older commit) runs
+# the same rounds with it first, in the same lab, for a before/after.
 source "$(dirname "$0")/../../tests/netns/agent_common.bash"
 ROUNDS=${ROUNDS:-5}
 
@@ -47,38 +49,52 @@ register r1 r1 --relay --listen-port 51820
 register n3 n3
 T2=$(tunnel_ip n2)
 stop_agent n1; stop_agent n2; stop_agent n3
-# no relay runs during the direct rounds: a ping can only be answered directly
 stop_agent r1
 
-direct=() relay=() fallback=() paths=()
-for r in $(seq "$ROUNDS"); do
-	t0=$(ms)
-	agent n1 n1
-	agent n2 n2
-	t=$(first_ping n1 "$T2" 10000) || { echo "agent bench: round $r: no ping n1 -> n2 in 10 s"; dump_logs; exit 1; }
-	direct+=($((t - t0)))
-	paths+=("$(path n1 n2)")
-	stop_agent n1; stop_agent n2
-	sleep 1
-done
-agent r1 r1 --relay --listen-port 51820
-wait_for 10 test -n "$(tunnel_ip r1)" >/dev/null
-for r in $(seq "$ROUNDS"); do
-	agent n2 n2
-	wait_for 5 test -n "$(tunnel_ip n2)" >/dev/null
-	t0=$(ms)
-	agent n3 n3
-	t=$(first_ping n3 "$T2" 10000) || { echo "agent bench: round $r: no ping n3 -> n2 in 10 s"; dump_logs; exit 1; }
-	relay+=($((t - t0)))
-	wait_for 8 path_is n3 n2 relayed || { echo "agent bench: round $r: n3 -> n2 never relayed"; dump_logs; exit 1; }
-	fallback+=($(($(ms) - t0)))
-	stop_agent n3; stop_agent n2
-	sleep 1
-done
+# rounds MESHD LABEL: the direct and relay rounds with that meshd
+rounds() {
+	local bin=$1 label=$2 r t t0
+	local -a direct=() relay=() fallback=() paths=()
+	B=$(realpath "$(dirname "$bin")")
+	# no relay runs during the direct rounds: a ping can only be answered directly
+	for r in $(seq "$ROUNDS"); do
+		t0=$(ms)
+		agent n1 n1
+		agent n2 n2
+		t=$(first_ping n1 "$T2" 10000) || { echo "agent bench: $label round $r: no ping n1 -> n2 in 10 s"; dump_logs; exit 1; }
+		direct+=($((t - t0)))
+		paths+=("$(path n1 n2)")
+		stop_agent n1; stop_agent n2
+		sleep 1
+	done
+	agent r1 r1 --relay --listen-port 51820
+	wait_for 10 test -n "$(tunnel_ip r1)" >/dev/null
+	for r in $(seq "$ROUNDS"); do
+		agent n2 n2
+		wait_for 5 test -n "$(tunnel_ip n2)" >/dev/null
+		t0=$(ms)
+		agent n3 n3
+		t=$(first_ping n3 "$T2" 10000) || { echo "agent bench: $label round $r: no ping n3 -> n2 in 10 s"; dump_logs; exit 1; }
+		relay+=($((t - t0)))
+		wait_for 8 path_is n3 n2 relayed || { echo "agent bench: $label round $r: n3 -> n2 never relayed"; dump_logs; exit 1; }
+		fallback+=($(($(ms) - t0)))
+		stop_agent n3; stop_agent n2
+		sleep 1
+	done
+	stop_agent r1
+	echo "${label}agent start -> first ping through a direct tunnel: median $(median "${direct[@]}") ms (rounds: ${direct[*]} ms; path then: ${paths[*]})"
+	echo "${label}agent start behind a symmetric NAT -> first ping through the relay: median $(median "${relay[@]}") ms (rounds: ${relay[*]} ms)"
+	echo "${label}agent start behind a symmetric NAT -> direct attempt given up (path relayed): median $(median "${fallback[@]}") ms (rounds: ${fallback[*]} ms; direct timeout 3000 ms)"
+	for p in "${paths[@]}"; do [ "$p" = direct ] || { echo "agent bench: ${label}a direct round ended on path '$p'"; exit 1; }; done
+}
 
-echo "agent start -> first ping through a direct tunnel: median $(median "${direct[@]}") ms (rounds: ${direct[*]} ms; path then: ${paths[*]})"
-echo "agent start behind a symmetric NAT -> first ping through the relay: median $(median "${relay[@]}") ms (rounds: ${relay[*]} ms)"
-echo "agent start behind a symmetric NAT -> direct attempt given up (path relayed): median $(median "${fallback[@]}") ms (rounds: ${fallback[*]} ms; direct timeout 3000 ms)"
+after=$B/meshd
+if [ -n "${MESHD_BEFORE:-}" ]; then
+	[ -x "$MESHD_BEFORE" ] || { echo "agent bench: MESHD_BEFORE=$MESHD_BEFORE is not a program"; exit 1; }
+	rounds "$MESHD_BEFORE" "before ($MESHD_BEFORE): "
+	rounds "$after" "after: "
+else
+	rounds "$after" ""
+fi
 echo "targets: direct < 1000 ms, relay fallback < 4000 ms (Nexodus: 5 s reconcile loop, 30 s peering timeout)"
-for p in "${paths[@]}"; do [ "$p" = direct ] || { echo "agent bench: a direct round ended on path '$p'"; exit 1; }; done
 exit 0

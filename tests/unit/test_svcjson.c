@@ -219,3 +219,41 @@ Test(svcjson, changes)
 		json_decref(j);
 	}
 }
+
+/* the long poll's answers merged into the id -> device map */
+Test(svcjson, merge_changes)
+{
+	static const struct {
+		const char *name;
+		const char *devices, *deleted;	/* JSON arrays; deleted may be NULL */
+		bool full;
+		int skipped;
+		const char *ids;	/* the map's ids after it, in insertion order */
+	} cases[] = {
+		{ "added", "[{\"id\":\"c\"}]", NULL, false, 0, "a b c" },
+		{ "updated", "[{\"id\":\"a\",\"v\":2}]", NULL, false, 0, "a b" },
+		{ "deleted", "[]", "[\"a\", 7]", false, 0, "b" },
+		{ "full replaces", "[{\"id\":\"c\"}]", NULL, true, 0, "c" },
+		{ "no id: left out", "[{\"x\":1}, {\"id\":3}, {\"id\":\"c\"}]", NULL, false, 2, "a b c" },
+	};
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		json_t *map = json_pack("{s:{s:s}, s:{s:s}}", "a", "id", "a", "b", "id", "b");
+		json_t *dev = json_loads(cases[c].devices, 0, NULL);
+		json_t *del = cases[c].deleted ? json_loads(cases[c].deleted, 0, NULL) : NULL;
+		char ids[64] = "";
+		const char *k;
+		json_t *v;
+
+		cr_assert_not_null(dev);
+		cr_expect_eq(svcjson_merge_changes(map, dev, del, cases[c].full), cases[c].skipped, "%s", cases[c].name);
+		json_object_foreach(map, k, v)
+			snprintf(ids + strlen(ids), sizeof(ids) - strlen(ids), "%s%s", ids[0] ? " " : "", k);
+		cr_expect_str_eq(ids, cases[c].ids, "%s", cases[c].name);
+		if (!strcmp(cases[c].name, "updated"))
+			cr_expect_eq(json_integer_value(json_object_get(json_object_get(map, "a"), "v")), 2);
+		json_decref(map);
+		json_decref(dev);
+		json_decref(del);
+	}
+}

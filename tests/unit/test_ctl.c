@@ -70,64 +70,113 @@ static void setup(struct env *e)
 	cr_assert_eq(ctl_new(e->loop, path, handler, e, &e->ctl), 0);
 }
 
-Test(ctl, requests)
+static void teardown(struct env *e)
+{
+	ctl_free(e->ctl);
+	loop_free(e->loop);
+	path[strlen(path) - 7] = 0;
+	rmdir(path);
+}
+
+Test(ctl, answers_a_request)
 {
 	struct env e = { 0 };
 	json_t *a;
-	int fd;
-	char big[CTL_REQUEST_MAX + 100];
 
 	setup(&e);
 	a = answer(&e, client("{\"cmd\":\"echo\",\"x\":[1,2]}\n"));
 	cr_assert_not_null(a);
 	cr_assert_eq(json_array_size(json_object_get(a, "you_said")), 2);
 	json_decref(a);
+	teardown(&e);
+}
 
-	a = answer(&e, client("{\"cmd\":\"nope\"}\n"));
-	cr_assert_str_eq(json_string_value(json_object_get(a, "error")), "unknown command");
-	json_decref(a);
+/* each bad request gets its error, and the socket serves the next one */
+Test(ctl, refuses_bad_requests)
+{
+	static char big[CTL_REQUEST_MAX + 100];
+	static const struct {
+		const char *req;	/* NULL: one larger than CTL_REQUEST_MAX */
+		const char *error;
+	} cases[] = {
+		{ "{\"cmd\":\"nope\"}\n", "unknown command" },
+		{ "garbage\n", "request is not a JSON object" },
+		{ "{\"x\":1}\n", "request has no \"cmd\" string" },
+		{ NULL, "request too large" },
+	};
+	struct env e = { 0 };
+	json_t *a;
 
-	a = answer(&e, client("garbage\n"));
-	cr_assert_str_eq(json_string_value(json_object_get(a, "error")), "request is not a JSON object");
-	json_decref(a);
-
-	a = answer(&e, client("{\"x\":1}\n"));
-	cr_assert_str_eq(json_string_value(json_object_get(a, "error")), "request has no \"cmd\" string");
-	json_decref(a);
-
+	setup(&e);
 	memset(big, 'x', sizeof(big) - 1);
-	big[sizeof(big) - 1] = 0;
-	a = answer(&e, client(big));
-	cr_assert_str_eq(json_string_value(json_object_get(a, "error")), "request too large");
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		a = answer(&e, client(cases[c].req ? cases[c].req : big));
+		cr_expect_str_eq(json_string_value(json_object_get(a, "error")), cases[c].error, "%s",
+				 cases[c].req ? cases[c].req : "(too large)");
+		json_decref(a);
+	}
+	a = answer(&e, client("{\"cmd\":\"echo\",\"x\":[1]}\n"));
+	cr_expect_eq(json_array_size(json_object_get(a, "you_said")), 1, "still serving");
 	json_decref(a);
+	teardown(&e);
+}
 
-	/* a deferred answer */
-	fd = client("{\"cmd\":\"later\"}\n");
-	for (int i = 0; i < 50 && !e.pending; i++)
-		loop_run_once(e.loop, 10);
-	cr_assert_not_null(e.pending);
+/* the handler keeps the connection and answers later */
+static int deferred(struct env *e)
+{
+	int fd = client("{\"cmd\":\"later\"}\n");
+
+	e->pending = NULL;
+	for (int i = 0; i < 50 && !e->pending; i++)
+		loop_run_once(e->loop, 10);
+	cr_assert_not_null(e->pending, "the handler got the request");
+	return fd;
+}
+
+Test(ctl, answers_later)
+{
+	struct env e = { 0 };
+	json_t *a;
+	int fd;
+
+	setup(&e);
+	fd = deferred(&e);
 	ctl_reply(e.pending, json_pack("{s:b}", "done", 1));
 	a = answer(&e, fd);
 	cr_assert(json_is_true(json_object_get(a, "done")));
 	json_decref(a);
+	teardown(&e);
+}
 
-	/* a client that goes away before its deferred answer */
-	e.pending = NULL;
-	fd = client("{\"cmd\":\"later\"}\n");
-	for (int i = 0; i < 50 && !e.pending; i++)
-		loop_run_once(e.loop, 10);
-	close(fd);
+/* a client that goes away before its deferred answer costs nothing: the
+ * answer is dropped and the socket serves the next request */
+Test(ctl, client_gone_before_the_answer)
+{
+	struct env e = { 0 };
+	json_t *a;
+
+	setup(&e);
+	close(deferred(&e));
 	ctl_reply(e.pending, json_pack("{s:b}", "done", 1));
+	for (int i = 0; i < 5; i++)
+		loop_run_once(e.loop, 10);
+	a = answer(&e, client("{\"cmd\":\"echo\",\"x\":[1,2,3]}\n"));
+	cr_expect_eq(json_array_size(json_object_get(a, "you_said")), 3, "still serving");
+	json_decref(a);
+	teardown(&e);
+}
 
-	/* a second meshd on the same socket is refused */
+Test(ctl, one_meshd_per_socket)
+{
+	struct env e = { 0 };
 	struct ctl *other;
+
+	setup(&e);
+	/* a second meshd on the same socket is refused */
 	cr_assert_eq(ctl_new(e.loop, path, handler, &e, &other), -EADDRINUSE);
 	ctl_free(e.ctl);
 	cr_assert_neq(access(path, F_OK), 0, "socket removed");
 	/* the path can be served again after ctl_free */
 	cr_assert_eq(ctl_new(e.loop, path, handler, &e, &e.ctl), 0);
-	ctl_free(e.ctl);
-	loop_free(e.loop);
-	path[strlen(path) - 7] = 0;
-	rmdir(path);
+	teardown(&e);
 }

@@ -8,7 +8,6 @@
 #include "agent/wg/crypto.h"
 #include "agent/wg/device.h"
 #include "agent/wg/uapi.h"
-#include "loop.h"
 
 #define MAXQ 256
 #define BUFSZ 2048
@@ -28,7 +27,13 @@ struct side {
 	int n_tun;
 };
 
-static struct loop *loop;
+/* the owner's clock, fake: a microsecond passes with every call into a
+ * device, as a real one would pass at least */
+static uint64_t clock_ns;
+static uint64_t tick(void)
+{
+	return clock_ns += 1000;
+}
 static struct side a, b, c;
 static struct side *sides[] = { &a, &b, &c };
 
@@ -56,7 +61,7 @@ static void side_tun_deliver(void *arg, const struct netio_pkt *pkts, int n)
 	}
 }
 
-static const struct wg_device_ops ops = { side_udp_send, side_tun_deliver, NULL };
+static const struct wg_device_ops ops = { .udp_send = side_udp_send, .tun_deliver = side_tun_deliver };
 
 /* carries what from sent (as coming from from->addr) to the side whose
  * address it was sent to, a batch per destination; returns how many */
@@ -80,7 +85,7 @@ static int carry(struct side *from)
 			m++;
 		}
 		if (m)
-			wg_device_input_udp(to->dev, pkts, m);
+			wg_device_input_udp(to->dev, pkts, m, tick());
 		total += m;
 	}
 	cr_expect_eq(total, n, "every datagram went to a known endpoint");
@@ -114,7 +119,7 @@ static void tun_in(struct side *s, const uint8_t *ip, size_t len)
 	struct netio_pkt p = { .data = buf + WG_DEVICE_HEADROOM, .len = len,
 			       .cap = BUFSZ - WG_DEVICE_HEADROOM };
 	memcpy(p.data, ip, len);
-	wg_device_input_tun(s->dev, &p, 1);
+	wg_device_input_tun(s->dev, &p, 1, tick());
 }
 
 static void side_init(struct side *s, const char *addr)
@@ -122,7 +127,7 @@ static void side_init(struct side *s, const char *addr)
 	memset(s, 0, sizeof(*s));
 	cr_assert_eq(addr_parse(addr, &s->addr), 0);
 	wg_dh_generate(s->priv, s->pub);
-	cr_assert_eq(wg_device_new(loop, &ops, s, &s->dev), 0);
+	cr_assert_eq(wg_device_new(&ops, s, &s->dev), 0);
 	cr_assert_eq(wg_device_set_private_key(s->dev, s->priv), 0);
 }
 
@@ -145,7 +150,7 @@ static void connect_peers(const uint8_t *psk)
 static void setup(void)
 {
 	cr_assert_eq(wg_crypto_init(), 0);
-	cr_assert_eq(loop_new(&loop), 0);
+	clock_ns = 1000000000ull;
 	side_init(&a, "192.0.2.1:51820");
 	side_init(&b, "192.0.2.2:51820");
 }
@@ -156,7 +161,6 @@ static void teardown(void)
 	wg_device_free(b.dev);
 	wg_device_free(c.dev);
 	c.dev = NULL;
-	loop_free(loop);
 }
 
 static struct wg_peer *peer_of(struct side *s, struct side *other)
@@ -317,7 +321,7 @@ Test(wg_device, uapi_apply_and_dump)
 
 	connect_peers(NULL);
 	cr_assert_eq(wg_uapi_parse_set(body, strlen(body), &in, NULL), 0);
-	cr_assert_eq(wg_device_apply(a.dev, &in), 0);
+	cr_assert_eq(wg_device_apply(a.dev, &in, tick()), 0);
 	wg_uapi_config_clear(&in);
 	cr_expect_eq(wg_device_peer_count(a.dev), 1, "replaced, and update_only created nothing");
 	cr_assert_eq(wg_device_dump(a.dev, &out), 0);
@@ -380,7 +384,7 @@ Test(wg_device, two_peers_one_batch)
 		for_c ? to_c++ : to_b++;
 	}
 	int before_b = b.n_tun;
-	wg_device_input_tun(a.dev, pkts, n);
+	wg_device_input_tun(a.dev, pkts, n, tick());
 	pump();
 	cr_expect_eq(b.n_tun - before_b, to_b);
 	cr_expect_eq(c.n_tun, to_c);
@@ -433,7 +437,7 @@ Test(wg_device, spray_first_response_wins)
 	eps[1] = b.addr;
 	cr_assert_eq(addr_parse("10.0.0.2:51820", &eps[2]), 0);
 
-	cr_assert_eq(wg_peer_initiate_to(pa, eps, 3), 3);
+	cr_assert_eq(wg_peer_initiate_to(pa, eps, 3, tick()), 3);
 	cr_assert_eq(a.n_out, 3);
 	for (int i = 0; i < 3; i++) {
 		cr_expect(addr_equal(&a.out_to[i], &eps[i]), "copy %d to candidate %d", i, i);
@@ -443,7 +447,7 @@ Test(wg_device, spray_first_response_wins)
 	memcpy(first, a.out[0], sizeof(first));
 	/* a second spray at once (not held back by REKEY_TIMEOUT): the same
 	 * initiation again, since it is unanswered */
-	cr_assert_eq(wg_peer_initiate_to(pa, eps, 3), 3);
+	cr_assert_eq(wg_peer_initiate_to(pa, eps, 3, tick()), 3);
 	cr_assert_eq(a.n_out, 6);
 	cr_expect_eq(memcmp(a.out[4], first, sizeof(first)), 0, "resent, not remade");
 	wg_peer_get_state(pa, &ps);
@@ -467,12 +471,12 @@ Test(wg_device, spray_first_response_wins)
 	cr_expect_eq(st.handshake_initiations_rx, 2);
 
 	/* answered: the next spray is a new initiation */
-	cr_assert_eq(wg_peer_initiate_to(pa, eps, 3), 3);
+	cr_assert_eq(wg_peer_initiate_to(pa, eps, 3, tick()), 3);
 	cr_expect_neq(memcmp(a.out[a.n_out - 1], first, sizeof(first)), 0);
 	a.n_out = 0;
 
-	cr_expect_eq(wg_peer_initiate_to(pa, eps, 0), -EINVAL);
-	cr_expect_eq(wg_peer_initiate_to(pa, &none, 1), -EINVAL);
+	cr_expect_eq(wg_peer_initiate_to(pa, eps, 0, tick()), -EINVAL);
+	cr_expect_eq(wg_peer_initiate_to(pa, &none, 1, tick()), -EINVAL);
 }
 
 Test(wg_device, spray_without_key_refused)
@@ -481,7 +485,7 @@ Test(wg_device, spray_without_key_refused)
 	connect_peers(NULL);
 	wg_device_set_private_key(a.dev, NULL);
 	ep = b.addr;
-	cr_expect_eq(wg_peer_initiate_to(peer_of(&a, &b), &ep, 1), -ENOKEY);
+	cr_expect_eq(wg_peer_initiate_to(peer_of(&a, &b), &ep, 1, tick()), -ENOKEY);
 	cr_expect_eq(a.n_out, 0);
 }
 
@@ -532,8 +536,8 @@ static void side_unknown_session(void *arg, const union sockaddr_any *src)
 
 Test(wg_device, lost_session_reported_and_rebuilt)
 {
-	static const struct wg_device_ops ops_lost = { side_udp_send, side_tun_deliver,
-						       side_unknown_session };
+	static const struct wg_device_ops ops_lost = { .udp_send = side_udp_send, .tun_deliver = side_tun_deliver,
+						       .unknown_session = side_unknown_session };
 	union sockaddr_any none = { 0 };
 	struct wg_device_stats st;
 	struct wg_peer *pb;
@@ -551,7 +555,7 @@ Test(wg_device, lost_session_reported_and_rebuilt)
 	/* B restarts: same key, same peer, but no session and no endpoint for A
 	 * (A is behind a NAT that B cannot reach unasked) */
 	wg_device_free(b.dev);
-	cr_assert_eq(wg_device_new(loop, &ops_lost, &b, &b.dev), 0);
+	cr_assert_eq(wg_device_new(&ops_lost, &b, &b.dev), 0);
 	cr_assert_eq(wg_device_set_private_key(b.dev, b.priv), 0);
 	cr_assert_eq(wg_device_peer_add(b.dev, a.pub, &pb), 0);
 	wg_peer_set_endpoint(pb, &none);
@@ -569,7 +573,7 @@ Test(wg_device, lost_session_reported_and_rebuilt)
 	cr_expect_eq(st.rx_unknown_index, 1);
 
 	/* what meshd does with it: a handshake to that address */
-	cr_assert_eq(wg_peer_initiate_to(pb, &lost_src[0], 1), 1);
+	cr_assert_eq(wg_peer_initiate_to(pb, &lost_src[0], 1, tick()), 1);
 	pump();
 	tun_in(&a, ip, n);
 	pump();

@@ -98,8 +98,10 @@ static void addr_watch_readable(struct loop *loop, int fd, uint32_t events, void
 	struct meshd *m = arg;
 	(void)fd, (void)events;
 
+	/* should the timer not arm, the periodic check (next_local_check)
+	 * still sees the change, later */
 	if (netio_addr_watch_drain(m->io) && !loop_timer_armed(&m->local_soon))
-		loop_timer_arm(loop, &m->local_soon, LOCAL_SETTLE_MS, 0);
+		(void)!loop_timer_arm(loop, &m->local_soon, LOCAL_SETTLE_MS, 0);
 }
 
 /* address changes are notified (the poll stays as a slow safety net) */

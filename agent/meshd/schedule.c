@@ -6,6 +6,7 @@
  * with schedule_run(), or on the packet path with schedule_poke(), which
  * looks at the data plane's counters at most every OBSERVE_MIN_MS under load
  * and at once after a handshake. */
+#include "log.h"
 #include "meshd.h"
 
 static uint64_t min64(uint64_t a, uint64_t b)
@@ -51,7 +52,14 @@ static void arm(struct meshd *m, uint64_t at, uint64_t now)
 	}
 	if (loop_timer_armed(&m->timer) && m->timer_at == at)
 		return;
-	loop_timer_arm(m->loop, &m->timer, at > now ? at - now : 0, 0);
+	if (loop_timer_arm(m->loop, &m->timer, at > now ? at - now : 0, 0) < 0) {
+		/* nothing would wake the agent again: stop rather than hang
+		 * (the loop has logged why) */
+		log_error(COMPONENT, "cannot arm the schedule timer; stopping");
+		m->fatal = true;
+		loop_stop(m->loop);
+		return;
+	}
 	m->timer_at = at;
 }
 
@@ -127,8 +135,7 @@ void schedule_start(struct meshd *m)
 {
 	loop_timer_init(&m->timer, on_timer, m);
 	/* the first run is the loop's first wake-up */
-	m->timer_at = loop_now(m->loop);
-	loop_timer_arm(m->loop, &m->timer, 0, 0);
+	arm(m, loop_now(m->loop), loop_now(m->loop));
 }
 
 void schedule_stop(struct meshd *m)

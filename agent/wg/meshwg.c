@@ -35,6 +35,7 @@
 
 struct meshwg {
 	char ifname[IFNAMSIZ];
+	bool fatal;			/* the loop stopped on an error */
 	struct loop *loop;
 	struct netio *io;
 	struct netio_tun *tun;
@@ -167,7 +168,13 @@ static void dev_schedule(struct meshwg *m)
 	if (loop_timer_armed(&m->wg_timer) && m->wg_timer_at == next)
 		return;
 	now = clock_now_ns();
-	loop_timer_arm(m->loop, &m->wg_timer, next > now ? (next - now + 999999) / 1000000 : 0, 0);
+	if (loop_timer_arm(m->loop, &m->wg_timer, next > now ? (next - now + 999999) / 1000000 : 0, 0) < 0) {
+		/* the peers' timers would never run again: stop rather than hang */
+		log_error(COMPONENT, "cannot arm the WireGuard timer; stopping");
+		m->fatal = true;
+		loop_stop(m->loop);
+		return;
+	}
 	m->wg_timer_at = next;
 }
 
@@ -548,5 +555,5 @@ int main(int argc, char **argv)
 	if (rc < 0)
 		log_error(COMPONENT, "event loop failed err=\"%s\"", strerror(-rc));
 	stop(&m);
-	return rc < 0 ? 1 : 0;
+	return rc < 0 || m.fatal ? 1 : 0;
 }

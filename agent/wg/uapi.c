@@ -402,39 +402,54 @@ static int do_set(struct uapi_conn *c, const char *body, size_t len)
 	return conn_reply(c, NULL, 0, rc);
 }
 
-/* Handles every complete request in the input buffer: a first line
- * ("get=1"/"set=1"), then key=value lines up to an empty line. */
+size_t wg_uapi_next_request(const char *buf, size_t len, struct wg_uapi_request *req)
+{
+	size_t end, req_len;
+
+	/* the request ends at the first "\n\n" (a get is "get=1\n\n") */
+	for (end = 0; end + 1 < len; end++)
+		if (buf[end] == '\n' && buf[end + 1] == '\n')
+			break;
+	if (end + 1 >= len)
+		return 0;
+	req_len = end + 1;	/* through the first \n */
+	memset(req, 0, sizeof(*req));
+	if (req_len == 6 && !memcmp(buf, "get=1\n", 6)) {
+		req->op = WG_UAPI_OP_GET;
+	} else if (req_len >= 6 && !memcmp(buf, "set=1\n", 6)) {
+		req->op = WG_UAPI_OP_SET;
+		req->body = buf + 6;
+		req->body_len = req_len - 6;
+	} else {
+		req->op = WG_UAPI_OP_UNKNOWN;
+	}
+	return req_len + 1;
+}
+
+/* Handles every complete request in the input buffer. */
 static void conn_process(struct uapi_conn *c)
 {
-	size_t start = 0;
-	while (!c->closing) {
-		const char *p = c->in + start;
-		size_t avail = c->in_len - start, end;
-		const char *blank = NULL;
+	struct wg_uapi_request req;
+	size_t start = 0, n;
 
-		/* the request ends at the first "\n\n" (or a lone "\n" for an empty get) */
-		for (end = 0; end + 1 < avail; end++) {
-			if (p[end] == '\n' && p[end + 1] == '\n') {
-				blank = p + end;
-				break;
-			}
-		}
-		if (!blank)
-			break;
-		size_t req_len = (size_t)(blank - p) + 1;	/* through the first \n */
+	while (!c->closing && (n = wg_uapi_next_request(c->in + start, c->in_len - start, &req))) {
 		int rc;
-		if (req_len == 6 && !memcmp(p, "get=1\n", 6)) {
+		switch (req.op) {
+		case WG_UAPI_OP_GET:
 			rc = do_get(c);
-		} else if (req_len >= 6 && !memcmp(p, "set=1\n", 6)) {
-			rc = do_set(c, p + 6, req_len - 6);
-		} else {
+			break;
+		case WG_UAPI_OP_SET:
+			rc = do_set(c, req.body, req.body_len);
+			break;
+		default:
 			log_warn("uapi", "unknown operation, closing");
 			rc = conn_reply(c, NULL, 0, -EINVAL);
 			c->closing = true;
+			break;
 		}
 		if (rc < 0)
 			c->closing = true;
-		start += req_len + 1;
+		start += n;
 	}
 	if (start) {
 		sodium_memzero(c->in, start);

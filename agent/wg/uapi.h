@@ -87,6 +87,22 @@ int wg_uapi_parse_set(const char *body, size_t len, struct wg_uapi_config *out, 
  * malloc'ed NUL-terminated string in *out. 0 or -ENOMEM. */
 int wg_uapi_format_get(const struct wg_uapi_config *c, char **out, size_t *out_len);
 
+/* The framing of the request stream: a request is a first line, "get=1" or
+ * "set=1", then (set) its key=value lines, and ends at the first blank line.
+ * Pure, so the server's reading of socket bytes can be tested and fuzzed. */
+enum wg_uapi_op { WG_UAPI_OP_GET, WG_UAPI_OP_SET, WG_UAPI_OP_UNKNOWN };
+
+struct wg_uapi_request {
+	enum wg_uapi_op op;
+	const char *body;	/* SET: the lines after "set=1\n", each with its \n */
+	size_t body_len;
+};
+
+/* The first request in buf[0..len): 0 while it is incomplete (no "\n\n"
+ * yet), else the bytes it takes, through its blank line, with *req filled
+ * (body points into buf). An UNKNOWN request ends the connection. */
+size_t wg_uapi_next_request(const char *buf, size_t len, struct wg_uapi_request *req);
+
 /* The server. get fills *out with the device's state (the server clears it
  * afterwards); set applies a parsed config and returns 0 or a negative errno,
  * which goes back to wg as errno=N. */

@@ -133,3 +133,44 @@ Test(wg_uapi, format_get)
 	free(text);
 	wg_uapi_config_clear(&c);
 }
+
+struct frame_case {
+	const char *stream;
+	size_t taken;		/* 0: incomplete */
+	enum wg_uapi_op op;
+	size_t body_off, body_len;	/* SET */
+};
+
+/* The server's framing: a request ends at the first blank line. */
+Test(wg_uapi, next_request)
+{
+	static const struct frame_case cases[] = {
+		{ "", 0, 0, 0, 0 },
+		{ "get=1\n", 0, 0, 0, 0 },
+		{ "get=1\n\n", 7, WG_UAPI_OP_GET, 0, 0 },
+		{ "get=1\n\nget=1\n\n", 7, WG_UAPI_OP_GET, 0, 0 },
+		{ "set=1\n\n", 7, WG_UAPI_OP_SET, 6, 0 },
+		{ "set=1\nlisten_port=1\n\nget=1\n", 21, WG_UAPI_OP_SET, 6, 14 },
+		{ "set=1\nlisten_port=1\n", 0, 0, 0, 0 },
+		{ "get=1\nx=1\n\n", 11, WG_UAPI_OP_UNKNOWN, 0, 0 },
+		{ "get=2\n\n", 7, WG_UAPI_OP_UNKNOWN, 0, 0 },
+		{ "set=1\n", 0, 0, 0, 0 },
+		{ "\n\n", 2, WG_UAPI_OP_UNKNOWN, 0, 0 },
+		{ "set=1", 0, 0, 0, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct frame_case *c = &cases[i];
+		struct wg_uapi_request r;
+		size_t n = wg_uapi_next_request(c->stream, strlen(c->stream), &r);
+
+		cr_assert_eq(n, c->taken, "case %zu: took %zu", i, n);
+		if (!n)
+			continue;
+		cr_assert_eq(r.op, c->op, "case %zu", i);
+		if (c->op == WG_UAPI_OP_SET) {
+			cr_assert_eq(r.body, c->stream + c->body_off, "case %zu", i);
+			cr_assert_eq(r.body_len, c->body_len, "case %zu", i);
+		}
+	}
+}

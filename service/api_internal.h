@@ -130,6 +130,11 @@ void api_kick(struct api *api);
 const struct endpoint *api_endpoint_find(enum route_id route, enum method_id method, char *allow,
 					 size_t allow_size);
 enum route_id api_route_of(const char *url, char id[UUID_STRLEN]);
+/* an MHD_KeyValueIterator over a request's query arguments: the first key
+ * that is not a long poll's (since, wait) goes to *(const char **)cls and
+ * stops the walk */
+enum MHD_Result api_query_arg_check(void *cls, enum MHD_ValueKind kind, const char *key,
+				    const char *value);
 enum method_id api_method_of(const char *m);
 /* the first call of a request: route, authenticate, authorize */
 enum MHD_Result api_begin_request(struct api *api, struct MHD_Connection *c, struct request *rq,

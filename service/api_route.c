@@ -124,8 +124,8 @@ enum route_id api_route_of(const char *url, char id[UUID_STRLEN])
 	return R_UNKNOWN;
 }
 
-static enum MHD_Result check_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-				       const char *value)
+enum MHD_Result api_query_arg_check(void *cls, enum MHD_ValueKind kind, const char *key,
+				    const char *value)
 {
 	const char **bad = cls;
 	(void)kind;
@@ -260,7 +260,7 @@ enum MHD_Result api_begin_request(struct api *api, struct MHD_Connection *c, str
 				      "body larger than %d bytes", API_BODY_MAX);
 	if (rq->route != R_VPC_DEVICES && MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0)
 		return api_send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, NULL, "this resource takes no query parameters");
-	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, check_query_arg, &bad);
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, api_query_arg_check, &bad);
 	if (bad)
 		return api_send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, bad, "unknown query parameter");
 	rq->ep = ep;

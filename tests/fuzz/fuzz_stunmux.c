@@ -8,7 +8,8 @@
  *
  *   0  raw datagram, from a chosen source, or the same with the transaction
  *      id of one of the requests sent so far written in (a trailing
- *      FINGERPRINT recomputed)
+ *      FINGERPRINT recomputed); into the mux, or (op bit 7) straight into
+ *      disco_receive, the form for a caller that owns the bytes alone
  *   1  a well-formed message of any class and method made with lib/stun's
  *      builder (attributes chosen by bits: XOR-MAPPED-ADDRESS, CHANGE-REQUEST,
  *      RESPONSE-PORT, PADDING, an unknown comprehension-required one,
@@ -24,7 +25,9 @@
  * builds parses, carries the request's transaction id, and is a success
  * telling the asker its address unless the request was one a server must
  * refuse (420 or 400); after each record's polls every deadline lies ahead
- * (disco's after at most one poll more at the same time). */
+ * (disco's after at most one poll more at the same time). disco_receive
+ * takes an answer only when it parses, is a response and disco waited for its
+ * transaction id; a malformed one gets its stun_error, the rest STUN_E_TXN. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -227,6 +230,20 @@ static void feed(const uint8_t *buf, size_t len, const union sockaddr_any *from)
 		check_reply(&m, from, reply, res.reply_len);
 }
 
+/* record 0, op bit 7: the bytes to disco alone */
+static void direct(const uint8_t *buf, size_t len, const union sockaddr_any *from)
+{
+	struct stun_msg m;
+	int perr = stun_parse(buf, len, &m);
+	bool owned = perr == 0 && disco_owns(&g.disco, m.tid);
+	int rc = disco_receive(&g.disco, buf, len, from, g.now);
+
+	if (perr ? rc != perr : rc != 0 && rc != STUN_E_TXN)
+		abort();
+	if (rc == 0 && (!owned || (m.cls != STUN_CLASS_SUCCESS && m.cls != STUN_CLASS_ERROR)))
+		abort();
+}
+
 static const struct sent *pick(uint8_t k)
 {
 	unsigned have = g.nsent < RECENT ? g.nsent : RECENT;
@@ -375,8 +392,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcpy(buf, data + i, n);
 			source(arg, data + i, n, &src);
 			if (op & 4)
-				patch_tid(buf, n, pick(op >> 3));
-			feed(buf, n, &src);
+				patch_tid(buf, n, pick((op >> 3) & 0x0f));
+			if (op & 0x80)
+				direct(buf, n, &src);
+			else
+				feed(buf, n, &src);
 			i += n;
 			break;
 		case 1:

@@ -4,7 +4,7 @@
  * lines and VPC wake-ups for the group commit; api_reply.c builds answers;
  * api_vpc.c, api_regkey.c and api_device.c are the handlers per resource;
  * api_poll.c serves peer lists and long polls; api_metrics.c counts and
- * reports. The state of the server is one struct api, used by the server
+ * reports; api_guard.c bounds what one client holds. The state of the server is one struct api, used by the server
  * thread alone (but for what is atomic). */
 #ifndef NATMESH_SVC_API_INTERNAL_H
 #define NATMESH_SVC_API_INTERNAL_H
@@ -74,6 +74,31 @@ struct api_notes {
 	uint64_t early;
 };
 
+/* the span of a log limit: at most a few lines about connections per span */
+#define API_LOG_INTERVAL_MS 10000
+
+struct log_limit {
+	int64_t next_ms;
+	unsigned burst;
+	uint64_t suppressed;
+};
+
+struct conn_head;
+/* the connections waiting for their request head, by deadline */
+struct head_fifo {
+	struct conn_head *first, *last;
+};
+
+/* api_guard.c's state */
+struct api_guard {
+	unsigned max_connections, per_address, header_timeout_s;
+	struct head_fifo fresh;	/* new connections: the header timeout */
+	struct head_fifo kept;	/* kept alive after an answer: the idle timeout */
+	uint64_t refused, head_timeouts;
+	int64_t refused_log_ms;	/* no line about refusals before this */
+	struct log_limit log;	/* libmicrohttpd's lines and head timeouts */
+};
+
 struct api {
 	struct MHD_Daemon *daemon;
 	/* the server thread: the only user of the daemon (but for
@@ -102,6 +127,7 @@ struct api {
 	bool resumed;		/* answers were released: libmicrohttpd must run again */
 	uint64_t requests[R_COUNT][M_COUNT][API_NCODES];
 	atomic_int parked;	/* long polls suspended and not yet answered */
+	struct api_guard guard;
 	uint16_t port;
 };
 
@@ -177,6 +203,20 @@ void api_notes_add(struct api_notes *n, bool pending, const char *fmt, va_list a
 /* logs the held lines if their batch was committed, else drops them */
 void api_notes_flush(struct api_notes *n, bool committed);
 void api_notes_free(struct api_notes *n);
+
+/* api_guard.c */
+/* a line of libmicrohttpd's: refusals counted, the rest rate-limited */
+void api_guard_mhd_log(struct api *api, const char *msg);
+/* MHD_OPTION_NOTIFY_CONNECTION: a connection's head deadline, set and freed */
+void api_guard_started(struct api *api, struct MHD_Connection *c, void **socket_context);
+void api_guard_closed(struct api *api, void **socket_context);
+/* the first call of a request: its head is complete */
+void api_guard_head_done(struct api *api, struct MHD_Connection *c);
+/* a request is over: the connection's next head is due */
+void api_guard_answered(struct api *api, struct MHD_Connection *c);
+/* closes the connections past their deadline; the next deadline, or -1 */
+int64_t api_guard_sweep(struct api *api, int64_t now_ms);
+bool api_log_limit_pass(struct log_limit *l, int64_t now_ms);
 
 /* api_metrics.c */
 void api_count(struct api *api, const struct request *rq, unsigned status);

@@ -1,6 +1,6 @@
 /* api_metrics: GET /healthz and GET /metrics (Prometheus text format): the
  * requests answered by route, method and status, the devices, VPCs and
- * waiters, and the group commit's counters. */
+ * waiters, the group commit's counters and the guard's refusals. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -71,6 +71,11 @@ enum MHD_Result api_metrics(struct api *api, struct MHD_Connection *c, struct re
 		   "# TYPE meshsvc_log_lines_early_total counter\nmeshsvc_log_lines_early_total %llu\n",
 		(unsigned long long)stats.commits, (unsigned long long)stats.writes,
 		(unsigned long long)stats.failed_commits, (unsigned long long)api->notes.early);
+	fprintf(f, "# HELP meshsvc_connections_refused_total Connections refused at the connection limit, total or per address.\n"
+		   "# TYPE meshsvc_connections_refused_total counter\nmeshsvc_connections_refused_total %llu\n"
+		   "# HELP meshsvc_request_head_timeouts_total Connections closed for a request head not complete in time.\n"
+		   "# TYPE meshsvc_request_head_timeouts_total counter\nmeshsvc_request_head_timeouts_total %llu\n",
+		(unsigned long long)api->guard.refused, (unsigned long long)api->guard.head_timeouts);
 	if (fclose(f) != 0) {
 		free(text);
 		return MHD_NO;

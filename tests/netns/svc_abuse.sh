@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# meshsvc under abuse from one address (issue 15, point 3), on
+# loopback: 127.0.0.2 is the abuser's source address (any 127/8 address is
+# on lo), 127.0.0.1 an honest client's. meshsvc runs with 256 descriptors,
+# so that its connection limit (192) is within an abuser's reach.
+#
+#   svc_abuse.py (127.0.0.2): slow request heads -------------------\
+#                                                                    >-- 127.0.0.1:PORT meshsvc
+#   curl /healthz every 50 ms (127.0.0.1), must answer in 100 ms ----/
+set -u
+. "$(dirname "$0")/svc_lib.bash"
+ABUSE="python3 $(dirname "$0")/svc_abuse.py"
+BAD=127.0.0.2
+
+# meshsvc with few descriptors, through a wrapper (svc_start runs $SVC)
+printf '#!/bin/sh\nulimit -n 256\nexec %s "$@"\n' "$(realpath "$SVC")" >"$WORK/meshsvc-256"
+chmod +x "$WORK/meshsvc-256"
+SVC=$WORK/meshsvc-256
+MON_PID=
+stop_monitor() { [ -n "$MON_PID" ] && kill "$MON_PID" 2>/dev/null && wait "$MON_PID" 2>/dev/null; MON_PID=; }
+trap 'stop_monitor; cleanup' EXIT
+
+svc_start
+PORT=${URL##*:}
+VPC=$(ctl -o json vpc create lab | jf id)
+KEY=$(ctl -o json reg-key create --vpc "$VPC" | jf secret)
+register a "$KEY"
+register b "$KEY"
+register c "$KEY"
+
+metric() { api GET /metrics "$ADMIN"; sed -n "s/^$1 //p" <<<"$OUT"; }
+
+# /healthz from 127.0.0.1 every 50 ms into $WORK/NAME.mon, "CODE SECONDS" a line
+monitor() {
+	: >"$WORK/$1.mon"
+	(while :; do
+		curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 2 "$URL/healthz" >>"$WORK/$1.mon"
+		sleep 0.05
+	done) &
+	MON_PID=$!
+}
+# every /healthz answered 200 within 100 ms
+healthy() {
+	[ -s "$WORK/$1.mon" ] && awk '$1 != 200 || $2 >= 0.100 { bad++ } END { exit bad > 0 }' "$WORK/$1.mon"
+}
+worst() { awk '$1 != 200 { bad = $1 } $2 > m { m = $2 } END { if (bad != "") print "status " bad; else printf "%d ms\n", m * 1000 }' "$WORK/$1.mon"; }
+
+# --- slow request heads -----------------------------------------------------------------
+lines0=$(wc -l <"$WORK/svc.log")
+monitor slow
+RES=$($ABUSE slow 127.0.0.1 "$PORT" $BAD 250 14)
+stop_monitor
+check "250 slow heads from $BAD: /healthz from 127.0.0.1 answers 200 within 100 ms throughout ($(grep -c . "$WORK/slow.mon") probes, worst $(worst slow))" healthy slow
+check "the connections past the per-address limit are refused at once ($RES)" \
+	bash -c "[ \$(sed -n 's/.*refused=\([0-9]*\).*/\1/p' <<<'$RES') -ge 100 ]"
+check "the others are closed at the header time limit, not kept alive by a line a second ($RES)" \
+	bash -c "grep -q 'open=0' <<<'$RES' && [ \$(sed -n 's/.*timedout=\([0-9]*\).*/\1/p' <<<'$RES') -ge 50 ]"
+refused=$(metric meshsvc_connections_refused_total)
+check "the refusals are counted in /metrics (meshsvc_connections_refused_total ${refused:-absent})" \
+	test "${refused:-0}" -ge 100
+n=$(tail -n +$((lines0 + 1)) "$WORK/svc.log" | wc -l)
+check "and logged without a flood ($n log lines for 250 connections)" test "$n" -le 10
+
+finish

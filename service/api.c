@@ -89,8 +89,13 @@ static enum MHD_Result handle(struct api *api, struct MHD_Connection *c, const c
 					      "body larger than %d bytes", API_BODY_MAX);
 		return api_dispatch(api, c, rq);
 	case RQ_WAITING:
-		/* resumed: by a change in the VPC, the deadline, or shutdown */
-		atomic_fetch_sub(&api->parked, 1);
+		/* resumed: by a change in the VPC, the deadline, shutdown, or the
+		 * client's hang-up (closed) */
+		api_poll_leave(api, rq);
+		if (rq->gone) {
+			rq->state = RQ_DONE;
+			return MHD_NO;
+		}
 		return api_send_list(api, c, rq);
 	case RQ_HELD:
 		/* resumed by api_batch_end. An answer given before the body was read
@@ -141,7 +146,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 		return;
 	if (rq->state == RQ_WAITING) { /* closed before its answer: only at shutdown */
 		watch_cancel(api->watch, &rq->waiter);
-		atomic_fetch_sub(&api->parked, 1);
+		api_poll_leave(api, rq);
 	}
 	/* released by api_batch_end, closed before it went out */
 	if (rq->answer)
@@ -192,6 +197,8 @@ static int run_round(struct api *api)
 	/* outside the batch: its own transaction, and waiters woken after it */
 	if (atomic_exchange(&api->housekeeping, false))
 		store_housekeeping(api->store, api_now_s(), &api->limits, on_vpc_changed, api);
+	if (api->hup_ready)
+		api_poll_hangups(api);
 	store_batch_begin(api->store);
 	MHD_run(api->daemon);
 	for (size_t i = 0; i < api->committed.len; i++)
@@ -217,12 +224,12 @@ static int run_round(struct api *api)
 static void *serve(void *arg)
 {
 	struct api *api = arg;
-	struct epoll_event ev[2];
+	struct epoll_event ev[3];
 	int timeout = 0, n;
 	uint64_t kicks;
 
 	while (!atomic_load(&api->quit)) {
-		n = epoll_wait(api->epfd, ev, 2, timeout);
+		n = epoll_wait(api->epfd, ev, 3, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_error("api", "epoll_wait failed: %s", strerror(errno));
 			usleep(10 * 1000);
@@ -230,6 +237,8 @@ static void *serve(void *arg)
 		/* read, then cleared, before the round: a connection resumed
 		 * before the clear is seen by the round, one after it kicks again */
 		for (int i = 0; i < n; i++) {
+			if (ev[i].data.fd == api->hup_epfd)
+				api->hup_ready = true;
 			if (ev[i].data.fd != api->kick_fd)
 				continue;
 			if (read(api->kick_fd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN)
@@ -315,6 +324,7 @@ int api_start(const struct api_config *cfg, struct store *st, struct api **out)
 	api->guard.max_connections = cfg->max_connections;
 	api->guard.per_address = api_per_address_limit(cfg);
 	api->guard.header_timeout_s = cfg->header_timeout_s ? cfg->header_timeout_s : API_HEADER_TIMEOUT_S;
+	api->polls_per_token = cfg->polls_per_token ? cfg->polls_per_token : API_POLLS_PER_TOKEN;
 	memcpy(api->admin_hash, cfg->admin_hash, TOKEN_HASH_BYTES);
 	api_batch_init(api);
 	if ((api->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
@@ -324,6 +334,11 @@ int api_start(const struct api_config *cfg, struct store *st, struct api **out)
 	}
 	if ((rc = watch_new(wake_connection, api, cfg->max_connections, &api->watch)) < 0)
 		goto err_watch;
+	if ((api->hup_epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+		rc = -errno;
+		log_error("api", "cannot create an epoll instance: %s", strerror(errno));
+		goto err_hup;
+	}
 	if ((rc = start_daemon(api, cfg)) < 0)
 		goto err_daemon;
 
@@ -334,7 +349,7 @@ int api_start(const struct api_config *cfg, struct store *st, struct api **out)
 		goto err_epoll;
 	}
 	if (!di || (rc = epoll_add(api->epfd, di->epoll_fd)) < 0 ||
-	    (rc = epoll_add(api->epfd, api->kick_fd)) < 0) {
+	    (rc = epoll_add(api->epfd, api->kick_fd)) < 0 || (rc = epoll_add(api->epfd, api->hup_epfd)) < 0) {
 		rc = rc < 0 ? rc : -EIO;
 		log_error("api", "cannot watch the HTTP server's descriptors: %s", strerror(-rc));
 		goto err_thread;
@@ -352,6 +367,8 @@ err_thread:
 err_epoll:
 	MHD_stop_daemon(api->daemon);
 err_daemon:
+	close(api->hup_epfd);
+err_hup:
 	watch_free(api->watch);
 err_watch:
 	close(api->kick_fd);
@@ -386,6 +403,7 @@ void api_stop(struct api *api)
 	MHD_stop_daemon(api->daemon);
 	if (api->listen_fd != MHD_INVALID_SOCKET)
 		close(api->listen_fd);
+	close(api->hup_epfd);
 	watch_free(api->watch);
 	close(api->kick_fd);
 	api_cache_free(api);

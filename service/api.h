@@ -35,6 +35,11 @@
  * more than half of all (API_PER_ADDRESS_SHARE) */
 #define API_PER_ADDRESS_DEFAULT 256
 #define API_PER_ADDRESS_SHARE 2
+/* long polls one device token may have waiting: an agent needs one; room
+ * for tools sharing a token, far below the connection limit. Past it, 429
+ * with Retry-After API_POLL_RETRY_S. */
+#define API_POLLS_PER_TOKEN 64
+#define API_POLL_RETRY_S 5
 /* the idle timeout of a connection, and the most a kept-alive connection
  * has for its next request head after an answer (seconds) */
 #define API_IDLE_TIMEOUT_S 75
@@ -49,6 +54,7 @@ struct api_config {
 	unsigned max_connections;	/* also the most long polls parked at once */
 	unsigned per_address;		/* connections from one address; 0: the default */
 	unsigned header_timeout_s;	/* a request head's total time; 0: the default */
+	unsigned polls_per_token;	/* long polls of one device token; 0: the default */
 	struct store_limits limits;	/* 0: the defaults of store.h */
 };
 

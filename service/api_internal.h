@@ -30,7 +30,7 @@ enum method_id { M_GET, M_POST, M_PATCH, M_DELETE, M_OTHER, M_COUNT };
 extern const char *const api_method_names[M_COUNT];
 
 /* how many statuses the API answers with (api_metrics.c lists them) */
-#define API_NCODES 12
+#define API_NCODES 13
 
 /* RQ_BODY: reading the body; RQ_WAITING: a long poll, suspended in the watch;
  * RQ_HELD: answered, suspended until the batch it may rest on is committed;
@@ -51,7 +51,9 @@ struct request {
 	int64_t since;		/* long poll */
 	struct waiter waiter;
 	bool counted;		/* /metrics counted its own answer */
-	/* RQ_HELD */
+	bool token_counted;	/* RQ_WAITING: counted against its token's long polls */
+	bool gone;		/* RQ_WAITING: the client hung up */
+	/* RQ_WAITING and RQ_HELD */
 	struct MHD_Connection *conn;
 	struct MHD_Response *answer;
 	unsigned status;
@@ -99,6 +101,14 @@ struct api_guard {
 	struct log_limit log;	/* libmicrohttpd's lines and head timeouts */
 };
 
+/* the long polls a device token has waiting (api_poll.c) */
+struct poll_count {
+	char device_id[UUID_STRLEN];
+	unsigned n;
+	struct poll_count *next;
+};
+#define API_POLL_BUCKETS 256
+
 struct api {
 	struct MHD_Daemon *daemon;
 	/* the server thread: the only user of the daemon (but for
@@ -128,6 +138,13 @@ struct api {
 	uint64_t requests[R_COUNT][M_COUNT][API_NCODES];
 	atomic_int parked;	/* long polls suspended and not yet answered */
 	struct api_guard guard;
+	/* long polls: those of each device token, and the sockets of the
+	 * suspended ones, watched for a hang-up */
+	struct poll_count *polls[API_POLL_BUCKETS];
+	unsigned polls_per_token;
+	int hup_epfd;
+	bool hup_ready;		/* hup_epfd has events */
+	uint64_t polls_refused, polls_hung_up;
 	uint16_t port;
 };
 
@@ -223,6 +240,10 @@ void api_count(struct api *api, const struct request *rq, unsigned status);
 
 /* api_poll.c */
 enum MHD_Result api_send_list(struct api *api, struct MHD_Connection *c, struct request *rq);
+/* a long poll leaves RQ_WAITING: woken, hung up or closed */
+void api_poll_leave(struct api *api, struct request *rq);
+/* the suspended long polls whose clients hung up are resumed, to be closed */
+void api_poll_hangups(struct api *api);
 void api_cache_drop(struct api *api, const char *vpc_id);
 void api_cache_free(struct api *api);
 

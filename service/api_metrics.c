@@ -7,7 +7,7 @@
 #include "api_internal.h"
 
 /* the statuses the API answers with, for the request counters */
-static const unsigned codes[API_NCODES] = { 200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 500, 503 };
+static const unsigned codes[API_NCODES] = { 200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 429, 500, 503 };
 
 void api_count(struct api *api, const struct request *rq, unsigned status)
 {
@@ -76,6 +76,11 @@ enum MHD_Result api_metrics(struct api *api, struct MHD_Connection *c, struct re
 		   "# HELP meshsvc_request_head_timeouts_total Connections closed for a request head not complete in time.\n"
 		   "# TYPE meshsvc_request_head_timeouts_total counter\nmeshsvc_request_head_timeouts_total %llu\n",
 		(unsigned long long)api->guard.refused, (unsigned long long)api->guard.head_timeouts);
+	fprintf(f, "# HELP meshsvc_long_polls_refused_total Long polls refused with 429: their token had too many waiting.\n"
+		   "# TYPE meshsvc_long_polls_refused_total counter\nmeshsvc_long_polls_refused_total %llu\n"
+		   "# HELP meshsvc_long_polls_hung_up_total Long polls closed while waiting: their client hung up.\n"
+		   "# TYPE meshsvc_long_polls_hung_up_total counter\nmeshsvc_long_polls_hung_up_total %llu\n",
+		(unsigned long long)api->polls_refused, (unsigned long long)api->polls_hung_up);
 	if (fclose(f) != 0) {
 		free(text);
 		return MHD_NO;

@@ -2,13 +2,19 @@
  * list is the changes since a revision; one built outside a batch is cached
  * and served to every waiter that asks for the same changes, so a fan-out of
  * thousands builds it once. A long poll is a suspended connection parked in
- * the watch until a change in its VPC or its deadline. */
+ * the watch until a change in its VPC or its deadline; a device token has at
+ * most polls_per_token of them (429 past it), and the socket of each is
+ * watched for a hang-up (EPOLLRDHUP on hup_epfd), so a client that goes away
+ * is closed at once, not at its deadline in CLOSE-WAIT. */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #include "api_internal.h"
+#include "log.h"
 
 /* a built peer list is served again to every waiter that asks for the same
  * changes, for at most this long (it carries last_seen, which moves without
@@ -85,6 +91,114 @@ enum MHD_Result api_send_list(struct api *api, struct MHD_Connection *c, struct 
 	return ret;
 }
 
+static struct poll_count **poll_slot(struct api *api, const char *device_id)
+{
+	unsigned h = 2166136261u; /* FNV-1a */
+	struct poll_count **p;
+	for (const char *q = device_id; *q; q++)
+		h = (h ^ (unsigned char)*q) * 16777619u;
+	for (p = &api->polls[h % API_POLL_BUCKETS]; *p; p = &(*p)->next)
+		if (!strcmp((*p)->device_id, device_id))
+			break;
+	return p;
+}
+
+/* counts a long poll against its device token: 0, -EBUSY at the limit, or
+ * -ENOMEM. The admin's are not limited. */
+static int poll_take(struct api *api, struct request *rq)
+{
+	struct poll_count **p, *e;
+
+	if (rq->who.scope != TOKEN_DEVICE)
+		return 0;
+	p = poll_slot(api, rq->who.id);
+	if (!(e = *p)) {
+		if (!(e = calloc(1, sizeof(*e))))
+			return -ENOMEM;
+		memcpy(e->device_id, rq->who.id, UUID_STRLEN);
+		*p = e;
+	}
+	if (e->n >= api->polls_per_token)
+		return -EBUSY;
+	e->n++;
+	rq->token_counted = true;
+	return 0;
+}
+
+static void poll_release(struct api *api, struct request *rq)
+{
+	struct poll_count **p, *e;
+
+	if (!rq->token_counted)
+		return;
+	rq->token_counted = false;
+	p = poll_slot(api, rq->who.id);
+	if (!(e = *p))
+		return;
+	if (--e->n == 0) {
+		*p = e->next;
+		free(e);
+	}
+}
+
+static enum MHD_Result send_too_many(struct api *api, struct MHD_Connection *c, struct request *rq)
+{
+	char retry[16];
+	struct MHD_Response *resp;
+	json_t *body = json_pack("{s:s}", "error", "too many long polls waiting for this token");
+
+	api->polls_refused++;
+	resp = body ? api_json_response(body) : NULL;
+	json_decref(body);
+	if (!resp)
+		return MHD_NO;
+	snprintf(retry, sizeof(retry), "%d", API_POLL_RETRY_S);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+	return api_queue(api, c, rq, MHD_HTTP_TOO_MANY_REQUESTS, resp);
+}
+
+/* the suspended socket, watched for the client's hang-up; without it the poll
+ * still ends at its deadline */
+static void hup_watch(struct api *api, struct request *rq)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLONESHOT, .data.ptr = rq };
+
+	if (ci && epoll_ctl(api->hup_epfd, EPOLL_CTL_ADD, ci->connect_fd, &ev) < 0)
+		log_warn("api", "cannot watch a long poll for its hang-up: %s", strerror(errno));
+}
+
+void api_poll_leave(struct api *api, struct request *rq)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(rq->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	atomic_fetch_sub(&api->parked, 1);
+	poll_release(api, rq);
+	if (ci)
+		epoll_ctl(api->hup_epfd, EPOLL_CTL_DEL, ci->connect_fd, NULL);
+}
+
+void api_poll_hangups(struct api *api)
+{
+	struct epoll_event ev[64];
+	int n;
+
+	api->hup_ready = false;
+	while ((n = epoll_wait(api->hup_epfd, ev, 64, 0)) > 0) {
+		for (int i = 0; i < n; i++) {
+			struct request *rq = ev[i].data.ptr;
+			/* one-shot: no second event; a waiter woken meanwhile is
+			 * answered, and its write fails */
+			if (!watch_cancel(api->watch, &rq->waiter))
+				continue;
+			rq->gone = true;
+			api->polls_hung_up++;
+			MHD_resume_connection(rq->conn);
+			api->resumed = true;
+		}
+	}
+}
+
 enum MHD_Result api_vpc_devices(struct api *api, struct MHD_Connection *c, struct request *rq,
 				const json_t *body)
 {
@@ -103,10 +217,16 @@ enum MHD_Result api_vpc_devices(struct api *api, struct MHD_Connection *c, struc
 		return api_send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such VPC");
 	if (!since || wait_s == 0 || rq->since != revision)
 		return api_send_list(api, c, rq);
+	if ((rc = poll_take(api, rq)) == -EBUSY)
+		return send_too_many(api, c, rq);
+	if (rc < 0)
+		return api_send_internal(api, c, rq, rc);
 	/* Suspend first, then park: a wake may come from the timer thread at once. */
 	MHD_suspend_connection(c);
 	rq->state = RQ_WAITING;
+	rq->conn = c;
 	atomic_fetch_add(&api->parked, 1);
+	hup_watch(api, rq);
 	rc = watch_add(api->watch, &rq->waiter, rq->id, watch_now_ms() + (int64_t)wait_s * 1000, c);
 	if (rc < 0) {
 		/* answered at once, as if the wait were over */

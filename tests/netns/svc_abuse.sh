@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# meshsvc under abuse from one address (issue 15, point 3), on
+# meshsvc under abuse from one address (issue 15, points 3 and 4), on
 # loopback: 127.0.0.2 is the abuser's source address (any 127/8 address is
 # on lo), 127.0.0.1 an honest client's. meshsvc runs with 256 descriptors,
-# so that its connection limit (192) is within an abuser's reach.
+# so that its connection limit (192) is within an abuser's reach, and with
+# --polls-per-token 4 (default 64), so that a few polls reach that limit.
 #
-#   svc_abuse.py (127.0.0.2): slow request heads -------------------\
+#   svc_abuse.py (127.0.0.2): slow request heads, long-poll floods --\
 #                                                                    >-- 127.0.0.1:PORT meshsvc
 #   curl /healthz every 50 ms (127.0.0.1), must answer in 100 ms ----/
 set -u
@@ -20,7 +21,7 @@ MON_PID=
 stop_monitor() { [ -n "$MON_PID" ] && kill "$MON_PID" 2>/dev/null && wait "$MON_PID" 2>/dev/null; MON_PID=; }
 trap 'stop_monitor; cleanup' EXIT
 
-svc_start
+svc_start --polls-per-token 4
 PORT=${URL##*:}
 VPC=$(ctl -o json vpc create lab | jf id)
 KEY=$(ctl -o json reg-key create --vpc "$VPC" | jf secret)
@@ -60,5 +61,38 @@ check "the refusals are counted in /metrics (meshsvc_connections_refused_total $
 	test "${refused:-0}" -ge 100
 n=$(tail -n +$((lines0 + 1)) "$WORK/svc.log" | wc -l)
 check "and logged without a flood ($n log lines for 250 connections)" test "$n" -le 10
+
+# --- long polls ------------------------------------------------------------------------
+api GET "/api/vpcs/$VPC/devices" "$TOK_a"
+REV=$(jfield revision)
+POLL="/api/vpcs/$VPC/devices?since=$REV&wait=30"
+monitor polls
+RES=$($ABUSE poll 127.0.0.1 "$PORT" $BAD 250 8 "$POLL" "$TOK_a")
+stop_monitor
+check "250 long polls of one token from $BAD: /healthz from 127.0.0.1 answers within 100 ms throughout (worst $(worst polls))" healthy polls
+check "the polls past the token's limit are refused with 429 and Retry-After ($RES)" \
+	bash -c "n=\$(sed -n 's/.*s429=\([0-9]*\).*/\1/p' <<<'$RES'); r=\$(sed -n 's/.*retry_after=\([0-9]*\).*/\1/p' <<<'$RES'); [ \"\$n\" -ge 50 ] && [ \"\$n\" = \"\$r\" ]"
+
+# the limit per token: the fifth poll of one token is refused, another token's is not
+PIDS=()
+for i in 1 2 3 4; do
+	curl -s -o /dev/null --max-time 30 -H "Authorization: Bearer $TOK_b" "$URL/api/vpcs/$VPC/devices?since=$REV&wait=20" &
+	PIDS+=($!)
+done
+sleep 0.5
+code=$(curl -s -D "$WORK/h5" -o /dev/null -w '%{http_code}' --max-time 3 -H "Authorization: Bearer $TOK_b" "$URL$POLL")
+check "a fifth long poll of one token is refused: 429 (got $code) with Retry-After" \
+	bash -c "[ '$code' = 429 ] && grep -qi '^retry-after: [0-9]' '$WORK/h5'"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 -H "Authorization: Bearer $TOK_c" "$URL$POLL")
+check "another token's long poll still waits (no answer within 1 s: $code)" test "$code" = 000
+
+# a long-poll client killed: its sockets do not stay in CLOSE-WAIT until the wait ends
+closewait() { ss -Htn state close-wait "( sport = :$PORT )" | grep -c .; }
+kill -9 "${PIDS[@]}" 2>/dev/null
+wait "${PIDS[@]}" 2>/dev/null
+gone() { for _ in $(seq 30); do [ "$(closewait)" = 0 ] && [ "$(metric meshsvc_watch_waiters)" = 0 ] && return 0; sleep 0.1; done; return 1; }
+check "the killed client's 4 long polls are closed within 3 s, none left in CLOSE-WAIT (close-wait $(closewait), waiting $(metric meshsvc_watch_waiters), hung up $(metric meshsvc_long_polls_hung_up_total))" gone
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 -H "Authorization: Bearer $TOK_b" "$URL$POLL")
+check "and no longer count against the token's limit (no answer within 1 s: $code)" test "$code" = 000
 
 finish

@@ -60,10 +60,14 @@ struct request {
 	struct request *held_next;
 };
 
-/* the last peer list built for a VPC, shared by the waiters that want it */
+/* a peer list built for a VPC and a since, shared by the requests that want
+ * it; a VPC keeps API_LIST_CACHE_PER_VPC of them, the least recently used
+ * going first, so that clients asking different since (an agent's full list
+ * and its changes) do not evict each other's */
+#define API_LIST_CACHE_PER_VPC 4
 struct list_cache {
 	char vpc_id[UUID_STRLEN];
-	int64_t since, revision, built_ms;
+	int64_t since, revision, built_ms, used;
 	struct MHD_Response *response;
 	struct list_cache *next;
 };
@@ -125,6 +129,7 @@ struct api {
 	struct watch *watch;
 	uint8_t admin_hash[TOKEN_HASH_BYTES];
 	struct list_cache *cache;
+	int64_t cache_uses;	/* the clock of the cache's LRU */
 	/* the batch: answers held until its commit, the VPCs it changed */
 	struct request *held;
 	unsigned nheld;
@@ -145,6 +150,7 @@ struct api {
 	int hup_epfd;
 	bool hup_ready;		/* hup_epfd has events */
 	uint64_t polls_refused, polls_hung_up;
+	uint64_t list_builds, list_hits;	/* peer lists built, and served from the cache */
 	uint16_t port;
 };
 

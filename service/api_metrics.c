@@ -81,6 +81,11 @@ enum MHD_Result api_metrics(struct api *api, struct MHD_Connection *c, struct re
 		   "# HELP meshsvc_long_polls_hung_up_total Long polls closed while waiting: their client hung up.\n"
 		   "# TYPE meshsvc_long_polls_hung_up_total counter\nmeshsvc_long_polls_hung_up_total %llu\n",
 		(unsigned long long)api->polls_refused, (unsigned long long)api->polls_hung_up);
+	fprintf(f, "# HELP meshsvc_list_builds_total Peer lists built from the database.\n"
+		   "# TYPE meshsvc_list_builds_total counter\nmeshsvc_list_builds_total %llu\n"
+		   "# HELP meshsvc_list_cache_hits_total Peer lists served from the cache.\n"
+		   "# TYPE meshsvc_list_cache_hits_total counter\nmeshsvc_list_cache_hits_total %llu\n",
+		(unsigned long long)api->list_builds, (unsigned long long)api->list_hits);
 	if (fclose(f) != 0) {
 		free(text);
 		return MHD_NO;

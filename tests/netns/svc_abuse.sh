@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# meshsvc under abuse from one address (issue 15, points 3 and 4), on
+# meshsvc under abuse from one address (issue 15, points 3, 4 and 8), on
 # loopback: 127.0.0.2 is the abuser's source address (any 127/8 address is
 # on lo), 127.0.0.1 an honest client's. meshsvc runs with 256 descriptors,
 # so that its connection limit (192) is within an abuser's reach, and with
@@ -95,4 +95,17 @@ check "the killed client's 4 long polls are closed within 3 s, none left in CLOS
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 -H "Authorization: Bearer $TOK_b" "$URL$POLL")
 check "and no longer count against the token's limit (no answer within 1 s: $code)" test "$code" = 000
 
+# --- the peer-list cache -----------------------------------------------------------------
+b0=$(metric meshsvc_list_builds_total)
+for i in $(seq 50); do echo "url = \"$URL/api/vpcs/$VPC/devices?since=0\""; echo "url = \"$URL/api/vpcs/$VPC/devices?since=1\""; done >"$WORK/alt.cfg"
+curl -s -H "Authorization: Bearer $TOK_a" -K "$WORK/alt.cfg" >/dev/null
+b1=$(metric meshsvc_list_builds_total)
+check "100 requests alternating since=0 and since=1 are served from the cache (lists built: ${b0:-absent} -> ${b1:-absent})" \
+	bash -c "[ -n '$b0' ] && [ -n '$b1' ] && [ \$(($b1 - $b0)) -le 10 ]"
+api GET "/api/vpcs/$VPC/devices?since=0" "$TOK_a"
+full0=$(grep -o '"full":[a-z]*' <<<"$OUT")
+api GET "/api/vpcs/$VPC/devices?since=1" "$TOK_a"
+full1=$(grep -o '"full":[a-z]*' <<<"$OUT")
+check "each since keeps its own answer (since=0: $full0, since=1: $full1 without device a)" \
+	bash -c "[ '$full0' = '\"full\":true' ] && [ '$full1' = '\"full\":false' ] && ! grep -q '$ID_a' <<<'$OUT'"
 finish

@@ -18,8 +18,9 @@ printf '#!/bin/sh\nulimit -n 256\nexec %s "$@"\n' "$(realpath "$SVC")" >"$WORK/m
 chmod +x "$WORK/meshsvc-256"
 SVC=$WORK/meshsvc-256
 MON_PID=
+PIDS=()	# background long polls
 stop_monitor() { [ -n "$MON_PID" ] && kill "$MON_PID" 2>/dev/null && wait "$MON_PID" 2>/dev/null; MON_PID=; }
-trap 'stop_monitor; cleanup' EXIT
+trap 'stop_monitor; [ ${#PIDS[@]} -eq 0 ] || kill "${PIDS[@]}" 2>/dev/null; cleanup' EXIT
 
 svc_start --polls-per-token 4
 PORT=${URL##*:}
@@ -74,7 +75,6 @@ check "the polls past the token's limit are refused with 429 and Retry-After ($R
 	bash -c "n=\$(sed -n 's/.*s429=\([0-9]*\).*/\1/p' <<<'$RES'); r=\$(sed -n 's/.*retry_after=\([0-9]*\).*/\1/p' <<<'$RES'); [ \"\$n\" -ge 50 ] && [ \"\$n\" = \"\$r\" ]"
 
 # the limit per token: the fifth poll of one token is refused, another token's is not
-PIDS=()
 for i in 1 2 3 4; do
 	curl -s -o /dev/null --max-time 30 -H "Authorization: Bearer $TOK_b" "$URL/api/vpcs/$VPC/devices?since=$REV&wait=20" &
 	PIDS+=($!)
@@ -90,6 +90,7 @@ check "another token's long poll still waits (no answer within 1 s: $code)" test
 closewait() { ss -Htn state close-wait "( sport = :$PORT )" | grep -c .; }
 kill -9 "${PIDS[@]}" 2>/dev/null
 wait "${PIDS[@]}" 2>/dev/null
+PIDS=()
 gone() { for _ in $(seq 30); do [ "$(closewait)" = 0 ] && [ "$(metric meshsvc_watch_waiters)" = 0 ] && return 0; sleep 0.1; done; return 1; }
 check "the killed client's 4 long polls are closed within 3 s, none left in CLOSE-WAIT (close-wait $(closewait), waiting $(metric meshsvc_watch_waiters), hung up $(metric meshsvc_long_polls_hung_up_total))" gone
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 -H "Authorization: Bearer $TOK_b" "$URL$POLL")

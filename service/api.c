@@ -205,11 +205,12 @@ static int run_round(struct api *api)
 		watch_notify(api->watch, vec_at(&api->committed, i));
 	vec_truncate(&api->committed, 0);
 	api_batch_end(api);
+	/* every round, so that a busy server closes late heads too */
+	now = api_now_us() / 1000;
+	head = api_guard_sweep(api, now);
 	/* released answers go out, and woken waiters are answered, in the next MHD_run */
 	if (api->resumed || api->committed.len)
 		return 0;
-	now = api_now_us() / 1000;
-	head = api_guard_sweep(api, now);
 	if (MHD_get_timeout(api->daemon, &ms) == MHD_NO)
 		ms = head < 0 ? ULLONG_MAX : (MHD_UNSIGNED_LONG_LONG)(head - now);
 	else if (head >= 0 && (MHD_UNSIGNED_LONG_LONG)(head - now) < ms)

@@ -20,7 +20,6 @@
 /* libmicrohttpd's pool per connection: the request head must fit; bodies
  * stream through it */
 #define CONNECTION_MEMORY (8 * 1024)
-#define IDLE_TIMEOUT_S 75
 #define SHUTDOWN_GRACE_MS 1000
 /* a chunked body beyond API_BODY_MAX is read and dropped up to this, then the
  * connection is closed */
@@ -57,6 +56,7 @@ static enum MHD_Result handle(struct api *api, struct MHD_Connection *c, const c
 
 	if (!rq) {
 		api_batch_cut_if_due(api);
+		api_guard_head_done(api, c);
 		if (!(rq = calloc(1, sizeof(*rq))))
 			return MHD_NO;
 		*req_cls = rq;
@@ -89,8 +89,13 @@ static enum MHD_Result handle(struct api *api, struct MHD_Connection *c, const c
 					      "body larger than %d bytes", API_BODY_MAX);
 		return api_dispatch(api, c, rq);
 	case RQ_WAITING:
-		/* resumed: by a change in the VPC, the deadline, or shutdown */
-		atomic_fetch_sub(&api->parked, 1);
+		/* resumed: by a change in the VPC, the deadline, shutdown, or the
+		 * client's hang-up (closed) */
+		api_poll_leave(api, rq);
+		if (rq->gone) {
+			rq->state = RQ_DONE;
+			return MHD_NO;
+		}
 		return api_send_list(api, c, rq);
 	case RQ_HELD:
 		/* resumed by api_batch_end. An answer given before the body was read
@@ -135,13 +140,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 {
 	struct api *api = cls;
 	struct request *rq = *req_cls;
-	(void)c;
 	(void)toe;
+	api_guard_answered(api, c);
 	if (!rq)
 		return;
 	if (rq->state == RQ_WAITING) { /* closed before its answer: only at shutdown */
 		watch_cancel(api->watch, &rq->waiter);
-		atomic_fetch_sub(&api->parked, 1);
+		api_poll_leave(api, rq);
 	}
 	/* released by api_batch_end, closed before it went out */
 	if (rq->answer)
@@ -157,17 +162,25 @@ static void wake_connection(void *arg, void *conn)
 	api_kick(arg);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		api_guard_started(cls, c, socket_context);
+	else
+		api_guard_closed(cls, socket_context);
+}
+
 __attribute__((format(printf, 2, 0)))
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
 	size_t n;
-	(void)cls;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	n = strlen(msg);
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = 0;
-	log_warn("http", "%s", msg);
+	api_guard_mhd_log(cls, msg);
 }
 
 /* One round: libmicrohttpd handles every request that is ready, their writes
@@ -176,6 +189,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 static int run_round(struct api *api)
 {
 	MHD_UNSIGNED_LONG_LONG ms;
+	int64_t now, head;
 
 	api->resumed = false;
 	if (atomic_exchange(&api->quiesce, false))
@@ -183,16 +197,25 @@ static int run_round(struct api *api)
 	/* outside the batch: its own transaction, and waiters woken after it */
 	if (atomic_exchange(&api->housekeeping, false))
 		store_housekeeping(api->store, api_now_s(), &api->limits, on_vpc_changed, api);
+	if (api->hup_ready)
+		api_poll_hangups(api);
 	store_batch_begin(api->store);
 	MHD_run(api->daemon);
 	for (size_t i = 0; i < api->committed.len; i++)
 		watch_notify(api->watch, vec_at(&api->committed, i));
 	vec_truncate(&api->committed, 0);
 	api_batch_end(api);
+	/* every round, so that a busy server closes late heads too */
+	now = api_now_us() / 1000;
+	head = api_guard_sweep(api, now);
 	/* released answers go out, and woken waiters are answered, in the next MHD_run */
 	if (api->resumed || api->committed.len)
 		return 0;
 	if (MHD_get_timeout(api->daemon, &ms) == MHD_NO)
+		ms = head < 0 ? ULLONG_MAX : (MHD_UNSIGNED_LONG_LONG)(head - now);
+	else if (head >= 0 && (MHD_UNSIGNED_LONG_LONG)(head - now) < ms)
+		ms = (MHD_UNSIGNED_LONG_LONG)(head - now);
+	if (ms == ULLONG_MAX)
 		return -1;
 	return ms > INT_MAX ? INT_MAX : (int)ms;
 }
@@ -202,12 +225,12 @@ static int run_round(struct api *api)
 static void *serve(void *arg)
 {
 	struct api *api = arg;
-	struct epoll_event ev[2];
+	struct epoll_event ev[3];
 	int timeout = 0, n;
 	uint64_t kicks;
 
 	while (!atomic_load(&api->quit)) {
-		n = epoll_wait(api->epfd, ev, 2, timeout);
+		n = epoll_wait(api->epfd, ev, 3, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_error("api", "epoll_wait failed: %s", strerror(errno));
 			usleep(10 * 1000);
@@ -215,6 +238,8 @@ static void *serve(void *arg)
 		/* read, then cleared, before the round: a connection resumed
 		 * before the clear is seen by the round, one after it kicks again */
 		for (int i = 0; i < n; i++) {
+			if (ev[i].data.fd == api->hup_epfd)
+				api->hup_ready = true;
 			if (ev[i].data.fd != api->kick_fd)
 				continue;
 			if (read(api->kick_fd, &kicks, sizeof(kicks)) < 0 && errno != EAGAIN)
@@ -232,6 +257,15 @@ static int epoll_add(int epfd, int fd)
 	return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+unsigned api_per_address_limit(const struct api_config *cfg)
+{
+	unsigned n = cfg->per_address ? cfg->per_address : API_PER_ADDRESS_DEFAULT;
+	unsigned share = cfg->max_connections / API_PER_ADDRESS_SHARE;
+	if (!cfg->per_address && n > share)
+		n = share;
+	return n ? n : 1;
+}
+
 /* libmicrohttpd in external epoll mode, listening as cfg says; 0 or -EIO */
 static int start_daemon(struct api *api, const struct api_config *cfg)
 {
@@ -246,11 +280,13 @@ static int start_daemon(struct api *api, const struct api_config *cfg)
 	if (cfg->tls_cert_pem)
 		flags |= MHD_USE_TLS;
 	/* first, so that MHD's own complaints about later options reach our log */
-	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, api };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, (void *)&cfg->listen };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT, api->guard.per_address, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, api };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY, NULL };
-	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, NULL };
+	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_TIMEOUT_S, NULL };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, NULL };
 	opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, api };
 	if (cfg->tls_cert_pem) {
@@ -286,6 +322,10 @@ int api_start(const struct api_config *cfg, struct store *st, struct api **out)
 	if (!api->limits.tombstone_ttl_s)
 		api->limits.tombstone_ttl_s = TOMBSTONE_TTL_S;
 	api->listen_fd = MHD_INVALID_SOCKET;
+	api->guard.max_connections = cfg->max_connections;
+	api->guard.per_address = api_per_address_limit(cfg);
+	api->guard.header_timeout_s = cfg->header_timeout_s ? cfg->header_timeout_s : API_HEADER_TIMEOUT_S;
+	api->polls_per_token = cfg->polls_per_token ? cfg->polls_per_token : API_POLLS_PER_TOKEN;
 	memcpy(api->admin_hash, cfg->admin_hash, TOKEN_HASH_BYTES);
 	api_batch_init(api);
 	if ((api->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
@@ -295,6 +335,11 @@ int api_start(const struct api_config *cfg, struct store *st, struct api **out)
 	}
 	if ((rc = watch_new(wake_connection, api, cfg->max_connections, &api->watch)) < 0)
 		goto err_watch;
+	if ((api->hup_epfd = epoll_create1(EPOLL_CLOEXEC)) < 0) {
+		rc = -errno;
+		log_error("api", "cannot create an epoll instance: %s", strerror(errno));
+		goto err_hup;
+	}
 	if ((rc = start_daemon(api, cfg)) < 0)
 		goto err_daemon;
 
@@ -305,7 +350,7 @@ int api_start(const struct api_config *cfg, struct store *st, struct api **out)
 		goto err_epoll;
 	}
 	if (!di || (rc = epoll_add(api->epfd, di->epoll_fd)) < 0 ||
-	    (rc = epoll_add(api->epfd, api->kick_fd)) < 0) {
+	    (rc = epoll_add(api->epfd, api->kick_fd)) < 0 || (rc = epoll_add(api->epfd, api->hup_epfd)) < 0) {
 		rc = rc < 0 ? rc : -EIO;
 		log_error("api", "cannot watch the HTTP server's descriptors: %s", strerror(-rc));
 		goto err_thread;
@@ -323,6 +368,8 @@ err_thread:
 err_epoll:
 	MHD_stop_daemon(api->daemon);
 err_daemon:
+	close(api->hup_epfd);
+err_hup:
 	watch_free(api->watch);
 err_watch:
 	close(api->kick_fd);
@@ -357,6 +404,7 @@ void api_stop(struct api *api)
 	MHD_stop_daemon(api->daemon);
 	if (api->listen_fd != MHD_INVALID_SOCKET)
 		close(api->listen_fd);
+	close(api->hup_epfd);
 	watch_free(api->watch);
 	close(api->kick_fd);
 	api_cache_free(api);

@@ -31,6 +31,20 @@
 #include "token.h"
 
 #define API_BODY_MAX (64 * 1024)
+/* connections from one address: enough for many agents behind one NAT, never
+ * more than half of all (API_PER_ADDRESS_SHARE) */
+#define API_PER_ADDRESS_DEFAULT 256
+#define API_PER_ADDRESS_SHARE 2
+/* long polls one device token may have waiting: an agent needs one; room
+ * for tools sharing a token, far below the connection limit. Past it, 429
+ * with Retry-After API_POLL_RETRY_S. */
+#define API_POLLS_PER_TOKEN 64
+#define API_POLL_RETRY_S 5
+/* the idle timeout of a connection, and the most a kept-alive connection
+ * has for its next request head after an answer (seconds) */
+#define API_IDLE_TIMEOUT_S 75
+/* a connection's first request head must be complete within this (seconds) */
+#define API_HEADER_TIMEOUT_S 10
 
 struct api_config {
 	union sockaddr_any listen;
@@ -38,6 +52,9 @@ struct api_config {
 	const char *tls_key_pem;
 	uint8_t admin_hash[TOKEN_HASH_BYTES];
 	unsigned max_connections;	/* also the most long polls parked at once */
+	unsigned per_address;		/* connections from one address; 0: the default */
+	unsigned header_timeout_s;	/* a request head's total time; 0: the default */
+	unsigned polls_per_token;	/* long polls of one device token; 0: the default */
 	struct store_limits limits;	/* 0: the defaults of store.h */
 };
 
@@ -50,6 +67,8 @@ int api_start(const struct api_config *cfg, struct store *st, struct api **out);
  * by the server thread between two rounds); call it about once a second from
  * any thread */
 void api_housekeeping(struct api *api);
+/* the connections allowed from one address under cfg */
+unsigned api_per_address_limit(const struct api_config *cfg);
 /* the port bound (the configured one, or the kernel's pick for port 0) */
 uint16_t api_port(const struct api *api);
 void api_stop(struct api *api);

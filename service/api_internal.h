@@ -4,7 +4,7 @@
  * lines and VPC wake-ups for the group commit; api_reply.c builds answers;
  * api_vpc.c, api_regkey.c and api_device.c are the handlers per resource;
  * api_poll.c serves peer lists and long polls; api_metrics.c counts and
- * reports. The state of the server is one struct api, used by the server
+ * reports; api_guard.c bounds what one client holds. The state of the server is one struct api, used by the server
  * thread alone (but for what is atomic). */
 #ifndef NATMESH_SVC_API_INTERNAL_H
 #define NATMESH_SVC_API_INTERNAL_H
@@ -30,7 +30,7 @@ enum method_id { M_GET, M_POST, M_PATCH, M_DELETE, M_OTHER, M_COUNT };
 extern const char *const api_method_names[M_COUNT];
 
 /* how many statuses the API answers with (api_metrics.c lists them) */
-#define API_NCODES 12
+#define API_NCODES 13
 
 /* RQ_BODY: reading the body; RQ_WAITING: a long poll, suspended in the watch;
  * RQ_HELD: answered, suspended until the batch it may rest on is committed;
@@ -51,17 +51,23 @@ struct request {
 	int64_t since;		/* long poll */
 	struct waiter waiter;
 	bool counted;		/* /metrics counted its own answer */
-	/* RQ_HELD */
+	bool token_counted;	/* RQ_WAITING: counted against its token's long polls */
+	bool gone;		/* RQ_WAITING: the client hung up */
+	/* RQ_WAITING and RQ_HELD */
 	struct MHD_Connection *conn;
 	struct MHD_Response *answer;
 	unsigned status;
 	struct request *held_next;
 };
 
-/* the last peer list built for a VPC, shared by the waiters that want it */
+/* a peer list built for a VPC and a since, shared by the requests that want
+ * it; a VPC keeps API_LIST_CACHE_PER_VPC of them, the least recently used
+ * going first, so that clients asking different since (an agent's full list
+ * and its changes) do not evict each other's */
+#define API_LIST_CACHE_PER_VPC 4
 struct list_cache {
 	char vpc_id[UUID_STRLEN];
-	int64_t since, revision, built_ms;
+	int64_t since, revision, built_ms, used;
 	struct MHD_Response *response;
 	struct list_cache *next;
 };
@@ -73,6 +79,39 @@ struct api_notes {
 	struct vec lines;	/* char *, each malloc'd */
 	uint64_t early;
 };
+
+/* the span of a log limit: at most a few lines about connections per span */
+#define API_LOG_INTERVAL_MS 10000
+
+struct log_limit {
+	int64_t next_ms;
+	unsigned burst;
+	uint64_t suppressed;
+};
+
+struct conn_head;
+/* the connections waiting for their request head, by deadline */
+struct head_fifo {
+	struct conn_head *first, *last;
+};
+
+/* api_guard.c's state */
+struct api_guard {
+	unsigned max_connections, per_address, header_timeout_s;
+	struct head_fifo fresh;	/* new connections: the header timeout */
+	struct head_fifo kept;	/* kept alive after an answer: the idle timeout */
+	uint64_t refused, head_timeouts;
+	int64_t refused_log_ms;	/* no line about refusals before this */
+	struct log_limit log;	/* libmicrohttpd's lines and head timeouts */
+};
+
+/* the long polls a device token has waiting (api_poll.c) */
+struct poll_count {
+	char device_id[UUID_STRLEN];
+	unsigned n;
+	struct poll_count *next;
+};
+#define API_POLL_BUCKETS 256
 
 struct api {
 	struct MHD_Daemon *daemon;
@@ -90,6 +129,7 @@ struct api {
 	struct watch *watch;
 	uint8_t admin_hash[TOKEN_HASH_BYTES];
 	struct list_cache *cache;
+	int64_t cache_uses;	/* the clock of the cache's LRU */
 	/* the batch: answers held until its commit, the VPCs it changed */
 	struct request *held;
 	unsigned nheld;
@@ -102,6 +142,15 @@ struct api {
 	bool resumed;		/* answers were released: libmicrohttpd must run again */
 	uint64_t requests[R_COUNT][M_COUNT][API_NCODES];
 	atomic_int parked;	/* long polls suspended and not yet answered */
+	struct api_guard guard;
+	/* long polls: those of each device token, and the sockets of the
+	 * suspended ones, watched for a hang-up */
+	struct poll_count *polls[API_POLL_BUCKETS];
+	unsigned polls_per_token;
+	int hup_epfd;
+	bool hup_ready;		/* hup_epfd has events */
+	uint64_t polls_refused, polls_hung_up;
+	uint64_t list_builds, list_hits;	/* peer lists built, and served from the cache */
 	uint16_t port;
 };
 
@@ -183,11 +232,29 @@ void api_notes_add(struct api_notes *n, bool pending, const char *fmt, va_list a
 void api_notes_flush(struct api_notes *n, bool committed);
 void api_notes_free(struct api_notes *n);
 
+/* api_guard.c */
+/* a line of libmicrohttpd's: refusals counted, the rest rate-limited */
+void api_guard_mhd_log(struct api *api, const char *msg);
+/* MHD_OPTION_NOTIFY_CONNECTION: a connection's head deadline, set and freed */
+void api_guard_started(struct api *api, struct MHD_Connection *c, void **socket_context);
+void api_guard_closed(struct api *api, void **socket_context);
+/* the first call of a request: its head is complete */
+void api_guard_head_done(struct api *api, struct MHD_Connection *c);
+/* a request is over: the connection's next head is due */
+void api_guard_answered(struct api *api, struct MHD_Connection *c);
+/* closes the connections past their deadline; the next deadline, or -1 */
+int64_t api_guard_sweep(struct api *api, int64_t now_ms);
+bool api_log_limit_pass(struct log_limit *l, int64_t now_ms);
+
 /* api_metrics.c */
 void api_count(struct api *api, const struct request *rq, unsigned status);
 
 /* api_poll.c */
 enum MHD_Result api_send_list(struct api *api, struct MHD_Connection *c, struct request *rq);
+/* a long poll leaves RQ_WAITING: woken, hung up or closed */
+void api_poll_leave(struct api *api, struct request *rq);
+/* the suspended long polls whose clients hung up are resumed, to be closed */
+void api_poll_hangups(struct api *api);
 void api_cache_drop(struct api *api, const char *vpc_id);
 void api_cache_free(struct api *api);
 

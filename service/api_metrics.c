@@ -1,13 +1,13 @@
 /* api_metrics: GET /healthz and GET /metrics (Prometheus text format): the
  * requests answered by route, method and status, the devices, VPCs and
- * waiters, and the group commit's counters. */
+ * waiters, the group commit's counters and the guard's refusals. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "api_internal.h"
 
 /* the statuses the API answers with, for the request counters */
-static const unsigned codes[API_NCODES] = { 200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 500, 503 };
+static const unsigned codes[API_NCODES] = { 200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 429, 500, 503 };
 
 void api_count(struct api *api, const struct request *rq, unsigned status)
 {
@@ -71,6 +71,21 @@ enum MHD_Result api_metrics(struct api *api, struct MHD_Connection *c, struct re
 		   "# TYPE meshsvc_log_lines_early_total counter\nmeshsvc_log_lines_early_total %llu\n",
 		(unsigned long long)stats.commits, (unsigned long long)stats.writes,
 		(unsigned long long)stats.failed_commits, (unsigned long long)api->notes.early);
+	fprintf(f, "# HELP meshsvc_connections_refused_total Connections refused at the connection limit, total or per address.\n"
+		   "# TYPE meshsvc_connections_refused_total counter\nmeshsvc_connections_refused_total %llu\n"
+		   "# HELP meshsvc_request_head_timeouts_total Connections closed for a request head not complete in time.\n"
+		   "# TYPE meshsvc_request_head_timeouts_total counter\nmeshsvc_request_head_timeouts_total %llu\n",
+		(unsigned long long)api->guard.refused, (unsigned long long)api->guard.head_timeouts);
+	fprintf(f, "# HELP meshsvc_long_polls_refused_total Long polls refused with 429: their token had too many waiting.\n"
+		   "# TYPE meshsvc_long_polls_refused_total counter\nmeshsvc_long_polls_refused_total %llu\n"
+		   "# HELP meshsvc_long_polls_hung_up_total Long polls closed while waiting: their client hung up.\n"
+		   "# TYPE meshsvc_long_polls_hung_up_total counter\nmeshsvc_long_polls_hung_up_total %llu\n",
+		(unsigned long long)api->polls_refused, (unsigned long long)api->polls_hung_up);
+	fprintf(f, "# HELP meshsvc_list_builds_total Peer lists built from the database.\n"
+		   "# TYPE meshsvc_list_builds_total counter\nmeshsvc_list_builds_total %llu\n"
+		   "# HELP meshsvc_list_cache_hits_total Peer lists served from the cache.\n"
+		   "# TYPE meshsvc_list_cache_hits_total counter\nmeshsvc_list_cache_hits_total %llu\n",
+		(unsigned long long)api->list_builds, (unsigned long long)api->list_hits);
 	if (fclose(f) != 0) {
 		free(text);
 		return MHD_NO;

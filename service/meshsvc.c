@@ -30,12 +30,15 @@
 /* the bounds of --offline-after and --tombstone-ttl (a year) */
 #define OFFLINE_AFTER_MIN 2
 #define LIMIT_MAX_S (366 * 24 * 3600)
+/* the bound of --per-address (and of the other counts) */
+#define COUNT_MAX 1000000
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: meshsvc [--listen ADDR:PORT] [--db PATH] [--tls-cert FILE --tls-key FILE]\n"
 		"               [--admin-token-file FILE] [--offline-after S] [--tombstone-ttl S]\n"
+		"               [--per-address N] [--header-timeout S] [--polls-per-token N]\n"
 		"               [--log-format text|json] [--verbose]\n"
 		"\n"
 		"  --listen ADDR:PORT       address to serve on (default " DEFAULT_LISTEN "; port 0: any)\n"
@@ -48,9 +51,18 @@ static void usage(FILE *f)
 		"  --tombstone-ttl S        a deleted device's tombstone is kept S seconds; a client\n"
 		"                           whose last revision is older gets the whole list\n"
 		"                           (default %d; %d..%d)\n"
+		"  --per-address N          connections from one address (default %d, at most\n"
+		"                           half of the connection limit; 1..%d)\n"
+		"  --header-timeout S       a connection's request head must be complete within\n"
+		"                           S seconds of its start, however slowly it trickles in\n"
+		"                           (default %d; 1..%d)\n"
+		"  --polls-per-token N      long polls one device token may have waiting; past\n"
+		"                           them, 429 with Retry-After (default %d; 1..%d)\n"
 		"  --log-format text|json   log lines for people or machines (default text)\n"
 		"  --verbose                debug logs\n",
-		DEVICE_ONLINE_WINDOW_S, OFFLINE_AFTER_MIN, LIMIT_MAX_S, TOMBSTONE_TTL_S, 1, LIMIT_MAX_S);
+		DEVICE_ONLINE_WINDOW_S, OFFLINE_AFTER_MIN, LIMIT_MAX_S, TOMBSTONE_TTL_S, 1, LIMIT_MAX_S,
+		API_PER_ADDRESS_DEFAULT, COUNT_MAX, API_HEADER_TIMEOUT_S, API_IDLE_TIMEOUT_S,
+		API_POLLS_PER_TOKEN, COUNT_MAX);
 }
 
 /* the whole file, NUL-terminated */
@@ -160,6 +172,21 @@ static int64_t parse_seconds(const char *name, const char *text, int64_t min)
 	return v;
 }
 
+/* a count in 1..max for option name, or 0 (said why) */
+static unsigned parse_count(const char *name, const char *text, unsigned max)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(text, &end, 10);
+	if (errno || end == text || *end || text[0] == '-' || v < 1 || v > max) {
+		fprintf(stderr, "meshsvc: --%s wants a whole number, 1..%u: %s\n", name, max, text);
+		return 0;
+	}
+	return (unsigned)v;
+}
+
 /* as many descriptors as allowed: every long poll holds one */
 static unsigned raise_nofile(void)
 {
@@ -201,6 +228,7 @@ struct options {
 	enum log_format format;
 	enum log_level level;
 	struct store_limits limits;
+	unsigned per_address, header_timeout_s, polls_per_token;	/* 0: the defaults */
 };
 
 /* 0 to go on; -EINVAL (or -ENOMEM) to stop with the exit status in *status
@@ -215,6 +243,9 @@ static int parse_args(int argc, char **argv, struct options *o, int *status)
 		{ "admin-token-file", required_argument, NULL, 'a' },
 		{ "offline-after", required_argument, NULL, 'o' },
 		{ "tombstone-ttl", required_argument, NULL, 't' },
+		{ "per-address", required_argument, NULL, 'p' },
+		{ "header-timeout", required_argument, NULL, 'H' },
+		{ "polls-per-token", required_argument, NULL, 'P' },
 		{ "log-format", required_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -251,6 +282,18 @@ static int parse_args(int argc, char **argv, struct options *o, int *status)
 			if ((o->limits.tombstone_ttl_s = parse_seconds("tombstone-ttl", optarg, 1)) < 0)
 				return -EINVAL;
 			break;
+		case 'p':
+			if (!(o->per_address = parse_count("per-address", optarg, COUNT_MAX)))
+				return -EINVAL;
+			break;
+		case 'H':
+			if (!(o->header_timeout_s = parse_count("header-timeout", optarg, API_IDLE_TIMEOUT_S)))
+				return -EINVAL;
+			break;
+		case 'P':
+			if (!(o->polls_per_token = parse_count("polls-per-token", optarg, COUNT_MAX)))
+				return -EINVAL;
+			break;
 		case 'v': o->level = LOG_DEBUG; break;
 		case 'h': usage(stdout); *status = 0; return -EINVAL;
 		default: usage(stderr); return -EINVAL;
@@ -278,6 +321,9 @@ int main(int argc, char **argv)
 		goto err_args;
 	status = 1;
 	cfg.limits = o.limits;
+	cfg.per_address = o.per_address;
+	cfg.header_timeout_s = o.header_timeout_s;
+	cfg.polls_per_token = o.polls_per_token;
 	log_setup(o.format, o.level);
 	if (addr_parse(o.listen, &cfg.listen) < 0) {
 		log_error("meshsvc", "--listen wants IP:PORT or [IPv6]:PORT value=%s", o.listen);
@@ -316,8 +362,9 @@ int main(int argc, char **argv)
 	if (api_start(&cfg, st, &api) < 0)
 		goto err_api;
 	addr_set_port(&cfg.listen, api_port(api));
-	log_info("meshsvc", "listening url=%s://%s db=%s max_connections=%u", cert ? "https" : "http",
-		 addr_format(&cfg.listen, where, sizeof(where)), o.db, cfg.max_connections);
+	log_info("meshsvc", "listening url=%s://%s db=%s max_connections=%u per_address=%u", cert ? "https" : "http",
+		 addr_format(&cfg.listen, where, sizeof(where)), o.db, cfg.max_connections,
+		 api_per_address_limit(&cfg));
 
 	run_until_signal(api, &sigs);
 	status = 0;

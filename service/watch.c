@@ -260,12 +260,14 @@ size_t watch_notify(struct watch *w, const char *vpc_id)
 	return wake_chain(w, chain);
 }
 
-void watch_cancel(struct watch *w, struct waiter *wt)
+bool watch_cancel(struct watch *w, struct waiter *wt)
 {
+	bool was;
 	pthread_mutex_lock(&w->lock);
-	if (wt->waiting)
+	if ((was = wt->waiting))
 		detach(w, wt);
 	pthread_mutex_unlock(&w->lock);
+	return was;
 }
 
 size_t watch_count(struct watch *w)

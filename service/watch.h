@@ -36,8 +36,9 @@ void watch_free(struct watch *w);
 int watch_add(struct watch *w, struct waiter *wt, const char *vpc_id, int64_t deadline_ms, void *conn);
 /* wakes every waiter of the VPC; returns how many */
 size_t watch_notify(struct watch *w, const char *vpc_id);
-/* removes a waiter that was not woken (its request went away) */
-void watch_cancel(struct watch *w, struct waiter *wt);
+/* removes a waiter that was not woken (its request went away); true if it
+ * was still waiting, false if its wake has come or is under way */
+bool watch_cancel(struct watch *w, struct waiter *wt);
 size_t watch_count(struct watch *w);
 /* waiters refused, at the maximum or for memory */
 uint64_t watch_refused(struct watch *w);

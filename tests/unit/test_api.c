@@ -174,3 +174,39 @@ Test(api, log_lines_past_the_maximum_are_written_at_once_and_counted)
 	cr_expect_str_eq(buf, "info api: device deleted id=1\ninfo api: device deleted id=2\n");
 	api_notes_free(&n);
 }
+
+Test(api, per_address_limit_defaults_to_a_share_of_the_connections)
+{
+	static const struct {
+		unsigned max_connections, per_address, want;
+	} cases[] = {
+		{ 19936, 0, API_PER_ADDRESS_DEFAULT },	/* a large limit: the default */
+		{ 192, 0, 96 },				/* a small one: half of it */
+		{ 1, 0, 1 },				/* never 0 */
+		{ 192, 500, 500 },			/* an explicit value is kept */
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct api_config cfg = { .max_connections = cases[i].max_connections,
+					  .per_address = cases[i].per_address };
+		cr_expect_eq(api_per_address_limit(&cfg), cases[i].want, "case %zu", i);
+	}
+}
+
+Test(api, log_limit_lets_a_burst_through_then_one_interval_at_a_time)
+{
+	static const struct {
+		int64_t now_ms;
+		bool pass;
+		uint64_t suppressed;
+	} steps[] = {
+		{ 0, true, 0 }, { 1, true, 0 }, { 2, true, 0 },	/* the burst */
+		{ 3, false, 1 }, { 5000, false, 2 },		/* then quiet */
+		{ API_LOG_INTERVAL_MS, true, 2 },		/* a new interval */
+		{ API_LOG_INTERVAL_MS + 1, true, 2 },
+	};
+	struct log_limit l = { 0 };
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		cr_expect_eq(api_log_limit_pass(&l, steps[i].now_ms), steps[i].pass, "step %zu", i);
+		cr_expect_eq(l.suppressed, steps[i].suppressed, "step %zu", i);
+	}
+}

@@ -103,3 +103,22 @@ Test(watch, refuses_past_its_maximum_and_counts)
 	cr_expect_eq(watch_refused(wt), 1);
 	watch_free(wt);
 }
+
+Test(watch, cancel_says_whether_the_waiter_was_still_waiting)
+{
+	struct waiter w[2];
+	struct watch *wt;
+	memset(w, 0, sizeof(w));
+	memset(woken, 0, sizeof(woken));
+	cr_assert_eq(watch_new(wake, NULL, 4, &wt), 0);
+	int64_t far = watch_now_ms() + 60000;
+	cr_assert_eq(watch_add(wt, &w[0], VPC_A, far, (void *)0), 0);
+	cr_assert_eq(watch_add(wt, &w[1], VPC_B, far, (void *)1), 0);
+	cr_expect(watch_cancel(wt, &w[0]), "a waiting waiter is cancelled: its owner closes it");
+	cr_expect_not(watch_cancel(wt, &w[0]), "only once");
+	cr_expect_eq(watch_notify(wt, VPC_B), 1);
+	cr_expect_not(watch_cancel(wt, &w[1]), "a woken waiter is not: its wake resumes it");
+	cr_expect_eq(count_of(0), 0);
+	cr_expect_eq(count_of(1), 1);
+	watch_free(wt);
+}

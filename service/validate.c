@@ -258,6 +258,20 @@ static int rk_single_use(const char *name, const json_t *v, void *spec, struct v
 	return get_bool(name, v, &((struct regkey_spec *)spec)->single_use, err);
 }
 
+static int rk_relay(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	return get_bool(name, v, &((struct regkey_spec *)spec)->relay, err);
+}
+
+static int rk_max_devices(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	struct regkey_spec *s = spec;
+	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > REGKEY_MAX_DEVICES_MAX)
+		return validate_fail(err, name, "must be an integer 1..%d", REGKEY_MAX_DEVICES_MAX);
+	s->max_devices = json_integer_value(v);
+	return 0;
+}
+
 static int rk_expires_at(const char *name, const json_t *v, void *spec, struct verr *err)
 {
 	struct regkey_spec *s = spec;
@@ -280,7 +294,10 @@ static const struct field regkey_fields[] = {
 	{ "single_use", rk_single_use, false, 0 },
 	{ "expires_at", rk_expires_at, false, 0 },
 	{ "description", rk_description, false, 0 },
+	{ "relay", rk_relay, false, 0 },
+	{ "max_devices", rk_max_devices, false, 0 },
 	{ "id", NULL, false, 0 },
+	{ "registrations", NULL, false, 0 },
 	{ "secret", NULL, false, 0 },
 	{ "created_at", NULL, false, 0 },
 };
@@ -289,6 +306,7 @@ int validate_regkey_create(const json_t *body, int64_t now, struct regkey_spec *
 {
 	int rc;
 	memset(out, 0, sizeof(*out));
+	out->max_devices = REGKEY_MAX_DEVICES_DEFAULT;
 	rc = check_fields(body, regkey_fields, sizeof(regkey_fields) / sizeof(regkey_fields[0]), out,
 			  NULL, err);
 	if (rc < 0)

@@ -94,6 +94,8 @@ Test(validate, regkey_create)
 		{ "{\"vpc_id\":\"" UUID "\",\"description\":\"tab\\there\"}", false, "description" },
 		{ "{\"vpc_id\":\"" UUID "\",\"secret\":\"x\"}", false, "secret" },
 		{ "{\"vpc_id\":\"" UUID "\",\"uses\":3}", false, "uses" },
+		{ "{\"vpc_id\":\"" UUID "\",\"relay\":true}", true, NULL },
+		{ "{\"vpc_id\":\"" UUID "\",\"relay\":\"yes\"}", false, "relay" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct regkey_spec spec;

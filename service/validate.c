@@ -385,14 +385,46 @@ static bool is_stun_source(const char *s)
 	return addr_parse(probe, &a) == 0 && addr_port(&a) != 0;
 }
 
-static bool is_unspecified(const union sockaddr_any *a)
+/* Why an address is no place to send handshakes to, or NULL: an endpoint is
+ * where every agent of the VPC sends initiations, so one that reaches the
+ * agents' own hosts (loopback, unspecified), many hosts at once (multicast,
+ * the limited broadcast) or the link they sit on (link-local, where cloud
+ * metadata services live) would make the agents a reflector aimed by one
+ * PATCH (issue 15, point 5). IPv4-mapped IPv6 addresses are judged as IPv4. */
+static const char *unusable_address(const union sockaddr_any *a)
 {
+	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 	size_t n;
 	const uint8_t *b = addr_ip_bytes(a, &n);
+	bool zero = true;
+
+	if (n == 16 && !memcmp(b, v4mapped, sizeof(v4mapped))) {
+		b += 12;
+		n = 4;
+	}
 	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
+		zero &= !b[i];
+	if (zero)
+		return "unspecified";
+	if (n == 4) {
+		if (b[0] == 127)
+			return "loopback (127.0.0.0/8)";
+		if (b[0] == 169 && b[1] == 254)
+			return "link-local (169.254.0.0/16)";
+		if ((b[0] & 0xf0) == 224)
+			return "multicast (224.0.0.0/4)";
+		if (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255)
+			return "the limited broadcast (255.255.255.255)";
+		return NULL;
+	}
+	static const uint8_t loopback6[16] = { [15] = 1 };
+	if (!memcmp(b, loopback6, 16))
+		return "loopback (::1)";
+	if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
+		return "link-local (fe80::/10)";
+	if (b[0] == 0xff)
+		return "multicast (ff00::/8)";
+	return NULL;
 }
 
 static int endpoint(const json_t *v, size_t i, json_t **out, struct verr *err)
@@ -425,8 +457,11 @@ static int endpoint(const json_t *v, size_t i, json_t **out, struct verr *err)
 	snprintf(field, sizeof(field), "endpoints[%zu].address", i);
 	if (!address)
 		return validate_fail(err, field, "required field is missing");
-	if (addr_parse(address, &a) < 0 || addr_port(&a) == 0 || is_unspecified(&a))
+	const char *unusable;
+	if (addr_parse(address, &a) < 0 || addr_port(&a) == 0)
 		return validate_fail(err, field, "must be IP:PORT (or [IPv6]:PORT) with a port 1..65535");
+	if ((unusable = unusable_address(&a)))
+		return validate_fail(err, field, "must be a unicast address peers can reach, not %s", unusable);
 	*out = json_pack("{s:s, s:s}", "source", source, "address", addr_format(&a, addrbuf, sizeof(addrbuf)));
 	return *out ? 0 : -ENOMEM;
 }

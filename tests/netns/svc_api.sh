@@ -231,6 +231,13 @@ for body in '{"os":"x"}' '{"endpoints":[{"source":"moon","address":"1.2.3.4:5"}]
 	api PATCH "/api/devices/$ID_a" "$TOK_a" "$body"
 	[ "$STATUS" = 400 ] || not_ok "PATCH $body: 400 (got $STATUS)"
 done
+# issue 15, point 5: no endpoint that makes every agent a reflector
+for a in 127.0.0.1:51820 '[::1]:51820' 0.0.0.0:1 224.0.0.1:5 255.255.255.255:5 '[ff02::1]:5' 169.254.169.254:80 '[fe80::1]:5'; do
+	api PATCH "/api/devices/$ID_a" "$TOK_a" "{\"endpoints\":[{\"source\":\"local\",\"address\":\"198.51.100.7:5\"},{\"source\":\"local\",\"address\":\"$a\"}]}"
+	[ "$STATUS:$(jfield field)" = "400:endpoints[1].address" ] || not_ok "PATCH endpoint $a: 400 field endpoints[1].address (got $STATUS: $OUT)"
+done
+register ep "$KEY" '"endpoints":[{"source":"local","address":"169.254.169.254:80"}]'
+check "a registration with a link-local endpoint: 400 naming the field" test "$STATUS:$(jfield field)" = "400:endpoints[0].address"
 api GET "/api/vpcs/$VPC/devices" "$TOK_a"
 check "refused PATCH bodies: 400 and no new revision" test "$(jfield revision)" = "$REV"
 api GET "/api/vpcs/$VPC/devices?since=x" "$TOK_a"

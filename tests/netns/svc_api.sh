@@ -11,6 +11,17 @@ svc_start
 check "admin token file created with mode 0600" test "$(stat -c %a "$WORK/db.admin-token")" = 600
 check "meshsvc says where the admin token is" grep -q "admin token (mode 0600) path=$WORK/db.admin-token" "$WORK/svc.log"
 
+# issue 15, point 10: the admin token opens everything; meshctl refuses a
+# token file others may read, and names the fix
+cp "$WORK/db.admin-token" "$WORK/shared-token"
+chmod 644 "$WORK/shared-token"
+out=$("$CTL" --service "$URL" --token-file "$WORK/shared-token" vpc list 2>&1)
+rc=$?
+check "meshctl refuses a token file group or others may read, naming chmod 600 FILE" \
+	bash -c "test $rc = 1 && grep -q 'chmod 600 $WORK/shared-token' <<<'$out'"
+chmod 600 "$WORK/shared-token"
+check "and takes it with mode 0600" "$CTL" --service "$URL" --token-file "$WORK/shared-token" vpc list
+
 api GET /healthz ""
 check "/healthz answers without a token" test "$STATUS" = 200
 

@@ -273,6 +273,7 @@ static void token_save(struct svc *s, const char *token)
 {
 	char tmp[sizeof(s->token_file) + 8];
 	size_t len = strlen(token);
+	bool ok;
 	int fd;
 
 	if (!s->token_file[0])
@@ -283,10 +284,10 @@ static void token_save(struct svc *s, const char *token)
 		log_warn("svc", "cannot write the device token file %s: %s", tmp, strerror(errno));
 		return;
 	}
-	if (write(fd, token, len) != (ssize_t)len || write(fd, "\n", 1) != 1 || fsync(fd) < 0 ||
-	    close(fd) < 0 || rename(tmp, s->token_file) < 0) {
+	ok = write(fd, token, len) == (ssize_t)len && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+	ok &= close(fd) == 0;
+	if (!ok || rename(tmp, s->token_file) < 0) {
 		log_warn("svc", "cannot write the device token file %s: %s", s->token_file, strerror(errno));
-		close(fd);
 		unlink(tmp);
 	}
 }
@@ -309,11 +310,10 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 	struct svc_event *ev;
 	struct svc_err err;
 	json_t *body, *ans = NULL;
-	long status;
-	int rc;
-
 	char cred[sizeof(s->reg_key)];
+	long status;
 	bool again;
+	int rc;
 
 	pthread_mutex_lock(&s->mu);
 	body = fit_body(s, svcjson_register_body(s->cfg.pub, s->os, &s->report));
@@ -332,9 +332,11 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 	json_decref(body);
 	if (rc < 0)
 		goto out;
-	if (again && (status == 401 || status == 403)) {
+	if (again && (status == 401 || (status == 403 && !json_object_get(ans, "field")))) {
 		/* the device is gone (or the service predates registering
-		 * again with a token): the registration key, at once */
+		 * again with a token and refuses the scope, naming no field):
+		 * the registration key, at once. A 403 that names a field is
+		 * about this device (its relay flag): it keeps its token. */
 		snprintf(why, whylen, "the device token was refused (HTTP %ld %s): registering with the key",
 			 status, svchttp_error_text(ans));
 		log_warn("svc", "%s", why);

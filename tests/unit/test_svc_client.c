@@ -29,6 +29,7 @@ struct fake {
 	int fail_first_poll;		/* answer this many polls with 503 */
 	bool old_nat;			/* refuse nat.ipv4/ipv6, as meshsvc did before them */
 	atomic_bool refuse_tokens;	/* answer registrations with a device token 401 */
+	atomic_bool refuse_relay;	/* ... 403 naming the field relay */
 	/* what it saw */
 	atomic_int registrations, polls, patches, nat_refusals;
 	char last_patch[4096];
@@ -122,6 +123,11 @@ static void serve(struct fake *f, int fd)
 			snprintf(f->reg_auth, sizeof(f->reg_auth), "%.*s", (int)strcspn(auth + 22, "\r"), auth + 22);
 		snprintf(f->last_reg, sizeof(f->last_reg), "%s", body);
 		pthread_mutex_unlock(&f->mu);
+		if (auth && !strncmp(auth + 22, "nmdev_", 6) && atomic_load(&f->refuse_relay)) {
+			reply(fd, 403, "{\"error\":\"relaying is granted by the admin\",\"field\":\"relay\"}");
+			json_decref(b);
+			return;
+		}
 		if (auth && !strncmp(auth + 22, "nmdev_", 6) && atomic_load(&f->refuse_tokens)) {
 			reply(fd, 401, "{\"error\":\"a valid bearer token is required\"}");
 			json_decref(b);
@@ -403,6 +409,23 @@ Test(svc, registers_again_with_the_token_it_kept, .timeout = 30)
 	register_once(&f, &cfg, auth, sizeof(auth));
 	cr_expect_str_eq(auth, "nmreg_secret", "a refused token: the registration key at once");
 	cr_expect_eq(atomic_load(&f.registrations) - before, 2);
+
+	/* a refusal about the device itself (its relay flag) is no reason to
+	 * drop its identity: the token is kept and sent again */
+	atomic_store(&f.refuse_tokens, false);
+	atomic_store(&f.refuse_relay, true);
+	cr_assert_not_null(fp = fopen(file, "w"));
+	fputs(TOKEN "\n", fp);
+	fclose(fp);
+	before = atomic_load(&f.registrations);
+	cr_assert_eq(svc_new(&cfg, NULL, &s), 0);
+	cr_expect_null(wait_event(s, SVC_EV_REGISTERED, 1500));
+	svc_free(s);
+	cr_expect_geq(atomic_load(&f.registrations) - before, 2, "retried");
+	pthread_mutex_lock(&f.mu);
+	cr_expect_str_eq(f.reg_auth, TOKEN, "with the token each time");
+	pthread_mutex_unlock(&f.mu);
+	cr_expect_eq(access(file, F_OK), 0, "which is kept");
 
 	cr_assert_eq(chmod(file, 0644), 0);
 	cr_expect_eq(svc_new(&cfg, NULL, &s), -EPERM, "a token file group or others may read");

@@ -6,14 +6,17 @@ import itertools, json, sys
 out = sys.argv[1]
 
 def meshd(extra=(), after=("relay/meshd",), svc="svc", stun=True):
-    argv = ["meshd"] + list(extra) + ["--service", "https://${ip:%s}:8443" % svc, "--reg-key-file", "${run}/regkey",
+    # relays are granted: a relay registers with the key that mints relays
+    key = "${run}/relaykey" if "--relay" in extra else "${run}/regkey"
+    argv = ["meshd"] + list(extra) + ["--service", "https://${ip:%s}:8443" % svc, "--reg-key-file", key,
             "--ca", "${ca}", "--hostname", "${node}", "--state-dir", "${run}/nodes/${node}/state"]
     if stun:
         argv += ["--stun", "${ip:stun/eth0}:3478", "--stun", "${ip:stun/eth1}:3478"]
     return {"after": list(after), "argv": argv, "ready": {"file": "${run}/nodes/${node}/run-meshd/mesh0.sock"}}
 
 REGKEY = ("set -e; m=\"meshctl --service https://${ip}:8443 --token-file ${run}/meshsvc.sqlite.admin-token --ca ${ca} -o json\"; "
-          "vpc=$($m vpc create lab | jq -r .id); $m reg-key create --vpc $vpc | jq -r .secret > ${run}/regkey; test -s ${run}/regkey")
+          "vpc=$($m vpc create lab | jq -r .id); $m reg-key create --vpc $vpc | jq -r .secret > ${run}/regkey; "
+          "$m reg-key create --vpc $vpc --relay | jq -r .secret > ${run}/relaykey; test -s ${run}/relaykey; test -s ${run}/regkey")
 
 def base(name, desc, timeout=60, relays=("relay",), loss=0):
     L = (lambda d: dict(d, loss_percent=loss) if loss else d)

@@ -1,25 +1,82 @@
 /* api_device: the handlers of /api/devices and /api/devices/{id}: a
  * registration key registers a device (its token sealed to its WireGuard
- * key), a device reads and changes itself, the admin sees and deletes any. */
+ * key) and a device registers again with its token; a device reads and
+ * changes itself; the admin sees and deletes any, and grants or takes
+ * relaying. */
 #include <errno.h>
 #include <sodium.h>
 #include <string.h>
 
 #include "api_internal.h"
 
+/* a device registers again only as itself: the body names its own key */
+static bool own_key(struct api *api, const struct request *rq, const json_t *body)
+{
+	const char *named = json_string_value(json_object_get(body, "public_key"));
+	json_t *dev = NULL;
+	bool same;
+
+	if (!named || store_device_get(api->store, rq->who.id, &dev, NULL) < 0)
+		return false;
+	same = !strcmp(named, json_string_value(json_object_get(dev, "public_key")));
+	json_decref(dev);
+	return same;
+}
+
+static enum MHD_Result register_refused(struct api *api, struct MHD_Connection *c, struct request *rq, int rc)
+{
+	switch (rc) {
+	case -ENOENT:
+		if (rq->who.scope == TOKEN_DEVICE)
+			return api_send_error(api, c, rq, MHD_HTTP_UNAUTHORIZED, NULL, "the device no longer exists");
+		return api_send_error(api, c, rq, MHD_HTTP_UNAUTHORIZED, NULL, "registration key no longer exists");
+	case -EKEYEXPIRED:
+		return api_send_error(api, c, rq, MHD_HTTP_UNAUTHORIZED, NULL, "registration key expired");
+	case -EKEYREVOKED:
+		return api_send_error(api, c, rq, MHD_HTTP_UNAUTHORIZED, NULL,
+				      "single-use registration key was already used");
+	case -EDQUOT:
+		return api_send_error(api, c, rq, MHD_HTTP_FORBIDDEN, NULL,
+				      "the registration key registered its max_devices devices");
+	case -EEXIST:
+		return api_send_error(api, c, rq, MHD_HTTP_CONFLICT, "public_key",
+				      "a device with this public key is registered: it registers again with its "
+				      "device token, not a registration key");
+	case -EACCES:
+		return api_send_error(api, c, rq, MHD_HTTP_FORBIDDEN, "public_key",
+				      "a device registers again only with its own public key");
+	case -EXDEV:
+		return api_send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, "vpc_id",
+				      "the registration key belongs to another VPC");
+	case -ENOSPC:
+		return api_send_error(api, c, rq, MHD_HTTP_CONFLICT, NULL, "the VPC has no free tunnel address");
+	case -EPERM:
+		return api_send_error(api, c, rq, MHD_HTTP_FORBIDDEN, "relay",
+				      "relaying is granted by the admin: register with a key that mints relays");
+	default:
+		return api_send_internal(api, c, rq, rc);
+	}
+}
+
+/* With a registration key: a new device (201). With a device token: that
+ * device again, proven by the token it holds (200): the public key alone is
+ * known to the whole VPC and proves nothing. */
 enum MHD_Result api_device_register(struct api *api, struct MHD_Connection *c, struct request *rq,
 				    const json_t *body)
 {
 	char token[TOKEN_STRLEN], sealed[TOKEN_SEALED_B64LEN];
+	bool again = rq->who.scope == TOKEN_DEVICE;
 	uint8_t hash[TOKEN_HASH_BYTES];
 	struct device_spec spec;
-	bool created = false;
 	enum MHD_Result ret;
 	int64_t before = 0;
 	json_t *out = NULL, *vpc;
 	struct verr e;
 	int rc;
 
+	if (again && !own_key(api, rq, body))
+		return api_send_error(api, c, rq, MHD_HTTP_FORBIDDEN, "public_key",
+				      "a device registers again only with its own public key");
 	if (validate_device_register(body, &spec, &e) < 0)
 		return api_send_verr(api, c, rq, &e);
 	token_generate(TOKEN_DEVICE, token);
@@ -31,42 +88,23 @@ enum MHD_Result api_device_register(struct api *api, struct MHD_Connection *c, s
 	}
 	token_hash(token, hash);
 	store_vpc_revision(api->store, rq->who.vpc_id, &before);
-	rc = store_device_register(api->store, rq->who.id, &spec, hash, api_now_s(), &out, &created);
-	switch (rc) {
-	case 0:
-		break;
-	case -ENOENT:
-		ret = api_send_error(api, c, rq, MHD_HTTP_UNAUTHORIZED, NULL, "registration key no longer exists");
-		goto out;
-	case -EKEYEXPIRED:
-		ret = api_send_error(api, c, rq, MHD_HTTP_UNAUTHORIZED, NULL, "registration key expired");
-		goto out;
-	case -EKEYREVOKED:
-		ret = api_send_error(api, c, rq, MHD_HTTP_UNAUTHORIZED, NULL,
-				     "single-use registration key was already used by another device");
-		goto out;
-	case -EXDEV:
-		ret = api_send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, "vpc_id",
-				     "the registration key belongs to another VPC");
-		goto out;
-	case -ENOSPC:
-		ret = api_send_error(api, c, rq, MHD_HTTP_CONFLICT, NULL, "the VPC has no free tunnel address");
-		goto out;
-	default:
-		ret = api_send_internal(api, c, rq, rc);
+	rc = again ? store_device_reregister(api->store, rq->who.id, &spec, hash, api_now_s(), &out)
+		   : store_device_register(api->store, rq->who.id, &spec, hash, api_now_s(), &out);
+	if (rc < 0) {
+		ret = register_refused(api, c, rq, rc);
 		goto out;
 	}
 	/* the agent learns its VPC's prefix here, for its interface route */
 	if (store_vpc_get(api->store, rq->who.vpc_id, &vpc) == 0)
 		json_object_set_new(out, "vpc", vpc);
 	json_object_set_new(out, "device_token", json_string(sealed));
-	if (created)
+	if (!again)
 		api_log_write(api, "device registered id=%s vpc=%s tunnel_ip=%s",
 			      json_string_value(json_object_get(out, "id")), rq->who.vpc_id,
 			      json_string_value(json_object_get(out, "tunnel_ip")));
 	/* new, or back online */
 	api_notify_if_changed(api, rq->who.vpc_id, before);
-	ret = api_send_json(api, c, rq, created ? MHD_HTTP_CREATED : MHD_HTTP_OK, out);
+	ret = api_send_json(api, c, rq, again ? MHD_HTTP_OK : MHD_HTTP_CREATED, out);
 out:
 	sodium_memzero(token, sizeof(token));
 	device_spec_clear(&spec);
@@ -85,9 +123,8 @@ enum MHD_Result api_device_list(struct api *api, struct MHD_Connection *c, struc
 /* The device of the path, if the caller may see it: 404 for devices of
  * another VPC; 403 when it may see but not change it (write). */
 static enum MHD_Result load_device(struct api *api, struct MHD_Connection *c, struct request *rq,
-				   bool write, json_t **out)
+				   bool write, json_t **out, char vpc_id[UUID_STRLEN])
 {
-	char vpc_id[UUID_STRLEN];
 	int rc = store_device_get(api->store, rq->id, out, vpc_id);
 
 	if (rc == -ENOENT || (rc == 0 && !api_may_read_vpc(rq, vpc_id))) {
@@ -110,15 +147,36 @@ static enum MHD_Result load_device(struct api *api, struct MHD_Connection *c, st
 enum MHD_Result api_device_get(struct api *api, struct MHD_Connection *c, struct request *rq,
 			       const json_t *body)
 {
+	char vpc_id[UUID_STRLEN];
 	json_t *out;
-	enum MHD_Result ret = load_device(api, c, rq, false, &out);
+	enum MHD_Result ret = load_device(api, c, rq, false, &out, vpc_id);
 	(void)body;
 	return out ? api_send_json(api, c, rq, MHD_HTTP_OK, out) : ret;
+}
+
+/* The admin grants or takes relaying and changes nothing else; a device
+ * changes what it reports, and its relay flag only by naming the one it has. */
+static bool patch_allowed(struct api *api, struct MHD_Connection *c, struct request *rq,
+			  const struct device_spec *spec, const json_t *device, enum MHD_Result *ret)
+{
+	if (rq->who.scope == TOKEN_ADMIN && spec->set != DEV_RELAY) {
+		*ret = api_send_error(api, c, rq, MHD_HTTP_FORBIDDEN, NULL,
+				      "the admin changes only relay; a device reports the rest itself");
+		return false;
+	}
+	if (rq->who.scope == TOKEN_DEVICE && (spec->set & DEV_RELAY) &&
+	    spec->relay != json_is_true(json_object_get(device, "relay"))) {
+		*ret = api_send_error(api, c, rq, MHD_HTTP_FORBIDDEN, "relay",
+				      "relaying is granted by the admin, not claimed by a device");
+		return false;
+	}
+	return true;
 }
 
 enum MHD_Result api_device_patch(struct api *api, struct MHD_Connection *c, struct request *rq,
 				 const json_t *body)
 {
+	char vpc_id[UUID_STRLEN];
 	struct device_spec spec;
 	enum MHD_Result ret;
 	int64_t before = 0;
@@ -126,19 +184,28 @@ enum MHD_Result api_device_patch(struct api *api, struct MHD_Connection *c, stru
 	struct verr e;
 	int rc;
 
-	ret = load_device(api, c, rq, true, &out);
+	ret = load_device(api, c, rq, true, &out, vpc_id);
 	if (!out)
 		return ret;
-	json_decref(out);
-	if (validate_device_patch(body, &spec, &e) < 0)
+	if (validate_device_patch(body, &spec, &e) < 0) {
+		json_decref(out);
 		return api_send_verr(api, c, rq, &e);
-	store_vpc_revision(api->store, rq->who.vpc_id, &before);
+	}
+	if (!patch_allowed(api, c, rq, &spec, out, &ret)) {
+		json_decref(out);
+		device_spec_clear(&spec);
+		return ret;
+	}
+	json_decref(out);
+	store_vpc_revision(api->store, vpc_id, &before);
 	rc = store_device_patch(api->store, rq->id, &spec, api_now_s(), &out);
 	device_spec_clear(&spec);
 	if (rc < 0)
 		return rc == -ENOENT ? api_send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such device")
 				     : api_send_internal(api, c, rq, rc);
-	api_notify_if_changed(api, rq->who.vpc_id, before);
+	if (rq->who.scope == TOKEN_ADMIN)
+		api_log_write(api, "device relay set id=%s vpc=%s relay=%d", rq->id, vpc_id, spec.relay);
+	api_notify_if_changed(api, vpc_id, before);
 	return api_send_json(api, c, rq, MHD_HTTP_OK, out);
 }
 
@@ -151,7 +218,7 @@ enum MHD_Result api_device_delete(struct api *api, struct MHD_Connection *c, str
 	int rc;
 
 	(void)body;
-	ret = load_device(api, c, rq, true, &out);
+	ret = load_device(api, c, rq, true, &out, vpc_id);
 	if (!out)
 		return ret;
 	json_decref(out);

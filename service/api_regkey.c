@@ -31,8 +31,9 @@ enum MHD_Result api_regkey_create(struct api *api, struct MHD_Connection *c, str
 	/* the only time the secret leaves the service */
 	json_object_set_new(out, "secret", json_string(secret));
 	sodium_memzero(secret, sizeof(secret));
-	api_log_write(api, "reg-key created id=%s vpc=%s single_use=%d",
-		      json_string_value(json_object_get(out, "id")), spec.vpc_id, spec.single_use);
+	api_log_write(api, "reg-key created id=%s vpc=%s single_use=%d relay=%d max_devices=%lld",
+		      json_string_value(json_object_get(out, "id")), spec.vpc_id, spec.single_use, spec.relay,
+		      (long long)spec.max_devices);
 	return api_send_json(api, c, rq, MHD_HTTP_CREATED, out);
 }
 

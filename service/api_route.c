@@ -46,10 +46,10 @@ static const struct endpoint endpoints[] = {
 	{ R_REGKEYS, M_GET, ADMIN, false, api_regkey_list },
 	{ R_REGKEY, M_GET, ADMIN, false, api_regkey_get },
 	{ R_REGKEY, M_DELETE, ADMIN, false, api_regkey_delete },
-	{ R_DEVICES, M_POST, REGKEY, true, api_device_register },
+	{ R_DEVICES, M_POST, REGKEY | DEVICE, true, api_device_register },
 	{ R_DEVICES, M_GET, ADMIN, false, api_device_list },
 	{ R_DEVICE, M_GET, ADMIN | DEVICE, false, api_device_get },
-	{ R_DEVICE, M_PATCH, DEVICE, true, api_device_patch },
+	{ R_DEVICE, M_PATCH, ADMIN | DEVICE, true, api_device_patch },
 	{ R_DEVICE, M_DELETE, ADMIN | DEVICE, false, api_device_delete },
 };
 #define NENDPOINTS (sizeof(endpoints) / sizeof(endpoints[0]))

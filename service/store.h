@@ -82,13 +82,22 @@ int store_regkey_delete(struct store *st, const char *id);
 int store_regkey_auth(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], int64_t now,
 		      struct principal *out);
 
-/* Registers spec with the key, or finds the device that has its public key in
- * the key's VPC (then *created is false and only the token changes). -ENOENT
- * key gone, -EKEYEXPIRED, -EKEYREVOKED single-use key already used by another
- * device, -EXDEV spec->vpc_id is not the key's VPC, -ENOSPC VPC full. */
+/* Registers a new device with the key (counted against the key's
+ * max_devices; a single-use key is used up by it). -ENOENT key gone,
+ * -EKEYEXPIRED, -EKEYREVOKED single-use key already used, -EDQUOT the key
+ * registered its max_devices, -EXDEV spec->vpc_id is not the key's VPC,
+ * -EEXIST a device of the VPC has this public key (it registers again with
+ * its token: store_device_reregister), -ENOSPC VPC full, -EPERM spec claims
+ * relay and the key mints no relays. A new device is a relay exactly when its
+ * key mints relays. Nothing changes on an error. */
 int store_device_register(struct store *st, const char *regkey_id, const struct device_spec *spec,
-			  const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now, json_t **out,
-			  bool *created);
+			  const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now, json_t **out);
+/* The device id, authenticated by its current token, registers again: a new
+ * token, and online. -ENOENT, -EACCES spec's public key is not the device's,
+ * -EXDEV spec->vpc_id is not its VPC, -EPERM spec claims relay and the device
+ * is none. */
+int store_device_reregister(struct store *st, const char *id, const struct device_spec *spec,
+			    const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now, json_t **out);
 int store_device_auth(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], struct principal *out);
 /* the device and, in vpc_id, its VPC */
 int store_device_get(struct store *st, const char *id, json_t **out, char vpc_id[UUID_STRLEN]);

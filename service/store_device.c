@@ -1,5 +1,6 @@
-/* store_device: devices. Registration (a new address from the VPC's IPAM, or
- * the same device again with a new token), authentication by token hash,
+/* store_device: devices. Registration (a new address from the VPC's IPAM) with
+ * a key, registration again with the device's own token (a new token),
+ * authentication by token hash,
  * changes, presence, deletion with a tombstone, and the changes of a VPC
  * since a revision. Every change a peer must hear of raises the VPC's
  * revision. */
@@ -73,7 +74,7 @@ static void bind_json(sqlite3_stmt *s, int i, const char *text)
 
 /* the device with this key in the VPC, if any, into id (and whether it is online) */
 static int device_by_key(struct store *st, const char *vpc_id, const char *public_key, char id[UUID_STRLEN],
-			 bool *online)
+			 bool *online, bool *relay)
 {
 	sqlite3_stmt *s = store_stmt(st, S_DEV_BY_KEY);
 	int rc;
@@ -84,6 +85,7 @@ static int device_by_key(struct store *st, const char *vpc_id, const char *publi
 	if (rc == SQLITE_ROW) {
 		store_copy_id(id, store_col_text(s, 0));
 		*online = sqlite3_column_int(s, 1);
+		*relay = sqlite3_column_int(s, 2);
 	}
 	sqlite3_reset(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_db_error(st, "device by key");
@@ -91,7 +93,7 @@ static int device_by_key(struct store *st, const char *vpc_id, const char *publi
 
 /* inside the caller's transaction, which undoes the address on rollback */
 static int insert_device(struct store *st, struct vpc_state *v, const char *id,
-			 const struct device_spec *spec, const uint8_t token_hash[TOKEN_HASH_BYTES],
+			 const struct device_spec *spec, bool relay, const uint8_t token_hash[TOKEN_HASH_BYTES],
 			 int64_t now)
 {
 	static const char no_endpoints[] = "[]";
@@ -118,7 +120,7 @@ static int insert_device(struct store *st, struct vpc_state *v, const char *id,
 	store_bind_text(s, 6, endpoints ? endpoints : no_endpoints);
 	sqlite3_bind_int64(s, 7, (int64_t)index);
 	store_bind_text(s, 8, addr_format_ip(&addr, ip, sizeof(ip)));
-	sqlite3_bind_int(s, 9, spec->relay);
+	sqlite3_bind_int(s, 9, relay);
 	sqlite3_bind_int(s, 10, spec->symmetric_nat);
 	bind_json(s, 11, nat);
 	sqlite3_bind_int64(s, 12, rev);
@@ -130,74 +132,131 @@ static int insert_device(struct store *st, struct vpc_state *v, const char *id,
 	return rc;
 }
 
-int store_device_register(struct store *st, const char *regkey_id, const struct device_spec *spec,
-			  const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now, json_t **out,
-			  bool *created)
+/* the key of a registration, read inside its transaction */
+struct key_use {
+	char vpc_id[UUID_STRLEN];
+	bool single_use, used, relay;
+	int64_t expires_at, max_devices, registrations;
+};
+
+static int key_read(struct store *st, const char *regkey_id, struct key_use *k)
 {
-	char id[UUID_STRLEN], vpc_id[UUID_STRLEN] = "", used_by[UUID_STRLEN] = "";
+	sqlite3_stmt *s = store_stmt(st, S_RK_GET);
+	int rc;
+
+	memset(k, 0, sizeof(*k));
+	store_bind_text(s, 1, regkey_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		store_copy_id(k->vpc_id, store_col_text(s, RC_VPC_ID));
+		k->single_use = sqlite3_column_int(s, RC_SINGLE_USE);
+		k->expires_at = sqlite3_column_int64(s, RC_EXPIRES_AT);
+		k->used = sqlite3_column_type(s, RC_USED_BY) != SQLITE_NULL;
+		k->relay = sqlite3_column_int(s, RC_RELAY);
+		k->max_devices = sqlite3_column_int64(s, RC_MAX_DEVICES);
+		k->registrations = sqlite3_column_int64(s, RC_REGISTRATIONS);
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : store_db_error(st, "reg-key get");
+}
+
+int store_device_register(struct store *st, const char *regkey_id, const struct device_spec *spec,
+			  const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now, json_t **out)
+{
+	char id[UUID_STRLEN];
 	struct vpc_state *v = NULL;
-	int64_t expires_at = 0;
-	bool single_use = false, online = true;
+	bool online, relay;
+	struct key_use k;
 	sqlite3_stmt *s;
 	int rc;
 
 	*out = NULL;
-	*created = false;
 	if ((rc = store_txn_begin(st)) < 0)
 		return rc;
-	s = store_stmt(st, S_RK_GET);
+	if ((rc = key_read(st, regkey_id, &k)) < 0)
+		goto err;
+	if (k.expires_at && k.expires_at <= now)
+		rc = -EKEYEXPIRED;
+	else if ((spec->set & DEV_VPC_ID) && strcmp(spec->vpc_id, k.vpc_id))
+		rc = -EXDEV;
+	else if (!(v = store_vpc_find(st, k.vpc_id)))
+		rc = -ENOENT;
+	else if (k.single_use && k.used)
+		rc = -EKEYREVOKED;
+	else if (k.registrations >= k.max_devices)
+		rc = -EDQUOT;
+	if (rc < 0 || (rc = device_by_key(st, k.vpc_id, spec->public_key_b64, id, &online, &relay)) < 0)
+		goto err;
+	/* the key is public to the whole VPC: it proves nothing, and the
+	 * device's token (store_device_reregister) is what lets it in again */
+	if (id[0]) {
+		rc = -EEXIST;
+		goto err;
+	}
+	/* relaying is granted (by the key or by the admin), never claimed */
+	if (spec->relay && !k.relay) {
+		rc = -EPERM;
+		goto err;
+	}
+	uuid_generate(id);
+	if ((rc = insert_device(st, v, id, spec, k.relay, token_hash, now)) < 0)
+		goto err;
+	s = store_stmt(st, S_RK_COUNT_USE);
 	store_bind_text(s, 1, regkey_id);
+	store_bind_text(s, 2, id);
+	if ((rc = store_exec(st, s)) < 0 || (rc = store_txn_commit(st)) < 0)
+		goto err;
+	return store_device_get(st, id, out, NULL);
+err:
+	store_txn_rollback(st);
+	return rc;
+}
+
+int store_device_reregister(struct store *st, const char *id, const struct device_spec *spec,
+			    const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now, json_t **out)
+{
+	char vpc_id[UUID_STRLEN];
+	bool same_key = false, relay = false, online = true;
+	int64_t rev = 0;
+	sqlite3_stmt *s;
+	int rc;
+
+	*out = NULL;
+	if ((rc = store_txn_begin(st)) < 0)
+		return rc;
+	s = store_stmt(st, S_DEV_GET);
+	store_bind_text(s, 1, id);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		store_copy_id(vpc_id, store_col_text(s, 1));
-		single_use = sqlite3_column_int(s, 2);
-		expires_at = sqlite3_column_int64(s, 3);
-		store_copy_id(used_by, store_col_text(s, 5));
+		store_copy_id(vpc_id, store_col_text(s, DC_VPC_ID));
+		same_key = !strcmp(store_col_text(s, DC_PUBLIC_KEY), spec->public_key_b64);
+		relay = sqlite3_column_int(s, DC_RELAY);
+		online = sqlite3_column_int(s, DC_ONLINE);
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_ROW) {
-		rc = rc == SQLITE_DONE ? -ENOENT : store_db_error(st, "reg-key get");
+		rc = rc == SQLITE_DONE ? -ENOENT : store_db_error(st, "device get");
 		goto err;
 	}
-	rc = 0;
-	if (expires_at && expires_at <= now)
-		rc = -EKEYEXPIRED;
+	if (!same_key)
+		rc = -EACCES;
 	else if ((spec->set & DEV_VPC_ID) && strcmp(spec->vpc_id, vpc_id))
 		rc = -EXDEV;
-	else if (!(v = store_vpc_find(st, vpc_id)))
-		rc = -ENOENT;
-	if (rc < 0 || (rc = device_by_key(st, vpc_id, spec->public_key_b64, id, &online)) < 0)
+	else if (spec->relay && !relay)
+		rc = -EPERM;
+	if (rc < 0)
 		goto err;
-	/* a used single-use key still lets its own device register again */
-	if (single_use && used_by[0] && strcmp(used_by, id)) {
-		rc = -EKEYREVOKED;
+	/* the same device, address and id; only a new token (and a new
+	 * revision if it comes back online) */
+	s = store_stmt(st, S_DEV_SET_TOKEN);
+	store_bind_text(s, 1, id);
+	sqlite3_bind_blob(s, 2, token_hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 3, now);
+	if ((rc = store_exec(st, s)) < 0 || (!online && (rc = store_set_online(st, id, vpc_id, true, now, &rev)) < 0) ||
+	    (rc = store_txn_commit(st)) < 0)
 		goto err;
-	}
-	if (id[0]) {
-		/* idempotent: the same device, address and id; only a new
-		 * token (and a new revision if it comes back online) */
-		int64_t rev = 0;
-		s = store_stmt(st, S_DEV_SET_TOKEN);
-		store_bind_text(s, 1, id);
-		sqlite3_bind_blob(s, 2, token_hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(s, 3, now);
-		if ((rc = store_exec(st, s)) < 0 || (!online && (rc = store_set_online(st, id, vpc_id, true, now, &rev)) < 0) ||
-		    (rc = store_txn_commit(st)) < 0)
-			goto err;
-	} else {
-		uuid_generate(id);
-		if ((rc = insert_device(st, v, id, spec, token_hash, now)) < 0)
-			goto err;
-		if (single_use) {
-			s = store_stmt(st, S_RK_SET_USED);
-			store_bind_text(s, 1, regkey_id);
-			store_bind_text(s, 2, id);
-			rc = store_exec(st, s);
-		}
-		if (rc < 0 || (rc = store_txn_commit(st)) < 0)
-			goto err;
-		*created = true;
-	}
 	return store_device_get(st, id, out, NULL);
 err:
 	store_txn_rollback(st);

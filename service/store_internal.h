@@ -18,14 +18,17 @@
 		    " symmetric_nat, nat, revision, last_seen, online"
 enum { DC_ID, DC_VPC_ID, DC_PUBLIC_KEY, DC_HOSTNAME, DC_OS, DC_ENDPOINTS, DC_TUNNEL_IP, DC_RELAY,
        DC_SYMMETRIC_NAT, DC_NAT, DC_REVISION, DC_LAST_SEEN, DC_ONLINE, DC_IP_INDEX /* S_DEV_GET only */ };
-#define REGKEY_COLS "id, vpc_id, single_use, expires_at, description, used_by"
+#define REGKEY_COLS "id, vpc_id, single_use, expires_at, description, used_by, relay, max_devices," \
+		    " registrations"
+enum { RC_ID, RC_VPC_ID, RC_SINGLE_USE, RC_EXPIRES_AT, RC_DESCRIPTION, RC_USED_BY, RC_RELAY, RC_MAX_DEVICES,
+       RC_REGISTRATIONS };
 
 /* the statements prepared at open (their text is in store_schema.c) */
 enum stmt_id {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
 	S_VPC_INSERT, S_VPC_GET, S_VPC_LIST, S_VPC_DELETE, S_VPC_BUMP, S_VPC_NAME_TAKEN,
 	S_VPC_DEVICES,
-	S_RK_INSERT, S_RK_GET, S_RK_LIST, S_RK_DELETE, S_RK_BY_HASH, S_RK_SET_USED,
+	S_RK_INSERT, S_RK_GET, S_RK_LIST, S_RK_DELETE, S_RK_BY_HASH, S_RK_COUNT_USE,
 	S_DEV_INSERT, S_DEV_GET, S_DEV_BY_KEY, S_DEV_BY_TOKEN, S_DEV_SET_TOKEN, S_DEV_UPDATE,
 	S_DEV_DELETE, S_DEV_TOUCH, S_DEV_CHANGES, S_DEV_ALL, S_DEV_INDICES, S_DEV_SET_ONLINE,
 	S_DEV_SILENT,

@@ -8,11 +8,15 @@
 
 static json_t *regkey_json(sqlite3_stmt *s)
 {
-	bool single = sqlite3_column_int(s, 2);
-	return json_pack("{s:s, s:s, s:b, s:o, s:s, s:b}", "id", store_col_text(s, 0), "vpc_id", store_col_text(s, 1),
-			 "single_use", single, "expires_at", store_time_or_null(sqlite3_column_int64(s, 3)),
-			 "description", store_col_text(s, 4), "used",
-			 single && sqlite3_column_type(s, 5) != SQLITE_NULL);
+	bool single = sqlite3_column_int(s, RC_SINGLE_USE);
+	return json_pack("{s:s, s:s, s:b, s:o, s:s, s:b, s:b, s:I, s:I}", "id", store_col_text(s, RC_ID), "vpc_id",
+			 store_col_text(s, RC_VPC_ID), "single_use", single, "expires_at",
+			 store_time_or_null(sqlite3_column_int64(s, RC_EXPIRES_AT)), "description",
+			 store_col_text(s, RC_DESCRIPTION), "used",
+			 single && sqlite3_column_type(s, RC_USED_BY) != SQLITE_NULL, "relay",
+			 sqlite3_column_int(s, RC_RELAY), "max_devices",
+			 (json_int_t)sqlite3_column_int64(s, RC_MAX_DEVICES), "registrations",
+			 (json_int_t)sqlite3_column_int64(s, RC_REGISTRATIONS));
 }
 
 int store_regkey_get(struct store *st, const char *id, json_t **out)
@@ -52,6 +56,8 @@ int store_regkey_create(struct store *st, const struct regkey_spec *spec,
 		sqlite3_bind_int64(s, 5, spec->expires_at);
 	store_bind_text(s, 6, spec->description);
 	sqlite3_bind_int64(s, 7, now);
+	sqlite3_bind_int(s, 8, spec->relay);
+	sqlite3_bind_int64(s, 9, spec->max_devices);
 	if ((rc = store_exec(st, s)) < 0 || (rc = store_txn_commit(st)) < 0) {
 		store_txn_rollback(st);
 		return rc;

@@ -8,8 +8,10 @@
 #include "store_internal.h"
 #include "log.h"
 
-/* 1: the first release; 2: vpcs.compacted, devices.online, tombstones.deleted_at */
-#define SCHEMA_VERSION 2
+/* 1: the first release; 2: vpcs.compacted, devices.online, tombstones.deleted_at;
+ * 3: reg_keys.relay (a key that mints relays), reg_keys.max_devices and
+ * reg_keys.registrations (the quota of devices a key registers, and its use) */
+#define SCHEMA_VERSION 3
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define SET_SCHEMA_VERSION "PRAGMA user_version = " STR(SCHEMA_VERSION)
@@ -22,7 +24,9 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS reg_keys ("
 	"  id TEXT PRIMARY KEY, vpc_id TEXT NOT NULL REFERENCES vpcs(id) ON DELETE CASCADE,"
 	"  secret_hash BLOB NOT NULL UNIQUE, single_use INTEGER NOT NULL, expires_at INTEGER,"
-	"  description TEXT NOT NULL, created_at INTEGER NOT NULL, used_by TEXT) STRICT;"
+	"  description TEXT NOT NULL, created_at INTEGER NOT NULL, used_by TEXT,"
+	"  relay INTEGER NOT NULL DEFAULT 0, max_devices INTEGER NOT NULL DEFAULT " STR(REGKEY_MAX_DEVICES_DEFAULT) ","
+	"  registrations INTEGER NOT NULL DEFAULT 0) STRICT;"
 	"CREATE TABLE IF NOT EXISTS devices ("
 	"  id TEXT PRIMARY KEY, vpc_id TEXT NOT NULL REFERENCES vpcs(id),"
 	"  public_key TEXT NOT NULL, hostname TEXT NOT NULL, os TEXT NOT NULL,"
@@ -47,6 +51,17 @@ static const char *const migrate_v1[] = {
 	"UPDATE devices SET online = (last_seen > ?1 - ?2)",
 	"UPDATE tombstones SET deleted_at = ?1",
 	"CREATE INDEX IF NOT EXISTS devices_presence ON devices (online, last_seen)",
+	"PRAGMA user_version = 2",
+};
+
+/* from version 2: no key made before mints relays (the admin grants them per
+ * device now); every key gets the default quota, its past registrations
+ * uncounted but for a used single-use key's one */
+static const char *const migrate_v2[] = {
+	"ALTER TABLE reg_keys ADD COLUMN relay INTEGER NOT NULL DEFAULT 0",
+	"ALTER TABLE reg_keys ADD COLUMN max_devices INTEGER NOT NULL DEFAULT " STR(REGKEY_MAX_DEVICES_DEFAULT),
+	"ALTER TABLE reg_keys ADD COLUMN registrations INTEGER NOT NULL DEFAULT 0",
+	"UPDATE reg_keys SET registrations = 1 WHERE used_by IS NOT NULL",
 	SET_SCHEMA_VERSION,
 };
 
@@ -66,18 +81,19 @@ static const char *const sql[S_COUNT] = {
 	[S_VPC_NAME_TAKEN] = "SELECT 1 FROM vpcs WHERE name = ?1",
 	[S_VPC_DEVICES] = "SELECT 1 FROM devices WHERE vpc_id = ?1 LIMIT 1",
 	[S_RK_INSERT] = "INSERT INTO reg_keys (id, vpc_id, secret_hash, single_use, expires_at,"
-			" description, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+			" description, created_at, relay, max_devices) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 	[S_RK_GET] = "SELECT " REGKEY_COLS " FROM reg_keys WHERE id = ?1",
 	[S_RK_LIST] = "SELECT " REGKEY_COLS " FROM reg_keys ORDER BY created_at, id",
 	[S_RK_DELETE] = "DELETE FROM reg_keys WHERE id = ?1",
 	[S_RK_BY_HASH] = "SELECT id, vpc_id, expires_at, secret_hash FROM reg_keys WHERE secret_hash = ?1",
-	[S_RK_SET_USED] = "UPDATE reg_keys SET used_by = ?2 WHERE id = ?1",
+	[S_RK_COUNT_USE] = "UPDATE reg_keys SET registrations = registrations + 1,"
+			   " used_by = CASE WHEN single_use THEN ?2 ELSE used_by END WHERE id = ?1",
 	[S_DEV_INSERT] = "INSERT INTO devices (id, vpc_id, public_key, hostname, os, endpoints,"
 			 " ip_index, tunnel_ip, relay, symmetric_nat, nat, revision, created_at,"
 			 " last_seen, token_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
 			 " ?11, ?12, ?13, ?13, ?14)",
 	[S_DEV_GET] = "SELECT " DEVICE_COLS ", ip_index FROM devices WHERE id = ?1",
-	[S_DEV_BY_KEY] = "SELECT id, online FROM devices WHERE vpc_id = ?1 AND public_key = ?2",
+	[S_DEV_BY_KEY] = "SELECT id, online, relay FROM devices WHERE vpc_id = ?1 AND public_key = ?2",
 	[S_DEV_BY_TOKEN] = "SELECT id, vpc_id, last_seen, token_hash, online FROM devices WHERE token_hash = ?1",
 	[S_DEV_SET_TOKEN] = "UPDATE devices SET token_hash = ?2, last_seen = ?3 WHERE id = ?1",
 	[S_DEV_UPDATE] = "UPDATE devices SET hostname = ?2, endpoints = ?3, relay = ?4,"
@@ -123,18 +139,21 @@ static int query_int(struct store *st, const char *text, int64_t *out)
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_db_error(st, text);
 }
 
-static int migrate_from_v1(struct store *st, const char *path, int64_t now)
+/* runs the steps of one upgrade inside one transaction; ?1 in a step is the
+ * time of the upgrade, ?2 the default online window */
+static int migrate(struct store *st, const char *path, int64_t now, int64_t from,
+		   const char *const *steps, size_t n)
 {
 	size_t i;
 
 	if (store_pragma(st, "BEGIN IMMEDIATE") < 0)
 		return -EIO;
-	for (i = 0; i < sizeof(migrate_v1) / sizeof(migrate_v1[0]); i++) {
+	for (i = 0; i < n; i++) {
 		sqlite3_stmt *s;
 		int rc;
 
-		if (sqlite3_prepare_v2(st->db, migrate_v1[i], -1, &s, NULL) != SQLITE_OK) {
-			store_db_error(st, migrate_v1[i]);
+		if (sqlite3_prepare_v2(st->db, steps[i], -1, &s, NULL) != SQLITE_OK) {
+			store_db_error(st, steps[i]);
 			break;
 		}
 		if (sqlite3_bind_parameter_count(s) >= 1)
@@ -144,17 +163,18 @@ static int migrate_from_v1(struct store *st, const char *path, int64_t now)
 		rc = sqlite3_step(s);
 		sqlite3_finalize(s);
 		if (rc != SQLITE_DONE) {
-			store_db_error(st, migrate_v1[i]);
+			store_db_error(st, steps[i]);
 			break;
 		}
 	}
-	if (i < sizeof(migrate_v1) / sizeof(migrate_v1[0])) {
+	if (i < n) {
 		store_pragma(st, "ROLLBACK");
 		return -EIO;
 	}
 	if (store_pragma(st, "COMMIT") < 0)
 		return -EIO;
-	log_info("store", "upgraded the database schema from version 1 to %d path=%s", SCHEMA_VERSION, path);
+	log_info("store", "upgraded the database schema from version %lld to %lld path=%s", (long long)from,
+		 (long long)from + 1, path);
 	return 0;
 }
 
@@ -176,7 +196,11 @@ int store_schema_setup(struct store *st, const char *path)
 			  (long long)version, SCHEMA_VERSION, path);
 		return -EPROTO;
 	}
-	if (version == 1 && (rc = migrate_from_v1(st, path, (int64_t)time(NULL))) < 0)
+	if (version == 1 && (rc = migrate(st, path, (int64_t)time(NULL), 1, migrate_v1,
+					  sizeof(migrate_v1) / sizeof(migrate_v1[0]))) < 0)
+		return rc;
+	if (version <= 2 && tables &&
+	    (rc = migrate(st, path, (int64_t)time(NULL), 2, migrate_v2, sizeof(migrate_v2) / sizeof(migrate_v2[0]))) < 0)
 		return rc;
 	if ((rc = store_pragma(st, schema)) < 0 || (rc = store_pragma(st, SET_SCHEMA_VERSION)) < 0)
 		return rc;

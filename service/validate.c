@@ -258,6 +258,20 @@ static int rk_single_use(const char *name, const json_t *v, void *spec, struct v
 	return get_bool(name, v, &((struct regkey_spec *)spec)->single_use, err);
 }
 
+static int rk_relay(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	return get_bool(name, v, &((struct regkey_spec *)spec)->relay, err);
+}
+
+static int rk_max_devices(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	struct regkey_spec *s = spec;
+	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > REGKEY_MAX_DEVICES_MAX)
+		return validate_fail(err, name, "must be an integer 1..%d", REGKEY_MAX_DEVICES_MAX);
+	s->max_devices = json_integer_value(v);
+	return 0;
+}
+
 static int rk_expires_at(const char *name, const json_t *v, void *spec, struct verr *err)
 {
 	struct regkey_spec *s = spec;
@@ -280,7 +294,10 @@ static const struct field regkey_fields[] = {
 	{ "single_use", rk_single_use, false, 0 },
 	{ "expires_at", rk_expires_at, false, 0 },
 	{ "description", rk_description, false, 0 },
+	{ "relay", rk_relay, false, 0 },
+	{ "max_devices", rk_max_devices, false, 0 },
 	{ "id", NULL, false, 0 },
+	{ "registrations", NULL, false, 0 },
 	{ "secret", NULL, false, 0 },
 	{ "created_at", NULL, false, 0 },
 };
@@ -289,6 +306,7 @@ int validate_regkey_create(const json_t *body, int64_t now, struct regkey_spec *
 {
 	int rc;
 	memset(out, 0, sizeof(*out));
+	out->max_devices = REGKEY_MAX_DEVICES_DEFAULT;
 	rc = check_fields(body, regkey_fields, sizeof(regkey_fields) / sizeof(regkey_fields[0]), out,
 			  NULL, err);
 	if (rc < 0)
@@ -367,14 +385,46 @@ static bool is_stun_source(const char *s)
 	return addr_parse(probe, &a) == 0 && addr_port(&a) != 0;
 }
 
-static bool is_unspecified(const union sockaddr_any *a)
+/* Why an address is no place to send handshakes to, or NULL: an endpoint is
+ * where every agent of the VPC sends initiations, so one that reaches the
+ * agents' own hosts (loopback, unspecified), many hosts at once (multicast,
+ * the limited broadcast) or the link they sit on (link-local, where cloud
+ * metadata services live) would make the agents a reflector aimed by one
+ * PATCH (issue 15, point 5). IPv4-mapped IPv6 addresses are judged as IPv4. */
+static const char *unusable_address(const union sockaddr_any *a)
 {
+	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 	size_t n;
 	const uint8_t *b = addr_ip_bytes(a, &n);
+	bool zero = true;
+
+	if (n == 16 && !memcmp(b, v4mapped, sizeof(v4mapped))) {
+		b += 12;
+		n = 4;
+	}
 	for (size_t i = 0; i < n; i++)
-		if (b[i])
-			return false;
-	return true;
+		zero &= !b[i];
+	if (zero)
+		return "unspecified";
+	if (n == 4) {
+		if (b[0] == 127)
+			return "loopback (127.0.0.0/8)";
+		if (b[0] == 169 && b[1] == 254)
+			return "link-local (169.254.0.0/16)";
+		if ((b[0] & 0xf0) == 224)
+			return "multicast (224.0.0.0/4)";
+		if (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255)
+			return "the limited broadcast (255.255.255.255)";
+		return NULL;
+	}
+	static const uint8_t loopback6[16] = { [15] = 1 };
+	if (!memcmp(b, loopback6, 16))
+		return "loopback (::1)";
+	if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
+		return "link-local (fe80::/10)";
+	if (b[0] == 0xff)
+		return "multicast (ff00::/8)";
+	return NULL;
 }
 
 static int endpoint(const json_t *v, size_t i, json_t **out, struct verr *err)
@@ -407,8 +457,11 @@ static int endpoint(const json_t *v, size_t i, json_t **out, struct verr *err)
 	snprintf(field, sizeof(field), "endpoints[%zu].address", i);
 	if (!address)
 		return validate_fail(err, field, "required field is missing");
-	if (addr_parse(address, &a) < 0 || addr_port(&a) == 0 || is_unspecified(&a))
+	const char *unusable;
+	if (addr_parse(address, &a) < 0 || addr_port(&a) == 0)
 		return validate_fail(err, field, "must be IP:PORT (or [IPv6]:PORT) with a port 1..65535");
+	if ((unusable = unusable_address(&a)))
+		return validate_fail(err, field, "must be a unicast address peers can reach, not %s", unusable);
 	*out = json_pack("{s:s, s:s}", "source", source, "address", addr_format(&a, addrbuf, sizeof(addrbuf)));
 	return *out ? 0 : -ENOMEM;
 }

@@ -19,6 +19,10 @@
 #define VPC_PREFIX_MIN 8	/* a /8 at most ... */
 #define VPC_PREFIX_MAX 30	/* ... and at least two hosts */
 #define VPC_DEFAULT_CIDR "100.64.0.0/10"
+/* the devices a registration key registers, at most (issue 15: a key is not
+ * a licence to fill a VPC with fakes); the most a key may be given is a /8's */
+#define REGKEY_MAX_DEVICES_DEFAULT 1000
+#define REGKEY_MAX_DEVICES_MAX (1 << 24)
 
 /* what was wrong, and with which field ("" for the body as a whole) */
 struct verr {
@@ -36,6 +40,8 @@ struct regkey_spec {
 	bool single_use;
 	int64_t expires_at;	/* unix seconds; 0: never */
 	char description[WIRE_DESCRIPTION_MAX + 1];
+	bool relay;		/* the devices it registers are relays */
+	int64_t max_devices;	/* REGKEY_MAX_DEVICES_DEFAULT unless given */
 };
 
 enum device_field {

@@ -13,6 +13,7 @@ static const struct column vpc_cols[] = {
 };
 static const struct column regkey_cols[] = {
 	{ "ID", "id" }, { "VPC_ID", "vpc_id" }, { "SINGLE_USE", "single_use" }, { "USED", "used" },
+	{ "RELAY", "relay" }, { "REGISTRATIONS", "registrations" }, { "MAX_DEVICES", "max_devices" },
 	{ "EXPIRES_AT", "expires_at" }, { "DESCRIPTION", "description" },
 };
 static const struct column device_cols[] = {
@@ -97,6 +98,8 @@ static int cmd_regkey(struct ctl *ctl, int argc, char **argv)
 		{ "single-use", no_argument, NULL, 's' },
 		{ "expires-at", required_argument, NULL, 'e' },
 		{ "description", required_argument, NULL, 'd' },
+		{ "relay", no_argument, NULL, 'r' },
+		{ "max-devices", required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
 	json_t *body, *out;
@@ -118,6 +121,18 @@ static int cmd_regkey(struct ctl *ctl, int argc, char **argv)
 		case 's': json_object_set_new(body, "single_use", json_true()); break;
 		case 'e': json_object_set_new(body, "expires_at", json_string(optarg)); break;
 		case 'd': json_object_set_new(body, "description", json_string(optarg)); break;
+		case 'r': json_object_set_new(body, "relay", json_true()); break;
+		case 'm': {
+			/* the service checks the range; here only that it is a number */
+			char *end;
+			long long n = strtoll(optarg, &end, 10);
+			if (!*optarg || *end) {
+				json_decref(body);
+				return bad_usage("reg-key");
+			}
+			json_object_set_new(body, "max_devices", json_integer(n));
+			break;
+		}
 		default:
 			json_decref(body);
 			return bad_usage("reg-key");
@@ -134,6 +149,26 @@ static int cmd_regkey(struct ctl *ctl, int argc, char **argv)
 	output(ctl, out, regkey_cols, N(regkey_cols));
 	if (!ctl->json)
 		printf("\nsecret (shown only now): %s\n", json_string_value(json_object_get(out, "secret")));
+	json_decref(out);
+	return 0;
+}
+
+/* device update ID --relay|--no-relay: the admin grants or takes relaying */
+static int device_update(struct ctl *ctl, int argc, char **argv)
+{
+	char path[256];
+	json_t *body, *out;
+	int rc;
+
+	if (argc != 4 || (strcmp(argv[3], "--relay") && strcmp(argv[3], "--no-relay")))
+		return bad_usage("device");
+	snprintf(path, sizeof(path), "/api/devices/%s", argv[2]);
+	body = json_pack("{s:b}", "relay", !strcmp(argv[3], "--relay"));
+	rc = service_request(ctl, "PATCH", path, body, &out);
+	json_decref(body);
+	if (rc < 0)
+		return 1;
+	output(ctl, out, device_cols, N(device_cols));
 	json_decref(out);
 	return 0;
 }
@@ -155,6 +190,8 @@ static int cmd_device(struct ctl *ctl, int argc, char **argv)
 	}
 	if (argc == 3 && !strcmp(argv[1], "delete"))
 		return delete(ctl, "device", "/api/devices", argv[2]);
+	if (argc >= 2 && !strcmp(argv[1], "update"))
+		return device_update(ctl, argc, argv);
 	return bad_usage("device");
 }
 
@@ -163,10 +200,14 @@ const struct command admin_commands[] = {
 		 "  vpc list\n"
 		 "  vpc delete ID                       (refused while it has devices)\n", cmd_vpc },
 	{ "reg-key", "  reg-key create --vpc ID [--single-use] [--expires-at RFC3339] [--description TEXT]\n"
-		     "                                      prints the key's secret, once\n"
+		     "                 [--relay] [--max-devices N]\n"
+		     "                                      prints the key's secret, once; --relay: the\n"
+		     "                                      devices it registers are relays; it registers\n"
+		     "                                      at most N devices (default 1000)\n"
 		     "  reg-key list\n"
 		     "  reg-key delete ID\n", cmd_regkey },
 	{ "device", "  device list [--vpc ID]\n"
+		    "  device update ID --relay|--no-relay  grants or takes relaying\n"
 		    "  device delete ID\n", cmd_device },
 };
 const size_t admin_ncommands = N(admin_commands);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "meshctl.h"
 
@@ -29,12 +30,25 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
 	return add;
 }
 
-/* the token file's first word */
+/* the token file's first word; a file that group or others may read is
+ * refused, the fix named: the admin token opens everything */
 static int read_token(const char *path, char *out, size_t len)
 {
+	struct stat sb;
 	FILE *f = fopen(path, "re");
 	if (!f) {
 		fprintf(stderr, "meshctl: cannot read the token file %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(f), &sb) < 0) {
+		fprintf(stderr, "meshctl: cannot read the token file %s: %s\n", path, strerror(errno));
+		fclose(f);
+		return -1;
+	}
+	if (sb.st_mode & 077) {
+		fprintf(stderr, "meshctl: the token file %s may be read by group or others (mode %03o): chmod 600 %s\n",
+			path, (unsigned)(sb.st_mode & 0777), path);
+		fclose(f);
 		return -1;
 	}
 	if (!fgets(out, (int)len, f))

@@ -72,7 +72,11 @@ static void svc_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 int service_start(struct meshd *m)
 {
 	struct svc_cfg sc = { .url = m->o.service, .ca_file = m->o.ca, .reg_key = m->reg_key, .os = "linux" };
+	char token_file[sizeof(m->o.state_dir) + 16];
 	int rc;
+
+	snprintf(token_file, sizeof(token_file), "%s/device.token", m->o.state_dir);
+	sc.token_file = token_file;
 
 	memcpy(sc.pub, m->st.pub, SVC_KEY_LEN);
 	memcpy(sc.priv, m->st.priv, SVC_KEY_LEN);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@ struct svc {
 	char url[512];
 	char ca_file[512];
 	char reg_key[256];
+	char token_file[512];
 	char os[32];
 
 	int pipe_rd, pipe_wr;
@@ -226,6 +228,80 @@ static json_t *fit_body(struct svc *s, json_t *body)
 	return body;
 }
 
+/* --- the device token across restarts ------------------------------------------ */
+
+/* reads token_file into s->token (before the threads start); a missing file
+ * is no token, one that group or others may read is refused */
+static int token_load(struct svc *s)
+{
+	struct stat sb;
+	ssize_t n;
+	int fd, rc = 0;
+
+	if (!s->token_file[0])
+		return 0;
+	if ((fd = open(s->token_file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		rc = -errno;
+		log_error("svc", "cannot read the device token file %s: %s", s->token_file, strerror(-rc));
+		return rc;
+	}
+	if (fstat(fd, &sb) < 0) {
+		rc = -errno;
+	} else if (sb.st_mode & 077) {
+		log_error("svc", "the device token file %s may be read by group or others (mode %03o): chmod 600 %s",
+			  s->token_file, (unsigned)(sb.st_mode & 0777), s->token_file);
+		rc = -EPERM;
+	} else if ((n = read(fd, s->token, sizeof(s->token) - 1)) < 0) {
+		rc = -errno;
+	} else {
+		s->token[n] = 0;
+		s->token[strcspn(s->token, "\r\n")] = 0;
+	}
+	close(fd);
+	if (rc < 0)
+		sodium_memzero(s->token, sizeof(s->token));
+	if (rc < 0 && rc != -EPERM)
+		log_error("svc", "cannot read the device token file %s: %s", s->token_file, strerror(-rc));
+	return rc;
+}
+
+/* replaces token_file atomically (mode 0600); a failure costs only the next
+ * restart's registration, so it is logged and not fatal */
+static void token_save(struct svc *s, const char *token)
+{
+	char tmp[sizeof(s->token_file) + 8];
+	size_t len = strlen(token);
+	bool ok;
+	int fd;
+
+	if (!s->token_file[0])
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", s->token_file);
+	unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+		log_warn("svc", "cannot write the device token file %s: %s", tmp, strerror(errno));
+		return;
+	}
+	ok = write(fd, token, len) == (ssize_t)len && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+	ok &= close(fd) == 0;
+	if (!ok || rename(tmp, s->token_file) < 0) {
+		log_warn("svc", "cannot write the device token file %s: %s", s->token_file, strerror(errno));
+		unlink(tmp);
+	}
+}
+
+/* the service no longer knows our token: the registration key it is */
+static void token_forget(struct svc *s)
+{
+	pthread_mutex_lock(&s->mu);
+	sodium_memzero(s->token, sizeof(s->token));
+	pthread_mutex_unlock(&s->mu);
+	if (s->token_file[0] && unlink(s->token_file) < 0 && errno != ENOENT)
+		log_warn("svc", "cannot remove the device token file %s: %s", s->token_file, strerror(errno));
+}
+
 /* --- writer: register, then PATCH reports ---------------------------------- */
 
 static int do_register(struct svc *s, char *why, size_t whylen)
@@ -234,20 +310,40 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 	struct svc_event *ev;
 	struct svc_err err;
 	json_t *body, *ans = NULL;
+	char cred[sizeof(s->reg_key)];
 	long status;
+	bool again;
 	int rc;
 
 	pthread_mutex_lock(&s->mu);
 	body = fit_body(s, svcjson_register_body(s->cfg.pub, s->os, &s->report));
 	s->report_dirty = false;
+	/* a registered key comes back with its token: the public key alone
+	 * proves nothing to the service */
+	again = s->token[0] != 0;
+	snprintf(cred, sizeof(cred), "%s", again ? s->token : s->reg_key);
 	pthread_mutex_unlock(&s->mu);
-	if (!body)
+	if (!body) {
+		sodium_memzero(cred, sizeof(cred));
 		return -ENOMEM;
-	rc = http(s, "POST", "/api/devices", s->reg_key, body, SVC_REQUEST_TIMEOUT_MS, &status,
-		  &ans, why, whylen);
+	}
+	rc = http(s, "POST", "/api/devices", cred, body, SVC_REQUEST_TIMEOUT_MS, &status, &ans, why, whylen);
+	sodium_memzero(cred, sizeof(cred));
 	json_decref(body);
 	if (rc < 0)
 		goto out;
+	if (again && (status == 401 || (status == 403 && !json_object_get(ans, "field")))) {
+		/* the device is gone (or the service predates registering
+		 * again with a token and refuses the scope, naming no field):
+		 * the registration key, at once. A 403 that names a field is
+		 * about this device (its relay flag): it keeps its token. */
+		snprintf(why, whylen, "the device token was refused (HTTP %ld %s): registering with the key",
+			 status, svchttp_error_text(ans));
+		log_warn("svc", "%s", why);
+		token_forget(s);
+		rc = 2;
+		goto out;
+	}
 	if (status != 200 && status != 201) {
 		snprintf(why, whylen, "registration refused: HTTP %ld %s", status, svchttp_error_text(ans));
 		rc = legacy_nat_refusal(s, status, ans) ? 2 : status >= 500 ? -EAGAIN : -EACCES;
@@ -284,6 +380,7 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 			goto out;
 		}
 	}
+	token_save(s, token);
 	pthread_mutex_lock(&s->mu);
 	memcpy(s->token, token, sizeof(token));
 	snprintf(s->device_id, sizeof(s->device_id), "%s", ev->self.id);
@@ -366,7 +463,7 @@ static void *writer_main(void *arg)
 		if (stopping(s))
 			break;
 		if (rc == 2)
-			continue;	/* at once, in the shape an older service knows */
+			continue;	/* at once: in the shape an older service knows, or with the key */
 		/* an HTTP answer with an error still means the service is there */
 		note_result(s, rc != -EIO, why);
 		if (rc != -EIO || failures == 0)
@@ -494,6 +591,7 @@ int svc_new(const struct svc_cfg *cfg, const struct svc_report *first, struct sv
 	*out = NULL;
 	if (!cfg->url || !cfg->reg_key || strlen(cfg->url) >= sizeof(s->url) ||
 	    strlen(cfg->reg_key) >= sizeof(((struct svc *)0)->reg_key) ||
+	    (cfg->token_file && strlen(cfg->token_file) >= sizeof(s->token_file)) ||
 	    (cfg->ca_file && strlen(cfg->ca_file) >= sizeof(s->ca_file)))
 		return -EINVAL;
 	if (!(s = calloc(1, sizeof(*s))))
@@ -504,6 +602,10 @@ int svc_new(const struct svc_cfg *cfg, const struct svc_report *first, struct sv
 		s->url[strlen(s->url) - 1] = 0;
 	snprintf(s->ca_file, sizeof(s->ca_file), "%s", cfg->ca_file ? cfg->ca_file : "");
 	snprintf(s->reg_key, sizeof(s->reg_key), "%s", cfg->reg_key);
+	snprintf(s->token_file, sizeof(s->token_file), "%s", cfg->token_file ? cfg->token_file : "");
+	s->cfg.token_file = NULL;
+	if ((rc = token_load(s)) < 0)
+		goto err_free;
 	snprintf(s->os, sizeof(s->os), "%s", cfg->os ? cfg->os : "linux");
 	s->cfg.url = s->url;
 	s->cfg.reg_key = s->reg_key;

@@ -2,9 +2,12 @@
  * Two threads do the HTTP work with libcurl, so a slow or absent service never
  * blocks the event loop:
  *
- *   writer  registers (POST /api/devices with the registration key), opens the
- *           sealed device token with the WireGuard key pair, then PATCHes the
- *           latest report (endpoints, symmetric_nat) whenever it changes;
+ *   writer  registers (POST /api/devices with the registration key, or, once
+ *           registered, with the device token it keeps in token_file: the
+ *           service lets a registered public key in again only with its
+ *           token), opens the sealed device token with the WireGuard key
+ *           pair, then PATCHes the latest report (endpoints, symmetric_nat)
+ *           whenever it changes;
  *   poller  keeps the VPC's device list through the long poll
  *           GET /api/vpcs/{id}/devices?since=REV&wait=S, merging the changes.
  *
@@ -35,6 +38,9 @@ struct svc_cfg {
 	const char *url;		/* "https://host:port" (no trailing slash needed) */
 	const char *ca_file;		/* NULL: the system's CAs */
 	const char *reg_key;		/* the registration key (bearer) */
+	const char *token_file;		/* keeps the device token across restarts
+					 * (mode 0600, refused when group or others
+					 * may read it); NULL: in memory only */
 	uint8_t pub[SVC_KEY_LEN];	/* the WireGuard key pair (X25519) */
 	uint8_t priv[SVC_KEY_LEN];
 	const char *os;			/* "linux" */

@@ -113,19 +113,24 @@ api() {	# METHOD PATH [BODY]: as admin, prints the body
 		-H 'Content-Type: application/json' ${3:+-d "$3"} "$API$2"
 }
 
-# a VPC and a reusable registration key in $T/regkey
+# a VPC, a reusable registration key in $T/regkey and one that mints relays
+# (relaying is granted by the admin, never claimed) in $T/relaykey
 make_vpc() {
 	local vpc
 	vpc=$(api POST /api/vpcs '{"name":"t"}' | jq -r .id) || return 1
 	[ -n "$vpc" ] && [ "$vpc" != null ] || return 1
 	api POST /api/reg-keys "{\"vpc_id\":\"$vpc\"}" | jq -r .secret >"$T/regkey"
-	[ -s "$T/regkey" ] && [ "$(cat "$T/regkey")" != null ]
+	api POST /api/reg-keys "{\"vpc_id\":\"$vpc\",\"relay\":true}" | jq -r .secret >"$T/relaykey"
+	[ -s "$T/regkey" ] && [ "$(cat "$T/regkey")" != null ] &&
+		[ -s "$T/relaykey" ] && [ "$(cat "$T/relaykey")" != null ]
 }
 
-# agent NAME NS [ARGS...]: meshd in NS, interface and files named after NAME
+# agent NAME NS [ARGS...]: meshd in NS, interface and files named after NAME;
+# with --relay it registers with the key that mints relays
 agent() {
-	local name=$1 ns=$2; shift 2
-	ip netns exec "$P-$ns" "$B/meshd" --service "$API" --reg-key-file "$T/regkey" \
+	local name=$1 ns=$2 key=regkey; shift 2
+	[[ " $* " == *" --relay "* ]] && key=relaykey
+	ip netns exec "$P-$ns" "$B/meshd" --service "$API" --reg-key-file "$T/$key" \
 		--stun 203.0.113.1:3478 --stun 203.0.113.2:3478 \
 		--ifname "nm-$name" --hostname "$name" --state-dir "$T/state-$name" \
 		--control "$T/$name.sock" ${CA:+--ca "$CA"} "$@" >>"$T/$name.log" 2>&1 &

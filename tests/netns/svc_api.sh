@@ -11,6 +11,17 @@ svc_start
 check "admin token file created with mode 0600" test "$(stat -c %a "$WORK/db.admin-token")" = 600
 check "meshsvc says where the admin token is" grep -q "admin token (mode 0600) path=$WORK/db.admin-token" "$WORK/svc.log"
 
+# issue 15, point 10: the admin token opens everything; meshctl refuses a
+# token file others may read, and names the fix
+cp "$WORK/db.admin-token" "$WORK/shared-token"
+chmod 644 "$WORK/shared-token"
+out=$("$CTL" --service "$URL" --token-file "$WORK/shared-token" vpc list 2>&1)
+rc=$?
+check "meshctl refuses a token file group or others may read, naming chmod 600 FILE" \
+	bash -c "test $rc = 1 && grep -q 'chmod 600 $WORK/shared-token' <<<'$out'"
+chmod 600 "$WORK/shared-token"
+check "and takes it with mode 0600" "$CTL" --service "$URL" --token-file "$WORK/shared-token" vpc list
+
 api GET /healthz ""
 check "/healthz answers without a token" test "$STATUS" = 200
 
@@ -32,8 +43,8 @@ check "the sealed device token opens with the WireGuard private key" test "${TOK
 new_key stranger >/dev/null
 check "and not with another key" bash -c "! '$LOAD' open-token '$WORK/stranger.key' '$(jfield device_token)' 2>/dev/null"
 first_tok=$TOK_a
-register a "$KEY"
-check "registering the same key again: 200, same id and address" test "$STATUS:$IP_a" = "200:10.20.0.1"
+register a "$TOK_a"
+check "registering the same key again with its token: 200, same id and address" test "$STATUS:$IP_a" = "200:10.20.0.1"
 api GET /api/whoami "$first_tok"
 check "re-registration replaced the device token" test "$STATUS" = 401
 api GET /api/whoami "$TOK_a"
@@ -108,7 +119,7 @@ matrix "device token reads metrics" GET /metrics "$TOK_a" 403
 matrix "device token registers" POST /api/devices "$TOK_a" 403 '{}'
 matrix "reg-key lists VPCs" GET /api/vpcs "$KEY" 403
 matrix "reg-key reads a peer list" GET "/api/vpcs/$VPC/devices" "$KEY" 403
-matrix "admin PATCHes a device" PATCH "/api/devices/$ID_a" "$ADMIN" 403 '{"relay":true}'
+matrix "admin PATCHes a device's report" PATCH "/api/devices/$ID_a" "$ADMIN" 403 '{"hostname":"admin-set"}'
 matrix "a device PATCHes another of its VPC" PATCH "/api/devices/$ID_d" "$TOK_a" 403 '{"relay":true}'
 matrix "a device deletes another of its VPC" DELETE "/api/devices/$ID_d" "$TOK_a" 403
 matrix "another VPC's device reads the peer list" GET "/api/vpcs/$VPC/devices" "$TOK_x" 404
@@ -121,10 +132,67 @@ matrix "a device reads a device of its VPC" GET "/api/devices/$ID_d" "$TOK_a" 20
 ONCE=$(ctl -o json reg-key create --vpc "$VPC2" --single-use | jf secret)
 register y "$ONCE"
 check "a single-use key registers one device" test "$STATUS" = 201
-register y "$ONCE"
-check "that device may register again with it" test "$STATUS" = 200
+register y "$TOK_y"
+check "that device may register again with its token" test "$STATUS" = 200
 register z "$ONCE"
 check "a used single-use key: 401" test "$STATUS" = 401
+
+# --- device identity is proven by its token, not its public key (issue 15, point 2):
+# the public key is known to the whole VPC, a registration key to many
+register v "$KEY2"
+VTOK=$TOK_v
+cp "$WORK/v.key" "$WORK/rogue.key"
+register rogue "$KEY2"
+check "registering a victim's public key with a multi-use key: 409 field public_key" \
+	test "$STATUS:$(jfield field)" = "409:public_key"
+api GET /api/whoami "$VTOK"
+check "and the victim's token still answers" test "$STATUS" = 200
+ONCE2=$(ctl -o json reg-key create --vpc "$VPC2" --single-use | jf secret)
+register rogue "$ONCE2"
+check "registering a victim's public key with a single-use key: refused" test "$STATUS" = 409
+api GET /api/whoami "$VTOK"
+check "and the victim's token still answers" test "$STATUS" = 200
+register w "$ONCE2"
+check "the refused attempt did not use the single-use key" test "$STATUS" = 201
+register v2 "$ONCE2"
+check "its first registration did" test "$STATUS" = 401
+register rogue "$TOK_x"
+check "another device's token cannot register the victim's key: 403" test "$STATUS:$(jfield field)" = "403:public_key"
+api GET /api/whoami "$VTOK"
+check "and the victim's token still answers" test "$STATUS" = 200
+register v "$VTOK"
+check "the victim registers again with its own token: 200, same device" test "$STATUS:$ID_v" = "200:$(jfield id)"
+api GET /api/whoami "$VTOK"
+check "which replaces that token" test "$STATUS" = 401
+# the quota of a key (default 1000)
+QKEY=$(ctl -o json reg-key create --vpc "$VPC2" --max-devices 2 | tee "$WORK/q.json" | jf secret)
+check "a key shows its quota" test "$(jfield max_devices "$(cat "$WORK/q.json")")" = 2
+register q1 "$QKEY"
+register q2 "$QKEY"
+check "a key with --max-devices 2 registers two devices" bash -c "test -n '$IP_q1' && test '$STATUS' = 201"
+register q3 "$QKEY"
+check "and refuses the third: 403 naming max_devices" bash -c "test '$STATUS' = 403 && grep -q max_devices <<<'$OUT'"
+check "a key's default quota is 1000" test "$(ctl -o json reg-key create --vpc "$VPC2" | jf max_devices)" = 1000
+# --- relays are granted, not claimed (issue 15, point 1) ------------------------------
+api PATCH "/api/devices/$ID_x" "$TOK_x" '{"relay":true}'
+check "a device token cannot make itself a relay: 403 field relay" test "$STATUS:$(jfield field)" = "403:relay"
+api GET "/api/devices/$ID_x" "$ADMIN"
+check "and it is still no relay" grep -q '"relay":false' <<<"$OUT"
+api PATCH "/api/devices/$ID_x" "$TOK_x" '{"relay":false}'
+check "naming the relay flag it has is no claim: 200" test "$STATUS" = 200
+register claim "$KEY2" '"relay":true'
+check "registering with relay:true and a key that mints no relays: 403 field relay" \
+	test "$STATUS:$(jfield field)" = "403:relay"
+RELAYKEY=$(ctl -o json reg-key create --vpc "$VPC2" --relay | jf secret)
+register r1 "$RELAYKEY" '"relay":true'
+check "a key created with --relay registers relays" bash -c "test '$STATUS' = 201 && grep -q '\"relay\":true' <<<'$OUT'"
+out=$(ctl device update "$ID_x" --relay)
+check "meshctl device update --relay: the admin grants relaying" bash -c "grep -q '^$ID_x ' <<<'$out'"
+api GET "/api/devices/$ID_x" "$ADMIN"
+check "the device is a relay now" grep -q '"relay":true' <<<"$OUT"
+out=$(ctl -o json device update "$ID_x" --no-relay)
+check "meshctl device update --no-relay takes it back" bash -c "jq -e '.relay == false' >/dev/null <<<'$out'"
+
 SOON=$(ctl -o json reg-key create --vpc "$VPC2" --expires-at "$(date -u -d '+2 seconds' +%Y-%m-%dT%H:%M:%SZ)" | jf secret)
 sleep 3
 register z "$SOON"
@@ -174,6 +242,13 @@ for body in '{"os":"x"}' '{"endpoints":[{"source":"moon","address":"1.2.3.4:5"}]
 	api PATCH "/api/devices/$ID_a" "$TOK_a" "$body"
 	[ "$STATUS" = 400 ] || not_ok "PATCH $body: 400 (got $STATUS)"
 done
+# issue 15, point 5: no endpoint that makes every agent a reflector
+for a in 127.0.0.1:51820 '[::1]:51820' 0.0.0.0:1 224.0.0.1:5 255.255.255.255:5 '[ff02::1]:5' 169.254.169.254:80 '[fe80::1]:5'; do
+	api PATCH "/api/devices/$ID_a" "$TOK_a" "{\"endpoints\":[{\"source\":\"local\",\"address\":\"198.51.100.7:5\"},{\"source\":\"local\",\"address\":\"$a\"}]}"
+	[ "$STATUS:$(jfield field)" = "400:endpoints[1].address" ] || not_ok "PATCH endpoint $a: 400 field endpoints[1].address (got $STATUS: $OUT)"
+done
+register ep "$KEY" '"endpoints":[{"source":"local","address":"169.254.169.254:80"}]'
+check "a registration with a link-local endpoint: 400 naming the field" test "$STATUS:$(jfield field)" = "400:endpoints[0].address"
 api GET "/api/vpcs/$VPC/devices" "$TOK_a"
 check "refused PATCH bodies: 400 and no new revision" test "$(jfield revision)" = "$REV"
 api GET "/api/vpcs/$VPC/devices?since=x" "$TOK_a"

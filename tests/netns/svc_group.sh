@@ -30,7 +30,7 @@ indexes() {
 
 svc_start
 VPC=$(ctl -o json vpc create lab | jf id)
-KEY=$(ctl -o json reg-key create --vpc "$VPC" | jf secret)
+KEY=$(ctl -o json reg-key create --vpc "$VPC" --max-devices 100000 | jf secret)
 echo "$KEY" >"$WORK/regkey"
 
 # --- a lone write -----------------------------------------------------------------------

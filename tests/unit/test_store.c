@@ -42,11 +42,12 @@ static void vpc(struct store *st, const char *cidr, char id[UUID_STRLEN])
 	json_decref(out);
 }
 
-static void regkey(struct store *st, const char *vpc_id, bool single, int64_t expires, char id[UUID_STRLEN])
+static void regkey_spec(struct store *st, const char *vpc_id, struct regkey_spec spec, char id[UUID_STRLEN])
 {
-	struct regkey_spec spec = { .single_use = single, .expires_at = expires };
 	uint8_t hash[TOKEN_HASH_BYTES];
 	json_t *out;
+	if (!spec.max_devices)
+		spec.max_devices = REGKEY_MAX_DEVICES_DEFAULT;
 	snprintf(spec.vpc_id, sizeof(spec.vpc_id), "%s", vpc_id);
 	randombytes_buf(hash, sizeof(hash));
 	cr_assert_eq(store_regkey_create(st, &spec, hash, NOW, &out), 0);
@@ -54,7 +55,12 @@ static void regkey(struct store *st, const char *vpc_id, bool single, int64_t ex
 	json_decref(out);
 }
 
-/* registers a fresh key (or key, if given); returns rc, the tunnel IP and id */
+static void regkey(struct store *st, const char *vpc_id, bool single, int64_t expires, char id[UUID_STRLEN])
+{
+	regkey_spec(st, vpc_id, (struct regkey_spec){ .single_use = single, .expires_at = expires }, id);
+}
+
+/* registers spec with the key; returns rc, the tunnel IP and id */
 static int reg(struct store *st, const char *key_id, struct device_spec *spec, char ip[32],
 	       char id[UUID_STRLEN], bool *created)
 {
@@ -62,7 +68,8 @@ static int reg(struct store *st, const char *key_id, struct device_spec *spec, c
 	json_t *out = NULL;
 	int rc;
 	randombytes_buf(hash, sizeof(hash));
-	rc = store_device_register(st, key_id, spec, hash, NOW, &out, created);
+	rc = store_device_register(st, key_id, spec, hash, NOW, &out);
+	*created = rc == 0;
 	if (rc == 0) {
 		snprintf(ip, 32, "%s", json_string_value(json_object_get(out, "tunnel_ip")));
 		snprintf(id, UUID_STRLEN, "%s", json_string_value(json_object_get(out, "id")));
@@ -98,10 +105,14 @@ Test(store, register_is_idempotent_and_slash30_fills)
 	cr_assert_eq(reg(st, k, &a, ip, id, &created), 0);
 	cr_expect(created);
 	cr_expect_str_eq(ip, "10.1.0.1");
-	cr_assert_eq(reg(st, k, &a, ip2, id2, &created), 0);
-	cr_expect(!created, "the same public key again");
-	cr_expect_str_eq(ip2, ip);
-	cr_expect_str_eq(id2, id);
+	cr_expect_eq(reg(st, k, &a, ip2, id2, &created), -EEXIST, "the same public key again, with a key");
+	uint8_t hash[TOKEN_HASH_BYTES];
+	json_t *out;
+	randombytes_buf(hash, sizeof(hash));
+	cr_assert_eq(store_device_reregister(st, id, &a, hash, NOW, &out), 0, "with its own token");
+	cr_expect_str_eq(json_string_value(json_object_get(out, "tunnel_ip")), ip);
+	cr_expect_str_eq(json_string_value(json_object_get(out, "id")), id);
+	json_decref(out);
 	cr_assert_eq(reg(st, k, &b, ip, id2, &created), 0);
 	cr_expect_str_eq(ip, "10.1.0.2");
 	cr_expect_eq(reg(st, k, &c, ip, id2, &created), -ENOSPC);
@@ -165,15 +176,130 @@ Test(store, single_use_and_expiry)
 	fresh_key(&b);
 	cr_assert_eq(reg(st, once, &a, ip, id, &created), 0);
 	cr_expect_eq(reg(st, once, &b, ip, id2, &created), -EKEYREVOKED);
-	cr_expect_eq(reg(st, once, &a, ip, id2, &created), 0, "its own device may register again");
-	cr_expect_str_eq(id2, id);
+	cr_expect_eq(reg(st, once, &a, ip, id2, &created), -EKEYREVOKED, "used, even by its own device's key");
 	uint8_t hash[TOKEN_HASH_BYTES];
 	json_t *out;
 	randombytes_buf(hash, sizeof(hash));
-	cr_expect_eq(store_device_register(st, old, &b, hash, NOW + 10, &out, &created), -EKEYEXPIRED);
+	cr_expect_eq(store_device_register(st, old, &b, hash, NOW + 10, &out), -EKEYEXPIRED);
 	strcpy(b.vpc_id, "00000000-0000-4000-8000-000000000000");
 	b.set |= DEV_VPC_ID;
 	cr_expect_eq(reg(st, old, &b, ip, id2, &created), -EXDEV);
+	store_free(st);
+}
+
+/* the token of a device, as a hash: whether hash authenticates it */
+static bool token_is(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], const char *id)
+{
+	struct principal who;
+	return store_device_auth(st, hash, &who) == 0 && !strcmp(who.id, id);
+}
+
+/* issue 15, point 2: anyone with a registration key and a victim's public key
+ * (the whole VPC sees it) re-registered it and revoked the victim's token,
+ * without using up a single-use key */
+Test(store, a_public_key_registered_again_with_a_key_changes_nothing)
+{
+	char v[UUID_STRLEN], multi[UUID_STRLEN], once[UUID_STRLEN], ip[32], id[UUID_STRLEN], id2[UUID_STRLEN];
+	uint8_t victim_token[TOKEN_HASH_BYTES], rogue_token[TOKEN_HASH_BYTES];
+	struct device_spec victim, other;
+	struct store *st;
+	bool created;
+	json_t *out = NULL;
+
+	cr_assert_eq(store_open(path, &st), 0);
+	vpc(st, "10.5.0.0/24", v);
+	regkey(st, v, false, 0, multi);
+	regkey(st, v, true, 0, once);
+	fresh_key(&victim);
+	randombytes_buf(victim_token, sizeof(victim_token));
+	cr_assert_eq(store_device_register(st, multi, &victim, victim_token, NOW, &out), 0);
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(out, "id")));
+	json_decref(out);
+	cr_assert(token_is(st, victim_token, id));
+	static const char *const keys[] = { "multi-use", "single-use" };
+	for (int i = 0; i < 2; i++) {
+		randombytes_buf(rogue_token, sizeof(rogue_token));
+		cr_expect_eq(store_device_register(st, i ? once : multi, &victim, rogue_token, NOW + 1, &out), -EEXIST,
+			     "%s key", keys[i]);
+		cr_expect(token_is(st, victim_token, id), "the victim's token still works after the %s key", keys[i]);
+		cr_expect(!token_is(st, rogue_token, id), "and the rogue's does not (%s key)", keys[i]);
+	}
+	fresh_key(&other);
+	cr_expect_eq(reg(st, once, &other, ip, id2, &created), 0, "the refused attempt did not use the single-use key");
+	cr_expect_eq(reg(st, once, &victim, ip, id2, &created), -EKEYREVOKED, "its first registration did");
+	cr_expect_eq(store_device_reregister(st, id2, &victim, rogue_token, NOW, &out), -EACCES,
+		     "another device's token cannot take the victim's key");
+	cr_expect(token_is(st, victim_token, id));
+	store_free(st);
+}
+
+Test(store, a_key_registers_at_most_its_max_devices)
+{
+	char v[UUID_STRLEN], k[UUID_STRLEN], ip[32], id[UUID_STRLEN];
+	struct device_spec a;
+	struct store *st;
+	bool created;
+	json_t *out;
+
+	cr_assert_eq(store_open(path, &st), 0);
+	vpc(st, "10.6.0.0/24", v);
+	regkey_spec(st, v, (struct regkey_spec){ .max_devices = 3 }, k);
+	for (int i = 0; i < 3; i++) {
+		fresh_key(&a);
+		cr_assert_eq(reg(st, k, &a, ip, id, &created), 0, "device %d", i + 1);
+	}
+	cr_assert_eq(store_device_delete(st, id, NOW, v), 0);
+	fresh_key(&a);
+	cr_expect_eq(reg(st, k, &a, ip, id, &created), -EDQUOT, "the quota counts registrations, not devices left");
+	cr_expect_eq(store_device_count(st), 2);
+	cr_assert_eq(store_regkey_get(st, k, &out), 0);
+	cr_expect_eq(json_integer_value(json_object_get(out, "registrations")), 3);
+	cr_expect_eq(json_integer_value(json_object_get(out, "max_devices")), 3);
+	json_decref(out);
+	store_free(st);
+}
+
+static bool relay_of(struct store *st, const char *id)
+{
+	json_t *out;
+	cr_assert_eq(store_device_get(st, id, &out, NULL), 0);
+	bool relay = json_is_true(json_object_get(out, "relay"));
+	json_decref(out);
+	return relay;
+}
+
+/* issue 15, point 1: relaying is granted by a key that mints relays or by
+ * the admin (a PATCH the API allows only with the admin token), never claimed */
+Test(store, a_relay_is_granted_by_its_key_not_claimed)
+{
+	char v[UUID_STRLEN], k[UUID_STRLEN], rk[UUID_STRLEN], ip[32], id[UUID_STRLEN], rid[UUID_STRLEN];
+	struct device_spec a, r, claim;
+	struct store *st;
+	bool created;
+	json_t *out;
+
+	cr_assert_eq(store_open(path, &st), 0);
+	vpc(st, "10.4.0.0/24", v);
+	regkey(st, v, false, 0, k);
+	regkey_spec(st, v, (struct regkey_spec){ .relay = true }, rk);
+	cr_assert_eq(store_regkey_get(st, rk, &out), 0);
+	cr_expect(json_is_true(json_object_get(out, "relay")), "the key says it mints relays");
+	json_decref(out);
+	fresh_key(&claim);
+	claim.relay = true;
+	claim.set |= DEV_RELAY;
+	cr_expect_eq(reg(st, k, &claim, ip, id, &created), -EPERM, "a claim with a key that mints no relays");
+	cr_expect_eq(store_device_count(st), 0, "and nothing is stored");
+	fresh_key(&a);
+	cr_assert_eq(reg(st, k, &a, ip, id, &created), 0);
+	cr_expect(!relay_of(st, id));
+	fresh_key(&r);
+	cr_assert_eq(reg(st, rk, &r, ip, rid, &created), 0);
+	cr_expect(relay_of(st, rid), "a key that mints relays makes relays, claimed or not");
+	struct device_spec grant = { .set = DEV_RELAY, .relay = true };
+	cr_assert_eq(store_device_patch(st, id, &grant, NOW, &out), 0);
+	json_decref(out);
+	cr_expect(relay_of(st, id), "granted");
 	store_free(st);
 }
 
@@ -376,7 +502,7 @@ static bool online_of(struct store *st, const char *id, int64_t *rev)
 
 Test(store, online_flips_with_a_revision)
 {
-	char v[UUID_STRLEN], k[UUID_STRLEN], ip[32], id[UUID_STRLEN], id2[UUID_STRLEN];
+	char v[UUID_STRLEN], k[UUID_STRLEN], ip[32], id[UUID_STRLEN];
 	struct store_limits lim = { .offline_after_s = 120, .tombstone_ttl_s = 1000000 };
 	struct principal who = { .scope = TOKEN_DEVICE };
 	struct device_spec a;
@@ -420,9 +546,12 @@ Test(store, online_flips_with_a_revision)
 	cr_expect_eq(store_housekeeping(st, NOW + 210 + 120, &lim, on_changed, NULL), 0);
 	cr_expect(!online_of(st, id, &drev));
 
-	/* registering again (a restarted agent) brings it back too */
-	cr_assert_eq(reg(st, k, &a, ip, id2, &created), 0);
-	cr_expect(!created);
+	/* registering again (a restarted agent, with its token) brings it back too */
+	uint8_t hash[TOKEN_HASH_BYTES];
+	json_t *out;
+	randombytes_buf(hash, sizeof(hash));
+	cr_assert_eq(store_device_reregister(st, id, &a, hash, NOW + 400, &out), 0);
+	json_decref(out);
 	cr_expect(online_of(st, id, &drev));
 	store_vpc_revision(st, v, &rev);
 	cr_expect_eq(rev, 5);
@@ -492,8 +621,15 @@ Test(store, upgrades_a_version_1_database)
 		 v, (long long)now, v, (long long)now, (long long)now, v, (long long)now,
 		 (long long)(now - 1000), v);
 	raw_exec(sql);
+	snprintf(sql, sizeof(sql), "INSERT INTO reg_keys VALUES ('55555555-5555-4555-8555-555555555555', '%s',"
+		 " x'05', 0, NULL, 'old', %lld, NULL);", v, (long long)now);
+	raw_exec(sql);
 
 	cr_assert_eq(store_open(path, &st), 0);
+	json_t *key;
+	cr_assert_eq(store_regkey_get(st, "55555555-5555-4555-8555-555555555555", &key), 0);
+	cr_expect(json_is_false(json_object_get(key, "relay")), "a key from before relay keys mints no relays");
+	json_decref(key);
 	cr_expect(online_of(st, "22222222-2222-4222-8222-222222222222", &rev), "seen now: online");
 	cr_expect_eq(rev, 1, "the upgrade changes no revision");
 	cr_expect(!online_of(st, "33333333-3333-4333-8333-333333333333", &rev), "silent 1000 s: offline");
@@ -501,7 +637,7 @@ Test(store, upgrades_a_version_1_database)
 	cr_expect(!full);
 	cr_expect_str_eq(del, "44444444-4444-4444-8444-444444444444", "the old tombstone is served");
 	store_free(st);
-	cr_expect_eq(user_version(), 2);
+	cr_expect_eq(user_version(), 3);
 
 	cr_assert_eq(store_open(path, &st), 0, "an upgraded database opens again");
 	cr_expect_eq(store_housekeeping(st, now + 59, &lim, NULL, NULL), 0,
@@ -519,9 +655,9 @@ Test(store, refuses_a_newer_schema)
 
 	cr_assert_eq(store_open(path, &st), 0);
 	store_free(st);
-	raw_exec("PRAGMA user_version=3");
+	raw_exec("PRAGMA user_version=4");
 	cr_expect_eq(store_open(path, &st), -EPROTO);
-	cr_expect_eq(user_version(), 3, "left as it was");
+	cr_expect_eq(user_version(), 4, "left as it was");
 }
 
 /* --- group commit ------------------------------------------------------------------ */
@@ -760,7 +896,7 @@ Test(store, housekeeping_takes_at_most_its_maximum_a_pass_and_the_rest_next)
 
 	cr_assert_eq(store_open(path, &st), 0);
 	vpc(st, "10.7.0.0/19", v);
-	regkey(st, v, false, 0, k);
+	regkey_spec(st, v, (struct regkey_spec){ .max_devices = STORE_HOUSEKEEPING_MAX + 1 }, k);
 	cr_assert_eq(store_batch_begin(st), 0);
 	for (int i = 0; i <= STORE_HOUSEKEEPING_MAX; i++) {
 		fresh_key(&a);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent/meshd/svc.h"
@@ -27,6 +28,8 @@ struct fake {
 	int garbage_first;		/* answer this many registrations with junk */
 	int fail_first_poll;		/* answer this many polls with 503 */
 	bool old_nat;			/* refuse nat.ipv4/ipv6, as meshsvc did before them */
+	atomic_bool refuse_tokens;	/* answer registrations with a device token 401 */
+	atomic_bool refuse_relay;	/* ... 403 naming the field relay */
 	/* what it saw */
 	atomic_int registrations, polls, patches, nat_refusals;
 	char last_patch[4096];
@@ -120,6 +123,16 @@ static void serve(struct fake *f, int fd)
 			snprintf(f->reg_auth, sizeof(f->reg_auth), "%.*s", (int)strcspn(auth + 22, "\r"), auth + 22);
 		snprintf(f->last_reg, sizeof(f->last_reg), "%s", body);
 		pthread_mutex_unlock(&f->mu);
+		if (auth && !strncmp(auth + 22, "nmdev_", 6) && atomic_load(&f->refuse_relay)) {
+			reply(fd, 403, "{\"error\":\"relaying is granted by the admin\",\"field\":\"relay\"}");
+			json_decref(b);
+			return;
+		}
+		if (auth && !strncmp(auth + 22, "nmdev_", 6) && atomic_load(&f->refuse_tokens)) {
+			reply(fd, 401, "{\"error\":\"a valid bearer token is required\"}");
+			json_decref(b);
+			return;
+		}
 		if (k < f->garbage_first) {
 			reply(fd, 200, "<html>not json");
 			json_decref(b);
@@ -342,6 +355,82 @@ Test(svc, older_service_gets_the_older_nat, .timeout = 30)
 		  "%s", f.last_patch);
 	pthread_mutex_unlock(&f.mu);
 	svc_free(s);
+	fake_stop(&f);
+}
+
+/* one registration of a fresh client on cfg: the credential it sent */
+static void register_once(struct fake *f, const struct svc_cfg *cfg, char *auth, size_t len)
+{
+	struct svc_report r = { 0 };
+	struct svc_event *ev;
+	struct svc *s;
+
+	strcpy(r.hostname, "n1");
+	cr_assert_eq(svc_new(cfg, &r, &s), 0);
+	ev = wait_event(s, SVC_EV_REGISTERED, 10000);
+	cr_assert_not_null(ev, "no registration");
+	svc_event_free(ev);
+	svc_free(s);
+	pthread_mutex_lock(&f->mu);
+	snprintf(auth, len, "%s", f->reg_auth);
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* issue 15, point 2: the service lets a registered public key in again only
+ * with its device token, so a restarted agent sends the token it kept (mode
+ * 0600), falls back to the key when the token is refused (the device was
+ * deleted), and refuses a token file that others may read */
+Test(svc, registers_again_with_the_token_it_kept, .timeout = 30)
+{
+	struct fake f = { 0 };
+	struct svc_cfg cfg = { .reg_key = "nmreg_secret", .os = "linux", .poll_wait_s = 1 };
+	char url[64], dir[] = "/tmp/test_svc.XXXXXX", file[64], auth[256];
+	struct stat sb;
+	struct svc *s;
+	FILE *fp;
+
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/device.token", dir);
+	cfg.token_file = file;
+	start(&f, &cfg, url, sizeof(url));
+	register_once(&f, &cfg, auth, sizeof(auth));
+	cr_expect_str_eq(auth, "nmreg_secret", "the first time, the registration key");
+	cr_assert_eq(stat(file, &sb), 0, "the token is kept");
+	cr_expect_eq(sb.st_mode & 0777, 0600);
+	register_once(&f, &cfg, auth, sizeof(auth));
+	cr_expect_str_eq(auth, TOKEN, "after a restart, the device token");
+
+	cr_assert_not_null(fp = fopen(file, "w"));
+	fputs("nmdev_stale\n", fp);
+	fclose(fp);
+	cr_assert_eq(chmod(file, 0600), 0);
+	atomic_store(&f.refuse_tokens, true);
+	int before = atomic_load(&f.registrations);
+	register_once(&f, &cfg, auth, sizeof(auth));
+	cr_expect_str_eq(auth, "nmreg_secret", "a refused token: the registration key at once");
+	cr_expect_eq(atomic_load(&f.registrations) - before, 2);
+
+	/* a refusal about the device itself (its relay flag) is no reason to
+	 * drop its identity: the token is kept and sent again */
+	atomic_store(&f.refuse_tokens, false);
+	atomic_store(&f.refuse_relay, true);
+	cr_assert_not_null(fp = fopen(file, "w"));
+	fputs(TOKEN "\n", fp);
+	fclose(fp);
+	before = atomic_load(&f.registrations);
+	cr_assert_eq(svc_new(&cfg, NULL, &s), 0);
+	cr_expect_null(wait_event(s, SVC_EV_REGISTERED, 1500));
+	svc_free(s);
+	cr_expect_geq(atomic_load(&f.registrations) - before, 2, "retried");
+	pthread_mutex_lock(&f.mu);
+	cr_expect_str_eq(f.reg_auth, TOKEN, "with the token each time");
+	pthread_mutex_unlock(&f.mu);
+	cr_expect_eq(access(file, F_OK), 0, "which is kept");
+
+	cr_assert_eq(chmod(file, 0644), 0);
+	cr_expect_eq(svc_new(&cfg, NULL, &s), -EPERM, "a token file group or others may read");
+	unlink(file);
+	rmdir(dir);
 	fake_stop(&f);
 }
 

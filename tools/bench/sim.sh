@@ -133,12 +133,15 @@ import json, sys
 n = int(sys.argv[1])
 presets = ["full-cone", "restricted-cone", "port-restricted-cone", "symmetric"]
 def meshd(extra, after):
+    # a relay registers with the key that mints relays (relaying is granted, never claimed)
+    key = "${run}/relaykey" if "--relay" in extra else "${run}/regkey"
     return {"after": after, "ready": {"file": "${run}/nodes/${node}/run-meshd/mesh0.sock"}, "ready_timeout_ms": 60000,
-            "argv": ["meshd"] + extra + ["--service", "https://${ip:svc}:8443", "--reg-key-file", "${run}/regkey",
+            "argv": ["meshd"] + extra + ["--service", "https://${ip:svc}:8443", "--reg-key-file", key,
                      "--ca", "${ca}", "--hostname", "${node}", "--state-dir", "${run}/nodes/${node}/state",
                      "--stun", "${ip:stun}:3478", "--stun", "${ip:relay}:3478"]}
 regkey = ("set -e; m=\"meshctl --service https://${ip}:8443 --token-file ${run}/meshsvc.sqlite.admin-token --ca ${ca} -o json\"; "
-          "vpc=$($m vpc create lab | jq -r .id); $m reg-key create --vpc $vpc | jq -r .secret > ${run}/regkey; test -s ${run}/regkey")
+          "vpc=$($m vpc create lab | jq -r .id); $m reg-key create --vpc $vpc | jq -r .secret > ${run}/regkey; test -s ${run}/regkey; "
+          "$m reg-key create --vpc $vpc --relay | jq -r .secret > ${run}/relaykey; test -s ${run}/relaykey")
 # the internet is routed (a core router with a link per gateway), not one
 # bridge: a flat /16 where 100 agents reach each other directly needs more ARP
 # entries than the kernel's shared neighbour table holds (gc_thresh3 1024)

@@ -74,7 +74,7 @@ start_svc() {
   [ -n "$url" ] || { echo "svc.sh: meshsvc did not start" >&2; cat "$2/svc.log" >&2; exit 1; }
   admin=$(cat "$2/db.admin-token")
   vpc=$(curl -sf -H "Authorization: Bearer $admin" -d '{"name":"bench"}' "$url/api/vpcs" | field id)
-  curl -sf -H "Authorization: Bearer $admin" -d "{\"vpc_id\":\"$vpc\"}" "$url/api/reg-keys" | field secret >"$2/regkey"
+  curl -sf -H "Authorization: Bearer $admin" -d "{\"vpc_id\":\"$vpc\",\"max_devices\":16777216}" "$url/api/reg-keys" | field secret >"$2/regkey"
 }
 
 # register DIR: step 1 against the meshsvc started in DIR; prints svcload's line

@@ -228,8 +228,14 @@ static void stop_dataplane(struct meshd *m)
 /* a restart brings the tunnel back before the service answers */
 static void restore_tunnel(struct meshd *m)
 {
+	struct svc_err err;
+
 	if (!m->st.has_tunnel_ip || !m->st.has_vpc_cidr)
 		return;
+	if (svcjson_check_vpc(&m->st.vpc_cidr, &m->st.tunnel_ip, &err) < 0) {
+		log_warn(COMPONENT, "saved tunnel not restored field=%s reason=\"%s\"", err.field, err.msg);
+		return;
+	}
 	m->tip = m->st.tunnel_ip;
 	m->vpc = m->st.vpc_cidr;
 	m->has_vpc = true;

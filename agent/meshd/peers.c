@@ -181,6 +181,12 @@ void peers_sync(struct meshd *m, json_t *devices)
 		}
 		if (!strcmp(d.id, m->self_id) || !memcmp(d.public_key, m->st.pub, SVC_KEY_LEN))
 			continue;
+		/* issue 15 point 6: a relay's address becomes a route */
+		if (m->has_vpc && (!cidr_contains(&m->vpc, &d.tunnel_ip) || addr_ip_equal(&d.tunnel_ip, &m->tip))) {
+			log_warn(COMPONENT, "peer entry skipped index=%zu field=tunnel_ip reason=\"%s\"", i,
+				 cidr_contains(&m->vpc, &d.tunnel_ip) ? "ours" : "outside the VPC");
+			continue;
+		}
 		if (!(p = peer_for(m, &d)))
 			continue;
 		p->seen = true;

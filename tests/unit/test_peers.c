@@ -193,3 +193,22 @@ Test(peers, bounded, .init = setup, .fini = teardown)
 	cr_expect_eq(m.peers.refused, 1);
 	cr_expect_null(by_id("c"));
 }
+
+/* issue 15 point 6: a peer's tunnel address is one of the VPC's and not ours */
+Test(peers, tunnel_ip_in_the_vpc, .init = setup, .fini = teardown)
+{
+	struct dev list[MAXDEV] = {
+		{ "out", 1, "out", "10.0.0.5", "192.0.2.5:1" },
+		{ "mine", 2, "mine", "100.64.0.1", "192.0.2.6:1" },
+		B(3),
+	};
+
+	cr_assert_eq(cidr_parse("100.64.0.0/24", false, &m.vpc), 0);
+	m.has_vpc = true;
+	cr_assert_eq(addr_parse_ip("100.64.0.1", 0, &m.tip), 0);
+	sync_list(list);
+	cr_expect_eq(meshd_npeers(&m), 1);
+	cr_expect_not_null(by_id("b"));
+	cr_expect_eq(wg_device_peer_count(m.dev), 1);
+}
+

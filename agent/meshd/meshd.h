@@ -32,6 +32,7 @@
 #include "agent/wg/uapi.h"
 #include "ctl.h"
 #include "disco.h"
+#include "dstlimit.h"
 #include "loop.h"
 #include "natdisc.h"
 #include "netio.h"
@@ -191,6 +192,7 @@ struct meshd {
 	union sockaddr_any lost[MAX_LOST];	/* data for sessions we do not have, from */
 	int nlost;
 	uint64_t lost_handshakes;
+	struct dstlimit initlimit;	/* sprays per destination IP (peerpath.c) */
 
 	struct natd natd[SVC_FAMILIES];
 };
@@ -256,7 +258,7 @@ void natd_pump(struct natd *d, uint64_t now);
 
 /* peerpath.c (and the device's handshake_complete op, in datapath.c) */
 void peerpath_candidates(struct meshd *m, struct mpeer *p, uint64_t now);
-void peerpath_observe(struct mpeer *p, uint64_t now);
+void peerpath_observe(struct meshd *m, struct mpeer *p, uint64_t now);
 /* "direct", "relayed", ... as meshctl shows it */
 const char *peerpath_name(const struct mpeer *p);
 

@@ -122,8 +122,17 @@ static void peer_update(struct meshd *m, struct mpeer *p, const struct svc_devic
 {
 	snprintf(p->name, sizeof(p->name), "%s", d->hostname[0] ? d->hostname : d->id);
 	p->symmetric_nat = d->symmetric_nat;
-	memcpy(p->ep, d->ep, sizeof(d->ep));
-	p->nep = d->nep;
+	p->nep = 0;
+	for (int i = 0; i < d->nep; i++) {
+		const char *why;
+		char a[ADDR_STRLEN];
+
+		if (path_addr_usable(&d->ep[i].addr, &why))
+			p->ep[p->nep++] = d->ep[i];
+		else
+			log_warn(COMPONENT, "peer endpoint ignored peer=%s endpoint=%s reason=\"%s\"", p->name,
+				 meshd_fmt_addr(&d->ep[i].addr, a), why);
+	}
 	if (p->relay && p->wp)
 		relay_learn_addr(m, p);
 	if (m->o.relay && p->wp && !p->relay)

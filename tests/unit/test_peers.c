@@ -212,3 +212,16 @@ Test(peers, tunnel_ip_in_the_vpc, .init = setup, .fini = teardown)
 	cr_expect_eq(wg_device_peer_count(m.dev), 1);
 }
 
+/* issue 15 point 5: endpoints no peer can be at are not candidates */
+Test(peers, endpoints_filtered, .init = setup, .fini = teardown)
+{
+	struct dev list[MAXDEV] = { A(1, "a", "127.0.0.1:51820"), B(2) };
+	struct mpeer *p;
+
+	sync_list(list);
+	p = by_id("a");
+	cr_assert_not_null(p);
+	cr_expect_eq(p->nep, 0);
+	cr_expect_eq(p->path.ncands, 0);
+	cr_expect_eq(sent, 1, "only b was sprayed at");
+}

@@ -32,7 +32,7 @@
 #include "agent/wg/uapi.h"
 #include "ctl.h"
 #include "disco.h"
-#include "dstlimit.h"
+#include "iplimit.h"
 #include "loop.h"
 #include "natdisc.h"
 #include "netio.h"
@@ -189,10 +189,11 @@ struct meshd {
 	uint8_t *udp_bufs, *tun_bufs, *fwd_bufs;
 	uint8_t ctl_buf[BUF_SIZE];
 	uint64_t relay_forwarded;
+	uint64_t relay_outside_vpc;	/* --relay: inner destinations outside the VPC, dropped */
 	union sockaddr_any lost[MAX_LOST];	/* data for sessions we do not have, from */
 	int nlost;
 	uint64_t lost_handshakes;
-	struct dstlimit initlimit;	/* sprays per destination IP (peerpath.c) */
+	struct iplimit initlimit;	/* sprays per destination IP (peerpath.c) */
 
 	struct natd natd[SVC_FAMILIES];
 };
@@ -226,6 +227,15 @@ extern const struct wg_device_ops datapath_dev_ops;
 void datapath_udp_readable(struct loop *loop, int fd, uint32_t events, void *arg);
 void datapath_tun_readable(struct loop *loop, int fd, uint32_t events, void *arg);
 void datapath_send(struct meshd *m, const union sockaddr_any *to, const uint8_t *buf, size_t len);
+/* --relay: where a decrypted packet is going (issue 15 point 9: a relay
+ * writes to its TUN only what is for itself, and drops what is for outside
+ * the VPC, IPv6 included, rather than route it into its host's networks) */
+enum relay_dest {
+	RELAY_DEST_SELF,
+	RELAY_DEST_PEER,	/* forwarded */
+	RELAY_DEST_OUTSIDE,	/* dropped, counted */
+};
+enum relay_dest datapath_relay_dest(const struct meshd *m, const uint8_t *ip, size_t len);
 
 
 /* lost.c: sources noted during a batch, answered after it */

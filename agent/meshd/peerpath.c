@@ -11,7 +11,7 @@
 /* issue 5: the same initiation to every candidate at once; whichever copy
  * is answered first wins and the data plane roams to where the answer came
  * from. The path schedule paces the sprays; no destination IP gets more
- * than dstlimit.h allows (issue 15 point 5). */
+ * than iplimit.h allows (issue 15 point 5). */
 static void spray(struct meshd *m, struct mpeer *p)
 {
 	union sockaddr_any to[PATH_MAX_CANDS];
@@ -20,7 +20,7 @@ static void spray(struct meshd *m, struct mpeer *p)
 	if (!p->wp || p->path.ncands == 0)
 		return;
 	for (int i = 0; i < p->path.ncands; i++)
-		if (dstlimit_allow(&m->initlimit, &p->path.cands[i], meshd_now(m)))
+		if (iplimit_allow(&m->initlimit, &p->path.cands[i], meshd_now(m)))
 			to[n++] = p->path.cands[i];
 	if (n < p->path.ncands)
 		log_debug(COMPONENT, "handshake initiations limited peer=%s dropped=%d", p->name, p->path.ncands - n);

@@ -1,25 +1,24 @@
-/* dstlimit: a token bucket per destination IP for handshake initiations
- * (dstlimit.h). */
+/* iplimit: a token bucket per IP (iplimit.h) */
 #include <string.h>
 
-#include "dstlimit.h"
+#include "iplimit.h"
 
-static void refill(struct dstlimit_slot *s, uint64_t now)
+static void refill(struct iplimit_slot *s, uint64_t now)
 {
 	uint64_t t;
 
 	if (now <= s->at)
 		return;
-	t = s->tokens_milli + (now - s->at) * DSTLIMIT_PER_S;
-	s->tokens_milli = t > DSTLIMIT_BURST * 1000u ? DSTLIMIT_BURST * 1000u : (uint32_t)t;
+	t = s->tokens_milli + (now - s->at) * IPLIMIT_PER_S;
+	s->tokens_milli = t > IPLIMIT_BURST * 1000u ? IPLIMIT_BURST * 1000u : (uint32_t)t;
 	s->at = now;
 }
 
-bool dstlimit_allow(struct dstlimit *l, const union sockaddr_any *a, uint64_t now)
+bool iplimit_allow(struct iplimit *l, const union sockaddr_any *a, uint64_t now)
 {
 	union sockaddr_any u = *a;
 	uint8_t key[16] = { 0 };
-	struct dstlimit_slot *s = NULL, *roomiest = &l->slot[0];
+	struct iplimit_slot *s = NULL, *roomiest = &l->slot[0];
 	const uint8_t *ip;
 	size_t n;
 
@@ -28,8 +27,8 @@ bool dstlimit_allow(struct dstlimit *l, const union sockaddr_any *a, uint64_t no
 		return false;
 	ip = addr_ip_bytes(&u, &n);
 	memcpy(key, ip, n == 16 ? 8 : n);
-	for (int i = 0; i < DSTLIMIT_SLOTS && !s; i++) {
-		struct dstlimit_slot *c = &l->slot[i];
+	for (int i = 0; i < IPLIMIT_SLOTS && !s; i++) {
+		struct iplimit_slot *c = &l->slot[i];
 		if (c->family == u.sa.sa_family && !memcmp(c->key, key, sizeof(key))) {
 			s = c;
 			break;
@@ -46,7 +45,7 @@ bool dstlimit_allow(struct dstlimit *l, const union sockaddr_any *a, uint64_t no
 		s = roomiest;
 		memcpy(s->key, key, sizeof(key));
 		s->family = (uint8_t)u.sa.sa_family;
-		s->tokens_milli = DSTLIMIT_BURST * 1000u;
+		s->tokens_milli = IPLIMIT_BURST * 1000u;
 		s->at = now;
 	}
 	refill(s, now);

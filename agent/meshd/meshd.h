@@ -50,6 +50,7 @@
 #define MAX_LOST 8			/* lost-session sources noted per batch */
 #define ND_SOCKS 3			/* natdisc sockets besides the WireGuard one */
 #define MESHD_MAX_PEERS 4096		/* a VPC larger than this is refused peer by peer */
+#define MESHD_PEER_SLOTS (2 * MESHD_MAX_PEERS)	/* peers by id (peers.c): at most half full */
 
 enum {
 	OBSERVE_MIN_MS = 50,		/* under load, the data plane is looked at this often */
@@ -88,6 +89,7 @@ struct mpeer {
 	struct svc_endpoint ep[SVC_MAX_ENDPOINTS];
 	int nep;
 	bool seen;
+	size_t idx;			/* in meshd.peers */
 
 	struct wg_peer *wp;		/* NULL: not in the data plane (--relay-only) */
 	bool use_path;
@@ -166,6 +168,7 @@ struct meshd {
 	union sockaddr_any tip;		/* tunnel IP */
 
 	struct vec peers;		/* struct mpeer *, at most MESHD_MAX_PEERS */
+	struct mpeer *peer_slot[MESHD_PEER_SLOTS];	/* the same by id (peers.c) */
 	struct mpeer *relay_in_use;
 
 	struct disco disco;

@@ -3,6 +3,7 @@
  * entry and entries past the maximum skipped. A real WireGuard device with
  * fake ops (nothing leaves the process) and no service. */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent/meshd/meshd.h"
@@ -224,4 +225,65 @@ Test(peers, endpoints_filtered, .init = setup, .fini = teardown)
 	cr_expect_eq(p->nep, 0);
 	cr_expect_eq(p->path.ncands, 0);
 	cr_expect_eq(sent, 1, "only b was sprayed at");
+}
+
+/* issue 15 point 7: peers are found by id through a hash index, not a linear
+ * search. A big list, then one with a third removed and a fifth re-keyed,
+ * then the whole list again: every peer once, at its index, in the data
+ * plane once (a lost or stale index entry would add a peer twice, or touch
+ * freed memory). */
+#define BIG 3000
+static uint8_t big_pub[BIG][WG_KEY_LEN], big_pub2[BIG][WG_KEY_LEN];
+
+static json_t *big_list(int drop_every, int rekey_every)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; i < BIG; i++) {
+		char id[16], tip[20], b64[SVC_KEY_B64LEN];
+		if (drop_every && i % drop_every == 0)
+			continue;
+		snprintf(id, sizeof(id), "d%d", i);
+		snprintf(tip, sizeof(tip), "100.64.%d.%d", 1 + i / 250, 1 + i % 250);
+		svcjson_key_format(rekey_every && i % rekey_every == 0 ? big_pub2[i] : big_pub[i], b64);
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:b, s:[]}", "id", id, "public_key", b64,
+						   "hostname", id, "tunnel_ip", tip, "relay", 0, "endpoints"));
+	}
+	return a;
+}
+
+static void check_big(size_t want)
+{
+	cr_assert_eq(meshd_npeers(&m), want);
+	cr_assert_eq(wg_device_peer_count(m.dev), want);
+	for (size_t i = 0; i < meshd_npeers(&m); i++)
+		cr_assert_eq(meshd_peer(&m, i)->idx, i, "peer %s at %zu", meshd_peer(&m, i)->id, i);
+}
+
+Test(peers, big_list_indexed, .init = setup, .fini = teardown)
+{
+	uint8_t priv_big[WG_KEY_LEN];
+	json_t *a;
+
+	for (int i = 0; i < BIG; i++) {
+		wg_dh_generate(priv_big, big_pub[i]);
+		wg_dh_generate(priv_big, big_pub2[i]);
+	}
+	a = big_list(0, 0);
+	peers_sync(&m, a);
+	json_decref(a);
+	check_big(BIG);
+	a = big_list(3, 5);
+	peers_sync(&m, a);
+	json_decref(a);
+	check_big(BIG - BIG / 3);
+	for (size_t i = 0; i < meshd_npeers(&m); i++) {
+		int n = atoi(meshd_peer(&m, i)->id + 1);
+		cr_assert_neq(n % 3, 0, "%s was removed", meshd_peer(&m, i)->id);
+		cr_assert_eq(memcmp(meshd_peer(&m, i)->pub, n % 5 ? big_pub[n] : big_pub2[n], WG_KEY_LEN), 0);
+	}
+	a = big_list(0, 0);
+	peers_sync(&m, a);
+	json_decref(a);
+	check_big(BIG);
 }

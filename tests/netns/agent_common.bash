@@ -113,12 +113,13 @@ api() {	# METHOD PATH [BODY]: as admin, prints the body
 		-H 'Content-Type: application/json' ${3:+-d "$3"} "$API$2"
 }
 
-# a VPC and a reusable registration key in $T/regkey
+# a VPC and a reusable registration key in $T/regkey (0600: meshd refuses a
+# key file that group or others may read)
 make_vpc() {
 	local vpc
 	vpc=$(api POST /api/vpcs '{"name":"t"}' | jq -r .id) || return 1
 	[ -n "$vpc" ] && [ "$vpc" != null ] || return 1
-	api POST /api/reg-keys "{\"vpc_id\":\"$vpc\"}" | jq -r .secret >"$T/regkey"
+	(umask 077 && api POST /api/reg-keys "{\"vpc_id\":\"$vpc\"}" | jq -r .secret >"$T/regkey")
 	[ -s "$T/regkey" ] && [ "$(cat "$T/regkey")" != null ]
 }
 

@@ -287,3 +287,48 @@ Test(peers, big_list_indexed, .init = setup, .fini = teardown)
 	json_decref(a);
 	check_big(BIG);
 }
+
+/* issue 15 point 1: the VPC is routed through the relay in use; only the
+ * other relays get it as rx sources (the data plane then refuses from them
+ * any address another peer holds by a longer prefix: test_device.c), and a
+ * plain peer never does */
+Test(peers, vpc_sources_only_from_relays_not_in_use, .init = setup, .fini = teardown)
+{
+	static const struct { const char *id, *tip, *ep; bool relay; } v[] = {
+		{ "r1", "100.64.0.11", "203.0.113.21:51820", true },
+		{ "r2", "100.64.0.12", "203.0.113.22:51820", true },
+		{ "p", "100.64.0.3", "192.0.2.3:51820", false },
+	};
+	struct mpeer *r1, *r2, *p;
+
+	cr_assert_eq(cidr_parse("100.64.0.0/24", false, &m.vpc), 0);
+	m.has_vpc = true;
+	cr_assert_eq(addr_parse_ip("100.64.0.1", 0, &m.tip), 0);
+	for (size_t from = 0; from < 2; from++) {	/* then r1 is gone */
+		json_t *a = json_array();
+		for (size_t i = from; i < sizeof(v) / sizeof(v[0]); i++) {
+			char b64[SVC_KEY_B64LEN];
+			svcjson_key_format(pub[i + 1], b64);
+			json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:b, s:[{s:s, s:s}]}", "id",
+							   v[i].id, "public_key", b64, "hostname", v[i].id,
+							   "tunnel_ip", v[i].tip, "relay", v[i].relay, "endpoints",
+							   "source", "local", "address", v[i].ep));
+		}
+		peers_sync(&m, a);
+		json_decref(a);
+		if (from)
+			break;
+		r1 = by_id("r1"), r2 = by_id("r2"), p = by_id("p");
+		cr_assert(r1 && r2 && p);
+		cr_assert_eq(m.relay_in_use, r1, "none alive yet: the lowest id");
+		cr_expect_not(r1->has_rx_vpc, "the relay in use has the VPC as its route");
+		cr_expect(r2->has_rx_vpc, "another relay forwards what r1 routes");
+		cr_expect_not(p->has_rx_vpc);
+		cr_expect_eq(wg_peer_allowed_ips(r1->wp, NULL, 0), 2, "its /32 and the VPC");
+		cr_expect_eq(wg_peer_allowed_ips(r2->wp, NULL, 0), 1, "its /32 only");
+	}
+	r2 = by_id("r2");
+	cr_assert_eq(m.relay_in_use, r2, "r1 gone: r2 in use");
+	cr_expect_not(r2->has_rx_vpc, "r2 routes the VPC now");
+	cr_expect_eq(wg_peer_allowed_ips(r2->wp, NULL, 0), 2);
+}

@@ -14,7 +14,7 @@ def meshd(extra=(), after=("relay/meshd",), svc="svc", stun=True):
         argv += ["--stun", "${ip:stun/eth0}:3478", "--stun", "${ip:stun/eth1}:3478"]
     return {"after": list(after), "argv": argv, "ready": {"file": "${run}/nodes/${node}/run-meshd/mesh0.sock"}}
 
-REGKEY = ("set -e; m=\"meshctl --service https://${ip}:8443 --token-file ${run}/meshsvc.sqlite.admin-token --ca ${ca} -o json\"; "
+REGKEY = ("umask 077; set -e; m=\"meshctl --service https://${ip}:8443 --token-file ${run}/meshsvc.sqlite.admin-token --ca ${ca} -o json\"; "
           "vpc=$($m vpc create lab | jq -r .id); $m reg-key create --vpc $vpc | jq -r .secret > ${run}/regkey; "
           "$m reg-key create --vpc $vpc --relay | jq -r .secret > ${run}/relaykey; test -s ${run}/relaykey; test -s ${run}/regkey")
 

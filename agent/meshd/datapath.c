@@ -2,7 +2,8 @@
  * apart (GRO) and sorted: STUN to stunmux.c, the rest to the data plane in
  * batches. IP packets from the TUN go to the data plane; what it decrypts
  * goes to the TUN, except our ping's answers and (with --relay) packets for
- * another peer, which go back in to be encrypted for it. */
+ * another peer, which go back in to be encrypted for it, and packets for
+ * outside the VPC, which a relay drops. */
 #include <string.h>
 
 #include "log.h"
@@ -23,25 +24,29 @@ void datapath_send(struct meshd *m, const union sockaddr_any *to, const uint8_t 
 	(void)!netio_udp_send(m->io, m->udp, &p, 1);
 }
 
-/* --relay: a packet for another peer goes back into the data plane */
-static bool relay_forward(struct meshd *m, const uint8_t *ip, size_t len)
+enum relay_dest datapath_relay_dest(const struct meshd *m, const uint8_t *ip, size_t len)
 {
 	union sockaddr_any dst = { 0 };
 
-	if (!m->o.relay || !m->has_vpc || len < 20 || (ip[0] >> 4) != 4)
-		return false;
+	if (len < 20 || (ip[0] >> 4) != 4 || !m->has_vpc)
+		return RELAY_DEST_OUTSIDE;	/* the VPC is IPv4 */
 	dst.in.sin_family = AF_INET;
 	memcpy(&dst.in.sin_addr, ip + 16, 4);
-	if (addr_ip_equal(&dst, &m->tip) || !cidr_contains(&m->vpc, &dst))
-		return false;
+	if (addr_ip_equal(&dst, &m->tip))
+		return RELAY_DEST_SELF;
+	return cidr_contains(&m->vpc, &dst) ? RELAY_DEST_PEER : RELAY_DEST_OUTSIDE;
+}
+
+/* --relay: a packet for another peer goes back into the data plane */
+static void relay_forward(struct meshd *m, const uint8_t *ip, size_t len)
+{
 	if (m->nfwd >= NETIO_BATCH_MAX || len > BUF_SIZE - WG_DEVICE_HEADROOM - WG_DEVICE_TAILROOM)
-		return true;	/* dropped: the batch is full */
+		return;	/* dropped: the batch is full */
 	struct netio_pkt *p = &m->fwd_pkts[m->nfwd++];
 	p->data = m->fwd_bufs + (size_t)(m->nfwd - 1) * BUF_SIZE + WG_DEVICE_HEADROOM;
 	p->cap = BUF_SIZE - WG_DEVICE_HEADROOM;
 	memcpy(p->data, ip, len);
 	p->len = len;
-	return true;
 }
 
 static void dev_tun_deliver(void *arg, const struct netio_pkt *pkts, int n)
@@ -51,9 +56,20 @@ static void dev_tun_deliver(void *arg, const struct netio_pkt *pkts, int n)
 	int k = 0;
 
 	for (int i = 0; i < n; i++) {
-		if (ping_take_reply(m, pkts[i].data, pkts[i].len) ||
-		    relay_forward(m, pkts[i].data, pkts[i].len))
+		if (ping_take_reply(m, pkts[i].data, pkts[i].len))
 			continue;
+		if (m->o.relay) {
+			switch (datapath_relay_dest(m, pkts[i].data, pkts[i].len)) {
+			case RELAY_DEST_PEER:
+				relay_forward(m, pkts[i].data, pkts[i].len);
+				continue;
+			case RELAY_DEST_OUTSIDE:
+				m->relay_outside_vpc++;	/* never into the relay host's networks */
+				continue;
+			case RELAY_DEST_SELF:
+				break;
+			}
+		}
 		out[k++] = pkts[i];
 	}
 	if (k)

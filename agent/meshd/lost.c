@@ -5,7 +5,9 @@
  * known addresses share the source's IP gets a handshake to that very source
  * address, which its NAT admits since the peer just sent from it; when several
  * peers share the IP, the wrong ones drop it (mac1 is keyed to the receiver).
- * One per peer per LOST_KICK_MS. */
+ * One per peer per LOST_KICK_MS, and within the initiations per destination
+ * IP (iplimit.h) that sprays use too: data forged from a peer's IP with
+ * other ports cannot make this side a reflector beyond that. */
 #include "log.h"
 #include "meshd.h"
 
@@ -53,6 +55,9 @@ void lost_answer(struct meshd *m)
 			if (!lost_wanted(p, &ps, src, now, wall_s))
 				continue;
 			p->lost_kick = now;
+			/* issue 15 point 9: forged data from many ports of one IP */
+			if (!iplimit_allow(&m->initlimit, src, now))
+				continue;
 			if (wg_peer_initiate_to(p->wp, src, 1, clock_now_ns()) > 0) {
 				m->lost_handshakes++;
 				log_info(COMPONENT, "handshake to a peer still sending on a lost session peer=%s to=%s",

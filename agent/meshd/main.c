@@ -23,7 +23,7 @@ static void usage(FILE *f)
 		"come from meshsvc; direct tunnels through NATs, relay fallback and upgrade.\n"
 		"\n"
 		"  --service URL          meshsvc base URL (https://host:port)\n"
-		"  --reg-key-file F       file holding the registration key\n"
+		"  --reg-key-file F       file holding the registration key (mode 0600 or stricter)\n"
 		"  --ca F                 CA bundle to verify the service with\n"
 		"  --stun HOST:PORT       a STUN server (repeat; relays are asked too)\n"
 		"  --relay                act as a relay: register relay=true, forward between\n"
@@ -81,21 +81,12 @@ static int udp_bind(struct meshd *m, uint16_t port)
 
 static int read_reg_key(struct meshd *m)
 {
-	char buf[512];
-	FILE *f = fopen(m->o.reg_key_file, "r");
-	size_t n;
+	char buf[512], why[768];
+	int rc;
 
-	if (!f) {
-		log_error(COMPONENT, "cannot read --reg-key-file %s: %s", m->o.reg_key_file, strerror(errno));
-		return -errno;
-	}
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	buf[strcspn(buf, "\r\n")] = 0;
-	if (!buf[0]) {
-		log_error(COMPONENT, "--reg-key-file %s: empty", m->o.reg_key_file);
-		return -EINVAL;
+	if ((rc = state_read_secret(m->o.reg_key_file, buf, sizeof(buf), why, sizeof(why))) < 0) {
+		log_error(COMPONENT, "cannot read --reg-key-file %s", why);
+		return rc;
 	}
 	m->reg_key = strdup(buf);
 	sodium_memzero(buf, sizeof(buf));
@@ -228,8 +219,14 @@ static void stop_dataplane(struct meshd *m)
 /* a restart brings the tunnel back before the service answers */
 static void restore_tunnel(struct meshd *m)
 {
+	struct svc_err err;
+
 	if (!m->st.has_tunnel_ip || !m->st.has_vpc_cidr)
 		return;
+	if (svcjson_check_vpc(&m->st.vpc_cidr, &m->st.tunnel_ip, &err) < 0) {
+		log_warn(COMPONENT, "saved tunnel not restored field=%s reason=\"%s\"", err.field, err.msg);
+		return;
+	}
 	m->tip = m->st.tunnel_ip;
 	m->vpc = m->st.vpc_cidr;
 	m->has_vpc = true;

@@ -32,6 +32,7 @@
 #include "agent/wg/uapi.h"
 #include "ctl.h"
 #include "disco.h"
+#include "iplimit.h"
 #include "loop.h"
 #include "natdisc.h"
 #include "netio.h"
@@ -49,6 +50,7 @@
 #define MAX_LOST 8			/* lost-session sources noted per batch */
 #define ND_SOCKS 3			/* natdisc sockets besides the WireGuard one */
 #define MESHD_MAX_PEERS 4096		/* a VPC larger than this is refused peer by peer */
+#define MESHD_PEER_SLOTS (2 * MESHD_MAX_PEERS)	/* peers by id (peers.c): at most half full */
 
 enum {
 	OBSERVE_MIN_MS = 50,		/* under load, the data plane is looked at this often */
@@ -87,6 +89,7 @@ struct mpeer {
 	struct svc_endpoint ep[SVC_MAX_ENDPOINTS];
 	int nep;
 	bool seen;
+	size_t idx;			/* in meshd.peers */
 
 	struct wg_peer *wp;		/* NULL: not in the data plane (--relay-only) */
 	bool use_path;
@@ -165,6 +168,7 @@ struct meshd {
 	union sockaddr_any tip;		/* tunnel IP */
 
 	struct vec peers;		/* struct mpeer *, at most MESHD_MAX_PEERS */
+	struct mpeer *peer_slot[MESHD_PEER_SLOTS];	/* the same by id (peers.c) */
 	struct mpeer *relay_in_use;
 
 	struct disco disco;
@@ -188,9 +192,11 @@ struct meshd {
 	uint8_t *udp_bufs, *tun_bufs, *fwd_bufs;
 	uint8_t ctl_buf[BUF_SIZE];
 	uint64_t relay_forwarded;
+	uint64_t relay_outside_vpc;	/* --relay: inner destinations outside the VPC, dropped */
 	union sockaddr_any lost[MAX_LOST];	/* data for sessions we do not have, from */
 	int nlost;
 	uint64_t lost_handshakes;
+	struct iplimit initlimit;	/* sprays per destination IP (peerpath.c) */
 
 	struct natd natd[SVC_FAMILIES];
 };
@@ -224,6 +230,15 @@ extern const struct wg_device_ops datapath_dev_ops;
 void datapath_udp_readable(struct loop *loop, int fd, uint32_t events, void *arg);
 void datapath_tun_readable(struct loop *loop, int fd, uint32_t events, void *arg);
 void datapath_send(struct meshd *m, const union sockaddr_any *to, const uint8_t *buf, size_t len);
+/* --relay: where a decrypted packet is going (issue 15 point 9: a relay
+ * writes to its TUN only what is for itself, and drops what is for outside
+ * the VPC, IPv6 included, rather than route it into its host's networks) */
+enum relay_dest {
+	RELAY_DEST_SELF,
+	RELAY_DEST_PEER,	/* forwarded */
+	RELAY_DEST_OUTSIDE,	/* dropped, counted */
+};
+enum relay_dest datapath_relay_dest(const struct meshd *m, const uint8_t *ip, size_t len);
 
 
 /* lost.c: sources noted during a batch, answered after it */
@@ -256,7 +271,7 @@ void natd_pump(struct natd *d, uint64_t now);
 
 /* peerpath.c (and the device's handshake_complete op, in datapath.c) */
 void peerpath_candidates(struct meshd *m, struct mpeer *p, uint64_t now);
-void peerpath_observe(struct mpeer *p, uint64_t now);
+void peerpath_observe(struct meshd *m, struct mpeer *p, uint64_t now);
 /* "direct", "relayed", ... as meshctl shows it */
 const char *peerpath_name(const struct mpeer *p);
 

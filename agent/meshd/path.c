@@ -406,3 +406,46 @@ int path_order_candidates(const struct path_cand *mine, int nmine,
 	}
 	return n;
 }
+
+bool path_addr_usable(const union sockaddr_any *a, const char **why)
+{
+	union sockaddr_any u = *a;
+	const char *bad = NULL;
+	const uint8_t *b;
+	size_t n;
+
+	addr_unmap_v4(&u);
+	if (u.sa.sa_family != AF_INET && u.sa.sa_family != AF_INET6) {
+		bad = "not an IP address";
+		goto out;
+	}
+	b = addr_ip_bytes(&u, &n);
+	if (n == 4) {
+		if (b[0] == 0)
+			bad = "unspecified";		/* RFC 1122 3.2.1.3: "this network" */
+		else if (b[0] == 127)
+			bad = "loopback";
+		else if (b[0] == 169 && b[1] == 254)
+			bad = "link-local";		/* RFC 3927, and cloud metadata */
+		else if (b[0] >= 224 && b[0] < 240)
+			bad = "multicast";
+		else if (b[0] >= 240)
+			bad = "broadcast or reserved";	/* RFC 1112 4; 255.255.255.255 */
+	} else {
+		static const uint8_t zero[16], one[16] = { [15] = 1 };
+		if (!memcmp(b, zero, 16))
+			bad = "unspecified";
+		else if (!memcmp(b, one, 16))
+			bad = "loopback";
+		else if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)
+			bad = "link-local";		/* fe80::/10 */
+		else if (b[0] == 0xff)
+			bad = "multicast";
+	}
+	if (!bad && addr_port(&u) == 0)
+		bad = "port 0";
+out:
+	if (why)
+		*why = bad;
+	return !bad;
+}

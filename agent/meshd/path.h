@@ -155,5 +155,11 @@ struct path_cand {
 int path_order_candidates(const struct path_cand *mine, int nmine,
 			  const struct path_cand *theirs, int ntheirs,
 			  union sockaddr_any *out, int max);
+/* Issue 15 point 5: whether an endpoint from the service may be a
+ * candidate: not unspecified, loopback, link-local, multicast or broadcast
+ * (nor 0.0.0.0/8, 240.0.0.0/4; an IPv4-mapped IPv6 address as its IPv4
+ * one), and a port that is not 0. false with *why (when why is not NULL)
+ * naming the reason. */
+bool path_addr_usable(const union sockaddr_any *a, const char **why);
 
 #endif

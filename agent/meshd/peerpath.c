@@ -10,21 +10,30 @@
 
 /* issue 5: the same initiation to every candidate at once; whichever copy
  * is answered first wins and the data plane roams to where the answer came
- * from. The path schedule paces the sprays. */
-static void spray(struct mpeer *p)
+ * from. The path schedule paces the sprays; no destination IP gets more
+ * than iplimit.h allows (issue 15 point 5). */
+static void spray(struct meshd *m, struct mpeer *p)
 {
-	int rc;
+	union sockaddr_any to[PATH_MAX_CANDS];
+	int rc, n = 0;
 
 	if (!p->wp || p->path.ncands == 0)
 		return;
-	rc = wg_peer_initiate_to(p->wp, p->path.cands, p->path.ncands, clock_now_ns());
+	for (int i = 0; i < p->path.ncands; i++)
+		if (iplimit_allow(&m->initlimit, &p->path.cands[i], meshd_now(m)))
+			to[n++] = p->path.cands[i];
+	if (n < p->path.ncands)
+		log_debug(COMPONENT, "handshake initiations limited peer=%s dropped=%d", p->name, p->path.ncands - n);
+	if (!n)
+		return;
+	rc = wg_peer_initiate_to(p->wp, to, n, clock_now_ns());
 	if (rc < 0)
 		log_warn(COMPONENT, "spray not sent peer=%s err=\"%s\"", p->name, strerror(-rc));
 	else
 		log_debug(COMPONENT, "handshake initiation peer=%s candidates=%d", p->name, rc);
 }
 
-static void apply(struct mpeer *p, const struct path_out *o, enum path_state before)
+static void apply(struct meshd *m, struct mpeer *p, const struct path_out *o, enum path_state before)
 {
 	struct cidr host = { .family = AF_INET, .prefix = 32 };
 	char a[ADDR_STRLEN];
@@ -33,7 +42,7 @@ static void apply(struct mpeer *p, const struct path_out *o, enum path_state bef
 	for (int i = 0; i < o->n; i++) {
 		switch (o->act[i].type) {
 		case PATH_ACT_SPRAY:
-			spray(p);
+			spray(m, p);
 			break;
 		case PATH_ACT_DIRECT:
 			if (wg_peer_allowed_ip_add(p->wp, &host) < 0)
@@ -71,12 +80,12 @@ void peerpath_candidates(struct meshd *m, struct mpeer *p, uint64_t now)
 	}
 	n = path_order_candidates(mine, m->report.nep, theirs, p->nep, order, PATH_MAX_CANDS);
 	path_learn(&p->path, order, n, now, &o);
-	apply(p, &o, before);
+	apply(m, p, &o, before);
 }
 
 /* what the data plane did since the last look: a handshake it told of,
  * packets its counters show */
-void peerpath_observe(struct mpeer *p, uint64_t now)
+void peerpath_observe(struct meshd *m, struct mpeer *p, uint64_t now)
 {
 	struct wg_peer_state s;
 	struct path_out o = { 0 };
@@ -94,7 +103,7 @@ void peerpath_observe(struct mpeer *p, uint64_t now)
 			path_tx(&p->path, now);
 		if (now >= path_deadline(&p->path))
 			path_tick(&p->path, now, &o);
-		apply(p, &o, before);
+		apply(m, p, &o, before);
 	}
 	p->hs_done = false;
 	p->last_rx = s.rx_bytes;

@@ -10,19 +10,63 @@
 #include "log.h"
 #include "meshd.h"
 
-static struct mpeer *peer_find(struct meshd *m, const char *id, size_t *idx)
+/* Peers by id (issue 15 point 7): a list of n devices is O(n), not O(n^2)
+ * as a linear search made it. Open addressing with linear probing in a table
+ * twice the size of the most peers there may be, deletion by backward shift
+ * (no tombstones, so lookups never slow down with churn). */
+#define SLOT_MASK (MESHD_PEER_SLOTS - 1)
+
+static size_t slot_of(const char *id)
 {
-	for (size_t i = 0; i < meshd_npeers(m); i++)
-		if (!strcmp(meshd_peer(m, i)->id, id)) {
-			*idx = i;
-			return meshd_peer(m, i);
+	uint64_t h = 14695981039346656037ull;	/* FNV-1a */
+
+	while (*id)
+		h = (h ^ (uint8_t)*id++) * 1099511628211ull;
+	return (size_t)(h ^ h >> 32) & SLOT_MASK;
+}
+
+/* the slot holding id, or the empty one where it would go */
+static size_t slot_find(const struct meshd *m, const char *id)
+{
+	size_t s = slot_of(id);
+
+	while (m->peer_slot[s] && strcmp(m->peer_slot[s]->id, id))
+		s = (s + 1) & SLOT_MASK;
+	return s;
+}
+
+static void slot_del(struct meshd *m, size_t s)
+{
+	size_t j = s;
+
+	m->peer_slot[s] = NULL;
+	for (;;) {
+		struct mpeer *q;
+		size_t k;
+
+		j = (j + 1) & SLOT_MASK;
+		if (!(q = m->peer_slot[j]))
+			return;
+		k = slot_of(q->id);
+		/* q stays unless its home k lies cyclically outside (s, j] */
+		if (s <= j ? (k <= s || k > j) : (k <= s && k > j)) {
+			m->peer_slot[s] = q;
+			m->peer_slot[j] = NULL;
+			s = j;
 		}
-	return NULL;
+	}
+}
+
+static struct mpeer *peer_find(struct meshd *m, const char *id)
+{
+	return m->peer_slot[slot_find(m, id)];
 }
 
 static void peer_drop(struct meshd *m, size_t i)
 {
 	struct mpeer *p = meshd_peer(m, i);
+
+	slot_del(m, slot_find(m, p->id));
 
 	log_info(COMPONENT, "peer removed peer=%s", p->name);
 	ping_cancel(m, p, "peer removed");
@@ -33,6 +77,8 @@ static void peer_drop(struct meshd *m, size_t i)
 	sodium_memzero(p, sizeof(*p));
 	free(p);
 	vec_swap_remove(&m->peers, i);
+	if (i < meshd_npeers(m))
+		meshd_peer(m, i)->idx = i;
 }
 
 static int peer_add(struct meshd *m, const struct svc_device *d, struct mpeer **out)
@@ -70,6 +116,9 @@ static int peer_add(struct meshd *m, const struct svc_device *d, struct mpeer **
 		wg_peer_allowed_ip_add(p->wp, &host);
 	}
 	(void)vec_append(&m->peers, &p);	/* reserved above */
+	p->idx = meshd_npeers(m) - 1;
+	/* the vec holds at most MESHD_MAX_PEERS: the table has room */
+	m->peer_slot[slot_find(m, p->id)] = p;
 	*out = p;
 	return 0;
 }
@@ -122,8 +171,17 @@ static void peer_update(struct meshd *m, struct mpeer *p, const struct svc_devic
 {
 	snprintf(p->name, sizeof(p->name), "%s", d->hostname[0] ? d->hostname : d->id);
 	p->symmetric_nat = d->symmetric_nat;
-	memcpy(p->ep, d->ep, sizeof(d->ep));
-	p->nep = d->nep;
+	p->nep = 0;
+	for (int i = 0; i < d->nep; i++) {
+		const char *why;
+		char a[ADDR_STRLEN];
+
+		if (path_addr_usable(&d->ep[i].addr, &why))
+			p->ep[p->nep++] = d->ep[i];
+		else
+			log_warn(COMPONENT, "peer endpoint ignored peer=%s endpoint=%s reason=\"%s\"", p->name,
+				 meshd_fmt_addr(&d->ep[i].addr, a), why);
+	}
 	if (p->relay && p->wp)
 		relay_learn_addr(m, p);
 	if (m->o.relay && p->wp && !p->relay)
@@ -133,24 +191,23 @@ static void peer_update(struct meshd *m, struct mpeer *p, const struct svc_devic
 
 /* the peer for d, added or replaced when its identity changed; NULL when it
  * could not be added (logged) */
-static struct mpeer *peer_for(struct meshd *m, const struct svc_device *d)
+static struct mpeer *peer_for(struct meshd *m, const struct svc_device *d, int *full)
 {
 	char a[ADDR_STRLEN];
 	struct mpeer *p;
-	size_t idx;
 	int rc;
 
-	p = peer_find(m, d->id, &idx);
+	p = peer_find(m, d->id);
 	if (p && (memcmp(p->pub, d->public_key, SVC_KEY_LEN) || !addr_ip_equal(&p->tunnel_ip, &d->tunnel_ip) ||
 		  p->relay != d->relay)) {
-		peer_drop(m, idx);
+		peer_drop(m, p->idx);
 		p = NULL;
 	}
 	if (p)
 		return p;
 	if ((rc = peer_add(m, d, &p)) < 0) {
 		if (rc == -ENOSPC)
-			log_warn(COMPONENT, "peer skipped id=%s reason=\"more than %d peers\"", d->id, MESHD_MAX_PEERS);
+			(*full)++;	/* one line per list (peers_sync) */
 		else
 			log_warn(COMPONENT, "peer skipped id=%s reason=\"%s\"", d->id, strerror(-rc));
 		return NULL;
@@ -163,7 +220,7 @@ static struct mpeer *peer_for(struct meshd *m, const struct svc_device *d)
 void peers_sync(struct meshd *m, json_t *devices)
 {
 	union sockaddr_any relays[DISCO_MAX_SERVERS];
-	int nrelays = 0;
+	int nrelays = 0, full = 0;
 	size_t i;
 	json_t *j;
 
@@ -181,13 +238,21 @@ void peers_sync(struct meshd *m, json_t *devices)
 		}
 		if (!strcmp(d.id, m->self_id) || !memcmp(d.public_key, m->st.pub, SVC_KEY_LEN))
 			continue;
-		if (!(p = peer_for(m, &d)))
+		/* issue 15 point 6: a relay's address becomes a route */
+		if (m->has_vpc && (!cidr_contains(&m->vpc, &d.tunnel_ip) || addr_ip_equal(&d.tunnel_ip, &m->tip))) {
+			log_warn(COMPONENT, "peer entry skipped index=%zu field=tunnel_ip reason=\"%s\"", i,
+				 cidr_contains(&m->vpc, &d.tunnel_ip) ? "ours" : "outside the VPC");
+			continue;
+		}
+		if (!(p = peer_for(m, &d, &full)))
 			continue;
 		p->seen = true;
 		peer_update(m, p, &d);
 		if (p->relay && p->has_relay_addr && nrelays < DISCO_MAX_SERVERS)
 			relays[nrelays++] = p->relay_addr;
 	}
+	if (full)
+		log_warn(COMPONENT, "peers skipped count=%d reason=\"more than %d peers\"", full, MESHD_MAX_PEERS);
 	for (i = 0; i < meshd_npeers(m);) {
 		if (!meshd_peer(m, i)->seen)
 			peer_drop(m, i);

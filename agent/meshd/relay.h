@@ -5,10 +5,11 @@
  * Issue 5: agents use the relay with the lowest handshake round trip (the
  * data plane measures it from the latest copy of an initiation to its
  * response, wg_peer_state.handshake_rtt_ns) and move relayed peers to another
- * within 10 s when it dies. Agents may therefore use different relays: every
- * relay peer accepts the VPC CIDR as inner sources (wg_peer_rx_source_add),
- * so a packet that another agent sent through another relay, or through a
- * relay while this agent reaches that agent directly, is not dropped.
+ * within 10 s when it dies. Agents may therefore use different relays: while
+ * one is in use, every other relay peer accepts the VPC CIDR as inner sources
+ * (wg_peer_rx_source_add), so a packet that another agent sent through
+ * another relay is not dropped; the data plane still refuses from any relay
+ * the address of a peer this agent reaches directly (issue 15 point 1).
  *
  * The rule: among the alive relays, the lowest RTT (relays without a measured
  * RTT rank after measured ones; ties and unmeasured ones by lowest device id).

@@ -1,6 +1,6 @@
 /* relays: meshd's relay peers. Each is alive while it answers disco's STUN
- * probes on the WireGuard socket (disco_poll_relays), accepts the VPC as
- * inner sources, and the one relay.c picks carries the route of the VPC. */
+ * probes on the WireGuard socket (disco_poll_relays); the one relay.c picks
+ * carries the route of the VPC, the others what it routes (accept_vpc). */
 #include <inttypes.h>
 #include <string.h>
 
@@ -8,17 +8,24 @@
 #include "meshd.h"
 #include "relay.h"
 
-/* every relay may forward to us from any peer of the VPC: agents choose
- * relays by their own round trips, and a peer may reach us through a relay
- * while we reach it directly (relay.h) */
+/* Issue 15 point 1: the relay in use carries the VPC as its allowed IPs
+ * (use()); another relay may forward to us only what we route through the
+ * relay in use (agents choose relays by their own round trips, relay.h), so
+ * it gets the VPC as rx sources while some relay is in use, and the data
+ * plane refuses from it every address another peer holds by a longer prefix:
+ * a peer we reach directly, a relay's own. A relay that is not in use never
+ * speaks for addresses that nothing routes. */
 static void accept_vpc(struct meshd *m, struct mpeer *r)
 {
+	bool want = m->has_vpc && r->wp && m->relay_in_use && r != m->relay_in_use;
 	int rc;
 
-	if (!m->has_vpc || !r->wp || (r->has_rx_vpc && !memcmp(&r->rx_vpc, &m->vpc, sizeof(m->vpc))))
-		return;
-	if (r->has_rx_vpc)
+	if (r->has_rx_vpc && (!want || memcmp(&r->rx_vpc, &m->vpc, sizeof(m->vpc)))) {
 		wg_peer_rx_source_remove(r->wp, &r->rx_vpc);
+		r->has_rx_vpc = false;
+	}
+	if (!want || r->has_rx_vpc)
+		return;
 	rc = wg_peer_rx_source_add(r->wp, &m->vpc);
 	r->has_rx_vpc = rc == 0;
 	if (rc < 0)
@@ -51,8 +58,8 @@ static void use(struct meshd *m, struct mpeer *best, const struct relay_cand *c,
 /* the relay choice itself is relay.c's: alive, lowest handshake RTT */
 void relays_choose(struct meshd *m, uint64_t now)
 {
-	struct relay_cand c[DISCO_MAX_SERVERS];
-	struct mpeer *who[DISCO_MAX_SERVERS], *best, *cur = m->relay_in_use;
+	struct relay_cand c[DISCO_MAX_SERVERS] = { 0 };
+	struct mpeer *who[DISCO_MAX_SERVERS] = { 0 }, *best, *cur = m->relay_in_use;
 	bool had = cur != NULL;
 	int n = 0, icur = -1, pick;
 
@@ -62,7 +69,6 @@ void relays_choose(struct meshd *m, uint64_t now)
 		struct mpeer *r = meshd_peer(m, i);
 		if (!r->relay || !r->wp)
 			continue;
-		accept_vpc(m, r);
 		if (r == cur)
 			icur = n;
 		c[n].id = r->id;
@@ -74,6 +80,8 @@ void relays_choose(struct meshd *m, uint64_t now)
 	best = pick >= 0 ? who[pick] : NULL;
 	if (best && best != cur)
 		use(m, best, &c[pick], icur >= 0 ? &c[icur] : NULL, now);
+	for (int i = 0; i < n; i++)
+		accept_vpc(m, who[i]);
 	if (had != (m->relay_in_use != NULL))
 		for (size_t i = 0; i < meshd_npeers(m); i++)
 			if (meshd_peer(m, i)->use_path)

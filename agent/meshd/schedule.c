@@ -105,7 +105,7 @@ void schedule_run(struct meshd *m)
 	}
 	relays_choose(m, now);
 	for (size_t i = 0; i < meshd_npeers(m); i++)
-		peerpath_observe(meshd_peer(m, i), now);
+		peerpath_observe(m, meshd_peer(m, i), now);
 	ping_expire(m, now);
 	arm(m, schedule_deadline(m, now), now);
 }

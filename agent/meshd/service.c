@@ -10,21 +10,30 @@
 static void on_registered(struct meshd *m, struct svc_event *ev)
 {
 	char why[256], a[CIDR_STRLEN];
+	struct svc_err err;
+	struct cidr vpc;
 	bool changed;
 
+	if (ev->has_cidr)
+		vpc = ev->vpc_cidr;
+	else if (m->has_vpc)
+		vpc = m->vpc;
+	else	/* the answer names no CIDR: the service's default VPC CIDR */
+		cidr_parse("100.64.0.0/10", false, &vpc);
+	/* issue 15 point 6: no route from an answer that fails the bounds */
+	if (svcjson_check_vpc(&vpc, &ev->self.tunnel_ip, &err) < 0) {
+		log_error(COMPONENT, "registration answer refused field=%s reason=\"%s\"; no route installed",
+			  err.field, err.msg);
+		return;
+	}
 	snprintf(m->self_id, sizeof(m->self_id), "%s", ev->self.id);
 	changed = !m->iface_ready || !addr_ip_equal(&m->tip, &ev->self.tunnel_ip);
-	if (ev->has_cidr) {
-		changed |= !m->has_vpc || memcmp(&m->vpc, &ev->vpc_cidr, sizeof(m->vpc));
-		m->vpc = ev->vpc_cidr;
-		m->has_vpc = true;
-	} else if (!m->has_vpc) {
-		/* the answer names no CIDR: the service's default VPC CIDR */
-		cidr_parse("100.64.0.0/10", false, &m->vpc);
-		m->has_vpc = true;
+	if (!ev->has_cidr && !m->has_vpc)
 		log_warn(COMPONENT, "registration answer has no ipv4_cidr; using vpc=%s",
-			 cidr_format(&m->vpc, a, sizeof(a)));
-	}
+			 cidr_format(&vpc, a, sizeof(a)));
+	changed |= !m->has_vpc || memcmp(&m->vpc, &vpc, sizeof(m->vpc));
+	m->vpc = vpc;
+	m->has_vpc = true;
 	m->tip = ev->self.tunnel_ip;
 	m->registered = true;
 	log_info(COMPONENT, "registered device=%s tunnel_ip=%s", m->self_id,

@@ -56,8 +56,8 @@ static int load_key(const char *path, struct state *st, char *why, size_t whylen
 	}
 	if (fstat(fd, &sb) < 0 || (sb.st_mode & 077)) {
 		rc = -EPERM;
-		snprintf(why, whylen, "%s: readable by group or others (mode %03o); chmod 600 it",
-			 path, (unsigned)(sb.st_mode & 0777));
+		snprintf(why, whylen, "%s: readable by group or others (mode %03o); run chmod 600 %s",
+			 path, (unsigned)(sb.st_mode & 0777), path);
 		goto out;
 	}
 	n = read(fd, b64, sizeof(b64) - 1);
@@ -198,5 +198,51 @@ int state_save(const char *dir, const struct state *st, char *why, size_t whylen
 	if (fd >= 0)
 		close(fd);
 	free(text);
+	return rc;
+}
+
+int state_read_secret(const char *path, char *out, size_t cap, char *why, size_t whylen)
+{
+	struct stat sb;
+	size_t len;
+	ssize_t n;
+	int fd, rc = 0;
+
+	out[0] = 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		return rc;
+	}
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		rc = -EINVAL;
+		snprintf(why, whylen, "%s: not a regular file", path);
+		goto out;
+	}
+	if (sb.st_mode & 077) {
+		rc = -EPERM;
+		snprintf(why, whylen, "%s: readable by group or others (mode %03o); run chmod 600 %s", path,
+			 (unsigned)(sb.st_mode & 0777), path);
+		goto out;
+	}
+	if ((n = read(fd, out, cap - 1)) < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	out[n] = 0;
+	len = strcspn(out, "\r\n");
+	out[len] = 0;
+	if (!out[0]) {
+		rc = -EINVAL;
+		snprintf(why, whylen, "%s: empty", path);
+	} else if (len == (size_t)n && len == cap - 1) {
+		rc = -EMSGSIZE;	/* no line end in sight: maybe cut */
+		snprintf(why, whylen, "%s: a first line longer than %zu bytes", path, cap - 2);
+	}
+out:
+	if (rc < 0)
+		sodium_memzero(out, cap);
+	close(fd);
 	return rc;
 }

@@ -36,6 +36,10 @@ struct state {
 int state_load(const char *dir, struct state *st, char *why, size_t whylen);
 /* writes state.json; 0 or -errno with why set */
 int state_save(const char *dir, const struct state *st, char *why, size_t whylen);
+/* Issue 15 point 10: a secret file (--reg-key-file) into out (cap bytes),
+ * its first line, refused when group or others may read it (the fix named
+ * in why), when empty or when it does not fit. 0 or -errno with why set. */
+int state_read_secret(const char *path, char *out, size_t cap, char *why, size_t whylen);
 /* wipes the keys */
 void state_clear(struct state *st);
 

@@ -64,6 +64,9 @@ enum stunmux_owner stunmux_input(struct stunmux *x, const uint8_t *buf, size_t l
 	}
 	addr_unmap_v4(&src);
 	res->owner = route(x, &msg, &res->family);
+	/* issue 15 point 9: no amplifier for a spoofed source */
+	if (res->owner == STUNMUX_ANSWERER && !iplimit_allow(&x->limit, &src, now))
+		res->owner = STUNMUX_LIMITED;
 	switch (res->owner) {
 	case STUNMUX_DISCO:
 		disco_receive_msg(x->disco, &msg, &src, now);
@@ -89,7 +92,7 @@ const char *stunmux_owner_name(enum stunmux_owner o)
 	static const char *const names[STUNMUX_OWNERS] = {
 		[STUNMUX_DROPPED] = "dropped", [STUNMUX_MALFORMED] = "malformed",
 		[STUNMUX_DISCO] = "disco", [STUNMUX_NATDISC] = "natdisc",
-		[STUNMUX_ANSWERER] = "answerer",
+		[STUNMUX_ANSWERER] = "answerer", [STUNMUX_LIMITED] = "limited",
 	};
 	return (unsigned)o < STUNMUX_OWNERS ? names[o] : "?";
 }

@@ -6,7 +6,9 @@
  *   a response to a disco transaction (a round, a relay's liveness probe) -> disco
  *   a response to a natdisc transaction, or natdisc's own request that a
  *     hairpinning NAT brought back                                          -> natdisc of its family
- *   any other request, when this agent is a relay (--relay)                 -> the answerer
+ *   any other request, when this agent is a relay (--relay)                 -> the answerer,
+ *     while its source IP has tokens (iplimit.h, as meshstun; issue 15
+ *     point 9), else                                                        -> limited, counted
  *   the rest (a stray or late answer, a request to a non-relay, an
  *     indication)                                                           -> dropped, counted
  *   bytes that do not parse                                                 -> malformed, counted
@@ -22,6 +24,7 @@
 
 #include "addr.h"
 #include "disco.h"
+#include "iplimit.h"
 #include "natdisc.h"
 #include "stun/stun.h"
 
@@ -31,6 +34,7 @@ enum stunmux_owner {
 	STUNMUX_DISCO,
 	STUNMUX_NATDISC,
 	STUNMUX_ANSWERER,
+	STUNMUX_LIMITED,	/* a request to answer, over its source's rate */
 	STUNMUX_OWNERS
 };
 
@@ -41,6 +45,7 @@ struct stunmux {
 	struct natdisc *natdisc[STUNMUX_FAMILIES];	/* NULL: not running */
 	bool answer;			/* a relay: answer Binding requests */
 	struct stun_server_cfg server;
+	struct iplimit limit;		/* answers per source IP */
 	uint64_t parsed;		/* stun_parse() calls: one per datagram */
 	uint64_t count[STUNMUX_OWNERS];	/* datagrams per owner */
 };

@@ -272,6 +272,26 @@ static int parse_cidr_in(const json_t *j, struct cidr *out, bool *has, struct sv
 	return 0;
 }
 
+int svcjson_check_vpc(const struct cidr *vpc, const union sockaddr_any *tip, struct svc_err *err)
+{
+	const char *field = vpc->family == AF_INET6 ? "ipv6_cidr" : "ipv4_cidr";
+	unsigned bits = vpc->family == AF_INET6 ? 128 : 32;
+	char c[CIDR_STRLEN], a[ADDR_STRLEN];
+	uint64_t idx;
+
+	cidr_format(vpc, c, sizeof(c));
+	if (vpc->prefix < SVC_VPC_PREFIX_MIN || vpc->prefix > bits)
+		return fail(err, field, "%s is not a VPC prefix (/%d to /%u)", c, SVC_VPC_PREFIX_MIN, bits);
+	addr_format_ip(tip, a, sizeof(a));
+	if (tip->sa.sa_family != vpc->family || cidr_index(vpc, tip, &idx) < 0)
+		return fail(err, "tunnel_ip", "%s is outside the VPC %s", a, c);
+	/* RFC 3021: in a /31 (and a /32) every address is a host's */
+	if (vpc->prefix + 1u < bits &&
+	    (idx == 0 || (vpc->family == AF_INET && idx == cidr_size(vpc) - 1)))
+		return fail(err, "tunnel_ip", "%s is not a host address of %s", a, c);
+	return 0;
+}
+
 int svcjson_parse_registration(const json_t *j, struct svc_device *dev,
 			       char sealed[SVC_SEALED_MAX], struct cidr *vpc_cidr,
 			       bool *has_cidr, struct svc_err *err)
@@ -289,9 +309,9 @@ int svcjson_parse_registration(const json_t *j, struct svc_device *dev,
 	if ((rc = parse_cidr_in(j, vpc_cidr, has_cidr, err)) < 0)
 		return rc;
 	vpc = json_object_get(j, "vpc");
-	if (!*has_cidr && json_is_object(vpc))
-		return parse_cidr_in(vpc, vpc_cidr, has_cidr, err);
-	return 0;
+	if (!*has_cidr && json_is_object(vpc) && (rc = parse_cidr_in(vpc, vpc_cidr, has_cidr, err)) < 0)
+		return rc;
+	return *has_cidr ? svcjson_check_vpc(vpc_cidr, &dev->tunnel_ip, err) : 0;
 }
 
 int svcjson_parse_changes(const json_t *j, int64_t *revision, json_t **devices,
@@ -308,9 +328,13 @@ int svcjson_parse_changes(const json_t *j, int64_t *revision, json_t **devices,
 	dev = json_object_get(j, "devices");
 	if (!json_is_array(dev))
 		return fail(err, "devices", "not an array");
+	if (json_array_size(dev) > SVC_DEVICES_MAX)
+		return fail(err, "devices", "%zu entries, more than %d", json_array_size(dev), SVC_DEVICES_MAX);
 	del = json_object_get(j, "deleted");
 	if (del && !json_is_null(del) && !json_is_array(del))
 		return fail(err, "deleted", "not an array");
+	if (json_array_size(del) > SVC_DEVICES_MAX)
+		return fail(err, "deleted", "%zu entries, more than %d", json_array_size(del), SVC_DEVICES_MAX);
 	f = json_object_get(j, "full");
 	if (f && !json_is_boolean(f))
 		return fail(err, "full", "not true or false");

@@ -21,6 +21,9 @@
 #define SVC_KEY_LEN WIRE_KEY_BYTES
 #define SVC_KEY_B64LEN WIRE_KEY_B64LEN
 #define SVC_SEALED_MAX 256
+/* issue 15 point 6: what the agent takes from the service at most */
+#define SVC_VPC_PREFIX_MIN 8		/* a VPC shorter than /8 is no VPC but a route grab */
+#define SVC_DEVICES_MAX 16384		/* devices (and deleted ids) in one peer list answer */
 
 struct svc_endpoint {
 	char source[SVC_SOURCE_MAX];	/* "local", "relay", "stun:HOST:PORT" */
@@ -99,14 +102,21 @@ int svcjson_nat_legacy(json_t *body, const struct svc_report *r);
 int svcjson_parse_device(const json_t *j, struct svc_device *out, struct svc_err *err);
 /* The answer to POST /api/devices: the device and its sealed token
  * ("device_token", base64), and the VPC's CIDR when the answer has one
- * ("ipv4_cidr" at the top or in a "vpc" object; *has_cidr says). */
+ * ("ipv4_cidr" at the top or in a "vpc" object; *has_cidr says), checked
+ * by svcjson_check_vpc(). */
 int svcjson_parse_registration(const json_t *j, struct svc_device *dev,
 			       char sealed[SVC_SEALED_MAX], struct cidr *vpc_cidr,
 			       bool *has_cidr, struct svc_err *err);
+/* Issue 15 point 6: the VPC is /SVC_VPC_PREFIX_MIN or longer and the tunnel
+ * address one of its host addresses (neither the network nor, below /31,
+ * the broadcast address); -EINVAL with *err naming "ipv4_cidr"/"ipv6_cidr"
+ * or "tunnel_ip" */
+int svcjson_check_vpc(const struct cidr *vpc, const union sockaddr_any *tip, struct svc_err *err);
 /* The answer to GET /api/vpcs/{id}/devices: {"revision": N, "devices": [...],
  * "deleted": ["id", ...], "full": bool} ("deleted" and "full" optional; full
  * means the devices are the whole list, e.g. after the service lost its
- * revisions). The arrays are borrowed from j. */
+ * revisions), each array at most SVC_DEVICES_MAX long. The arrays are
+ * borrowed from j. */
 int svcjson_parse_changes(const json_t *j, int64_t *revision, json_t **devices,
 			  json_t **deleted, bool *full, struct svc_err *err);
 /* merges one such answer into map (device id -> device object, references

@@ -641,10 +641,36 @@ int wg_peer_rx_source_remove(struct wg_peer *p, const struct cidr *c)
 	return -ENOENT;
 }
 
-/* the inner source is one the peer may send from without owning it */
-static bool rx_source_extra(const struct wg_peer *p, const uint8_t *ip)
+/* the longest prefix of a peer's allowed IPs that holds the address */
+struct owner_match {
+	const union sockaddr_any *a;
+	int longest;
+};
+
+static int owner_prefix(void *ctx, void *peer, int family, const uint8_t *addr, uint8_t cidr)
+{
+	struct owner_match *om = ctx;
+	struct cidr c = { .family = family, .prefix = cidr };
+
+	(void)peer;
+	memcpy(c.addr, addr, family == AF_INET ? 4 : 16);
+	if (cidr_contains(&c, om->a) && cidr > om->longest)
+		om->longest = cidr;
+	return 0;
+}
+
+/* The inner source is one the peer may send from without owning it (issue
+ * 15 point 1): inside one of its rx sources, and not owned by another peer
+ * with a longer prefix than that rx source. A peer reached directly holds
+ * its own address (/32, /128), so no relay speaks for it; an address routed
+ * through the relay in use (the VPC prefix) may come through another relay,
+ * so agents on different relays reach each other. */
+static bool rx_source_extra(const struct wg_device *dev, const struct wg_peer *p, const struct wg_peer *owner,
+			    const uint8_t *ip)
 {
 	union sockaddr_any a = { 0 };
+	struct owner_match om = { .a = &a, .longest = -1 };
+	int matched = -1;
 
 	if (!p->n_rx_src)
 		return false;
@@ -656,9 +682,14 @@ static bool rx_source_extra(const struct wg_peer *p, const uint8_t *ip)
 		memcpy(&a.in6.sin6_addr, ip + 8, 16);
 	}
 	for (int i = 0; i < p->n_rx_src; i++)
-		if (cidr_contains(&p->rx_src[i], &a))
-			return true;
-	return false;
+		if (cidr_contains(&p->rx_src[i], &a) && p->rx_src[i].prefix > matched)
+			matched = p->rx_src[i].prefix;
+	if (matched < 0)
+		return false;
+	if (!owner)
+		return true;
+	wg_allowedips_walk(dev->aips, (void *)owner, owner_prefix, &om);
+	return om.longest <= matched;
 }
 
 /* ---- device ------------------------------------------------------------------ */
@@ -1021,7 +1052,7 @@ static void rx_data(struct wg_device *dev, struct netio_pkt *pkt)
 {
 	const struct wg_msg_data *msg = (const struct wg_msg_data *)pkt->data;
 	struct wg_keypair *kp = wg_index_lookup_keypair(dev->index, wg_le32_get(&msg->receiver_index));
-	struct wg_peer *p;
+	struct wg_peer *p, *owner;
 	size_t plain, n;
 	int rc;
 
@@ -1079,7 +1110,8 @@ static void rx_data(struct wg_device *dev, struct netio_pkt *pkt)
 		return;
 	}
 	/* cryptokey routing: the inner source must be one of the peer's allowed IPs */
-	if (wg_allowedips_lookup_src(dev->aips, ip, n) != p && !rx_source_extra(p, ip)) {
+	owner = wg_allowedips_lookup_src(dev->aips, ip, n);
+	if (owner != p && !rx_source_extra(dev, p, owner, ip)) {
 		dev->stats.rx_bad_src++;
 		return;
 	}

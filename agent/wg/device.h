@@ -155,7 +155,9 @@ void wg_peer_initiate(struct wg_peer *peer, uint64_t now);
 int wg_peer_initiate_to(struct wg_peer *peer, const union sockaddr_any *eps, int n, uint64_t now);
 /* Inner sources the peer may send from besides its allowed IPs, without
  * routing anything to it (a relay forwarding for peers that the allowed IPs
- * map elsewhere). At most WG_PEER_RX_SOURCES_MAX; add: 0, -EINVAL, -ENOSPC
+ * map elsewhere). An address that another peer's allowed IPs hold by a
+ * longer prefix than the rx source is refused all the same (a peer reached
+ * directly owns its host address). At most WG_PEER_RX_SOURCES_MAX; add: 0, -EINVAL, -ENOSPC
  * (an existing prefix is 0); remove: 0, -ENOENT. */
 #define WG_PEER_RX_SOURCES_MAX 8
 int wg_peer_rx_source_add(struct wg_peer *peer, const struct cidr *c);

@@ -114,13 +114,14 @@ api() {	# METHOD PATH [BODY]: as admin, prints the body
 }
 
 # a VPC, a reusable registration key in $T/regkey and one that mints relays
-# (relaying is granted by the admin, never claimed) in $T/relaykey
+# (relaying is granted by the admin, never claimed) in $T/relaykey; both 0600:
+# meshd refuses a key file that group or others may read
 make_vpc() {
 	local vpc
 	vpc=$(api POST /api/vpcs '{"name":"t"}' | jq -r .id) || return 1
 	[ -n "$vpc" ] && [ "$vpc" != null ] || return 1
-	api POST /api/reg-keys "{\"vpc_id\":\"$vpc\"}" | jq -r .secret >"$T/regkey"
-	api POST /api/reg-keys "{\"vpc_id\":\"$vpc\",\"relay\":true}" | jq -r .secret >"$T/relaykey"
+	(umask 077 && api POST /api/reg-keys "{\"vpc_id\":\"$vpc\"}" | jq -r .secret >"$T/regkey")
+	(umask 077 && api POST /api/reg-keys "{\"vpc_id\":\"$vpc\",\"relay\":true}" | jq -r .secret >"$T/relaykey")
 	[ -s "$T/regkey" ] && [ "$(cat "$T/regkey")" != null ] &&
 		[ -s "$T/relaykey" ] && [ "$(cat "$T/relaykey")" != null ]
 }

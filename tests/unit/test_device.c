@@ -522,6 +522,49 @@ Test(wg_device, extra_rx_source)
 	cr_expect_eq(b.n_out, 0);
 }
 
+/* issue 15 point 1: a peer with the VPC as extra inner sources (a relay
+ * forwarding for others) never speaks for an address that another peer owns
+ * by a longer prefix (a peer reached directly holds its /32). It still speaks
+ * for addresses routed through the relay in use (the VPC prefix, as long as
+ * its own): agents on different relays reach each other. */
+Test(wg_device, extra_rx_source_never_a_direct_peers)
+{
+	static const struct {
+		const char *src;
+		bool delivered;
+	} v[] = {
+		{ "100.64.0.3", false },	/* C's: reached directly */
+		{ "100.64.0.4", false },	/* R's own address */
+		{ "100.64.0.9", true },		/* routed via R, the relay in use */
+		{ "100.64.1.9", false },	/* outside the VPC */
+	};
+	uint8_t ip[200], key[WG_KEY_LEN], rpub[WG_KEY_LEN];
+	struct wg_device_stats st;
+	struct cidr vpc, c3, r4;
+	struct wg_peer *pc, *pr;
+	handshake_and_data(NULL);
+	cr_assert_eq(cidr_parse("100.64.0.0/24", false, &vpc), 0);
+	cr_assert_eq(cidr_parse("100.64.0.3/32", false, &c3), 0);
+	cr_assert_eq(cidr_parse("100.64.0.4/32", false, &r4), 0);
+	/* B: C direct, R the relay in use (the VPC routed to it), A another relay */
+	side_init(&c, "192.0.2.3:51820");
+	cr_assert_eq(wg_device_peer_add(b.dev, c.pub, &pc), 0);
+	cr_assert_eq(wg_peer_allowed_ip_add(pc, &c3), 0);
+	wg_dh_generate(key, rpub);
+	cr_assert_eq(wg_device_peer_add(b.dev, rpub, &pr), 0);
+	cr_assert_eq(wg_peer_allowed_ip_add(pr, &vpc), 0);
+	cr_assert_eq(wg_peer_allowed_ip_add(pr, &r4), 0);
+	cr_assert_eq(wg_peer_rx_source_add(peer_of(&b, &a), &vpc), 0);
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		int before = b.n_tun;
+		tun_in(&a, ip, ipv4(ip, sizeof(ip), v[i].src, "100.64.0.2", 1));
+		pump();
+		cr_expect_eq(b.n_tun - before, v[i].delivered, "source %s %s", v[i].src, v[i].delivered ? "delivered" : "dropped");
+	}
+	wg_device_get_stats(b.dev, &st);
+	cr_expect_eq(st.rx_bad_src, 3);
+}
+
 /* a side that lost its sessions (restart) hears of a sender still using one */
 static union sockaddr_any lost_src[4];
 static int n_lost;

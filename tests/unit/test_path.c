@@ -577,3 +577,42 @@ Test(path, candidate_order_table)
 		}
 	}
 }
+
+/* issue 15 point 5: endpoints from the service that no peer can be at */
+Test(path, addr_usable)
+{
+	static const struct {
+		const char *addr;
+		bool usable;
+	} v[] = {
+		{ "203.0.113.7:51820", true },
+		{ "10.1.0.2:51820", true },
+		{ "192.168.1.1:1", true },
+		{ "[2001:db8::1]:51820", true },
+		{ "[::ffff:198.51.100.2]:4000", true },
+		{ "0.0.0.0:51820", false },
+		{ "0.1.2.3:51820", false },
+		{ "127.0.0.1:51820", false },
+		{ "127.9.9.9:51820", false },
+		{ "169.254.169.254:80", false },
+		{ "224.0.0.1:51820", false },
+		{ "239.255.255.250:1900", false },
+		{ "255.255.255.255:51820", false },
+		{ "240.0.0.1:51820", false },
+		{ "203.0.113.7:0", false },
+		{ "[::]:51820", false },
+		{ "[::1]:51820", false },
+		{ "[fe80::1]:51820", false },
+		{ "[febf::1]:51820", false },
+		{ "[ff02::1]:51820", false },
+		{ "[::ffff:127.0.0.1]:51820", false },
+		{ "[::ffff:169.254.1.1]:51820", false },
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		union sockaddr_any a;
+		const char *why = NULL;
+		cr_assert_eq(addr_parse(v[i].addr, &a), 0, "%s", v[i].addr);
+		cr_expect_eq(path_addr_usable(&a, &why), v[i].usable, "%s", v[i].addr);
+		cr_expect_eq(why == NULL, v[i].usable, "%s: a reason when refused", v[i].addr);
+	}
+}

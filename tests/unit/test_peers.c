@@ -3,6 +3,7 @@
  * entry and entries past the maximum skipped. A real WireGuard device with
  * fake ops (nothing leaves the process) and no service. */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent/meshd/meshd.h"
@@ -192,4 +193,142 @@ Test(peers, bounded, .init = setup, .fini = teardown)
 	cr_expect_eq(wg_device_peer_count(m.dev), 2, "the refused one is not in the data plane either");
 	cr_expect_eq(m.peers.refused, 1);
 	cr_expect_null(by_id("c"));
+}
+
+/* issue 15 point 6: a peer's tunnel address is one of the VPC's and not ours */
+Test(peers, tunnel_ip_in_the_vpc, .init = setup, .fini = teardown)
+{
+	struct dev list[MAXDEV] = {
+		{ "out", 1, "out", "10.0.0.5", "192.0.2.5:1" },
+		{ "mine", 2, "mine", "100.64.0.1", "192.0.2.6:1" },
+		B(3),
+	};
+
+	cr_assert_eq(cidr_parse("100.64.0.0/24", false, &m.vpc), 0);
+	m.has_vpc = true;
+	cr_assert_eq(addr_parse_ip("100.64.0.1", 0, &m.tip), 0);
+	sync_list(list);
+	cr_expect_eq(meshd_npeers(&m), 1);
+	cr_expect_not_null(by_id("b"));
+	cr_expect_eq(wg_device_peer_count(m.dev), 1);
+}
+
+/* issue 15 point 5: endpoints no peer can be at are not candidates */
+Test(peers, endpoints_filtered, .init = setup, .fini = teardown)
+{
+	struct dev list[MAXDEV] = { A(1, "a", "127.0.0.1:51820"), B(2) };
+	struct mpeer *p;
+
+	sync_list(list);
+	p = by_id("a");
+	cr_assert_not_null(p);
+	cr_expect_eq(p->nep, 0);
+	cr_expect_eq(p->path.ncands, 0);
+	cr_expect_eq(sent, 1, "only b was sprayed at");
+}
+
+/* issue 15 point 7: peers are found by id through a hash index, not a linear
+ * search. A big list, then one with a third removed and a fifth re-keyed,
+ * then the whole list again: every peer once, at its index, in the data
+ * plane once (a lost or stale index entry would add a peer twice, or touch
+ * freed memory). */
+#define BIG 3000
+static uint8_t big_pub[BIG][WG_KEY_LEN], big_pub2[BIG][WG_KEY_LEN];
+
+static json_t *big_list(int drop_every, int rekey_every)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; i < BIG; i++) {
+		char id[16], tip[20], b64[SVC_KEY_B64LEN];
+		if (drop_every && i % drop_every == 0)
+			continue;
+		snprintf(id, sizeof(id), "d%d", i);
+		snprintf(tip, sizeof(tip), "100.64.%d.%d", 1 + i / 250, 1 + i % 250);
+		svcjson_key_format(rekey_every && i % rekey_every == 0 ? big_pub2[i] : big_pub[i], b64);
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:b, s:[]}", "id", id, "public_key", b64,
+						   "hostname", id, "tunnel_ip", tip, "relay", 0, "endpoints"));
+	}
+	return a;
+}
+
+static void check_big(size_t want)
+{
+	cr_assert_eq(meshd_npeers(&m), want);
+	cr_assert_eq(wg_device_peer_count(m.dev), want);
+	for (size_t i = 0; i < meshd_npeers(&m); i++)
+		cr_assert_eq(meshd_peer(&m, i)->idx, i, "peer %s at %zu", meshd_peer(&m, i)->id, i);
+}
+
+Test(peers, big_list_indexed, .init = setup, .fini = teardown)
+{
+	uint8_t priv_big[WG_KEY_LEN];
+	json_t *a;
+
+	for (int i = 0; i < BIG; i++) {
+		wg_dh_generate(priv_big, big_pub[i]);
+		wg_dh_generate(priv_big, big_pub2[i]);
+	}
+	a = big_list(0, 0);
+	peers_sync(&m, a);
+	json_decref(a);
+	check_big(BIG);
+	a = big_list(3, 5);
+	peers_sync(&m, a);
+	json_decref(a);
+	check_big(BIG - BIG / 3);
+	for (size_t i = 0; i < meshd_npeers(&m); i++) {
+		int n = atoi(meshd_peer(&m, i)->id + 1);
+		cr_assert_neq(n % 3, 0, "%s was removed", meshd_peer(&m, i)->id);
+		cr_assert_eq(memcmp(meshd_peer(&m, i)->pub, n % 5 ? big_pub[n] : big_pub2[n], WG_KEY_LEN), 0);
+	}
+	a = big_list(0, 0);
+	peers_sync(&m, a);
+	json_decref(a);
+	check_big(BIG);
+}
+
+/* issue 15 point 1: the VPC is routed through the relay in use; only the
+ * other relays get it as rx sources (the data plane then refuses from them
+ * any address another peer holds by a longer prefix: test_device.c), and a
+ * plain peer never does */
+Test(peers, vpc_sources_only_from_relays_not_in_use, .init = setup, .fini = teardown)
+{
+	static const struct { const char *id, *tip, *ep; bool relay; } v[] = {
+		{ "r1", "100.64.0.11", "203.0.113.21:51820", true },
+		{ "r2", "100.64.0.12", "203.0.113.22:51820", true },
+		{ "p", "100.64.0.3", "192.0.2.3:51820", false },
+	};
+	struct mpeer *r1, *r2, *p;
+
+	cr_assert_eq(cidr_parse("100.64.0.0/24", false, &m.vpc), 0);
+	m.has_vpc = true;
+	cr_assert_eq(addr_parse_ip("100.64.0.1", 0, &m.tip), 0);
+	for (size_t from = 0; from < 2; from++) {	/* then r1 is gone */
+		json_t *a = json_array();
+		for (size_t i = from; i < sizeof(v) / sizeof(v[0]); i++) {
+			char b64[SVC_KEY_B64LEN];
+			svcjson_key_format(pub[i + 1], b64);
+			json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:b, s:[{s:s, s:s}]}", "id",
+							   v[i].id, "public_key", b64, "hostname", v[i].id,
+							   "tunnel_ip", v[i].tip, "relay", v[i].relay, "endpoints",
+							   "source", "local", "address", v[i].ep));
+		}
+		peers_sync(&m, a);
+		json_decref(a);
+		if (from)
+			break;
+		r1 = by_id("r1"), r2 = by_id("r2"), p = by_id("p");
+		cr_assert(r1 && r2 && p);
+		cr_assert_eq(m.relay_in_use, r1, "none alive yet: the lowest id");
+		cr_expect_not(r1->has_rx_vpc, "the relay in use has the VPC as its route");
+		cr_expect(r2->has_rx_vpc, "another relay forwards what r1 routes");
+		cr_expect_not(p->has_rx_vpc);
+		cr_expect_eq(wg_peer_allowed_ips(r1->wp, NULL, 0), 2, "its /32 and the VPC");
+		cr_expect_eq(wg_peer_allowed_ips(r2->wp, NULL, 0), 1, "its /32 only");
+	}
+	r2 = by_id("r2");
+	cr_assert_eq(m.relay_in_use, r2, "r1 gone: r2 in use");
+	cr_expect_not(r2->has_rx_vpc, "r2 routes the VPC now");
+	cr_expect_eq(wg_peer_allowed_ips(r2->wp, NULL, 0), 2);
 }

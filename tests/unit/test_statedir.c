@@ -103,3 +103,42 @@ Test(statedir, refuses_bad_files)
 		cr_assert(strstr(why, cases[i].why), "case %zu: %s", i, why);
 	}
 }
+
+/* issue 15 point 10: a secret file that group or others may read is refused,
+ * with the fix named */
+Test(statedir, secret_file)
+{
+	static const struct {
+		const char *text;
+		mode_t mode;
+		int err;
+		const char *got;	/* err 0: the secret read; else: in why */
+	} cases[] = {
+		{ "s3cret\n", 0600, 0, "s3cret" },
+		{ "s3cret", 0400, 0, "s3cret" },
+		{ "s3cret\r\nmore\n", 0600, 0, "s3cret" },
+		{ "s3cret\n", 0644, -EPERM, "chmod 600" },
+		{ "s3cret\n", 0640, -EPERM, "mode 640" },
+		{ "s3cret\n", 0604, -EPERM, "readable by group or others" },
+		{ "\n", 0600, -EINVAL, "empty" },
+		{ "0123456789abcdef", 0600, -EMSGSIZE, "longer than" },
+	};
+	char path[128], out[16], why[256];
+
+	cr_assert_eq(mkdir(dir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/regkey", dir);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unlink(path);
+		put("regkey", cases[i].text, cases[i].mode);
+		why[0] = 0;
+		cr_assert_eq(state_read_secret(path, out, sizeof(out), why, sizeof(why)), cases[i].err, "case %zu: %s",
+			     i, why);
+		if (!cases[i].err)
+			cr_expect_str_eq(out, cases[i].got, "case %zu", i);
+		else
+			cr_expect(strstr(why, cases[i].got) && !out[0], "case %zu: %s", i, why);
+	}
+	cr_expect(strstr(why, path), "the file is named");
+	unlink(path);
+	cr_expect_eq(state_read_secret(path, out, sizeof(out), why, sizeof(why)), -ENOENT);
+}

@@ -210,6 +210,29 @@ Test(stunmux, a_non_relay_answers_no_request)
 
 /* an answer from the right transaction but another address is not the
  * server's (disco matches by address and transaction id) */
+/* issue 15 point 9: a relay answers each source IP at meshstun's rate, so a
+ * spoofed source cannot aim it (3.8x amplification) at a victim; another
+ * source is answered meanwhile, and the limited one again after a second */
+Test(stunmux, answers_limited_per_source)
+{
+	struct rig g;
+	uint8_t b[512];
+	size_t n;
+
+	rig_up(&g, true);
+	n = bare(STUN_CLASS_REQUEST, b, sizeof(b));
+	for (int i = 0; i < IPLIMIT_BURST; i++)
+		feed(&g, b, n, "198.18.0.9:7000", STUNMUX_ANSWERER);
+	feed(&g, b, n, "198.18.0.9:7000", STUNMUX_LIMITED);
+	feed(&g, b, n, "198.18.0.9:7001", STUNMUX_LIMITED);
+	feed(&g, b, n, "198.18.0.10:7000", STUNMUX_ANSWERER);
+	g.now += 1000;
+	for (int i = 0; i < IPLIMIT_PER_S; i++)
+		feed(&g, b, n, "198.18.0.9:7000", STUNMUX_ANSWERER);
+	feed(&g, b, n, "198.18.0.9:7000", STUNMUX_LIMITED);
+	rig_down(&g);
+}
+
 Test(stunmux, answer_from_another_address_is_not_taken)
 {
 	struct rig g;

@@ -196,6 +196,76 @@ Test(svcjson, registration)
 	json_decref(j);
 }
 
+/* issue 15 point 6: the service does not choose the host's routes. A VPC
+ * prefix shorter than /8, a tunnel address outside it or not a host address
+ * of it refuses the registration answer, naming the field. */
+Test(svcjson, registration_bounds)
+{
+	static const struct {
+		const char *cidr, *tip, *field;	/* field NULL: accepted */
+	} v[] = {
+		{ "100.64.0.0/10", "100.64.0.1", NULL },
+		{ "10.0.0.0/8", "10.255.255.254", NULL },
+		{ "100.64.0.0/30", "100.64.0.2", NULL },
+		{ "100.64.0.0/31", "100.64.0.0", NULL },	/* RFC 3021: both are hosts */
+		{ "100.64.0.0/32", "100.64.0.0", NULL },
+		{ "0.0.0.0/1", "100.64.0.1", "ipv4_cidr" },
+		{ "0.0.0.0/0", "100.64.0.1", "ipv4_cidr" },
+		{ "96.0.0.0/7", "100.64.0.1", "ipv4_cidr" },
+		{ "100.64.0.0/24", "100.64.1.1", "tunnel_ip" },
+		{ "192.168.0.0/16", "100.64.0.1", "tunnel_ip" },
+		{ "100.64.0.0/24", "100.64.0.0", "tunnel_ip" },	/* the network address */
+		{ "100.64.0.0/24", "100.64.0.255", "tunnel_ip" },	/* broadcast */
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		char buf[512];
+		struct svc_device d;
+		struct svc_err e;
+		struct cidr c;
+		char sealed[SVC_SEALED_MAX];
+		bool has;
+		json_t *j;
+		int rc;
+
+		snprintf(buf, sizeof(buf), "{\"id\":\"d1\",\"vpc_id\":\"v1\",\"public_key\":\"%s\","
+			 "\"tunnel_ip\":\"%s\",\"device_token\":\"abc\",\"vpc\":{\"ipv4_cidr\":\"%s\"}}",
+			 KEY, v[i].tip, v[i].cidr);
+		j = J(buf);
+		rc = svcjson_parse_registration(j, &d, sealed, &c, &has, &e);
+		if (!v[i].field) {
+			cr_expect_eq(rc, 0, "%s in %s: %s %s", v[i].tip, v[i].cidr, e.field, e.msg);
+		} else {
+			cr_expect_lt(rc, 0, "%s in %s refused", v[i].tip, v[i].cidr);
+			cr_expect_str_eq(e.field, v[i].field, "%s in %s: field", v[i].tip, v[i].cidr);
+		}
+		json_decref(j);
+	}
+}
+
+/* a device list longer than the agent takes is refused whole */
+Test(svcjson, changes_bounded)
+{
+	struct svc_err e;
+	json_t *dev, *del, *j = json_pack("{s:i, s:[]}", "revision", 1, "devices");
+	int64_t rev;
+	bool full;
+
+	cr_assert_not_null(j);
+	for (int i = 0; i < SVC_DEVICES_MAX; i++)
+		json_array_append_new(json_object_get(j, "devices"), json_object());
+	cr_expect_eq(svcjson_parse_changes(j, &rev, &dev, &del, &full, &e), 0);
+	json_array_append_new(json_object_get(j, "devices"), json_object());
+	cr_expect_lt(svcjson_parse_changes(j, &rev, &dev, &del, &full, &e), 0);
+	cr_expect_str_eq(e.field, "devices");
+	json_array_clear(json_object_get(j, "devices"));
+	json_object_set_new(j, "deleted", json_array());
+	for (int i = 0; i <= SVC_DEVICES_MAX; i++)
+		json_array_append_new(json_object_get(j, "deleted"), json_string("x"));
+	cr_expect_lt(svcjson_parse_changes(j, &rev, &dev, &del, &full, &e), 0);
+	cr_expect_str_eq(e.field, "deleted");
+	json_decref(j);
+}
+
 Test(svcjson, changes)
 {
 	struct svc_err e;

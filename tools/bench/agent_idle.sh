@@ -57,7 +57,7 @@ vcsw() { awk '/^voluntary_ctxt_switches/ {print $2}' "/proc/$1/task/$1/status"; 
 vpc() {
 	local id
 	id=$(api POST /api/vpcs "{\"name\":\"$1\"}" | jq -r .id) && [ -n "$id" ] && [ "$id" != null ] &&
-		api POST /api/reg-keys "{\"vpc_id\":\"$id\"}" | jq -r .secret >"$T/regkey" &&
+		(umask 077 && api POST /api/reg-keys "{\"vpc_id\":\"$id\"}" | jq -r .secret >"$T/regkey") &&
 		[ -s "$T/regkey" ] && [ "$(cat "$T/regkey")" != null ]
 }
 

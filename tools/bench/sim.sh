@@ -139,7 +139,7 @@ def meshd(extra, after):
             "argv": ["meshd"] + extra + ["--service", "https://${ip:svc}:8443", "--reg-key-file", key,
                      "--ca", "${ca}", "--hostname", "${node}", "--state-dir", "${run}/nodes/${node}/state",
                      "--stun", "${ip:stun}:3478", "--stun", "${ip:relay}:3478"]}
-regkey = ("set -e; m=\"meshctl --service https://${ip}:8443 --token-file ${run}/meshsvc.sqlite.admin-token --ca ${ca} -o json\"; "
+regkey = ("umask 077; set -e; m=\"meshctl --service https://${ip}:8443 --token-file ${run}/meshsvc.sqlite.admin-token --ca ${ca} -o json\"; "
           "vpc=$($m vpc create lab | jq -r .id); $m reg-key create --vpc $vpc | jq -r .secret > ${run}/regkey; test -s ${run}/regkey; "
           "$m reg-key create --vpc $vpc --relay | jq -r .secret > ${run}/relaykey; test -s ${run}/relaykey")
 # the internet is routed (a core router with a link per gateway), not one

@@ -7,14 +7,18 @@
 
 #include "local.h"
 #include "meshctl.h"
+#include "svcurl.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: meshctl [--service URL] [--token-file FILE] [--ca FILE] [-o table|json] COMMAND ...\n"
+	fprintf(f, "usage: meshctl [--service URL] [--token-file FILE] [--ca FILE] [--insecure-http]\n"
+		   "               [-o table|json] COMMAND ...\n"
 		   "\n"
 		   "  --service URL      meshsvc's address, e.g. https://svc.example:8080 (env MESHCTL_SERVICE)\n"
 		   "  --token-file FILE  the admin token (meshsvc writes it on first start; env MESHCTL_TOKEN_FILE)\n"
 		   "  --ca FILE          CA certificate(s) to trust for HTTPS\n"
+		   "  --insecure-http    allow an http:// service URL (the admin token then\n"
+		   "                     travels in clear)\n"
 		   "  -o table|json      a table for people (default) or JSON for programs\n"
 		   "\n"
 		   "admin commands (meshsvc):\n");
@@ -104,17 +108,42 @@ out:
 	json_decref(one);
 }
 
+/* 0 to go on, else the exit status: the admin token must not travel in
+ * clear unless --insecure-http says so (and then a warning says it does) */
+static int check_service(const char *url, bool insecure_http)
+{
+	switch (svcurl_scheme(url)) {
+	case SVCURL_HTTPS:
+		return 0;
+	case SVCURL_HTTP:
+		if (insecure_http) {
+			fprintf(stderr, "meshctl: warning: the service URL %s is not encrypted (--insecure-http): "
+				"the admin token travels in clear\n", url);
+			return 0;
+		}
+		fprintf(stderr, "meshctl: the service URL %s is not encrypted: the admin token would travel in clear; "
+			"use https://, or --insecure-http to allow it\n", url);
+		return 2;
+	case SVCURL_OTHER:
+		break;
+	}
+	fprintf(stderr, "meshctl: bad --service: %s (https://HOST:PORT)\n", url);
+	return 2;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "service", required_argument, NULL, 's' },
 		{ "token-file", required_argument, NULL, 't' },
 		{ "ca", required_argument, NULL, 'c' },
+		{ "insecure-http", no_argument, NULL, 'I' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ctl ctl = { .service = getenv("MESHCTL_SERVICE"), .token_file = getenv("MESHCTL_TOKEN_FILE") };
+	bool insecure_http = false;
 	int opt, rc;
 
 	/* the agent's commands (local.c) first; the rest are the service's */
@@ -126,6 +155,7 @@ int main(int argc, char **argv)
 		case 's': ctl.service = optarg; break;
 		case 't': ctl.token_file = optarg; break;
 		case 'c': ctl.ca = optarg; break;
+		case 'I': insecure_http = true; break;
 		case 'o':
 			if (strcmp(optarg, "json") && strcmp(optarg, "table")) {
 				fprintf(stderr, "meshctl: -o wants table or json, not %s\n", optarg);
@@ -141,6 +171,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (ctl.service && (rc = check_service(ctl.service, insecure_http)) != 0)
+		return rc;
 	for (size_t i = 0; i < admin_ncommands; i++) {
 		if (strcmp(argv[optind], admin_commands[i].name))
 			continue;

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "meshd.h"
+#include "svcurl.h"
 
 static void usage(FILE *f)
 {
@@ -25,6 +26,8 @@ static void usage(FILE *f)
 		"  --service URL          meshsvc base URL (https://host:port)\n"
 		"  --reg-key-file F       file holding the registration key (mode 0600 or stricter)\n"
 		"  --ca F                 CA bundle to verify the service with\n"
+		"  --insecure-http        allow an http:// service URL (the registration key\n"
+		"                         and the device token then travel in clear)\n"
 		"  --stun HOST:PORT       a STUN server (repeat; relays are asked too)\n"
 		"  --relay                act as a relay: register relay=true, forward between\n"
 		"                         peers, answer STUN on the WireGuard port\n"
@@ -361,6 +364,7 @@ static int set_opt(struct opts *o, int opt, const char *arg, enum log_format *fm
 	case 'R': o->relay_only = true; return 0;
 	case 'O': o->no_offload = true; return 0;
 	case 'U': o->no_tun_offload = true; return 0;
+	case 'I': o->insecure_http = true; return 0;
 	case 'd': snprintf(o->state_dir, sizeof(o->state_dir), "%s", arg); return 0;
 	case 'S':
 		if (o->nstun >= MAX_STUN)
@@ -426,6 +430,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum log_format *fm
 		{ "relay-only", no_argument, NULL, 'R' },
 		{ "no-udp-offload", no_argument, NULL, 'O' },
 		{ "no-tun-offload", no_argument, NULL, 'U' },
+		{ "insecure-http", no_argument, NULL, 'I' },
 		{ "ifname", required_argument, NULL, 'i' },
 		{ "hostname", required_argument, NULL, 'H' },
 		{ "listen-port", required_argument, NULL, 'p' },
@@ -459,6 +464,19 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum log_format *fm
 		fprintf(stderr, "meshd: --service and --reg-key-file are required (see --help)\n");
 		return 2;
 	}
+	switch (svcurl_scheme(o->service)) {
+	case SVCURL_HTTPS:
+		break;
+	case SVCURL_HTTP:
+		if (o->insecure_http)
+			break;
+		fprintf(stderr, "meshd: the service URL %s is not encrypted: the registration key and the device token "
+			"would travel in clear; use https://, or --insecure-http to allow it\n", o->service);
+		return 2;
+	case SVCURL_OTHER:
+		fprintf(stderr, "meshd: bad --service: %s (https://HOST:PORT)\n", o->service);
+		return 2;
+	}
 	set_defaults(o);
 	return -1;
 }
@@ -473,6 +491,9 @@ int main(int argc, char **argv)
 	if ((rc = parse_opts(argc, argv, &m.o, &fmt, &level)) >= 0)
 		return rc;
 	log_setup(fmt, level);
+	if (svcurl_scheme(m.o.service) == SVCURL_HTTP)
+		log_warn(COMPONENT, "the service URL is not encrypted (--insecure-http): the registration key "
+			 "and the device token travel in clear url=%s", m.o.service);
 	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0) {
 		log_error(COMPONENT, "libsodium failed to initialize");

@@ -72,6 +72,7 @@ struct opts {
 	bool relay, relay_only;
 	bool no_offload;		/* --no-udp-offload */
 	bool no_tun_offload;		/* --no-tun-offload */
+	bool insecure_http;		/* --insecure-http: an http:// service */
 	char ifname[IFNAMSIZ];
 	char hostname[SVC_HOSTNAME_MAX + 1];
 	int listen_port;		/* -1: saved or random */

@@ -129,9 +129,14 @@ make_vpc() {
 # agent NAME NS [ARGS...]: meshd in NS, interface and files named after NAME;
 # with --relay it registers with the key that mints relays
 agent() {
-	local name=$1 ns=$2 key=regkey; shift 2
+	local name=$1 ns=$2 key=regkey svc=(--service "$API"); shift 2
 	[[ " $* " == *" --relay "* ]] && key=relaykey
-	ip netns exec "$P-$ns" "$B/meshd" --service "$API" --reg-key-file "$T/$key" \
+	# an http:// service (the default here, on the lab's own links) needs
+	# --insecure-http (agent_tls.sh sets an https:// one); a meshd from
+	# before it, as the benches compare, takes http:// without it
+	[[ $API == http://* ]] && "$B/meshd" --help 2>/dev/null | grep -q -- --insecure-http &&
+		svc+=(--insecure-http)
+	ip netns exec "$P-$ns" "$B/meshd" "${svc[@]}" --reg-key-file "$T/$key" \
 		--stun 203.0.113.1:3478 --stun 203.0.113.2:3478 \
 		--ifname "nm-$name" --hostname "$name" --state-dir "$T/state-$name" \
 		--control "$T/$name.sock" ${CA:+--ca "$CA"} "$@" >>"$T/$name.log" 2>&1 &

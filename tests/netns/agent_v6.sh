@@ -95,7 +95,7 @@ make_vpc || { not_ok "VPC and registration key"; dump_logs; exit 1; }
 
 # agent6 NAME: meshd in namespace NAME with the IPv6 STUN server only
 agent6() {
-	ip netns exec "$P-$1" "$B/meshd" --service "$API" --reg-key-file "$T/regkey" \
+	ip netns exec "$P-$1" "$B/meshd" --service "$API" --insecure-http --reg-key-file "$T/regkey" \
 		--stun "[2001:db8::1]:3478" --ifname "nm-$1" --hostname "$1" --state-dir "$T/state-$1" \
 		--control "$T/$1.sock" >>"$T/$1.log" 2>&1 &
 	PIDS[$1]=$!
@@ -158,7 +158,7 @@ check "n1 sends to n3 over IPv6, the only family it has (endpoint=$ep)" test "${
 # a dual-stack agent behind an IPv4 NAT with open IPv6: one NAT discovery
 # run per family, each against the first --stun server of its family (the
 # IPv6 one given first), each with its own verdict
-ip netns exec "$P-n5" "$B/meshd" --service "$API" --reg-key-file "$T/regkey" \
+ip netns exec "$P-n5" "$B/meshd" --service "$API" --insecure-http --reg-key-file "$T/regkey" \
 	--stun "[2001:db8::1]:3478" --stun 203.0.113.1:3478 --ifname nm-n5 --hostname n5 \
 	--state-dir "$T/state-n5" --control "$T/n5.sock" >>"$T/n5.log" 2>&1 &
 PIDS[n5]=$!
@@ -200,7 +200,8 @@ check "n3, given an IPv6 --stun server only, runs IPv6 discovery only" \
 ip netns exec "$P-n4" python3 -c 'import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)' 2>/dev/null &&
 	! no_ipv6 ip netns exec "$P-n4" python3 -c 'import socket; socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)' 2>/dev/null
 check "(the no-IPv6 wrapper refuses IPv6 sockets, and only under it)" test $? = 0
-python3 "$T/no_ipv6.py" ip netns exec "$P-n4" "$B/meshd" --service http://203.0.113.1:8080 --reg-key-file "$T/regkey" --ifname nm-n4 --hostname n4 \
+python3 "$T/no_ipv6.py" ip netns exec "$P-n4" "$B/meshd" --service http://203.0.113.1:8080 --insecure-http --reg-key-file "$T/regkey" \
+	--ifname nm-n4 --hostname n4 \
 	--state-dir "$T/state-n4" --control "$T/n4.sock" >>"$T/n4.log" 2>&1 &
 PIDS[n4]=$!
 check "without IPv6 meshd says so and runs on IPv4" wait_for 5 grep -q "no IPv6 on this host" "$T/n4.log"

@@ -15,12 +15,12 @@ check "meshsvc says where the admin token is" grep -q "admin token (mode 0600) p
 # token file others may read, and names the fix
 cp "$WORK/db.admin-token" "$WORK/shared-token"
 chmod 644 "$WORK/shared-token"
-out=$("$CTL" --service "$URL" --token-file "$WORK/shared-token" vpc list 2>&1)
+out=$("$CTL" --service "$URL" $(insecure) --token-file "$WORK/shared-token" vpc list 2>&1)
 rc=$?
 check "meshctl refuses a token file group or others may read, naming chmod 600 FILE" \
 	bash -c "test $rc = 1 && grep -q 'chmod 600 $WORK/shared-token' <<<'$out'"
 chmod 600 "$WORK/shared-token"
-check "and takes it with mode 0600" "$CTL" --service "$URL" --token-file "$WORK/shared-token" vpc list
+check "and takes it with mode 0600" "$CTL" --service "$URL" $(insecure) --token-file "$WORK/shared-token" vpc list
 
 api GET /healthz ""
 check "/healthz answers without a token" test "$STATUS" = 200
@@ -89,7 +89,8 @@ for n in d e f g h; do register "$n" "$KEY"; done
 check "a /29 holds six devices" test "$IP_g" = 10.20.0.6
 register h "$KEY"
 check "then the VPC is full: 409" test "$STATUS" = 409
-out=$(ctl vpc delete "$VPC" 2>&1)
+# (less --insecure-http's warning, which says only that $URL is http://)
+out=$(ctl vpc delete "$VPC" 2>&1 | grep -v '^meshctl: warning: the service URL')
 check "deleting a VPC with devices: one clear line, 409" bash -c "[ \$(wc -l <<<'$out') = 1 ] && grep -q 'HTTP 409' <<<'$out'"
 api DELETE "/api/devices/$ID_c" "$TOK_c"
 check "a device deletes itself" test "$STATUS" = 204

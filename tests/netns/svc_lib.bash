@@ -70,7 +70,10 @@ jfield() {
 # jf KEY: the same, of stdin
 jf() { jfield "$1" "$(cat)"; }
 
-ctl() { "$CTL" --service "$URL" --token-file "$WORK/db.admin-token" "$@"; }
+# meshctl's --insecure-http when $URL is http:// (meshsvc on loopback without TLS)
+insecure() { [[ $URL == http://* ]] && echo --insecure-http; return 0; }
+# meshctl as admin
+ctl() { "$CTL" --service "$URL" $(insecure) --token-file "$WORK/db.admin-token" "$@"; }
 
 # new_key NAME: a WireGuard key pair in $WORK/NAME.key, its public key printed
 new_key() {

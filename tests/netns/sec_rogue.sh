@@ -10,9 +10,10 @@
 #                              51820) registered with the VPC's own key, plus
 #                              curl with its device token and raw sockets
 #
-# n1 and n2 ping each other over the tunnel (-i 0.1) from before the first attack to after
-# the last. The rogue asks to be a relay (registering with relay: true, then
-# PATCHing its own device): 403 naming relay, and it stays no relay. It sends
+# n1 and n2 ping each other over the tunnel (-i 0.1) from before the first
+# attack to after the last. The rogue asks to be a relay (registering with
+# relay: true, then PATCHing its own device): 403 naming relay, and it stays
+# no relay. It sends
 # UDP into its tunnel to each honest agent with the other one's tunnel address
 # as inner source: counted at the victim's interface, none is delivered, while
 # the same datagrams with its own source before and after are. It registers
@@ -122,9 +123,9 @@ count() { X "$1" nft -j list counter inet nmt_rogue "$2" | jq -r '.nftables[] | 
 
 # the honest traffic, both ways, counted across every attack
 ip netns exec "$P-n1" ping -i 0.1 -c "$PING_COUNT" -W 1 "$T2" >"$T/ping1.txt" 2>&1 &
-PIDS[ping1]=$!
+PIDS["ping1"]=$!
 ip netns exec "$P-n2" ping -i 0.1 -c "$PING_COUNT" -W 1 "$T1" >"$T/ping2.txt" 2>&1 &
-PIDS[ping2]=$!
+PIDS["ping2"]=$!
 t_attack=$SECONDS
 
 # --- point 1: relaying is granted, not claimed ---------------------------------
@@ -155,24 +156,25 @@ inject() {
 	    time.sleep(0.005)
 	EOF
 }
-# victim NS IP: the other honest agent's address, forged towards NS at IP
+# forge NS IP OTHER OTHER_IP: OTHER's address forged towards NS at IP
 forge() {
-	local ns=$1 ip=$2 other=$3 own0 own1 own2 forged
+	local ns=$1 ip=$2 other=$3 oip=$4 own0 own1 own2 forged
 	# the rogue's own source first: delivered (and the session is up)
 	own0=$(count "$ns" own)
-	wait_for 5 eval 'inject "$TR" "$ip" 1; [ "$(count "$ns" own)" -gt "$own0" ]'
+	through() { inject "$TR" "$ip" 1; [ "$(count "$ns" own)" -gt "$own0" ]; }
+	wait_for 5 through
 	own1=$(count "$ns" own)
-	inject "$other" "$ip" 50
+	inject "$oip" "$ip" 50
 	inject "$TR" "$ip" 50
 	sleep 0.3
 	own2=$(count "$ns" own)
 	forged=$(count "$ns" forged)
 	check "the rogue's datagrams with its own source reach $ns's interface ($((own2 - own1)) of 50)" \
 		test $((own2 - own1)) -ge 45
-	check "none of 50 with $other's address forged as source does ($forged)" test "$forged" = 0
+	check "none of 50 with $other's address ($oip) forged as source does ($forged delivered)" test "$forged" = 0
 }
-forge n1 "$T1" "$T2"
-forge n2 "$T2" "$T1"
+forge n1 "$T1" n2 "$T2"
+forge n2 "$T2" n1 "$T1"
 
 # --- point 2: a registered public key does not change hands --------------------
 as r1 "$TOKR" GET "/api/vpcs/$VPC/devices" >/dev/null
@@ -180,16 +182,18 @@ PK1=$(jq -r --arg id "$ID1" '.devices[] | select(.id == $id) | .public_key' "$T/
 PK2=$(jq -r --arg id "$ID2" '.devices[] | select(.id == $id) | .public_key' "$T/out.json")
 check "the rogue reads n1's and n2's public keys from its peer list" \
 	eval '[ -n "$PK1" ] && [ "$PK1" != null ] && [ -n "$PK2" ] && [ "$PK2" != null ]'
-for v in 1 2; do
-	pk=PK$v
-	body="{\"public_key\":\"${!pk}\",\"hostname\":\"n$v\"}"
-	refused "the rogue registers n$v's public key with the VPC's multi-use key" 409 public_key \
+# take NAME PUBLIC_KEY: the rogue registers NAME's key, in three ways
+take() {
+	local body="{\"public_key\":\"$2\",\"hostname\":\"$1\"}"
+	refused "the rogue registers $1's public key with the VPC's multi-use key" 409 public_key \
 		r1 "$(cat "$T/regkey")" POST /api/devices "$body"
-	refused "the rogue registers n$v's public key with a single-use key" 409 public_key \
+	refused "the rogue registers $1's public key with a single-use key" 409 public_key \
 		r1 "$ONCE" POST /api/devices "$body"
-	refused "the rogue registers n$v's public key with its own device token" 403 public_key \
+	refused "the rogue registers $1's public key with its own device token" 403 public_key \
 		r1 "$TOKR" POST /api/devices "$body"
-done
+}
+take n1 "$PK1"
+take n2 "$PK2"
 check "n1's token still answers 200 (GET its device)" test "$(as n1 "$TOK1" GET "/api/devices/$ID1")" = 200
 check "n2's token still answers 200 (GET its device)" test "$(as n2 "$TOK2" GET "/api/devices/$ID2")" = 200
 same() {	# ID: the device's key, address and relay flag as before the attacks
@@ -220,7 +224,7 @@ t_attack=$((SECONDS - t_attack))
 
 check "the pings were still running when the attacks ended (${t_attack} s)" \
 	kill -0 "${PIDS[ping1]}" "${PIDS[ping2]}"
-# lost FILE FROM TO: a ping's summary, at most 1% lost
+# lost PING FROM TO: the summary of the ping PIDS[PING], at most 1% lost
 lost() {
 	local sent got
 	wait "${PIDS[$1]}"; unset "PIDS[$1]"

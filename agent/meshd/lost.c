@@ -1,13 +1,21 @@
 /* lost: data for a session this side lost (it restarted; a relay, say). The
  * sender's WireGuard gives up on that session only after 15 s without an
- * answer, and a peer behind a symmetric NAT cannot be reached at any address
- * we know before it does. So every peer without a live session here whose
- * known addresses share the source's IP gets a handshake to that very source
- * address, which its NAT admits since the peer just sent from it; when several
- * peers share the IP, the wrong ones drop it (mac1 is keyed to the receiver).
+ * answer, so every peer without a live session here that is known at the
+ * data's source gets a handshake to it at once. Known means exactly, port and
+ * all (issue 15 point 9): an endpoint the service listed for the peer (its
+ * local addresses and the mappings STUN servers and relays saw, which is how
+ * a peer behind a symmetric NAT is known to a relay), or the data plane's
+ * endpoint (where its last authenticated packet came from, or where we sent
+ * to). Data forged from a peer's IP with another port, which anyone can send,
+ * makes this side send nothing (counted: lost_refused); before, it drew an
+ * initiation to that port, making this side a reflector aimed by the forger.
+ * The price: a peer whose mapping towards us is known neither to the service
+ * nor to our data plane (behind a symmetric NAT, talking to us directly when
+ * we restart) is reached only when its own WireGuard gives up on the session
+ * and starts a handshake from that mapping (after 15 s). When several peers
+ * share the address, the wrong ones drop it (mac1 is keyed to the receiver).
  * One per peer per LOST_KICK_MS, and within the initiations per destination
- * IP (iplimit.h) that sprays use too: data forged from a peer's IP with
- * other ports cannot make this side a reflector beyond that. */
+ * IP (iplimit.h) that sprays use too. */
 #include "log.h"
 #include "meshd.h"
 
@@ -20,20 +28,44 @@ void lost_note(struct meshd *m, const union sockaddr_any *src)
 		m->lost[m->nlost++] = *src;
 }
 
-bool lost_wanted(const struct mpeer *p, const struct wg_peer_state *ps, const union sockaddr_any *src,
-		 uint64_t now, time_t wall_s)
+/* src (normalised by the caller) is one of p's known endpoints */
+static bool lost_known(const struct mpeer *p, const struct wg_peer_state *ps, const union sockaddr_any *src)
+{
+	union sockaddr_any a;
+
+	if (ps->endpoint.sa.sa_family != AF_UNSPEC) {
+		a = ps->endpoint;
+		addr_unmap_v4(&a);
+		if (addr_equal(&a, src))
+			return true;
+	}
+	for (int e = 0; e < p->nep; e++) {
+		a = p->ep[e].addr;
+		addr_unmap_v4(&a);
+		if (addr_equal(&a, src))
+			return true;
+	}
+	return false;
+}
+
+/* no live session, and no such handshake in the last LOST_KICK_MS */
+static bool lost_due(const struct mpeer *p, const struct wg_peer_state *ps, uint64_t now, time_t wall_s)
 {
 	if (p->lost_kick && now < p->lost_kick + LOST_KICK_MS)
 		return false;
 	if (ps->last_handshake.tv_sec &&
 	    wall_s - ps->last_handshake.tv_sec < (time_t)(WG_REJECT_AFTER_TIME_NS / WG_NSEC_PER_SEC))
 		return false;	/* a live session: not the one lost */
-	if (ps->endpoint.sa.sa_family != AF_UNSPEC && addr_ip_equal(&ps->endpoint, src))
-		return true;
-	for (int e = 0; e < p->nep; e++)
-		if (addr_ip_equal(&p->ep[e].addr, src))
-			return true;
-	return false;
+	return true;
+}
+
+bool lost_wanted(const struct mpeer *p, const struct wg_peer_state *ps, const union sockaddr_any *src,
+		 uint64_t now, time_t wall_s)
+{
+	union sockaddr_any s = *src;
+
+	addr_unmap_v4(&s);
+	return lost_due(p, ps, now, wall_s) && lost_known(p, ps, &s);
 }
 
 void lost_answer(struct meshd *m)
@@ -43,8 +75,10 @@ void lost_answer(struct meshd *m)
 	char a[ADDR_STRLEN];
 
 	for (int i = 0; i < m->nlost; i++) {
-		const union sockaddr_any *src = &m->lost[i];
+		union sockaddr_any src = m->lost[i];
+		bool known = false;
 
+		addr_unmap_v4(&src);
 		for (size_t j = 0; j < meshd_npeers(m); j++) {
 			struct mpeer *p = meshd_peer(m, j);
 			struct wg_peer_state ps;
@@ -52,17 +86,25 @@ void lost_answer(struct meshd *m)
 			if (!p->wp)
 				continue;
 			wg_peer_get_state(p->wp, &ps);
-			if (!lost_wanted(p, &ps, src, now, wall_s))
+			if (!lost_known(p, &ps, &src))
+				continue;
+			known = true;
+			if (!lost_due(p, &ps, now, wall_s))
 				continue;
 			p->lost_kick = now;
-			/* issue 15 point 9: forged data from many ports of one IP */
-			if (!iplimit_allow(&m->initlimit, src, now))
+			if (!iplimit_allow(&m->initlimit, &src, now))
 				continue;
-			if (wg_peer_initiate_to(p->wp, src, 1, clock_now_ns()) > 0) {
+			if (wg_peer_initiate_to(p->wp, &src, 1, clock_now_ns()) > 0) {
 				m->lost_handshakes++;
 				log_info(COMPONENT, "handshake to a peer still sending on a lost session peer=%s to=%s",
-					 p->name, addr_format(src, a, sizeof(a)));
+					 p->name, addr_format(&src, a, sizeof(a)));
 			}
+		}
+		if (!known) {
+			/* no log line: anyone can send these, as fast as they like */
+			m->lost_refused++;
+			log_debug(COMPONENT, "data for an unknown session from no known endpoint from=%s",
+				  addr_format(&src, a, sizeof(a)));
 		}
 	}
 	m->nlost = 0;

@@ -1,7 +1,8 @@
 /* lost.c: data for a session this side lost. Which peers get a handshake to
- * the source (lost_wanted, table-driven), sources noted once and at most
- * MAX_LOST per batch, and lost_answer() sending that handshake to the very
- * source, once per LOST_KICK_MS. */
+ * the source (lost_wanted, table-driven: only to a known endpoint), sources
+ * noted once and at most MAX_LOST per batch, and lost_answer() sending that
+ * handshake to the source, once per LOST_KICK_MS, and nothing for a source
+ * that is no peer's known endpoint (counted). */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -26,14 +27,18 @@ Test(lost, wanted)
 		uint64_t kicked_ms_ago;	/* 0: never */
 		bool want;
 	} cases[] = {
-		{ "the data plane's endpoint IP, no session", "203.0.113.7:40000", NULL, -1, 0, true },
-		{ "a reported endpoint's IP, another port", NULL, "203.0.113.7:51820", -1, 0, true },
-		{ "another IP", "203.0.113.8:40000", "198.51.100.1:51820", -1, 0, false },
+		{ "the data plane's endpoint, no session", "203.0.113.7:12345", NULL, -1, 0, true },
+		{ "a reported endpoint, no session", NULL, "203.0.113.7:12345", -1, 0, true },
+		{ "a reported endpoint as IPv4-mapped", NULL, "[::ffff:203.0.113.7]:12345", -1, 0, true },
+		/* issue 15 point 9: anyone can send from a peer's IP and another port */
+		{ "the data plane's endpoint IP, another port", "203.0.113.7:40000", NULL, -1, 0, false },
+		{ "a reported endpoint's IP, another port", NULL, "203.0.113.7:51820", -1, 0, false },
+		{ "another IP", "203.0.113.8:12345", "198.51.100.1:12345", -1, 0, false },
 		{ "no address known", NULL, NULL, -1, 0, false },
-		{ "a live session: not the lost one", "203.0.113.7:40000", NULL, 10, 0, false },
-		{ "a session past Reject-After-Time", "203.0.113.7:40000", NULL, 181, 0, true },
-		{ "kicked a second ago", "203.0.113.7:40000", NULL, -1, 1000, false },
-		{ "kicked longer ago than LOST_KICK_MS", "203.0.113.7:40000", NULL, -1, LOST_KICK_MS + 1, true },
+		{ "a live session: not the one lost", "203.0.113.7:12345", NULL, 10, 0, false },
+		{ "a session past Reject-After-Time", "203.0.113.7:12345", NULL, 181, 0, true },
+		{ "kicked a second ago", "203.0.113.7:12345", NULL, -1, 1000, false },
+		{ "kicked longer ago than LOST_KICK_MS", "203.0.113.7:12345", NULL, -1, LOST_KICK_MS + 1, true },
 	};
 	const union sockaddr_any src = sa("203.0.113.7:12345");
 	const uint64_t now = 100000;
@@ -138,13 +143,14 @@ static struct mpeer *add_peer(const char *reported)
 Test(lost, answered_at_the_source, .init = setup, .fini = teardown)
 {
 	union sockaddr_any src = sa("203.0.113.7:40001");
-	struct mpeer *p = add_peer("203.0.113.7:51820");
+	struct mpeer *p = add_peer("203.0.113.7:40001");
 
 	add_peer("198.51.100.5:51820");
 	lost_note(&m, &src);
 	lost_answer(&m);
-	cr_assert_eq(nsent, 1, "one handshake, from the peer known at that IP");
-	cr_expect(addr_equal(&sent_to[0], &src), "to the very source, port and all");
+	cr_assert_eq(nsent, 1, "one handshake, from the peer known at that endpoint");
+	cr_expect(addr_equal(&sent_to[0], &src), "to the source");
+	cr_expect_eq(m.lost_refused, 0);
 	cr_expect_eq(sent_type[0], WG_MSG_INITIATION);
 	cr_expect_eq(m.lost_handshakes, 1);
 	cr_expect_eq(m.nlost, 0, "the batch's sources are forgotten");
@@ -155,4 +161,27 @@ Test(lost, answered_at_the_source, .init = setup, .fini = teardown)
 	lost_answer(&m);
 	cr_expect_eq(nsent, 1);
 	cr_expect_eq(m.lost_handshakes, 1);
+}
+
+/* issue 15 point 9: data with an unknown index forged from a peer's IP but
+ * another port makes this side send nothing */
+Test(lost, forged_port_refused, .init = setup, .fini = teardown)
+{
+	union sockaddr_any src = sa("203.0.113.7:40001");
+
+	struct mpeer *p = add_peer("203.0.113.7:51820");
+
+	lost_note(&m, &src);
+	lost_answer(&m);
+	cr_expect_eq(nsent, 0, "nothing to a port the peer is not known at");
+	cr_expect_eq(m.lost_handshakes, 0);
+	cr_expect_eq(m.lost_refused, 1, "counted");
+	cr_expect_eq(p->lost_kick, 0, "and the peer's one handshake per LOST_KICK_MS is not spent");
+
+	/* the peer's own endpoint still gets its handshake */
+	src = sa("203.0.113.7:51820");
+	lost_note(&m, &src);
+	lost_answer(&m);
+	cr_expect_eq(nsent, 1);
+	cr_expect_eq(m.lost_refused, 1);
 }

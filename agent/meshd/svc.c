@@ -490,7 +490,7 @@ static void post_peers(struct svc *s, json_t *map, json_t *devices, json_t *dele
 	if (mr.no_id > 0)
 		log_warn("svc", "device entries without an id skipped count=%d", mr.no_id);
 	if (mr.refused > 0)
-		log_warn("svc", "peer list: new devices refused, the agent keeps at most max=%d devices "
+		log_warn("svc", "peer list: new devices refused past the most the agent keeps max=%d "
 			 "count=%d revision=%lld", SVC_DEVICES_MAX, mr.refused, (long long)rev);
 	if (!(ev = ev_new(SVC_EV_PEERS)))
 		return;

@@ -327,6 +327,7 @@ int api_start(const struct api_config *cfg, struct store *st, struct api **out)
 	api->guard.header_timeout_s = cfg->header_timeout_s ? cfg->header_timeout_s : API_HEADER_TIMEOUT_S;
 	api->polls_per_token = cfg->polls_per_token ? cfg->polls_per_token : API_POLLS_PER_TOKEN;
 	memcpy(api->admin_hash, cfg->admin_hash, TOKEN_HASH_BYTES);
+	ownaddr_init(&api->own, &cfg->listen, api_now_us() / 1000);
 	api_batch_init(api);
 	if ((api->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		rc = -errno;

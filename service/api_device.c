@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <sodium.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "api_internal.h"
 
@@ -21,6 +22,23 @@ static bool own_key(struct api *api, const struct request *rq, const json_t *bod
 	same = !strcmp(named, json_string_value(json_object_get(dev, "public_key")));
 	json_decref(dev);
 	return same;
+}
+
+/* issue 15 point 5: no endpoint at the service itself (ownaddr.h); the
+ * address this request came in on counts, whatever the last interface list */
+static int endpoints_not_own(struct api *api, struct MHD_Connection *c, const struct device_spec *spec,
+			     struct verr *e)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	union sockaddr_any local;
+	socklen_t len = sizeof(local);
+	bool has_local;
+
+	if (!(spec->set & DEV_ENDPOINTS))
+		return 0;
+	has_local = ci && getsockname(ci->connect_fd, &local.sa, &len) == 0;
+	ownaddr_refresh(&api->own, api_now_us() / 1000);
+	return ownaddr_check_endpoints(&api->own, has_local ? &local : NULL, spec->endpoints, e);
 }
 
 static enum MHD_Result register_refused(struct api *api, struct MHD_Connection *c, struct request *rq, int rc)
@@ -79,6 +97,10 @@ enum MHD_Result api_device_register(struct api *api, struct MHD_Connection *c, s
 				      "a device registers again only with its own public key");
 	if (validate_device_register(body, &spec, &e) < 0)
 		return api_send_verr(api, c, rq, &e);
+	if (endpoints_not_own(api, c, &spec, &e) < 0) {
+		device_spec_clear(&spec);
+		return api_send_verr(api, c, rq, &e);
+	}
 	token_generate(TOKEN_DEVICE, token);
 	/* sealed before anything is stored: a key that cannot be sealed to changes nothing */
 	if (token_seal(token, spec.public_key, sealed) < 0) {
@@ -187,8 +209,9 @@ enum MHD_Result api_device_patch(struct api *api, struct MHD_Connection *c, stru
 	ret = load_device(api, c, rq, true, &out, vpc_id);
 	if (!out)
 		return ret;
-	if (validate_device_patch(body, &spec, &e) < 0) {
+	if (validate_device_patch(body, &spec, &e) < 0 || endpoints_not_own(api, c, &spec, &e) < 0) {
 		json_decref(out);
+		device_spec_clear(&spec);
 		return api_send_verr(api, c, rq, &e);
 	}
 	if (!patch_allowed(api, c, rq, &spec, out, &ret)) {

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "api.h"
+#include "ownaddr.h"
 #include "vec.h"
 #include "watch.h"
 
@@ -152,6 +153,7 @@ struct api {
 	uint64_t polls_refused, polls_hung_up;
 	uint64_t list_builds, list_hits;	/* peer lists built, and served from the cache */
 	uint16_t port;
+	struct ownaddr own;	/* no endpoint may be at these (api_device.c) */
 };
 
 typedef enum MHD_Result (*handler_fn)(struct api *api, struct MHD_Connection *c, struct request *rq,

@@ -150,8 +150,35 @@ static void fmt_ago(json_int_t t, char *buf, size_t len)
 		snprintf(buf, len, "%llds ago", (long long)(now - t));
 }
 
+/* one line of counters under head, those of keys that s has (an older meshd
+ * has none of them, and gets no line) */
+static void print_counters(const json_t *s, const char *head, const char *const (*keys)[2], size_t n)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < n; i++) {
+		const json_t *v = json_object_get(s, keys[i][0]);
+		if (!json_is_integer(v))
+			continue;
+		printf("%s%s: %lld", any ? ", " : head, keys[i][1], (long long)json_integer_value(v));
+		any = true;
+	}
+	if (any)
+		printf("\n");
+}
+
 static void print_status(const json_t *s)
 {
+	/* issue 15: what the agent refused or held back */
+	static const char *const limits[][2] = {
+		{ "initiations_limited", "initiations limited" },
+		{ "stun_limited", "STUN limited" },
+		{ "relay_outside_vpc", "outside VPC" },
+	};
+	static const char *const lost[][2] = {
+		{ "lost_session_handshakes", "lost-session handshakes" },
+		{ "lost_refused", "refused" },
+	};
 	const json_t *svc = json_object_get(s, "service"), *eps = json_object_get(s, "endpoints"), *e;
 	const json_t *nat = json_object_get(s, "nat");
 	size_t i;
@@ -192,6 +219,8 @@ static void print_status(const json_t *s)
 	printf("role:         %s\n", json_is_true(json_object_get(s, "relay")) ? "relay" : "agent");
 	printf("relay in use: %s\n", str(s, "relay_in_use", "none"));
 	printf("peers:        %lld\n", (long long)json_integer_value(json_object_get(s, "peers")));
+	print_counters(s, "held back:    ", limits, sizeof(limits) / sizeof(limits[0]));
+	print_counters(s, "sessions:     ", lost, sizeof(lost) / sizeof(lost[0]));
 }
 
 static void print_peers(const json_t *a)

@@ -197,6 +197,7 @@ struct meshd {
 	union sockaddr_any lost[MAX_LOST];	/* data for sessions we do not have, from */
 	int nlost;
 	uint64_t lost_handshakes;
+	uint64_t lost_refused;		/* ... from no peer's known endpoint: nothing sent */
 	struct iplimit initlimit;	/* sprays per destination IP (peerpath.c) */
 
 	struct natd natd[SVC_FAMILIES];
@@ -246,8 +247,9 @@ enum relay_dest datapath_relay_dest(const struct meshd *m, const uint8_t *ip, si
 void lost_note(struct meshd *m, const union sockaddr_any *src);
 void lost_answer(struct meshd *m);
 /* p, whose data plane state is ps, gets a handshake to src: no live session
- * at wall time wall_s, src's IP is one it is known at, and no such handshake
- * went to it in the last LOST_KICK_MS (now, loop ms) */
+ * at wall time wall_s, src is an endpoint it is known at (port and all; for
+ * a peer behind a symmetric NAT, the IP of a reflexive one), and no such
+ * handshake went to it in the last LOST_KICK_MS (now, loop ms) */
 bool lost_wanted(const struct mpeer *p, const struct wg_peer_state *ps, const union sockaddr_any *src,
 		 uint64_t now, time_t wall_s);
 

@@ -71,7 +71,7 @@ static json_t *status_json(const struct meshd *m)
 	json_t *o;
 
 	svcjson_key_format(m->st.pub, key);
-	o = json_pack("{s:s, s:s, s:s?, s:s?, s:i, s:b, s:b, s:o, s:{s:s, s:b, s:b}, s:s?, s:i, s:I, s:I, s:I, s:I, s:I}",
+	o = json_pack("{s:s, s:s, s:s?, s:s?, s:i, s:b, s:b, s:o, s:{s:s, s:b, s:b}, s:s?, s:i, s:I, s:I, s:I, s:I, s:I, s:I}",
 			 "device", m->o.ifname, "public_key", key,
 			 "tunnel_ip", m->registered || m->st.has_tunnel_ip ? addr_format_ip(&m->tip, tip, sizeof(tip)) : NULL,
 			 "vpc_cidr", m->has_vpc ? cidr_format(&m->vpc, vpc, sizeof(vpc)) : NULL,
@@ -82,6 +82,7 @@ static json_t *status_json(const struct meshd *m)
 			 "relay_in_use", m->relay_in_use ? m->relay_in_use->name : NULL,
 			 "peers", (int)meshd_npeers(m), "relay_forwarded", (json_int_t)m->relay_forwarded,
 			 "lost_session_handshakes", (json_int_t)m->lost_handshakes,
+			 "lost_refused", (json_int_t)m->lost_refused,
 			 "initiations_limited", (json_int_t)m->initlimit.limited,
 			 "relay_outside_vpc", (json_int_t)m->relay_outside_vpc,
 			 "stun_limited", (json_int_t)m->mux.count[STUNMUX_LIMITED]);

@@ -480,14 +480,18 @@ static void *writer_main(void *arg)
 static void post_peers(struct svc *s, json_t *map, json_t *devices, json_t *deleted, bool full, int64_t rev)
 {
 	struct svc_event *ev;
+	struct svc_merge mr;
 	const char *k;
 	json_t *v;
-	int skipped;
 
 	if (!full && !json_array_size(devices) && !(deleted && json_array_size(deleted)))
 		return;
-	if ((skipped = svcjson_merge_changes(map, devices, deleted, full)) > 0)
-		log_warn("svc", "device entries without an id skipped count=%d", skipped);
+	svcjson_merge_changes(map, devices, deleted, full, SVC_DEVICES_MAX, &mr);
+	if (mr.no_id > 0)
+		log_warn("svc", "device entries without an id skipped count=%d", mr.no_id);
+	if (mr.refused > 0)
+		log_warn("svc", "peer list: new devices refused past the most the agent keeps max=%d "
+			 "count=%d revision=%lld", SVC_DEVICES_MAX, mr.refused, (long long)rev);
 	if (!(ev = ev_new(SVC_EV_PEERS)))
 		return;
 	ev->revision = rev;

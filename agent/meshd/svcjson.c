@@ -345,25 +345,39 @@ int svcjson_parse_changes(const json_t *j, int64_t *revision, json_t **devices,
 	return 0;
 }
 
-int svcjson_merge_changes(json_t *map, const json_t *devices, const json_t *deleted, bool full)
+static void merge_deleted(json_t *map, const json_t *deleted)
 {
-	int skipped = 0;
 	size_t i;
 	json_t *d;
 
-	if (full)
-		json_object_clear(map);
-	json_array_foreach(devices, i, d) {
-		const char *id = json_string_value(json_object_get(d, "id"));
-		if (!id) {
-			skipped++;
-			continue;
-		}
-		json_object_set(map, id, d);
-	}
 	if (deleted)
 		json_array_foreach(deleted, i, d)
 			if (json_is_string(d))
 				json_object_del(map, json_string_value(d));
-	return skipped;
+}
+
+void svcjson_merge_changes(json_t *map, const json_t *devices, const json_t *deleted, bool full,
+			   size_t max, struct svc_merge *out)
+{
+	size_t i;
+	json_t *d;
+
+	memset(out, 0, sizeof(*out));
+	if (full)
+		json_object_clear(map);
+	merge_deleted(map, deleted);
+	json_array_foreach(devices, i, d) {
+		const char *id = json_string_value(json_object_get(d, "id"));
+		if (!id) {
+			out->no_id++;
+			continue;
+		}
+		if (json_object_size(map) >= max && !json_object_get(map, id)) {
+			out->refused++;
+			continue;
+		}
+		json_object_set(map, id, d);
+	}
+	/* an id in both lists is gone, as before deletions came first */
+	merge_deleted(map, deleted);
 }

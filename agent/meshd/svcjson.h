@@ -119,9 +119,17 @@ int svcjson_check_vpc(const struct cidr *vpc, const union sockaddr_any *tip, str
  * borrowed from j. */
 int svcjson_parse_changes(const json_t *j, int64_t *revision, json_t **devices,
 			  json_t **deleted, bool *full, struct svc_err *err);
-/* merges one such answer into map (device id -> device object, references
- * taken); full empties map first. Returns how many devices had no id (left
- * out). */
-int svcjson_merge_changes(json_t *map, const json_t *devices, const json_t *deleted, bool full);
+/* what svcjson_merge_changes() left out */
+struct svc_merge {
+	int no_id;		/* device entries without an id */
+	int refused;		/* new ids past max: the map holds max at most */
+};
+/* Merges one such answer into map (device id -> device object, references
+ * taken); full empties map first. Deletions are applied before additions, so
+ * they make room; a device new to the map is refused once the map holds max
+ * (issue 15 point 7: incremental answers, each within SVC_DEVICES_MAX, must
+ * not add up without bound), while the devices it has still update. */
+void svcjson_merge_changes(json_t *map, const json_t *devices, const json_t *deleted, bool full,
+			   size_t max, struct svc_merge *out);
 
 #endif

@@ -1,7 +1,8 @@
 /* lost.c: data for a session this side lost. Which peers get a handshake to
- * the source (lost_wanted, table-driven), sources noted once and at most
- * MAX_LOST per batch, and lost_answer() sending that handshake to the very
- * source, once per LOST_KICK_MS. */
+ * the source (lost_wanted, table-driven: only to a known endpoint), sources
+ * noted once and at most MAX_LOST per batch, and lost_answer() sending that
+ * handshake to the source, once per LOST_KICK_MS, and nothing for a source
+ * that is no peer's known endpoint (counted). */
 #include <criterion/criterion.h>
 #include <string.h>
 
@@ -22,18 +23,39 @@ Test(lost, wanted)
 		const char *name;
 		const char *endpoint;	/* the data plane's, NULL: none */
 		const char *reported;	/* an endpoint the service listed, NULL: none */
+		const char *source;	/* its source, NULL: a STUN mapping */
+		bool symmetric;		/* the service says the peer is behind a symmetric NAT */
 		int64_t handshake_age_s;	/* < 0: never */
 		uint64_t kicked_ms_ago;	/* 0: never */
 		bool want;
 	} cases[] = {
-		{ "the data plane's endpoint IP, no session", "203.0.113.7:40000", NULL, -1, 0, true },
-		{ "a reported endpoint's IP, another port", NULL, "203.0.113.7:51820", -1, 0, true },
-		{ "another IP", "203.0.113.8:40000", "198.51.100.1:51820", -1, 0, false },
-		{ "no address known", NULL, NULL, -1, 0, false },
-		{ "a live session: not the lost one", "203.0.113.7:40000", NULL, 10, 0, false },
-		{ "a session past Reject-After-Time", "203.0.113.7:40000", NULL, 181, 0, true },
-		{ "kicked a second ago", "203.0.113.7:40000", NULL, -1, 1000, false },
-		{ "kicked longer ago than LOST_KICK_MS", "203.0.113.7:40000", NULL, -1, LOST_KICK_MS + 1, true },
+		{ "the data plane's endpoint, no session", "203.0.113.7:12345", NULL, NULL, false, -1, 0, true },
+		{ "a reported endpoint, no session", NULL, "203.0.113.7:12345", NULL, false, -1, 0, true },
+		{ "a reported local endpoint", NULL, "203.0.113.7:12345", "local", false, -1, 0, true },
+		{ "a reported endpoint as IPv4-mapped", NULL, "[::ffff:203.0.113.7]:12345", NULL, false, -1, 0, true },
+		/* issue 15 point 9: anyone can send from a peer's IP and another port */
+		{ "the data plane's endpoint IP, another port", "203.0.113.7:40000", NULL, NULL, false, -1, 0, false },
+		{ "a reported endpoint's IP, another port", NULL, "203.0.113.7:51820", NULL, false, -1, 0, false },
+		{ "a relay-seen endpoint's IP, another port", NULL, "203.0.113.7:51820", "relay", false, -1, 0,
+		  false },
+		/* ... but a symmetric NAT's mapping towards us is in no list */
+		{ "symmetric: a STUN mapping's IP, another port", NULL, "203.0.113.7:51820", NULL, true, -1, 0,
+		  true },
+		{ "symmetric: a relay-seen mapping's IP, another port", NULL, "203.0.113.7:51820", "relay", true,
+		  -1, 0, true },
+		{ "symmetric: a local endpoint's IP, another port", NULL, "203.0.113.7:51820", "local", true, -1, 0,
+		  false },
+		{ "symmetric: the data plane's endpoint IP alone", "203.0.113.7:40000", NULL, NULL, true, -1, 0,
+		  false },
+		{ "symmetric: another IP", NULL, "203.0.113.8:12345", NULL, true, -1, 0, false },
+		{ "symmetric: a live session", NULL, "203.0.113.7:51820", NULL, true, 10, 0, false },
+		{ "another IP", "203.0.113.8:12345", "198.51.100.1:12345", NULL, false, -1, 0, false },
+		{ "no address known", NULL, NULL, NULL, false, -1, 0, false },
+		{ "a live session: not the one lost", "203.0.113.7:12345", NULL, NULL, false, 10, 0, false },
+		{ "a session past Reject-After-Time", "203.0.113.7:12345", NULL, NULL, false, 181, 0, true },
+		{ "kicked a second ago", "203.0.113.7:12345", NULL, NULL, false, -1, 1000, false },
+		{ "kicked longer ago than LOST_KICK_MS", "203.0.113.7:12345", NULL, NULL, false, -1,
+		  LOST_KICK_MS + 1, true },
 	};
 	const union sockaddr_any src = sa("203.0.113.7:12345");
 	const uint64_t now = 100000;
@@ -48,8 +70,11 @@ Test(lost, wanted)
 			ps.endpoint = sa(cases[c].endpoint);
 		if (cases[c].reported) {
 			p.ep[0].addr = sa(cases[c].reported);
+			snprintf(p.ep[0].source, sizeof(p.ep[0].source), "%s",
+				 cases[c].source ? cases[c].source : "stun:198.51.100.1:3478");
 			p.nep = 1;
 		}
+		p.symmetric_nat = cases[c].symmetric;
 		if (cases[c].handshake_age_s >= 0)
 			ps.last_handshake.tv_sec = wall - cases[c].handshake_age_s;
 		if (cases[c].kicked_ms_ago)
@@ -130,6 +155,7 @@ static struct mpeer *add_peer(const char *reported)
 	cr_assert_eq(wg_device_peer_add(m.dev, p->pub, &p->wp), 0);
 	snprintf(p->name, sizeof(p->name), "p");
 	p->ep[0].addr = sa(reported);
+	snprintf(p->ep[0].source, sizeof(p->ep[0].source), "stun:198.51.100.1:3478");
 	p->nep = 1;
 	cr_assert_eq(vec_append(&m.peers, &p), 0);
 	return p;
@@ -138,13 +164,14 @@ static struct mpeer *add_peer(const char *reported)
 Test(lost, answered_at_the_source, .init = setup, .fini = teardown)
 {
 	union sockaddr_any src = sa("203.0.113.7:40001");
-	struct mpeer *p = add_peer("203.0.113.7:51820");
+	struct mpeer *p = add_peer("203.0.113.7:40001");
 
 	add_peer("198.51.100.5:51820");
 	lost_note(&m, &src);
 	lost_answer(&m);
-	cr_assert_eq(nsent, 1, "one handshake, from the peer known at that IP");
-	cr_expect(addr_equal(&sent_to[0], &src), "to the very source, port and all");
+	cr_assert_eq(nsent, 1, "one handshake, from the peer known at that endpoint");
+	cr_expect(addr_equal(&sent_to[0], &src), "to the source");
+	cr_expect_eq(m.lost_refused, 0);
 	cr_expect_eq(sent_type[0], WG_MSG_INITIATION);
 	cr_expect_eq(m.lost_handshakes, 1);
 	cr_expect_eq(m.nlost, 0, "the batch's sources are forgotten");
@@ -155,4 +182,42 @@ Test(lost, answered_at_the_source, .init = setup, .fini = teardown)
 	lost_answer(&m);
 	cr_expect_eq(nsent, 1);
 	cr_expect_eq(m.lost_handshakes, 1);
+}
+
+/* issue 15 point 9: data with an unknown index forged from a peer's IP but
+ * another port makes this side send nothing */
+Test(lost, forged_port_refused, .init = setup, .fini = teardown)
+{
+	union sockaddr_any src = sa("203.0.113.7:40001");
+
+	struct mpeer *p = add_peer("203.0.113.7:51820");
+
+	lost_note(&m, &src);
+	lost_answer(&m);
+	cr_expect_eq(nsent, 0, "nothing to a port the peer is not known at");
+	cr_expect_eq(m.lost_handshakes, 0);
+	cr_expect_eq(m.lost_refused, 1, "counted");
+	cr_expect_eq(p->lost_kick, 0, "and the peer's one handshake per LOST_KICK_MS is not spent");
+
+	/* the peer's own endpoint still gets its handshake */
+	src = sa("203.0.113.7:51820");
+	lost_note(&m, &src);
+	lost_answer(&m);
+	cr_expect_eq(nsent, 1);
+	cr_expect_eq(m.lost_refused, 1);
+}
+
+/* a peer behind a symmetric NAT: its mapping towards us is in no list, so
+ * data from its NAT's address at any port is answered */
+Test(lost, symmetric_peer_answered_at_its_mapping, .init = setup, .fini = teardown)
+{
+	union sockaddr_any src = sa("203.0.113.7:40001");
+	struct mpeer *p = add_peer("203.0.113.7:51820");
+
+	p->symmetric_nat = true;
+	lost_note(&m, &src);
+	lost_answer(&m);
+	cr_assert_eq(nsent, 1);
+	cr_expect(addr_equal(&sent_to[0], &src), "to the source, its mapping towards us");
+	cr_expect_eq(m.lost_refused, 0);
 }

@@ -316,7 +316,10 @@ Test(svcjson, merge_changes)
 		json_t *v;
 
 		cr_assert_not_null(dev);
-		cr_expect_eq(svcjson_merge_changes(map, dev, del, cases[c].full), cases[c].skipped, "%s", cases[c].name);
+		struct svc_merge mr;
+		svcjson_merge_changes(map, dev, del, cases[c].full, SVC_DEVICES_MAX, &mr);
+		cr_expect_eq(mr.no_id, cases[c].skipped, "%s", cases[c].name);
+		cr_expect_eq(mr.refused, 0, "%s", cases[c].name);
 		json_object_foreach(map, k, v)
 			snprintf(ids + strlen(ids), sizeof(ids) - strlen(ids), "%s%s", ids[0] ? " " : "", k);
 		cr_expect_str_eq(ids, cases[c].ids, "%s", cases[c].name);
@@ -326,4 +329,55 @@ Test(svcjson, merge_changes)
 		json_decref(dev);
 		json_decref(del);
 	}
+}
+
+/* issue 15 point 7: incremental answers cannot grow the map past
+ * SVC_DEVICES_MAX: new ids past it are refused (counted), known ones still
+ * update, and deletions make room, within the same answer too */
+Test(svcjson, merge_capped)
+{
+	json_t *map = json_object(), *dev = json_array(), *del = json_array();
+	struct svc_merge mr;
+	char id[32];
+
+	cr_assert(map && dev && del);
+	/* two answers, each within the per-answer bound, together past the map's */
+	for (int round = 0; round < 2; round++) {
+		json_array_clear(dev);
+		for (int i = 0; i < SVC_DEVICES_MAX / 2 + 1; i++) {
+			snprintf(id, sizeof(id), "d%d-%d", round, i);
+			json_array_append_new(dev, json_pack("{s:s}", "id", id));
+		}
+		svcjson_merge_changes(map, dev, NULL, false, SVC_DEVICES_MAX, &mr);
+		cr_expect_eq(mr.refused, round == 0 ? 0 : 2, "round %d refused %d", round, mr.refused);
+	}
+	cr_expect_eq(json_object_size(map), SVC_DEVICES_MAX, "the map stops at SVC_DEVICES_MAX (%zu)",
+		     json_object_size(map));
+	cr_expect_null(json_object_get(map, "d1-8192"), "the last new ids are the refused ones");
+
+	/* at the cap: an update of a known device still lands, a new one does not */
+	json_array_clear(dev);
+	json_array_append_new(dev, json_pack("{s:s, s:i}", "id", "d0-0", "v", 2));
+	json_array_append_new(dev, json_pack("{s:s}", "id", "new"));
+	svcjson_merge_changes(map, dev, NULL, false, SVC_DEVICES_MAX, &mr);
+	cr_expect_eq(mr.refused, 1);
+	cr_expect_eq(json_integer_value(json_object_get(json_object_get(map, "d0-0"), "v")), 2);
+	cr_expect_null(json_object_get(map, "new"));
+
+	/* a deletion in the same answer makes room for the new one */
+	json_array_append_new(del, json_string("d0-1"));
+	svcjson_merge_changes(map, dev, del, false, SVC_DEVICES_MAX, &mr);
+	cr_expect_eq(mr.refused, 0);
+	cr_expect_not_null(json_object_get(map, "new"));
+	cr_expect_null(json_object_get(map, "d0-1"));
+	cr_expect_eq(json_object_size(map), SVC_DEVICES_MAX);
+
+	/* an id both updated and deleted in one answer is gone */
+	json_array_clear(del);
+	json_array_append_new(del, json_string("d0-0"));
+	svcjson_merge_changes(map, dev, del, false, SVC_DEVICES_MAX, &mr);
+	cr_expect_null(json_object_get(map, "d0-0"));
+	json_decref(map);
+	json_decref(dev);
+	json_decref(del);
 }

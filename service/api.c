@@ -328,6 +328,12 @@ int api_start(const struct api_config *cfg, struct store *st, struct api **out)
 	api->polls_per_token = cfg->polls_per_token ? cfg->polls_per_token : API_POLLS_PER_TOKEN;
 	memcpy(api->admin_hash, cfg->admin_hash, TOKEN_HASH_BYTES);
 	ownaddr_init(&api->own, &cfg->listen, api_now_us() / 1000);
+	if ((rc = challenge_table_new(0, (int64_t)(cfg->challenge_ttl_s ? cfg->challenge_ttl_s
+									: CHALLENGE_TTL_S_DEFAULT) * 1000,
+				      &api->challenges)) < 0) {
+		free(api);
+		return rc;
+	}
 	api_batch_init(api);
 	if ((api->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		rc = -errno;
@@ -376,6 +382,7 @@ err_watch:
 	close(api->kick_fd);
 err_kick:
 	api_batch_fini(api);
+	challenge_table_free(api->challenges);
 	free(api);
 	return rc;
 }
@@ -410,5 +417,6 @@ void api_stop(struct api *api)
 	close(api->kick_fd);
 	api_cache_free(api);
 	api_batch_fini(api);
+	challenge_table_free(api->challenges);
 	free(api);
 }

@@ -55,6 +55,7 @@ struct api_config {
 	unsigned per_address;		/* connections from one address; 0: the default */
 	unsigned header_timeout_s;	/* a request head's total time; 0: the default */
 	unsigned polls_per_token;	/* long polls of one device token; 0: the default */
+	unsigned challenge_ttl_s;	/* a key challenge's life; 0: CHALLENGE_TTL_S_DEFAULT */
 	struct store_limits limits;	/* 0: the defaults of store.h */
 };
 

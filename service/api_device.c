@@ -59,7 +59,7 @@ static enum MHD_Result register_refused(struct api *api, struct MHD_Connection *
 	case -EEXIST:
 		return api_send_error(api, c, rq, MHD_HTTP_CONFLICT, "public_key",
 				      "a device with this public key is registered: it registers again with its "
-				      "device token, not a registration key");
+				      "device token, or with the key and a key proof (POST /api/devices/challenge)");
 	case -EACCES:
 		return api_send_error(api, c, rq, MHD_HTTP_FORBIDDEN, "public_key",
 				      "a device registers again only with its own public key");
@@ -89,6 +89,7 @@ enum MHD_Result api_device_register(struct api *api, struct MHD_Connection *c, s
 	enum MHD_Result ret;
 	int64_t before = 0;
 	json_t *out = NULL, *vpc;
+	const char *why;
 	struct verr e;
 	int rc;
 
@@ -101,6 +102,14 @@ enum MHD_Result api_device_register(struct api *api, struct MHD_Connection *c, s
 		device_spec_clear(&spec);
 		return api_send_verr(api, c, rq, &e);
 	}
+	/* a key proof (api_challenge.c) lets a registration key reclaim a
+	 * registered public key; a device with its token needs none */
+	if ((spec.set & DEV_PROOF) && (again || api_proof_check(api, rq, &spec, &why) < 0)) {
+		ret = api_send_error(api, c, rq, again ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_FORBIDDEN, "proof", "%s",
+				     again ? "a device registering with its token gives no proof" : why);
+		device_spec_clear(&spec);
+		return ret;
+	}
 	token_generate(TOKEN_DEVICE, token);
 	/* sealed before anything is stored: a key that cannot be sealed to changes nothing */
 	if (token_seal(token, spec.public_key, sealed) < 0) {
@@ -110,8 +119,12 @@ enum MHD_Result api_device_register(struct api *api, struct MHD_Connection *c, s
 	}
 	token_hash(token, hash);
 	store_vpc_revision(api->store, rq->who.vpc_id, &before);
-	rc = again ? store_device_reregister(api->store, rq->who.id, &spec, hash, api_now_s(), &out)
-		   : store_device_register(api->store, rq->who.id, &spec, hash, api_now_s(), &out);
+	if (again)
+		rc = store_device_reregister(api->store, rq->who.id, &spec, hash, api_now_s(), &out);
+	else if (spec.set & DEV_PROOF)
+		rc = store_device_reclaim(api->store, rq->who.id, &spec, hash, api_now_s(), &out);
+	else
+		rc = store_device_register(api->store, rq->who.id, &spec, hash, api_now_s(), &out);
 	if (rc < 0) {
 		ret = register_refused(api, c, rq, rc);
 		goto out;
@@ -121,9 +134,14 @@ enum MHD_Result api_device_register(struct api *api, struct MHD_Connection *c, s
 		json_object_set_new(out, "vpc", vpc);
 	json_object_set_new(out, "device_token", json_string(sealed));
 	if (!again)
-		api_log_write(api, "device registered id=%s vpc=%s tunnel_ip=%s",
+		api_log_write(api, "device %s id=%s vpc=%s tunnel_ip=%s",
+			      rc == 1 ? "reclaimed with a key proof" : "registered",
 			      json_string_value(json_object_get(out, "id")), rq->who.vpc_id,
 			      json_string_value(json_object_get(out, "tunnel_ip")));
+	if (rc == 1) {
+		api->reclaims++;
+		again = true;	/* the same device: 200 */
+	}
 	/* new, or back online */
 	api_notify_if_changed(api, rq->who.vpc_id, before);
 	ret = api_send_json(api, c, rq, again ? MHD_HTTP_OK : MHD_HTTP_CREATED, out);

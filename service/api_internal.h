@@ -3,7 +3,8 @@
  * authenticates and dispatches a request; api_batch.c holds answers, log
  * lines and VPC wake-ups for the group commit; api_reply.c builds answers;
  * api_vpc.c, api_regkey.c and api_device.c are the handlers per resource;
- * api_poll.c serves peer lists and long polls; api_metrics.c counts and
+ * api_poll.c serves peer lists and long polls; api_challenge.c hands out
+ * key challenges and checks their proofs; api_metrics.c counts and
  * reports; api_guard.c bounds what one client holds. The state of the server is one struct api, used by the server
  * thread alone (but for what is atomic). */
 #ifndef NATMESH_SVC_API_INTERNAL_H
@@ -17,13 +18,14 @@
 #include <stdint.h>
 
 #include "api.h"
+#include "challenge.h"
 #include "ownaddr.h"
 #include "vec.h"
 #include "watch.h"
 
 enum route_id {
 	R_HEALTHZ, R_METRICS, R_WHOAMI, R_VPCS, R_VPC, R_VPC_DEVICES, R_REGKEYS, R_REGKEY,
-	R_DEVICES, R_DEVICE, R_UNKNOWN, R_COUNT
+	R_DEVICES, R_DEVICE, R_DEVICE_CHALLENGE, R_UNKNOWN, R_COUNT
 };
 extern const char *const api_route_names[R_COUNT];
 
@@ -154,6 +156,8 @@ struct api {
 	uint64_t list_builds, list_hits;	/* peer lists built, and served from the cache */
 	uint16_t port;
 	struct ownaddr own;	/* no endpoint may be at these (api_device.c) */
+	struct challenge_table *challenges;	/* key proofs (api_challenge.c) */
+	uint64_t reclaims;	/* devices reclaimed with a key proof */
 };
 
 typedef enum MHD_Result (*handler_fn)(struct api *api, struct MHD_Connection *c, struct request *rq,
@@ -260,6 +264,12 @@ void api_poll_hangups(struct api *api);
 void api_cache_drop(struct api *api, const char *vpc_id);
 void api_cache_free(struct api *api);
 
+/* api_challenge.c: the registration's key proof, checked against the
+ * challenge it answers (which is used up): 0, or a negative errno
+ * (challenge_take) with the reason in why */
+int api_proof_check(struct api *api, const struct request *rq, const struct device_spec *spec,
+		    const char **why);
+
 /* the handlers, one per endpoint */
 #define HANDLER(name) enum MHD_Result name(struct api *api, struct MHD_Connection *c, \
 					   struct request *rq, const json_t *body)
@@ -280,6 +290,7 @@ HANDLER(api_device_list);
 HANDLER(api_device_get);
 HANDLER(api_device_patch);
 HANDLER(api_device_delete);
+HANDLER(api_device_challenge);
 #undef HANDLER
 
 #endif

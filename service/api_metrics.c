@@ -1,6 +1,7 @@
 /* api_metrics: GET /healthz and GET /metrics (Prometheus text format): the
  * requests answered by route, method and status, the devices, VPCs and
- * waiters, the group commit's counters and the guard's refusals. */
+ * waiters, the group commit's counters, the guard's refusals and the key
+ * challenges. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -30,6 +31,7 @@ enum MHD_Result api_metrics(struct api *api, struct MHD_Connection *c, struct re
 			    const json_t *body)
 {
 	struct MHD_Response *resp;
+	struct challenge_stats ch;
 	struct store_stats stats;
 	char *text = NULL;
 	size_t len = 0;
@@ -86,6 +88,21 @@ enum MHD_Result api_metrics(struct api *api, struct MHD_Connection *c, struct re
 		   "# HELP meshsvc_list_cache_hits_total Peer lists served from the cache.\n"
 		   "# TYPE meshsvc_list_cache_hits_total counter\nmeshsvc_list_cache_hits_total %llu\n",
 		(unsigned long long)api->list_builds, (unsigned long long)api->list_hits);
+	challenge_stats(api->challenges, &ch);
+	fprintf(f, "# HELP meshsvc_challenges Key challenges issued and not yet used or expired.\n"
+		   "# TYPE meshsvc_challenges gauge\nmeshsvc_challenges %llu\n"
+		   "# HELP meshsvc_challenges_issued_total Key challenges issued.\n"
+		   "# TYPE meshsvc_challenges_issued_total counter\nmeshsvc_challenges_issued_total %llu\n"
+		   "# HELP meshsvc_challenges_evicted_total Key challenges evicted unused by newer ones (the table was full).\n"
+		   "# TYPE meshsvc_challenges_evicted_total counter\nmeshsvc_challenges_evicted_total %llu\n"
+		   "# HELP meshsvc_challenges_expired_total Key challenges that expired unused, or were answered too late.\n"
+		   "# TYPE meshsvc_challenges_expired_total counter\nmeshsvc_challenges_expired_total %llu\n"
+		   "# HELP meshsvc_key_proofs_refused_total Key proofs refused (403): wrong, expired, used or for another key.\n"
+		   "# TYPE meshsvc_key_proofs_refused_total counter\nmeshsvc_key_proofs_refused_total %llu\n"
+		   "# HELP meshsvc_devices_reclaimed_total Registered devices reclaimed with a key proof.\n"
+		   "# TYPE meshsvc_devices_reclaimed_total counter\nmeshsvc_devices_reclaimed_total %llu\n",
+		(unsigned long long)ch.live, (unsigned long long)ch.issued, (unsigned long long)ch.evicted,
+		(unsigned long long)ch.expired, (unsigned long long)ch.refused, (unsigned long long)api->reclaims);
 	if (fclose(f) != 0) {
 		free(text);
 		return MHD_NO;

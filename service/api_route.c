@@ -28,7 +28,8 @@ const char *const api_route_names[R_COUNT] = {
 	[R_HEALTHZ] = "/healthz", [R_METRICS] = "/metrics", [R_WHOAMI] = "/api/whoami",
 	[R_VPCS] = "/api/vpcs", [R_VPC] = "/api/vpcs/{id}", [R_VPC_DEVICES] = "/api/vpcs/{id}/devices",
 	[R_REGKEYS] = "/api/reg-keys", [R_REGKEY] = "/api/reg-keys/{id}", [R_DEVICES] = "/api/devices",
-	[R_DEVICE] = "/api/devices/{id}", [R_UNKNOWN] = "other",
+	[R_DEVICE] = "/api/devices/{id}", [R_DEVICE_CHALLENGE] = "/api/devices/challenge",
+	[R_UNKNOWN] = "other",
 };
 
 const char *const api_method_names[M_COUNT] = { "GET", "POST", "PATCH", "DELETE", "other" };
@@ -51,6 +52,7 @@ static const struct endpoint endpoints[] = {
 	{ R_DEVICE, M_GET, ADMIN | DEVICE, false, api_device_get },
 	{ R_DEVICE, M_PATCH, ADMIN | DEVICE, true, api_device_patch },
 	{ R_DEVICE, M_DELETE, ADMIN | DEVICE, false, api_device_delete },
+	{ R_DEVICE_CHALLENGE, M_POST, REGKEY, true, api_device_challenge },
 };
 #define NENDPOINTS (sizeof(endpoints) / sizeof(endpoints[0]))
 
@@ -101,6 +103,8 @@ enum route_id api_route_of(const char *url, char id[UUID_STRLEN])
 		return R_METRICS;
 	if (!strcmp(url, "/api/whoami"))
 		return R_WHOAMI;
+	if (!strcmp(url, "/api/devices/challenge"))
+		return R_DEVICE_CHALLENGE;
 	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
 		size_t n = strlen(roots[i].prefix);
 		const char *rest = url + n;

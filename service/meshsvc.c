@@ -17,6 +17,7 @@
 
 #include "addr.h"
 #include "api.h"
+#include "challenge.h"
 #include "log.h"
 #include "store.h"
 #include "token.h"
@@ -39,7 +40,7 @@ static void usage(FILE *f)
 		"usage: meshsvc [--listen ADDR:PORT] [--db PATH] [--tls-cert FILE --tls-key FILE]\n"
 		"               [--admin-token-file FILE] [--offline-after S] [--tombstone-ttl S]\n"
 		"               [--per-address N] [--header-timeout S] [--polls-per-token N]\n"
-		"               [--log-format text|json] [--verbose]\n"
+		"               [--challenge-ttl S] [--log-format text|json] [--verbose]\n"
 		"\n"
 		"  --listen ADDR:PORT       address to serve on (default " DEFAULT_LISTEN "; port 0: any)\n"
 		"  --db PATH                SQLite database, created if missing (default ./" DEFAULT_DB ")\n"
@@ -58,11 +59,13 @@ static void usage(FILE *f)
 		"                           (default %d; 1..%d)\n"
 		"  --polls-per-token N      long polls one device token may have waiting; past\n"
 		"                           them, 429 with Retry-After (default %d; 1..%d)\n"
+		"  --challenge-ttl S        a key challenge (POST /api/devices/challenge) must be\n"
+		"                           answered within S seconds (default %d; 1..%d)\n"
 		"  --log-format text|json   log lines for people or machines (default text)\n"
 		"  --verbose                debug logs\n",
 		DEVICE_ONLINE_WINDOW_S, OFFLINE_AFTER_MIN, LIMIT_MAX_S, TOMBSTONE_TTL_S, 1, LIMIT_MAX_S,
 		API_PER_ADDRESS_DEFAULT, COUNT_MAX, API_HEADER_TIMEOUT_S, API_IDLE_TIMEOUT_S,
-		API_POLLS_PER_TOKEN, COUNT_MAX);
+		API_POLLS_PER_TOKEN, COUNT_MAX, CHALLENGE_TTL_S_DEFAULT, CHALLENGE_TTL_MAX_S);
 }
 
 /* the whole file, NUL-terminated */
@@ -228,7 +231,7 @@ struct options {
 	enum log_format format;
 	enum log_level level;
 	struct store_limits limits;
-	unsigned per_address, header_timeout_s, polls_per_token;	/* 0: the defaults */
+	unsigned per_address, header_timeout_s, polls_per_token, challenge_ttl_s;	/* 0: the defaults */
 };
 
 /* 0 to go on; -EINVAL (or -ENOMEM) to stop with the exit status in *status
@@ -246,6 +249,7 @@ static int parse_args(int argc, char **argv, struct options *o, int *status)
 		{ "per-address", required_argument, NULL, 'p' },
 		{ "header-timeout", required_argument, NULL, 'H' },
 		{ "polls-per-token", required_argument, NULL, 'P' },
+		{ "challenge-ttl", required_argument, NULL, 'C' },
 		{ "log-format", required_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -294,6 +298,10 @@ static int parse_args(int argc, char **argv, struct options *o, int *status)
 			if (!(o->polls_per_token = parse_count("polls-per-token", optarg, COUNT_MAX)))
 				return -EINVAL;
 			break;
+		case 'C':
+			if (!(o->challenge_ttl_s = parse_count("challenge-ttl", optarg, CHALLENGE_TTL_MAX_S)))
+				return -EINVAL;
+			break;
 		case 'v': o->level = LOG_DEBUG; break;
 		case 'h': usage(stdout); *status = 0; return -EINVAL;
 		default: usage(stderr); return -EINVAL;
@@ -324,6 +332,7 @@ int main(int argc, char **argv)
 	cfg.per_address = o.per_address;
 	cfg.header_timeout_s = o.header_timeout_s;
 	cfg.polls_per_token = o.polls_per_token;
+	cfg.challenge_ttl_s = o.challenge_ttl_s;
 	log_setup(o.format, o.level);
 	if (addr_parse(o.listen, &cfg.listen) < 0) {
 		log_error("meshsvc", "--listen wants IP:PORT or [IPv6]:PORT value=%s", o.listen);

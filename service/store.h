@@ -92,6 +92,14 @@ int store_regkey_auth(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], in
  * key mints relays. Nothing changes on an error. */
 int store_device_register(struct store *st, const char *regkey_id, const struct device_spec *spec,
 			  const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now, json_t **out);
+/* As store_device_register, but the caller has checked a key proof
+ * (challenge.h) for spec's public key: a device of the key's VPC with that
+ * key is reclaimed (1): a new token in place of its old one, the same id,
+ * address and relay flag (-EPERM if spec claims relay and it is none), and
+ * online; counted against the key like a registration, and a single-use key
+ * is used up by it. Without such a device, a new one (0). */
+int store_device_reclaim(struct store *st, const char *regkey_id, const struct device_spec *spec,
+			 const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now, json_t **out);
 /* The device id, authenticated by its current token, registers again: a new
  * token, and online. -ENOENT, -EACCES spec's public key is not the device's,
  * -EXDEV spec->vpc_id is not its VPC, -EPERM spec claims relay and the device

@@ -162,12 +162,33 @@ static int key_read(struct store *st, const char *regkey_id, struct key_use *k)
 	return rc == SQLITE_DONE ? -ENOENT : store_db_error(st, "reg-key get");
 }
 
-int store_device_register(struct store *st, const char *regkey_id, const struct device_spec *spec,
-			  const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now, json_t **out)
+/* the device with this key, proven (store_device_reclaim), gets the new
+ * token: the same id, address and relay flag; online again */
+static int reclaim(struct store *st, const char *id, const char *vpc_id, bool online, bool relay,
+		   const struct device_spec *spec, const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now)
+{
+	sqlite3_stmt *s;
+	int64_t rev = 0;
+	int rc;
+
+	if (spec->relay && !relay)
+		return -EPERM;
+	s = store_stmt(st, S_DEV_SET_TOKEN);
+	store_bind_text(s, 1, id);
+	sqlite3_bind_blob(s, 2, token_hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 3, now);
+	if ((rc = store_exec(st, s)) < 0)
+		return rc;
+	return online ? 0 : store_set_online(st, id, vpc_id, true, now, &rev);
+}
+
+/* a registration with a key; with proven, a registered public key too */
+static int register_key(struct store *st, const char *regkey_id, const struct device_spec *spec,
+			const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now, bool proven, json_t **out)
 {
 	char id[UUID_STRLEN];
 	struct vpc_state *v = NULL;
-	bool online, relay;
+	bool online = true, relay = false, reclaimed = false;
 	struct key_use k;
 	sqlite3_stmt *s;
 	int rc;
@@ -190,10 +211,17 @@ int store_device_register(struct store *st, const char *regkey_id, const struct 
 	if (rc < 0 || (rc = device_by_key(st, k.vpc_id, spec->public_key_b64, id, &online, &relay)) < 0)
 		goto err;
 	/* the key is public to the whole VPC: it proves nothing, and the
-	 * device's token (store_device_reregister) is what lets it in again */
-	if (id[0]) {
+	 * device's token (store_device_reregister) or a key proof is what lets
+	 * it in again */
+	if (id[0] && !proven) {
 		rc = -EEXIST;
 		goto err;
+	}
+	if (id[0]) {
+		if ((rc = reclaim(st, id, k.vpc_id, online, relay, spec, token_hash, now)) < 0)
+			goto err;
+		reclaimed = true;
+		goto count;
 	}
 	/* relaying is granted (by the key or by the admin), never claimed */
 	if (spec->relay && !k.relay) {
@@ -203,15 +231,31 @@ int store_device_register(struct store *st, const char *regkey_id, const struct 
 	uuid_generate(id);
 	if ((rc = insert_device(st, v, id, spec, k.relay, token_hash, now)) < 0)
 		goto err;
+count:
+	/* a reclaim is a successful registration: it counts, and spends a single-use key */
 	s = store_stmt(st, S_RK_COUNT_USE);
 	store_bind_text(s, 1, regkey_id);
 	store_bind_text(s, 2, id);
 	if ((rc = store_exec(st, s)) < 0 || (rc = store_txn_commit(st)) < 0)
 		goto err;
-	return store_device_get(st, id, out, NULL);
+	if ((rc = store_device_get(st, id, out, NULL)) < 0)
+		return rc;
+	return reclaimed;
 err:
 	store_txn_rollback(st);
 	return rc;
+}
+
+int store_device_register(struct store *st, const char *regkey_id, const struct device_spec *spec,
+			  const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now, json_t **out)
+{
+	return register_key(st, regkey_id, spec, token_hash, now, false, out);
+}
+
+int store_device_reclaim(struct store *st, const char *regkey_id, const struct device_spec *spec,
+			 const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now, json_t **out)
+{
+	return register_key(st, regkey_id, spec, token_hash, now, true, out);
 }
 
 int store_device_reregister(struct store *st, const char *id, const struct device_spec *spec,

@@ -509,6 +509,7 @@ static const struct field register_fields[] = {
 	{ "relay", dev_relay, false, DEV_RELAY },
 	{ "symmetric_nat", dev_symmetric_nat, false, DEV_SYMMETRIC_NAT },
 	{ "nat", dev_nat, false, DEV_NAT },
+	{ "proof", validate_dev_proof, false, DEV_PROOF },
 	DEVICE_READ_ONLY("id"), DEVICE_READ_ONLY("tunnel_ip"), DEVICE_READ_ONLY("allowed_ips"),
 	DEVICE_READ_ONLY("revision"), DEVICE_READ_ONLY("online"), DEVICE_READ_ONLY("last_seen"),
 };

@@ -53,6 +53,7 @@ enum device_field {
 	DEV_RELAY = 1 << 5,
 	DEV_SYMMETRIC_NAT = 1 << 6,
 	DEV_NAT = 1 << 7,
+	DEV_PROOF = 1 << 8,	/* registration with a key: a key proof (keyproof.h) */
 };
 
 struct device_spec {
@@ -66,6 +67,8 @@ struct device_spec {
 	json_t *nat;		/* owned: object, or NULL when the body sets null */
 	bool relay;
 	bool symmetric_nat;
+	uint8_t proof_challenge[WIRE_KEY_BYTES];	/* DEV_PROOF */
+	uint8_t proof_mac[WIRE_KEY_BYTES];
 };
 
 int validate_vpc_create(const json_t *body, struct vpc_spec *out, struct verr *err);
@@ -74,6 +77,8 @@ int validate_regkey_create(const json_t *body, int64_t now, struct regkey_spec *
 int validate_device_register(const json_t *body, struct device_spec *out, struct verr *err);
 int validate_device_patch(const json_t *body, struct device_spec *out, struct verr *err);
 void device_spec_clear(struct device_spec *spec);
+/* the body of POST /api/devices/challenge: {"public_key"} (validate_proof.c) */
+int validate_challenge_request(const json_t *body, uint8_t public_key[WG_KEY_BYTES], struct verr *err);
 
 /* the long-poll parameters of GET /api/vpcs/{id}/devices */
 int validate_since(const char *s, int64_t *out, struct verr *err);

@@ -38,6 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&dev, 0, sizeof(dev));
 	validate_device_patch(body, &dev, &err);
 	device_spec_clear(&dev);
+	validate_challenge_request(body, dev.public_key, &err);
 	json_decref(body);
 	return 0;
 }

@@ -386,3 +386,61 @@ Test(validate, uuid_and_time)
 	cr_expect_eq(time_parse("2024-01-01T00:00:00", &v), -EINVAL);
 	cr_expect_eq(time_parse("2024-01-01T00:00:00Zjunk", &v), -EINVAL);
 }
+
+/* a registration's key proof (challenge.h) and the request for a challenge */
+#define B32 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="	/* bytes 0..31 */
+Test(validate, key_proof)
+{
+	static const struct vcase cases[] = {
+		{ "{\"public_key\":\"" KEY "\",\"proof\":{\"challenge\":\"" B32 "\",\"mac\":\"" KEY "\"}}", true, NULL },
+		{ "{\"public_key\":\"" KEY "\",\"proof\":\"" B32 "\"}", false, "proof" },
+		{ "{\"public_key\":\"" KEY "\",\"proof\":null}", false, "proof" },
+		{ "{\"public_key\":\"" KEY "\",\"proof\":{\"mac\":\"" B32 "\"}}", false, "proof.challenge" },
+		{ "{\"public_key\":\"" KEY "\",\"proof\":{\"challenge\":\"" B32 "\"}}", false, "proof.mac" },
+		{ "{\"public_key\":\"" KEY "\",\"proof\":{\"challenge\":\"AAEC\",\"mac\":\"" B32 "\"}}", false, "proof.challenge" },
+		{ "{\"public_key\":\"" KEY "\",\"proof\":{\"challenge\":\"" B32 "\",\"mac\":1}}", false, "proof.mac" },
+		{ "{\"public_key\":\"" KEY "\",\"proof\":{\"challenge\":\"" B32 "\",\"mac\":\"" B32 "\",\"x\":1}}", false, "proof.x" },
+		{ "{\"public_key\":\"" KEY "\",\"proof\":{\"challenge\":\"!AECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\",\"mac\":\"" B32 "\"}}", false, "proof.challenge" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct device_spec spec;
+		struct verr e = { "", "" };
+		json_t *j = parse(cases[i].json);
+		int rc = validate_device_register(j, &spec, &e);
+		check(&cases[i], rc, &e);
+		if (rc == 0) {
+			cr_expect_eq(spec.set, DEV_PUBLIC_KEY | DEV_PROOF);
+			for (int b = 0; b < 32; b++)
+				cr_expect_eq(spec.proof_challenge[b], b);
+			cr_expect_eq(spec.proof_mac[0], spec.public_key[0]);
+			device_spec_clear(&spec);
+		}
+		json_decref(j);
+	}
+	/* a PATCH carries no proof */
+	struct device_spec spec;
+	struct verr e;
+	json_t *j = parse("{\"proof\":{\"challenge\":\"" B32 "\",\"mac\":\"" B32 "\"}}");
+	cr_expect_eq(validate_device_patch(j, &spec, &e), -EINVAL);
+	cr_expect_str_eq(e.field, "proof");
+	json_decref(j);
+}
+
+Test(validate, challenge_request)
+{
+	static const struct vcase cases[] = {
+		{ "{\"public_key\":\"" KEY "\"}", true, NULL },
+		{ "{}", false, "public_key" },
+		{ "[]", false, "" },
+		{ "{\"public_key\":\"" KEY "=\"}", false, "public_key" },
+		{ "{\"public_key\":7}", false, "public_key" },
+		{ "{\"public_key\":\"" KEY "\",\"hostname\":\"a\"}", false, "hostname" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint8_t pub[WG_KEY_BYTES];
+		struct verr e = { "", "" };
+		json_t *j = parse(cases[i].json);
+		check(&cases[i], validate_challenge_request(j, pub, &e), &e);
+		json_decref(j);
+	}
+}

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "keyproof.h"
 #include "log.h"
 #include "svc.h"
 #include "svchttp.h"
@@ -304,6 +305,53 @@ static void token_forget(struct svc *s)
 
 /* --- writer: register, then PATCH reports ---------------------------------- */
 
+/* the answer to a registration with the key: our public key is registered
+ * already, and we hold no token that works (the state directory was wiped,
+ * the token file lost or corrupted) */
+static bool key_taken(long status, const json_t *ans)
+{
+	const char *field = json_string_value(json_object_get(ans, "field"));
+
+	return status == 409 && field && !strcmp(field, "public_key");
+}
+
+/* Proves the private key instead (keyproof.h): a challenge from the service,
+ * answered in body's "proof", and the registration sent again with the key.
+ * 0 with the service's answer in *status and *ans (a refusal of the
+ * challenge included), or a negative errno with why. */
+static int reclaim(struct svc *s, const char *cred, json_t *body, long *status, json_t **ans, char *why,
+		   size_t whylen)
+{
+	uint8_t challenge[SVC_KEY_LEN], service_key[SVC_KEY_LEN], mac[KEYPROOF_MAC_BYTES];
+	char ch64[SVC_KEY_B64LEN], mac64[SVC_KEY_B64LEN];
+	struct svc_err err;
+	json_t *req;
+	int rc;
+
+	log_info("svc", "our public key is registered and we have no device token: answering a key challenge");
+	if (!(req = json_pack("{s:O}", "public_key", json_object_get(body, "public_key"))))
+		return -ENOMEM;
+	rc = http(s, "POST", "/api/devices/challenge", cred, req, SVC_REQUEST_TIMEOUT_MS, status, ans, why, whylen);
+	json_decref(req);
+	if (rc < 0 || *status != 200)
+		return rc;
+	if (svcjson_parse_challenge(*ans, challenge, service_key, &err) < 0) {
+		snprintf(why, whylen, "challenge answer: field %s %s", err.field, err.msg);
+		return -EBADMSG;
+	}
+	if (keyproof_mac(s->cfg.priv, service_key, s->cfg.pub, service_key, challenge, mac) < 0) {
+		snprintf(why, whylen, "the service's challenge key is unusable (a low-order point)");
+		return -EBADMSG;
+	}
+	svcjson_key_format(challenge, ch64);
+	svcjson_key_format(mac, mac64);
+	if (json_object_set_new(body, "proof", json_pack("{s:s, s:s}", "challenge", ch64, "mac", mac64)) < 0)
+		return -ENOMEM;
+	json_decref(*ans);
+	*ans = NULL;
+	return http(s, "POST", "/api/devices", cred, body, SVC_REQUEST_TIMEOUT_MS, status, ans, why, whylen);
+}
+
 static int do_register(struct svc *s, char *why, size_t whylen)
 {
 	char sealed[SVC_SEALED_MAX], token[TOKEN_MAX];
@@ -311,8 +359,8 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 	struct svc_err err;
 	json_t *body, *ans = NULL;
 	char cred[sizeof(s->reg_key)];
+	bool again, reclaimed = false;
 	long status;
-	bool again;
 	int rc;
 
 	pthread_mutex_lock(&s->mu);
@@ -328,6 +376,12 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 		return -ENOMEM;
 	}
 	rc = http(s, "POST", "/api/devices", cred, body, SVC_REQUEST_TIMEOUT_MS, &status, &ans, why, whylen);
+	if (rc == 0 && !again && key_taken(status, ans)) {
+		json_decref(ans);
+		ans = NULL;
+		rc = reclaim(s, cred, body, &status, &ans, why, whylen);
+		reclaimed = true;
+	}
 	sodium_memzero(cred, sizeof(cred));
 	json_decref(body);
 	if (rc < 0)
@@ -345,7 +399,8 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 		goto out;
 	}
 	if (status != 200 && status != 201) {
-		snprintf(why, whylen, "registration refused: HTTP %ld %s", status, svchttp_error_text(ans));
+		snprintf(why, whylen, "registration%s refused: HTTP %ld %s", reclaimed ? " with a key proof" : "",
+			 status, svchttp_error_text(ans));
 		rc = legacy_nat_refusal(s, status, ans) ? 2 : status >= 500 ? -EAGAIN : -EACCES;
 		goto out;
 	}
@@ -380,6 +435,8 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 			goto out;
 		}
 	}
+	if (reclaimed)
+		log_info("svc", "reclaimed device ID with a key proof id=%s vpc=%s", ev->self.id, ev->self.vpc_id);
 	token_save(s, token);
 	pthread_mutex_lock(&s->mu);
 	memcpy(s->token, token, sizeof(token));

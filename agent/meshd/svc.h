@@ -5,9 +5,13 @@
  *   writer  registers (POST /api/devices with the registration key, or, once
  *           registered, with the device token it keeps in token_file: the
  *           service lets a registered public key in again only with its
- *           token), opens the sealed device token with the WireGuard key
- *           pair, then PATCHes the latest report (endpoints, symmetric_nat)
- *           whenever it changes;
+ *           token, or with the key and a key proof: when the key's
+ *           registration is refused with 409 for our own public key, a
+ *           token lost, the writer answers a challenge from POST
+ *           /api/devices/challenge with the private key, keyproof.h, and
+ *           gets the same device back), opens the sealed device token with
+ *           the WireGuard key pair, then PATCHes the latest report
+ *           (endpoints, symmetric_nat) whenever it changes;
  *   poller  keeps the VPC's device list through the long poll
  *           GET /api/vpcs/{id}/devices?since=REV&wait=S, merging the changes.
  *

@@ -314,6 +314,22 @@ int svcjson_parse_registration(const json_t *j, struct svc_device *dev,
 	return *has_cidr ? svcjson_check_vpc(vpc_cidr, &dev->tunnel_ip, err) : 0;
 }
 
+int svcjson_parse_challenge(const json_t *j, uint8_t challenge[SVC_KEY_LEN], uint8_t service_key[SVC_KEY_LEN],
+			    struct svc_err *err)
+{
+	const char *c, *k;
+
+	if (!json_is_object(j))
+		return fail(err, "", "answer is not an object");
+	c = json_string_value(json_object_get(j, "challenge"));
+	k = json_string_value(json_object_get(j, "service_key"));
+	if (!c || svcjson_key_parse(c, challenge) < 0)
+		return fail(err, "challenge", "not base64 of 32 bytes");
+	if (!k || svcjson_key_parse(k, service_key) < 0)
+		return fail(err, "service_key", "not an X25519 public key (base64 of 32 bytes)");
+	return 0;
+}
+
 int svcjson_parse_changes(const json_t *j, int64_t *revision, json_t **devices,
 			  json_t **deleted, bool *full, struct svc_err *err)
 {

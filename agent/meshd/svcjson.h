@@ -73,6 +73,10 @@ struct svc_err {
 	char msg[128];
 };
 
+/* the answer to POST /api/devices/challenge: its 32 random bytes and the
+ * service's X25519 key for it (keyproof.h) */
+int svcjson_parse_challenge(const json_t *j, uint8_t challenge[SVC_KEY_LEN], uint8_t service_key[SVC_KEY_LEN],
+			    struct svc_err *err);
 /* base64 of a 32-byte key (WireGuard's form) and back; 0 or -EINVAL */
 int svcjson_key_parse(const char *b64, uint8_t out[SVC_KEY_LEN]);
 void svcjson_key_format(const uint8_t key[SVC_KEY_LEN], char out[SVC_KEY_B64LEN]);

@@ -36,6 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	svcjson_parse_device(body, &dev, &err);
 	svcjson_parse_registration(body, &dev, sealed, &cidr, &has_cidr, &err);
+	svcjson_parse_challenge(body, dev.public_key, key, &err);
 	if (svcjson_parse_changes(body, &rev, &devices, &deleted, &full, &err) == 0) {
 		json_array_foreach(devices, i, j)
 			svcjson_parse_device(j, &dev, &err);

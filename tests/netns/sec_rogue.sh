@@ -19,7 +19,8 @@
 # the same datagrams with its own source before and after are. It registers
 # each honest agent's public key (from the peer list it may read) with the
 # VPC's multi-use key and with a single-use key: 409 naming public_key, with
-# its own token 403; the victims' tokens still answer 200, their devices are
+# its own token 403, with a key challenge answered with its own private key
+# 403 naming proof; the victims' tokens still answer 200, their devices are
 # unchanged, and the single-use key is not spent (it registers a new device
 # once afterwards, and then no more). It PATCHes its endpoints to loopback,
 # link-local, multicast and broadcast addresses: 400 naming the endpoint's
@@ -191,6 +192,14 @@ take() {
 		r1 "$ONCE" POST /api/devices "$body"
 	refused "the rogue registers $1's public key with its own device token" 403 public_key \
 		r1 "$TOKR" POST /api/devices "$body"
+	# a key challenge for the victim's key, answered with the rogue's own private key
+	local ch sk mac
+	as r1 "$(cat "$T/regkey")" POST /api/devices/challenge "{\"public_key\":\"$2\"}" >/dev/null
+	ch=$(jq -r .challenge "$T/out.json") sk=$(jq -r .service_key "$T/out.json")
+	mac=$(python3 "$(dirname "$0")/svc_proof.py" "$T/state-rogue/private.key" "$ch" "$sk")
+	refused "the rogue registers $1's public key with a key proof made with its own private key" 403 proof \
+		r1 "$(cat "$T/regkey")" POST /api/devices \
+		"{\"public_key\":\"$2\",\"hostname\":\"$1\",\"proof\":{\"challenge\":\"$ch\",\"mac\":\"$mac\"}}"
 }
 take n1 "$PK1"
 take n2 "$PK2"

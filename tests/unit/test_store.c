@@ -233,6 +233,66 @@ Test(store, a_public_key_registered_again_with_a_key_changes_nothing)
 	store_free(st);
 }
 
+/* a key proof checked by the caller (challenge.h): the registered device
+ * comes back with a new token; the key's rules still hold */
+Test(store, a_proven_key_reclaims_its_device)
+{
+	char v[UUID_STRLEN], multi[UUID_STRLEN], once[UUID_STRLEN], small[UUID_STRLEN], ip[32], id[UUID_STRLEN],
+		id2[UUID_STRLEN];
+	uint8_t old_token[TOKEN_HASH_BYTES], new_token[TOKEN_HASH_BYTES];
+	struct device_spec dev, other;
+	int64_t rev_before, rev_after;
+	struct store *st;
+	bool created;
+	json_t *out = NULL;
+
+	cr_assert_eq(store_open(path, &st), 0);
+	vpc(st, "10.9.0.0/24", v);
+	regkey(st, v, false, 0, multi);
+	regkey(st, v, true, 0, once);
+	regkey_spec(st, v, (struct regkey_spec){ .max_devices = 1 }, small);
+	fresh_key(&dev);
+	randombytes_buf(old_token, sizeof(old_token));
+	cr_assert_eq(store_device_register(st, multi, &dev, old_token, NOW, &out), 0);
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(out, "id")));
+	snprintf(ip, sizeof(ip), "%s", json_string_value(json_object_get(out, "tunnel_ip")));
+	json_decref(out);
+
+	store_vpc_revision(st, v, &rev_before);
+	randombytes_buf(new_token, sizeof(new_token));
+	cr_assert_eq(store_device_reclaim(st, multi, &dev, new_token, NOW + 1, &out), 1, "reclaimed");
+	cr_expect_str_eq(json_string_value(json_object_get(out, "id")), id);
+	cr_expect_str_eq(json_string_value(json_object_get(out, "tunnel_ip")), ip);
+	json_decref(out);
+	cr_expect(token_is(st, new_token, id), "the new token is the device's");
+	cr_expect(!token_is(st, old_token, id), "the old one is revoked");
+	cr_expect_eq(store_device_count(st), 1);
+	store_vpc_revision(st, v, &rev_after);
+	cr_expect_eq(rev_after, rev_before, "an online device's reclaim changes nothing its peers see");
+
+	/* a reclaim spends a single-use key and counts against max_devices */
+	cr_expect_eq(store_device_reclaim(st, once, &dev, old_token, NOW + 2, &out), 1);
+	json_decref(out);
+	fresh_key(&other);
+	cr_expect_eq(reg(st, once, &other, ip, id2, &created), -EKEYREVOKED, "the single-use key was spent");
+	cr_expect_eq(store_device_reclaim(st, small, &dev, old_token, NOW + 3, &out), 1);
+	json_decref(out);
+	cr_expect_eq(store_device_reclaim(st, small, &dev, new_token, NOW + 4, &out), -EDQUOT, "the quota counts it");
+	cr_expect(token_is(st, old_token, id), "and the refused one changed nothing");
+
+	/* relaying is the admin's grant: a claim for a device that is none is refused */
+	dev.relay = true;
+	dev.set |= DEV_RELAY;
+	cr_expect_eq(store_device_reclaim(st, multi, &dev, new_token, NOW + 5, &out), -EPERM);
+	cr_expect(token_is(st, old_token, id));
+
+	/* a proven key that is not registered is a new device */
+	cr_expect_eq(store_device_reclaim(st, multi, &other, new_token, NOW + 6, &out), 0);
+	cr_expect_str_neq(json_string_value(json_object_get(out, "id")), id);
+	json_decref(out);
+	store_free(st);
+}
+
 Test(store, a_key_registers_at_most_its_max_devices)
 {
 	char v[UUID_STRLEN], k[UUID_STRLEN], ip[32], id[UUID_STRLEN];

@@ -1,0 +1,1050 @@
+/* The device's security group rendered to nftables (see policy_nft.h). The
+ * ruleset, in nft's notation (IF = the mesh interface):
+ *
+ *   table inet natmesh {
+ *     chain input   (filter input 0):   iifname IF jump inbound
+ *     chain forward (filter forward 0): iifname IF jump inbound
+ *                                       oifname IF jump outbound
+ *     chain output  (filter output 0):  oifname IF jump outbound
+ *     chain inbound {
+ *       ct state established,related accept
+ *       icmp type echo-reply accept
+ *       icmpv6 type echo-reply accept
+ *       icmp type echo-request @th,64,128 "natmesh meshctl!" accept   (meshctl ping)
+ *       per inbound rule and family:
+ *         [ip|ip6 saddr { RANGES }] [meta nfproto F] [meta l4proto P]
+ *         [th dport LO-HI] counter accept comment "inbound_rules[i]"
+ *       counter drop
+ *     }
+ *     chain outbound: the same with daddr and outbound_rules, without the
+ *       meshctl ping line (replies leave as established)
+ *   }
+ *
+ * A rule's peer side is the union of its ip_ranges and group_addresses,
+ * merged and split by family into anonymous interval sets; a rule whose
+ * peer side names only addresses of one family renders in that family only,
+ * one that names only empty groups renders to nothing (it matches no one). A
+ * rule without peer side renders once for every family, except icmp, which
+ * is ICMP in IPv4 and ICMPv6 in IPv6 (two rules). A packet forwarded from IF
+ * back into IF passes the inbound chain only (its accept ends the forward
+ * hook). */
+#include "policy_nft.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <libnftnl/udata.h>
+
+/* nft's datatype numbers (nftables src/datatype.h), so `nft list` shows the
+ * sets' elements as addresses */
+enum { TYPE_IPADDR = 7, TYPE_IP6ADDR = 8 };
+#define ELEMS_PER_MSG 256	/* a set's elements per netlink message (nested attributes hold 64 KiB) */
+#define ITEMS_MAX (1u << 20)
+
+enum pn_kind { PN_JUMP, PN_CT, PN_ECHO_REPLY, PN_PROBE, PN_PERMIT, PN_DROP };
+
+/* one nftables rule of the plan */
+struct pn_rule {
+	const char *chain;
+	enum pn_kind kind;
+	int family;		/* 0: both */
+	uint8_t l4;		/* 0: any */
+	uint16_t plo, phi;	/* both 0: every port */
+	bool peer_src;		/* the set matches the source (inbound) */
+	bool oif;		/* PN_JUMP: oifname, else iifname */
+	const char *target;	/* PN_JUMP */
+	size_t set_off, nset;	/* merged ranges in pool; nset 0: any peer */
+	char comment[32];
+};
+
+struct policy_nft {
+	char ifname[IFNAMSIZ];
+	struct pn_rule *rules;
+	size_t nrules, caprules;
+	struct policy_range *pool;
+	size_t npool, cappool;
+	int error;
+};
+
+static const char *const base_chains[] = { "input", "forward", "output" };
+
+/* ---- the plan -------------------------------------------------------------- */
+
+static struct pn_rule *plan_add(struct policy_nft *r, const char *chain, enum pn_kind kind)
+{
+	if (r->nrules == r->caprules) {
+		size_t cap = r->caprules ? 2 * r->caprules : 64;
+		struct pn_rule *n = realloc(r->rules, cap * sizeof(*n));
+		if (!n) {
+			r->error = -ENOMEM;
+			return NULL;
+		}
+		r->rules = n;
+		r->caprules = cap;
+	}
+	struct pn_rule *p = &r->rules[r->nrules++];
+	memset(p, 0, sizeof(*p));
+	p->chain = chain;
+	p->kind = kind;
+	return p;
+}
+
+static int alen(int family)
+{
+	return family == AF_INET ? 4 : 16;
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct policy_range *x = a, *y = b;
+	return memcmp(x->lo, y->lo, 16);
+}
+
+/* a + 1 in place (big-endian, n bytes); false when it wraps */
+static bool addr_inc(uint8_t *a, int n)
+{
+	for (int i = n - 1; i >= 0; i--)
+		if (++a[i] != 0)
+			return true;
+	return false;
+}
+
+/* hi + 1 >= lo: the two touch or overlap */
+static bool touches(const struct policy_range *cur, const struct policy_range *next, int n)
+{
+	uint8_t up[16];
+
+	memcpy(up, cur->hi, 16);
+	if (!addr_inc(up, n))
+		return true;	/* cur reaches the top */
+	return memcmp(next->lo, up, (size_t)n) <= 0;
+}
+
+/* the rule's ranges and members of family, sorted and merged, appended to
+ * the pool; returns how many */
+static size_t pool_peer(struct policy_nft *r, const struct policy_rule *pr, int family)
+{
+	size_t want = pr->nranges + pr->nmembers, start = r->npool, n = 0, m;
+
+	if (r->npool + want > r->cappool) {
+		size_t cap = r->cappool ? r->cappool : 256;
+		while (cap < r->npool + want)
+			cap *= 2;
+		struct policy_range *np = realloc(r->pool, cap * sizeof(*np));
+		if (!np) {
+			r->error = -ENOMEM;
+			return 0;
+		}
+		r->pool = np;
+		r->cappool = cap;
+	}
+	for (size_t i = 0; i < pr->nranges; i++)
+		if (pr->ranges[i].family == family)
+			r->pool[start + n++] = pr->ranges[i];
+	for (size_t i = 0; i < pr->nmembers; i++)
+		if (pr->members[i].family == family)
+			r->pool[start + n++] = pr->members[i];
+	if (n == 0)
+		return 0;
+	qsort(&r->pool[start], n, sizeof(r->pool[0]), range_cmp);
+	m = 0;
+	for (size_t i = 1; i < n; i++) {
+		struct policy_range *cur = &r->pool[start + m], *nx = &r->pool[start + i];
+		if (touches(cur, nx, alen(family))) {
+			if (memcmp(nx->hi, cur->hi, 16) > 0)
+				memcpy(cur->hi, nx->hi, 16);
+		} else {
+			r->pool[start + ++m] = *nx;
+		}
+	}
+	r->npool = start + m + 1;
+	return m + 1;
+}
+
+static uint8_t l4_of(enum policy_proto p, int family)
+{
+	switch (p) {
+	case POLICY_TCP: return IPPROTO_TCP;
+	case POLICY_UDP: return IPPROTO_UDP;
+	case POLICY_ICMP: return family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+	default: return 0;
+	}
+}
+
+/* one family's rule of pr; family 0: every family (no peer side, no icmp) */
+static void plan_permit(struct policy_nft *r, const char *chain, const char *where, const struct policy_rule *pr,
+			bool src, int family, size_t set_off, size_t nset)
+{
+	struct pn_rule *p = plan_add(r, chain, PN_PERMIT);
+
+	if (!p)
+		return;
+	p->family = family;
+	p->l4 = l4_of(pr->proto, family);
+	if (pr->proto == POLICY_TCP || pr->proto == POLICY_UDP) {
+		p->plo = pr->from_port;
+		p->phi = pr->to_port;
+	}
+	p->peer_src = src;
+	p->set_off = set_off;
+	p->nset = nset;
+	snprintf(p->comment, sizeof(p->comment), "%s", where);
+}
+
+static void plan_rule(struct policy_nft *r, const char *chain, const char *where, const struct policy_rule *pr,
+		      bool src)
+{
+	static const int fams[] = { AF_INET, AF_INET6 };
+	bool any_peer = pr->nranges == 0 && pr->ngroups == 0;
+
+	for (int f = 0; f < 2; f++) {
+		int family = fams[f];
+
+		if ((pr->proto == POLICY_IPV4 && family != AF_INET) || (pr->proto == POLICY_IPV6 && family != AF_INET6))
+			continue;
+		if (any_peer) {
+			/* any, tcp, udp: one rule for both families */
+			bool both = pr->proto == POLICY_ANY || pr->proto == POLICY_TCP || pr->proto == POLICY_UDP;
+			plan_permit(r, chain, where, pr, src, both ? 0 : family, 0, 0);
+			if (both)
+				return;
+			continue;
+		}
+		size_t off = r->npool, n = pool_peer(r, pr, family);
+		if (n)
+			plan_permit(r, chain, where, pr, src, family, off, n);
+	}
+}
+
+static void plan_chain(struct policy_nft *r, const char *chain, const char *key, const struct policy_rule *rules,
+		       size_t n, bool inbound)
+{
+	struct pn_rule *p;
+	char where[32];
+
+	plan_add(r, chain, PN_CT);
+	if ((p = plan_add(r, chain, PN_ECHO_REPLY)))
+		p->family = AF_INET;
+	if ((p = plan_add(r, chain, PN_ECHO_REPLY)))
+		p->family = AF_INET6;
+	if (inbound && (p = plan_add(r, chain, PN_PROBE)))
+		p->family = AF_INET;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(where, sizeof(where), "%s[%zu]", key, i);
+		plan_rule(r, chain, where, &rules[i], inbound);
+	}
+	plan_add(r, chain, PN_DROP);
+}
+
+static void plan_jump(struct policy_nft *r, const char *chain, bool oif, const char *target)
+{
+	struct pn_rule *p = plan_add(r, chain, PN_JUMP);
+
+	if (p) {
+		p->oif = oif;
+		p->target = target;
+	}
+}
+
+int policy_nft_render(const struct policy_group *g, const char *ifname, struct policy_nft **out)
+{
+	struct policy_nft *r;
+	int rc;
+
+	*out = NULL;
+	if (!ifname || !ifname[0] || strlen(ifname) >= IFNAMSIZ)
+		return -EINVAL;
+	if (!(r = calloc(1, sizeof(*r))))
+		return -ENOMEM;
+	snprintf(r->ifname, sizeof(r->ifname), "%s", ifname);
+	plan_jump(r, "input", false, "inbound");
+	plan_jump(r, "forward", false, "inbound");
+	plan_jump(r, "forward", true, "outbound");
+	plan_jump(r, "output", true, "outbound");
+	plan_chain(r, "inbound", "inbound_rules", g ? g->in : NULL, g ? g->nin : 0, true);
+	plan_chain(r, "outbound", "outbound_rules", g ? g->out : NULL, g ? g->nout : 0, false);
+	if ((rc = r->error) < 0) {
+		policy_nft_free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+void policy_nft_free(struct policy_nft *r)
+{
+	if (!r)
+		return;
+	free(r->rules);
+	free(r->pool);
+	free(r);
+}
+
+size_t policy_nft_rule_count(const struct policy_nft *r)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < r->nrules; i++)
+		n += r->rules[i].kind != PN_JUMP;
+	return n;
+}
+
+/* ---- text (nft -f) ---------------------------------------------------------- */
+
+static const char *l4_name(uint8_t l4)
+{
+	switch (l4) {
+	case IPPROTO_TCP: return "tcp";
+	case IPPROTO_UDP: return "udp";
+	case IPPROTO_ICMP: return "icmp";
+	default: return "ipv6-icmp";
+	}
+}
+
+static void text_rule(FILE *f, const struct policy_nft *r, const struct pn_rule *p)
+{
+	char buf[2 * INET6_ADDRSTRLEN + 8];
+
+	fputs("\t\t", f);
+	switch (p->kind) {
+	case PN_JUMP:
+		fprintf(f, "%s \"%s\" jump %s\n", p->oif ? "oifname" : "iifname", r->ifname, p->target);
+		return;
+	case PN_CT:
+		fputs("ct state established,related accept\n", f);
+		return;
+	case PN_ECHO_REPLY:
+		fputs(p->family == AF_INET ? "icmp type echo-reply accept\n" : "icmpv6 type echo-reply accept\n", f);
+		return;
+	case PN_PROBE:
+		fputs("icmp type echo-request @th,64,128 0x", f);
+		for (int i = 0; i < POLICY_PROBE_LEN; i++)
+			fprintf(f, "%02x", (uint8_t)POLICY_PROBE_DATA[i]);
+		fputs(" accept\n", f);
+		return;
+	case PN_DROP:
+		fputs("counter drop\n", f);
+		return;
+	case PN_PERMIT:
+		break;
+	}
+	if (p->nset) {
+		fprintf(f, "%s %s { ", p->family == AF_INET ? "ip" : "ip6", p->peer_src ? "saddr" : "daddr");
+		for (size_t i = 0; i < p->nset; i++)
+			fprintf(f, "%s%s", i ? ", " : "", policy_range_format(&r->pool[p->set_off + i], buf, sizeof(buf)));
+		fputs(" } ", f);
+	} else if (p->family) {
+		fprintf(f, "meta nfproto %s ", p->family == AF_INET ? "ipv4" : "ipv6");
+	}
+	if (p->l4)
+		fprintf(f, "meta l4proto %s ", l4_name(p->l4));
+	if (p->plo == p->phi && p->plo)
+		fprintf(f, "th dport %u ", p->plo);
+	else if (p->plo || p->phi)
+		fprintf(f, "th dport %u-%u ", p->plo, p->phi);
+	fprintf(f, "counter accept comment \"%s\"\n", p->comment);
+}
+
+char *policy_nft_text(const struct policy_nft *r, bool replace)
+{
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f = open_memstream(&buf, &size);
+	static const char *const chains[] = { "input", "forward", "output", "inbound", "outbound" };
+
+	if (!f)
+		return NULL;
+	if (replace)
+		fputs("table inet " POLICY_NFT_TABLE "\ndelete table inet " POLICY_NFT_TABLE "\n", f);
+	fputs("table inet " POLICY_NFT_TABLE " {\n", f);
+	for (size_t c = 0; c < sizeof(chains) / sizeof(chains[0]); c++) {
+		fprintf(f, "\tchain %s {\n", chains[c]);
+		if (c < 3)
+			fprintf(f, "\t\ttype filter hook %s priority filter; policy accept;\n", chains[c]);
+		for (size_t i = 0; i < r->nrules; i++)
+			if (strcmp(r->rules[i].chain, chains[c]) == 0)
+				text_rule(f, r, &r->rules[i]);
+		fputs("\t}\n", f);
+	}
+	fputs("}\n", f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* ---- nftnl objects ----------------------------------------------------------- */
+
+enum item_kind { K_TABLE, K_CHAIN, K_SET, K_ELEMS, K_RULE };
+
+struct item {
+	uint16_t msg, flags;
+	enum item_kind kind;
+	void *obj;
+	size_t size;		/* the most bytes its message takes */
+};
+
+struct batch {
+	struct item *items;
+	size_t n, cap;
+	size_t bytes;
+	uint32_t next_set_id;
+	int error;
+};
+
+static void item_free(struct item *it)
+{
+	switch (it->kind) {
+	case K_TABLE: nftnl_table_free(it->obj); break;
+	case K_CHAIN: nftnl_chain_free(it->obj); break;
+	case K_SET: case K_ELEMS: nftnl_set_free(it->obj); break;
+	case K_RULE: nftnl_rule_free(it->obj); break;
+	}
+}
+
+static void batch_free(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		item_free(&b->items[i]);
+	free(b->items);
+}
+
+static void push(struct batch *b, uint16_t msg, uint16_t flags, enum item_kind kind, void *obj, size_t size)
+{
+	struct item it = { msg, flags, kind, obj, size };
+
+	if (!obj) {
+		b->error = b->error ? b->error : -ENOMEM;
+		return;
+	}
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 64;
+		struct item *n = cap <= ITEMS_MAX ? realloc(b->items, cap * sizeof(*n)) : NULL;
+		if (!n) {
+			b->error = b->error ? b->error : -ENOMEM;
+			item_free(&it);
+			return;
+		}
+		b->items = n;
+		b->cap = cap;
+	}
+	b->items[b->n++] = it;
+	b->bytes += size;
+}
+
+static void add_table(struct batch *b, uint16_t msg, uint16_t flags)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+
+	if (t) {
+		nftnl_table_set_str(t, NFTNL_TABLE_NAME, POLICY_NFT_TABLE);
+		nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+	}
+	push(b, msg, flags, K_TABLE, t, 512);
+}
+
+static void add_chain(struct batch *b, const char *name, uint32_t hook, bool base)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+
+	if (c) {
+		nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, POLICY_NFT_TABLE);
+		nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+		nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+		if (base) {
+			nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter");
+			nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
+			nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, 0);
+			nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+		}
+	}
+	push(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, K_CHAIN, c, 1024);
+}
+
+static struct nftnl_set *set_new(uint32_t id, int family)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+
+	if (s) {
+		nftnl_set_set_str(s, NFTNL_SET_TABLE, POLICY_NFT_TABLE);
+		nftnl_set_set_str(s, NFTNL_SET_NAME, "__set%d");
+		nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+		nftnl_set_set_u32(s, NFTNL_SET_ID, id);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, family == AF_INET ? TYPE_IPADDR : TYPE_IP6ADDR);
+		nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, (uint32_t)alen(family));
+	}
+	return s;
+}
+
+static void elem_add(struct nftnl_set *s, const uint8_t *key, int n, bool end)
+{
+	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+
+	if (!e)
+		return;
+	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, (uint32_t)n);
+	if (end)
+		nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
+	nftnl_set_elem_add(s, e);
+}
+
+/* an anonymous interval set of the ranges; returns its id (0: failed) */
+static uint32_t add_set(struct batch *b, int family, const struct policy_range *rg, size_t n)
+{
+	uint32_t id = ++b->next_set_id;
+	struct nftnl_set *s = set_new(id, family), *e = NULL;
+	int al = alen(family);
+	size_t in_msg = 0;
+
+	if (s)
+		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | NFT_SET_INTERVAL);
+	push(b, NFT_MSG_NEWSET, NLM_F_CREATE, K_SET, s, 1024);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t end[16];
+
+		if (!e)
+			e = set_new(id, family);
+		if (!e)
+			break;
+		memcpy(end, rg[i].hi, 16);
+		elem_add(e, rg[i].lo, al, false);
+		if (addr_inc(end, al))	/* an interval to the top has no end */
+			elem_add(e, end, al, true);
+		if (++in_msg == ELEMS_PER_MSG / 2 || i + 1 == n) {
+			push(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE, K_ELEMS, e, 1024 + in_msg * 2 * 96);
+			e = NULL;
+			in_msg = 0;
+		}
+	}
+	if (!s || (n && e))
+		b->error = b->error ? b->error : -ENOMEM;
+	return b->error ? 0 : id;
+}
+
+/* rule expressions: each appends to r (NULL r: nothing) */
+static struct nftnl_expr *expr(struct nftnl_rule *r, const char *name)
+{
+	struct nftnl_expr *e = r ? nftnl_expr_alloc(name) : NULL;
+
+	if (e)
+		nftnl_rule_add_expr(r, e);
+	return e;
+}
+
+static void x_meta(struct nftnl_rule *r, uint32_t key)
+{
+	struct nftnl_expr *e = expr(r, "meta");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+	}
+}
+
+static void x_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
+{
+	struct nftnl_expr *e = expr(r, "cmp");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+		nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+	}
+}
+
+static void x_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len)
+{
+	struct nftnl_expr *e = expr(r, "payload");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	}
+}
+
+static void x_verdict(struct nftnl_rule *r, int verdict, const char *chain)
+{
+	struct nftnl_expr *e = expr(r, "immediate");
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+		if (chain)
+			nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain);
+	}
+}
+
+static void m_meta_u8(struct nftnl_rule *r, uint32_t key, uint8_t v)
+{
+	x_meta(r, key);
+	x_cmp(r, NFT_CMP_EQ, &v, 1);
+}
+
+static void m_ifname(struct nftnl_rule *r, bool oif, const char *ifname)
+{
+	char name[IFNAMSIZ] = { 0 };
+
+	memcpy(name, ifname, strlen(ifname));
+	x_meta(r, oif ? NFT_META_OIFNAME : NFT_META_IIFNAME);
+	x_cmp(r, NFT_CMP_EQ, name, IFNAMSIZ);
+}
+
+static void m_icmp_type(struct nftnl_rule *r, int family, uint8_t type)
+{
+	m_meta_u8(r, NFT_META_NFPROTO, family == AF_INET ? NFPROTO_IPV4 : NFPROTO_IPV6);
+	m_meta_u8(r, NFT_META_L4PROTO, family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6);
+	x_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
+	x_cmp(r, NFT_CMP_EQ, &type, 1);
+}
+
+static void m_ct_established(struct nftnl_rule *r)
+{
+	uint32_t mask = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED), zero = 0;
+	struct nftnl_expr *e = expr(r, "ct");
+
+	if (e) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	}
+	if ((e = expr(r, "bitwise"))) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, 4);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
+		nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+	}
+	x_cmp(r, NFT_CMP_NEQ, &zero, 4);
+}
+
+static void m_dport(struct nftnl_rule *r, uint16_t lo, uint16_t hi)
+{
+	uint16_t l = htons(lo), h = htons(hi);
+	struct nftnl_expr *e;
+
+	x_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+	if (lo == hi) {
+		x_cmp(r, NFT_CMP_EQ, &l, 2);
+		return;
+	}
+	if ((e = expr(r, "range"))) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_RANGE_SREG, NFT_REG_1);
+		nftnl_expr_set_u32(e, NFTNL_EXPR_RANGE_OP, NFT_RANGE_EQ);
+		nftnl_expr_set(e, NFTNL_EXPR_RANGE_FROM_DATA, &l, 2);
+		nftnl_expr_set(e, NFTNL_EXPR_RANGE_TO_DATA, &h, 2);
+	}
+}
+
+static void m_set(struct nftnl_rule *r, int family, bool src, uint32_t set_id)
+{
+	uint32_t off = family == AF_INET ? (src ? 12 : 16) : (src ? 8 : 24);
+	struct nftnl_expr *e;
+
+	m_meta_u8(r, NFT_META_NFPROTO, family == AF_INET ? NFPROTO_IPV4 : NFPROTO_IPV6);
+	x_payload(r, NFT_PAYLOAD_NETWORK_HEADER, off, (uint32_t)alen(family));
+	if ((e = expr(r, "lookup"))) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+		nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, "__set%d");
+		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
+	}
+}
+
+static void set_comment(struct nftnl_rule *r, const char *text)
+{
+	struct nftnl_udata_buf *u = r ? nftnl_udata_buf_alloc(64) : NULL;
+
+	if (!u)
+		return;
+	if (nftnl_udata_put_strz(u, NFTNL_UDATA_RULE_COMMENT, text))
+		nftnl_rule_set_data(r, NFTNL_RULE_USERDATA, nftnl_udata_buf_data(u), nftnl_udata_buf_len(u));
+	nftnl_udata_buf_free(u);
+}
+
+static void add_rule(struct batch *b, const struct policy_nft *r, const struct pn_rule *p)
+{
+	struct nftnl_rule *nr;
+	uint32_t set_id = 0;
+
+	if (p->kind == PN_PERMIT && p->nset && !(set_id = add_set(b, p->family, &r->pool[p->set_off], p->nset)))
+		return;
+	if ((nr = nftnl_rule_alloc())) {
+		nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, POLICY_NFT_TABLE);
+		nftnl_rule_set_str(nr, NFTNL_RULE_CHAIN, p->chain);
+		nftnl_rule_set_u32(nr, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	}
+	switch (p->kind) {
+	case PN_JUMP:
+		m_ifname(nr, p->oif, r->ifname);
+		x_verdict(nr, NFT_JUMP, p->target);
+		break;
+	case PN_CT:
+		m_ct_established(nr);
+		x_verdict(nr, NF_ACCEPT, NULL);
+		break;
+	case PN_ECHO_REPLY:
+		m_icmp_type(nr, p->family, p->family == AF_INET ? 0 : 129);	/* RFC 792, RFC 4443 */
+		x_verdict(nr, NF_ACCEPT, NULL);
+		break;
+	case PN_PROBE:
+		m_icmp_type(nr, AF_INET, 8);
+		x_payload(nr, NFT_PAYLOAD_TRANSPORT_HEADER, 8, POLICY_PROBE_LEN);
+		x_cmp(nr, NFT_CMP_EQ, POLICY_PROBE_DATA, POLICY_PROBE_LEN);
+		x_verdict(nr, NF_ACCEPT, NULL);
+		break;
+	case PN_DROP:
+		expr(nr, "counter");
+		x_verdict(nr, NF_DROP, NULL);
+		break;
+	case PN_PERMIT:
+		if (p->nset)
+			m_set(nr, p->family, p->peer_src, set_id);
+		else if (p->family)
+			m_meta_u8(nr, NFT_META_NFPROTO, p->family == AF_INET ? NFPROTO_IPV4 : NFPROTO_IPV6);
+		if (p->l4)
+			m_meta_u8(nr, NFT_META_L4PROTO, p->l4);
+		if (p->plo || p->phi)
+			m_dport(nr, p->plo, p->phi);
+		expr(nr, "counter");
+		x_verdict(nr, NF_ACCEPT, NULL);
+		set_comment(nr, p->comment);
+		break;
+	}
+	push(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, K_RULE, nr, 2048);
+}
+
+static void build(struct batch *b, const struct policy_nft *r)
+{
+	static const uint32_t hooks[] = { NF_INET_LOCAL_IN, NF_INET_FORWARD, NF_INET_LOCAL_OUT };
+
+	/* replace any earlier table in the same transaction */
+	add_table(b, NFT_MSG_NEWTABLE, NLM_F_CREATE);
+	add_table(b, NFT_MSG_DELTABLE, 0);
+	add_table(b, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_EXCL);
+	/* the regular chains first: the base chains' rules jump to them */
+	add_chain(b, "inbound", 0, false);
+	add_chain(b, "outbound", 0, false);
+	for (size_t i = 0; i < 3; i++)
+		add_chain(b, base_chains[i], hooks[i], true);
+	for (size_t i = 0; i < r->nrules && !b->error; i++)
+		add_rule(b, r, &r->rules[i]);
+}
+
+/* ---- netlink -------------------------------------------------------------- */
+
+static void item_payload(struct nlmsghdr *nlh, const struct item *it)
+{
+	switch (it->kind) {
+	case K_TABLE: nftnl_table_nlmsg_build_payload(nlh, it->obj); break;
+	case K_CHAIN: nftnl_chain_nlmsg_build_payload(nlh, it->obj); break;
+	case K_SET: nftnl_set_nlmsg_build_payload(nlh, it->obj); break;
+	case K_ELEMS: nftnl_set_elems_nlmsg_build_payload(nlh, it->obj); break;
+	case K_RULE: nftnl_rule_nlmsg_build_payload(nlh, it->obj); break;
+	}
+}
+
+static const char *item_what(const struct item *it)
+{
+	static const char *const kinds[] = { "table", "chain", "set", "set elements", "rule" };
+	return kinds[it->kind];
+}
+
+static const char *item_name(const struct item *it)
+{
+	switch (it->kind) {
+	case K_TABLE: return POLICY_NFT_TABLE;
+	case K_CHAIN: return nftnl_chain_get_str(it->obj, NFTNL_CHAIN_NAME);
+	case K_SET: case K_ELEMS: return "(anonymous)";
+	case K_RULE: return nftnl_rule_get_str(it->obj, NFTNL_RULE_CHAIN);
+	}
+	return "?";
+}
+
+static int fail(char *err, size_t len, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t len, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && len) {
+		va_start(ap, fmt);
+		vsnprintf(err, len, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+/* the kernel's answer to message idx of the batch, with its extack text */
+static void batch_error(const struct batch *b, const struct nlmsghdr *nlh, uint32_t seq0, int *first,
+			char *err, size_t errlen)
+{
+	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+	const char *ext = NULL;
+	size_t idx = e->msg.nlmsg_seq - seq0;
+
+	if (e->error == 0 || *first)
+		return;
+	*first = e->error;
+	if (nlh->nlmsg_flags & NLM_F_ACK_TLVS) {
+		size_t off = sizeof(*e) + ((nlh->nlmsg_flags & NLM_F_CAPPED) ? 0 :
+			     mnl_nlmsg_get_payload_len(&e->msg) + sizeof(e->msg));
+		const struct nlattr *attr;
+		mnl_attr_for_each_payload((const void *)((const char *)e + off), mnl_nlmsg_get_payload_len(nlh) - off) {
+			if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG)
+				ext = mnl_attr_get_str(attr);
+		}
+	}
+	if (idx < b->n && b->items[idx].msg != NFT_MSG_DELTABLE)
+		fail(err, errlen, 0, "netlink: %s %s: %s%s%s", item_what(&b->items[idx]), item_name(&b->items[idx]),
+		     strerror(-e->error), ext ? ": " : "", ext ? ext : "");
+	else
+		fail(err, errlen, 0, "netlink: %s", strerror(-e->error));
+}
+
+static struct mnl_socket *nl_open(size_t bufsize, char *err, size_t errlen)
+{
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
+	int one = 1, size = bufsize > (1u << 30) ? (1 << 30) : (int)bufsize;
+
+	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		int rc = -errno;
+		if (nl)
+			mnl_socket_close(nl);
+		fail(err, errlen, 0, "netlink socket (NETLINK_NETFILTER): %s", strerror(-rc));
+		return NULL;
+	}
+	mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one));
+	mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof(one));
+	/* the batch goes in one sendmsg, which the send buffer must hold */
+	if (setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	size = 4 << 20;
+	if (setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
+		setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	return nl;
+}
+
+static int send_batch(const struct batch *b, char *err, size_t errlen)
+{
+	size_t limit = b->bytes + 4096;
+	char *buf = malloc(2 * limit), *rbuf = malloc(MNL_SOCKET_BUFFER_SIZE);
+	struct mnl_socket *nl = NULL;
+	struct mnl_nlmsg_batch *mb = NULL;
+	uint32_t seq0 = 1, seq = 0, portid;
+	int rc = 0, first = 0;
+	struct pollfd p;
+
+	if (!buf || !rbuf) {
+		rc = fail(err, errlen, -ENOMEM, "ruleset: out of memory");
+		goto out;
+	}
+	if (!(nl = nl_open(limit, err, errlen))) {
+		rc = -errno ? -errno : -EIO;
+		goto out;
+	}
+	portid = mnl_socket_get_portid(nl);
+	mb = mnl_nlmsg_batch_start(buf, limit);
+	nftnl_batch_begin(mnl_nlmsg_batch_current(mb), 0);
+	mnl_nlmsg_batch_next(mb);
+	for (size_t i = 0; i < b->n; i++) {
+		const struct item *it = &b->items[i];
+		seq = seq0 + (uint32_t)i;
+		struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(mb), it->msg, NFPROTO_INET,
+							     it->flags | NLM_F_ACK, seq);
+		item_payload(nlh, it);
+		mnl_nlmsg_batch_next(mb);
+	}
+	nftnl_batch_end(mnl_nlmsg_batch_current(mb), seq + 1);
+	mnl_nlmsg_batch_next(mb);
+	if (mnl_socket_sendto(nl, mnl_nlmsg_batch_head(mb), mnl_nlmsg_batch_size(mb)) < 0) {
+		rc = fail(err, errlen, -errno, "netlink send (%zu bytes): %s", mnl_nlmsg_batch_size(mb),
+			  strerror(errno));
+		goto out;
+	}
+	/* the kernel handles the batch inside sendmsg: every answer is queued */
+	p = (struct pollfd){ .fd = mnl_socket_get_fd(nl), .events = POLLIN };
+	while (poll(&p, 1, 0) > 0) {
+		ssize_t n = mnl_socket_recvfrom(nl, rbuf, MNL_SOCKET_BUFFER_SIZE);
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)rbuf;
+		int left = (int)n;
+
+		if (n < 0) {
+			rc = fail(err, errlen, -errno, "netlink receive: %s", strerror(errno));
+			goto out;
+		}
+		for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left))
+			if (nlh->nlmsg_pid == portid && nlh->nlmsg_type == NLMSG_ERROR)
+				batch_error(b, nlh, seq0, &first, err, errlen);
+	}
+	rc = first;
+out:
+	if (mb)
+		mnl_nlmsg_batch_stop(mb);
+	if (nl)
+		mnl_socket_close(nl);
+	free(rbuf);
+	free(buf);
+	return rc;
+}
+
+int policy_nft_commit(const struct policy_nft *r, char *err, size_t errlen)
+{
+	struct batch b = { 0 };
+	int rc;
+
+	build(&b, r);
+	rc = b.error ? fail(err, errlen, b.error, "ruleset: %s", strerror(-b.error)) : send_batch(&b, err, errlen);
+	batch_free(&b);
+	return rc;
+}
+
+int policy_nft_remove(char *err, size_t errlen)
+{
+	struct batch b = { 0 };
+	int rc;
+
+	add_table(&b, NFT_MSG_DELTABLE, 0);
+	rc = b.error ? fail(err, errlen, b.error, "ruleset: %s", strerror(-b.error)) : send_batch(&b, err, errlen);
+	batch_free(&b);
+	return rc;
+}
+
+/* ---- counters ---------------------------------------------------------------- */
+
+struct ctr_walk {
+	struct policy_nft_counters *c;
+	uint64_t pkts, bytes;
+	bool has;
+};
+
+static int ctr_expr(struct nftnl_expr *e, void *arg)
+{
+	struct ctr_walk *w = arg;
+
+	if (strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "counter") == 0) {
+		w->pkts = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
+		w->bytes = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_BYTES);
+		w->has = true;
+	}
+	return 0;
+}
+
+static int comment_cb(const struct nftnl_udata *attr, void *data)
+{
+	const char **out = data;
+
+	if (nftnl_udata_type(attr) == NFTNL_UDATA_RULE_COMMENT && nftnl_udata_len(attr) > 0 &&
+	    ((const char *)nftnl_udata_get(attr))[nftnl_udata_len(attr) - 1] == '\0')
+		*out = nftnl_udata_get(attr);
+	return 0;
+}
+
+static int rule_cb(const struct nlmsghdr *nlh, void *arg)
+{
+	struct policy_nft_counters *c = arg;
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	struct ctr_walk w = { c, 0, 0, false };
+	const char *chain, *comment = NULL;
+	const void *ud;
+	uint32_t udlen;
+	size_t idx;
+
+	if (!r)
+		return MNL_CB_ERROR;
+	if (nftnl_rule_nlmsg_parse(nlh, r) < 0)
+		goto out;
+	nftnl_expr_foreach(r, ctr_expr, &w);
+	chain = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
+	if (!w.has || !chain)
+		goto out;
+	ud = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &udlen);
+	if (ud)
+		nftnl_udata_parse(ud, udlen, comment_cb, &comment);
+	if (!comment) {	/* the final drop */
+		if (!strcmp(chain, "inbound")) {
+			c->in_drop_pkts = w.pkts;
+			c->in_drop_bytes = w.bytes;
+		} else if (!strcmp(chain, "outbound")) {
+			c->out_drop_pkts = w.pkts;
+			c->out_drop_bytes = w.bytes;
+		}
+	} else if (sscanf(comment, "inbound_rules[%zu]", &idx) == 1 && idx < c->nin) {
+		c->in_pkts[idx] += w.pkts;
+	} else if (sscanf(comment, "outbound_rules[%zu]", &idx) == 1 && idx < c->nout) {
+		c->out_pkts[idx] += w.pkts;
+	}
+out:
+	nftnl_rule_free(r);
+	return MNL_CB_OK;
+}
+
+int policy_nft_counters(size_t nin, size_t nout, struct policy_nft_counters *out)
+{
+	char *buf = malloc(MNL_SOCKET_BUFFER_SIZE);
+	struct mnl_socket *nl = NULL;
+	struct nftnl_rule *r = NULL;
+	struct nlmsghdr *nlh;
+	uint32_t seq = 1, portid;
+	int rc = 0;
+	ssize_t n;
+
+	memset(out, 0, sizeof(*out));
+	out->in_pkts = calloc(nin + 1, sizeof(uint64_t));
+	out->out_pkts = calloc(nout + 1, sizeof(uint64_t));
+	out->nin = nin;
+	out->nout = nout;
+	if (!buf || !out->in_pkts || !out->out_pkts || !(r = nftnl_rule_alloc())) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (!(nl = nl_open(MNL_SOCKET_BUFFER_SIZE, NULL, 0))) {
+		rc = -errno ? -errno : -EIO;
+		goto out;
+	}
+	portid = mnl_socket_get_portid(nl);
+	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, POLICY_NFT_TABLE);
+	nftnl_rule_nlmsg_build_payload(nlh, r);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	while ((n = mnl_socket_recvfrom(nl, buf, MNL_SOCKET_BUFFER_SIZE)) > 0) {
+		rc = mnl_cb_run(buf, (size_t)n, seq, portid, rule_cb, out);
+		if (rc <= 0)
+			break;
+	}
+	if (n < 0 || rc < 0)
+		rc = -errno ? -errno : -EIO;
+out:
+	if (nl)
+		mnl_socket_close(nl);
+	if (r)
+		nftnl_rule_free(r);
+	free(buf);
+	if (rc < 0)
+		policy_nft_counters_free(out);
+	return rc;
+}
+
+void policy_nft_counters_free(struct policy_nft_counters *c)
+{
+	free(c->in_pkts);
+	free(c->out_pkts);
+	c->in_pkts = c->out_pkts = NULL;
+}

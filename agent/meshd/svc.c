@@ -99,6 +99,7 @@ void svc_event_free(struct svc_event *ev)
 	if (!ev)
 		return;
 	json_decref(ev->devices);
+	json_decref(ev->policy);
 	free(ev);
 }
 
@@ -317,6 +318,8 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 
 	pthread_mutex_lock(&s->mu);
 	body = fit_body(s, svcjson_register_body(s->cfg.pub, s->os, &s->report));
+	if (body && s->cfg.no_policy)
+		json_object_set_new(body, "enforces_policy", json_false());
 	s->report_dirty = false;
 	/* a registered key comes back with its token: the public key alone
 	 * proves nothing to the service */
@@ -359,6 +362,7 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 		rc = -EBADMSG;
 		goto out;
 	}
+	ev->policy = svcjson_policy(ans);
 	{
 		unsigned char raw[SVC_SEALED_MAX];
 		size_t n;
@@ -367,7 +371,7 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 		    n <= crypto_box_SEALBYTES || n - crypto_box_SEALBYTES >= sizeof(token) ||
 		    crypto_box_seal_open((unsigned char *)token, raw, n, s->cfg.pub, s->cfg.priv) != 0) {
 			snprintf(why, whylen, "the device token does not open with our key pair");
-			free(ev);
+			svc_event_free(ev);
 			rc = -EBADMSG;
 			goto out;
 		}
@@ -375,7 +379,7 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 		if (strlen(token) != n - crypto_box_SEALBYTES) {
 			snprintf(why, whylen, "the device token holds a NUL byte");
 			sodium_memzero(token, sizeof(token));
-			free(ev);
+			svc_event_free(ev);
 			rc = -EBADMSG;
 			goto out;
 		}
@@ -476,20 +480,30 @@ static void *writer_main(void *arg)
 
 /* --- poller: the long poll --------------------------------------------------- */
 
-/* the merged list as an event, when the answer changed anything */
-static void post_peers(struct svc *s, json_t *map, json_t *devices, json_t *deleted, bool full, int64_t rev)
+/* the merged list as an event, when the answer changed anything (the
+ * devices, or the policy it carries: *last is the one posted last) */
+static void post_peers(struct svc *s, json_t *map, json_t *devices, json_t *deleted, bool full, int64_t rev,
+		       json_t *policy, json_t **last)
 {
 	struct svc_event *ev;
 	const char *k;
 	json_t *v;
 	int skipped;
+	bool policy_changed = !(policy == *last || (policy && *last && json_equal(policy, *last)));
 
-	if (!full && !json_array_size(devices) && !(deleted && json_array_size(deleted)))
+	if (!full && !json_array_size(devices) && !(deleted && json_array_size(deleted)) && !policy_changed) {
+		json_decref(policy);
 		return;
+	}
 	if ((skipped = svcjson_merge_changes(map, devices, deleted, full)) > 0)
 		log_warn("svc", "device entries without an id skipped count=%d", skipped);
-	if (!(ev = ev_new(SVC_EV_PEERS)))
+	if (!(ev = ev_new(SVC_EV_PEERS))) {
+		json_decref(policy);
 		return;
+	}
+	json_decref(*last);
+	*last = json_incref(policy);
+	ev->policy = policy;
 	ev->revision = rev;
 	ev->devices = json_array();
 	json_object_foreach(map, k, v)
@@ -500,7 +514,7 @@ static void post_peers(struct svc *s, json_t *map, json_t *devices, json_t *dele
 static void *poller_main(void *arg)
 {
 	struct svc *s = arg;
-	json_t *map = json_object();
+	json_t *map = json_object(), *last_policy = NULL;
 	unsigned failures = 0;
 	int64_t since = 0;
 	bool full = true;
@@ -563,12 +577,13 @@ static void *poller_main(void *arg)
 		failures = 0;
 		note_result(s, true, "");
 		full |= answer_full;
-		post_peers(s, map, devices, deleted, full, rev);
+		post_peers(s, map, devices, deleted, full, rev, svcjson_policy(ans), &last_policy);
 		since = rev;
 		full = false;
 		json_decref(ans);
 	}
 	json_decref(map);
+	json_decref(last_policy);
 	return NULL;
 }
 

@@ -38,6 +38,7 @@ struct svc {
 	struct svc_report report;
 	bool report_dirty;
 	bool legacy_nat;	/* the service refused nat.ipv4/ipv6: send the top level alone */
+	bool legacy_policy;	/* the service refused enforces_policy: leave it out */
 	bool reachable;
 	bool outage_logged;
 	struct svc_event *head, *tail;
@@ -219,6 +220,27 @@ static bool legacy_nat_refusal(struct svc *s, long status, const json_t *ans)
 	return first;
 }
 
+/* A meshsvc from before security groups refuses "enforces_policy" (400,
+ * field enforces_policy): from then on --no-policy registers without it,
+ * since such a service has no policy to enforce anyway. True when this
+ * answer was that refusal (the caller sends again). */
+static bool legacy_policy_refusal(struct svc *s, long status, const json_t *ans)
+{
+	const char *field = json_string_value(json_object_get(ans, "field"));
+	bool first;
+
+	if (status != 400 || !field || strcmp(field, "enforces_policy"))
+		return false;
+	pthread_mutex_lock(&s->mu);
+	first = !s->legacy_policy;
+	s->legacy_policy = true;
+	pthread_mutex_unlock(&s->mu);
+	if (first)
+		log_warn("svc", "the service does not know enforces_policy (it predates security groups): "
+			 "registering without it url=%s", s->url);
+	return first;
+}
+
 /* the body for the service's version: see legacy_nat_refusal; under mu */
 static json_t *fit_body(struct svc *s, json_t *body)
 {
@@ -318,7 +340,7 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 
 	pthread_mutex_lock(&s->mu);
 	body = fit_body(s, svcjson_register_body(s->cfg.pub, s->os, &s->report));
-	if (body && s->cfg.no_policy)
+	if (body && s->cfg.no_policy && !s->legacy_policy)
 		json_object_set_new(body, "enforces_policy", json_false());
 	s->report_dirty = false;
 	/* a registered key comes back with its token: the public key alone
@@ -349,7 +371,8 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 	}
 	if (status != 200 && status != 201) {
 		snprintf(why, whylen, "registration refused: HTTP %ld %s", status, svchttp_error_text(ans));
-		rc = legacy_nat_refusal(s, status, ans) ? 2 : status >= 500 ? -EAGAIN : -EACCES;
+		rc = legacy_nat_refusal(s, status, ans) || legacy_policy_refusal(s, status, ans) ? 2
+		     : status >= 500 ? -EAGAIN : -EACCES;
 		goto out;
 	}
 	if (!(ev = ev_new(SVC_EV_REGISTERED))) {

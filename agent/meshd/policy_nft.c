@@ -2,6 +2,8 @@
  * ruleset, in nft's notation (IF = the mesh interface):
  *
  *   table inet natmesh {
+ *     set inbound_rules_I_v4 { type ipv4_addr; flags constant,interval; elements = { RANGES } }
+ *     (one per rule and family with a peer side; _v6: ipv6_addr; outbound_rules_I_...)
  *     chain input   (filter input 0):   iifname IF jump inbound
  *     chain forward (filter forward 0): iifname IF jump inbound
  *                                       oifname IF jump outbound
@@ -12,7 +14,7 @@
  *       icmpv6 type echo-reply accept
  *       icmp type echo-request @th,64,128 "natmesh meshctl!" accept   (meshctl ping)
  *       per inbound rule and family:
- *         [ip|ip6 saddr { RANGES }] [meta nfproto F] [meta l4proto P]
+ *         [ip|ip6 saddr @inbound_rules_I_vF] [meta nfproto F] [meta l4proto P]
  *         [th dport LO-HI] counter accept comment "inbound_rules[i]"
  *       counter drop
  *     }
@@ -21,7 +23,7 @@
  *   }
  *
  * A rule's peer side is the union of its ip_ranges and group_addresses,
- * merged and split by family into anonymous interval sets; a rule whose
+ * merged and split by family into interval sets named after the rule; a rule whose
  * peer side names only addresses of one family renders in that family only,
  * one that names only empty groups renders to nothing (it matches no one). A
  * rule without peer side renders once for every family, except icmp, which
@@ -74,6 +76,7 @@ struct pn_rule {
 	const char *target;	/* PN_JUMP */
 	size_t set_off, nset;	/* merged ranges in pool; nset 0: any peer */
 	char comment[32];
+	char set[40];		/* its named set: "inbound_rules_3_v4" */
 };
 
 struct policy_nft {
@@ -208,6 +211,12 @@ static void plan_permit(struct policy_nft *r, const char *chain, const char *whe
 	p->set_off = set_off;
 	p->nset = nset;
 	snprintf(p->comment, sizeof(p->comment), "%s", where);
+	if (nset) {
+		/* "inbound_rules[3]" -> "inbound_rules_3_v4" */
+		size_t n = strcspn(where, "[");
+		snprintf(p->set, sizeof(p->set), "%.*s_%.*s_v%d", (int)n, where, (int)strcspn(where + n + 1, "]"),
+			 where + n + 1, family == AF_INET ? 4 : 6);
+	}
 }
 
 static void plan_rule(struct policy_nft *r, const char *chain, const char *where, const struct policy_rule *pr,
@@ -320,10 +329,19 @@ static const char *l4_name(uint8_t l4)
 	}
 }
 
-static void text_rule(FILE *f, const struct policy_nft *r, const struct pn_rule *p)
+static void text_set(FILE *f, const struct policy_nft *r, const struct pn_rule *p)
 {
 	char buf[2 * INET6_ADDRSTRLEN + 8];
 
+	fprintf(f, "\tset %s {\n\t\ttype %s\n\t\tflags constant,interval\n\t\telements = { ", p->set,
+		p->family == AF_INET ? "ipv4_addr" : "ipv6_addr");
+	for (size_t i = 0; i < p->nset; i++)
+		fprintf(f, "%s%s", i ? ", " : "", policy_range_format(&r->pool[p->set_off + i], buf, sizeof(buf)));
+	fputs(" }\n\t}\n", f);
+}
+
+static void text_rule(FILE *f, const struct policy_nft *r, const struct pn_rule *p)
+{
 	fputs("\t\t", f);
 	switch (p->kind) {
 	case PN_JUMP:
@@ -348,10 +366,7 @@ static void text_rule(FILE *f, const struct policy_nft *r, const struct pn_rule 
 		break;
 	}
 	if (p->nset) {
-		fprintf(f, "%s %s { ", p->family == AF_INET ? "ip" : "ip6", p->peer_src ? "saddr" : "daddr");
-		for (size_t i = 0; i < p->nset; i++)
-			fprintf(f, "%s%s", i ? ", " : "", policy_range_format(&r->pool[p->set_off + i], buf, sizeof(buf)));
-		fputs(" } ", f);
+		fprintf(f, "%s %s @%s ", p->family == AF_INET ? "ip" : "ip6", p->peer_src ? "saddr" : "daddr", p->set);
 	} else if (p->family) {
 		fprintf(f, "meta nfproto %s ", p->family == AF_INET ? "ipv4" : "ipv6");
 	}
@@ -376,6 +391,9 @@ char *policy_nft_text(const struct policy_nft *r, bool replace)
 	if (replace)
 		fputs("table inet " POLICY_NFT_TABLE "\ndelete table inet " POLICY_NFT_TABLE "\n", f);
 	fputs("table inet " POLICY_NFT_TABLE " {\n", f);
+	for (size_t i = 0; i < r->nrules; i++)
+		if (r->rules[i].nset)
+			text_set(f, r, &r->rules[i]);
 	for (size_t c = 0; c < sizeof(chains) / sizeof(chains[0]); c++) {
 		fprintf(f, "\tchain %s {\n", chains[c]);
 		if (c < 3)
@@ -400,8 +418,19 @@ enum item_kind { K_TABLE, K_CHAIN, K_SET, K_ELEMS, K_RULE };
 struct item {
 	uint16_t msg, flags;
 	enum item_kind kind;
-	void *obj;
+	void *obj;		/* an nftnl object; K_ELEMS: struct elems */
 	size_t size;		/* the most bytes its message takes */
+};
+
+/* Elements of one set for one message, written straight into the batch
+ * (nftnl would allocate an object per element: 44,000 of them for issue
+ * 16's largest group, and their memory cost more than the kernel's work) */
+struct elems {
+	char set[40];
+	uint32_t set_id;
+	int family;
+	const struct policy_range *rg;	/* in the plan's pool */
+	size_t n;
 };
 
 struct batch {
@@ -417,7 +446,8 @@ static void item_free(struct item *it)
 	switch (it->kind) {
 	case K_TABLE: nftnl_table_free(it->obj); break;
 	case K_CHAIN: nftnl_chain_free(it->obj); break;
-	case K_SET: case K_ELEMS: nftnl_set_free(it->obj); break;
+	case K_SET: nftnl_set_free(it->obj); break;
+	case K_ELEMS: free(it->obj); break;
 	case K_RULE: nftnl_rule_free(it->obj); break;
 	}
 }
@@ -481,13 +511,13 @@ static void add_chain(struct batch *b, const char *name, uint32_t hook, bool bas
 	push(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, K_CHAIN, c, 1024);
 }
 
-static struct nftnl_set *set_new(uint32_t id, int family)
+static struct nftnl_set *set_new(const char *name, uint32_t id, int family)
 {
 	struct nftnl_set *s = nftnl_set_alloc();
 
 	if (s) {
 		nftnl_set_set_str(s, NFTNL_SET_TABLE, POLICY_NFT_TABLE);
-		nftnl_set_set_str(s, NFTNL_SET_NAME, "__set%d");
+		nftnl_set_set_str(s, NFTNL_SET_NAME, name);
 		nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
 		nftnl_set_set_u32(s, NFTNL_SET_ID, id);
 		nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, family == AF_INET ? TYPE_IPADDR : TYPE_IP6ADDR);
@@ -496,48 +526,66 @@ static struct nftnl_set *set_new(uint32_t id, int family)
 	return s;
 }
 
-static void elem_add(struct nftnl_set *s, const uint8_t *key, int n, bool end)
+static void elem_put(struct nlmsghdr *nlh, int idx, const uint8_t *key, int n, bool end)
 {
-	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+	struct nlattr *el = mnl_attr_nest_start(nlh, (uint16_t)idx), *k;
 
-	if (!e)
-		return;
-	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, (uint32_t)n);
 	if (end)
-		nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
-	nftnl_set_elem_add(s, e);
+		mnl_attr_put_u32(nlh, NFTA_SET_ELEM_FLAGS, htonl(NFT_SET_ELEM_INTERVAL_END));
+	k = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_KEY);
+	mnl_attr_put(nlh, NFTA_DATA_VALUE, (size_t)n, key);
+	mnl_attr_nest_end(nlh, k);
+	mnl_attr_nest_end(nlh, el);
 }
 
-/* an anonymous interval set of the ranges; returns its id (0: failed) */
-static uint32_t add_set(struct batch *b, int family, const struct policy_range *rg, size_t n)
+/* NFT_MSG_NEWSETELEM's attributes, as nftnl_set_elems_nlmsg_build_payload
+ * writes them: each range [lo, hi] is an element lo and an interval end
+ * hi + 1 (none for a range that reaches the top) */
+static void elems_payload(struct nlmsghdr *nlh, const struct elems *x)
 {
-	uint32_t id = ++b->next_set_id;
-	struct nftnl_set *s = set_new(id, family), *e = NULL;
-	int al = alen(family);
-	size_t in_msg = 0;
+	struct nlattr *list;
+	int al = alen(x->family), k = 0;
 
-	if (s)
-		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT | NFT_SET_INTERVAL);
-	push(b, NFT_MSG_NEWSET, NLM_F_CREATE, K_SET, s, 1024);
-	for (size_t i = 0; i < n; i++) {
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, POLICY_NFT_TABLE);
+	mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, x->set);
+	mnl_attr_put_u32(nlh, NFTA_SET_ELEM_LIST_SET_ID, htonl(x->set_id));
+	list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
+	for (size_t i = 0; i < x->n; i++) {
 		uint8_t end[16];
 
-		if (!e)
-			e = set_new(id, family);
-		if (!e)
-			break;
-		memcpy(end, rg[i].hi, 16);
-		elem_add(e, rg[i].lo, al, false);
-		if (addr_inc(end, al))	/* an interval to the top has no end */
-			elem_add(e, end, al, true);
-		if (++in_msg == ELEMS_PER_MSG / 2 || i + 1 == n) {
-			push(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE, K_ELEMS, e, 1024 + in_msg * 2 * 96);
-			e = NULL;
-			in_msg = 0;
-		}
+		memcpy(end, x->rg[i].hi, 16);
+		elem_put(nlh, ++k, x->rg[i].lo, al, false);
+		if (addr_inc(end, al))
+			elem_put(nlh, ++k, end, al, true);
 	}
-	if (!s || (n && e))
-		b->error = b->error ? b->error : -ENOMEM;
+	mnl_attr_nest_end(nlh, list);
+}
+
+/* A named interval set of the ranges; returns its id (0: failed). Named,
+ * not anonymous: the kernel finds a set of the same batch by its name with
+ * a walk of the table's sets, where an anonymous one costs a walk of the
+ * whole transaction per set and per rule bound to it (quadratic: 512 sets
+ * took 70 ms of the kernel's time, issue 16's bench). */
+static uint32_t add_set(struct batch *b, const char *name, int family, const struct policy_range *rg, size_t n)
+{
+	uint32_t id = ++b->next_set_id;
+	struct nftnl_set *s = set_new(name, id, family);
+
+	if (s)
+		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_CONSTANT | NFT_SET_INTERVAL);
+	push(b, NFT_MSG_NEWSET, NLM_F_CREATE, K_SET, s, 1024);
+	for (size_t i = 0; i < n && !b->error; i += ELEMS_PER_MSG / 2) {
+		struct elems *x = calloc(1, sizeof(*x));
+
+		if (x) {
+			snprintf(x->set, sizeof(x->set), "%s", name);
+			x->set_id = id;
+			x->family = family;
+			x->rg = rg + i;
+			x->n = n - i < ELEMS_PER_MSG / 2 ? n - i : ELEMS_PER_MSG / 2;
+		}
+		push(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE, K_ELEMS, x, 1024 + (x ? x->n : 0) * 2 * 96);
+	}
 	return b->error ? 0 : id;
 }
 
@@ -652,7 +700,7 @@ static void m_dport(struct nftnl_rule *r, uint16_t lo, uint16_t hi)
 	}
 }
 
-static void m_set(struct nftnl_rule *r, int family, bool src, uint32_t set_id)
+static void m_set(struct nftnl_rule *r, int family, bool src, const char *name, uint32_t set_id)
 {
 	uint32_t off = family == AF_INET ? (src ? 12 : 16) : (src ? 8 : 24);
 	struct nftnl_expr *e;
@@ -661,7 +709,7 @@ static void m_set(struct nftnl_rule *r, int family, bool src, uint32_t set_id)
 	x_payload(r, NFT_PAYLOAD_NETWORK_HEADER, off, (uint32_t)alen(family));
 	if ((e = expr(r, "lookup"))) {
 		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
-		nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, "__set%d");
+		nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, name);
 		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
 	}
 }
@@ -682,7 +730,7 @@ static void add_rule(struct batch *b, const struct policy_nft *r, const struct p
 	struct nftnl_rule *nr;
 	uint32_t set_id = 0;
 
-	if (p->kind == PN_PERMIT && p->nset && !(set_id = add_set(b, p->family, &r->pool[p->set_off], p->nset)))
+	if (p->kind == PN_PERMIT && p->nset && !(set_id = add_set(b, p->set, p->family, &r->pool[p->set_off], p->nset)))
 		return;
 	if ((nr = nftnl_rule_alloc())) {
 		nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, POLICY_NFT_TABLE);
@@ -714,7 +762,7 @@ static void add_rule(struct batch *b, const struct policy_nft *r, const struct p
 		break;
 	case PN_PERMIT:
 		if (p->nset)
-			m_set(nr, p->family, p->peer_src, set_id);
+			m_set(nr, p->family, p->peer_src, p->set, set_id);
 		else if (p->family)
 			m_meta_u8(nr, NFT_META_NFPROTO, p->family == AF_INET ? NFPROTO_IPV4 : NFPROTO_IPV6);
 		if (p->l4)
@@ -754,7 +802,7 @@ static void item_payload(struct nlmsghdr *nlh, const struct item *it)
 	case K_TABLE: nftnl_table_nlmsg_build_payload(nlh, it->obj); break;
 	case K_CHAIN: nftnl_chain_nlmsg_build_payload(nlh, it->obj); break;
 	case K_SET: nftnl_set_nlmsg_build_payload(nlh, it->obj); break;
-	case K_ELEMS: nftnl_set_elems_nlmsg_build_payload(nlh, it->obj); break;
+	case K_ELEMS: elems_payload(nlh, it->obj); break;
 	case K_RULE: nftnl_rule_nlmsg_build_payload(nlh, it->obj); break;
 	}
 }
@@ -770,7 +818,8 @@ static const char *item_name(const struct item *it)
 	switch (it->kind) {
 	case K_TABLE: return POLICY_NFT_TABLE;
 	case K_CHAIN: return nftnl_chain_get_str(it->obj, NFTNL_CHAIN_NAME);
-	case K_SET: case K_ELEMS: return "(anonymous)";
+	case K_SET: return nftnl_set_get_str(it->obj, NFTNL_SET_NAME);
+	case K_ELEMS: return ((const struct elems *)it->obj)->set;
 	case K_RULE: return nftnl_rule_get_str(it->obj, NFTNL_RULE_CHAIN);
 	}
 	return "?";
@@ -864,8 +913,10 @@ static int send_batch(const struct batch *b, char *err, size_t errlen)
 	for (size_t i = 0; i < b->n; i++) {
 		const struct item *it = &b->items[i];
 		seq = seq0 + (uint32_t)i;
+		/* no NLM_F_ACK: the kernel answers only what it refuses (an
+		 * answer per message cost 1500 reads for a large group) */
 		struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(mb), it->msg, NFPROTO_INET,
-							     it->flags | NLM_F_ACK, seq);
+							     it->flags, seq);
 		item_payload(nlh, it);
 		mnl_nlmsg_batch_next(mb);
 	}

@@ -67,64 +67,95 @@ static char *chain(const char *text, const char *name)
 	return out;
 }
 
+/* every set of text as "NAME TYPE { ELEMENTS }" lines */
+static char *sets(const char *text)
+{
+	char *out = calloc(1, strlen(text) + 1), *o = out;
+	const char *p = text;
+
+	while ((p = strstr(p, "\tset "))) {
+		char name[64], type[32];
+		const char *el = strstr(p, "elements = { "), *end;
+
+		cr_assert_eq(sscanf(p, "\tset %63s {\n\t\ttype %31s", name, type), 2);
+		cr_assert_not_null(el);
+		el += strlen("elements = ");
+		end = strstr(el, " }\n");
+		o += sprintf(o, "%s %s %.*s\n", name, type, (int)(end - el + 2), el);
+		p = end;
+	}
+	return out;
+}
+
 struct shape {
 	const char *name;
 	const char *rule;	/* one inbound rule */
 	const char *expect;	/* its lines of the inbound chain */
+	const char *sets;	/* the sets they use */
 };
 
 static const struct shape shapes[] = {
 	{ "tcp port range from a CIDR",
 	  "{\"ip_protocol\":\"tcp\",\"from_port\":8000,\"to_port\":8100,\"ip_ranges\":[\"100.64.0.0/10\"]}",
-	  "ip saddr { 100.64.0.0/10 } meta l4proto tcp th dport 8000-8100 counter accept comment \"inbound_rules[0]\"\n" },
+	  "ip saddr @inbound_rules_0_v4 meta l4proto tcp th dport 8000-8100 counter accept comment \"inbound_rules[0]\"\n",
+	  "inbound_rules_0_v4 ipv4_addr { 100.64.0.0/10 }\n" },
 	{ "tcp single port, anyone (both families in one rule)",
 	  "{\"ip_protocol\":\"tcp\",\"from_port\":22,\"to_port\":22}",
-	  "meta l4proto tcp th dport 22 counter accept comment \"inbound_rules[0]\"\n" },
+	  "meta l4proto tcp th dport 22 counter accept comment \"inbound_rules[0]\"\n", "" },
 	{ "udp every port",
 	  "{\"ip_protocol\":\"udp\",\"ip_ranges\":[\"100.64.0.9\"]}",
-	  "ip saddr { 100.64.0.9 } meta l4proto udp counter accept comment \"inbound_rules[0]\"\n" },
+	  "ip saddr @inbound_rules_0_v4 meta l4proto udp counter accept comment \"inbound_rules[0]\"\n",
+	  "inbound_rules_0_v4 ipv4_addr { 100.64.0.9 }\n" },
 	{ "icmp: ICMP in IPv4, ICMPv6 in IPv6",
 	  "{\"ip_protocol\":\"icmp\"}",
 	  "meta nfproto ipv4 meta l4proto icmp counter accept comment \"inbound_rules[0]\"\n"
-	  "meta nfproto ipv6 meta l4proto ipv6-icmp counter accept comment \"inbound_rules[0]\"\n" },
-	{ "any", "{\"ip_protocol\":\"any\"}", "counter accept comment \"inbound_rules[0]\"\n" },
+	  "meta nfproto ipv6 meta l4proto ipv6-icmp counter accept comment \"inbound_rules[0]\"\n", "" },
+	{ "any", "{\"ip_protocol\":\"any\"}", "counter accept comment \"inbound_rules[0]\"\n", "" },
 	{ "ipv4 only", "{\"ip_protocol\":\"ipv4\"}",
-	  "meta nfproto ipv4 counter accept comment \"inbound_rules[0]\"\n" },
+	  "meta nfproto ipv4 counter accept comment \"inbound_rules[0]\"\n", "" },
 	{ "ipv6 from a v6 prefix", "{\"ip_protocol\":\"ipv6\",\"ip_ranges\":[\"fd00:1::/48\"]}",
-	  "ip6 saddr { fd00:1::/48 } counter accept comment \"inbound_rules[0]\"\n" },
+	  "ip6 saddr @inbound_rules_0_v6 counter accept comment \"inbound_rules[0]\"\n",
+	  "inbound_rules_0_v6 ipv6_addr { fd00:1::/48 }\n" },
 	{ "ipv4 rule with only IPv6 ranges renders nothing", "{\"ip_protocol\":\"ipv4\",\"ip_ranges\":[\"fd00::/8\"]}",
-	  "" },
+	  "", "" },
 	{ "ranges A-B of both families split per family",
 	  "{\"ip_protocol\":\"tcp\",\"from_port\":443,\"to_port\":443,"
 	  "\"ip_ranges\":[\"100.64.1.1-100.64.1.9\",\"fd00::1-fd00::ff\"]}",
-	  "ip saddr { 100.64.1.1-100.64.1.9 } meta l4proto tcp th dport 443 counter accept comment \"inbound_rules[0]\"\n"
-	  "ip6 saddr { fd00::1-fd00::ff } meta l4proto tcp th dport 443 counter accept comment \"inbound_rules[0]\"\n" },
+	  "ip saddr @inbound_rules_0_v4 meta l4proto tcp th dport 443 counter accept comment \"inbound_rules[0]\"\n"
+	  "ip6 saddr @inbound_rules_0_v6 meta l4proto tcp th dport 443 counter accept comment \"inbound_rules[0]\"\n",
+	  "inbound_rules_0_v4 ipv4_addr { 100.64.1.1-100.64.1.9 }\n"
+	  "inbound_rules_0_v6 ipv6_addr { fd00::1-fd00::ff }\n" },
 	{ "groups expanded into their members, merged with ranges",
 	  "{\"ip_protocol\":\"tcp\",\"from_port\":5432,\"to_port\":5432,\"ip_ranges\":[\"100.64.0.10\"],"
 	  "\"groups\":[\"web\"],\"group_addresses\":[\"100.64.0.12\",\"100.64.0.11\",\"100.64.3.1\"]}",
-	  "ip saddr { 100.64.0.10-100.64.0.12, 100.64.3.1 } meta l4proto tcp th dport 5432 counter accept "
-	  "comment \"inbound_rules[0]\"\n" },
+	  "ip saddr @inbound_rules_0_v4 meta l4proto tcp th dport 5432 counter accept comment \"inbound_rules[0]\"\n",
+	  "inbound_rules_0_v4 ipv4_addr { 100.64.0.10-100.64.0.12, 100.64.3.1 }\n" },
 	{ "overlapping and adjacent ranges merged into prefixes",
 	  "{\"ip_ranges\":[\"10.0.0.0/25\",\"10.0.0.128/25\",\"10.0.0.5-10.0.0.7\",\"10.0.1.0/24\"]}",
-	  "ip saddr { 10.0.0.0/23 } counter accept comment \"inbound_rules[0]\"\n" },
+	  "ip saddr @inbound_rules_0_v4 counter accept comment \"inbound_rules[0]\"\n",
+	  "inbound_rules_0_v4 ipv4_addr { 10.0.0.0/23 }\n" },
 	{ "the whole address space", "{\"ip_ranges\":[\"0.0.0.0/0\",\"::/0\"]}",
-	  "ip saddr { 0.0.0.0/0 } counter accept comment \"inbound_rules[0]\"\n"
-	  "ip6 saddr { ::/0 } counter accept comment \"inbound_rules[0]\"\n" },
+	  "ip saddr @inbound_rules_0_v4 counter accept comment \"inbound_rules[0]\"\n"
+	  "ip6 saddr @inbound_rules_0_v6 counter accept comment \"inbound_rules[0]\"\n",
+	  "inbound_rules_0_v4 ipv4_addr { 0.0.0.0/0 }\ninbound_rules_0_v6 ipv6_addr { ::/0 }\n" },
 	{ "a rule naming only an empty group matches no one",
-	  "{\"ip_protocol\":\"tcp\",\"groups\":[\"empty\"],\"group_addresses\":[]}", "" },
+	  "{\"ip_protocol\":\"tcp\",\"groups\":[\"empty\"],\"group_addresses\":[]}", "", "" },
 };
 
 Test(policy_nft, every_rule_shape)
 {
 	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
-		char json[1024], want[2048], *text, *in;
+		char json[1024], want[2048], *text, *in, *st;
 
 		snprintf(json, sizeof(json), "{\"id\":\"g\",\"inbound_rules\":[%s]}", shapes[i].rule);
 		snprintf(want, sizeof(want), HEAD_IN "%s" DROP, shapes[i].expect);
 		text = render(json);
 		in = chain(text, "inbound");
+		st = sets(text);
 		cr_expect_str_eq(in, want, "%s", shapes[i].name);
+		cr_expect_str_eq(st, shapes[i].sets, "%s: sets", shapes[i].name);
 		free(in);
+		free(st);
 		free(text);
 	}
 }
@@ -136,8 +167,8 @@ Test(policy_nft, outbound_rules_match_the_destination)
 	char *out = chain(text, "outbound"), *in = chain(text, "inbound");
 
 	cr_expect_str_eq(out, HEAD_OUT
-			 "ip daddr { 100.64.0.53 } meta l4proto udp th dport 53 counter accept comment \"outbound_rules[0]\"\n"
-			 "ip6 daddr { fd00::53 } meta l4proto udp th dport 53 counter accept comment \"outbound_rules[0]\"\n"
+			 "ip daddr @outbound_rules_0_v4 meta l4proto udp th dport 53 counter accept comment \"outbound_rules[0]\"\n"
+			 "ip6 daddr @outbound_rules_0_v6 meta l4proto udp th dport 53 counter accept comment \"outbound_rules[0]\"\n"
 			 DROP);
 	cr_expect_str_eq(in, HEAD_IN DROP, "no inbound rule: only replies, echo replies and the probe pass");
 	free(out);

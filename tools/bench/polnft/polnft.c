@@ -97,7 +97,7 @@ static int bench(int nrules, int ranges, int runs, const char *ifname, const cha
 	json_t *j = json_object(), *in = json_array();
 	struct policy_group g;
 	char err[POLICY_NFT_ERR_MAX];
-	double *t = calloc((size_t)runs, sizeof(double));
+	double *t = calloc((size_t)runs, sizeof(double)), *tr = calloc((size_t)runs, sizeof(double));
 	struct policy_nft *r = NULL;
 	FILE *f;
 	char *text;
@@ -109,15 +109,18 @@ static int bench(int nrules, int ranges, int runs, const char *ifname, const cha
 	json_object_set_new(j, "inbound_rules", in);
 	rc = policy_group_parse(j, POLICY_PARSE_RESOLVED, &g, err, sizeof(err));
 	json_decref(j);
-	if (rc < 0 || !t) {
+	if (rc < 0 || !t || !tr) {
 		fprintf(stderr, "polnft: generated group: %s\n", rc < 0 ? err : "out of memory");
 		free(t);
+		free(tr);
 		return 1;
 	}
 	for (int i = 0; i < runs; i++) {
 		double t0 = now_ms();
-		if ((rc = policy_nft_render(&g, ifname, &r)) == 0)
+		if ((rc = policy_nft_render(&g, ifname, &r)) == 0) {
+			tr[i] = now_ms() - t0;
 			rc = policy_nft_commit(r, err, sizeof(err));
+		}
 		t[i] = now_ms() - t0;
 		if (rc < 0) {
 			fprintf(stderr, "polnft: commit: %s\n", err);
@@ -128,8 +131,10 @@ static int bench(int nrules, int ranges, int runs, const char *ifname, const cha
 	}
 	if (rc == 0) {
 		qsort(t, (size_t)runs, sizeof(double), cmp_d);
-		printf("rules=%d ranges=%d nft_rules=%zu runs=%d median_ms=%.2f min_ms=%.2f max_ms=%.2f\n", nrules,
-		       ranges, policy_nft_rule_count(r), runs, t[runs / 2], t[0], t[runs - 1]);
+		qsort(tr, (size_t)runs, sizeof(double), cmp_d);
+		printf("rules=%d ranges=%d nft_rules=%zu runs=%d median_ms=%.2f min_ms=%.2f max_ms=%.2f "
+		       "render_median_ms=%.2f\n", nrules, ranges, policy_nft_rule_count(r), runs, t[runs / 2], t[0],
+		       t[runs - 1], tr[runs / 2]);
 		text = policy_nft_text(r, true);
 		if (!text || !(f = fopen(textfile, "w")) || fputs(text, f) < 0 || fclose(f) != 0) {
 			fprintf(stderr, "polnft: cannot write %s\n", textfile);
@@ -140,6 +145,7 @@ static int bench(int nrules, int ranges, int runs, const char *ifname, const cha
 	policy_nft_free(r);
 	policy_group_free(&g);
 	free(t);
+	free(tr);
 	return rc < 0;
 }
 

@@ -149,6 +149,13 @@ check "... and before the interface came up (log order)" \
 	eval 'awk "/security group from the last run applied/ { p = NR } /up ifname=nm-m1/ { u = NR } END { exit !(p && u && p < u) }" "$T/m1.log"'
 check "status: the group, its rules, the source" \
 	eval 'ctl m1 "{\"cmd\":\"status\"}" | jq -e ".policy.group.id == \"sg-b\" and .policy.source == \"saved\" and (.policy.inbound_rules | length) == 4 and .policy.enforced"'
+"$B/meshctl" --control "$T/m1.sock" status >"$T/m1.status" 2>&1
+sed 's/^/# /' "$T/m1.status"
+check "meshctl status: the group, each rule on its line with its packets, the drops" \
+	eval 'grep -q "^policy:       group b (id sg-b, revision 1, kept from the last run)" "$T/m1.status" &&
+		[ "$(grep -c "^    \[[0-9]\] .*(.* packets)" "$T/m1.status")" -eq 5 ] &&
+		grep -q "^    \[1\] tcp port 9090 from 10.9.0.100-10.9.0.200 (0 packets)" "$T/m1.status" &&
+		grep -q "^  dropped:    [0-9]* inbound, [0-9]* outbound" "$T/m1.status"'
 stop_agent m1
 check "SIGTERM removes the table" eval '! X r1 nft list table inet natmesh 2>/dev/null'
 

@@ -28,7 +28,7 @@ ip netns add "$NSN" || exit 1
 ours=$(ip netns exec "$NSN" "$B/polnft" bench "$RULES" "$RANGES" "$RUNS" nm-bench "$T/group.nft") || {
 	echo "policy_nft bench: polnft failed"; exit 1; }
 echo "libnftnl (meshd): $ours"
-ours_ms=$(sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p' <<<"$ours")
+ours_ms=$(sed -n "s/.* median_ms=\([0-9.]*\).*/\1/p" <<<"$ours")
 
 times=()
 for _ in $(seq "$RUNS"); do

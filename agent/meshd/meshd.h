@@ -17,8 +17,10 @@
  *   schedule.c    housekeeping on the loop timer
  *   status.c      the control socket's answers (status, peers, ping)
  *   ping.c        meshctl ping: an ICMP echo through the data plane
- *   enforce.c     security groups: this device's in nftables (policy_nft.c),
- *                 and, on a relay, every forwarded packet (enforce.h)
+ *   enforce.c     security groups: this device's in nftables, and, on a
+ *                 relay, every forwarded packet (enforce.h)
+ *   policy_nft.c  a group rendered into table inet natmesh (policy_nft.h;
+ *                 its counters read back in policy_nft_ctr.c)
  *
  * One thread runs the event loop; two helper threads (svc.c) talk to
  * meshsvc. Nothing here is locked: every function runs on the loop's thread. */

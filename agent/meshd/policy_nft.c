@@ -56,6 +56,8 @@
 #include <libnftnl/table.h>
 #include <libnftnl/udata.h>
 
+#include "nftbatch.h"
+
 /* nft's datatype numbers (nftables src/datatype.h), so `nft list` shows the
  * sets' elements as addresses */
 enum { TYPE_IPADDR = 7, TYPE_IP6ADDR = 8 };
@@ -413,15 +415,6 @@ char *policy_nft_text(const struct policy_nft *r, bool replace)
 
 /* ---- nftnl objects ----------------------------------------------------------- */
 
-enum item_kind { K_TABLE, K_CHAIN, K_SET, K_ELEMS, K_RULE };
-
-struct item {
-	uint16_t msg, flags;
-	enum item_kind kind;
-	void *obj;		/* an nftnl object; K_ELEMS: struct elems */
-	size_t size;		/* the most bytes its message takes */
-};
-
 /* Elements of one set for one message, written straight into the batch
  * (nftnl would allocate an object per element: 44,000 of them for issue
  * 16's largest group, and their memory cost more than the kernel's work) */
@@ -433,56 +426,7 @@ struct elems {
 	size_t n;
 };
 
-struct batch {
-	struct item *items;
-	size_t n, cap;
-	size_t bytes;
-	uint32_t next_set_id;
-	int error;
-};
-
-static void item_free(struct item *it)
-{
-	switch (it->kind) {
-	case K_TABLE: nftnl_table_free(it->obj); break;
-	case K_CHAIN: nftnl_chain_free(it->obj); break;
-	case K_SET: nftnl_set_free(it->obj); break;
-	case K_ELEMS: free(it->obj); break;
-	case K_RULE: nftnl_rule_free(it->obj); break;
-	}
-}
-
-static void batch_free(struct batch *b)
-{
-	for (size_t i = 0; i < b->n; i++)
-		item_free(&b->items[i]);
-	free(b->items);
-}
-
-static void push(struct batch *b, uint16_t msg, uint16_t flags, enum item_kind kind, void *obj, size_t size)
-{
-	struct item it = { msg, flags, kind, obj, size };
-
-	if (!obj) {
-		b->error = b->error ? b->error : -ENOMEM;
-		return;
-	}
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? 2 * b->cap : 64;
-		struct item *n = cap <= ITEMS_MAX ? realloc(b->items, cap * sizeof(*n)) : NULL;
-		if (!n) {
-			b->error = b->error ? b->error : -ENOMEM;
-			item_free(&it);
-			return;
-		}
-		b->items = n;
-		b->cap = cap;
-	}
-	b->items[b->n++] = it;
-	b->bytes += size;
-}
-
-static void add_table(struct batch *b, uint16_t msg, uint16_t flags)
+static void add_table(struct nftb *b, uint16_t msg, uint16_t flags)
 {
 	struct nftnl_table *t = nftnl_table_alloc();
 
@@ -490,10 +434,10 @@ static void add_table(struct batch *b, uint16_t msg, uint16_t flags)
 		nftnl_table_set_str(t, NFTNL_TABLE_NAME, POLICY_NFT_TABLE);
 		nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
 	}
-	push(b, msg, flags, K_TABLE, t, 512);
+	nftb_push(b, msg, flags, NFPROTO_INET, NFTB_TABLE, t);
 }
 
-static void add_chain(struct batch *b, const char *name, uint32_t hook, bool base)
+static void add_chain(struct nftb *b, const char *name, uint32_t hook, bool base)
 {
 	struct nftnl_chain *c = nftnl_chain_alloc();
 
@@ -508,7 +452,7 @@ static void add_chain(struct batch *b, const char *name, uint32_t hook, bool bas
 			nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
 		}
 	}
-	push(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, K_CHAIN, c, 1024);
+	nftb_push(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, NFPROTO_INET, NFTB_CHAIN, c);
 }
 
 static struct nftnl_set *set_new(const char *name, uint32_t id, int family)
@@ -541,8 +485,9 @@ static void elem_put(struct nlmsghdr *nlh, int idx, const uint8_t *key, int n, b
 /* NFT_MSG_NEWSETELEM's attributes, as nftnl_set_elems_nlmsg_build_payload
  * writes them: each range [lo, hi] is an element lo and an interval end
  * hi + 1 (none for a range that reaches the top) */
-static void elems_payload(struct nlmsghdr *nlh, const struct elems *x)
+static void elems_payload(struct nlmsghdr *nlh, const void *obj)
 {
+	const struct elems *x = obj;
 	struct nlattr *list;
 	int al = alen(x->family), k = 0;
 
@@ -566,14 +511,14 @@ static void elems_payload(struct nlmsghdr *nlh, const struct elems *x)
  * a walk of the table's sets, where an anonymous one costs a walk of the
  * whole transaction per set and per rule bound to it (quadratic: 512 sets
  * took 70 ms of the kernel's time, issue 16's bench). */
-static uint32_t add_set(struct batch *b, const char *name, int family, const struct policy_range *rg, size_t n)
+static uint32_t add_set(struct nftb *b, const char *name, int family, const struct policy_range *rg, size_t n)
 {
-	uint32_t id = ++b->next_set_id;
+	uint32_t id = (uint32_t)nftb_len(b) + 1;	/* unique in the batch */
 	struct nftnl_set *s = set_new(name, id, family);
 
 	if (s)
 		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_CONSTANT | NFT_SET_INTERVAL);
-	push(b, NFT_MSG_NEWSET, NLM_F_CREATE, K_SET, s, 1024);
+	nftb_push(b, NFT_MSG_NEWSET, NLM_F_CREATE, NFPROTO_INET, NFTB_SET, s);
 	for (size_t i = 0; i < n && !b->error; i += ELEMS_PER_MSG / 2) {
 		struct elems *x = calloc(1, sizeof(*x));
 
@@ -584,7 +529,8 @@ static uint32_t add_set(struct batch *b, const char *name, int family, const str
 			x->rg = rg + i;
 			x->n = n - i < ELEMS_PER_MSG / 2 ? n - i : ELEMS_PER_MSG / 2;
 		}
-		push(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE, K_ELEMS, x, 1024 + (x ? x->n : 0) * 2 * 96);
+		nftb_push_raw(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE, NFPROTO_INET, x, x ? x->set : NULL,
+			      1024 + (x ? x->n : 0) * 2 * 96, elems_payload);
 	}
 	return b->error ? 0 : id;
 }
@@ -725,7 +671,7 @@ static void set_comment(struct nftnl_rule *r, const char *text)
 	nftnl_udata_buf_free(u);
 }
 
-static void add_rule(struct batch *b, const struct policy_nft *r, const struct pn_rule *p)
+static void add_rule(struct nftb *b, const struct policy_nft *r, const struct pn_rule *p)
 {
 	struct nftnl_rule *nr;
 	uint32_t set_id = 0;
@@ -774,10 +720,10 @@ static void add_rule(struct batch *b, const struct policy_nft *r, const struct p
 		set_comment(nr, p->comment);
 		break;
 	}
-	push(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, K_RULE, nr, 2048);
+	nftb_push(b, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, NFPROTO_INET, NFTB_RULE, nr);
 }
 
-static void build(struct batch *b, const struct policy_nft *r)
+static void build(struct nftb *b, const struct policy_nft *r)
 {
 	static const uint32_t hooks[] = { NF_INET_LOCAL_IN, NF_INET_FORWARD, NF_INET_LOCAL_OUT };
 
@@ -794,308 +740,28 @@ static void build(struct batch *b, const struct policy_nft *r)
 		add_rule(b, r, &r->rules[i]);
 }
 
-/* ---- netlink -------------------------------------------------------------- */
-
-static void item_payload(struct nlmsghdr *nlh, const struct item *it)
-{
-	switch (it->kind) {
-	case K_TABLE: nftnl_table_nlmsg_build_payload(nlh, it->obj); break;
-	case K_CHAIN: nftnl_chain_nlmsg_build_payload(nlh, it->obj); break;
-	case K_SET: nftnl_set_nlmsg_build_payload(nlh, it->obj); break;
-	case K_ELEMS: elems_payload(nlh, it->obj); break;
-	case K_RULE: nftnl_rule_nlmsg_build_payload(nlh, it->obj); break;
-	}
-}
-
-static const char *item_what(const struct item *it)
-{
-	static const char *const kinds[] = { "table", "chain", "set", "set elements", "rule" };
-	return kinds[it->kind];
-}
-
-static const char *item_name(const struct item *it)
-{
-	switch (it->kind) {
-	case K_TABLE: return POLICY_NFT_TABLE;
-	case K_CHAIN: return nftnl_chain_get_str(it->obj, NFTNL_CHAIN_NAME);
-	case K_SET: return nftnl_set_get_str(it->obj, NFTNL_SET_NAME);
-	case K_ELEMS: return ((const struct elems *)it->obj)->set;
-	case K_RULE: return nftnl_rule_get_str(it->obj, NFTNL_RULE_CHAIN);
-	}
-	return "?";
-}
-
-static int fail(char *err, size_t len, int rc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t len, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && len) {
-		va_start(ap, fmt);
-		vsnprintf(err, len, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
-/* the kernel's answer to message idx of the batch, with its extack text */
-static void batch_error(const struct batch *b, const struct nlmsghdr *nlh, uint32_t seq0, int *first,
-			char *err, size_t errlen)
-{
-	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-	const char *ext = NULL;
-	size_t idx = e->msg.nlmsg_seq - seq0;
-
-	if (e->error == 0 || *first)
-		return;
-	*first = e->error;
-	if (nlh->nlmsg_flags & NLM_F_ACK_TLVS) {
-		size_t off = sizeof(*e) + ((nlh->nlmsg_flags & NLM_F_CAPPED) ? 0 :
-			     mnl_nlmsg_get_payload_len(&e->msg) + sizeof(e->msg));
-		const struct nlattr *attr;
-		mnl_attr_for_each_payload((const void *)((const char *)e + off), mnl_nlmsg_get_payload_len(nlh) - off) {
-			if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG)
-				ext = mnl_attr_get_str(attr);
-		}
-	}
-	if (idx < b->n && b->items[idx].msg != NFT_MSG_DELTABLE)
-		fail(err, errlen, 0, "netlink: %s %s: %s%s%s", item_what(&b->items[idx]), item_name(&b->items[idx]),
-		     strerror(-e->error), ext ? ": " : "", ext ? ext : "");
-	else
-		fail(err, errlen, 0, "netlink: %s", strerror(-e->error));
-}
-
-static struct mnl_socket *nl_open(size_t bufsize, char *err, size_t errlen)
-{
-	struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
-	int one = 1, size = bufsize > (1u << 30) ? (1 << 30) : (int)bufsize;
-
-	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		int rc = -errno;
-		if (nl)
-			mnl_socket_close(nl);
-		fail(err, errlen, 0, "netlink socket (NETLINK_NETFILTER): %s", strerror(-rc));
-		return NULL;
-	}
-	mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one));
-	mnl_socket_setsockopt(nl, NETLINK_CAP_ACK, &one, sizeof(one));
-	/* the batch goes in one sendmsg, which the send buffer must hold */
-	if (setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
-		setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-	size = 4 << 20;
-	if (setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
-		setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-	return nl;
-}
-
-static int send_batch(const struct batch *b, char *err, size_t errlen)
-{
-	size_t limit = b->bytes + 4096;
-	char *buf = malloc(2 * limit), *rbuf = malloc(MNL_SOCKET_BUFFER_SIZE);
-	struct mnl_socket *nl = NULL;
-	struct mnl_nlmsg_batch *mb = NULL;
-	uint32_t seq0 = 1, seq = 0, portid;
-	int rc = 0, first = 0;
-	struct pollfd p;
-
-	if (!buf || !rbuf) {
-		rc = fail(err, errlen, -ENOMEM, "ruleset: out of memory");
-		goto out;
-	}
-	if (!(nl = nl_open(limit, err, errlen))) {
-		rc = -errno ? -errno : -EIO;
-		goto out;
-	}
-	portid = mnl_socket_get_portid(nl);
-	mb = mnl_nlmsg_batch_start(buf, limit);
-	nftnl_batch_begin(mnl_nlmsg_batch_current(mb), 0);
-	mnl_nlmsg_batch_next(mb);
-	for (size_t i = 0; i < b->n; i++) {
-		const struct item *it = &b->items[i];
-		seq = seq0 + (uint32_t)i;
-		/* no NLM_F_ACK: the kernel answers only what it refuses (an
-		 * answer per message cost 1500 reads for a large group) */
-		struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(mb), it->msg, NFPROTO_INET,
-							     it->flags, seq);
-		item_payload(nlh, it);
-		mnl_nlmsg_batch_next(mb);
-	}
-	nftnl_batch_end(mnl_nlmsg_batch_current(mb), seq + 1);
-	mnl_nlmsg_batch_next(mb);
-	if (mnl_socket_sendto(nl, mnl_nlmsg_batch_head(mb), mnl_nlmsg_batch_size(mb)) < 0) {
-		rc = fail(err, errlen, -errno, "netlink send (%zu bytes): %s", mnl_nlmsg_batch_size(mb),
-			  strerror(errno));
-		goto out;
-	}
-	/* the kernel handles the batch inside sendmsg: every answer is queued */
-	p = (struct pollfd){ .fd = mnl_socket_get_fd(nl), .events = POLLIN };
-	while (poll(&p, 1, 0) > 0) {
-		ssize_t n = mnl_socket_recvfrom(nl, rbuf, MNL_SOCKET_BUFFER_SIZE);
-		const struct nlmsghdr *nlh = (const struct nlmsghdr *)rbuf;
-		int left = (int)n;
-
-		if (n < 0) {
-			rc = fail(err, errlen, -errno, "netlink receive: %s", strerror(errno));
-			goto out;
-		}
-		for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left))
-			if (nlh->nlmsg_pid == portid && nlh->nlmsg_type == NLMSG_ERROR)
-				batch_error(b, nlh, seq0, &first, err, errlen);
-	}
-	rc = first;
-out:
-	if (mb)
-		mnl_nlmsg_batch_stop(mb);
-	if (nl)
-		mnl_socket_close(nl);
-	free(rbuf);
-	free(buf);
-	return rc;
-}
+/* ---- netlink: nftbatch.h ------------------------------------------------------ */
 
 int policy_nft_commit(const struct policy_nft *r, char *err, size_t errlen)
 {
-	struct batch b = { 0 };
+	struct nftb b;
 	int rc;
 
+	nftb_init(&b, ITEMS_MAX, "policy ruleset items");
 	build(&b, r);
-	rc = b.error ? fail(err, errlen, b.error, "ruleset: %s", strerror(-b.error)) : send_batch(&b, err, errlen);
-	batch_free(&b);
+	rc = nftb_commit(&b, err, errlen);
+	nftb_free(&b);
 	return rc;
 }
 
 int policy_nft_remove(char *err, size_t errlen)
 {
-	struct batch b = { 0 };
+	struct nftb b;
 	int rc;
 
+	nftb_init(&b, 1, "policy table removal");
 	add_table(&b, NFT_MSG_DELTABLE, 0);
-	rc = b.error ? fail(err, errlen, b.error, "ruleset: %s", strerror(-b.error)) : send_batch(&b, err, errlen);
-	batch_free(&b);
+	rc = nftb_commit(&b, err, errlen);
+	nftb_free(&b);
 	return rc;
-}
-
-/* ---- counters ---------------------------------------------------------------- */
-
-struct ctr_walk {
-	struct policy_nft_counters *c;
-	uint64_t pkts, bytes;
-	bool has;
-};
-
-static int ctr_expr(struct nftnl_expr *e, void *arg)
-{
-	struct ctr_walk *w = arg;
-
-	if (strcmp(nftnl_expr_get_str(e, NFTNL_EXPR_NAME), "counter") == 0) {
-		w->pkts = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_PACKETS);
-		w->bytes = nftnl_expr_get_u64(e, NFTNL_EXPR_CTR_BYTES);
-		w->has = true;
-	}
-	return 0;
-}
-
-static int comment_cb(const struct nftnl_udata *attr, void *data)
-{
-	const char **out = data;
-
-	if (nftnl_udata_type(attr) == NFTNL_UDATA_RULE_COMMENT && nftnl_udata_len(attr) > 0 &&
-	    ((const char *)nftnl_udata_get(attr))[nftnl_udata_len(attr) - 1] == '\0')
-		*out = nftnl_udata_get(attr);
-	return 0;
-}
-
-static int rule_cb(const struct nlmsghdr *nlh, void *arg)
-{
-	struct policy_nft_counters *c = arg;
-	struct nftnl_rule *r = nftnl_rule_alloc();
-	struct ctr_walk w = { c, 0, 0, false };
-	const char *chain, *comment = NULL;
-	const void *ud;
-	uint32_t udlen;
-	size_t idx;
-
-	if (!r)
-		return MNL_CB_ERROR;
-	if (nftnl_rule_nlmsg_parse(nlh, r) < 0)
-		goto out;
-	nftnl_expr_foreach(r, ctr_expr, &w);
-	chain = nftnl_rule_get_str(r, NFTNL_RULE_CHAIN);
-	if (!w.has || !chain)
-		goto out;
-	ud = nftnl_rule_get_data(r, NFTNL_RULE_USERDATA, &udlen);
-	if (ud)
-		nftnl_udata_parse(ud, udlen, comment_cb, &comment);
-	if (!comment) {	/* the final drop */
-		if (!strcmp(chain, "inbound")) {
-			c->in_drop_pkts = w.pkts;
-			c->in_drop_bytes = w.bytes;
-		} else if (!strcmp(chain, "outbound")) {
-			c->out_drop_pkts = w.pkts;
-			c->out_drop_bytes = w.bytes;
-		}
-	} else if (sscanf(comment, "inbound_rules[%zu]", &idx) == 1 && idx < c->nin) {
-		c->in_pkts[idx] += w.pkts;
-	} else if (sscanf(comment, "outbound_rules[%zu]", &idx) == 1 && idx < c->nout) {
-		c->out_pkts[idx] += w.pkts;
-	}
-out:
-	nftnl_rule_free(r);
-	return MNL_CB_OK;
-}
-
-int policy_nft_counters(size_t nin, size_t nout, struct policy_nft_counters *out)
-{
-	char *buf = malloc(MNL_SOCKET_BUFFER_SIZE);
-	struct mnl_socket *nl = NULL;
-	struct nftnl_rule *r = NULL;
-	struct nlmsghdr *nlh;
-	uint32_t seq = 1, portid;
-	int rc = 0;
-	ssize_t n;
-
-	memset(out, 0, sizeof(*out));
-	out->in_pkts = calloc(nin + 1, sizeof(uint64_t));
-	out->out_pkts = calloc(nout + 1, sizeof(uint64_t));
-	out->nin = nin;
-	out->nout = nout;
-	if (!buf || !out->in_pkts || !out->out_pkts || !(r = nftnl_rule_alloc())) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	if (!(nl = nl_open(MNL_SOCKET_BUFFER_SIZE, NULL, 0))) {
-		rc = -errno ? -errno : -EIO;
-		goto out;
-	}
-	portid = mnl_socket_get_portid(nl);
-	nlh = nftnl_nlmsg_build_hdr(buf, NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
-	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, POLICY_NFT_TABLE);
-	nftnl_rule_nlmsg_build_payload(nlh, r);
-	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	while ((n = mnl_socket_recvfrom(nl, buf, MNL_SOCKET_BUFFER_SIZE)) > 0) {
-		rc = mnl_cb_run(buf, (size_t)n, seq, portid, rule_cb, out);
-		if (rc <= 0)
-			break;
-	}
-	if (n < 0 || rc < 0)
-		rc = -errno ? -errno : -EIO;
-out:
-	if (nl)
-		mnl_socket_close(nl);
-	if (r)
-		nftnl_rule_free(r);
-	free(buf);
-	if (rc < 0)
-		policy_nft_counters_free(out);
-	return rc;
-}
-
-void policy_nft_counters_free(struct policy_nft_counters *c)
-{
-	free(c->in_pkts);
-	free(c->out_pkts);
-	c->in_pkts = c->out_pkts = NULL;
 }

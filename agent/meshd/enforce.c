@@ -154,8 +154,10 @@ void enforce_stop(struct meshd *m)
 		policy_group_free(&e->groups[i]);
 	free(e->groups);
 	free(e->ips);
+	free(e->cache);
 	e->groups = NULL;
 	e->ips = NULL;
+	e->cache = NULL;
 	e->ngroups = e->nips = 0;
 }
 
@@ -282,15 +284,22 @@ static void relay_reindex(struct meshd *m)
 	e->nips = n;
 }
 
+void enforce_relay_update(struct meshd *m, const json_t *policy)
+{
+	relay_groups(m, json_object_get(policy, "security_groups"));
+	relay_reindex(m);
+	/* what the cache decided may no longer hold */
+	if (++m->pol.gen == 0)
+		m->pol.gen = 1;
+}
+
 void enforce_update(struct meshd *m, const json_t *policy)
 {
 	if (m->o.no_policy)
 		return;
 	own_update(m, json_object_get(policy, "security_group"));
-	if (m->o.relay) {
-		relay_groups(m, json_object_get(policy, "security_groups"));
-		relay_reindex(m);
-	}
+	if (m->o.relay)
+		enforce_relay_update(m, policy);
 }
 
 static const struct enforce_ip *ip_find(const struct enforce *e, uint32_t ip)
@@ -351,24 +360,52 @@ bool enforce_relay_decide(const struct policy_group *gs, const struct policy_pee
 	return false;
 }
 
-bool enforce_relay_allows(struct meshd *m, const uint8_t *ip, size_t len)
+/* the flow of a TCP or UDP packet that is its first fragment, as the cache
+ * keys it; false for anything else (not cached) */
+static bool flow_of(const uint8_t *ip, size_t len, struct enforce_flow *f)
 {
-	struct enforce *e = &m->pol;
+	size_t ihl = (size_t)(ip[0] & 15) * 4;
+
+	if (ihl < 20 || (ip[9] != IPPROTO_TCP && ip[9] != IPPROTO_UDP) || ((ip[6] & 0x1f) << 8 | ip[7]) != 0 ||
+	    len < ihl + (ip[9] == IPPROTO_TCP ? 14 : 4))
+		return false;
+	memset(f, 0, sizeof(*f));
+	memcpy(&f->src, ip + 12, 4);
+	memcpy(&f->dst, ip + 16, 4);
+	f->proto = ip[9];
+	f->sport = (uint16_t)(ip[ihl] << 8 | ip[ihl + 1]);
+	f->dport = (uint16_t)(ip[ihl + 2] << 8 | ip[ihl + 3]);
+	f->syn = ip[9] == IPPROTO_TCP && (ip[ihl + 13] & 0x12) == 0x02;
+	return true;
+}
+
+static struct enforce_flow *cache_slot(struct enforce *e, const struct enforce_flow *f)
+{
+	uint64_t h = ((uint64_t)f->src * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)f->dst * 0xc2b2ae3d27d4eb4full) ^
+		     ((uint64_t)f->sport << 24 | (uint64_t)f->dport << 8 | (uint64_t)(f->proto ^ f->syn));
+
+	h ^= h >> 29;
+	return &e->cache[(h * 0xbf58476d1ce4e5b9ull >> 40) % ENFORCE_CACHE];
+}
+
+static bool same_flow(const struct enforce_flow *a, const struct enforce_flow *b)
+{
+	return a->src == b->src && a->dst == b->dst && a->sport == b->sport && a->dport == b->dport &&
+	       a->proto == b->proto && a->syn == b->syn;
+}
+
+static bool decide(struct enforce *e, const uint8_t *ip, size_t len)
+{
 	const struct enforce_ip *s, *d;
 	struct policy_peer src = { .naddr = 1 }, dst = { .naddr = 1 };
 	uint32_t a;
 
-	if (m->o.no_policy || !e->relay_json)
-		return true;	/* a service without security groups */
-	if (len < 20)
-		return false;
 	memcpy(&a, ip + 12, 4);
 	s = ip_find(e, ntohl(a));
 	memcpy(&a, ip + 16, 4);
 	d = ip_find(e, ntohl(a));
 	if (!s || !d || s->group < 0 || d->group < 0) {
 		e->relay_unknown_group++;
-		e->relay_policy_drops++;
 		return false;
 	}
 	src.addr[0].family = dst.addr[0].family = AF_INET;
@@ -376,10 +413,41 @@ bool enforce_relay_allows(struct meshd *m, const uint8_t *ip, size_t len)
 	memcpy(dst.addr[0].a, ip + 16, 4);
 	src.group_id = e->groups[s->group].id;
 	dst.group_id = e->groups[d->group].id;
-	if (enforce_relay_decide(&e->groups[s->group], &src, &e->groups[d->group], &dst, ip, len))
-		return true;
-	e->relay_policy_drops++;
-	return false;
+	return enforce_relay_decide(&e->groups[s->group], &src, &e->groups[d->group], &dst, ip, len);
+}
+
+bool enforce_relay_allows(struct meshd *m, const uint8_t *ip, size_t len)
+{
+	struct enforce *e = &m->pol;
+	struct enforce_flow f, *slot = NULL;
+	bool allow;
+
+	if (m->o.no_policy || !e->relay_json)
+		return true;	/* a service without security groups */
+	if (len < 20 || (ip[0] >> 4) != 4) {
+		e->relay_policy_drops++;
+		return false;
+	}
+	if (!e->cache && e->gen)
+		e->cache = calloc(ENFORCE_CACHE, sizeof(*e->cache));
+	if (e->cache && flow_of(ip, len, &f)) {
+		slot = cache_slot(e, &f);
+		if (slot->gen == e->gen && same_flow(slot, &f)) {
+			e->cache_hits++;
+			allow = slot->allow;
+			goto out;
+		}
+	}
+	allow = decide(e, ip, len);
+	if (slot) {
+		f.allow = allow;
+		f.gen = e->gen;
+		*slot = f;
+	}
+out:
+	if (!allow)
+		e->relay_policy_drops++;
+	return allow;
 }
 
 /* ---- status -------------------------------------------------------------------- */

@@ -28,6 +28,20 @@ struct enforce_ip {
 	int32_t group;
 };
 
+/* A relay's decisions for TCP and UDP flows, remembered (direct-mapped,
+ * ENFORCE_CACHE entries): a group of 256 rules of 64 ranges costs thousands
+ * of comparisons per packet, a flow's next packets one lookup. Emptied (a
+ * new generation) whenever the groups or the peers change. */
+#define ENFORCE_CACHE 4096
+
+struct enforce_flow {
+	uint32_t src, dst;	/* network order */
+	uint16_t sport, dport;
+	uint8_t proto, syn;
+	bool allow;
+	uint32_t gen;		/* 0: empty */
+};
+
 struct enforce {
 	bool installed;			/* our table is in the kernel */
 	bool absent;			/* the service sent no group: allow all */
@@ -47,6 +61,9 @@ struct enforce {
 	size_t nips;
 	uint64_t relay_policy_drops;
 	uint64_t relay_unknown_group;	/* of those: a device whose group is unknown */
+	struct enforce_flow *cache;	/* ENFORCE_CACHE entries, NULL until needed */
+	uint32_t gen;
+	uint64_t cache_hits;
 };
 
 struct meshd;
@@ -60,6 +77,9 @@ void enforce_stop(struct meshd *m);
  * nothing): this device's group applied when it changed; on a relay the
  * VPC's groups and the peers' (after peers_sync) taken over */
 void enforce_update(struct meshd *m, const json_t *policy);
+/* --relay: the VPC's groups (the answer's "security_groups") and the peers'
+ * (after peers_sync) taken over; enforce_update does this on a relay */
+void enforce_relay_update(struct meshd *m, const json_t *policy);
 /* --relay: may this decrypted IPv4 packet for another peer be forwarded? */
 bool enforce_relay_allows(struct meshd *m, const uint8_t *ip, size_t len);
 /* status: the group, its rules with their counters, the drops */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "agent/meshd/enforce.h"
+#include "agent/meshd/meshd.h"
 #include "agent/meshd/policy_nft.h"
 
 static struct policy_group group(const char *json)
@@ -147,4 +148,88 @@ Test(enforce, broken_headers_and_fragments)
 	cr_expect(enforce_relay_decide(&gc, &s, &gw, &d, b, len));
 	policy_group_free(&gc);
 	policy_group_free(&gw);
+}
+
+/* a relay's whole path: the groups and peers taken over from the service's
+ * answer, packets looked up by their addresses, decisions remembered per
+ * flow until the groups change, and what is unknown dropped */
+static struct meshd relay;
+
+static void add_peer(const char *ip, const char *gid)
+{
+	struct mpeer *p = calloc(1, sizeof(*p));
+
+	cr_assert_not_null(p);
+	p->tunnel_ip.in.sin_family = AF_INET;
+	inet_pton(AF_INET, ip, &p->tunnel_ip.in.sin_addr);
+	snprintf(p->group_id, sizeof(p->group_id), "%s", gid);
+	cr_assert_eq(vec_append(&relay.peers, &p), 0);
+}
+
+static json_t *policy_of(const char *groups)
+{
+	char buf[2048];
+	json_t *j;
+
+	snprintf(buf, sizeof(buf), "{\"security_groups\":%s}", groups);
+	j = json_loads(buf, 0, NULL);
+	cr_assert_not_null(j, "%s", buf);
+	return j;
+}
+
+Test(enforce, relay_path_cache_and_unknown_devices)
+{
+	uint8_t b[80];
+	size_t syn, ack;
+	json_t *pol;
+
+	relay.o.relay = true;
+	vec_init(&relay.peers, sizeof(struct mpeer *), 16, "test peers");
+	add_peer("100.64.0.10", "clients");
+	add_peer("100.64.0.20", "web");
+	add_peer("100.64.0.30", "db");
+	add_peer("100.64.0.40", "nosuchgroup");
+
+	/* no groups from the service (one that predates them): everything */
+	syn = packet(b, "100.64.0.10", "100.64.0.30", IPPROTO_TCP, 40000, 5432, SYN);
+	cr_expect(enforce_relay_allows(&relay, b, syn));
+
+	pol = policy_of("[" CLIENTS "," WEB "," DB "]");
+	enforce_relay_update(&relay, pol);
+	json_decref(pol);
+	cr_expect_eq(relay.pol.ngroups, 3);
+	cr_expect_not(enforce_relay_allows(&relay, b, syn), "client to db");
+	cr_expect_not(enforce_relay_allows(&relay, b, syn), "the same, remembered");
+	cr_expect_eq(relay.pol.relay_policy_drops, 2);
+	cr_expect_eq(relay.pol.cache_hits, 1);
+
+	syn = packet(b, "100.64.0.20", "100.64.0.30", IPPROTO_TCP, 40001, 5432, SYN);
+	cr_expect(enforce_relay_allows(&relay, b, syn), "web to db");
+	ack = packet(b, "100.64.0.30", "100.64.0.20", IPPROTO_TCP, 5432, 40001, ACK);
+	cr_expect(enforce_relay_allows(&relay, b, ack), "db's reply");
+	ack = packet(b, "100.64.0.30", "100.64.0.20", IPPROTO_TCP, 5432, 40001, SYN);
+	cr_expect_not(enforce_relay_allows(&relay, b, ack), "db opening from 5432: a SYN of its own, not the reply");
+
+	syn = packet(b, "100.64.0.40", "100.64.0.20", IPPROTO_TCP, 40000, 80, SYN);
+	cr_expect_not(enforce_relay_allows(&relay, b, syn), "a device whose group the relay does not know");
+	syn = packet(b, "100.64.0.99", "100.64.0.20", IPPROTO_TCP, 40000, 80, SYN);
+	cr_expect_not(enforce_relay_allows(&relay, b, syn), "an address no peer has");
+	cr_expect_eq(relay.pol.relay_unknown_group, 2);
+
+	/* the admin opens db to clients: the remembered drop is forgotten */
+	pol = policy_of("[" CLIENTS "," WEB ",{\"id\":\"db\",\"inbound_rules\":[{\"ip_protocol\":\"tcp\","
+			"\"from_port\":5432,\"to_port\":5432}]}]");
+	enforce_relay_update(&relay, pol);
+	json_decref(pol);
+	syn = packet(b, "100.64.0.10", "100.64.0.30", IPPROTO_TCP, 40000, 5432, SYN);
+	cr_expect(enforce_relay_allows(&relay, b, syn), "client to db, now open");
+	cr_expect_not(enforce_relay_allows(&relay, b, 12), "a truncated packet");
+
+	relay.o.no_policy = true;
+	cr_expect(enforce_relay_allows(&relay, b, 12), "--no-policy: no checks");
+	relay.o.no_policy = false;
+	enforce_stop(&relay);
+	for (size_t i = 0; i < relay.peers.len; i++)
+		free(meshd_peer(&relay, i));
+	vec_free(&relay.peers);
 }

@@ -33,11 +33,21 @@ static int apply(struct meshd *m, const struct policy_group *g)
 	double t0 = mono_ms();
 	int rc;
 
-	if ((rc = policy_nft_render(g, m->o.ifname, &r)) == 0) {
-		rc = policy_nft_commit(r, err, sizeof(err));
-		policy_nft_free(r);
-	} else {
+	if ((rc = policy_nft_render(g, m->o.ifname, &r)) < 0) {
 		snprintf(err, sizeof(err), "%s", strerror(-rc));
+	} else {
+		/* the rules and the changed sets only, while the table is ours;
+		 * the whole table when that fails (someone else changed it) */
+		rc = e->plan ? policy_nft_commit_change(e->plan, r, err, sizeof(err)) : -ENOENT;
+		if (rc < 0 && e->plan)
+			log_warn(COMPONENT, "nftables table inet " POLICY_NFT_TABLE " replaced whole: the change "
+				 "did not apply err=\"%s\"", err);
+		if (rc < 0)
+			rc = policy_nft_commit(r, err, sizeof(err));
+		policy_nft_free(e->plan);
+		e->plan = rc == 0 ? r : NULL;
+		if (rc < 0)
+			policy_nft_free(r);
 	}
 	if (rc < 0) {
 		e->apply_errors++;
@@ -143,6 +153,8 @@ void enforce_stop(struct meshd *m)
 	if (e->installed && (rc = policy_nft_remove(err, sizeof(err))) < 0 && rc != -ENOENT)
 		log_warn(COMPONENT, "nftables table inet " POLICY_NFT_TABLE " not removed err=\"%s\"", err);
 	e->installed = false;
+	policy_nft_free(e->plan);
+	e->plan = NULL;
 	if (e->has_group)
 		policy_group_free(&e->group);
 	e->has_group = false;

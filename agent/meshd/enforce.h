@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "policy.h"
+#include "policy_nft.h"
 
 /* a relay's view: its peers' tunnel addresses (IPv4, host order) and the
  * index of each one's group in groups[] (-1: unknown group) */
@@ -44,6 +45,7 @@ struct enforce_flow {
 
 struct enforce {
 	bool installed;			/* our table is in the kernel */
+	struct policy_nft *plan;	/* what it holds, NULL: unknown (policy_nft.h) */
 	bool absent;			/* the service sent no group: allow all */
 	bool absent_logged;
 	json_t *applied;		/* the group object applied (NULL: none, or absent) */

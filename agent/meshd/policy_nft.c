@@ -656,7 +656,8 @@ static void m_set(struct nftnl_rule *r, int family, bool src, const char *name, 
 	if ((e = expr(r, "lookup"))) {
 		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
 		nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, name);
-		nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
+		if (set_id)
+			nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
 	}
 }
 
@@ -671,12 +672,15 @@ static void set_comment(struct nftnl_rule *r, const char *text)
 	nftnl_udata_buf_free(u);
 }
 
-static void add_rule(struct nftb *b, const struct policy_nft *r, const struct pn_rule *p)
+/* the rule p of plan r; new_set: its set (if any) goes in first, else it is
+ * one already in the kernel (looked up by its name) */
+static void add_rule(struct nftb *b, const struct policy_nft *r, const struct pn_rule *p, bool new_set)
 {
 	struct nftnl_rule *nr;
 	uint32_t set_id = 0;
 
-	if (p->kind == PN_PERMIT && p->nset && !(set_id = add_set(b, p->set, p->family, &r->pool[p->set_off], p->nset)))
+	if (new_set && p->kind == PN_PERMIT && p->nset &&
+	    !(set_id = add_set(b, p->set, p->family, &r->pool[p->set_off], p->nset)))
 		return;
 	if ((nr = nftnl_rule_alloc())) {
 		nftnl_rule_set_str(nr, NFTNL_RULE_TABLE, POLICY_NFT_TABLE);
@@ -737,7 +741,61 @@ static void build(struct nftb *b, const struct policy_nft *r)
 	for (size_t i = 0; i < 3; i++)
 		add_chain(b, base_chains[i], hooks[i], true);
 	for (size_t i = 0; i < r->nrules && !b->error; i++)
-		add_rule(b, r, &r->rules[i]);
+		add_rule(b, r, &r->rules[i], true);
+}
+
+/* does plan a hold p's set (of plan b) with the same elements? */
+static bool same_set(const struct policy_nft *a, const struct policy_nft *b, const struct pn_rule *p)
+{
+	for (size_t i = 0; i < a->nrules; i++) {
+		const struct pn_rule *q = &a->rules[i];
+
+		if (q->nset && !strcmp(q->set, p->set))
+			return q->nset == p->nset && q->family == p->family &&
+			       !memcmp(&a->pool[q->set_off], &b->pool[p->set_off], p->nset * sizeof(*a->pool));
+	}
+	return false;
+}
+
+static void flush_chain(struct nftb *b, const char *chain)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+
+	if (r) {
+		nftnl_rule_set_str(r, NFTNL_RULE_TABLE, POLICY_NFT_TABLE);
+		nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+		nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	}
+	/* a rule without a handle deletes every rule of the chain */
+	nftb_push(b, NFT_MSG_DELRULE, 0, NFPROTO_INET, NFTB_RULE, r);
+}
+
+/* From old (in the kernel) to r, in one transaction: the rules of the two
+ * chains flushed and added again, the sets whose elements changed deleted
+ * and made again, the others kept (their elements are most of the work) */
+static void build_change(struct nftb *b, const struct policy_nft *old, const struct policy_nft *r)
+{
+	flush_chain(b, "inbound");
+	flush_chain(b, "outbound");
+	for (size_t i = 0; i < old->nrules && !b->error; i++) {
+		const struct pn_rule *p = &old->rules[i];
+		struct nftnl_set *s;
+
+		if (!p->nset || same_set(r, old, p))
+			continue;
+		if ((s = nftnl_set_alloc())) {
+			nftnl_set_set_str(s, NFTNL_SET_TABLE, POLICY_NFT_TABLE);
+			nftnl_set_set_str(s, NFTNL_SET_NAME, p->set);
+			nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+		}
+		nftb_push(b, NFT_MSG_DELSET, 0, NFPROTO_INET, NFTB_SET, s);
+	}
+	for (size_t i = 0; i < r->nrules && !b->error; i++) {
+		const struct pn_rule *p = &r->rules[i];
+
+		if (p->kind != PN_JUMP)
+			add_rule(b, r, p, !p->nset || !same_set(old, r, p));
+	}
 }
 
 /* ---- netlink: nftbatch.h ------------------------------------------------------ */
@@ -749,6 +807,20 @@ int policy_nft_commit(const struct policy_nft *r, char *err, size_t errlen)
 
 	nftb_init(&b, ITEMS_MAX, "policy ruleset items");
 	build(&b, r);
+	rc = nftb_commit(&b, err, errlen);
+	nftb_free(&b);
+	return rc;
+}
+
+int policy_nft_commit_change(const struct policy_nft *old, const struct policy_nft *r, char *err, size_t errlen)
+{
+	struct nftb b;
+	int rc;
+
+	if (!old || strcmp(old->ifname, r->ifname))
+		return policy_nft_commit(r, err, errlen);
+	nftb_init(&b, ITEMS_MAX, "policy ruleset items");
+	build_change(&b, old, r);
 	rc = nftb_commit(&b, err, errlen);
 	nftb_free(&b);
 	return rc;

@@ -44,6 +44,13 @@ size_t policy_nft_rule_count(const struct policy_nft *r);
 /* Sends the ruleset as one batch that replaces any earlier table. 0 or a
  * negative errno with err naming the object the kernel refused. */
 int policy_nft_commit(const struct policy_nft *r, char *err, size_t errlen);
+/* The same, for a table that holds old (committed before, and not touched
+ * since): one batch that replaces the rules of the inbound and outbound
+ * chains and only the sets whose elements changed. A change of one rule of
+ * a large group costs a fraction of policy_nft_commit. On failure nothing
+ * changed (the caller may commit the whole ruleset instead); old NULL or of
+ * another interface: policy_nft_commit. */
+int policy_nft_commit_change(const struct policy_nft *old, const struct policy_nft *r, char *err, size_t errlen);
 /* deletes the table; 0, -ENOENT when there was none, or another error */
 int policy_nft_remove(char *err, size_t errlen);
 

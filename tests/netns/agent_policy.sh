@@ -89,7 +89,7 @@ cat >"$T/group.json" <<'EOF'
    {"ip_protocol": "tcp", "from_port": 7070, "to_port": 7070, "ip_ranges": ["10.9.0.0/24"]}
  ]}
 EOF
-for p in 8080 8081 9090; do listen b $p; done
+for p in 8080 8081 8082 9090; do listen b $p; done
 listen b 8443 6
 listen b 8080 6
 for p in 7070 7071; do listen a $p; done
@@ -129,6 +129,35 @@ check "the nft -f text of the group is accepted by nft" test $? -eq 0
 X b nft list table inet natmesh | grep -c "comment \"" >"$T/n-text"
 check "... and gives the same permit rules ($(cat "$T/n-nftnl") and $(cat "$T/n-text"))" \
 	cmp -s "$T/n-nftnl" "$T/n-text"
+# a change in one batch that keeps the unchanged sets (what meshd does from
+# the second group on) gives the table a whole apply gives
+cat >"$T/group2.json" <<'EOF'
+{"id": "sg-b", "name": "b", "revision": 2,
+ "inbound_rules": [
+   {"ip_protocol": "tcp", "from_port": 8082, "to_port": 8082, "ip_ranges": ["10.9.0.1"]},
+   {"ip_protocol": "tcp", "from_port": 9090, "to_port": 9090, "ip_ranges": ["10.9.0.1-10.9.0.3"]},
+   {"ip_protocol": "tcp", "from_port": 8443, "to_port": 8443, "groups": ["sg-a"], "group_addresses": ["fd00:9::1"]},
+   {"ip_protocol": "icmp", "ip_ranges": ["10.9.0.0/24"]}
+ ],
+ "outbound_rules": [
+   {"ip_protocol": "tcp", "from_port": 7070, "to_port": 7071, "ip_ranges": ["10.9.0.0/24"]}
+ ]}
+EOF
+listing() { X b nft list table inet natmesh | sed 's/counter packets [0-9]* bytes [0-9]*/counter/' | sort; }
+X b "$B/polnft" apply "$T/group.json" nm-pol
+check "a change from the group to another: one batch" X b "$B/polnft" change "$T/group.json" "$T/group2.json" nm-pol
+listing >"$T/l-change"
+X b "$B/polnft" apply "$T/group2.json" nm-pol
+listing >"$T/l-whole"
+check "... the same table as applying the new group whole" cmp -s "$T/l-change" "$T/l-whole"
+cmp -s "$T/l-change" "$T/l-whole" || diff "$T/l-change" "$T/l-whole" | sed 's/^/# /'
+X b "$B/polnft" apply "$T/group.json" nm-pol
+X b "$B/polnft" change "$T/group.json" "$T/group2.json" nm-pol
+check "after the change: tcp 8082 connects" connects a 10.9.0.2 8082
+check "after the change: tcp 8080 refused" eval '! connects a 10.9.0.2 8080'
+check "after the change: 9090 from 10.9.0.1 connects (its set changed)" connects a 10.9.0.2 9090
+check "after the change: ping a -> b answered" X a ping -c 1 -W 1 10.9.0.2
+check "after the change: outbound 7071 connects" connects b 10.9.0.1 7071
 check "polnft remove deletes the table" X b "$B/polnft" remove
 check "... gone" eval '! X b nft list table inet natmesh 2>/dev/null'
 

@@ -4,14 +4,18 @@
  *
  *   polnft apply GROUP.json IFNAME     render and commit, as meshd does
  *   polnft text GROUP.json IFNAME      the same ruleset as `nft -f` input
+ *   polnft change OLD.json NEW.json IFNAME
+ *                                      from OLD (in the kernel) to NEW in
+ *                                      one batch that keeps unchanged sets
  *   polnft counters GROUP.json         per-rule packets and the drops
  *   polnft remove
  *   polnft bench RULES RANGES RUNS IFNAME TEXTFILE
  *       a generated group of RULES inbound rules of RANGES ranges each
  *       (IPv4 ranges A-B, IPv4 and IPv6 CIDRs; tcp port ranges, udp, icmp,
  *       any), parsed once, then rendered and committed RUNS times: prints
- *       the median milliseconds per change; TEXTFILE gets the `nft -f` text
- *       of the same ruleset (replace form)
+ *       the median milliseconds per change; then RUNS changes of one rule
+ *       (its ranges moved), alternating, with policy_nft_commit_change;
+ *       TEXTFILE gets the `nft -f` text of the ruleset (replace form)
  *
  * GROUP.json is a group in the service's resolved form ("-": none, the
  * ruleset meshd installs before the service answers). */
@@ -74,7 +78,7 @@ static int cmp_d(const void *a, const void *b)
 }
 
 /* rule i: a protocol shape and `ranges` peer ranges of three kinds */
-static json_t *gen_rule(int i, int ranges)
+static json_t *gen_rule(int i, int ranges, int shift)
 {
 	static const char *const protos[] = { "tcp", "udp", "icmp", "any" };
 	const char *proto = protos[i % 4];
@@ -89,7 +93,7 @@ static json_t *gen_rule(int i, int ranges)
 	for (int k = 0; k < ranges; k++) {
 		switch (k % 3) {
 		case 0:
-			snprintf(buf, sizeof(buf), "10.%d.%d.1-10.%d.%d.99", i % 256, k, i % 256, k);
+			snprintf(buf, sizeof(buf), "10.%d.%d.1-10.%d.%d.99", i % 256, k + shift, i % 256, k + shift);
 			break;
 		case 1:
 			snprintf(buf, sizeof(buf), "172.%d.%d.0/24", 16 + i % 16, k + (i / 16) * 64 % 192);
@@ -104,65 +108,119 @@ static json_t *gen_rule(int i, int ranges)
 	return r;
 }
 
-static int bench(int nrules, int ranges, int runs, const char *ifname, const char *textfile)
+static int gen_group(int nrules, int ranges, int shift, struct policy_group *g, char *err, size_t errlen)
 {
 	json_t *j = json_object(), *in = json_array();
-	struct policy_group g;
-	char err[POLICY_NFT_ERR_MAX];
-	double *t = calloc((size_t)runs, sizeof(double)), *tr = calloc((size_t)runs, sizeof(double));
-	double *tc = calloc((size_t)runs, sizeof(double));
-	struct policy_nft *r = NULL;
-	FILE *f;
-	char *text;
 	int rc;
 
 	for (int i = 0; i < nrules; i++)
-		json_array_append_new(in, gen_rule(i, ranges));
+		json_array_append_new(in, gen_rule(i, ranges, i == 0 ? shift : 0));
 	json_object_set_new(j, "id", json_string("bench"));
 	json_object_set_new(j, "inbound_rules", in);
-	rc = policy_group_parse(j, POLICY_PARSE_RESOLVED, &g, err, sizeof(err));
+	rc = policy_group_parse(j, POLICY_PARSE_RESOLVED, g, err, errlen);
 	json_decref(j);
-	if (rc < 0 || !t || !tr || !tc) {
-		fprintf(stderr, "polnft: generated group: %s\n", rc < 0 ? err : "out of memory");
+	return rc;
+}
+
+static void report(const char *what, double *t, double *tc, int runs)
+{
+	qsort(t, (size_t)runs, sizeof(double), cmp_d);
+	qsort(tc, (size_t)runs, sizeof(double), cmp_d);
+	printf(" %s_median_ms=%.2f %s_min_ms=%.2f %s_max_ms=%.2f %s_cpu_median_ms=%.2f", what, t[runs / 2], what, t[0],
+	       what, t[runs - 1], what, tc[runs / 2]);
+}
+
+static int bench(int nrules, int ranges, int runs, const char *ifname, const char *textfile)
+{
+	struct policy_group g[2];
+	char err[POLICY_NFT_ERR_MAX];
+	double *t = calloc((size_t)runs, sizeof(double)), *tr = calloc((size_t)runs, sizeof(double));
+	double *tc = calloc((size_t)runs, sizeof(double));
+	struct policy_nft *r = NULL, *prev = NULL;
+	FILE *f;
+	char *text;
+	int rc = 0;
+
+	if (!t || !tr || !tc || gen_group(nrules, ranges, 0, &g[0], err, sizeof(err)) < 0 ||
+	    gen_group(nrules, ranges, 100, &g[1], err, sizeof(err)) < 0) {
+		fprintf(stderr, "polnft: generated group: %s\n", t && tr && tc ? err : "out of memory");
 		free(t);
 		free(tr);
 		free(tc);
 		return 1;
 	}
-	for (int i = 0; i < runs; i++) {
+	/* whole rulesets, each replacing the table */
+	for (int i = 0; i < runs && rc == 0; i++) {
 		double t0 = now_ms(), c0 = cpu_ms();
-		if ((rc = policy_nft_render(&g, ifname, &r)) == 0) {
+		policy_nft_free(r);
+		if ((rc = policy_nft_render(&g[0], ifname, &r)) == 0) {
 			tr[i] = now_ms() - t0;
 			rc = policy_nft_commit(r, err, sizeof(err));
 		}
 		t[i] = now_ms() - t0;
 		tc[i] = cpu_ms() - c0;
-		if (rc < 0) {
-			fprintf(stderr, "polnft: commit: %s\n", err);
-			break;
-		}
-		if (i + 1 < runs)
-			policy_nft_free(r);
 	}
-	if (rc == 0) {
-		qsort(t, (size_t)runs, sizeof(double), cmp_d);
-		qsort(tr, (size_t)runs, sizeof(double), cmp_d);
-		qsort(tc, (size_t)runs, sizeof(double), cmp_d);
-		printf("rules=%d ranges=%d nft_rules=%zu runs=%d median_ms=%.2f min_ms=%.2f max_ms=%.2f "
-		       "render_median_ms=%.2f cpu_median_ms=%.2f\n", nrules, ranges, policy_nft_rule_count(r), runs,
-		       t[runs / 2], t[0], t[runs - 1], tr[runs / 2], tc[runs / 2]);
-		text = policy_nft_text(r, true);
-		if (!text || !(f = fopen(textfile, "w")) || fputs(text, f) < 0 || fclose(f) != 0) {
-			fprintf(stderr, "polnft: cannot write %s\n", textfile);
-			rc = -EIO;
-		}
-		free(text);
+	if (rc < 0) {
+		fprintf(stderr, "polnft: commit: %s\n", err);
+		goto out;
 	}
+	printf("rules=%d ranges=%d nft_rules=%zu runs=%d", nrules, ranges, policy_nft_rule_count(r), runs);
+	report("full", t, tc, runs);
+	qsort(tr, (size_t)runs, sizeof(double), cmp_d);
+	printf(" render_median_ms=%.2f", tr[runs / 2]);
+	text = policy_nft_text(r, true);
+	if (!text || !(f = fopen(textfile, "w")) || fputs(text, f) < 0 || fclose(f) != 0) {
+		fprintf(stderr, "polnft: cannot write %s\n", textfile);
+		rc = -EIO;
+	}
+	free(text);
+	/* changes of one rule: its ranges move, the other sets stay */
+	for (int i = 0; i < runs && rc == 0; i++) {
+		double t0 = now_ms(), c0 = cpu_ms();
+		policy_nft_free(prev);
+		prev = r;
+		r = NULL;
+		if ((rc = policy_nft_render(&g[(i + 1) % 2], ifname, &r)) == 0)
+			rc = policy_nft_commit_change(prev, r, err, sizeof(err));
+		t[i] = now_ms() - t0;
+		tc[i] = cpu_ms() - c0;
+	}
+	if (rc < 0)
+		fprintf(stderr, "polnft: change: %s\n", err);
+	else
+		report("change", t, tc, runs);
+	printf("\n");
+out:
+	policy_nft_free(prev);
 	policy_nft_free(r);
-	policy_group_free(&g);
+	policy_group_free(&g[0]);
+	policy_group_free(&g[1]);
 	free(t);
 	free(tr);
 	free(tc);
+	return rc < 0;
+}
+
+static int change(const char *from, const char *to, const char *ifname)
+{
+	struct policy_group g[2];
+	struct policy_nft *r[2] = { NULL, NULL };
+	char err[POLICY_NFT_ERR_MAX] = "";
+	bool has[2];
+	int rc = -EINVAL;
+
+	memset(g, 0, sizeof(g));
+	if (load(from, &g[0], &has[0]) == 0 && load(to, &g[1], &has[1]) == 0 &&
+	    policy_nft_render(has[0] ? &g[0] : NULL, ifname, &r[0]) == 0 &&
+	    policy_nft_render(has[1] ? &g[1] : NULL, ifname, &r[1]) == 0) {
+		rc = policy_nft_commit_change(r[0], r[1], err, sizeof(err));
+		if (rc < 0)
+			fprintf(stderr, "polnft: change: %s\n", err);
+	}
+	for (int i = 0; i < 2; i++) {
+		policy_nft_free(r[i]);
+		policy_group_free(&g[i]);
+	}
 	return rc < 0;
 }
 
@@ -200,6 +258,8 @@ int main(int argc, char **argv)
 
 	if (argc == 7 && strcmp(argv[1], "bench") == 0)
 		return bench(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]) > 0 ? atoi(argv[4]) : 1, argv[5], argv[6]);
+	if (argc == 5 && strcmp(argv[1], "change") == 0)
+		return change(argv[2], argv[3], argv[4]);
 	if (argc == 3 && strcmp(argv[1], "counters") == 0)
 		return counters(argv[2]);
 	if (argc == 2 && strcmp(argv[1], "remove") == 0) {
@@ -209,7 +269,8 @@ int main(int argc, char **argv)
 		return rc < 0;
 	}
 	if (argc != 4 || (strcmp(argv[1], "apply") && strcmp(argv[1], "text"))) {
-		fprintf(stderr, "usage: polnft apply|text GROUP.json IFNAME | counters GROUP.json | remove |\n"
+		fprintf(stderr, "usage: polnft apply|text GROUP.json IFNAME | change OLD.json NEW.json IFNAME |\n"
+				"       counters GROUP.json | remove |\n"
 				"       bench RULES RANGES RUNS IFNAME TEXTFILE\n");
 		return 2;
 	}

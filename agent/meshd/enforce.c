@@ -512,8 +512,10 @@ json_t *enforce_status_json(const struct meshd *m)
 		return NULL;
 	if (m->o.relay)
 		json_object_set_new(o, "relay_policy_drops", json_integer((json_int_t)e->relay_policy_drops));
-	if (m->o.relay)
+	if (m->o.relay) {
 		json_object_set_new(o, "relay_groups", json_integer((json_int_t)e->ngroups));
+		json_object_set_new(o, "relay_unknown_group", json_integer((json_int_t)e->relay_unknown_group));
+	}
 	if (e->installed && policy_nft_counters(e->has_group ? e->group.nin : 0, e->has_group ? e->group.nout : 0,
 						&c) == 0)
 		has_c = true;

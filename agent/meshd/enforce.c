@@ -200,8 +200,10 @@ static void own_update(struct meshd *m, const json_t *sg)
 		}
 		return;
 	}
-	if (!e->absent && e->applied && json_equal(sg, e->applied))
+	if (!e->absent && e->applied && json_equal(sg, e->applied)) {
+		e->source = "service";	/* a kept group the service confirms */
 		return;
+	}
 	if (parse(sg, &g, err, sizeof(err)) < 0) {
 		e->apply_errors++;
 		log_error(COMPONENT, "security group refused field=security_group reason=\"%s\"; the rules in place stay",

@@ -19,8 +19,9 @@
  *   ping.c        meshctl ping: an ICMP echo through the data plane
  *   enforce.c     security groups: this device's in nftables, and, on a
  *                 relay, every forwarded packet (enforce.h)
- *   policy_nft.c  a group rendered into table inet natmesh (policy_nft.h;
- *                 its counters read back in policy_nft_ctr.c)
+ *   policy_nft.c  a group rendered into table inet natmesh (policy_nft.h):
+ *                 the plan and its nft text; policy_nft_batch.c sends it,
+ *                 policy_nft_ctr.c reads its counters back
  *
  * One thread runs the event loop; two helper threads (svc.c) talk to
  * meshsvc. Nothing here is locked: every function runs on the loop's thread. */

@@ -63,6 +63,7 @@ PROG_svcload_SRCS         := $(wildcard tools/bench/svcload/*.c)
 PROG_udpfloor_SRCS        := $(wildcard tools/bench/udpfloor/*.c)
 PROG_meshwg_SRCS          := $(wildcard agent/wg/meshwg.c)
 PROG_wgflood_SRCS         := $(wildcard tools/bench/wgflood/*.c)
+PROG_polnft_SRCS          := $(wildcard tools/bench/polnft/*.c)
 PROG_meshd_SRCS           := $(wildcard agent/meshd/main.c)
 PROG_meshctl_SRCS         := $(wildcard agent/meshctl/*.c)
 PROG_meshsvc_SRCS         := $(wildcard service/meshsvc.c)
@@ -77,16 +78,17 @@ PROG_svcload_LIBS          := meshsvc natmesh
 PROG_udpfloor_LIBS         := natmesh
 PROG_meshwg_LIBS           := meshwg natmesh
 PROG_wgflood_LIBS          := meshwg natmesh
+PROG_polnft_LIBS           := agent natmesh
 PROG_meshd_LIBS            := agent meshwg natmesh
 PROG_meshctl_LIBS          := natmesh
 PROG_meshsvc_LIBS          := meshsvc natmesh
 PROG_meshsim_LIBS          := meshsim natmodel natmesh
 PROG_udpprobe_LIBS         := natmodel natmesh
-PROGNAMES := meshstun natcheck traversal-report stunload svcload udpfloor meshwg wgflood meshd meshctl meshsvc meshsim udpprobe
+PROGNAMES := meshstun natcheck traversal-report stunload svcload udpfloor meshwg wgflood polnft meshd meshctl meshsvc meshsim udpprobe
 libs_of = $(foreach l,$(1),$(if $(LIB_$(l)_SRCS),$(BUILD)/lib$(l).a))
 PROGS := $(foreach p,$(PROGNAMES),$(if $(PROG_$(p)_SRCS),$(BUILD)/$(p)))
 # installed binaries (not benchmark helpers)
-INSTALL_PROGS := $(filter-out $(BUILD)/stunload $(BUILD)/svcload $(BUILD)/udpfloor $(BUILD)/wgflood,$(PROGS))
+INSTALL_PROGS := $(filter-out $(BUILD)/stunload $(BUILD)/svcload $(BUILD)/udpfloor $(BUILD)/wgflood $(BUILD)/polnft,$(PROGS))
 
 define PROGRAM
 $(BUILD)/$(1): $(call obj,$(PROG_$(1)_SRCS)) $(call libs_of,$(PROG_$(1)_LIBS))

@@ -68,7 +68,7 @@
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
 
-#include "vec.h"
+#include "nftbatch.h"
 
 #define HAIRPIN_MARK 0x4e4d4850u	/* "NMHP" */
 #define TIMEOUT_OBJ "udp"
@@ -84,16 +84,6 @@ enum { TYPE_IPADDR = 7, TYPE_IP6ADDR = 8, TYPE_INET_SERVICE = 13 };
 enum { R0 = NFT_REG32_00, R1 };
 #define RA(rs, r, n) ((r) + (n) * (rs)->areg)
 
-enum item_kind { K_TABLE, K_CHAIN, K_SET, K_OBJ, K_RULE };
-
-struct item {
-	uint16_t msg;		/* NFT_MSG_NEWTABLE, ... */
-	uint16_t flags;		/* NLM_F_CREATE, NLM_F_EXCL */
-	uint16_t family;	/* NFPROTO_IPV4, NFPROTO_IPV6, NFPROTO_NETDEV */
-	enum item_kind kind;
-	void *obj;
-};
-
 /* The most items a ruleset holds. The largest model today (endpoint-
  * independent mapping, address-dependent filtering, preserved ports,
  * hairpinning, both families) renders 54; the rest is headroom for what later
@@ -101,8 +91,7 @@ struct item {
 #define ITEMS_MAX 256
 
 struct natmodel_ruleset {
-	struct vec items;	/* struct item */
-	int error;		/* the first failure while building: -ENOMEM, -ENOSPC */
+	struct nftb b;		/* the objects, in order; its error: the first failure */
 	uint16_t family;	/* of the table being built */
 	const char *table;
 	uint32_t next_set_id;
@@ -116,41 +105,14 @@ struct natmodel_ruleset {
 
 /* ---- building ------------------------------------------------------------- */
 
-static struct item *item_at(const struct natmodel_ruleset *rs, size_t i)
-{
-	return vec_at(&rs->items, i);
-}
-
-static void item_free(enum item_kind kind, void *obj)
-{
-	switch (kind) {
-	case K_TABLE: nftnl_table_free(obj); break;
-	case K_CHAIN: nftnl_chain_free(obj); break;
-	case K_SET: nftnl_set_free(obj); break;
-	case K_OBJ: nftnl_obj_free(obj); break;
-	case K_RULE: nftnl_rule_free(obj); break;
-	}
-}
-
 static void build_failed(struct natmodel_ruleset *rs, int rc)
 {
-	if (!rs->error)
-		rs->error = rc;
+	nftb_failed(&rs->b, rc);
 }
 
-static void push(struct natmodel_ruleset *rs, uint16_t msg, uint16_t flags, enum item_kind kind, void *obj)
+static void push(struct natmodel_ruleset *rs, uint16_t msg, uint16_t flags, enum nftb_kind kind, void *obj)
 {
-	const struct item it = { msg, flags, rs->family, kind, obj };
-	int rc;
-
-	if (!obj) {
-		build_failed(rs, -ENOMEM);
-		return;
-	}
-	if ((rc = vec_append(&rs->items, &it)) < 0) {
-		build_failed(rs, rc);
-		item_free(kind, obj);
-	}
+	nftb_push(&rs->b, msg, flags, rs->family, kind, obj);
 }
 
 static struct natmodel_ruleset *ruleset_new(uint16_t family, const char *table)
@@ -158,7 +120,7 @@ static struct natmodel_ruleset *ruleset_new(uint16_t family, const char *table)
 	struct natmodel_ruleset *rs = calloc(1, sizeof(*rs));
 
 	if (rs) {
-		vec_init(&rs->items, sizeof(struct item), ITEMS_MAX, "nat ruleset items");
+		nftb_init(&rs->b, ITEMS_MAX, "nat ruleset items");
 		rs->family = family;
 		rs->table = table;
 	}
@@ -169,9 +131,7 @@ void natmodel_ruleset_free(struct natmodel_ruleset *rs)
 {
 	if (!rs)
 		return;
-	for (size_t i = 0; i < rs->items.len; i++)
-		item_free(item_at(rs, i)->kind, item_at(rs, i)->obj);
-	vec_free(&rs->items);
+	nftb_free(&rs->b);
 	free(rs);
 }
 
@@ -183,7 +143,7 @@ static void add_table(struct natmodel_ruleset *rs, uint16_t msg, uint16_t flags)
 		nftnl_table_set_str(t, NFTNL_TABLE_NAME, rs->table);
 		nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, rs->family);
 	}
-	push(rs, msg, flags, K_TABLE, t);
+	push(rs, msg, flags, NFTB_TABLE, t);
 }
 
 static struct nftnl_chain *chain_new(struct natmodel_ruleset *rs, const char *name)
@@ -211,7 +171,7 @@ static void add_base_chain(struct natmodel_ruleset *rs, const char *name, const 
 		if (dev)
 			nftnl_chain_set_str(c, NFTNL_CHAIN_DEV, dev);
 	}
-	push(rs, NFT_MSG_NEWCHAIN, NLM_F_CREATE, K_CHAIN, c);
+	push(rs, NFT_MSG_NEWCHAIN, NLM_F_CREATE, NFTB_CHAIN, c);
 }
 
 /* a dynamic set (data_len 0) or map with per-element timeouts */
@@ -236,14 +196,14 @@ static void add_set(struct natmodel_ruleset *rs, const char *name, uint32_t key_
 		nftnl_set_set_u64(s, NFTNL_SET_TIMEOUT, (uint64_t)timeout_s * 1000);
 		nftnl_set_set_u32(s, NFTNL_SET_DESC_SIZE, 65535);
 	}
-	push(rs, NFT_MSG_NEWSET, NLM_F_CREATE, K_SET, s);
+	push(rs, NFT_MSG_NEWSET, NLM_F_CREATE, NFTB_SET, s);
 }
 
 static uint32_t set_id(const struct natmodel_ruleset *rs, const char *name)
 {
-	for (size_t i = 0; i < rs->items.len; i++) {
-		const struct item *it = item_at(rs, i);
-		if (it->kind == K_SET && it->family == rs->family &&
+	for (size_t i = 0; i < nftb_len(&rs->b); i++) {
+		const struct nftb_item *it = nftb_item(&rs->b, i);
+		if (it->kind == NFTB_SET && it->family == rs->family &&
 		    !strcmp(nftnl_set_get_str(it->obj, NFTNL_SET_NAME), name))
 			return nftnl_set_get_u32(it->obj, NFTNL_SET_ID);
 	}
@@ -266,7 +226,7 @@ static void add_ct_timeout(struct natmodel_ruleset *rs, uint32_t timeout_s)
 		nftnl_obj_set_u8(o, NFTNL_OBJ_CT_TIMEOUT_L4PROTO, IPPROTO_UDP);
 		nftnl_obj_set_data(o, NFTNL_OBJ_CT_TIMEOUT_ARRAY, policy, sizeof(policy));
 	}
-	push(rs, NFT_MSG_NEWOBJ, NLM_F_CREATE, K_OBJ, o);
+	push(rs, NFT_MSG_NEWOBJ, NLM_F_CREATE, NFTB_OBJ, o);
 }
 
 /* ---- rule expressions: each appends to r, or marks r broken (NULL expr) */
@@ -290,7 +250,7 @@ static struct rb rule_new(struct natmodel_ruleset *rs, const char *chain)
 
 static void rule_add(struct rb *b)
 {
-	push(b->rs, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, K_RULE, b->r);
+	push(b->rs, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, NFTB_RULE, b->r);
 	b->r = NULL;
 }
 
@@ -825,8 +785,8 @@ int natmodel_render(const struct natmodel *m, const char *wan_ifname, const stru
 		ruleset_family(rs, NFPROTO_IPV6, &wan->v6);
 		render_table(rs, m);
 	}
-	if (rs->error) {
-		rc = rs->error;
+	if (rs->b.error) {
+		rc = rs->b.error;
 		goto fail;
 	}
 	*out = rs;
@@ -836,125 +796,11 @@ fail:
 	return rc;
 }
 
-/* ---- text form ----------------------------------------------------------- */
-
-static const char *msg_verb(uint16_t msg)
-{
-	switch (msg) {
-	case NFT_MSG_NEWTABLE: case NFT_MSG_NEWCHAIN: case NFT_MSG_NEWSET:
-	case NFT_MSG_NEWOBJ: case NFT_MSG_NEWRULE:
-		return "add";
-	default:
-		return "delete";
-	}
-}
-
-static const char *kind_name(enum item_kind k)
-{
-	static const char *const n[] = { "table", "chain", "set", "obj", "rule" };
-	return n[k];
-}
-
-/* nftnl's text form, except for sets, whose key and data types it leaves out */
-static int item_snprintf(char *buf, size_t len, const struct item *it)
-{
-	const struct nftnl_set *s = it->obj;
-
-	switch (it->kind) {
-	case K_TABLE: return nftnl_table_snprintf(buf, len, it->obj, NFTNL_OUTPUT_DEFAULT, 0);
-	case K_CHAIN: return nftnl_chain_snprintf(buf, len, it->obj, NFTNL_OUTPUT_DEFAULT, 0);
-	case K_SET:
-		return snprintf(buf, len, "%s %s key_type %u key_len %u data_type %u data_len %u "
-				"flags 0x%x timeout %llus",
-				nftnl_set_get_str(s, NFTNL_SET_NAME), nftnl_set_get_str(s, NFTNL_SET_TABLE),
-				nftnl_set_get_u32(s, NFTNL_SET_KEY_TYPE), nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN),
-				nftnl_set_get_u32(s, NFTNL_SET_DATA_TYPE), nftnl_set_get_u32(s, NFTNL_SET_DATA_LEN),
-				nftnl_set_get_u32(s, NFTNL_SET_FLAGS),
-				(unsigned long long)(nftnl_set_get_u64(s, NFTNL_SET_TIMEOUT) / 1000));
-	case K_OBJ: return nftnl_obj_snprintf(buf, len, it->obj, NFTNL_OUTPUT_DEFAULT, 0);
-	case K_RULE: return nftnl_rule_snprintf(buf, len, it->obj, NFTNL_OUTPUT_DEFAULT, 0);
-	}
-	return 0;
-}
+/* ---- text form and netlink: nftbatch.h ----------------------------------- */
 
 char *natmodel_ruleset_describe(const struct natmodel_ruleset *rs)
 {
-	char *buf = NULL;
-	size_t size = 0;
-	FILE *f = open_memstream(&buf, &size);
-	char line[8192];
-
-	if (!f)
-		return NULL;
-	for (size_t i = 0; i < rs->items.len; i++) {
-		const struct item *it = item_at(rs, i);
-		item_snprintf(line, sizeof(line), it);
-		fprintf(f, "%s %s: %s\n", msg_verb(it->msg), kind_name(it->kind), line);
-	}
-	if (fclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
-/* ---- netlink --------------------------------------------------------------- */
-
-static void item_payload(struct nlmsghdr *nlh, const struct item *it)
-{
-	switch (it->kind) {
-	case K_TABLE: nftnl_table_nlmsg_build_payload(nlh, it->obj); break;
-	case K_CHAIN: nftnl_chain_nlmsg_build_payload(nlh, it->obj); break;
-	case K_SET: nftnl_set_nlmsg_build_payload(nlh, it->obj); break;
-	case K_OBJ: nftnl_obj_nlmsg_build_payload(nlh, it->obj); break;
-	case K_RULE: nftnl_rule_nlmsg_build_payload(nlh, it->obj); break;
-	}
-}
-
-static const char *item_name(const struct item *it)
-{
-	switch (it->kind) {
-	case K_TABLE: return nftnl_table_get_str(it->obj, NFTNL_TABLE_NAME);
-	case K_CHAIN: return nftnl_chain_get_str(it->obj, NFTNL_CHAIN_NAME);
-	case K_SET: return nftnl_set_get_str(it->obj, NFTNL_SET_NAME);
-	case K_OBJ: return nftnl_obj_get_str(it->obj, NFTNL_OBJ_NAME);
-	case K_RULE: return nftnl_rule_get_str(it->obj, NFTNL_RULE_CHAIN);
-	}
-	return "?";
-}
-
-/* the kernel's error for one message of the batch, with its extack text */
-static void batch_error(const struct natmodel_ruleset *rs, const struct nlmsghdr *nlh, uint32_t seq0,
-			int *first_err, struct natmodel_error *err)
-{
-	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-	const char *ext = NULL;
-	size_t idx;
-
-	if (e->error == 0 || *first_err)
-		return;
-	*first_err = e->error;
-	if (nlh->nlmsg_flags & NLM_F_ACK_TLVS) {
-		size_t off = sizeof(*e) + ((nlh->nlmsg_flags & NLM_F_CAPPED) ? 0 :
-			     mnl_nlmsg_get_payload_len(&e->msg) + sizeof(e->msg));
-		const struct nlattr *attr;
-		mnl_attr_for_each_payload((const void *)((const char *)e + off),
-					  mnl_nlmsg_get_payload_len(nlh) - off) {
-			if (mnl_attr_get_type(attr) == NLMSGERR_ATTR_MSG)
-				ext = mnl_attr_get_str(attr);
-		}
-	}
-	if (!err)
-		return;
-	idx = e->msg.nlmsg_seq - seq0;
-	err->field[0] = '\0';
-	if (idx < rs->items.len)
-		snprintf(err->reason, sizeof(err->reason), "netlink: %s %s %s: %s%s%s",
-			 msg_verb(item_at(rs, idx)->msg), kind_name(item_at(rs, idx)->kind),
-			 item_name(item_at(rs, idx)), strerror(-e->error),
-			 ext ? ": " : "", ext ? ext : "");
-	else
-		snprintf(err->reason, sizeof(err->reason), "netlink: %s", strerror(-e->error));
+	return nftb_describe(&rs->b);
 }
 
 static int syserr(struct natmodel_error *err, const char *what, int rc)
@@ -968,69 +814,13 @@ static int syserr(struct natmodel_error *err, const char *what, int rc)
 
 int natmodel_ruleset_commit(const struct natmodel_ruleset *rs, struct natmodel_error *err)
 {
-	size_t bufsize = (rs->items.len + 2) * 4096;
-	char *buf = malloc(bufsize), *rbuf = malloc(MNL_SOCKET_BUFFER_SIZE);
-	struct mnl_socket *nl = NULL;
-	struct mnl_nlmsg_batch *batch = NULL;
-	uint32_t seq0 = 1, seq = 0, portid;
-	int rc = 0, one = 1, first_err = 0;
-	struct pollfd p;
+	char reason[sizeof(err->reason)];
+	int rc = nftb_commit(&rs->b, reason, sizeof(reason));
 
-	if (!buf || !rbuf) {
-		rc = syserr(err, "ruleset", -ENOMEM);
-		goto out;
+	if (rc < 0 && err) {
+		err->field[0] = '\0';
+		memcpy(err->reason, reason, sizeof(reason));
 	}
-	nl = mnl_socket_open(NETLINK_NETFILTER);
-	if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-		rc = syserr(err, "netlink socket", -errno);
-		goto out;
-	}
-	mnl_socket_setsockopt(nl, NETLINK_EXT_ACK, &one, sizeof(one));
-	portid = mnl_socket_get_portid(nl);
-
-	batch = mnl_nlmsg_batch_start(buf, bufsize);
-	nftnl_batch_begin(mnl_nlmsg_batch_current(batch), 0);
-	mnl_nlmsg_batch_next(batch);
-	for (size_t i = 0; i < rs->items.len; i++) {
-		const struct item *it = item_at(rs, i);
-		seq = seq0 + (uint32_t)i;
-		struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(batch), it->msg,
-							     it->family, it->flags | NLM_F_ACK, seq);
-		item_payload(nlh, it);
-		mnl_nlmsg_batch_next(batch);
-	}
-	nftnl_batch_end(mnl_nlmsg_batch_current(batch), seq + 1);
-	mnl_nlmsg_batch_next(batch);
-
-	if (mnl_socket_sendto(nl, mnl_nlmsg_batch_head(batch), mnl_nlmsg_batch_size(batch)) < 0) {
-		rc = syserr(err, "netlink send", -errno);
-		goto out;
-	}
-	/* the kernel handles the batch inside sendmsg: every answer is queued */
-	p = (struct pollfd){ .fd = mnl_socket_get_fd(nl), .events = POLLIN };
-	while (poll(&p, 1, 0) > 0) {
-		ssize_t n = mnl_socket_recvfrom(nl, rbuf, MNL_SOCKET_BUFFER_SIZE);
-		const struct nlmsghdr *nlh = (const struct nlmsghdr *)rbuf;
-		int left = (int)n;
-		if (n < 0) {
-			rc = syserr(err, "netlink receive", -errno);
-			goto out;
-		}
-		for (; mnl_nlmsg_ok(nlh, left); nlh = mnl_nlmsg_next(nlh, &left)) {
-			if (nlh->nlmsg_pid != portid)
-				continue;
-			if (nlh->nlmsg_type == NLMSG_ERROR)
-				batch_error(rs, nlh, seq0, &first_err, err);
-		}
-	}
-	rc = first_err;
-out:
-	if (batch)
-		mnl_nlmsg_batch_stop(batch);
-	if (nl)
-		mnl_socket_close(nl);
-	free(rbuf);
-	free(buf);
 	return rc;
 }
 
@@ -1096,7 +886,7 @@ int natmodel_apply(const struct natmodel *m, const char *wan_ifname, const struc
 		drop_table(rs, NFPROTO_IPV4);
 	if (!w.has_v6)
 		drop_table(rs, NFPROTO_IPV6);
-	rc = rs->error ? syserr(err, "ruleset", rs->error) : natmodel_ruleset_commit(rs, err);
+	rc = rs->b.error ? syserr(err, "ruleset", rs->b.error) : natmodel_ruleset_commit(rs, err);
 	natmodel_ruleset_free(rs);
 	return rc;
 }
@@ -1109,7 +899,7 @@ static int remove_family(uint16_t family, struct natmodel_error *err)
 	if (!rs)
 		return syserr(err, "ruleset", -ENOMEM);
 	add_table(rs, NFT_MSG_DELTABLE, 0);
-	rc = rs->error ? syserr(err, "ruleset", rs->error) : natmodel_ruleset_commit(rs, err);
+	rc = rs->b.error ? syserr(err, "ruleset", rs->b.error) : natmodel_ruleset_commit(rs, err);
 	natmodel_ruleset_free(rs);
 	return rc;
 }
@@ -1157,7 +947,7 @@ int natmodel_loss_apply(const char *ifname, unsigned int percent, struct natmode
 	add_base_chain(rs, chain, "filter", NF_NETDEV_INGRESS, 0, ifname);
 	/* flush: a rule without handle deletes every rule of the chain */
 	b = rule_new(rs, chain);
-	push(rs, NFT_MSG_DELRULE, 0, K_RULE, b.r);
+	push(rs, NFT_MSG_DELRULE, 0, NFTB_RULE, b.r);
 	if (percent > 0) {
 		b = rule_new(rs, chain);
 		x_numgen(&b, NFT_NG_RANDOM, 100, 0, R0);
@@ -1167,9 +957,9 @@ int natmodel_loss_apply(const char *ifname, unsigned int percent, struct natmode
 		rule_add(&b);
 	} else {
 		struct nftnl_chain *c = chain_new(rs, chain);
-		push(rs, NFT_MSG_DELCHAIN, 0, K_CHAIN, c);
+		push(rs, NFT_MSG_DELCHAIN, 0, NFTB_CHAIN, c);
 	}
-	rc = rs->error ? syserr(err, "ruleset", rs->error) : natmodel_ruleset_commit(rs, err);
+	rc = rs->b.error ? syserr(err, "ruleset", rs->b.error) : natmodel_ruleset_commit(rs, err);
 out:
 	natmodel_ruleset_free(rs);
 	return rc;

@@ -167,6 +167,48 @@ static void print_counters(const json_t *s, const char *head, const char *const 
 		printf("\n");
 }
 
+/* issue 16: the security group meshd enforces, its rules with the packets
+ * each let through, and the drops (the "policy" object of meshd's status) */
+static void print_policy(const json_t *pol)
+{
+	static const char *const dirs[] = { "inbound_rules", "outbound_rules" };
+	const json_t *g = json_object_get(pol, "group"), *r;
+	const char *source = str(pol, "source", "?");
+	size_t i;
+
+	if (!pol)
+		return;
+	if (!json_is_true(json_object_get(pol, "enforced"))) {
+		printf("policy:       not enforced (%s)\n",
+		       !strcmp(source, "off") ? "--no-policy" : "the nftables table is not in place");
+		return;
+	}
+	if (!strcmp(source, "absent"))
+		printf("policy:       everything allowed (the service has no security groups)\n");
+	else if (!g || json_is_null(g))
+		printf("policy:       nothing allowed yet (waiting for the service to send this device's group)\n");
+	else
+		printf("policy:       group %s (id %s, revision %lld%s)\n", str(g, "name", "?"), str(g, "id", "?"),
+		       (long long)json_integer_value(json_object_get(g, "revision")),
+		       !strcmp(source, "saved") ? ", kept from the last run" : "");
+	for (size_t d = 0; d < 2 && strcmp(source, "absent"); d++) {
+		const json_t *rules = json_object_get(pol, dirs[d]);
+		printf("  %s:%s\n", d ? "outbound" : "inbound", json_array_size(rules) ? "" : " none");
+		json_array_foreach(rules, i, r) {
+			const json_t *n = json_object_get(r, "packets");
+			if (json_is_integer(n))
+				printf("    [%zu] %s (%lld packets)\n", i, str(r, "rule", "?"), (long long)json_integer_value(n));
+			else
+				printf("    [%zu] %s\n", i, str(r, "rule", "?"));
+		}
+	}
+	printf("  dropped:    %lld inbound, %lld outbound", (long long)json_integer_value(json_object_get(pol, "inbound_drops")),
+	       (long long)json_integer_value(json_object_get(pol, "outbound_drops")));
+	if (json_object_get(pol, "relay_policy_drops"))
+		printf(", %lld relayed", (long long)json_integer_value(json_object_get(pol, "relay_policy_drops")));
+	printf("; spoofed sources %lld\n", (long long)json_integer_value(json_object_get(pol, "spoofed_sources")));
+}
+
 static void print_status(const json_t *s)
 {
 	/* issue 15: what the agent refused or held back */
@@ -221,6 +263,7 @@ static void print_status(const json_t *s)
 	printf("peers:        %lld\n", (long long)json_integer_value(json_object_get(s, "peers")));
 	print_counters(s, "held back:    ", limits, sizeof(limits) / sizeof(limits[0]));
 	print_counters(s, "sessions:     ", lost, sizeof(lost) / sizeof(lost[0]));
+	print_policy(json_object_get(s, "policy"));
 }
 
 static void print_peers(const json_t *a)

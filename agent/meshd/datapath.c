@@ -61,7 +61,11 @@ static void dev_tun_deliver(void *arg, const struct netio_pkt *pkts, int n)
 		if (m->o.relay) {
 			switch (datapath_relay_dest(m, pkts[i].data, pkts[i].len)) {
 			case RELAY_DEST_PEER:
-				relay_forward(m, pkts[i].data, pkts[i].len);
+				/* issue 16: both devices' groups allow it
+				 * (the source is the sender's own: cryptokey
+				 * routing checked it against its /32) */
+				if (enforce_relay_allows(m, pkts[i].data, pkts[i].len))
+					relay_forward(m, pkts[i].data, pkts[i].len);
 				continue;
 			case RELAY_DEST_OUTSIDE:
 				m->relay_outside_vpc++;	/* never into the relay host's networks */

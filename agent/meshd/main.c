@@ -42,11 +42,14 @@ static void usage(FILE *f)
 		"                         where the kernel has it)\n"
 		"  --no-tun-offload       a plain TUN: no TCP segmentation or checksum offload\n"
 		"                         from the kernel (default: on where it has them)\n"
+		"  --no-policy            do not enforce security groups (no nftables table\n"
+		"                         inet natmesh, no checks at a relay); the service is\n"
+		"                         told this device does not enforce\n"
 		"  --log-format text|json\n"
 		"  --verbose              debug logs\n"
 		"  --help\n"
 		"\n"
-		"SIGTERM/SIGINT remove the interface; the registration stays.\n",
+		"SIGTERM/SIGINT remove the interface and the nftables table; the registration stays.\n",
 		PATH_DIRECT_TIMEOUT_MS);
 }
 
@@ -308,6 +311,9 @@ static int start(struct meshd *m)
 		log_error(COMPONENT, "state: %s", why);
 		goto err_key;
 	}
+	/* issue 16: the table is in before the TUN exists */
+	if ((rc = enforce_start(m)) < 0)
+		goto err_policy;
 	if ((rc = start_buffers(m)) < 0)
 		goto err_bufs;
 	if ((rc = start_dataplane(m)) < 0)
@@ -322,6 +328,8 @@ err_dataplane:
 	stop_dataplane(m);
 err_bufs:
 	stop_buffers(m);
+	enforce_stop(m);
+err_policy:
 	state_clear(&m->st);
 err_key:
 	free_reg_key(m);
@@ -335,6 +343,7 @@ static void stop(struct meshd *m)
 	stop_agent(m);
 	stop_dataplane(m);
 	stop_buffers(m);
+	enforce_stop(m);
 	state_clear(&m->st);
 	free_reg_key(m);
 }
@@ -365,6 +374,7 @@ static int set_opt(struct opts *o, int opt, const char *arg, enum log_format *fm
 	case 'O': o->no_offload = true; return 0;
 	case 'U': o->no_tun_offload = true; return 0;
 	case 'I': o->insecure_http = true; return 0;
+	case 'P': o->no_policy = true; return 0;
 	case 'd': snprintf(o->state_dir, sizeof(o->state_dir), "%s", arg); return 0;
 	case 'S':
 		if (o->nstun >= MAX_STUN)
@@ -431,6 +441,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum log_format *fm
 		{ "no-udp-offload", no_argument, NULL, 'O' },
 		{ "no-tun-offload", no_argument, NULL, 'U' },
 		{ "insecure-http", no_argument, NULL, 'I' },
+		{ "no-policy", no_argument, NULL, 'P' },
 		{ "ifname", required_argument, NULL, 'i' },
 		{ "hostname", required_argument, NULL, 'H' },
 		{ "listen-port", required_argument, NULL, 'p' },

@@ -17,6 +17,11 @@
  *   schedule.c    housekeeping on the loop timer
  *   status.c      the control socket's answers (status, peers, ping)
  *   ping.c        meshctl ping: an ICMP echo through the data plane
+ *   enforce.c     security groups: this device's in nftables, and, on a
+ *                 relay, every forwarded packet (enforce.h)
+ *   policy_nft.c  a group rendered into table inet natmesh (policy_nft.h):
+ *                 the plan and its nft text; policy_nft_batch.c sends it,
+ *                 policy_nft_ctr.c reads its counters back
  *
  * One thread runs the event loop; two helper threads (svc.c) talk to
  * meshsvc. Nothing here is locked: every function runs on the loop's thread. */
@@ -32,6 +37,7 @@
 #include "agent/wg/uapi.h"
 #include "ctl.h"
 #include "disco.h"
+#include "enforce.h"
 #include "iplimit.h"
 #include "loop.h"
 #include "natdisc.h"
@@ -73,6 +79,7 @@ struct opts {
 	bool no_offload;		/* --no-udp-offload */
 	bool no_tun_offload;		/* --no-tun-offload */
 	bool insecure_http;		/* --insecure-http: an http:// service */
+	bool no_policy;			/* --no-policy: no nftables table, none at the relay */
 	char ifname[IFNAMSIZ];
 	char hostname[SVC_HOSTNAME_MAX + 1];
 	int listen_port;		/* -1: saved or random */
@@ -87,6 +94,7 @@ struct mpeer {
 	uint8_t pub[SVC_KEY_LEN];
 	union sockaddr_any tunnel_ip;
 	bool relay, symmetric_nat;
+	char group_id[SVC_ID_MAX];	/* its security group, as the service tells a relay */
 	struct svc_endpoint ep[SVC_MAX_ENDPOINTS];
 	int nep;
 	bool seen;
@@ -194,6 +202,7 @@ struct meshd {
 	uint8_t ctl_buf[BUF_SIZE];
 	uint64_t relay_forwarded;
 	uint64_t relay_outside_vpc;	/* --relay: inner destinations outside the VPC, dropped */
+	struct enforce pol;		/* security groups (enforce.c) */
 	union sockaddr_any lost[MAX_LOST];	/* data for sessions we do not have, from */
 	int nlost;
 	uint64_t lost_handshakes;

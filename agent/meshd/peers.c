@@ -171,6 +171,7 @@ static void peer_update(struct meshd *m, struct mpeer *p, const struct svc_devic
 {
 	snprintf(p->name, sizeof(p->name), "%s", d->hostname[0] ? d->hostname : d->id);
 	p->symmetric_nat = d->symmetric_nat;
+	snprintf(p->group_id, sizeof(p->group_id), "%s", d->security_group_id);
 	p->nep = 0;
 	for (int i = 0; i < d->nep; i++) {
 		const char *why;

@@ -61,10 +61,14 @@ static void svc_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 		switch (ev->type) {
 		case SVC_EV_REGISTERED:
 			on_registered(m, ev);
+			if (m->registered)
+				enforce_update(m, ev->policy);
 			break;
 		case SVC_EV_PEERS:
-			if (m->registered)
+			if (m->registered) {
 				peers_sync(m, ev->devices);
+				enforce_update(m, ev->policy);
+			}
 			break;
 		case SVC_EV_REACHABLE:
 			m->service_reachable = true;
@@ -80,7 +84,8 @@ static void svc_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 
 int service_start(struct meshd *m)
 {
-	struct svc_cfg sc = { .url = m->o.service, .ca_file = m->o.ca, .reg_key = m->reg_key, .os = "linux" };
+	struct svc_cfg sc = { .url = m->o.service, .ca_file = m->o.ca, .reg_key = m->reg_key, .os = "linux",
+			      .no_policy = m->o.no_policy };
 	char token_file[sizeof(m->o.state_dir) + 16];
 	int rc;
 

@@ -88,6 +88,8 @@ static json_t *status_json(const struct meshd *m)
 			 "stun_limited", (json_int_t)m->mux.count[STUNMUX_LIMITED]);
 	if (o)
 		json_object_set_new(o, "nat", nat_json(m));
+	if (o)
+		json_object_set_new(o, "policy", enforce_status_json(m));
 	return o;
 }
 

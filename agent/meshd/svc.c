@@ -39,6 +39,7 @@ struct svc {
 	struct svc_report report;
 	bool report_dirty;
 	bool legacy_nat;	/* the service refused nat.ipv4/ipv6: send the top level alone */
+	bool legacy_policy;	/* the service refused enforces_policy: leave it out */
 	bool reachable;
 	bool outage_logged;
 	struct svc_event *head, *tail;
@@ -100,6 +101,7 @@ void svc_event_free(struct svc_event *ev)
 	if (!ev)
 		return;
 	json_decref(ev->devices);
+	json_decref(ev->policy);
 	free(ev);
 }
 
@@ -216,6 +218,27 @@ static bool legacy_nat_refusal(struct svc *s, long status, const json_t *ans)
 	if (first)
 		log_warn("svc", "the service does not know NAT findings per family (an older meshsvc): "
 			 "reporting the IPv4 ones, else the IPv6 ones, alone url=%s", s->url);
+	return first;
+}
+
+/* A meshsvc from before security groups refuses "enforces_policy" (400,
+ * field enforces_policy): from then on --no-policy registers without it,
+ * since such a service has no policy to enforce anyway. True when this
+ * answer was that refusal (the caller sends again). */
+static bool legacy_policy_refusal(struct svc *s, long status, const json_t *ans)
+{
+	const char *field = json_string_value(json_object_get(ans, "field"));
+	bool first;
+
+	if (status != 400 || !field || strcmp(field, "enforces_policy"))
+		return false;
+	pthread_mutex_lock(&s->mu);
+	first = !s->legacy_policy;
+	s->legacy_policy = true;
+	pthread_mutex_unlock(&s->mu);
+	if (first)
+		log_warn("svc", "the service does not know enforces_policy (it predates security groups): "
+			 "registering without it url=%s", s->url);
 	return first;
 }
 
@@ -365,6 +388,8 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 
 	pthread_mutex_lock(&s->mu);
 	body = fit_body(s, svcjson_register_body(s->cfg.pub, s->os, &s->report));
+	if (body && s->cfg.no_policy && !s->legacy_policy)
+		json_object_set_new(body, "enforces_policy", json_false());
 	s->report_dirty = false;
 	/* a registered key comes back with its token: the public key alone
 	 * proves nothing to the service */
@@ -401,7 +426,8 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 	if (status != 200 && status != 201) {
 		snprintf(why, whylen, "registration%s refused: HTTP %ld %s", reclaimed ? " with a key proof" : "",
 			 status, svchttp_error_text(ans));
-		rc = legacy_nat_refusal(s, status, ans) ? 2 : status >= 500 ? -EAGAIN : -EACCES;
+		rc = legacy_nat_refusal(s, status, ans) || legacy_policy_refusal(s, status, ans) ? 2
+		     : status >= 500 ? -EAGAIN : -EACCES;
 		goto out;
 	}
 	if (!(ev = ev_new(SVC_EV_REGISTERED))) {
@@ -414,6 +440,7 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 		rc = -EBADMSG;
 		goto out;
 	}
+	ev->policy = svcjson_policy(ans);
 	{
 		unsigned char raw[SVC_SEALED_MAX];
 		size_t n;
@@ -422,7 +449,7 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 		    n <= crypto_box_SEALBYTES || n - crypto_box_SEALBYTES >= sizeof(token) ||
 		    crypto_box_seal_open((unsigned char *)token, raw, n, s->cfg.pub, s->cfg.priv) != 0) {
 			snprintf(why, whylen, "the device token does not open with our key pair");
-			free(ev);
+			svc_event_free(ev);
 			rc = -EBADMSG;
 			goto out;
 		}
@@ -430,7 +457,7 @@ static int do_register(struct svc *s, char *why, size_t whylen)
 		if (strlen(token) != n - crypto_box_SEALBYTES) {
 			snprintf(why, whylen, "the device token holds a NUL byte");
 			sodium_memzero(token, sizeof(token));
-			free(ev);
+			svc_event_free(ev);
 			rc = -EBADMSG;
 			goto out;
 		}
@@ -533,24 +560,34 @@ static void *writer_main(void *arg)
 
 /* --- poller: the long poll --------------------------------------------------- */
 
-/* the merged list as an event, when the answer changed anything */
-static void post_peers(struct svc *s, json_t *map, json_t *devices, json_t *deleted, bool full, int64_t rev)
+/* the merged list as an event, when the answer changed anything (the
+ * devices, or the policy it carries: *last is the one posted last) */
+static void post_peers(struct svc *s, json_t *map, json_t *devices, json_t *deleted, bool full, int64_t rev,
+		       json_t *policy, json_t **last)
 {
 	struct svc_event *ev;
 	struct svc_merge mr;
 	const char *k;
 	json_t *v;
+	bool policy_changed = !(policy == *last || (policy && *last && json_equal(policy, *last)));
 
-	if (!full && !json_array_size(devices) && !(deleted && json_array_size(deleted)))
+	if (!full && !json_array_size(devices) && !(deleted && json_array_size(deleted)) && !policy_changed) {
+		json_decref(policy);
 		return;
+	}
 	svcjson_merge_changes(map, devices, deleted, full, SVC_DEVICES_MAX, &mr);
 	if (mr.no_id > 0)
 		log_warn("svc", "device entries without an id skipped count=%d", mr.no_id);
 	if (mr.refused > 0)
 		log_warn("svc", "peer list: new devices refused past the most the agent keeps max=%d "
 			 "count=%d revision=%lld", SVC_DEVICES_MAX, mr.refused, (long long)rev);
-	if (!(ev = ev_new(SVC_EV_PEERS)))
+	if (!(ev = ev_new(SVC_EV_PEERS))) {
+		json_decref(policy);
 		return;
+	}
+	json_decref(*last);
+	*last = json_incref(policy);
+	ev->policy = policy;
 	ev->revision = rev;
 	ev->devices = json_array();
 	json_object_foreach(map, k, v)
@@ -561,7 +598,7 @@ static void post_peers(struct svc *s, json_t *map, json_t *devices, json_t *dele
 static void *poller_main(void *arg)
 {
 	struct svc *s = arg;
-	json_t *map = json_object();
+	json_t *map = json_object(), *last_policy = NULL;
 	unsigned failures = 0;
 	int64_t since = 0;
 	bool full = true;
@@ -624,12 +661,13 @@ static void *poller_main(void *arg)
 		failures = 0;
 		note_result(s, true, "");
 		full |= answer_full;
-		post_peers(s, map, devices, deleted, full, rev);
+		post_peers(s, map, devices, deleted, full, rev, svcjson_policy(ans), &last_policy);
 		since = rev;
 		full = false;
 		json_decref(ans);
 	}
 	json_decref(map);
+	json_decref(last_policy);
 	return NULL;
 }
 

@@ -49,6 +49,7 @@ struct svc_cfg {
 	uint8_t priv[SVC_KEY_LEN];
 	const char *os;			/* "linux" */
 	uint32_t poll_wait_s;		/* 0: SVC_POLL_WAIT_S */
+	bool no_policy;			/* --no-policy: register with enforces_policy false */
 };
 
 enum svc_event_type {
@@ -64,6 +65,9 @@ struct svc_event {
 	struct cidr vpc_cidr;
 	bool has_cidr;
 	json_t *devices;	/* owned array of device objects (PEERS) */
+	json_t *policy;		/* owned svcjson_policy() of the answer, NULL: none
+				 * (REGISTERED, PEERS: a peer list is posted when
+				 * only this changed, too) */
 	int64_t revision;
 	char msg[160];
 	struct svc_event *next;

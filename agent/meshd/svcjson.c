@@ -242,6 +242,7 @@ int svcjson_parse_device(const json_t *j, struct svc_device *d, struct svc_err *
 	    get_string(j, "public_key", true, key, sizeof(key), err) < 0 ||
 	    get_string(j, "hostname", false, d->hostname, sizeof(d->hostname), err) < 0 ||
 	    get_string(j, "tunnel_ip", true, ip, sizeof(ip), err) < 0 ||
+	    get_string(j, "security_group_id", false, d->security_group_id, sizeof(d->security_group_id), err) < 0 ||
 	    get_bool(j, "relay", &d->relay, err) < 0 ||
 	    get_bool(j, "symmetric_nat", &d->symmetric_nat, err) < 0 ||
 	    get_bool(j, "online", &d->online, err) < 0)
@@ -396,4 +397,20 @@ void svcjson_merge_changes(json_t *map, const json_t *devices, const json_t *del
 	}
 	/* an id in both lists is gone, as before deletions came first */
 	merge_deleted(map, deleted);
+}
+
+json_t *svcjson_policy(const json_t *answer)
+{
+	json_t *sg = json_object_get(answer, "security_group"), *all = json_object_get(answer, "security_groups");
+	json_t *o;
+
+	if ((!sg || json_is_null(sg)) && (!all || json_is_null(all)))
+		return NULL;
+	if (!(o = json_object()))
+		return NULL;
+	if (sg && !json_is_null(sg))
+		json_object_set(o, "security_group", sg);
+	if (all && !json_is_null(all))
+		json_object_set(o, "security_groups", all);
+	return o;
 }

@@ -65,6 +65,7 @@ struct svc_device {
 	bool symmetric_nat;
 	bool online;
 	int64_t revision;
+	char security_group_id[SVC_ID_MAX];	/* "": not said (issue 16: sent to relays) */
 };
 
 /* why an answer was refused: the field and the reason */
@@ -116,6 +117,12 @@ int svcjson_parse_registration(const json_t *j, struct svc_device *dev,
  * the broadcast address); -EINVAL with *err naming "ipv4_cidr"/"ipv6_cidr"
  * or "tunnel_ip" */
 int svcjson_check_vpc(const struct cidr *vpc, const union sockaddr_any *tip, struct svc_err *err);
+/* Issue 16: the policy an answer (registration or peer list) carries, as
+ * {"security_group": this device's group, "security_groups": [the VPC's
+ * groups, for a relay]} with the members that are there (references taken);
+ * NULL when the answer has neither (a service without security groups). The
+ * groups themselves are checked by lib/policy's policy_group_parse. */
+json_t *svcjson_policy(const json_t *answer);
 /* The answer to GET /api/vpcs/{id}/devices: {"revision": N, "devices": [...],
  * "deleted": ["id", ...], "full": bool} ("deleted" and "full" optional; full
  * means the devices are the whole list, e.g. after the service lost its

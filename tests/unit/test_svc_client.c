@@ -28,10 +28,12 @@ struct fake {
 	int garbage_first;		/* answer this many registrations with junk */
 	int fail_first_poll;		/* answer this many polls with 503 */
 	bool old_nat;			/* refuse nat.ipv4/ipv6, as meshsvc did before them */
+	bool old_policy;		/* refuse enforces_policy, as meshsvc did before groups */
+	bool groups;			/* answers carry this device's security group */
 	atomic_bool refuse_tokens;	/* answer registrations with a device token 401 */
 	atomic_bool refuse_relay;	/* ... 403 naming the field relay */
 	/* what it saw */
-	atomic_int registrations, polls, patches, nat_refusals;
+	atomic_int registrations, polls, patches, nat_refusals, policy_refusals;
 	char last_patch[4096];
 	char last_reg[4096];
 	char reg_auth[256];
@@ -113,6 +115,11 @@ static void serve(struct fake *f, int fd)
 		if (old_nat_refusal(f, fd, body))
 			return;
 	}
+	if (!strncmp(buf, "POST /api/devices ", 18) && f->old_policy && strstr(body, "\"enforces_policy\"")) {
+		atomic_fetch_add(&f->policy_refusals, 1);
+		reply(fd, 400, "{\"error\":\"unknown field\",\"field\":\"enforces_policy\"}");
+		return;
+	}
 	if (!strncmp(buf, "POST /api/devices ", 18)) {
 		int k = atomic_fetch_add(&f->registrations, 1);
 		json_t *b = json_loads(body, 0, NULL);
@@ -144,13 +151,14 @@ static void serve(struct fake *f, int fd)
 				  sodium_base64_VARIANT_ORIGINAL);
 		snprintf(out, sizeof(out),
 			 "{\"id\":\"self\",\"vpc_id\":\"v1\",\"public_key\":\"%s\",\"hostname\":\"n1\","
-			 "\"tunnel_ip\":\"100.64.0.1\",\"device_token\":\"%s\",\"relay\":false}",
-			 json_string_value(json_object_get(b, "public_key")), sealed64);
+			 "\"tunnel_ip\":\"100.64.0.1\",\"device_token\":\"%s\",\"relay\":false%s}",
+			 json_string_value(json_object_get(b, "public_key")), sealed64,
+			 f->groups ? ",\"security_group\":{\"id\":\"sg1\",\"revision\":1}" : "");
 		json_decref(b);
 		reply(fd, 201, out);
 	} else if (!strncmp(buf, "GET /api/vpcs/v1/devices?", 25)) {
 		int k = atomic_fetch_add(&f->polls, 1);
-		char out[2048];
+		char out[2048], sg[96] = "";
 		if (!auth || strncmp(auth + 22, TOKEN, strlen(TOKEN))) {
 			reply(fd, 401, "{\"error\":\"bad token\"}");
 			return;
@@ -159,16 +167,21 @@ static void serve(struct fake *f, int fd)
 			reply(fd, 503, "{\"error\":\"busy\"}");
 			return;
 		}
+		/* the group changes (revision 2) once the devices stop changing */
+		if (f->groups)
+			snprintf(sg, sizeof(sg), ",\"security_group\":{\"id\":\"sg1\",\"revision\":%d}",
+				 strstr(buf, "since=0&") || strstr(buf, "since=3&") ? 1 : 2);
 		if (strstr(buf, "since=0&")) {
-			snprintf(out, sizeof(out), "{\"revision\":3,\"devices\":[%s,{\"id\":\"bad\"}]}", peer_json);
+			snprintf(out, sizeof(out), "{\"revision\":3,\"devices\":[%s,{\"id\":\"bad\"}]%s}", peer_json, sg);
 		} else if (strstr(buf, "since=3&")) {
 			usleep(50000);
-			snprintf(out, sizeof(out), "{\"revision\":4,\"devices\":[%s],\"deleted\":[\"p1\"]}", peer2_json);
+			snprintf(out, sizeof(out), "{\"revision\":4,\"devices\":[%s],\"deleted\":[\"p1\"]%s}", peer2_json,
+				 sg);
 		} else {
 			/* nothing changes: hold the poll a little, like a real wait */
 			for (int i = 0; i < 20 && !atomic_load(&f->stop); i++)
 				usleep(10000);
-			snprintf(out, sizeof(out), "{\"revision\":4,\"devices\":[]}");
+			snprintf(out, sizeof(out), "{\"revision\":4,\"devices\":[]%s}", sg);
 		}
 		reply(fd, 200, out);
 	} else if (!strncmp(buf, "PATCH /api/devices/self ", 24)) {
@@ -456,4 +469,64 @@ Test(svc, unreachable_then_stop, .timeout = 30)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	cr_assert_lt((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 - t0, 2000);
 	cr_assert_eq(svc_new(&(struct svc_cfg){ .url = NULL }, NULL, &s), -EINVAL);
+}
+
+/* issue 16: the registration and the peer lists bring the device's group,
+ * and a peer list whose only change is the group is passed on too (once);
+ * --no-policy registers with enforces_policy false, and without it once a
+ * service that predates the field refuses it */
+static int64_t policy_revision(const struct svc_event *ev)
+{
+	return json_integer_value(json_object_get(json_object_get(ev->policy, "security_group"), "revision"));
+}
+
+static void groups_run(bool old_policy)
+{
+	struct fake f = { .groups = true, .old_policy = old_policy };
+	struct svc_cfg cfg = { .reg_key = "nmreg_secret", .os = "linux", .poll_wait_s = 1, .no_policy = true };
+	struct svc_report r = { 0 };
+	struct svc_event *ev;
+	struct svc *s;
+	char url[64];
+	int peers_events = 0;
+
+	start(&f, &cfg, url, sizeof(url));
+	strcpy(r.hostname, "n1");
+	cr_assert_eq(svc_new(&cfg, &r, &s), 0);
+	ev = wait_event(s, SVC_EV_REGISTERED, 10000);
+	cr_assert_not_null(ev, "no registration");
+	cr_expect_eq(policy_revision(ev), 1);
+	svc_event_free(ev);
+	pthread_mutex_lock(&f.mu);
+	if (old_policy)
+		cr_expect_null(strstr(f.last_reg, "enforces_policy"), "sent again without it: %s", f.last_reg);
+	else
+		cr_expect_not_null(strstr(f.last_reg, "\"enforces_policy\":false"), "%s", f.last_reg);
+	pthread_mutex_unlock(&f.mu);
+	cr_expect_eq(atomic_load(&f.policy_refusals), old_policy ? 1 : 0);
+
+	/* revision 3 (devices), 4 (devices), then 4 again with only the group changed */
+	while ((ev = wait_event(s, SVC_EV_PEERS, 5000))) {
+		int64_t rev = policy_revision(ev);
+		peers_events++;
+		svc_event_free(ev);
+		if (rev == 2)
+			break;
+	}
+	cr_expect_eq(peers_events, 3, "the group's change was posted by itself");
+	ev = wait_event(s, SVC_EV_PEERS, 1500);
+	cr_expect_null(ev, "an unchanged group is not posted again");
+	svc_event_free(ev);
+	svc_free(s);
+	fake_stop(&f);
+}
+
+Test(svc, security_group_and_no_policy, .timeout = 30)
+{
+	groups_run(false);
+}
+
+Test(svc, no_policy_with_a_service_without_groups, .timeout = 30)
+{
+	groups_run(true);
 }

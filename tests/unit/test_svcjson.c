@@ -1,5 +1,6 @@
 /* The JSON of meshd <-> meshsvc: bodies and checked answers. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <string.h>
 
 #include "agent/meshd/svcjson.h"
@@ -380,4 +381,40 @@ Test(svcjson, merge_capped)
 	json_decref(map);
 	json_decref(dev);
 	json_decref(del);
+}
+
+/* issue 16: the group a device is in (sent to relays), and the policy an
+ * answer carries, taken as it is (lib/policy checks the groups) */
+Test(svcjson, security_groups)
+{
+	struct svc_device d;
+	struct svc_err e;
+	json_t *j = J(DEV(",\"security_group_id\":\"sg-web\""));
+	json_t *a, *p;
+
+	cr_assert_eq(svcjson_parse_device(j, &d, &e), 0, "%s %s", e.field, e.msg);
+	cr_expect_str_eq(d.security_group_id, "sg-web");
+	json_decref(j);
+	j = J(DEV(""));
+	cr_assert_eq(svcjson_parse_device(j, &d, &e), 0);
+	cr_expect_str_eq(d.security_group_id, "", "not said: empty");
+	json_decref(j);
+	j = J(DEV(",\"security_group_id\":7"));
+	cr_expect_eq(svcjson_parse_device(j, &d, &e), -EINVAL);
+	cr_expect_str_eq(e.field, "security_group_id");
+	json_decref(j);
+
+	a = J("{\"revision\":1,\"devices\":[]}");
+	cr_expect_null(svcjson_policy(a), "a service without groups: nothing");
+	json_decref(a);
+	a = J("{\"revision\":1,\"devices\":[],\"security_group\":null}");
+	cr_expect_null(svcjson_policy(a));
+	json_decref(a);
+	a = J("{\"revision\":1,\"devices\":[],\"security_group\":{\"id\":\"g\"},\"security_groups\":[{\"id\":\"g\"}]}");
+	p = svcjson_policy(a);
+	cr_assert_not_null(p);
+	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(p, "security_group"), "id")), "g");
+	cr_expect_eq(json_array_size(json_object_get(p, "security_groups")), 1);
+	json_decref(p);
+	json_decref(a);
 }

@@ -292,6 +292,8 @@ static int cmd_run(int argc, char **argv)
 		snprintf(errcopy, sizeof(errcopy), "%s", lab->err);
 		error = errcopy;
 	}
+	/* the delay lines' counters, while they still run */
+	json_t *impairments = rc ? NULL : sim_lab_impair_report(lab);
 	if (o.keep && !sim_stop_requested) {
 		sim_lab_progress(lab, "lab %s kept; remove it with: meshsim down %s", lab->id, lab->id);
 	} else {
@@ -303,6 +305,9 @@ static int cmd_run(int argc, char **argv)
 	uint64_t duration = sim_lab_clock(lab);
 	json_t *report = sim_report_json(lab, results, nresults, verdict, error, duration, traversal);
 	json_decref(traversal);
+	if (report && json_array_size(impairments))
+		json_object_set(report, "impairments", impairments);
+	json_decref(impairments);
 	char path[PATH_MAX + 16];
 	snprintf(path, sizeof(path), "%s/report.json", lab->run_dir);
 	if (!report || json_dump_file(report, path, JSON_INDENT(2)) < 0)

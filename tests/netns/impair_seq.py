@@ -9,6 +9,11 @@
                                                highest number seen before them)
   impair_seq.py pcap FILE PORT                 the N of every UDP datagram to PORT
                                                in a pcap (Ethernet, IPv4), in order
+  impair_seq.py owd-send DEST PORT COUNT GAP_US  datagrams carrying their send time
+  impair_seq.py owd-recv PORT COUNT            each one's one-way delay in microseconds,
+                                               from the kernel's receive timestamp
+                                               (SO_TIMESTAMPNS; CLOCK_REALTIME, which
+                                               every namespace of a host shares)
 """
 import socket
 import struct
@@ -55,6 +60,37 @@ def stats(path):
     print(len(seqs), len(seen), len(seqs) - len(seen), reordered)
 
 
+def owd_send(dest, port, count, gap_us):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    t = time.monotonic()
+    for i in range(count):
+        s.sendto(struct.pack("!Iq", i, time.time_ns()), (dest, port))
+        t += gap_us / 1e6
+        while time.monotonic() < t:
+            pass
+
+
+def owd_recv(port, count):
+    SO_TIMESTAMPNS = 35
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    s.bind(("0.0.0.0", port))
+    s.settimeout(10)
+    out = []
+    try:
+        for _ in range(count):
+            data, anc, _, _ = s.recvmsg(64, 64)
+            for level, kind, val in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    sec, nsec = struct.unpack("qq", val[:16])
+                    sent = struct.unpack("!Iq", data[:12])[1]
+                    out.append("%.1f" % ((sec * 10**9 + nsec - sent) / 1000))
+            s.settimeout(2)
+    except socket.timeout:
+        pass
+    print("\n".join(out))
+
+
 def pcap(path, port):
     data = open(path, "rb").read()
     out = []
@@ -83,6 +119,10 @@ if __name__ == "__main__":
         recv(int(sys.argv[2]), int(sys.argv[3]))
     elif cmd == "stats":
         stats(sys.argv[2])
+    elif cmd == "owd-send":
+        owd_send(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+    elif cmd == "owd-recv":
+        owd_recv(int(sys.argv[2]), int(sys.argv[3]))
     elif cmd == "pcap":
         pcap(sys.argv[2], int(sys.argv[3]))
     else:

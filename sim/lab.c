@@ -306,6 +306,8 @@ static int make_link(struct sim_lab *lab, const struct sim_link *k)
 		rc = impair_offloads_off(k->ifname);
 	if (!rc)
 		rc = rtnl_link_set_up(k->ifname, true);
+	if (!rc && k->impaired && impair_receive_threaded(k->ifname) < 0)
+		sim_lab_progress(lab, "impair %s/%s: no threaded receive (slower, still right)", node, k->ifname);
 	if (!rc && k->loss_percent)
 		rc = natmodel_loss_apply(k->ifname, (unsigned)k->loss_percent, &nerr);
 	leave(lab);

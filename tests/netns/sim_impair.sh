@@ -29,7 +29,7 @@ cleanup() {
   [ -n "$line_pid" ] && kill "$line_pid" 2>/dev/null && wait "$line_pid" 2>/dev/null
   for l in "${labs[@]}"; do "$M" down "$l" >/dev/null 2>&1; done
   for n in x m y; do ip netns del "$P-$n" 2>/dev/null; done
-  rm -rf "$tmp"
+  [ -n "${KEEP_TMP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -4,6 +4,8 @@
 #   plain:    x0 ==veth== y0                                  (namespaces nmb<pid>-p1, -p2)
 #   plain-nooffload: the same with TSO/GSO/GRO off, as the line's ends are
 #   line:     x ==veth== lx [meshsim impair] ly ==veth== y   (nmb<pid>-x, -m, -y)
+#             (x's and y's ends as a lab's: segmentation offloads off, GRO and
+#             threaded NAPI on)
 #
 # 1. throughput: iperf3 TCP x -> y, ROUNDS rounds of SECONDS each, the kinds
 #    interleaved; the median of each (receiver side).
@@ -51,6 +53,12 @@ done
 ip -n "$P-x" addr add 10.7.0.1/24 dev eth0; ip -n "$P-y" addr add 10.7.0.2/24 dev eth0
 for n in p1 p2 q1 q2 x y; do ip -n "$P-$n" link set dev eth0 up; ip -n "$P-$n" link set dev lo up; done
 for n in q1 q2 x y; do off "$P-$n" eth0; done
+# as the lab sets up the ends the line sends into: GRO and threaded NAPI, so
+# that the receiving stack runs in a kernel thread, not in the line's sendmmsg
+for n in x y; do
+  ip netns exec "$P-$n" ethtool -K eth0 gro on >/dev/null 2>&1
+  ip netns exec "$P-$n" sh -c 'echo 1 >/sys/class/net/eth0/threaded'
+done
 ip -n "$P-m" link set dev lx up; ip -n "$P-m" link set dev ly up
 "$M" impair run "$P-m" --dev lx --peer-dev ly 2>"$tmp/line.log" &
 line=$!

@@ -4,11 +4,12 @@
 #   plain:    x0 ==veth== y0                                  (namespaces nmb<pid>-p1, -p2)
 #   plain-nooffload: the same with TSO/GSO/GRO off, as the line's ends are
 #   line:     x ==veth== lx [meshsim impair] ly ==veth== y   (nmb<pid>-x, -m, -y)
-#             (x's and y's ends as a lab's: segmentation offloads off, GRO and
-#             threaded NAPI on)
+#             (the ends as in a lab, x the node: segmentation offloads off on
+#             both, GRO and threaded NAPI on x's; y is the bridge's side)
 #
 # 1. throughput: iperf3 TCP x -> y, ROUNDS rounds of SECONDS each, the kinds
-#    interleaved; the median of each (receiver side).
+#    interleaved; the median of each (receiver side); line-reverse is y -> x
+#    through the line (iperf3 -R: the ingress direction, into the node).
 # 2. added latency at zero delay: ping -i 0.01, COUNT echoes over each kind,
 #    p50 and p99 of the round trip; the line's minus the plain veth's.
 # 3. timing accuracy: one-way delays of COUNT datagrams x -> y, 10 ms apart,
@@ -53,20 +54,18 @@ done
 ip -n "$P-x" addr add 10.7.0.1/24 dev eth0; ip -n "$P-y" addr add 10.7.0.2/24 dev eth0
 for n in p1 p2 q1 q2 x y; do ip -n "$P-$n" link set dev eth0 up; ip -n "$P-$n" link set dev lo up; done
 for n in q1 q2 x y; do off "$P-$n" eth0; done
-# as the lab sets up the ends the line sends into: GRO and threaded NAPI, so
-# that the receiving stack runs in a kernel thread, not in the line's sendmmsg
-for n in x y; do
-  ip netns exec "$P-$n" ethtool -K eth0 gro on >/dev/null 2>&1
-  ip netns exec "$P-$n" sh -c 'echo 1 >/sys/class/net/eth0/threaded'
-done
+# as a lab sets up the node's end: GRO and threaded NAPI, so that the node's
+# receiving stack runs in a kernel thread, not in the line's sendmmsg
+ip netns exec "$P-x" ethtool -K eth0 gro on >/dev/null 2>&1
+ip netns exec "$P-x" sh -c 'echo 1 >/sys/class/net/eth0/threaded'
 ip -n "$P-m" link set dev lx up; ip -n "$P-m" link set dev ly up
 "$M" impair run "$P-m" --dev lx --peer-dev ly 2>"$tmp/line.log" &
 line=$!
 for _ in $(seq 50); do "$M" impair show "$P-m" --dev lx >/dev/null 2>&1 && break; sleep 0.05; done
 set_line() { "$M" impair set "$P-m" --dev lx "$1" >/dev/null; }
-ns_of() { case $1 in plain) echo p ;; plain-nooffload) echo q ;; line) echo line ;; esac; }
-src() { [ "$1" = line ] && echo "$P-x" || echo "$P-$(ns_of "$1")1"; }
-dst() { [ "$1" = line ] && echo "$P-y" || echo "$P-$(ns_of "$1")2"; }
+ns_of() { case $1 in plain) echo p ;; plain-nooffload) echo q ;; *) echo line ;; esac; }
+src() { [ "${1%-reverse}" = line ] && echo "$P-x" || echo "$P-$(ns_of "$1")1"; }
+dst() { [ "${1%-reverse}" = line ] && echo "$P-y" || echo "$P-$(ns_of "$1")2"; }
 
 # Gbit/s of one iperf3 run over KIND
 tput() {
@@ -74,7 +73,9 @@ tput() {
   ip netns exec "$(dst "$1")" iperf3 -s -1 >/dev/null 2>&1 &
   srv=$!
   for _ in $(seq 50); do ip netns exec "$(dst "$1")" ss -ltn | grep -q ':5201 ' && break; sleep 0.05; done
-  out=$(ip netns exec "$(src "$1")" iperf3 -c 10.7.0.2 -t "$SECS" -J 2>/dev/null)
+  local rev=
+  [ "$1" = line-reverse ] && rev=-R
+  out=$(ip netns exec "$(src "$1")" iperf3 -c 10.7.0.2 -t "$SECS" $rev -J 2>/dev/null)
   wait "$srv"
   python3 -c 'import json,sys; print("%.2f" % (json.loads(sys.stdin.read())["end"]["sum_received"]["bits_per_second"] / 1e9))' <<<"$out" 2>/dev/null
 }
@@ -84,12 +85,12 @@ rtts() { ip netns exec "$(src "$1")" ping -n -i 0.01 -c "$COUNT" 10.7.0.2 | sed 
 # "p50 p99" of numbers on stdin (plus OFFSET)
 pct() { sort -n | awk -v off="${1:-0}" '{ a[NR] = $1 + off } END { if (!NR) { print "? ?"; exit } i50 = int(NR * 0.5 + 0.5); i99 = int(NR * 0.99 + 0.5); if (i50 < 1) i50 = 1; if (i99 < 1) i99 = 1; printf "%.3f %.3f\n", a[i50], a[i99] }'; }
 
-KINDS=(plain plain-nooffload line)
+KINDS=(plain plain-nooffload line line-reverse)
 for k in "${KINDS[@]}"; do : >"$tmp/tput-$k"; done
 for r in $(seq "$ROUNDS"); do
   for k in "${KINDS[@]}"; do tput "$k" >>"$tmp/tput-$k"; done
 done
-for k in "${KINDS[@]}"; do rtts "$k" >"$tmp/rtt-$k"; done
+for k in plain plain-nooffload line; do rtts "$k" >"$tmp/rtt-$k"; done
 read -r line50 line99 < <(pct <"$tmp/rtt-line")
 read -r plain50 plain99 < <(pct <"$tmp/rtt-plain")
 read -r nooff50 nooff99 < <(pct <"$tmp/rtt-plain-nooffload")

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "impair.h"
+#include "impairdev.h"
 
 #define IMPAIR_CTL_PREFIX "natmesh-impair/"
 
@@ -46,20 +47,9 @@ extern volatile sig_atomic_t impair_line_stop;
  * 0, or a negative errno with a line on stderr naming what failed */
 int impair_line_run(const struct impair_line_opts *o);
 
-/* turns segmentation and receive offloads off on ifname (ETHTOOL_SFEATURES) */
-int impair_offloads_off(const char *ifname);
-/* GRO on and threaded NAPI for a veth end the line sends into: the receiving
- * stack then runs in a kernel thread of its own, not in the line's sendmmsg
- * (1.3-2x the throughput on two CPUs); forks a child with a mount
- * namespace of its own to reach /sys/class/net/IFNAME/threaded */
-int impair_receive_threaded(const char *ifname);
-
 /* Sends an update (JSON text) to the line on dev_a in the calling thread's
  * namespace and puts its answer (malloc'd JSON text) in *reply. 0, or
  * -ECONNREFUSED when no line runs there, -ETIMEDOUT without an answer. */
 int impair_ctl(const char *dev_a, const char *request, int timeout_ms, char **reply);
-
-/* the two interfaces the lab puts either side of link k's delay line */
-void impair_lab_devs(size_t k, char a[IFNAMSIZ], char b[IFNAMSIZ]);
 
 #endif

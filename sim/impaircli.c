@@ -99,8 +99,12 @@ static int parse(int argc, char **argv, struct cli *o)
 		if (key) {
 			double x = strtod(optarg, &end);
 			if (end == optarg || *end) {
-				fprintf(stderr, "meshsim impair: %s %s: not a number\n", key, optarg);
-				return -EINVAL;
+				const char *opt = key;
+				for (size_t i = 0; longopts[i].name; i++)
+					if (longopts[i].val == c)
+						opt = longopts[i].name;
+				fprintf(stderr, "meshsim impair: --%s %s: not a number\n", opt, optarg);
+				return -EDOM;
 			}
 			json_object_set_new(o->update, key, integer && x == (double)(long long)x ?
 						    json_integer((json_int_t)x) : json_real(x));
@@ -129,7 +133,7 @@ static int parse(int argc, char **argv, struct cli *o)
 		if (!json_is_object(j)) {
 			fprintf(stderr, "meshsim impair: %s: %s\n", argv[optind + 2], j ? "not an object" : jerr.text);
 			json_decref(j);
-			return -EINVAL;
+			return -EDOM;
 		}
 		json_object_update(o->update, j);
 		json_decref(j);
@@ -199,7 +203,12 @@ int sim_impair_main(int argc, char **argv)
 	int code;
 	if (!o.update)
 		return 3;
-	if (parse(argc, argv, &o) < 0 || (strcmp(o.verb, "run") && strcmp(o.verb, "set") && strcmp(o.verb, "show")) ||
+	int rc = parse(argc, argv, &o);
+	if (rc == -EDOM) {	/* a bad value, already named */
+		json_decref(o.update);
+		return 2;
+	}
+	if (rc < 0 || (strcmp(o.verb, "run") && strcmp(o.verb, "set") && strcmp(o.verb, "show")) ||
 	    (!strcmp(o.verb, "show") && json_object_size(o.update))) {
 		fputs(sim_impair_usage, stderr);
 		json_decref(o.update);

@@ -233,8 +233,10 @@ static void receive(struct line_dir *d, uint8_t (*stage)[SLOT_DATA])
 					ring_put(d, d->held.data, d->held.len, v.due, d->held_copies);
 			}
 		}
-		if (direct && sendmmsg(d->out, now_msgs, direct, 0) < (int)direct)
-			d->dec.cnt.overflow++;
+		if (direct) {
+			int sent = sendmmsg(d->out, now_msgs, direct, 0);
+			d->dec.cnt.overflow += direct - (unsigned)(sent > 0 ? sent : 0);
+		}
 		if (n < BATCH)
 			return;
 	}
@@ -270,15 +272,41 @@ static void log_state(const struct line *l, const char *what)
 		impair_conf_format(&l->dir[1].dec.conf, i, sizeof(i)));
 }
 
+/* the sender's uid from SCM_CREDENTIALS; -1 when absent */
+static long sender_uid(struct msghdr *m)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+			struct ucred cred;
+			memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+			return (long)cred.uid;
+		}
+	return -1;
+}
+
 static void control(struct line *l)
 {
 	char buf[CTL_MAX + 1];
 	struct sockaddr_un from;
-	socklen_t fromlen = sizeof(from);
-	ssize_t n = recvfrom(l->ctl, buf, CTL_MAX, MSG_DONTWAIT, (struct sockaddr *)&from, &fromlen);
+	union {
+		char buf[CMSG_SPACE(sizeof(struct ucred))];
+		struct cmsghdr align;
+	} cmsg;
+	struct iovec iov = { buf, CTL_MAX };
+	struct msghdr m = { .msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1,
+			    .msg_control = cmsg.buf, .msg_controllen = sizeof(cmsg.buf) };
+	ssize_t n = recvmsg(l->ctl, &m, MSG_DONTWAIT);
+	socklen_t fromlen = m.msg_namelen;
 	if (n < 0)
 		return;
 	buf[n] = '\0';
+	/* an abstract name is open to every process of the namespace: only
+	 * root and the line's own user may change it */
+	long uid = sender_uid(&m);
+	if (uid != 0 && uid != (long)geteuid()) {
+		fprintf(stderr, "warn impair: control datagram from uid %ld dropped\n", uid);
+		return;
+	}
 	json_error_t jerr;
 	json_t *req = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, &jerr), *reply;
 	struct impair_conf c[IMPAIR_NDIRS] = { l->dir[0].dec.conf, l->dir[1].dec.conf };
@@ -425,7 +453,9 @@ static int line_open(const struct impair_line_opts *o, struct line **out)
 		rc = -errno;
 		goto err;
 	}
-	if (bind(l->ctl, (struct sockaddr *)&sun, ctl_addr(o->dev_a, &sun)) < 0) {
+	int one = 1;
+	if (setsockopt(l->ctl, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
+	    bind(l->ctl, (struct sockaddr *)&sun, ctl_addr(o->dev_a, &sun)) < 0) {
 		rc = -errno;
 		fprintf(stderr, "error impair: control socket @" IMPAIR_CTL_PREFIX "%s: %s\n", o->dev_a,
 			strerror(-rc));

@@ -16,7 +16,8 @@
  *
  * Control: an abstract unix datagram socket "@natmesh-impair/A" in the
  * namespace (abstract names are per network namespace, so labs never
- * collide and nothing is left on disk). A datagram is an update object as
+ * collide and nothing is left on disk); datagrams from users other than
+ * root and the line's own (SO_PASSCRED) are dropped. A datagram is an update object as
  * impair_update() reads it ({} asks for nothing); the answer is the
  * current state: {"link": NAME, "egress": {...conf, "counters": {...}},
  * "ingress": {...}} or {"error": "PATH: reason"}. */

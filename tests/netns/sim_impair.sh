@@ -68,6 +68,13 @@ check "impair set: 10 + 40 ms (min ${mn:-?}, median ${med:-?})" holds "${mn:-0} 
 "$M" impair show "$P-m" --dev lx >"$tmp/show.json"
 check "impair show counts the pings each way" \
   python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(not (j["egress"]["counters"]["passed"] >= 10 and j["ingress"]["counters"]["passed"] >= 10))' "$tmp/show.json"
+# another user's datagram to the abstract control socket changes nothing
+ip netns exec "$P-m" setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c '
+import socket
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"{\"delay_ms\": 99}", b"\0natmesh-impair/lx")' 2>/dev/null
+sleep 0.1
+check "a datagram from another user is ignored" eval '"$M" impair show "$P-m" --dev lx | grep -q "\"ingress\":{\"delay_ms\":40" && grep -q "from uid 65534 dropped" "$tmp/verb.log"'
 "$M" impair set "$P-m" --dev lx --jitter 50 2>"$tmp/set.err"; rc=$?
 check "impair set refuses jitter above the delay, naming the key (exit $rc)" \
   eval '[ $rc -eq 2 ] && grep -q "egress.jitter_ms\|jitter_ms: 50 is more than delay_ms (10)" "$tmp/set.err"'

@@ -15,6 +15,7 @@
 #   4. iperf3 (TCP) through 20 Mbit/s: within 10% of the rate.
 #   5. the same seed twice: the same datagrams lost, duplicated and reordered,
 #      at the receiver and in the captures; another seed: other decisions.
+#   6. meshsim run: report.json carries each line's state and counters.
 set -uo pipefail
 . "$(dirname "$0")/tap.bash"
 BUILD=${BUILD:-build}
@@ -185,6 +186,14 @@ check "seed 7 twice: b received the same datagrams in the same order ($(wc -l <"
 check "seed 7 twice: the captures of the link hold the same sequence" \
   eval 'cmp -s "$tmp/pcap-s7a" "$tmp/pcap-s7b" && cmp -s "$tmp/pcap-s7a" "$tmp/recv-s7a"'
 check "seed 8: other decisions" eval '! cmp -s "$tmp/recv-s7a" "$tmp/recv-s8"'
+
+# --- meshsim run: the lines' state and counters in report.json ---------------
+lab_json 5 '{ "delay_ms": 1 }' '{ "delay_ms": 2 }' |
+  python3 -c 'import json,sys; d=json.load(sys.stdin); d["expectations"]=[{"ping":["a","b"],"count":3}]; print(json.dumps(d))' >"$tmp/report.json"
+"$M" run "$tmp/report.json" --out "$tmp/run-report" --no-capture >/dev/null 2>&1; rc=$?
+check "meshsim run of an impaired lab passes (exit $rc) and report.json has the line's counters" \
+  python3 -c 'import json,sys; l=json.load(open(sys.argv[1]))["impairments"][0]
+sys.exit(not (l["link"] == "a/eth0" and l["seed"] == 5 and l["ingress"]["delay_ms"] == 2 and l["egress"]["counters"]["passed"] >= 3))' "$tmp/run-report/report.json"
 
 # --- nothing left -----------------------------------------------------------
 left=0

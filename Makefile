@@ -107,7 +107,7 @@ define UNITTEST
 $(BUILD)/tests/$(1): $(BUILD)/obj/tests/unit/$(1).o $(LIBS)
 	@mkdir -p $$(@D)
 	@$(if $(Q),echo "  LD      $$@")
-	$(Q)$(CC) $(LDFLAGS) -o $$@ $$^ $(PKG_LIBS) -lcriterion
+	$(Q)$(CC) $(LDFLAGS) -o $$@ $$^ $(PKG_LIBS) -lcriterion -lm
 endef
 $(foreach t,$(UNIT_SRCS),$(eval $(call UNITTEST,$(basename $(notdir $(t))))))
 

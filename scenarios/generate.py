@@ -217,3 +217,23 @@ site(d, 2, "port-restricted-cone")
 site(d, 3, "symmetric")
 d["expectations"] = path("n1", "n2", "direct", DIRECT_MS) + path("n1", "n3", "direct", DIRECT_MS) + path("n2", "n3", "relayed", RELAY_MS)
 save(d)
+
+# --- impairments (issue 17): delay per link and direction, changed during the run
+def rtt(node, lo, hi):
+    """node pings srv 5 times: the minimum round trip >= lo ms (exact: a packet never arrives
+    early), the median < hi ms (it stands one late wake-up on a busy machine)"""
+    return {"name": "%s: round trip %d..%d ms" % (node, lo, hi), "node": node, "expect_output": "^min",
+            "command": "ping -n -c 5 -i 0.1 ${ip:srv} | sed -n 's/.*time=\\([0-9.]*\\) ms/\\1/p' | sort -n | "
+                       "awk '{ a[NR] = $1 } END { print \"min\", a[1], \"median\", a[3]; exit !(NR == 5 && a[1] >= %d && a[3] < %d) }'" % (lo, hi)}
+d = {"name": "impair-delay", "timeout_s": 30, "seed": 17,
+     "description": "Delay lines on two hosts' links, no agents: near is 5 ms from the internet each way, far 75 ms with 2 ms of uniform jitter. Their round trips to srv must show it (a packet never arrives early, so the minimum is exact); then impair steps swap the delays during the run and the round trips follow.",
+     "networks": [{"name": "internet", "cidr": "198.51.100.0/24"}],
+     "nodes": [{"name": "srv", "links": [{"network": "internet", "address": "198.51.100.10"}]},
+               {"name": "near", "links": [{"network": "internet", "address": "198.51.100.20",
+                                           "egress": {"delay_ms": 5}, "ingress": {"delay_ms": 5}}]},
+               {"name": "far", "links": [{"network": "internet", "address": "198.51.100.30",
+                                          "egress": {"delay_ms": 75, "jitter_ms": 2}, "ingress": {"delay_ms": 75, "jitter_ms": 2}}]}],
+     "expectations": [rtt("near", 10, 13), rtt("far", 146, 156),
+                      {"impair": "near", "delay_ms": 75}, {"impair": "far", "delay_ms": 5, "jitter_ms": 0},
+                      rtt("near", 150, 153), rtt("far", 10, 13)]}
+save(d)

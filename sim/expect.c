@@ -278,6 +278,30 @@ static void expect_action(struct sim_lab *lab, const struct sim_expect *e, struc
 	r->time_ms = elapsed(t0);
 }
 
+/* sends the step's update to the link's delay line; the line refuses what
+ * it cannot take (the parser checked it already) */
+static void expect_impair(struct sim_lab *lab, const struct sim_expect *e, struct sim_result *r)
+{
+	const struct sim_link *k = &lab->sc->links[e->link];
+	uint64_t t0 = clock_now_ms();
+	char *reply = NULL;
+	int rc = sim_lab_impair_ctl(lab, e->link, e->update, &reply);
+	json_t *j = reply ? json_loads(reply, 0, NULL) : NULL;
+	const char *err = json_string_value(json_object_get(j, "error"));
+	r->verdict = rc || !j || err ? SIM_VERDICT_FAIL : SIM_VERDICT_PASS;
+	if (rc)
+		sim_strf(r->detail, sizeof(r->detail), "the delay line of %s/%s: %s", lab->sc->nodes[k->node].name,
+			 k->ifname, strerror(-rc));
+	else if (!j || err)
+		sim_strf(r->detail, sizeof(r->detail), "the delay line refused it: %s", err ? err : "no JSON answer");
+	else
+		sim_strf(r->detail, sizeof(r->detail), "%s/%s now %.150s", lab->sc->nodes[k->node].name, k->ifname,
+			 e->update);
+	json_decref(j);
+	free(reply);
+	r->time_ms = elapsed(t0);
+}
+
 void sim_expect_run(struct sim_lab *lab, size_t i, struct sim_result *r)
 {
 	const struct sim_expect *e = &lab->sc->expects[i];
@@ -302,6 +326,9 @@ void sim_expect_run(struct sim_lab *lab, size_t i, struct sim_result *r)
 	case SIM_EXPECT_START:
 	case SIM_EXPECT_RESTART:
 		expect_action(lab, e, r);
+		break;
+	case SIM_EXPECT_IMPAIR:
+		expect_impair(lab, e, r);
 		break;
 	}
 }
@@ -435,7 +462,8 @@ static const char *proc_state_name(enum sim_proc_state s)
 
 static const char *kind_name(enum sim_expect_kind k)
 {
-	static const char *const names[] = { "ping", "path", "command", "stop", "start", "restart", "sleep" };
+	static const char *const names[] = { "ping", "path", "command", "stop", "start", "restart", "sleep",
+					     "impair" };
 	return names[k];
 }
 

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "impairline.h"
 #include "loop.h"
 #include "nat-models/natmodel.h"
 #include "netns.h"
@@ -107,9 +108,10 @@ int sim_lab_new(const struct sim_scenario *sc, const char *run_dir, bool detache
 	lab->self_ns = -1;
 	lab->ns_fd = malloc((sc->nnodes + sc->nnets + 1) * sizeof(int));
 	lab->capture_pid = calloc(sc->nnets + 1, sizeof(pid_t));
+	lab->impair_pid = calloc(sc->nlinks + 1, sizeof(pid_t));
 	lab->procs = calloc(sc->nprocs + 1, sizeof(*lab->procs));
 	lab->tls_made = calloc(sc->nnodes + 1, sizeof(bool));
-	if (!lab->ns_fd || !lab->capture_pid || !lab->procs || !lab->tls_made) {
+	if (!lab->ns_fd || !lab->capture_pid || !lab->impair_pid || !lab->procs || !lab->tls_made) {
 		rc = -ENOMEM;
 		goto err;
 	}
@@ -176,6 +178,7 @@ void sim_lab_free(struct sim_lab *lab)
 		close(lab->self_ns);
 	free(lab->ns_fd);
 	free(lab->capture_pid);
+	free(lab->impair_pid);
 	free(lab->procs);
 	free(lab->tls_made);
 	free(lab);
@@ -268,6 +271,7 @@ static int make_namespaces(struct sim_lab *lab)
 
 static int make_link(struct sim_lab *lab, const struct sim_link *k)
 {
+	size_t index = (size_t)(k - lab->sc->links);
 	const struct sim_scenario *sc = lab->sc;
 	const char *node = sc->nodes[k->node].name;
 	size_t net_ns = sc->nnodes + k->network;
@@ -277,22 +281,33 @@ static int make_link(struct sim_lab *lab, const struct sim_link *k)
 	/* switch side: the port is named after the node */
 	if ((rc = enter(lab, net_ns)))
 		return rc;
-	rc = rtnl_veth_add(node, k->ifname, lab->ns_fd[k->node]);
-	if (!rc)
-		rc = rtnl_link_set_master(node, bridge_name);
-	if (!rc)
-		rc = rtnl_link_set_up(node, true);
+	if (k->impaired) {
+		rc = sim_lab_impair_link(lab, index);
+	} else {
+		rc = rtnl_veth_add(node, k->ifname, lab->ns_fd[k->node]);
+		if (!rc)
+			rc = rtnl_link_set_master(node, bridge_name);
+		if (!rc)
+			rc = rtnl_link_set_up(node, true);
+	}
 	if (!rc && k->loss_percent)
 		rc = natmodel_loss_apply(node, (unsigned)k->loss_percent, &nerr);
 	leave(lab);
+	if (rc && lab->err[0])
+		return rc;
 	if (rc)
 		return lab_fail(lab, rc, "link %s/%s to %s: %s", node, k->ifname, sc->nets[k->network].name,
 				nerr.reason[0] ? nerr.reason : strerror(-rc));
 	if ((rc = enter(lab, k->node)))
 		return rc;
 	rc = rtnl_addr_add(k->ifname, &k->addr);
+	/* frames into the delay line at most the MTU: decisions per packet */
+	if (!rc && k->impaired)
+		rc = impair_offloads_off(k->ifname);
 	if (!rc)
 		rc = rtnl_link_set_up(k->ifname, true);
+	if (!rc && k->impaired && impair_receive_threaded(k->ifname) < 0)
+		sim_lab_progress(lab, "impair %s/%s: no threaded receive (slower, still right)", node, k->ifname);
 	if (!rc && k->loss_percent)
 		rc = natmodel_loss_apply(k->ifname, (unsigned)k->loss_percent, &nerr);
 	leave(lab);

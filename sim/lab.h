@@ -13,6 +13,7 @@
 #ifndef NATMESH_SIM_LAB_H
 #define NATMESH_SIM_LAB_H
 
+#include <jansson.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -64,6 +65,7 @@ struct sim_lab {
 	int self_ns;			/* the caller's namespace, to come back to */
 	int *ns_fd;			/* nodes, then networks; -1 when absent */
 	pid_t *capture_pid;		/* per network */
+	pid_t *impair_pid;		/* per link: its delay line, 0 when none */
 	struct sim_proc_run *procs;
 	bool *tls_made;			/* per node: its certificate exists */
 	uint64_t t0;
@@ -113,6 +115,15 @@ int sim_lab_enter_node(const char *lab_id, const char *node, const char *run_dir
  * reads that, so that many captures start side by side. */
 int sim_capture_spawn(struct sim_lab *lab, size_t net, pid_t *out, int *ready_fd);
 int sim_capture_wait(struct sim_lab *lab, size_t net, int ready_fd);
+
+/* impaired links (sim/labimpair.c). impair_link runs in the network's
+ * namespace: the veth pairs either side of link k's delay line and the
+ * line's process (lab->err says why it did not start). impair_ctl sends an
+ * update (JSON text, "{}" for none) to the line and gets its state. */
+int sim_lab_impair_link(struct sim_lab *lab, size_t k);
+int sim_lab_impair_ctl(struct sim_lab *lab, size_t k, const char *update, char **reply);
+/* every line's state and counters, for report.json */
+json_t *sim_lab_impair_report(struct sim_lab *lab);
 
 /* a throwaway CA for the run and certificates for nodes (sim/pki.c) */
 int sim_pki_ca(struct sim_lab *lab);

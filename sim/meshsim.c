@@ -15,6 +15,7 @@
 #include "loop.h"
 #include "nat-models/natmodel.h"
 #include "sim/expect.h"
+#include "sim/impaircli.h"
 #include "sim/lab.h"
 #include "sim/netns.h"
 #include "sim/scenario.h"
@@ -37,6 +38,9 @@ static const char usage_text[] =
 	"  down LAB                        stop a lab's processes and remove its namespaces\n"
 	"  list                            the labs on this machine\n"
 	"  nat NETNS MODEL --wan IFNAME    apply a NAT model (preset or JSON) in a namespace\n"
+	"  impair run|set|show NETNS --dev A ...\n"
+	"                                  delay, jitter, loss, duplication, reordering, rate\n"
+	"                                  between two interfaces of a namespace\n"
 	"  clean                           remove labs whose meshsim is gone\n"
 	"  validate FILE                   check a scenario file\n"
 	"Every verb takes --help. The scenario format is described in sim/scenario.h.\n";
@@ -71,6 +75,7 @@ static const struct {
 		 "global IPv6 address. MODEL is a preset (full-cone, restricted-cone,\n"
 		 "port-restricted-cone, symmetric) or JSON such as\n"
 		 "'{\"preset\":\"full-cone\",\"hairpinning\":true,\"udp_timeout\":30}'.\n" },
+	{ "impair", sim_impair_usage },
 	{ "clean", "usage: meshsim clean\n"
 		   "Removes every lab (namespaces nmsXXXX-*, their processes and state files) that no\n"
 		   "running `meshsim run` owns: leftovers of crashes and forgotten `meshsim up` labs.\n" },
@@ -287,6 +292,8 @@ static int cmd_run(int argc, char **argv)
 		snprintf(errcopy, sizeof(errcopy), "%s", lab->err);
 		error = errcopy;
 	}
+	/* the delay lines' counters, while they still run */
+	json_t *impairments = rc ? NULL : sim_lab_impair_report(lab);
 	if (o.keep && !sim_stop_requested) {
 		sim_lab_progress(lab, "lab %s kept; remove it with: meshsim down %s", lab->id, lab->id);
 	} else {
@@ -298,6 +305,9 @@ static int cmd_run(int argc, char **argv)
 	uint64_t duration = sim_lab_clock(lab);
 	json_t *report = sim_report_json(lab, results, nresults, verdict, error, duration, traversal);
 	json_decref(traversal);
+	if (report && json_array_size(impairments))
+		json_object_set(report, "impairments", impairments);
+	json_decref(impairments);
 	char path[PATH_MAX + 16];
 	snprintf(path, sizeof(path), "%s/report.json", lab->run_dir);
 	if (!report || json_dump_file(report, path, JSON_INDENT(2)) < 0)
@@ -572,6 +582,7 @@ int main(int argc, char **argv)
 	} verbs[] = {
 		{ "run", cmd_run },   { "up", cmd_up },	      { "exec", cmd_exec },	    { "down", cmd_down },
 		{ "list", cmd_list }, { "nat", cmd_nat },     { "clean", cmd_clean }, { "validate", cmd_validate },
+		{ "impair", sim_impair_main },
 	};
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		fputs(usage_text, argc < 2 ? stderr : stdout);

@@ -511,6 +511,42 @@ static int parse_address(struct pctx *c, struct sim_link *k, const char *addr)
 
 /* first pass over nodes: names, kinds, and all their links (so that later
  * references to any node's addresses resolve) */
+/* an impair_update() refusal as "FILE: PATH: reason" (its path is absolute) */
+static int impair_fail(struct pctx *c, const struct impair_err *err)
+{
+	const char *p = err->path[0] == '.' ? err->path + 1 : err->path;
+	snprintf(c->err, c->errlen, "%s: %s: %s", c->file, p, err->reason);
+	return -EINVAL;
+}
+
+/* a link's "egress" and "ingress" */
+static int parse_link_impair(struct pctx *c, json_t *l, struct sim_link *k)
+{
+	json_t *eg = json_object_get(l, "egress"), *in = json_object_get(l, "ingress");
+	struct impair_err err = { "", "" };
+	if (!eg && !in)
+		return 0;
+	if (json_object_get(l, "loss_percent")) {
+		size_t old = path_push(c, ".loss_percent");
+		int rc = fail(c, "not with egress/ingress: give their loss_percent instead");
+		path_pop(c, old);
+		return rc;
+	}
+	json_t *both = json_object();
+	if (!both)
+		return -ENOMEM;
+	if (eg)
+		json_object_set(both, "egress", eg);
+	if (in)
+		json_object_set(both, "ingress", in);
+	int rc = impair_update(both, c->path, NULL, k->impair, &err);
+	json_decref(both);
+	if (rc)
+		return impair_fail(c, &err);
+	k->impaired = true;
+	return 0;
+}
+
 static int parse_node_links(struct pctx *c, size_t ni, json_t *v)
 {
 	struct sim_scenario *s = c->s;
@@ -520,7 +556,8 @@ static int parse_node_links(struct pctx *c, size_t ni, json_t *v)
 	if (rc || !arr)
 		return rc;
 	json_array_foreach(arr, i, l) {
-		static const char *const keys[] = { "network", "ifname", "address", "loss_percent", NULL };
+		static const char *const keys[] = { "network", "ifname", "address", "loss_percent", "egress",
+						    "ingress", NULL };
 		size_t old = path_push(c, ".links[%zu]", i);
 		struct sim_link *k = &s->links[s->nlinks];
 		const char *net = NULL, *ifname = NULL, *addr = NULL;
@@ -571,6 +608,8 @@ static int parse_node_links(struct pctx *c, size_t ni, json_t *v)
 		}
 		if (!rc)
 			rc = get_int(c, l, "loss_percent", 0, 100, &k->loss_percent);
+		if (!rc)
+			rc = parse_link_impair(c, l, k);
 		if (!rc) {
 			k->node = ni;
 			if (!addr)
@@ -1097,9 +1136,50 @@ static int parse_action(struct pctx *c, json_t *v, const char *key, struct sim_e
 	return rc;
 }
 
+/* {"impair": "NODE/IFNAME", ...}: checked against the link's impairment as
+ * the steps before it leave it */
+static int parse_impair_step(struct pctx *c, json_t *v, struct impair_conf (*now)[IMPAIR_NDIRS],
+			     struct sim_expect *e)
+{
+	static const char *const extra[] = { "impair", "name", NULL };
+	const struct sim_link *k;
+	const char *ref = NULL;
+	struct impair_err err = { "", "" };
+	int rc = get_str(c, v, "impair", true, &ref);
+	if (rc)
+		return rc;
+	size_t old = path_push(c, ".impair");
+	rc = sim_scenario_ref(c->s, ref, strlen(ref), &k);
+	if (rc)
+		rc = ref_fail(c, rc, ref, strlen(ref), false);
+	else if (k->loss_percent)
+		rc = fail(c, "link %s has loss_percent, which is nftables, not a delay line; give its "
+			  "egress/ingress loss_percent instead", ref);
+	path_pop(c, old);
+	if (rc)
+		return rc;
+	e->kind = SIM_EXPECT_IMPAIR;
+	e->link = (size_t)(k - c->s->links);
+	if (impair_update(v, c->path, extra, now[e->link], &err))
+		return impair_fail(c, &err);
+	c->s->links[e->link].impaired = true;
+	json_t *u = json_deep_copy(v);
+	if (!u)
+		return -ENOMEM;
+	json_object_del(u, "impair");
+	json_object_del(u, "name");
+	e->update = json_dumps(u, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(u);
+	if (!e->update)
+		return -ENOMEM;
+	snprintf(e->label, sizeof(e->label), "impair %.30s %.50s", ref, e->update);
+	return 0;
+}
+
 static int parse_expectations(struct pctx *c, json_t *arr)
 {
-	static const char *const kinds[] = { "ping", "command", "stop", "start", "restart", "sleep_ms", NULL };
+	static const char *const kinds[] = { "ping", "command", "stop", "start", "restart", "sleep_ms", "impair",
+					     NULL };
 	static const char *const ping_keys[] = { "name", "ping", "path", "count", "within_ms", "reachable", NULL };
 	static const char *const cmd_keys[] = { "name", "command", "node", "expect_exit", "expect_output",
 						"within_ms", NULL };
@@ -1109,8 +1189,14 @@ static int parse_expectations(struct pctx *c, json_t *arr)
 	size_t i;
 	json_t *v;
 	s->expects = calloc(json_array_size(arr) + 1, sizeof(*s->expects));
-	if (!s->expects)
+	/* each link's impairment as the impair steps so far leave it */
+	struct impair_conf (*now)[IMPAIR_NDIRS] = calloc(s->nlinks + 1, sizeof(*now));
+	if (!s->expects || !now) {
+		free(now);
 		return -ENOMEM;
+	}
+	for (size_t k = 0; k < s->nlinks; k++)
+		memcpy(now[k], s->links[k].impair, sizeof(now[k]));
 	json_array_foreach(arr, i, v) {
 		size_t old = path_push(c, ".expectations[%zu]", i);
 		struct sim_expect *e = &s->expects[i];
@@ -1124,7 +1210,7 @@ static int parse_expectations(struct pctx *c, json_t *arr)
 			kind = kinds[k];
 		}
 		if (!rc && !kind)
-			rc = fail(c, "needs one of ping, command, stop, start, restart, sleep_ms");
+			rc = fail(c, "needs one of ping, command, stop, start, restart, sleep_ms, impair");
 		s->nexpects = i + 1;	/* so that sim_scenario_free sees partial entries */
 		if (!rc && !strcmp(kind, "ping"))
 			rc = check_keys(c, v, ping_keys) ?: parse_ping(c, v, e);
@@ -1142,6 +1228,8 @@ static int parse_expectations(struct pctx *c, json_t *arr)
 				path_pop(c, o2);
 			}
 			snprintf(e->label, sizeof(e->label), "sleep %d ms", e->sleep_ms);
+		} else if (!rc && !strcmp(kind, "impair")) {
+			rc = parse_impair_step(c, v, now, e);
 		} else if (!rc)
 			rc = check_keys(c, v, act_keys) ?: parse_action(c, v, kind, e);
 		if (!rc)
@@ -1149,9 +1237,12 @@ static int parse_expectations(struct pctx *c, json_t *arr)
 		if (!rc && name)
 			snprintf(e->label, sizeof(e->label), "%s", name);
 		path_pop(c, old);
-		if (rc)
+		if (rc) {
+			free(now);
 			return rc;
+		}
 	}
+	free(now);
 	return 0;
 }
 
@@ -1229,7 +1320,7 @@ static int parse_nodes(struct pctx *c, json_t *arr)
 int sim_scenario_parse(const char *file, const char *text, struct sim_scenario **out, char *err, size_t errlen)
 {
 	static const char *const keys[] = { "name", "description", "timeout_s", "networks", "nodes", "expectations",
-					    NULL };
+					    "seed", NULL };
 	struct pctx c = { .file = file, .err = err, .errlen = errlen };
 	json_error_t jerr;
 	json_t *root, *arr;
@@ -1269,6 +1360,16 @@ int sim_scenario_parse(const char *file, const char *text, struct sim_scenario *
 	if (!rc && desc && !(c.s->description = strdup(desc)))
 		rc = -ENOMEM;
 	c.s->timeout_ms = timeout_s * 1000;
+	c.s->seed = 1;
+	if (!rc && json_object_get(root, "seed")) {
+		json_t *seed = json_object_get(root, "seed");
+		size_t old = path_push(&c, ".seed");
+		if (!json_is_integer(seed) || json_integer_value(seed) < 0)
+			rc = fail(&c, "must be an integer 0..2^63-1");
+		else
+			c.s->seed = (uint64_t)json_integer_value(seed);
+		path_pop(&c, old);
+	}
 	if (!rc && !(rc = get_array(&c, root, "networks", &arr)) && arr)
 		rc = parse_networks(&c, arr);
 	if (!rc && !(rc = get_array(&c, root, "nodes", &arr))) {
@@ -1341,6 +1442,7 @@ void sim_scenario_free(struct sim_scenario *s)
 	for (size_t i = 0; i < s->nexpects; i++) {
 		argv_free(&s->expects[i].argv);
 		free(s->expects[i].to);
+		free(s->expects[i].update);
 		if (s->expects[i].has_regex)
 			regfree(&s->expects[i].regex);
 	}

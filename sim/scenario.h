@@ -29,9 +29,14 @@
  *           "ifname": "wan",             default eth0, eth1, ... (<= 15 chars)
  *           "address": "203.0.113.2",    or with /prefix; default: the next free
  *                                        host of the network's cidr
- *           "loss_percent": 5 }          random drop of that share of the packets
+ *           "loss_percent": 5,           random drop of that share of the packets
  *                                        entering the link from either side, 0..100
- *       ],
+ *                                        (nftables numgen, not seeded); not with
+ *                                        egress/ingress, which have their own
+ *           "egress": { impairment },    frames leaving the node onto the network
+ *           "ingress": { impairment } }  frames from the network to the node
+ *       ],                               either puts a delay line in the link
+ *                                        (sim/impair.h: mechanism and model)
  *       "routes": [ { "dst": "default" | "CIDR", "via": "IP" | "NODE" } ],
  *                                        via a node: its address on a shared network
  *                                        (of dst's family when several are shared);
@@ -63,9 +68,32 @@
  *                                        each may carry "if": "sh text" | [argv] and
  *                                        "node": the action happens only when that
  *                                        command exits 0 in node, else it is skipped
- *     { "sleep_ms": 500 }
- *   ]
+ *     { "sleep_ms": 500 },
+ *     { "impair": "NODE" | "NODE/IFNAME", "delay_ms": 80,
+ *       "egress": { impairment }, "ingress": { impairment } }
+ *                                        changes a link's impairment during the run:
+ *                                        keys at the top apply to both directions,
+ *                                        only the keys given change; the link gets
+ *                                        a delay line from the start
+ *   ],
+ *   "seed": 1                            0..2^63-1, default 1: every impaired link's
+ *                                        decisions come from it, the link's name
+ *                                        ("NODE/IFNAME") and the direction
  * }
+ *
+ * An impairment (every key optional; numbers may have fractions unless said):
+ *   { "delay_ms": 50,                    one way, 0..60000
+ *     "jitter_ms": 5,                    uniform in [-jitter, +jitter] around the
+ *                                        delay, at most delay_ms; keeps the order
+ *     "loss_percent": 1,                 0..100, seeded
+ *     "duplicate_percent": 1,            0..100: a second copy right after
+ *     "reorder_percent": 2,              0..50: that share of a steady stream leaves
+ *                                        right after the packet that followed it
+ *     "rate_kbit": 10000,                integer >= 1: serialised at that rate
+ *                                        (Ethernet frames, header included)
+ *     "queue_packets": 100 | "queue_kbytes": 64 }   the rate's tail-drop queue,
+ *                                        integers, one of them, only with rate_kbit;
+ *                                        default 100 ms at the rate, >= 4 KiB
  *
  * Strings in argv, ready and command take variables: ${run} (the run folder),
  * ${build}, ${lab}, ${node} (this node), ${ns} (this node's namespace),
@@ -88,6 +116,7 @@
 #include <stddef.h>
 
 #include "addr.h"
+#include "impair.h"
 
 #define SIM_NAME_MAX 15		/* IFNAMSIZ - 1: node names become port names */
 #define SIM_SCENARIO_NAME_MAX 48
@@ -111,6 +140,7 @@ enum sim_expect_kind {
 	SIM_EXPECT_START,
 	SIM_EXPECT_RESTART,
 	SIM_EXPECT_SLEEP,
+	SIM_EXPECT_IMPAIR,	/* change a link's delay line */
 };
 
 struct sim_network {
@@ -124,6 +154,8 @@ struct sim_link {
 	char ifname[IFNAMSIZ];
 	struct cidr addr;	/* host address and prefix length */
 	int loss_percent;
+	bool impaired;		/* a delay line sits in the link */
+	struct impair_conf impair[IMPAIR_NDIRS];
 };
 
 struct sim_route {
@@ -182,6 +214,8 @@ struct sim_expect {
 	regex_t regex;
 	size_t proc;		/* STOP/START/RESTART */
 	int sleep_ms;
+	size_t link;		/* IMPAIR: index into scenario->links */
+	char *update;		/* IMPAIR: the update sent to the line (JSON text) */
 };
 
 struct sim_scenario {
@@ -199,6 +233,7 @@ struct sim_scenario {
 	size_t nprocs;
 	struct sim_expect *expects;
 	size_t nexpects;
+	uint64_t seed;		/* the impairments' decisions */
 	bool uses_tls;		/* some string mentions ${ca}, ${tls_cert} or ${tls_key} */
 };
 

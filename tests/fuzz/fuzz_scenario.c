@@ -48,6 +48,12 @@ static void check_scenario(const struct sim_scenario *s)
 		if (k->network >= s->nnets || strnlen(k->ifname, sizeof(k->ifname)) == sizeof(k->ifname) ||
 		    sim_scenario_link(s, k->node, k->ifname) != k || k->loss_percent < 0 || k->loss_percent > 100)
 			abort();
+		for (int d = 0; d < IMPAIR_NDIRS; d++)
+			if (k->impair[d].jitter_us > k->impair[d].delay_us ||
+			    k->impair[d].reorder_ppm > IMPAIR_REORDER_MAX_PERCENT * 10000 ||
+			    (k->impair[d].queue_packets && k->impair[d].queue_bytes) ||
+			    ((k->impair[d].queue_packets || k->impair[d].queue_bytes) && !k->impair[d].rate_kbit))
+				abort();
 		sim_link_ip(k, &ip);
 	}
 	for (size_t i = 0; i < s->nprocs; i++) {
@@ -79,6 +85,10 @@ static void check_scenario(const struct sim_scenario *s)
 				check_node_ref(s, e->from);
 			break;
 		case SIM_EXPECT_SLEEP:
+			break;
+		case SIM_EXPECT_IMPAIR:
+			if (e->link >= s->nlinks || !s->links[e->link].impaired || !e->update)
+				abort();
 			break;
 		}
 	}

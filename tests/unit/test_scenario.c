@@ -133,6 +133,9 @@ Test(sim_scenario, address_with_prefix)
 	sim_scenario_free(s);
 }
 
+/* a host "a" on site1 with the link keys given */
+#define IMP(keys) "{\"name\": \"a\", \"links\": [{\"network\": \"site1\", " keys "}]}"
+
 struct bad_case {
 	const char *text;
 	const char *err;	/* the whole message */
@@ -284,7 +287,7 @@ static const struct bad_case bad[] = {
 	{ DOC(NETS, PUB, "{\"ping\": [\"pub\", \"203.0.113.10\"], \"command\": \"true\"}"),
 	  "t.json: expectations[0]: has both \"ping\" and \"command\"; one kind per expectation" },
 	{ DOC(NETS, PUB, "{\"wait\": 1}"),
-	  "t.json: expectations[0]: needs one of ping, command, stop, start, restart, sleep_ms" },
+	  "t.json: expectations[0]: needs one of ping, command, stop, start, restart, sleep_ms, impair" },
 	{ DOC(NETS, PUB, "{\"command\": \"true\"}"),
 	  "t.json: expectations[0].node: missing (required: the node the command runs in)" },
 	{ DOC(NETS, PUB, "{\"command\": \"true\", \"node\": \"pub\", \"expect_output\": \"(\"}"),
@@ -304,6 +307,38 @@ static const struct bad_case bad[] = {
 	  "t.json: expectations[0].if: must not be empty" },
 	{ DOC(NETS, PUB, "{\"sleep_ms\": 5, \"if\": \"true\", \"node\": \"pub\"}"),
 	  "t.json: expectations[0].if: unknown key" },
+	/* impairments: every refusal names the path down to the value */
+	{ DOC(NETS, PUB ", " IMP("\"egress\": {\"delay_ms\": 10, \"jitter_ms\": 20}"), ""),
+	  "t.json: nodes[1].links[0].egress.jitter_ms: 20 is more than delay_ms (10): jitter is uniform in "
+	  "[-jitter, +jitter] around the delay" },
+	{ DOC(NETS, PUB ", " IMP("\"ingress\": {\"delay_ms\": -1}"), ""),
+	  "t.json: nodes[1].links[0].ingress.delay_ms: -1 is out of range 0..60000" },
+	{ DOC(NETS, PUB ", " IMP("\"egress\": {\"loss_percent\": 100.01}"), ""),
+	  "t.json: nodes[1].links[0].egress.loss_percent: 100.01 is out of range 0..100" },
+	{ DOC(NETS, PUB ", " IMP("\"egress\": {\"duplicate_percent\": 200}"), ""),
+	  "t.json: nodes[1].links[0].egress.duplicate_percent: 200 is out of range 0..100" },
+	{ DOC(NETS, PUB ", " IMP("\"egress\": {\"rate_kbit\": 0}"), ""),
+	  "t.json: nodes[1].links[0].egress.rate_kbit: 0 would carry nothing; leave rate_kbit out for no limit" },
+	{ DOC(NETS, PUB ", " IMP("\"egress\": {\"queue_kbytes\": 4}"), ""),
+	  "t.json: nodes[1].links[0].egress.queue_kbytes: a queue limit needs rate_kbit (only the rate limit queues)" },
+	{ DOC(NETS, PUB ", " IMP("\"egress\": {\"delay\": 4}"), ""),
+	  "t.json: nodes[1].links[0].egress.delay: unknown key (known: delay_ms, jitter_ms, loss_percent, "
+	  "duplicate_percent, reorder_percent, rate_kbit, queue_packets, queue_kbytes)" },
+	{ DOC(NETS, PUB ", " IMP("\"egress\": {}, \"loss_percent\": 3"), ""),
+	  "t.json: nodes[1].links[0].loss_percent: not with egress/ingress: give their loss_percent instead" },
+	{ DOC(NETS, PUB ", " IMP("\"egress\": {\"delay_ms\": 10, \"jitter_ms\": 5}"),
+	      "{\"impair\": \"a\", \"egress\": {\"delay_ms\": 2}}"),
+	  "t.json: expectations[0].egress.jitter_ms: 5 is more than delay_ms (2): jitter is uniform in "
+	  "[-jitter, +jitter] around the delay" },
+	{ DOC(NETS, PUB ", " IMP("\"egress\": {}"), "{\"impair\": \"a/eth9\", \"delay_ms\": 2}"),
+	  "t.json: expectations[0].impair: node \"a\" has no interface eth9" },
+	{ DOC(NETS, PUB ", " IMP("\"egress\": {}"), "{\"impair\": \"a\", \"delay_s\": 2}"),
+	  "t.json: expectations[0].delay_s: unknown key (known: delay_ms, jitter_ms, loss_percent, "
+	  "duplicate_percent, reorder_percent, rate_kbit, queue_packets, queue_kbytes, egress, ingress)" },
+	{ DOC(NETS, PUB, "{\"impair\": \"pub\", \"reorder_percent\": 60}"),
+	  "t.json: expectations[0].reorder_percent: 60 is out of range 0..50" },
+	{ "{\"name\": \"t\", \"seed\": -1, " NETS ", \"nodes\": [" PUB "]}",
+	  "t.json: seed: must be an integer 0..2^63-1" },
 };
 
 Test(sim_scenario, bad_files)
@@ -348,5 +383,37 @@ Test(sim_scenario, path_expectation_and_actions)
 	cr_assert(s->expects[4].has_cond);
 	cr_assert_eq(s->expects[4].from, 2);
 	cr_assert_str_eq(s->expects[4].argv.v[2], "test -e x");
+	sim_scenario_free(s);
+}
+
+Test(sim_scenario, impairments_and_impair_steps)
+{
+	struct sim_scenario *s = parse_ok("{\"name\": \"t\", \"seed\": 42, " NETS ", \"nodes\": [" PUB ", "
+		IMP("\"egress\": {\"delay_ms\": 75, \"jitter_ms\": 2.5}, \"ingress\": {\"rate_kbit\": 800, "
+		    "\"queue_packets\": 20, \"loss_percent\": 0.5}") "], \"expectations\": ["
+		"{\"impair\": \"a\", \"delay_ms\": 5, \"name\": \"closer\"},"
+		"{\"impair\": \"pub/eth0\", \"ingress\": {\"duplicate_percent\": 1}}]}");
+	const struct sim_link *a = sim_scenario_link(s, 1, NULL);
+	cr_assert_eq(s->seed, 42);
+	cr_assert(a->impaired);
+	cr_assert_eq(a->impair[IMPAIR_EGRESS].delay_us, 75000);
+	cr_assert_eq(a->impair[IMPAIR_EGRESS].jitter_us, 2500);
+	cr_assert_eq(a->impair[IMPAIR_INGRESS].rate_kbit, 800);
+	cr_assert_eq(a->impair[IMPAIR_INGRESS].queue_packets, 20);
+	cr_assert_eq(a->impair[IMPAIR_INGRESS].loss_ppm, 5000);
+	cr_assert_eq(s->expects[0].kind, SIM_EXPECT_IMPAIR);
+	cr_assert_eq(s->expects[0].link, 1);
+	cr_assert_str_eq(s->expects[0].update, "{\"delay_ms\":5}");
+	cr_assert_str_eq(s->expects[0].label, "closer");
+	/* a link named by a step alone gets a line, without impairment until then */
+	cr_assert_eq(s->expects[1].link, 0);
+	cr_assert(s->links[0].impaired);
+	cr_assert(!impair_conf_active(&s->links[0].impair[IMPAIR_EGRESS]));
+	sim_scenario_free(s);
+	/* the default seed; no line where nothing asks for one */
+	s = parse_ok(GOOD);
+	cr_assert_eq(s->seed, 1);
+	for (size_t i = 0; i < s->nlinks; i++)
+		cr_assert(!s->links[i].impaired);
 	sim_scenario_free(s);
 }

@@ -58,6 +58,24 @@ static enum MHD_Result register_refused(struct api *api, struct MHD_Connection *
 	}
 }
 
+/* the device's own group, resolved, and every group of the VPC for a relay:
+ * what the agent enforces (issue 16) */
+static int annotate(struct api *api, json_t *device)
+{
+	const char *vpc_id = json_string_value(json_object_get(device, "vpc_id"));
+	const char *id = json_string_value(json_object_get(device, "id"));
+	struct policy_view *v;
+	int rc;
+
+	if (!vpc_id || !id)
+		return -EINVAL;
+	if ((rc = api_policy_view(api, vpc_id, &v)) < 0)
+		return rc;
+	rc = api_policy_annotate(v, api_policy_member(v, id), device);
+	api_policy_view_put(v);
+	return rc;
+}
+
 /* With a registration key: a new device (201). With a device token: that
  * device again, proven by the token it holds (200): the public key alone is
  * known to the whole VPC and proves nothing. */
@@ -98,6 +116,11 @@ enum MHD_Result api_device_register(struct api *api, struct MHD_Connection *c, s
 	if (store_vpc_get(api->store, rq->who.vpc_id, &vpc) == 0)
 		json_object_set_new(out, "vpc", vpc);
 	json_object_set_new(out, "device_token", json_string(sealed));
+	if ((rc = annotate(api, out)) < 0) {
+		json_decref(out);
+		ret = api_send_internal(api, c, rq, rc);
+		goto out;
+	}
 	if (!again)
 		api_log_write(api, "device registered id=%s vpc=%s tunnel_ip=%s",
 			      json_string_value(json_object_get(out, "id")), rq->who.vpc_id,
@@ -154,14 +177,20 @@ enum MHD_Result api_device_get(struct api *api, struct MHD_Connection *c, struct
 	return out ? api_send_json(api, c, rq, MHD_HTTP_OK, out) : ret;
 }
 
-/* The admin grants or takes relaying and changes nothing else; a device
- * changes what it reports, and its relay flag only by naming the one it has. */
+/* The admin grants or takes relaying and moves a device to another security
+ * group, and changes nothing else; a device changes what it reports, its
+ * relay flag only by naming the one it has, and never its group. */
 static bool patch_allowed(struct api *api, struct MHD_Connection *c, struct request *rq,
 			  const struct device_spec *spec, const json_t *device, enum MHD_Result *ret)
 {
-	if (rq->who.scope == TOKEN_ADMIN && spec->set != DEV_RELAY) {
+	if (rq->who.scope == TOKEN_ADMIN && (spec->set & ~(unsigned)(DEV_RELAY | DEV_SECURITY_GROUP))) {
 		*ret = api_send_error(api, c, rq, MHD_HTTP_FORBIDDEN, NULL,
-				      "the admin changes only relay; a device reports the rest itself");
+				      "the admin changes only relay and security_group_id; a device reports the rest itself");
+		return false;
+	}
+	if (rq->who.scope == TOKEN_DEVICE && (spec->set & DEV_SECURITY_GROUP)) {
+		*ret = api_send_error(api, c, rq, MHD_HTTP_FORBIDDEN, "security_group_id",
+				      "a device's security group is set by the admin");
 		return false;
 	}
 	if (rq->who.scope == TOKEN_DEVICE && (spec->set & DEV_RELAY) &&
@@ -180,6 +209,7 @@ enum MHD_Result api_device_patch(struct api *api, struct MHD_Connection *c, stru
 	struct device_spec spec;
 	enum MHD_Result ret;
 	int64_t before = 0;
+	unsigned set;
 	json_t *out;
 	struct verr e;
 	int rc;
@@ -198,13 +228,20 @@ enum MHD_Result api_device_patch(struct api *api, struct MHD_Connection *c, stru
 	}
 	json_decref(out);
 	store_vpc_revision(api->store, vpc_id, &before);
+	set = spec.set;
 	rc = store_device_patch(api->store, rq->id, &spec, api_now_s(), &out);
 	device_spec_clear(&spec);
+	if (rc == -ESRCH)
+		return api_send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, "security_group_id",
+				      "no security group \"%s\" in the device's VPC", spec.security_group);
 	if (rc < 0)
 		return rc == -ENOENT ? api_send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such device")
 				     : api_send_internal(api, c, rq, rc);
-	if (rq->who.scope == TOKEN_ADMIN)
+	if (rq->who.scope == TOKEN_ADMIN && (set & DEV_RELAY))
 		api_log_write(api, "device relay set id=%s vpc=%s relay=%d", rq->id, vpc_id, spec.relay);
+	if (set & DEV_SECURITY_GROUP)
+		api_log_write(api, "device security group set id=%s vpc=%s security_group_id=%s", rq->id, vpc_id,
+			      json_string_value(json_object_get(out, "security_group_id")));
 	api_notify_if_changed(api, vpc_id, before);
 	return api_send_json(api, c, rq, MHD_HTTP_OK, out);
 }

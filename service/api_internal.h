@@ -22,7 +22,7 @@
 
 enum route_id {
 	R_HEALTHZ, R_METRICS, R_WHOAMI, R_VPCS, R_VPC, R_VPC_DEVICES, R_REGKEYS, R_REGKEY,
-	R_DEVICES, R_DEVICE, R_UNKNOWN, R_COUNT
+	R_DEVICES, R_DEVICE, R_SECGROUPS, R_SECGROUP, R_UNKNOWN, R_COUNT
 };
 extern const char *const api_route_names[R_COUNT];
 
@@ -64,9 +64,13 @@ struct request {
  * it; a VPC keeps API_LIST_CACHE_PER_VPC of them, the least recently used
  * going first, so that clients asking different since (an agent's full list
  * and its changes) do not evict each other's */
-#define API_LIST_CACHE_PER_VPC 4
+#define API_LIST_CACHE_PER_VPC 32
+/* who a list is for: "admin" (unfiltered), "relay" (sees all), "group:ID"
+ * (every member of the group sees the same), "device:ID" */
+#define API_CLASS_LEN (UUID_STRLEN + 8)
 struct list_cache {
 	char vpc_id[UUID_STRLEN];
+	char cls[API_CLASS_LEN];
 	int64_t since, revision, built_ms, used;
 	struct MHD_Response *response;
 	struct list_cache *next;
@@ -130,6 +134,8 @@ struct api {
 	uint8_t admin_hash[TOKEN_HASH_BYTES];
 	struct list_cache *cache;
 	int64_t cache_uses;	/* the clock of the cache's LRU */
+	struct policy_view *views;	/* api_policy.c: one per VPC, of its current revision */
+	uint64_t policy_builds;
 	/* the batch: answers held until its commit, the VPCs it changed */
 	struct request *held;
 	unsigned nheld;
@@ -258,6 +264,26 @@ void api_poll_hangups(struct api *api);
 void api_cache_drop(struct api *api, const char *vpc_id);
 void api_cache_free(struct api *api);
 
+/* api_policy.c: a VPC's groups and members at its current revision, and
+ * who may learn of whom */
+struct policy_view;
+struct member;
+/* the view of the VPC's current revision; release it with api_policy_view_put */
+int api_policy_view(struct api *api, const char *vpc_id, struct policy_view **out);
+void api_policy_view_put(struct policy_view *v);
+void api_policy_drop(struct api *api, const char *vpc_id);
+void api_policy_free(struct api *api);
+int64_t api_policy_revision(const struct policy_view *v);
+/* the device in the view, or NULL */
+const struct member *api_policy_member(const struct policy_view *v, const char *device_id);
+/* may who learn of peer: either is a relay, or policy_visible */
+bool api_policy_sees(struct policy_view *v, const struct member *who, const struct member *peer);
+/* the members that get the same peer list share a class */
+void api_policy_class(const struct policy_view *v, const struct member *who, char out[API_CLASS_LEN]);
+/* adds who's resolved "security_group" to answer, and "security_groups"
+ * (every group of the VPC) when who is a relay; nothing for NULL */
+int api_policy_annotate(const struct policy_view *v, const struct member *who, json_t *answer);
+
 /* the handlers, one per endpoint */
 #define HANDLER(name) enum MHD_Result name(struct api *api, struct MHD_Connection *c, \
 					   struct request *rq, const json_t *body)
@@ -278,6 +304,11 @@ HANDLER(api_device_list);
 HANDLER(api_device_get);
 HANDLER(api_device_patch);
 HANDLER(api_device_delete);
+HANDLER(api_secgroup_create);
+HANDLER(api_secgroup_list);
+HANDLER(api_secgroup_get);
+HANDLER(api_secgroup_patch);
+HANDLER(api_secgroup_delete);
 #undef HANDLER
 
 #endif

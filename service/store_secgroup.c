@@ -169,10 +169,10 @@ static int resolve_rules(struct store *st, const char *vpc_id, const char *key, 
 			if (!strcmp(name, self_id) || !strcmp(name, self_name)) {
 				store_copy_id(id, self_id);
 			} else if ((rc = store_secgroup_resolve(st, vpc_id, name, id)) < 0) {
-				json_decref(*out);
-				*out = NULL;
 				if (rc == -ESRCH)
 					validate_fail(err, field, "no security group \"%.60s\" in this VPC", name);
+				json_decref(*out);
+				*out = NULL;
 				return rc;
 			}
 			json_string_set(g, id);

@@ -38,6 +38,8 @@ extern const char *const api_method_names[M_COUNT];
 enum request_state { RQ_BODY, RQ_WAITING, RQ_HELD, RQ_DONE };
 
 struct endpoint;
+struct policy_view;	/* api_policy.c */
+struct view_member;
 
 struct request {
 	enum route_id route;
@@ -256,6 +258,14 @@ bool api_log_limit_pass(struct log_limit *l, int64_t now_ms);
 void api_count(struct api *api, const struct request *rq, unsigned status);
 
 /* api_poll.c */
+/* The devices of the VPC changed after since, as {vpc_id, revision, full,
+ * devices, deleted}; full when the answer is the whole list (since 0, a
+ * since from the future, or one from before the tombstones kept: the client
+ * starts over). For a device (who, in the view v; NULL for the admin: no
+ * filter) the devices it may not learn of are only ids in deleted, and the
+ * answer carries its security group (api_policy_annotate). */
+int api_list_json(struct api *api, const char *vpc_id, int64_t since, int64_t revision, struct policy_view *v,
+		  const struct view_member *who, json_t **out);
 enum MHD_Result api_send_list(struct api *api, struct MHD_Connection *c, struct request *rq);
 /* a long poll leaves RQ_WAITING: woken, hung up or closed */
 void api_poll_leave(struct api *api, struct request *rq);
@@ -266,8 +276,6 @@ void api_cache_free(struct api *api);
 
 /* api_policy.c: a VPC's groups and members at its current revision, and
  * who may learn of whom */
-struct policy_view;
-struct member;
 /* the view of the VPC's current revision; release it with api_policy_view_put */
 int api_policy_view(struct api *api, const char *vpc_id, struct policy_view **out);
 void api_policy_view_put(struct policy_view *v);
@@ -275,14 +283,14 @@ void api_policy_drop(struct api *api, const char *vpc_id);
 void api_policy_free(struct api *api);
 int64_t api_policy_revision(const struct policy_view *v);
 /* the device in the view, or NULL */
-const struct member *api_policy_member(const struct policy_view *v, const char *device_id);
+const struct view_member *api_policy_member(const struct policy_view *v, const char *device_id);
 /* may who learn of peer: either is a relay, or policy_visible */
-bool api_policy_sees(struct policy_view *v, const struct member *who, const struct member *peer);
+bool api_policy_sees(struct policy_view *v, const struct view_member *who, const struct view_member *peer);
 /* the members that get the same peer list share a class */
-void api_policy_class(const struct policy_view *v, const struct member *who, char out[API_CLASS_LEN]);
+void api_policy_class(const struct policy_view *v, const struct view_member *who, char out[API_CLASS_LEN]);
 /* adds who's resolved "security_group" to answer, and "security_groups"
  * (every group of the VPC) when who is a relay; nothing for NULL */
-int api_policy_annotate(const struct policy_view *v, const struct member *who, json_t *answer);
+int api_policy_annotate(const struct policy_view *v, const struct view_member *who, json_t *answer);
 
 /* the handlers, one per endpoint */
 #define HANDLER(name) enum MHD_Result name(struct api *api, struct MHD_Connection *c, \

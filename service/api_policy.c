@@ -25,7 +25,7 @@
 #include "log.h"
 #include "policy.h"
 
-struct member {
+struct view_member {
 	char id[UUID_STRLEN];
 	int group;		/* index into the view's groups; -1: none known */
 	bool relay;
@@ -42,7 +42,7 @@ struct policy_view {
 	json_t **addresses;	/* per group: its members' tunnel addresses */
 	bool by_address;	/* some rule has ip_ranges: visibility depends on addresses */
 	signed char *pair;	/* ngroups x ngroups: -1 not known yet, 0, 1 */
-	struct member *members;	/* sorted by id */
+	struct view_member *members;	/* sorted by id */
 	size_t nmembers, cap;
 	struct policy_view *next;
 };
@@ -76,11 +76,11 @@ static int group_index(const struct policy_view *v, const char *id)
 static int add_member(void *arg, const char *id, const char *tunnel_ip, const char *group_id, bool relay)
 {
 	struct policy_view *v = arg;
-	struct member *m;
+	struct view_member *m;
 
 	if (v->nmembers == v->cap) {
 		size_t cap = v->cap ? 2 * v->cap : 64;
-		struct member *grown = realloc(v->members, cap * sizeof(*grown));
+		struct view_member *grown = realloc(v->members, cap * sizeof(*grown));
 
 		if (!grown)
 			return -ENOMEM;
@@ -105,7 +105,7 @@ static int add_member(void *arg, const char *id, const char *tunnel_ip, const ch
 
 static int member_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct member *)a)->id, ((const struct member *)b)->id);
+	return strcmp(((const struct view_member *)a)->id, ((const struct view_member *)b)->id);
 }
 
 static bool rules_have_ranges(const struct policy_rule *r, size_t n)
@@ -229,20 +229,20 @@ int64_t api_policy_revision(const struct policy_view *v)
 	return v->policy_revision;
 }
 
-const struct member *api_policy_member(const struct policy_view *v, const char *device_id)
+const struct view_member *api_policy_member(const struct policy_view *v, const char *device_id)
 {
-	struct member key;
+	struct view_member key;
 
 	snprintf(key.id, sizeof(key.id), "%s", device_id);
 	return bsearch(&key, v->members, v->nmembers, sizeof(*v->members), member_cmp);
 }
 
-static const struct policy_group *group_of(const struct policy_view *v, const struct member *m)
+static const struct policy_group *group_of(const struct policy_view *v, const struct view_member *m)
 {
 	return m->group >= 0 ? &v->groups[m->group] : &none;
 }
 
-bool api_policy_sees(struct policy_view *v, const struct member *who, const struct member *peer)
+bool api_policy_sees(struct policy_view *v, const struct view_member *who, const struct view_member *peer)
 {
 	signed char *pair;
 
@@ -259,7 +259,7 @@ bool api_policy_sees(struct policy_view *v, const struct member *who, const stru
 	return *pair;
 }
 
-void api_policy_class(const struct policy_view *v, const struct member *who, char out[API_CLASS_LEN])
+void api_policy_class(const struct policy_view *v, const struct view_member *who, char out[API_CLASS_LEN])
 {
 	if (who->relay)
 		snprintf(out, API_CLASS_LEN, "relay");
@@ -303,7 +303,7 @@ static json_t *resolved_group(const struct policy_view *v, size_t k)
 	return g;
 }
 
-int api_policy_annotate(const struct policy_view *v, const struct member *who, json_t *answer)
+int api_policy_annotate(const struct policy_view *v, const struct view_member *who, json_t *answer)
 {
 	json_t *all, *g;
 

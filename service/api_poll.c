@@ -28,7 +28,7 @@
  * (since older than the policy revision, and not starting over) gets every
  * device it sees now and the ids of all the others: whatever it was told
  * before, its list is right afterwards. */
-static int filter_list(struct api *api, struct policy_view *v, const struct member *who, const char *vpc_id,
+static int filter_list(struct api *api, struct policy_view *v, const struct view_member *who, const char *vpc_id,
 		       int64_t since, bool full, json_t **devices, json_t *deleted)
 {
 	json_t *keep = json_array(), *d;
@@ -51,7 +51,7 @@ static int filter_list(struct api *api, struct policy_view *v, const struct memb
 	}
 	json_array_foreach(*devices, i, d) {
 		const char *id = json_string_value(json_object_get(d, "id"));
-		const struct member *peer = id ? api_policy_member(v, id) : NULL;
+		const struct view_member *peer = id ? api_policy_member(v, id) : NULL;
 
 		if (peer && api_policy_sees(v, who, peer))
 			rc = json_array_append(keep, d);
@@ -67,20 +67,14 @@ static int filter_list(struct api *api, struct policy_view *v, const struct memb
 	return 0;
 }
 
-/* The devices changed after since, as {vpc_id, revision, full, devices,
- * deleted}; full when the answer is the whole list (since 0, a since from the
- * future, or one from before the tombstones kept: the client starts over).
- * For a device (who; NULL for the admin) filtered by policy and with its
- * security group. */
-static int build_list(struct api *api, const char *vpc_id, int64_t since, int64_t revision,
-		      struct policy_view *v, const struct member *who, struct MHD_Response **out)
+int api_list_json(struct api *api, const char *vpc_id, int64_t since, int64_t revision, struct policy_view *v,
+		  const struct view_member *who, json_t **out)
 {
 	json_t *devices, *deleted, *body;
 	bool full;
 	int rc;
 
 	*out = NULL;
-	api->list_builds++;
 	if ((rc = store_device_changes(api->store, vpc_id, since, &devices, &deleted, &full)) < 0)
 		return rc;
 	if (who && (rc = filter_list(api, v, who, vpc_id, since, full, &devices, deleted)) < 0) {
@@ -96,6 +90,20 @@ static int build_list(struct api *api, const char *vpc_id, int64_t since, int64_
 		json_decref(body);
 		return -ENOMEM;
 	}
+	*out = body;
+	return 0;
+}
+
+static int build_list(struct api *api, const char *vpc_id, int64_t since, int64_t revision,
+		      struct policy_view *v, const struct view_member *who, struct MHD_Response **out)
+{
+	json_t *body;
+	int rc;
+
+	*out = NULL;
+	api->list_builds++;
+	if ((rc = api_list_json(api, vpc_id, since, revision, v, who, &body)) < 0)
+		return rc;
 	*out = api_json_response(body);
 	json_decref(body);
 	return *out ? 0 : -ENOMEM;
@@ -145,7 +153,7 @@ static struct list_cache *cache_slot(struct api *api, const char *vpc_id, int64_
 enum MHD_Result api_send_list(struct api *api, struct MHD_Connection *c, struct request *rq)
 {
 	int64_t revision, since, now = watch_now_ms();
-	const struct member *who = NULL;
+	const struct view_member *who = NULL;
 	struct policy_view *v = NULL;
 	char cls[API_CLASS_LEN] = "admin";
 	struct MHD_Response *resp;

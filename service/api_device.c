@@ -58,24 +58,6 @@ static enum MHD_Result register_refused(struct api *api, struct MHD_Connection *
 	}
 }
 
-/* the device's own group, resolved, and every group of the VPC for a relay:
- * what the agent enforces (issue 16) */
-static int annotate(struct api *api, json_t *device)
-{
-	const char *vpc_id = json_string_value(json_object_get(device, "vpc_id"));
-	const char *id = json_string_value(json_object_get(device, "id"));
-	struct policy_view *v;
-	int rc;
-
-	if (!vpc_id || !id)
-		return -EINVAL;
-	if ((rc = api_policy_view(api, vpc_id, &v)) < 0)
-		return rc;
-	rc = api_policy_annotate(v, api_policy_member(v, id), device);
-	api_policy_view_put(v);
-	return rc;
-}
-
 /* With a registration key: a new device (201). With a device token: that
  * device again, proven by the token it holds (200): the public key alone is
  * known to the whole VPC and proves nothing. */
@@ -116,7 +98,9 @@ enum MHD_Result api_device_register(struct api *api, struct MHD_Connection *c, s
 	if (store_vpc_get(api->store, rq->who.vpc_id, &vpc) == 0)
 		json_object_set_new(out, "vpc", vpc);
 	json_object_set_new(out, "device_token", json_string(sealed));
-	if ((rc = annotate(api, out)) < 0) {
+	/* the device's own group, resolved, and every group of the VPC for a
+	 * relay: what the agent enforces (issue 16) */
+	if ((rc = api_policy_annotate_device(api, out)) < 0) {
 		json_decref(out);
 		ret = api_send_internal(api, c, rq, rc);
 		goto out;

@@ -291,6 +291,9 @@ void api_policy_class(const struct policy_view *v, const struct view_member *who
 /* adds who's resolved "security_group" to answer, and "security_groups"
  * (every group of the VPC) when who is a relay; nothing for NULL */
 int api_policy_annotate(const struct policy_view *v, const struct view_member *who, json_t *answer);
+/* the same for a device object (the registration answer), from its
+ * security_group_id and relay; reads only the groups it needs */
+int api_policy_annotate_device(struct api *api, json_t *device);
 
 /* the handlers, one per endpoint */
 #define HANDLER(name) enum MHD_Result name(struct api *api, struct MHD_Connection *c, \

@@ -39,7 +39,9 @@ struct policy_view {
 	size_t ngroups;
 	struct policy_group *groups;	/* rules without members: groups match by id */
 	json_t *stored;		/* the groups as stored, in the order of groups */
-	json_t **addresses;	/* per group: its members' tunnel addresses */
+	json_t **addresses;	/* per group: its members' tunnel addresses; in a
+				 * view without members, loaded when first needed */
+	bool partial;		/* built without members: only for one device's group */
 	bool by_address;	/* some rule has ip_ranges: visibility depends on addresses */
 	signed char *pair;	/* ngroups x ngroups: -1 not known yet, 0, 1 */
 	struct view_member *members;	/* sorted by id */
@@ -116,8 +118,9 @@ static bool rules_have_ranges(const struct policy_rule *r, size_t n)
 	return false;
 }
 
-/* the VPC's groups and members, from the store */
-static int view_build(struct api *api, const char *vpc_id, int64_t revision, struct policy_view **out)
+/* the VPC's groups and (unless partial) members, from the store */
+static int view_build(struct api *api, const char *vpc_id, int64_t revision, bool partial,
+		      struct policy_view **out)
 {
 	char why[POLICY_ERR_MAX];
 	struct policy_view *v;
@@ -151,12 +154,13 @@ static int view_build(struct api *api, const char *vpc_id, int64_t revision, str
 		}
 		v->by_address |= rules_have_ranges(v->groups[i].in, v->groups[i].nin) ||
 				 rules_have_ranges(v->groups[i].out, v->groups[i].nout);
-		if (!(v->addresses[i] = json_array())) {
+		if (!partial && !(v->addresses[i] = json_array())) {
 			rc = -ENOMEM;
 			goto err;
 		}
 	}
-	if ((rc = store_policy_members(api->store, vpc_id, add_member, v)) < 0)
+	v->partial = partial;
+	if (!partial && (rc = store_policy_members(api->store, vpc_id, add_member, v)) < 0)
 		goto err;
 	qsort(v->members, v->nmembers, sizeof(*v->members), member_cmp);
 	*out = v;
@@ -182,7 +186,7 @@ int api_policy_view(struct api *api, const char *vpc_id, struct policy_view **ou
 		*out = *p;
 		return 0;
 	}
-	if ((rc = view_build(api, vpc_id, revision, &v)) < 0)
+	if ((rc = view_build(api, vpc_id, revision, false, &v)) < 0)
 		return rc;
 	api->policy_builds++;
 	if (!store_batch_pending(api->store)) {
@@ -269,26 +273,39 @@ void api_policy_class(const struct policy_view *v, const struct view_member *who
 		snprintf(out, API_CLASS_LEN, "device:%s", who->id);
 }
 
-/* a rule with group_addresses: every member address of the groups it names */
-static int resolve_rule(const struct policy_view *v, json_t *rule)
+/* group k's member addresses, loaded now in a partial view */
+static json_t *addresses_of(struct store *st, const struct policy_view *v, int k)
 {
-	json_t *addrs = json_array(), *g;
+	if (!v->addresses[k] && st && (v->addresses[k] = json_array()) &&
+	    store_policy_group_addresses(st, v->groups[k].id, v->addresses[k]) < 0) {
+		json_decref(v->addresses[k]);
+		v->addresses[k] = NULL;
+	}
+	return v->addresses[k];
+}
+
+/* a rule with group_addresses: every member address of the groups it names */
+static int resolve_rule(struct store *st, const struct policy_view *v, json_t *rule)
+{
+	json_t *addrs = json_array(), *g, *a;
 	size_t i;
 	int k;
 
 	if (!addrs)
 		return -ENOMEM;
-	json_array_foreach(json_object_get(rule, "groups"), i, g)
-		if (json_is_string(g) && (k = group_index(v, json_string_value(g))) >= 0 &&
-		    json_array_extend(addrs, v->addresses[k]) < 0) {
+	json_array_foreach(json_object_get(rule, "groups"), i, g) {
+		if (!json_is_string(g) || (k = group_index(v, json_string_value(g))) < 0)
+			continue;
+		if (!(a = addresses_of(st, v, k)) || json_array_extend(addrs, a) < 0) {
 			json_decref(addrs);
 			return -ENOMEM;
 		}
+	}
 	return json_object_set_new(rule, "group_addresses", addrs) < 0 ? -ENOMEM : 0;
 }
 
 /* group k's JSON as an agent gets it: each rule resolved */
-static json_t *resolved_group(const struct policy_view *v, size_t k)
+static json_t *resolved_group(struct store *st, const struct policy_view *v, size_t k)
 {
 	static const char *const keys[] = { "inbound_rules", "outbound_rules" };
 	json_t *g = json_deep_copy(json_array_get(v->stored, k)), *r;
@@ -296,32 +313,62 @@ static json_t *resolved_group(const struct policy_view *v, size_t k)
 
 	for (size_t d = 0; g && d < 2; d++)
 		json_array_foreach(json_object_get(g, keys[d]), i, r)
-			if (resolve_rule(v, r) < 0) {
+			if (resolve_rule(st, v, r) < 0) {
 				json_decref(g);
 				return NULL;
 			}
 	return g;
 }
 
-int api_policy_annotate(const struct policy_view *v, const struct view_member *who, json_t *answer)
+/* the answer of a device in group k (-1: none known), a relay or not */
+static int annotate_as(struct store *st, const struct policy_view *v, int k, bool relay, json_t *answer)
 {
 	json_t *all, *g;
 
-	if (!who)
-		return 0;
-	if (who->group >= 0) {
-		if (!(g = resolved_group(v, (size_t)who->group)) || json_object_set_new(answer, "security_group", g) < 0)
+	if (k >= 0) {
+		if (!(g = resolved_group(st, v, (size_t)k)) || json_object_set_new(answer, "security_group", g) < 0)
 			return -ENOMEM;
 	} else if (json_object_set_new(answer, "security_group", json_null()) < 0) {
 		return -ENOMEM;
 	}
-	if (!who->relay)
+	if (!relay)
 		return 0;
 	/* a relay judges every pair of the VPC */
 	if (!(all = json_array()) || json_object_set_new(answer, "security_groups", all) < 0)
 		return -ENOMEM;
-	for (size_t k = 0; k < v->ngroups; k++)
-		if (!(g = resolved_group(v, k)) || json_array_append_new(all, g) < 0)
+	for (size_t i = 0; i < v->ngroups; i++)
+		if (!(g = resolved_group(st, v, i)) || json_array_append_new(all, g) < 0)
 			return -ENOMEM;
 	return 0;
+}
+
+int api_policy_annotate(const struct policy_view *v, const struct view_member *who, json_t *answer)
+{
+	return who ? annotate_as(NULL, v, who->group, who->relay, answer) : 0;
+}
+
+/* The registration answer: the VPC's view when it is current, else one of
+ * its groups alone, with the addresses of only the groups the rules name
+ * (none for a default group): a registration is a write, so its answer is
+ * built while the batch is pending, and a whole view per registration would
+ * read every device of the VPC each time. */
+int api_policy_annotate_device(struct api *api, json_t *device)
+{
+	const char *vpc_id = json_string_value(json_object_get(device, "vpc_id"));
+	const char *group_id = json_string_value(json_object_get(device, "security_group_id"));
+	bool relay = json_is_true(json_object_get(device, "relay"));
+	struct policy_view *v = NULL, *p;
+	int64_t revision;
+	int rc;
+
+	if (!vpc_id || !group_id || (rc = store_vpc_revision(api->store, vpc_id, &revision)) < 0)
+		return -EINVAL;
+	for (p = api->views; p; p = p->next)
+		if (!strcmp(p->vpc_id, vpc_id) && p->revision == revision && !store_batch_pending(api->store))
+			v = p;
+	if (!v && (rc = view_build(api, vpc_id, revision, true, &v)) < 0)
+		return rc;
+	rc = annotate_as(api->store, v, group_index(v, group_id), relay, device);
+	api_policy_view_put(v);
+	return rc;
 }

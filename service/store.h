@@ -147,6 +147,8 @@ int store_policy_revision(struct store *st, const char *vpc_id, int64_t *out);
 typedef int (*store_member_fn)(void *arg, const char *id, const char *tunnel_ip, const char *group_id,
 			       bool relay);
 int store_policy_members(struct store *st, const char *vpc_id, store_member_fn fn, void *arg);
+/* the tunnel addresses of the group's members, appended to addrs (strings) */
+int store_policy_group_addresses(struct store *st, const char *group_id, json_t *addrs);
 
 /* called once per VPC whose revision rose */
 typedef void (*store_changed_fn)(void *arg, const char *vpc_id);

@@ -149,6 +149,21 @@ int store_policy_members(struct store *st, const char *vpc_id, store_member_fn f
 	return step == SQLITE_DONE ? 0 : store_db_error(st, "policy members");
 }
 
+int store_policy_group_addresses(struct store *st, const char *group_id, json_t *addrs)
+{
+	sqlite3_stmt *s = store_stmt(st, S_SG_ADDRESSES);
+	int step;
+
+	store_bind_text(s, 1, group_id);
+	while ((step = sqlite3_step(s)) == SQLITE_ROW)
+		if (json_array_append_new(addrs, json_string(store_col_text(s, 0))) < 0) {
+			sqlite3_reset(s);
+			return -ENOMEM;
+		}
+	sqlite3_reset(s);
+	return step == SQLITE_DONE ? 0 : store_db_error(st, "group addresses");
+}
+
 /* the rules (as validated) with each group named by id: the group's own name
  * is self, another is looked up in the VPC; -ESRCH with err naming the field */
 static int resolve_rules(struct store *st, const char *vpc_id, const char *key, const json_t *rules,

@@ -323,3 +323,36 @@ Test(api_policy, classes_share_a_list_only_when_it_is_the_same)
 	cr_expect(strstr(ids(l, "devices"), N) == NULL, "c's is not");
 	json_decref(l);
 }
+
+Test(api_policy, the_registration_answer_matches_the_peer_list)
+{
+	json_t *dev, *l;
+	char *a, *b;
+
+	/* a view of the current revision is cached by this list ... */
+	l = list(R, 0);
+	cr_assert_eq(store_device_get(st, R, &dev, NULL), 0);
+	cr_assert_eq(api_policy_annotate_device(api, dev), 0);
+	a = json_dumps(json_object_get(dev, "security_groups"), JSON_COMPACT | JSON_SORT_KEYS);
+	b = json_dumps(json_object_get(l, "security_groups"), JSON_COMPACT | JSON_SORT_KEYS);
+	cr_expect_str_eq(a, b, "from the cached view");
+	free(a);
+	json_decref(dev);
+	/* ... and without it: the groups alone, addresses read as named */
+	api_policy_free(api);
+	cr_assert_eq(store_device_get(st, R, &dev, NULL), 0);
+	cr_assert_eq(api_policy_annotate_device(api, dev), 0);
+	cr_expect_null(api->views, "a partial view is not kept");
+	a = json_dumps(json_object_get(dev, "security_groups"), JSON_COMPACT | JSON_SORT_KEYS);
+	cr_expect_str_eq(a, b, "from the groups alone");
+	cr_expect_not_null(strstr(a, "group_addresses\":[\"10.1.0.1\"]"), "web's rule names clients: a: %s", a);
+	free(a);
+	free(b);
+	json_decref(dev);
+	cr_assert_eq(store_device_get(st, A, &dev, NULL), 0);
+	cr_assert_eq(api_policy_annotate_device(api, dev), 0);
+	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(dev, "security_group"), "id")), CLIENTS);
+	cr_expect_null(json_object_get(dev, "security_groups"), "no relay");
+	json_decref(dev);
+	json_decref(l);
+}

@@ -79,7 +79,7 @@ static const char *const migrate_v1[] = {
  * uncounted but for a used single-use key's one */
 static const char *const migrate_v2[] = {
 	"ALTER TABLE reg_keys ADD COLUMN relay INTEGER NOT NULL DEFAULT 0",
-	"ALTER TABLE reg_keys ADD COLUMN max_devices INTEGER NOT NULL DEFAULT " STR(REGKEY_MAX_DEVICES_DEFAULT),
+	("ALTER TABLE reg_keys ADD COLUMN max_devices INTEGER NOT NULL DEFAULT " STR(REGKEY_MAX_DEVICES_DEFAULT)),
 	"ALTER TABLE reg_keys ADD COLUMN registrations INTEGER NOT NULL DEFAULT 0",
 	"UPDATE reg_keys SET registrations = 1 WHERE used_by IS NOT NULL",
 	"PRAGMA user_version = 3",
@@ -92,11 +92,11 @@ static const char *const migrate_v3[] = {
 	"ALTER TABLE vpcs ADD COLUMN policy_revision INTEGER NOT NULL DEFAULT 0",
 	"ALTER TABLE devices ADD COLUMN security_group_id TEXT NOT NULL DEFAULT ''",
 	"ALTER TABLE devices ADD COLUMN enforces_policy INTEGER NOT NULL DEFAULT 1",
-	"INSERT INTO security_groups (id, vpc_id, name, description, inbound_rules, outbound_rules, revision,"
-	" created_at, is_default) SELECT " SQL_UUID4 ", id, '" SECGROUP_DEFAULT_NAME "', '" SECGROUP_DEFAULT_DESCRIPTION "',"
-	" '" SECGROUP_ALLOW_ALL "', '" SECGROUP_ALLOW_ALL "', 1, ?1, 1 FROM vpcs",
-	"UPDATE devices SET security_group_id = (SELECT g.id FROM security_groups g"
-	" WHERE g.vpc_id = devices.vpc_id AND g.is_default)",
+	("INSERT INTO security_groups (id, vpc_id, name, description, inbound_rules, outbound_rules, revision,"
+	 " created_at, is_default) SELECT " SQL_UUID4 ", id, '" SECGROUP_DEFAULT_NAME "', '" SECGROUP_DEFAULT_DESCRIPTION "',"
+	 " '" SECGROUP_ALLOW_ALL "', '" SECGROUP_ALLOW_ALL "', 1, ?1, 1 FROM vpcs"),
+	("UPDATE devices SET security_group_id = (SELECT g.id FROM security_groups g"
+	 " WHERE g.vpc_id = devices.vpc_id AND g.is_default)"),
 	"CREATE INDEX IF NOT EXISTS devices_group ON devices (security_group_id)",
 	SET_SCHEMA_VERSION,
 };

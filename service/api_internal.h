@@ -67,8 +67,9 @@ struct request {
  * going first, so that clients asking different since (an agent's full list
  * and its changes) do not evict each other's */
 #define API_LIST_CACHE_PER_VPC 32
-/* who a list is for: "admin" (unfiltered), "relay" (sees all), "group:ID"
- * (every member of the group sees the same), "device:ID" */
+/* who a list is for: "admin" (unfiltered), "relay:GROUP-ID" (sees all; its
+ * own group with it), "group:ID" (every member of the group sees the same),
+ * "device:ID" */
 #define API_CLASS_LEN (UUID_STRLEN + 8)
 struct list_cache {
 	char vpc_id[UUID_STRLEN];

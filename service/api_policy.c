@@ -265,9 +265,10 @@ bool api_policy_sees(struct policy_view *v, const struct view_member *who, const
 
 void api_policy_class(const struct policy_view *v, const struct view_member *who, char out[API_CLASS_LEN])
 {
-	if (who->relay)
-		snprintf(out, API_CLASS_LEN, "relay");
-	else if (!v->by_address && who->group >= 0)
+	/* a relay's answer carries its own group too: relays of one group share */
+	if (who->relay && who->group >= 0)
+		snprintf(out, API_CLASS_LEN, "relay:%.36s", v->groups[who->group].id);
+	else if (!who->relay && !v->by_address && who->group >= 0)
 		snprintf(out, API_CLASS_LEN, "group:%.36s", v->groups[who->group].id);
 	else
 		snprintf(out, API_CLASS_LEN, "device:%s", who->id);

@@ -20,6 +20,7 @@ static enum MHD_Result refused(struct api *api, struct MHD_Connection *c, struct
 	case -EEXIST:
 	case -EPERM:
 	case -EBUSY:
+	case -ENOSPC:
 		return api_send_error(api, c, rq, MHD_HTTP_CONFLICT, e->field[0] ? e->field : NULL, "%s", e->msg);
 	default:
 		return api_send_internal(api, c, rq, rc);

@@ -125,10 +125,13 @@ int store_device_list(struct store *st, json_t **out);
  * revision and records it as the VPC's policy revision (store_policy_revision),
  * so long polls wake and peer lists are recomputed. Errors fill err with the
  * field: -ENOENT no such group (or VPC), -EEXIST the name is taken in the VPC,
- * -ESRCH a rule names a group that is not in the VPC, -EPERM the default
+ * -ESRCH a rule names a group that is not in the VPC, -ENOSPC the VPC has
+ * SECGROUP_MAX_PER_VPC groups, -EPERM the default
  * group's name or its deletion, -EBUSY (delete) devices or other groups'
  * rules use it (err->msg names them). */
 #define SECGROUP_DEFAULT_NAME "default"
+/* a VPC's groups, at most (a peer list weighs every pair of them) */
+#define SECGROUP_MAX_PER_VPC 1024
 #define SECGROUP_DEFAULT_DESCRIPTION "allows everything both ways; new devices join it"
 #define SECGROUP_ALLOW_ALL "[{\"ip_protocol\":\"any\",\"from_port\":0,\"to_port\":0,\"ip_ranges\":[],\"groups\":[]}]"
 int store_secgroup_create(struct store *st, const struct secgroup_spec *spec, int64_t now, json_t **out,

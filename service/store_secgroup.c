@@ -227,6 +227,20 @@ out:
 	return rc;
 }
 
+/* how many groups the VPC has, or an error */
+static int group_count(struct store *st, const char *vpc_id)
+{
+	sqlite3_stmt *s = store_stmt(st, S_SG_COUNT);
+	int rc, n = 0;
+
+	store_bind_text(s, 1, vpc_id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		n = sqlite3_column_int(s, 0);
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? n : store_db_error(st, "security group count");
+}
+
 static int name_taken(struct store *st, const char *vpc_id, const char *name, const char *except_id)
 {
 	char id[UUID_STRLEN];
@@ -286,6 +300,12 @@ int store_secgroup_create(struct store *st, const struct secgroup_spec *spec, in
 			validate_fail(err, "name", "a security group named %s exists in this VPC", spec->name);
 		goto err;
 	}
+	if ((rc = group_count(st, spec->vpc_id)) >= SECGROUP_MAX_PER_VPC) {
+		validate_fail(err, NULL, "the VPC has %d security groups, the most it may have", SECGROUP_MAX_PER_VPC);
+		rc = -ENOSPC;
+	}
+	if (rc < 0)
+		goto err;
 	if ((rc = stored_rules(st, spec->vpc_id, spec, NULL, id, spec->name, &in, &outb, err)) < 0 ||
 	    (rc = store_policy_bump(st, spec->vpc_id, &rev)) < 0 ||
 	    (rc = insert(st, id, spec->vpc_id, spec->name, spec->description, in, outb, rev, now, false)) < 0 ||

@@ -304,7 +304,13 @@ Test(api_policy, classes_share_a_list_only_when_it_is_the_same)
 	cr_expect_eq(strncmp(cls, "group:", 6), 0, "%s", cls);
 	cr_expect_str_eq(cls + 6, CLIENTS);
 	api_policy_class(v, api_policy_member(v, R), cls);
-	cr_expect_str_eq(cls, "relay");
+	cr_expect_eq(strncmp(cls, "relay:", 6), 0, "%s", cls);
+	cr_expect_neq(strcmp(cls + 6, CLIENTS), 0, "a relay's class names its own group");
+	api_policy_view_put(v);
+	move(R, CLIENTS);
+	cr_assert_eq(api_policy_view(api, vpc, &v), 0);
+	api_policy_class(v, api_policy_member(v, R), cls);
+	cr_expect_str_eq(cls + 6, CLIENTS, "another group, another list: its security_group differs");
 	api_policy_view_put(v);
 	/* ranges make visibility a matter of addresses: each device its own list */
 	group("\"name\":\"ops\",\"inbound_rules\":[{\"ip_ranges\":[\"10.1.0.1\"]}]", web2);

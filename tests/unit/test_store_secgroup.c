@@ -334,3 +334,22 @@ Test(store_secgroup, upgrades_a_version_3_database_keeping_devices_tokens_and_ad
 	cr_assert_eq(store_open(path, &st), 0, "the upgraded database opens again");
 	store_free(st);
 }
+
+Test(store_secgroup, a_vpc_holds_at_most_its_maximum_of_groups)
+{
+	char v[UUID_STRLEN], name[64];
+	struct store *st;
+	struct verr e;
+
+	cr_assert_eq(store_open(path, &st), 0);
+	vpc(st, "lab", v);
+	cr_assert_eq(store_batch_begin(st), 0);
+	/* the default group is the first */
+	for (int i = 1; i < SECGROUP_MAX_PER_VPC; i++) {
+		snprintf(name, sizeof(name), "\"name\":\"g%d\"", i);
+		cr_assert_eq(create(st, v, name, NULL, &e), 0, "group %d", i);
+	}
+	cr_expect_eq(create(st, v, "\"name\":\"one-more\"", NULL, &e), -ENOSPC);
+	cr_assert_geq(store_batch_commit(st), 0);
+	store_free(st);
+}

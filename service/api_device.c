@@ -151,14 +151,45 @@ static enum MHD_Result load_device(struct api *api, struct MHD_Connection *c, st
 	return MHD_YES;
 }
 
+/* may the requesting device learn of device id (issue 16)? itself, and the
+ * peers its peer list would show */
+static int may_see(struct api *api, const struct request *rq, const char *vpc_id, bool *yes)
+{
+	const struct view_member *who, *peer;
+	struct policy_view *v;
+	int rc;
+
+	*yes = rq->who.scope != TOKEN_DEVICE || !strcmp(rq->who.id, rq->id);
+	if (*yes)
+		return 0;
+	if ((rc = api_policy_view(api, vpc_id, &v)) < 0)
+		return rc;
+	who = api_policy_member(v, rq->who.id);
+	peer = api_policy_member(v, rq->id);
+	*yes = who && peer && api_policy_sees(v, who, peer);
+	api_policy_view_put(v);
+	return 0;
+}
+
 enum MHD_Result api_device_get(struct api *api, struct MHD_Connection *c, struct request *rq,
 			       const json_t *body)
 {
 	char vpc_id[UUID_STRLEN];
 	json_t *out;
 	enum MHD_Result ret = load_device(api, c, rq, false, &out, vpc_id);
+	bool visible;
+	int rc;
+
 	(void)body;
-	return out ? api_send_json(api, c, rq, MHD_HTTP_OK, out) : ret;
+	if (!out)
+		return ret;
+	/* a peer that policy hides does not exist for the device */
+	if ((rc = may_see(api, rq, vpc_id, &visible)) < 0 || !visible) {
+		json_decref(out);
+		return rc < 0 ? api_send_internal(api, c, rq, rc)
+			      : api_send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such device");
+	}
+	return api_send_json(api, c, rq, MHD_HTTP_OK, out);
 }
 
 /* The admin grants or takes relaying and moves a device to another security

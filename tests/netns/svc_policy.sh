@@ -49,6 +49,10 @@ check "a new device is in its VPC's default group and enforces policy" \
 	test "$(q .security_group_id) $(q .enforces_policy)" = "$DEF true"
 check "a registration with enforces_policy false is stored and shown" \
 	test "$(jq -r .enforces_policy <<<"$N_REG")" = false
+register n "$TOK_n" '"enforces_policy":true'
+check "registering again with its token updates it" test "$STATUS $(q .enforces_policy)" = "200 true"
+register n "$TOK_n" '"enforces_policy":false'
+check "both ways" test "$STATUS $(q .enforces_policy)" = "200 false"
 check "the registration answer carries the device's own group, resolved (every member address)" \
 	test "$(jq -r '.security_group.id' <<<"$A_REG") $(jq -r '.security_group.inbound_rules[0] | has("group_addresses")' <<<"$A_REG")" = "$DEF true"
 check "a device that is no relay gets no security_groups" test "$(jq -r 'has("security_groups")' <<<"$A_REG")" = false
@@ -184,6 +188,12 @@ check "a client sees web, the default group and the relay, not db (nor itself: c
 	test "$(peers "$TOK_a")" = "$(sorted "$ID_b" "$ID_n" "$ID_r")"
 api GET "/api/vpcs/$VPC/devices" "$TOK_a"
 check "nothing of db reaches a client: not its key" lacks "$(wg pubkey <"$WORK/c.key")" "$OUT"
+api GET "/api/devices/$ID_c" "$TOK_a"
+check "a device hidden by policy is 404 to a client's GET /api/devices/{id}" test "$STATUS" = 404
+api GET "/api/devices/$ID_b" "$TOK_a"
+check "a visible one is 200" test "$STATUS $(q .id)" = "200 $ID_b"
+api GET "/api/devices/$ID_a" "$TOK_a"
+check "and itself, whatever its group allows" test "$STATUS $(q .id)" = "200 $ID_a"
 check "db sees web, the default group and the relay" test "$(peers "$TOK_c")" = "$(sorted "$ID_b" "$ID_n" "$ID_r")"
 check "web sees clients (in), db (out), the default group and the relay, not itself" \
 	test "$(peers "$TOK_b")" = "$(sorted "$ID_a" "$ID_c" "$ID_n" "$ID_r")"

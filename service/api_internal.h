@@ -283,6 +283,11 @@ void api_policy_view_put(struct policy_view *v);
 void api_policy_drop(struct api *api, const char *vpc_id);
 void api_policy_free(struct api *api);
 int64_t api_policy_revision(const struct policy_view *v);
+/* the view of the previous policy, when it is what a client at since knew */
+struct policy_view *api_policy_prev(struct policy_view *v, int64_t since);
+/* did who (a member of a newer view) see device id under the old view: 1,
+ * 0, or -1 when old does not know both */
+int api_policy_knew(struct policy_view *old, const struct view_member *who, const char *id);
 /* the device in the view, or NULL */
 const struct view_member *api_policy_member(const struct policy_view *v, const char *device_id);
 /* may who learn of peer: either is a relay, or policy_visible */

@@ -46,6 +46,9 @@ struct policy_view {
 	signed char *pair;	/* ngroups x ngroups: -1 not known yet, 0, 1 */
 	struct view_member *members;	/* sorted by id */
 	size_t nmembers, cap;
+	/* a cached view keeps the one of the VPC's previous policy, so a client
+	 * that knew it gets only what the new policy changed */
+	struct policy_view *prev;
 	struct policy_view *next;
 };
 
@@ -55,6 +58,7 @@ static void view_free(struct policy_view *v)
 {
 	if (!v)
 		return;
+	view_free(v->prev);
 	for (size_t i = 0; i < v->ngroups; i++) {
 		policy_group_free(&v->groups[i]);
 		json_decref(v->addresses ? v->addresses[i] : NULL);
@@ -190,9 +194,22 @@ int api_policy_view(struct api *api, const char *vpc_id, struct policy_view **ou
 		return rc;
 	api->policy_builds++;
 	if (!store_batch_pending(api->store)) {
-		if (*p) {
-			v->next = (*p)->next;
-			view_free(*p);
+		struct policy_view *old = *p;
+
+		if (old) {
+			v->next = old->next;
+			old->next = NULL;
+			if (old->policy_revision == v->policy_revision) {
+				/* the same policy: its predecessor stays the previous one */
+				v->prev = old->prev;
+				old->prev = NULL;
+				view_free(old);
+			} else {
+				view_free(old->prev);
+				old->prev = NULL;
+				old->cached = false;
+				v->prev = old;
+			}
 		}
 		*p = v;
 		v->cached = true;
@@ -233,6 +250,17 @@ int64_t api_policy_revision(const struct policy_view *v)
 	return v->policy_revision;
 }
 
+/* The view of the policy a client that asks since knew, if kept: the
+ * previous policy's view, built at a revision no policy changed before since
+ * it took effect, and not before since (so every answer the client had
+ * rested on it). */
+struct policy_view *api_policy_prev(struct policy_view *v, int64_t since)
+{
+	struct policy_view *p = v->prev;
+
+	return p && p->policy_revision <= since && since <= p->revision ? p : NULL;
+}
+
 const struct view_member *api_policy_member(const struct policy_view *v, const char *device_id)
 {
 	struct view_member key;
@@ -261,6 +289,14 @@ bool api_policy_sees(struct policy_view *v, const struct view_member *who, const
 	if (*pair < 0)
 		*pair = policy_visible(group_of(v, who), &who->peer, group_of(v, peer), &peer->peer);
 	return *pair;
+}
+
+int api_policy_knew(struct policy_view *old, const struct view_member *who, const char *id)
+{
+	const struct view_member *w = api_policy_member(old, who->id);
+	const struct view_member *p = w ? api_policy_member(old, id) : NULL;
+
+	return p ? api_policy_sees(old, w, p) : -1;
 }
 
 void api_policy_class(const struct policy_view *v, const struct view_member *who, char out[API_CLASS_LEN])

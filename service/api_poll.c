@@ -25,22 +25,27 @@
 /* Filters a list for who (issue 16): the devices it may not learn of leave
  * `devices`, and their ids join `deleted` (ids only: nothing else of a
  * hidden device is told). A client behind the VPC's last policy change
- * (since older than the policy revision, and not starting over) gets every
- * device it sees now and the ids of all the others: whatever it was told
- * before, its list is right afterwards. */
+ * (since older than the policy revision, and not starting over) is told what
+ * the change made visible (in devices) and hidden (in deleted), when the
+ * view of the policy it knew is kept; else every device it sees now and the
+ * ids of all the others: whatever it was told before, its list is right
+ * afterwards. */
 static int filter_list(struct api *api, struct policy_view *v, const struct view_member *who, const char *vpc_id,
 		       int64_t since, bool full, json_t **devices, json_t *deleted)
 {
 	json_t *keep = json_array(), *d;
+	struct policy_view *old = NULL;
+	bool behind = !full && since < api_policy_revision(v);
 	size_t i;
 	int rc;
 
 	if (!keep)
 		return -ENOMEM;
-	if (!full && since < api_policy_revision(v)) {
+	if (behind) {
 		json_t *all, *none;
 		bool f;
 
+		old = api_policy_prev(v, since);
 		if ((rc = store_device_changes(api->store, vpc_id, 0, &all, &none, &f)) < 0) {
 			json_decref(keep);
 			return rc;
@@ -52,8 +57,15 @@ static int filter_list(struct api *api, struct policy_view *v, const struct view
 	json_array_foreach(*devices, i, d) {
 		const char *id = json_string_value(json_object_get(d, "id"));
 		const struct view_member *peer = id ? api_policy_member(v, id) : NULL;
+		bool sees = peer && api_policy_sees(v, who, peer);
+		int before = -1;
 
-		if (peer && api_policy_sees(v, who, peer))
+		/* an unchanged device the client knew under the old policy: only a flip is news */
+		if (old && id && json_integer_value(json_object_get(d, "revision")) <= since)
+			before = api_policy_knew(old, who, id);
+		if (before >= 0 && (bool)before == sees)
+			continue;
+		if (sees)
 			rc = json_array_append(keep, d);
 		else
 			rc = full ? 0 : json_array_append_new(deleted, json_string(id ? id : ""));

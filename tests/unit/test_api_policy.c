@@ -287,10 +287,51 @@ Test(api_policy, after_a_policy_change_everyone_again_and_the_rest_as_ids)
 	cr_expect_str_eq(ids(l, "devices"), "", "caught up: nothing");
 	cr_expect_str_eq(ids(l, "deleted"), "");
 	json_decref(l);
+	/* the view of that policy is kept now: the next change is told as what it changed */
 	move(C, CLIENTS);
 	l = list(A, rev);
-	cr_expect_str_eq(ids(l, "devices"), set_of(2, N, R), "a device's new group is a policy change too");
-	cr_expect_str_eq(ids(l, "deleted"), set_of(3, A, B, C), "c is a client now: clients allow nothing in");
+	cr_expect(json_is_false(json_object_get(l, "full")));
+	cr_expect_str_eq(ids(l, "devices"), "", "a device's new group is a policy change too");
+	cr_expect_str_eq(ids(l, "deleted"), C, "c is a client now (clients allow nothing in); no one else is news");
+	json_decref(l);
+	cr_assert_eq(store_vpc_revision(st, vpc, &rev), 0);
+	l = list(A, rev);
+	cr_assert_eq(store_vpc_revision(st, vpc, &rev), 0);
+	cr_assert_not_null(s.inbound = json_loads("[{\"ip_protocol\":\"tcp\",\"from_port\":80,\"to_port\":80,"
+						  "\"groups\":[\"clients\"]}]", 0, NULL));
+	s.set = SG_INBOUND;
+	cr_assert_eq(store_secgroup_update(st, WEB, &s, NOW, &out, &e), 0);
+	secgroup_spec_clear(&s);
+	json_decref(out);
+	json_decref(l);
+	l = list(A, rev);
+	cr_expect_str_eq(ids(l, "devices"), B, "web open to clients again: only web is news");
+	cr_expect_str_eq(ids(l, "deleted"), "");
+	json_decref(l);
+	l = list(B, rev);
+	cr_expect_str_eq(ids(l, "devices"), set_of(2, A, C), "and to web, the clients");
+	json_decref(l);
+	l = list(N, rev);
+	cr_expect_str_eq(ids(l, "devices"), "", "the default group's device sees what it saw: nothing is news");
+	cr_expect_str_eq(ids(l, "deleted"), "");
+	json_decref(l);
+}
+
+Test(api_policy, a_client_behind_the_kept_policy_gets_everything_again)
+{
+	int64_t before;
+	json_t *l;
+
+	cr_assert_eq(store_vpc_revision(st, vpc, &before), 0);
+	l = list(A, 0);
+	json_decref(l);
+	move(N, CLIENTS);
+	move(N, WEB);
+	/* the kept view is the one of the policy before web's move: a client at
+	 * a revision before that one knew an older policy */
+	l = list(A, before - 1);
+	cr_expect_str_eq(ids(l, "devices"), set_of(3, B, N, R), "every device it sees");
+	cr_expect_str_eq(ids(l, "deleted"), set_of(2, A, C), "and every other id");
 	json_decref(l);
 }
 

@@ -285,9 +285,12 @@ void api_policy_free(struct api *api);
 int64_t api_policy_revision(const struct policy_view *v);
 /* the view of the previous policy, when it is what a client at since knew */
 struct policy_view *api_policy_prev(struct policy_view *v, int64_t since);
-/* did who (a member of a newer view) see device id under the old view: 1,
- * 0, or -1 when old does not know both */
-int api_policy_knew(struct policy_view *old, const struct view_member *who, const char *id);
+/* What the policy change from old to v changed for who, of the devices
+ * unchanged since since: those it sees now and did not appended to shown
+ * (their objects), those it saw and does not to hidden (ids). -ENOENT when
+ * old does not know who or one of them (then the caller tells everything). */
+int api_policy_flips(struct api *api, struct policy_view *v, struct policy_view *old,
+		     const struct view_member *who, int64_t since, json_t *shown, json_t *hidden);
 /* the device in the view, or NULL */
 const struct view_member *api_policy_member(const struct policy_view *v, const char *device_id);
 /* may who learn of peer: either is a relay, or policy_visible */

@@ -29,6 +29,7 @@ struct view_member {
 	char id[UUID_STRLEN];
 	int group;		/* index into the view's groups; -1: none known */
 	bool relay;
+	int64_t revision;	/* of the device's last change */
 	struct policy_peer peer;
 };
 
@@ -79,7 +80,8 @@ static int group_index(const struct policy_view *v, const char *id)
 	return -1;
 }
 
-static int add_member(void *arg, const char *id, const char *tunnel_ip, const char *group_id, bool relay)
+static int add_member(void *arg, const char *id, const char *tunnel_ip, const char *group_id, bool relay,
+		      int64_t revision)
 {
 	struct policy_view *v = arg;
 	struct view_member *m;
@@ -97,6 +99,7 @@ static int add_member(void *arg, const char *id, const char *tunnel_ip, const ch
 	memset(m, 0, sizeof(*m));
 	snprintf(m->id, sizeof(m->id), "%s", id);
 	m->relay = relay;
+	m->revision = revision;
 	m->group = group_index(v, group_id);
 	m->peer.group_id = m->group >= 0 ? v->groups[m->group].id : NULL;
 	if (inet_pton(AF_INET, tunnel_ip, m->peer.addr[0].a) == 1) {
@@ -291,12 +294,37 @@ bool api_policy_sees(struct policy_view *v, const struct view_member *who, const
 	return *pair;
 }
 
-int api_policy_knew(struct policy_view *old, const struct view_member *who, const char *id)
+int api_policy_flips(struct api *api, struct policy_view *v, struct policy_view *old,
+		     const struct view_member *who, int64_t since, json_t *shown, json_t *hidden)
 {
 	const struct view_member *w = api_policy_member(old, who->id);
-	const struct view_member *p = w ? api_policy_member(old, id) : NULL;
+	json_t *d;
+	int rc;
 
-	return p ? api_policy_sees(old, w, p) : -1;
+	if (!w)
+		return -ENOENT;
+	for (size_t i = 0; i < v->nmembers; i++) {
+		const struct view_member *m = &v->members[i], *o;
+		bool sees;
+
+		/* a device changed after since is in the changes, judged there */
+		if (m->revision > since)
+			continue;
+		/* unchanged since, so it was there when the client asked: old knows it */
+		if (!(o = api_policy_member(old, m->id)))
+			return -ENOENT;
+		sees = api_policy_sees(v, who, m);
+		if (sees == api_policy_sees(old, w, o))
+			continue;
+		if (!sees) {
+			rc = json_array_append_new(hidden, json_string(m->id));
+		} else if ((rc = store_device_get(api->store, m->id, &d, NULL)) == 0) {
+			rc = json_array_append_new(shown, d);
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }
 
 void api_policy_class(const struct policy_view *v, const struct view_member *who, char out[API_CLASS_LEN])

@@ -33,39 +33,38 @@
 static int filter_list(struct api *api, struct policy_view *v, const struct view_member *who, const char *vpc_id,
 		       int64_t since, bool full, json_t **devices, json_t *deleted)
 {
-	json_t *keep = json_array(), *d;
-	struct policy_view *old = NULL;
-	bool behind = !full && since < api_policy_revision(v);
-	size_t i;
-	int rc;
+	json_t *keep = json_array(), *d, *all, *none;
+	struct policy_view *old;
+	size_t i, ndeleted = json_array_size(deleted);
+	bool f;
+	int rc = 0;
 
 	if (!keep)
 		return -ENOMEM;
-	if (behind) {
-		json_t *all, *none;
-		bool f;
-
-		old = api_policy_prev(v, since);
-		if ((rc = store_device_changes(api->store, vpc_id, 0, &all, &none, &f)) < 0) {
+	if (!full && since < api_policy_revision(v)) {
+		/* the flips from the policy the client knew, when kept; else everything */
+		if ((old = api_policy_prev(v, since)))
+			rc = api_policy_flips(api, v, old, who, since, keep, deleted);
+		if (!old || rc == -ENOENT) {
+			json_array_clear(keep);
+			while (json_array_size(deleted) > ndeleted)
+				json_array_remove(deleted, json_array_size(deleted) - 1);
+			if ((rc = store_device_changes(api->store, vpc_id, 0, &all, &none, &f)) == 0) {
+				json_decref(none);
+				json_decref(*devices);
+				*devices = all;
+			}
+		}
+		if (rc < 0) {
 			json_decref(keep);
 			return rc;
 		}
-		json_decref(none);
-		json_decref(*devices);
-		*devices = all;
 	}
 	json_array_foreach(*devices, i, d) {
 		const char *id = json_string_value(json_object_get(d, "id"));
 		const struct view_member *peer = id ? api_policy_member(v, id) : NULL;
-		bool sees = peer && api_policy_sees(v, who, peer);
-		int before = -1;
 
-		/* an unchanged device the client knew under the old policy: only a flip is news */
-		if (old && id && json_integer_value(json_object_get(d, "revision")) <= since)
-			before = api_policy_knew(old, who, id);
-		if (before >= 0 && (bool)before == sees)
-			continue;
-		if (sees)
+		if (peer && api_policy_sees(v, who, peer))
 			rc = json_array_append(keep, d);
 		else
 			rc = full ? 0 : json_array_append_new(deleted, json_string(id ? id : ""));

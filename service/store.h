@@ -146,9 +146,10 @@ int store_secgroup_delete(struct store *st, const char *id, char vpc_id[UUID_STR
 int store_secgroup_resolve(struct store *st, const char *vpc_id, const char *id_or_name, char id[UUID_STRLEN]);
 /* the revision of the VPC's last policy change (0: none yet) */
 int store_policy_revision(struct store *st, const char *vpc_id, int64_t *out);
-/* each device of the VPC: its id, tunnel address, group id and relay flag */
+/* each device of the VPC: its id, tunnel address, group id, relay flag and
+ * the revision of its last change */
 typedef int (*store_member_fn)(void *arg, const char *id, const char *tunnel_ip, const char *group_id,
-			       bool relay);
+			       bool relay, int64_t revision);
 int store_policy_members(struct store *st, const char *vpc_id, store_member_fn fn, void *arg);
 /* the tunnel addresses of the group's members, appended to addrs (strings) */
 int store_policy_group_addresses(struct store *st, const char *group_id, json_t *addrs);

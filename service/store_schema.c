@@ -165,7 +165,7 @@ static const char *const sql[S_COUNT] = {
 	[S_SG_USERS] = "SELECT id FROM devices WHERE security_group_id = ?1 ORDER BY id LIMIT ?2",
 	[S_VPC_SET_POLICY] = "UPDATE vpcs SET policy_revision = ?2 WHERE id = ?1",
 	[S_VPC_POLICY] = "SELECT policy_revision FROM vpcs WHERE id = ?1",
-	[S_DEV_MEMBERS] = "SELECT id, tunnel_ip, security_group_id, relay FROM devices WHERE vpc_id = ?1"
+	[S_DEV_MEMBERS] = "SELECT id, tunnel_ip, security_group_id, relay, revision FROM devices WHERE vpc_id = ?1"
 			  " ORDER BY ip_index",
 	[S_SG_COUNT] = "SELECT count(*) FROM security_groups WHERE vpc_id = ?1",
 	[S_SG_ADDRESSES] = "SELECT tunnel_ip FROM devices WHERE security_group_id = ?1 ORDER BY ip_index",

@@ -141,7 +141,7 @@ int store_policy_members(struct store *st, const char *vpc_id, store_member_fn f
 	store_bind_text(s, 1, vpc_id);
 	while ((step = sqlite3_step(s)) == SQLITE_ROW)
 		if ((rc = fn(arg, store_col_text(s, 0), store_col_text(s, 1), store_col_text(s, 2),
-			     sqlite3_column_int(s, 3))) < 0) {
+			     sqlite3_column_int(s, 3), sqlite3_column_int64(s, 4))) < 0) {
 			sqlite3_reset(s);
 			return rc;
 		}

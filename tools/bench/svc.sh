@@ -8,8 +8,8 @@
 #   3. meshsvc's peak RSS (VmHWM from /proc) over both;
 #   4. policy (issue 16): the devices in 10 security groups (each allowing
 #      tcp/80 from the one before it), DEVICES long polls again, then one
-#      group's rules changed -> the time until every poll has its answer (every
-#      device in it, seen or as an id in deleted), and the peak RSS.
+#      group's rule changed (another port) -> the time until every poll has
+#      its answer, and the peak RSS.
 # Targets (issue 4): >= 1000 registrations/s, fan-out p99 < 1 s, RSS < 200 MB;
 # (issue 16): a rule change reaching every poll p99 < 1 s, RSS < 300 MB.
 # Reference in the same run: the sqlite3 shell's rate of one-row transactions
@@ -121,7 +121,10 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 [ -n "$url" ] || { echo "svc.sh: meshsvc did not start again" >&2; cat "$tmp/main/svc2.log" >&2; exit 1; }
-pol=$("${pin_load[@]}" "$BUILD/svcload" watch "$url" "$tmp/main/db.admin-token" "$vpc" "$tmp/main/devices.txt" "$DEVICES" "$g0" 2>"$tmp/watch2.err")
+# g0's rule moves to another port: every poll wakes and gets its group anew
+pol=$("${pin_load[@]}" "$BUILD/svcload" watch "$url" "$tmp/main/db.admin-token" "$vpc" "$tmp/main/devices.txt" \
+  "$DEVICES" "$g0" '{"inbound_rules":[{"ip_protocol":"tcp","from_port":8080,"to_port":8080,"groups":["g9"]}]}' \
+  2>"$tmp/watch2.err")
 echo "  policy:   $pol ($(sed 's/^svcload: //' "$tmp/watch2.err"))"
 pol_rss_kb=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$pid/status")
 stop_svc

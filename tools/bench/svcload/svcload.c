@@ -6,13 +6,13 @@
  *       registers N fresh X25519 (WireGuard) keys, CONCURRENCY at a time, and
  *       appends one line per acknowledged device to OUT_FILE as soon as the
  *       answer arrives: "id tunnel_ip public_key private_key device_token".
- *   svcload watch URL ADMIN_TOKEN_FILE VPC_ID DEVICES_FILE N [GROUP_ID]
+ *   svcload watch URL ADMIN_TOKEN_FILE VPC_ID DEVICES_FILE N [GROUP_ID BODY]
  *       opens N long polls (each with its own device's token from a register
  *       OUT_FILE, from source addresses 127.2.x.y on loopback, so meshsvc's
  *       per-address limit holds), waits until meshsvc reports them all
- *       parked, PATCHes the first device (or, with GROUP_ID, the inbound
- *       rules of that security group, as the admin: a policy change), and
- *       reports how long each poll took to answer.
+ *       parked, PATCHes the first device (or, with GROUP_ID, that security
+ *       group with BODY, as the admin: a policy change, which answers every
+ *       poll), and reports how long each poll took to answer.
  *   svcload poll URL TOKEN_FILE VPC_ID CONCURRENCY OUT_FILE
  *       long-polls the VPC's peer list on CONCURRENCY connections, each asking
  *       again with the revision of its last answer, until the service goes
@@ -407,9 +407,9 @@ static long metric(const char *text, const char *name)
 
 static int cmd_watch(int argc, char **argv)
 {
-	if (argc != 7 && argc != 8)
-		die("usage: svcload watch URL ADMIN_TOKEN_FILE VPC_ID DEVICES_FILE N [GROUP_ID]");
-	const char *group = argc == 8 ? argv[7] : NULL;
+	if (argc != 7 && argc != 9)
+		die("usage: svcload watch URL ADMIN_TOKEN_FILE VPC_ID DEVICES_FILE N [GROUP_ID BODY]");
+	const char *group = argc == 9 ? argv[7] : NULL;
 	parse_url(argv[2]);
 	char admin[256];
 	snprintf(admin, sizeof(admin), "%s", read_token_file(argv[3]));
@@ -495,10 +495,8 @@ static int cmd_watch(int argc, char **argv)
 	char body[256];
 	unsigned port = 1024 + (unsigned)(now_us() % 60000);
 	if (group) {
-		snprintf(body, sizeof(body), "{\"inbound_rules\":[{\"ip_protocol\":\"tcp\",\"from_port\":%u,"
-			 "\"to_port\":%u}]}", port, port);
 		snprintf(path, sizeof(path), "/api/security-groups/%s", group);
-		conn_request(&patch, "PATCH", path, admin, body);
+		conn_request(&patch, "PATCH", path, admin, argv[8]);
 	} else {
 		snprintf(body, sizeof(body), "{\"endpoints\":[{\"source\":\"local\",\"address\":\"192.0.2.1:%u\"}]}",
 			 port);
@@ -525,7 +523,9 @@ static int cmd_watch(int argc, char **argv)
 				t_patch = c->t_done - t0;
 				continue;
 			}
-			if (rc > 0 && c->status == 200 && strstr(conn_body(c), id0))
+			/* a device's change names it in every answer; a policy
+			 * change answers each poll with what it changed for it */
+			if (rc > 0 && c->status == 200 && (group || strstr(conn_body(c), id0)))
 				lat[answered++] = c->t_done - t0;
 			else
 				failed++;

@@ -295,8 +295,9 @@ int api_policy_flips(struct api *api, struct policy_view *v, struct policy_view 
 const struct view_member *api_policy_member(const struct policy_view *v, const char *device_id);
 /* may who learn of peer: either is a relay, or policy_visible */
 bool api_policy_sees(struct policy_view *v, const struct view_member *who, const struct view_member *peer);
-/* the members that get the same peer list share a class */
-void api_policy_class(const struct policy_view *v, const struct view_member *who, char out[API_CLASS_LEN]);
+/* the members that get the same peer list since since share a class */
+void api_policy_class(struct policy_view *v, const struct view_member *who, int64_t since,
+		      char out[API_CLASS_LEN]);
 /* adds who's resolved "security_group" to answer, and "security_groups"
  * (every group of the VPC) when who is a relay; nothing for NULL */
 int api_policy_annotate(const struct policy_view *v, const struct view_member *who, json_t *answer);

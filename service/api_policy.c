@@ -327,8 +327,19 @@ int api_policy_flips(struct api *api, struct policy_view *v, struct policy_view 
 	return 0;
 }
 
-void api_policy_class(const struct policy_view *v, const struct view_member *who, char out[API_CLASS_LEN])
+void api_policy_class(struct policy_view *v, const struct view_member *who, int64_t since,
+		      char out[API_CLASS_LEN])
 {
+	struct policy_view *old = since < v->policy_revision ? api_policy_prev(v, since) : NULL;
+	const struct view_member *w = old ? api_policy_member(old, who->id) : NULL;
+
+	/* told what changed since an older policy: the same list only for the
+	 * devices that were where who was (its own move is news for it alone) */
+	if (old && (!w || w->relay != who->relay || (w->group < 0) != (who->group < 0) ||
+		    (w->group >= 0 && strcmp(old->groups[w->group].id, v->groups[who->group].id)))) {
+		snprintf(out, API_CLASS_LEN, "device:%s", who->id);
+		return;
+	}
 	/* a relay's answer carries its own group too: relays of one group share */
 	if (who->relay && who->group >= 0)
 		snprintf(out, API_CLASS_LEN, "relay:%.36s", v->groups[who->group].id);

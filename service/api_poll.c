@@ -181,7 +181,7 @@ enum MHD_Result api_send_list(struct api *api, struct MHD_Connection *c, struct 
 			api_policy_view_put(v);
 			return api_send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such device");
 		}
-		api_policy_class(v, who, cls);
+		api_policy_class(v, who, rq->since <= 0 || rq->since > revision ? 0 : rq->since, cls);
 	}
 	if (store_batch_pending(api->store)) {
 		rc = build_list(api, rq->id, rq->since, revision, v, who, &resp);

@@ -341,22 +341,22 @@ Test(api_policy, classes_share_a_list_only_when_it_is_the_same)
 	struct policy_view *v;
 
 	cr_assert_eq(api_policy_view(api, vpc, &v), 0);
-	api_policy_class(v, api_policy_member(v, A), cls);
+	api_policy_class(v, api_policy_member(v, A), 0, cls);
 	cr_expect_eq(strncmp(cls, "group:", 6), 0, "%s", cls);
 	cr_expect_str_eq(cls + 6, CLIENTS);
-	api_policy_class(v, api_policy_member(v, R), cls);
+	api_policy_class(v, api_policy_member(v, R), 0, cls);
 	cr_expect_eq(strncmp(cls, "relay:", 6), 0, "%s", cls);
 	cr_expect_neq(strcmp(cls + 6, CLIENTS), 0, "a relay's class names its own group");
 	api_policy_view_put(v);
 	move(R, CLIENTS);
 	cr_assert_eq(api_policy_view(api, vpc, &v), 0);
-	api_policy_class(v, api_policy_member(v, R), cls);
+	api_policy_class(v, api_policy_member(v, R), 0, cls);
 	cr_expect_str_eq(cls + 6, CLIENTS, "another group, another list: its security_group differs");
 	api_policy_view_put(v);
 	/* ranges make visibility a matter of addresses: each device its own list */
 	group("\"name\":\"ops\",\"inbound_rules\":[{\"ip_ranges\":[\"10.1.0.1\"]}]", web2);
 	cr_assert_eq(api_policy_view(api, vpc, &v), 0);
-	api_policy_class(v, api_policy_member(v, A), cls);
+	api_policy_class(v, api_policy_member(v, A), 0, cls);
 	cr_expect_eq(strncmp(cls, "device:", 7), 0, "%s", cls);
 	cr_expect_str_eq(cls + 7, A);
 	api_policy_view_put(v);
@@ -401,5 +401,34 @@ Test(api_policy, the_registration_answer_matches_the_peer_list)
 	cr_expect_str_eq(json_string_value(json_object_get(json_object_get(dev, "security_group"), "id")), CLIENTS);
 	cr_expect_null(json_object_get(dev, "security_groups"), "no relay");
 	json_decref(dev);
+	json_decref(l);
+}
+
+Test(api_policy, a_device_moved_by_the_change_gets_a_list_of_its_own)
+{
+	char cls[API_CLASS_LEN];
+	struct policy_view *v;
+	int64_t rev;
+	json_t *l;
+
+	cr_assert_eq(store_vpc_revision(st, vpc, &rev), 0);
+	l = list(A, rev);	/* keeps the view of this policy */
+	json_decref(l);
+	move(N, CLIENTS);
+	cr_assert_eq(api_policy_view(api, vpc, &v), 0);
+	api_policy_class(v, api_policy_member(v, A), rev, cls);
+	cr_expect_eq(strncmp(cls, "group:", 6), 0, "a client that stayed shares its group's list: %s", cls);
+	api_policy_class(v, api_policy_member(v, N), rev, cls);
+	cr_expect_eq(strncmp(cls, "device:", 7), 0, "the moved one does not (it knew other peers): %s", cls);
+	api_policy_class(v, api_policy_member(v, N), 0, cls);
+	cr_expect_eq(strncmp(cls, "group:", 6), 0, "starting over it does: %s", cls);
+	api_policy_view_put(v);
+	/* and the two lists differ: n saw everyone before */
+	l = list(N, rev);
+	cr_expect_str_eq(ids(l, "deleted"), set_of(3, A, C, N), "n no longer sees the clients, db, itself");
+	json_decref(l);
+	l = list(A, rev);
+	cr_expect_str_eq(ids(l, "deleted"), N, "a no longer sees n");
+	cr_expect_str_eq(ids(l, "devices"), "");
 	json_decref(l);
 }

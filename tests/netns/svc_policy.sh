@@ -267,10 +267,10 @@ poll move "$TOK_a" "$REV"
 until_waiters 1
 sleep 0.2
 t0=$(now_ms)
-ctl device update "$ID_c" --security-group web >/dev/null
+api PATCH "/api/devices/$ID_c" "$ADMIN" '{"security_group_id":"web"}'
 wait_polls
 MOVE_MS=$(($(cat "$WORK/move.t") - t0))
-echo "# wake latency, meshctl moving db's device to web: $MOVE_MS ms"
+echo "# wake latency, a PATCH moving db's device to web: $MOVE_MS ms"
 OUT=$(cat "$WORK/move.json")
 check "moving a device to another group answers the poll within 100 ms (took $MOVE_MS ms), the moved one shown" \
 	test "$MOVE_MS" -lt 100 -a "$(q "[.devices[].id | select(. == \"$ID_c\")] | length")" = 1

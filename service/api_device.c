@@ -133,6 +133,13 @@ enum MHD_Result api_device_register(struct api *api, struct MHD_Connection *c, s
 	if (store_vpc_get(api->store, rq->who.vpc_id, &vpc) == 0)
 		json_object_set_new(out, "vpc", vpc);
 	json_object_set_new(out, "device_token", json_string(sealed));
+	/* the device's own group, resolved, and every group of the VPC for a
+	 * relay: what the agent enforces (issue 16) */
+	if ((rc = api_policy_annotate_device(api, out)) < 0) {
+		json_decref(out);
+		ret = api_send_internal(api, c, rq, rc);
+		goto out;
+	}
 	if (!again)
 		api_log_write(api, "device %s id=%s vpc=%s tunnel_ip=%s",
 			      rc == 1 ? "reclaimed with a key proof" : "registered",
@@ -184,24 +191,61 @@ static enum MHD_Result load_device(struct api *api, struct MHD_Connection *c, st
 	return MHD_YES;
 }
 
+/* may the requesting device learn of device id (issue 16)? itself, and the
+ * peers its peer list would show */
+static int may_see(struct api *api, const struct request *rq, const char *vpc_id, bool *yes)
+{
+	const struct view_member *who, *peer;
+	struct policy_view *v;
+	int rc;
+
+	*yes = rq->who.scope != TOKEN_DEVICE || !strcmp(rq->who.id, rq->id);
+	if (*yes)
+		return 0;
+	if ((rc = api_policy_view(api, vpc_id, &v)) < 0)
+		return rc;
+	who = api_policy_member(v, rq->who.id);
+	peer = api_policy_member(v, rq->id);
+	*yes = who && peer && api_policy_sees(v, who, peer);
+	api_policy_view_put(v);
+	return 0;
+}
+
 enum MHD_Result api_device_get(struct api *api, struct MHD_Connection *c, struct request *rq,
 			       const json_t *body)
 {
 	char vpc_id[UUID_STRLEN];
 	json_t *out;
 	enum MHD_Result ret = load_device(api, c, rq, false, &out, vpc_id);
+	bool visible;
+	int rc;
+
 	(void)body;
-	return out ? api_send_json(api, c, rq, MHD_HTTP_OK, out) : ret;
+	if (!out)
+		return ret;
+	/* a peer that policy hides does not exist for the device */
+	if ((rc = may_see(api, rq, vpc_id, &visible)) < 0 || !visible) {
+		json_decref(out);
+		return rc < 0 ? api_send_internal(api, c, rq, rc)
+			      : api_send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such device");
+	}
+	return api_send_json(api, c, rq, MHD_HTTP_OK, out);
 }
 
-/* The admin grants or takes relaying and changes nothing else; a device
- * changes what it reports, and its relay flag only by naming the one it has. */
+/* The admin grants or takes relaying and moves a device to another security
+ * group, and changes nothing else; a device changes what it reports, its
+ * relay flag only by naming the one it has, and never its group. */
 static bool patch_allowed(struct api *api, struct MHD_Connection *c, struct request *rq,
 			  const struct device_spec *spec, const json_t *device, enum MHD_Result *ret)
 {
-	if (rq->who.scope == TOKEN_ADMIN && spec->set != DEV_RELAY) {
+	if (rq->who.scope == TOKEN_ADMIN && (spec->set & ~(unsigned)(DEV_RELAY | DEV_SECURITY_GROUP))) {
 		*ret = api_send_error(api, c, rq, MHD_HTTP_FORBIDDEN, NULL,
-				      "the admin changes only relay; a device reports the rest itself");
+				      "the admin changes only relay and security_group_id; a device reports the rest itself");
+		return false;
+	}
+	if (rq->who.scope == TOKEN_DEVICE && (spec->set & DEV_SECURITY_GROUP)) {
+		*ret = api_send_error(api, c, rq, MHD_HTTP_FORBIDDEN, "security_group_id",
+				      "a device's security group is set by the admin");
 		return false;
 	}
 	if (rq->who.scope == TOKEN_DEVICE && (spec->set & DEV_RELAY) &&
@@ -220,6 +264,7 @@ enum MHD_Result api_device_patch(struct api *api, struct MHD_Connection *c, stru
 	struct device_spec spec;
 	enum MHD_Result ret;
 	int64_t before = 0;
+	unsigned set;
 	json_t *out;
 	struct verr e;
 	int rc;
@@ -239,13 +284,20 @@ enum MHD_Result api_device_patch(struct api *api, struct MHD_Connection *c, stru
 	}
 	json_decref(out);
 	store_vpc_revision(api->store, vpc_id, &before);
+	set = spec.set;
 	rc = store_device_patch(api->store, rq->id, &spec, api_now_s(), &out);
 	device_spec_clear(&spec);
+	if (rc == -ESRCH)
+		return api_send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, "security_group_id",
+				      "no security group \"%s\" in the device's VPC", spec.security_group);
 	if (rc < 0)
 		return rc == -ENOENT ? api_send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such device")
 				     : api_send_internal(api, c, rq, rc);
-	if (rq->who.scope == TOKEN_ADMIN)
+	if (rq->who.scope == TOKEN_ADMIN && (set & DEV_RELAY))
 		api_log_write(api, "device relay set id=%s vpc=%s relay=%d", rq->id, vpc_id, spec.relay);
+	if (set & DEV_SECURITY_GROUP)
+		api_log_write(api, "device security group set id=%s vpc=%s security_group_id=%s", rq->id, vpc_id,
+			      json_string_value(json_object_get(out, "security_group_id")));
 	api_notify_if_changed(api, vpc_id, before);
 	return api_send_json(api, c, rq, MHD_HTTP_OK, out);
 }

@@ -25,7 +25,7 @@
 
 enum route_id {
 	R_HEALTHZ, R_METRICS, R_WHOAMI, R_VPCS, R_VPC, R_VPC_DEVICES, R_REGKEYS, R_REGKEY,
-	R_DEVICES, R_DEVICE, R_DEVICE_CHALLENGE, R_UNKNOWN, R_COUNT
+	R_DEVICES, R_DEVICE, R_DEVICE_CHALLENGE, R_SECGROUPS, R_SECGROUP, R_UNKNOWN, R_COUNT
 };
 extern const char *const api_route_names[R_COUNT];
 
@@ -41,6 +41,8 @@ extern const char *const api_method_names[M_COUNT];
 enum request_state { RQ_BODY, RQ_WAITING, RQ_HELD, RQ_DONE };
 
 struct endpoint;
+struct policy_view;	/* api_policy.c */
+struct view_member;
 
 struct request {
 	enum route_id route;
@@ -67,9 +69,14 @@ struct request {
  * it; a VPC keeps API_LIST_CACHE_PER_VPC of them, the least recently used
  * going first, so that clients asking different since (an agent's full list
  * and its changes) do not evict each other's */
-#define API_LIST_CACHE_PER_VPC 4
+#define API_LIST_CACHE_PER_VPC 32
+/* who a list is for: "admin" (unfiltered), "relay:GROUP-ID" (sees all; its
+ * own group with it), "group:ID" (every member of the group sees the same),
+ * "device:ID" */
+#define API_CLASS_LEN (UUID_STRLEN + 8)
 struct list_cache {
 	char vpc_id[UUID_STRLEN];
+	char cls[API_CLASS_LEN];
 	int64_t since, revision, built_ms, used;
 	struct MHD_Response *response;
 	struct list_cache *next;
@@ -133,6 +140,8 @@ struct api {
 	uint8_t admin_hash[TOKEN_HASH_BYTES];
 	struct list_cache *cache;
 	int64_t cache_uses;	/* the clock of the cache's LRU */
+	struct policy_view *views;	/* api_policy.c: one per VPC, of its current revision */
+	uint64_t policy_builds;
 	/* the batch: answers held until its commit, the VPCs it changed */
 	struct request *held;
 	unsigned nheld;
@@ -256,6 +265,14 @@ bool api_log_limit_pass(struct log_limit *l, int64_t now_ms);
 void api_count(struct api *api, const struct request *rq, unsigned status);
 
 /* api_poll.c */
+/* The devices of the VPC changed after since, as {vpc_id, revision, full,
+ * devices, deleted}; full when the answer is the whole list (since 0, a
+ * since from the future, or one from before the tombstones kept: the client
+ * starts over). For a device (who, in the view v; NULL for the admin: no
+ * filter) the devices it may not learn of are only ids in deleted, and the
+ * answer carries its security group (api_policy_annotate). */
+int api_list_json(struct api *api, const char *vpc_id, int64_t since, int64_t revision, struct policy_view *v,
+		  const struct view_member *who, json_t **out);
 enum MHD_Result api_send_list(struct api *api, struct MHD_Connection *c, struct request *rq);
 /* a long poll leaves RQ_WAITING: woken, hung up or closed */
 void api_poll_leave(struct api *api, struct request *rq);
@@ -269,6 +286,35 @@ void api_cache_free(struct api *api);
  * (challenge_take) with the reason in why */
 int api_proof_check(struct api *api, const struct request *rq, const struct device_spec *spec,
 		    const char **why);
+/* api_policy.c: a VPC's groups and members at its current revision, and
+ * who may learn of whom */
+/* the view of the VPC's current revision; release it with api_policy_view_put */
+int api_policy_view(struct api *api, const char *vpc_id, struct policy_view **out);
+void api_policy_view_put(struct policy_view *v);
+void api_policy_drop(struct api *api, const char *vpc_id);
+void api_policy_free(struct api *api);
+int64_t api_policy_revision(const struct policy_view *v);
+/* the view of the previous policy, when it is what a client at since knew */
+struct policy_view *api_policy_prev(struct policy_view *v, int64_t since);
+/* What the policy change from old to v changed for who, of the devices
+ * unchanged since since: those it sees now and did not appended to shown
+ * (their objects), those it saw and does not to hidden (ids). -ENOENT when
+ * old does not know who or one of them (then the caller tells everything). */
+int api_policy_flips(struct api *api, struct policy_view *v, struct policy_view *old,
+		     const struct view_member *who, int64_t since, json_t *shown, json_t *hidden);
+/* the device in the view, or NULL */
+const struct view_member *api_policy_member(const struct policy_view *v, const char *device_id);
+/* may who learn of peer: either is a relay, or policy_visible */
+bool api_policy_sees(struct policy_view *v, const struct view_member *who, const struct view_member *peer);
+/* the members that get the same peer list since since share a class */
+void api_policy_class(struct policy_view *v, const struct view_member *who, int64_t since,
+		      char out[API_CLASS_LEN]);
+/* adds who's resolved "security_group" to answer, and "security_groups"
+ * (every group of the VPC) when who is a relay; nothing for NULL */
+int api_policy_annotate(const struct policy_view *v, const struct view_member *who, json_t *answer);
+/* the same for a device object (the registration answer), from its
+ * security_group_id and relay; reads only the groups it needs */
+int api_policy_annotate_device(struct api *api, json_t *device);
 
 /* the handlers, one per endpoint */
 #define HANDLER(name) enum MHD_Result name(struct api *api, struct MHD_Connection *c, \
@@ -291,6 +337,11 @@ HANDLER(api_device_get);
 HANDLER(api_device_patch);
 HANDLER(api_device_delete);
 HANDLER(api_device_challenge);
+HANDLER(api_secgroup_create);
+HANDLER(api_secgroup_list);
+HANDLER(api_secgroup_get);
+HANDLER(api_secgroup_patch);
+HANDLER(api_secgroup_delete);
 #undef HANDLER
 
 #endif

@@ -22,33 +22,108 @@
  * a revision) */
 #define LIST_CACHE_MS 1000
 
-/* The devices changed after since, as {vpc_id, revision, full, devices,
- * deleted}; full when the answer is the whole list (since 0, a since from the
- * future, or one from before the tombstones kept: the client starts over). */
-static int build_list(struct api *api, const char *vpc_id, int64_t since, int64_t revision,
-		      struct MHD_Response **out)
+/* Filters a list for who (issue 16): the devices it may not learn of leave
+ * `devices`, and their ids join `deleted` (ids only: nothing else of a
+ * hidden device is told). A client behind the VPC's last policy change
+ * (since older than the policy revision, and not starting over) is told what
+ * the change made visible (in devices) and hidden (in deleted), when the
+ * view of the policy it knew is kept; else every device it sees now and the
+ * ids of all the others: whatever it was told before, its list is right
+ * afterwards. */
+static int filter_list(struct api *api, struct policy_view *v, const struct view_member *who, const char *vpc_id,
+		       int64_t since, bool full, json_t **devices, json_t *deleted)
+{
+	json_t *keep = json_array(), *d, *all, *none;
+	struct policy_view *old;
+	size_t i, ndeleted = json_array_size(deleted);
+	bool f;
+	int rc = 0;
+
+	if (!keep)
+		return -ENOMEM;
+	if (!full && since < api_policy_revision(v)) {
+		/* the flips from the policy the client knew, when kept; else everything */
+		if ((old = api_policy_prev(v, since)))
+			rc = api_policy_flips(api, v, old, who, since, keep, deleted);
+		if (!old || rc == -ENOENT) {
+			json_array_clear(keep);
+			while (json_array_size(deleted) > ndeleted)
+				json_array_remove(deleted, json_array_size(deleted) - 1);
+			if ((rc = store_device_changes(api->store, vpc_id, 0, &all, &none, &f)) == 0) {
+				json_decref(none);
+				json_decref(*devices);
+				*devices = all;
+			}
+		}
+		if (rc < 0) {
+			json_decref(keep);
+			return rc;
+		}
+	}
+	json_array_foreach(*devices, i, d) {
+		const char *id = json_string_value(json_object_get(d, "id"));
+		const struct view_member *peer = id ? api_policy_member(v, id) : NULL;
+
+		if (peer && api_policy_sees(v, who, peer))
+			rc = json_array_append(keep, d);
+		else
+			rc = full ? 0 : json_array_append_new(deleted, json_string(id ? id : ""));
+		if (rc < 0) {
+			json_decref(keep);
+			return -ENOMEM;
+		}
+	}
+	json_decref(*devices);
+	*devices = keep;
+	return 0;
+}
+
+int api_list_json(struct api *api, const char *vpc_id, int64_t since, int64_t revision, struct policy_view *v,
+		  const struct view_member *who, json_t **out)
 {
 	json_t *devices, *deleted, *body;
 	bool full;
 	int rc;
 
 	*out = NULL;
-	api->list_builds++;
 	if ((rc = store_device_changes(api->store, vpc_id, since, &devices, &deleted, &full)) < 0)
 		return rc;
+	if (who && (rc = filter_list(api, v, who, vpc_id, since, full, &devices, deleted)) < 0) {
+		json_decref(devices);
+		json_decref(deleted);
+		return rc;
+	}
 	body = json_pack("{s:s, s:I, s:b, s:o, s:o}", "vpc_id", vpc_id, "revision", (json_int_t)revision,
 			 "full", full, "devices", devices, "deleted", deleted);
 	if (!body)
 		return -ENOMEM;
+	if (who && api_policy_annotate(v, who, body) < 0) {
+		json_decref(body);
+		return -ENOMEM;
+	}
+	*out = body;
+	return 0;
+}
+
+static int build_list(struct api *api, const char *vpc_id, int64_t since, int64_t revision,
+		      struct policy_view *v, const struct view_member *who, struct MHD_Response **out)
+{
+	json_t *body;
+	int rc;
+
+	*out = NULL;
+	api->list_builds++;
+	if ((rc = api_list_json(api, vpc_id, since, revision, v, who, &body)) < 0)
+		return rc;
 	*out = api_json_response(body);
 	json_decref(body);
 	return *out ? 0 : -ENOMEM;
 }
 
-/* the entry of the VPC's cache for since, or a slot for it: a new one, or
- * its least recently used while the VPC has API_LIST_CACHE_PER_VPC; NULL
- * without memory. An empty slot has no response. */
-static struct list_cache *cache_slot(struct api *api, const char *vpc_id, int64_t since)
+/* the entry of the VPC's cache for since and class, or a slot for it: a new
+ * one, or its least recently used while the VPC has API_LIST_CACHE_PER_VPC;
+ * NULL without memory. An empty slot has no response. */
+static struct list_cache *cache_slot(struct api *api, const char *vpc_id, int64_t since, const char *cls)
 {
 	struct list_cache *e, *lru = NULL;
 	unsigned n = 0;
@@ -56,7 +131,7 @@ static struct list_cache *cache_slot(struct api *api, const char *vpc_id, int64_
 	for (e = api->cache; e; e = e->next) {
 		if (strcmp(e->vpc_id, vpc_id))
 			continue;
-		if (e->since == since)
+		if (e->since == since && !strcmp(e->cls, cls))
 			return e;
 		if (!lru || e->used < lru->used)
 			lru = e;
@@ -66,12 +141,14 @@ static struct list_cache *cache_slot(struct api *api, const char *vpc_id, int64_
 		MHD_destroy_response(lru->response);
 		lru->response = NULL;
 		lru->since = since;
+		snprintf(lru->cls, sizeof(lru->cls), "%s", cls);
 		return lru;
 	}
 	if (!(e = calloc(1, sizeof(*e))))
 		return NULL;
 	memcpy(e->vpc_id, vpc_id, UUID_STRLEN);
 	e->since = since;
+	snprintf(e->cls, sizeof(e->cls), "%s", cls);
 	e->next = api->cache;
 	api->cache = e;
 	return e;
@@ -80,10 +157,16 @@ static struct list_cache *cache_slot(struct api *api, const char *vpc_id, int64_
 /* The peer list for rq. A list built while the batch is pending may hold
  * writes that are not committed, so it is this request's alone (held with
  * it), never cached. Every since that gets the whole list (0, or one from
- * the future) shares the entry of 0. */
+ * the future) shares the entry of 0. A device's list is filtered by policy:
+ * the cache is per class of requester (api_policy_class: the admin, relays,
+ * the members of one group), never one device's view served to another
+ * that may see otherwise. */
 enum MHD_Result api_send_list(struct api *api, struct MHD_Connection *c, struct request *rq)
 {
 	int64_t revision, since, now = watch_now_ms();
+	const struct view_member *who = NULL;
+	struct policy_view *v = NULL;
+	char cls[API_CLASS_LEN] = "admin";
 	struct MHD_Response *resp;
 	struct list_cache *e;
 	enum MHD_Result ret;
@@ -91,25 +174,42 @@ enum MHD_Result api_send_list(struct api *api, struct MHD_Connection *c, struct 
 
 	if (!api_may_read_vpc(rq, rq->id) || store_vpc_revision(api->store, rq->id, &revision) < 0)
 		return api_send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such VPC");
+	if (rq->who.scope == TOKEN_DEVICE) {
+		if ((rc = api_policy_view(api, rq->id, &v)) < 0)
+			return api_send_internal(api, c, rq, rc);
+		if (!(who = api_policy_member(v, rq->who.id))) {
+			api_policy_view_put(v);
+			return api_send_error(api, c, rq, MHD_HTTP_NOT_FOUND, NULL, "no such device");
+		}
+		api_policy_class(v, who, rq->since <= 0 || rq->since > revision ? 0 : rq->since, cls);
+	}
 	if (store_batch_pending(api->store)) {
-		if ((rc = build_list(api, rq->id, rq->since, revision, &resp)) < 0)
+		rc = build_list(api, rq->id, rq->since, revision, v, who, &resp);
+		api_policy_view_put(v);
+		if (rc < 0)
 			return api_send_internal(api, c, rq, rc);
 		return api_queue(api, c, rq, MHD_HTTP_OK, resp);
 	}
 	since = rq->since <= 0 || rq->since > revision ? 0 : rq->since;
-	if (!(e = cache_slot(api, rq->id, since)))
+	if (!(e = cache_slot(api, rq->id, since, cls))) {
+		api_policy_view_put(v);
 		return MHD_NO;
+	}
 	if (e->response && e->revision == revision && now - e->built_ms <= LIST_CACHE_MS) {
 		api->list_hits++;
 	} else {
-		if ((rc = build_list(api, rq->id, since, revision, &resp)) < 0)
+		rc = build_list(api, rq->id, since, revision, v, who, &resp);
+		if (rc < 0) {
+			api_policy_view_put(v);
 			return api_send_internal(api, c, rq, rc);
+		}
 		if (e->response)
 			MHD_destroy_response(e->response);
 		e->response = resp;
 		e->revision = revision;
 		e->built_ms = now;
 	}
+	api_policy_view_put(v);
 	e->used = ++api->cache_uses;
 	/* the cache keeps its reference */
 	ret = MHD_queue_response(c, MHD_HTTP_OK, e->response);
@@ -265,6 +365,7 @@ enum MHD_Result api_vpc_devices(struct api *api, struct MHD_Connection *c, struc
 
 void api_cache_drop(struct api *api, const char *vpc_id)
 {
+	api_policy_drop(api, vpc_id);
 	struct list_cache **p = &api->cache;
 	while (*p) {
 		struct list_cache *e = *p;
@@ -281,6 +382,7 @@ void api_cache_drop(struct api *api, const char *vpc_id)
 
 void api_cache_free(struct api *api)
 {
+	api_policy_free(api);
 	while (api->cache) {
 		struct list_cache *e = api->cache;
 		api->cache = e->next;

@@ -29,7 +29,7 @@ const char *const api_route_names[R_COUNT] = {
 	[R_VPCS] = "/api/vpcs", [R_VPC] = "/api/vpcs/{id}", [R_VPC_DEVICES] = "/api/vpcs/{id}/devices",
 	[R_REGKEYS] = "/api/reg-keys", [R_REGKEY] = "/api/reg-keys/{id}", [R_DEVICES] = "/api/devices",
 	[R_DEVICE] = "/api/devices/{id}", [R_DEVICE_CHALLENGE] = "/api/devices/challenge",
-	[R_UNKNOWN] = "other",
+	[R_SECGROUPS] = "/api/security-groups", [R_SECGROUP] = "/api/security-groups/{id}", [R_UNKNOWN] = "other",
 };
 
 const char *const api_method_names[M_COUNT] = { "GET", "POST", "PATCH", "DELETE", "other" };
@@ -53,6 +53,11 @@ static const struct endpoint endpoints[] = {
 	{ R_DEVICE, M_PATCH, ADMIN | DEVICE, true, api_device_patch },
 	{ R_DEVICE, M_DELETE, ADMIN | DEVICE, false, api_device_delete },
 	{ R_DEVICE_CHALLENGE, M_POST, REGKEY, true, api_device_challenge },
+	{ R_SECGROUPS, M_POST, ADMIN, true, api_secgroup_create },
+	{ R_SECGROUPS, M_GET, ADMIN, false, api_secgroup_list },
+	{ R_SECGROUP, M_GET, ADMIN | DEVICE, false, api_secgroup_get },
+	{ R_SECGROUP, M_PATCH, ADMIN, true, api_secgroup_patch },
+	{ R_SECGROUP, M_DELETE, ADMIN, false, api_secgroup_delete },
 };
 #define NENDPOINTS (sizeof(endpoints) / sizeof(endpoints[0]))
 
@@ -94,6 +99,7 @@ enum route_id api_route_of(const char *url, char id[UUID_STRLEN])
 		{ "/api/vpcs", R_VPCS, R_VPC },
 		{ "/api/reg-keys", R_REGKEYS, R_REGKEY },
 		{ "/api/devices", R_DEVICES, R_DEVICE },
+		{ "/api/security-groups", R_SECGROUPS, R_SECGROUP },
 	};
 
 	id[0] = 0;
@@ -135,6 +141,20 @@ enum MHD_Result api_query_arg_check(void *cls, enum MHD_ValueKind kind, const ch
 	(void)kind;
 	(void)value;
 	if (strcmp(key, "since") && strcmp(key, "wait")) {
+		*bad = key;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+/* the list of security groups takes vpc_id alone */
+static enum MHD_Result secgroup_arg_check(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	const char **bad = cls;
+
+	(void)kind;
+	(void)value;
+	if (strcmp(key, "vpc_id")) {
 		*bad = key;
 		return MHD_NO;
 	}
@@ -262,9 +282,15 @@ enum MHD_Result api_begin_request(struct api *api, struct MHD_Connection *c, str
 	if (length && strtoull(length, NULL, 10) > API_BODY_MAX)
 		return api_send_error(api, c, rq, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
 				      "body larger than %d bytes", API_BODY_MAX);
-	if (rq->route != R_VPC_DEVICES && MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0)
-		return api_send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, NULL, "this resource takes no query parameters");
-	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, api_query_arg_check, &bad);
+	if (rq->route == R_SECGROUPS) {
+		/* GET /api/security-groups?vpc_id=ID */
+		MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, secgroup_arg_check, &bad);
+	} else {
+		if (rq->route != R_VPC_DEVICES && MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0)
+			return api_send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, NULL,
+					      "this resource takes no query parameters");
+		MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, api_query_arg_check, &bad);
+	}
 	if (bad)
 		return api_send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, bad, "unknown query parameter");
 	rq->ep = ep;

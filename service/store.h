@@ -109,7 +109,8 @@ int store_device_reregister(struct store *st, const char *id, const struct devic
 int store_device_auth(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], struct principal *out);
 /* the device and, in vpc_id, its VPC */
 int store_device_get(struct store *st, const char *id, json_t **out, char vpc_id[UUID_STRLEN]);
-/* applies the fields set in spec; the revision rises only if something changed */
+/* applies the fields set in spec; the revision rises only if something
+ * changed; -ESRCH spec->security_group is no group of the device's VPC */
 int store_device_patch(struct store *st, const char *id, const struct device_spec *spec, int64_t now,
 		       json_t **out);
 int store_device_delete(struct store *st, const char *id, int64_t now, char vpc_id[UUID_STRLEN]);
@@ -123,6 +124,43 @@ int store_device_changes(struct store *st, const char *vpc_id, int64_t since, js
 			 json_t **deleted, bool *full);
 /* every device of every VPC */
 int store_device_list(struct store *st, json_t **out);
+
+/* Security groups (issue 16). Every VPC has its default group, made with
+ * it, which allows everything both ways and cannot be deleted; a device is
+ * in one group (its VPC's default unless the admin moves it). A rule's
+ * groups are stored as ids: a name is resolved in the group's VPC when it is
+ * written. Every change of a group, and of a device's group, raises the VPC's
+ * revision and records it as the VPC's policy revision (store_policy_revision),
+ * so long polls wake and peer lists are recomputed. Errors fill err with the
+ * field: -ENOENT no such group (or VPC), -EEXIST the name is taken in the VPC,
+ * -ESRCH a rule names a group that is not in the VPC, -ENOSPC the VPC has
+ * SECGROUP_MAX_PER_VPC groups, -EPERM the default
+ * group's name or its deletion, -EBUSY (delete) devices or other groups'
+ * rules use it (err->msg names them). */
+#define SECGROUP_DEFAULT_NAME "default"
+/* a VPC's groups, at most (a peer list weighs every pair of them) */
+#define SECGROUP_MAX_PER_VPC 1024
+#define SECGROUP_DEFAULT_DESCRIPTION "allows everything both ways; new devices join it"
+#define SECGROUP_ALLOW_ALL "[{\"ip_protocol\":\"any\",\"from_port\":0,\"to_port\":0,\"ip_ranges\":[],\"groups\":[]}]"
+int store_secgroup_create(struct store *st, const struct secgroup_spec *spec, int64_t now, json_t **out,
+			  struct verr *err);
+int store_secgroup_get(struct store *st, const char *id, json_t **out);
+/* vpc_id NULL: every VPC's */
+int store_secgroup_list(struct store *st, const char *vpc_id, json_t **out);
+int store_secgroup_update(struct store *st, const char *id, const struct secgroup_spec *spec, int64_t now,
+			  json_t **out, struct verr *err);
+int store_secgroup_delete(struct store *st, const char *id, char vpc_id[UUID_STRLEN], struct verr *err);
+/* a group of the VPC by id or name into id; -ESRCH */
+int store_secgroup_resolve(struct store *st, const char *vpc_id, const char *id_or_name, char id[UUID_STRLEN]);
+/* the revision of the VPC's last policy change (0: none yet) */
+int store_policy_revision(struct store *st, const char *vpc_id, int64_t *out);
+/* each device of the VPC: its id, tunnel address, group id, relay flag and
+ * the revision of its last change */
+typedef int (*store_member_fn)(void *arg, const char *id, const char *tunnel_ip, const char *group_id,
+			       bool relay, int64_t revision);
+int store_policy_members(struct store *st, const char *vpc_id, store_member_fn fn, void *arg);
+/* the tunnel addresses of the group's members, appended to addrs (strings) */
+int store_policy_group_addresses(struct store *st, const char *group_id, json_t *addrs);
 
 /* called once per VPC whose revision rose */
 typedef void (*store_changed_fn)(void *arg, const char *vpc_id);

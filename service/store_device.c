@@ -26,7 +26,7 @@ static json_t *device_json(sqlite3_stmt *s)
 {
 	char allowed[CIDR_STRLEN];
 	snprintf(allowed, sizeof(allowed), "%s/32", store_col_text(s, DC_TUNNEL_IP));
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:[s], s:b, s:b, s:o, s:I, s:b, s:o}",
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:[s], s:b, s:b, s:o, s:I, s:b, s:o, s:s, s:b}",
 			 "id", store_col_text(s, DC_ID), "vpc_id", store_col_text(s, DC_VPC_ID),
 			 "public_key", store_col_text(s, DC_PUBLIC_KEY), "hostname", store_col_text(s, DC_HOSTNAME),
 			 "os", store_col_text(s, DC_OS), "endpoints", json_column(s, DC_ENDPOINTS, json_array()),
@@ -35,7 +35,9 @@ static json_t *device_json(sqlite3_stmt *s)
 			 sqlite3_column_int(s, DC_SYMMETRIC_NAT), "nat", json_column(s, DC_NAT, json_null()),
 			 "revision", (json_int_t)sqlite3_column_int64(s, DC_REVISION), "online",
 			 sqlite3_column_int(s, DC_ONLINE), "last_seen",
-			 store_time_or_null(sqlite3_column_int64(s, DC_LAST_SEEN)));
+			 store_time_or_null(sqlite3_column_int64(s, DC_LAST_SEEN)), "security_group_id",
+			 store_col_text(s, DC_SECURITY_GROUP_ID), "enforces_policy",
+			 sqlite3_column_int(s, DC_ENFORCES_POLICY));
 }
 
 int store_device_get(struct store *st, const char *id, json_t **out, char vpc_id[UUID_STRLEN])
@@ -97,7 +99,7 @@ static int insert_device(struct store *st, struct vpc_state *v, const char *id,
 			 int64_t now)
 {
 	static const char no_endpoints[] = "[]";
-	char ip[INET6_ADDRSTRLEN], *endpoints = NULL, *nat = NULL;
+	char ip[INET6_ADDRSTRLEN], group[UUID_STRLEN], *endpoints = NULL, *nat = NULL;
 	union sockaddr_any addr;
 	uint64_t index;
 	int64_t rev;
@@ -107,7 +109,8 @@ static int insert_device(struct store *st, struct vpc_state *v, const char *id,
 	if ((rc = ipam_alloc(&v->ipam, &index, &addr)) < 0)
 		return rc;
 	store_journal(st, U_ALLOC, v, (int64_t)index);
-	if ((rc = store_bump(st, v->id, &rev)) < 0)
+	/* a new device joins its VPC's default group; the admin moves it */
+	if ((rc = store_secgroup_default(st, v->id, group)) < 0 || (rc = store_bump(st, v->id, &rev)) < 0)
 		return rc;
 	endpoints = json_text(spec->endpoints);
 	nat = json_text(spec->nat);
@@ -126,6 +129,8 @@ static int insert_device(struct store *st, struct vpc_state *v, const char *id,
 	sqlite3_bind_int64(s, 12, rev);
 	sqlite3_bind_int64(s, 13, now);
 	sqlite3_bind_blob(s, 14, token_hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
+	store_bind_text(s, 15, group);
+	sqlite3_bind_int(s, 16, (spec->set & DEV_ENFORCES_POLICY) ? spec->enforces_policy : true);
 	rc = store_exec(st, s);
 	free(endpoints);
 	free(nat);
@@ -298,6 +303,8 @@ int store_device_reregister(struct store *st, const char *id, const struct devic
 	store_bind_text(s, 1, id);
 	sqlite3_bind_blob(s, 2, token_hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(s, 3, now);
+	if (spec->set & DEV_ENFORCES_POLICY)
+		sqlite3_bind_int(s, 4, spec->enforces_policy);
 	if ((rc = store_exec(st, s)) < 0 || (!online && (rc = store_set_online(st, id, vpc_id, true, now, &rev)) < 0) ||
 	    (rc = store_txn_commit(st)) < 0)
 		goto err;
@@ -336,8 +343,8 @@ static bool same_text(const char *a, const char *b)
 int store_device_patch(struct store *st, const char *id, const struct device_spec *spec, int64_t now,
 		       json_t **out)
 {
-	char vpc_id[UUID_STRLEN], *hostname = NULL, *endpoints = NULL, *nat = NULL;
-	bool relay = false, symmetric_nat = false, changed = false;
+	char vpc_id[UUID_STRLEN], group[UUID_STRLEN] = "", *hostname = NULL, *endpoints = NULL, *nat = NULL;
+	bool relay = false, symmetric_nat = false, changed = false, regrouped = false;
 	int64_t rev = 0;
 	sqlite3_stmt *s;
 	int rc;
@@ -359,6 +366,9 @@ int store_device_patch(struct store *st, const char *id, const struct device_spe
 		relay = spec->set & DEV_RELAY ? spec->relay : sqlite3_column_int(s, DC_RELAY);
 		symmetric_nat = spec->set & DEV_SYMMETRIC_NAT ? spec->symmetric_nat
 							       : sqlite3_column_int(s, DC_SYMMETRIC_NAT);
+		store_copy_id(group, store_col_text(s, DC_SECURITY_GROUP_ID));
+		/* a relay sees every device and every device sees it */
+		regrouped = relay != (bool)sqlite3_column_int(s, DC_RELAY);
 		changed = strcmp(hostname ? hostname : "", store_col_text(s, DC_HOSTNAME)) ||
 			  !same_text(endpoints, store_col_text(s, DC_ENDPOINTS)) ||
 			  !same_text(nat, sqlite3_column_type(s, DC_NAT) == SQLITE_NULL ? NULL : store_col_text(s, DC_NAT)) ||
@@ -374,13 +384,23 @@ int store_device_patch(struct store *st, const char *id, const struct device_spe
 		rc = -ENOMEM;
 		goto err;
 	}
+	if (spec->set & DEV_SECURITY_GROUP) {
+		char to[UUID_STRLEN];
+
+		if ((rc = store_secgroup_resolve(st, vpc_id, spec->security_group, to)) < 0)
+			goto err;
+		regrouped |= strcmp(to, group) != 0;
+		changed |= regrouped;
+		store_copy_id(group, to);
+	}
 	if (!changed) {
 		/* the same report again: nobody needs to hear of it */
 		s = store_stmt(st, S_DEV_TOUCH);
 		store_bind_text(s, 1, id);
 		sqlite3_bind_int64(s, 2, now);
 	} else {
-		if ((rc = store_bump(st, vpc_id, &rev)) < 0)
+		/* another group or relaying: a new policy for the VPC's peer lists */
+		if ((rc = regrouped ? store_policy_bump(st, vpc_id, &rev) : store_bump(st, vpc_id, &rev)) < 0)
 			goto err;
 		s = store_stmt(st, S_DEV_UPDATE);
 		store_bind_text(s, 1, id);
@@ -391,6 +411,7 @@ int store_device_patch(struct store *st, const char *id, const struct device_spe
 		bind_json(s, 6, nat);
 		sqlite3_bind_int64(s, 7, rev);
 		sqlite3_bind_int64(s, 8, now);
+		store_bind_text(s, 9, group);
 	}
 	if ((rc = store_exec(st, s)) < 0 || (rc = store_txn_commit(st)) < 0)
 		goto err;

@@ -15,9 +15,14 @@
 #include "vec.h"
 
 #define DEVICE_COLS "id, vpc_id, public_key, hostname, os, endpoints, tunnel_ip, relay," \
-		    " symmetric_nat, nat, revision, last_seen, online"
+		    " symmetric_nat, nat, revision, last_seen, online, security_group_id, enforces_policy"
 enum { DC_ID, DC_VPC_ID, DC_PUBLIC_KEY, DC_HOSTNAME, DC_OS, DC_ENDPOINTS, DC_TUNNEL_IP, DC_RELAY,
-       DC_SYMMETRIC_NAT, DC_NAT, DC_REVISION, DC_LAST_SEEN, DC_ONLINE, DC_IP_INDEX /* S_DEV_GET only */ };
+       DC_SYMMETRIC_NAT, DC_NAT, DC_REVISION, DC_LAST_SEEN, DC_ONLINE, DC_SECURITY_GROUP_ID,
+       DC_ENFORCES_POLICY, DC_IP_INDEX /* S_DEV_GET only */ };
+#define SECGROUP_COLS "id, vpc_id, name, description, inbound_rules, outbound_rules, revision, created_at," \
+		      " is_default"
+enum { GC_ID, GC_VPC_ID, GC_NAME, GC_DESCRIPTION, GC_INBOUND, GC_OUTBOUND, GC_REVISION, GC_CREATED_AT,
+       GC_IS_DEFAULT };
 #define REGKEY_COLS "id, vpc_id, single_use, expires_at, description, used_by, relay, max_devices," \
 		    " registrations"
 enum { RC_ID, RC_VPC_ID, RC_SINGLE_USE, RC_EXPIRES_AT, RC_DESCRIPTION, RC_USED_BY, RC_RELAY, RC_MAX_DEVICES,
@@ -33,6 +38,8 @@ enum stmt_id {
 	S_DEV_DELETE, S_DEV_TOUCH, S_DEV_CHANGES, S_DEV_ALL, S_DEV_INDICES, S_DEV_SET_ONLINE,
 	S_DEV_SILENT,
 	S_TOMB_INSERT, S_TOMB_SINCE, S_TOMB_EXPIRED, S_TOMB_PRUNE, S_VPC_SET_COMPACTED,
+	S_SG_INSERT, S_SG_GET, S_SG_LIST, S_SG_LIST_VPC, S_SG_UPDATE, S_SG_DELETE, S_SG_BY_NAME,
+	S_SG_DEFAULT, S_SG_USERS, S_VPC_SET_POLICY, S_VPC_POLICY, S_DEV_MEMBERS, S_SG_ADDRESSES, S_SG_COUNT,
 	S_COUNT
 };
 
@@ -135,6 +142,14 @@ void store_undo_to(struct store *st, size_t to);
 /* store_vpc.c: the VPC's next revision, inside the caller's transaction, in
  * the database and in memory */
 int store_bump(struct store *st, const char *vpc_id, int64_t *rev);
+
+/* store_secgroup.c: a new policy in the VPC (a group or a device's group
+ * changed): the VPC's next revision, recorded as its policy revision */
+int store_policy_bump(struct store *st, const char *vpc_id, int64_t *rev);
+/* inserts the VPC's default group, inside the caller's transaction */
+int store_secgroup_insert_default(struct store *st, const char *vpc_id, int64_t now);
+/* the VPC's default group's id ("" if none) */
+int store_secgroup_default(struct store *st, const char *vpc_id, char id[UUID_STRLEN]);
 
 /* store_regkey.c: a constant-time comparison of column col with hash */
 bool store_hash_matches(sqlite3_stmt *s, int col, const uint8_t hash[TOKEN_HASH_BYTES]);

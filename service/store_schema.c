@@ -10,17 +10,34 @@
 
 /* 1: the first release; 2: vpcs.compacted, devices.online, tombstones.deleted_at;
  * 3: reg_keys.relay (a key that mints relays), reg_keys.max_devices and
- * reg_keys.registrations (the quota of devices a key registers, and its use) */
-#define SCHEMA_VERSION 3
+ * reg_keys.registrations (the quota of devices a key registers, and its use);
+ * 4: security_groups (issue 16), devices.security_group_id and
+ * devices.enforces_policy, vpcs.policy_revision; every VPC gets its default
+ * group, and every device is put in it */
+#define SCHEMA_VERSION 4
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define SET_SCHEMA_VERSION "PRAGMA user_version = " STR(SCHEMA_VERSION)
+
+/* a VPC's security groups; rules are JSON arrays as lib/policy writes them,
+ * their groups by id */
+#define SECURITY_GROUPS_TABLE \
+	"CREATE TABLE IF NOT EXISTS security_groups (" \
+	"  id TEXT PRIMARY KEY, vpc_id TEXT NOT NULL REFERENCES vpcs(id) ON DELETE CASCADE," \
+	"  name TEXT NOT NULL, description TEXT NOT NULL, inbound_rules TEXT NOT NULL," \
+	"  outbound_rules TEXT NOT NULL, revision INTEGER NOT NULL, created_at INTEGER NOT NULL," \
+	"  is_default INTEGER NOT NULL DEFAULT 0, UNIQUE (vpc_id, name)) STRICT"
+/* a random version 4 UUID (RFC 9562), in SQL, for the default groups made by the upgrade */
+#define SQL_UUID4 \
+	"lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' ||" \
+	" substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + abs(random() % 4), 1) ||" \
+	" substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6)))"
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS vpcs ("
 	"  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, ipv4_cidr TEXT NOT NULL,"
 	"  created_at INTEGER NOT NULL, revision INTEGER NOT NULL,"
-	"  compacted INTEGER NOT NULL DEFAULT 0) STRICT;"
+	"  compacted INTEGER NOT NULL DEFAULT 0, policy_revision INTEGER NOT NULL DEFAULT 0) STRICT;"
 	"CREATE TABLE IF NOT EXISTS reg_keys ("
 	"  id TEXT PRIMARY KEY, vpc_id TEXT NOT NULL REFERENCES vpcs(id) ON DELETE CASCADE,"
 	"  secret_hash BLOB NOT NULL UNIQUE, single_use INTEGER NOT NULL, expires_at INTEGER,"
@@ -34,12 +51,15 @@ static const char schema[] =
 	"  relay INTEGER NOT NULL, symmetric_nat INTEGER NOT NULL, nat TEXT,"
 	"  revision INTEGER NOT NULL, created_at INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
 	"  token_hash BLOB NOT NULL UNIQUE, online INTEGER NOT NULL DEFAULT 1,"
+	"  security_group_id TEXT NOT NULL DEFAULT '', enforces_policy INTEGER NOT NULL DEFAULT 1,"
 	"  UNIQUE (vpc_id, public_key), UNIQUE (vpc_id, ip_index), UNIQUE (vpc_id, revision)) STRICT;"
 	"CREATE TABLE IF NOT EXISTS tombstones ("
 	"  vpc_id TEXT NOT NULL REFERENCES vpcs(id) ON DELETE CASCADE, device_id TEXT NOT NULL,"
 	"  revision INTEGER NOT NULL, deleted_at INTEGER NOT NULL DEFAULT 0,"
 	"  PRIMARY KEY (vpc_id, revision)) STRICT;"
-	"CREATE INDEX IF NOT EXISTS devices_presence ON devices (online, last_seen);";
+	"CREATE INDEX IF NOT EXISTS devices_presence ON devices (online, last_seen);"
+	SECURITY_GROUPS_TABLE ";"
+	"CREATE INDEX IF NOT EXISTS devices_group ON devices (security_group_id);";
 
 /* from version 1, inside one transaction; ?1 is the time of the upgrade, ?2
  * the default online window: tombstones start their life then, and a device
@@ -59,9 +79,25 @@ static const char *const migrate_v1[] = {
  * uncounted but for a used single-use key's one */
 static const char *const migrate_v2[] = {
 	"ALTER TABLE reg_keys ADD COLUMN relay INTEGER NOT NULL DEFAULT 0",
-	"ALTER TABLE reg_keys ADD COLUMN max_devices INTEGER NOT NULL DEFAULT " STR(REGKEY_MAX_DEVICES_DEFAULT),
+	("ALTER TABLE reg_keys ADD COLUMN max_devices INTEGER NOT NULL DEFAULT " STR(REGKEY_MAX_DEVICES_DEFAULT)),
 	"ALTER TABLE reg_keys ADD COLUMN registrations INTEGER NOT NULL DEFAULT 0",
 	"UPDATE reg_keys SET registrations = 1 WHERE used_by IS NOT NULL",
+	"PRAGMA user_version = 3",
+};
+
+/* from version 3: security groups; each VPC gets its default group (allows
+ * everything both ways, so the VPC behaves as before) and its devices join it */
+static const char *const migrate_v3[] = {
+	SECURITY_GROUPS_TABLE,
+	"ALTER TABLE vpcs ADD COLUMN policy_revision INTEGER NOT NULL DEFAULT 0",
+	"ALTER TABLE devices ADD COLUMN security_group_id TEXT NOT NULL DEFAULT ''",
+	"ALTER TABLE devices ADD COLUMN enforces_policy INTEGER NOT NULL DEFAULT 1",
+	("INSERT INTO security_groups (id, vpc_id, name, description, inbound_rules, outbound_rules, revision,"
+	 " created_at, is_default) SELECT " SQL_UUID4 ", id, '" SECGROUP_DEFAULT_NAME "', '" SECGROUP_DEFAULT_DESCRIPTION "',"
+	 " '" SECGROUP_ALLOW_ALL "', '" SECGROUP_ALLOW_ALL "', 1, ?1, 1 FROM vpcs"),
+	("UPDATE devices SET security_group_id = (SELECT g.id FROM security_groups g"
+	 " WHERE g.vpc_id = devices.vpc_id AND g.is_default)"),
+	"CREATE INDEX IF NOT EXISTS devices_group ON devices (security_group_id)",
 	SET_SCHEMA_VERSION,
 };
 
@@ -90,14 +126,16 @@ static const char *const sql[S_COUNT] = {
 			   " used_by = CASE WHEN single_use THEN ?2 ELSE used_by END WHERE id = ?1",
 	[S_DEV_INSERT] = "INSERT INTO devices (id, vpc_id, public_key, hostname, os, endpoints,"
 			 " ip_index, tunnel_ip, relay, symmetric_nat, nat, revision, created_at,"
-			 " last_seen, token_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-			 " ?11, ?12, ?13, ?13, ?14)",
+			 " last_seen, token_hash, security_group_id, enforces_policy) VALUES (?1, ?2, ?3, ?4, ?5,"
+			 " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16)",
 	[S_DEV_GET] = "SELECT " DEVICE_COLS ", ip_index FROM devices WHERE id = ?1",
 	[S_DEV_BY_KEY] = "SELECT id, online, relay FROM devices WHERE vpc_id = ?1 AND public_key = ?2",
 	[S_DEV_BY_TOKEN] = "SELECT id, vpc_id, last_seen, token_hash, online FROM devices WHERE token_hash = ?1",
-	[S_DEV_SET_TOKEN] = "UPDATE devices SET token_hash = ?2, last_seen = ?3 WHERE id = ?1",
+	[S_DEV_SET_TOKEN] = "UPDATE devices SET token_hash = ?2, last_seen = ?3,"
+			    " enforces_policy = coalesce(?4, enforces_policy) WHERE id = ?1",
 	[S_DEV_UPDATE] = "UPDATE devices SET hostname = ?2, endpoints = ?3, relay = ?4,"
-			 " symmetric_nat = ?5, nat = ?6, revision = ?7, last_seen = ?8 WHERE id = ?1",
+			 " symmetric_nat = ?5, nat = ?6, revision = ?7, last_seen = ?8, security_group_id = ?9"
+			 " WHERE id = ?1",
 	[S_DEV_DELETE] = "DELETE FROM devices WHERE id = ?1",
 	[S_DEV_TOUCH] = "UPDATE devices SET last_seen = ?2 WHERE id = ?1",
 	[S_DEV_CHANGES] = "SELECT " DEVICE_COLS " FROM devices WHERE vpc_id = ?1 AND revision > ?2"
@@ -115,6 +153,22 @@ static const char *const sql[S_COUNT] = {
 	[S_TOMB_EXPIRED] = "SELECT vpc_id, max(revision) FROM tombstones WHERE deleted_at <= ?1 GROUP BY vpc_id",
 	[S_TOMB_PRUNE] = "DELETE FROM tombstones WHERE vpc_id = ?1 AND revision <= ?2",
 	[S_VPC_SET_COMPACTED] = "UPDATE vpcs SET compacted = max(compacted, ?2) WHERE id = ?1",
+	[S_SG_INSERT] = "INSERT INTO security_groups (" SECGROUP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	[S_SG_GET] = "SELECT " SECGROUP_COLS " FROM security_groups WHERE id = ?1",
+	[S_SG_LIST] = "SELECT " SECGROUP_COLS " FROM security_groups ORDER BY vpc_id, created_at, name",
+	[S_SG_LIST_VPC] = "SELECT " SECGROUP_COLS " FROM security_groups WHERE vpc_id = ?1 ORDER BY created_at, name",
+	[S_SG_UPDATE] = "UPDATE security_groups SET name = ?2, description = ?3, inbound_rules = ?4,"
+			" outbound_rules = ?5, revision = ?6 WHERE id = ?1",
+	[S_SG_DELETE] = "DELETE FROM security_groups WHERE id = ?1",
+	[S_SG_BY_NAME] = "SELECT id FROM security_groups WHERE vpc_id = ?1 AND name = ?2",
+	[S_SG_DEFAULT] = "SELECT id FROM security_groups WHERE vpc_id = ?1 AND is_default",
+	[S_SG_USERS] = "SELECT id FROM devices WHERE security_group_id = ?1 ORDER BY id LIMIT ?2",
+	[S_VPC_SET_POLICY] = "UPDATE vpcs SET policy_revision = ?2 WHERE id = ?1",
+	[S_VPC_POLICY] = "SELECT policy_revision FROM vpcs WHERE id = ?1",
+	[S_DEV_MEMBERS] = "SELECT id, tunnel_ip, security_group_id, relay, revision FROM devices WHERE vpc_id = ?1"
+			  " ORDER BY ip_index",
+	[S_SG_COUNT] = "SELECT count(*) FROM security_groups WHERE vpc_id = ?1",
+	[S_SG_ADDRESSES] = "SELECT tunnel_ip FROM devices WHERE security_group_id = ?1 ORDER BY ip_index",
 };
 
 int store_pragma(struct store *st, const char *text)
@@ -201,6 +255,9 @@ int store_schema_setup(struct store *st, const char *path)
 		return rc;
 	if (version <= 2 && tables &&
 	    (rc = migrate(st, path, (int64_t)time(NULL), 2, migrate_v2, sizeof(migrate_v2) / sizeof(migrate_v2[0]))) < 0)
+		return rc;
+	if (version <= 3 && tables &&
+	    (rc = migrate(st, path, (int64_t)time(NULL), 3, migrate_v3, sizeof(migrate_v3) / sizeof(migrate_v3[0]))) < 0)
 		return rc;
 	if ((rc = store_pragma(st, schema)) < 0 || (rc = store_pragma(st, SET_SCHEMA_VERSION)) < 0)
 		return rc;

@@ -50,7 +50,8 @@ int store_vpc_create(struct store *st, const struct vpc_spec *spec, int64_t now,
 	store_bind_text(s, 2, spec->name);
 	store_bind_text(s, 3, cidr);
 	sqlite3_bind_int64(s, 4, now);
-	if ((rc = store_exec(st, s)) < 0 || (rc = store_vpc_state_add(st, id, cidr, 0, &v)) < 0)
+	if ((rc = store_exec(st, s)) < 0 || (rc = store_secgroup_insert_default(st, id, now)) < 0 ||
+	    (rc = store_vpc_state_add(st, id, cidr, 0, &v)) < 0)
 		goto err;
 	store_journal(st, U_VPC_ADD, v, 0);
 	if ((rc = store_txn_commit(st)) < 0)

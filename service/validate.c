@@ -499,6 +499,17 @@ static int dev_nat(const char *name, const json_t *v, void *spec, struct verr *e
 	return validate_nat(name, v, &s->nat, err);
 }
 
+static int dev_enforces_policy(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	return get_bool(name, v, &((struct device_spec *)spec)->enforces_policy, err);
+}
+
+/* a group's id or name; the store finds it in the device's VPC */
+static int dev_security_group(const char *name, const json_t *v, void *spec, struct verr *err)
+{
+	return get_string(name, v, 1, WIRE_NAME_MAX, ((struct device_spec *)spec)->security_group, err);
+}
+
 #define DEVICE_READ_ONLY(n) { n, NULL, false, 0 }
 static const struct field register_fields[] = {
 	{ "public_key", dev_public_key, true, DEV_PUBLIC_KEY },
@@ -510,8 +521,10 @@ static const struct field register_fields[] = {
 	{ "symmetric_nat", dev_symmetric_nat, false, DEV_SYMMETRIC_NAT },
 	{ "nat", dev_nat, false, DEV_NAT },
 	{ "proof", validate_dev_proof, false, DEV_PROOF },
+	{ "enforces_policy", dev_enforces_policy, false, DEV_ENFORCES_POLICY },
 	DEVICE_READ_ONLY("id"), DEVICE_READ_ONLY("tunnel_ip"), DEVICE_READ_ONLY("allowed_ips"),
 	DEVICE_READ_ONLY("revision"), DEVICE_READ_ONLY("online"), DEVICE_READ_ONLY("last_seen"),
+	DEVICE_READ_ONLY("security_group_id"),
 };
 
 /* what a device may change about itself */
@@ -521,9 +534,11 @@ static const struct field patch_fields[] = {
 	{ "nat", dev_nat, false, DEV_NAT },
 	{ "hostname", dev_hostname, false, DEV_HOSTNAME },
 	{ "relay", dev_relay, false, DEV_RELAY },
+	{ "security_group_id", dev_security_group, false, DEV_SECURITY_GROUP },
 	DEVICE_READ_ONLY("id"), DEVICE_READ_ONLY("vpc_id"), DEVICE_READ_ONLY("public_key"),
 	DEVICE_READ_ONLY("os"), DEVICE_READ_ONLY("tunnel_ip"), DEVICE_READ_ONLY("allowed_ips"),
 	DEVICE_READ_ONLY("revision"), DEVICE_READ_ONLY("online"), DEVICE_READ_ONLY("last_seen"),
+	DEVICE_READ_ONLY("enforces_policy"),
 };
 
 static int device_body(const json_t *body, const struct field *fields, size_t n,
@@ -546,7 +561,8 @@ int validate_device_patch(const json_t *body, struct device_spec *out, struct ve
 {
 	int rc = device_body(body, patch_fields, sizeof(patch_fields) / sizeof(patch_fields[0]), out, err);
 	if (rc == 0 && !out->set)
-		return validate_fail(err, NULL, "nothing to change: give endpoints, symmetric_nat, nat, hostname or relay");
+		return validate_fail(err, NULL, "nothing to change: give endpoints, symmetric_nat, nat, hostname, relay"
+						   " or security_group_id");
 	return rc;
 }
 

@@ -53,7 +53,9 @@ enum device_field {
 	DEV_RELAY = 1 << 5,
 	DEV_SYMMETRIC_NAT = 1 << 6,
 	DEV_NAT = 1 << 7,
-	DEV_PROOF = 1 << 8,	/* registration with a key: a key proof (keyproof.h) */
+	DEV_SECURITY_GROUP = 1 << 8,
+	DEV_ENFORCES_POLICY = 1 << 9,
+	DEV_PROOF = 1 << 10,	/* registration with a key: a key proof (keyproof.h) */
 };
 
 struct device_spec {
@@ -69,6 +71,28 @@ struct device_spec {
 	bool symmetric_nat;
 	uint8_t proof_challenge[WIRE_KEY_BYTES];	/* DEV_PROOF */
 	uint8_t proof_mac[WIRE_KEY_BYTES];
+	/* security_group_id: a group's id or name, resolved in the device's VPC by the store */
+	char security_group[WIRE_NAME_MAX + 1];
+	bool enforces_policy;	/* false: meshd --no-policy */
+};
+
+/* a security group's body (issue 16); the rules are checked by lib/policy
+ * and kept as it writes them, with their groups as written (ids or names:
+ * the store resolves them in the group's VPC) */
+enum secgroup_field {
+	SG_VPC_ID = 1 << 0,
+	SG_NAME = 1 << 1,
+	SG_DESCRIPTION = 1 << 2,
+	SG_INBOUND = 1 << 3,
+	SG_OUTBOUND = 1 << 4,
+};
+
+struct secgroup_spec {
+	unsigned set;		/* enum secgroup_field bits present in the body */
+	char vpc_id[UUID_STRLEN];
+	char name[WIRE_NAME_MAX + 1];
+	char description[WIRE_DESCRIPTION_MAX + 1];
+	json_t *inbound, *outbound;	/* owned: arrays of rules (policy_rule_json) */
 };
 
 int validate_vpc_create(const json_t *body, struct vpc_spec *out, struct verr *err);
@@ -79,6 +103,11 @@ int validate_device_patch(const json_t *body, struct device_spec *out, struct ve
 void device_spec_clear(struct device_spec *spec);
 /* the body of POST /api/devices/challenge: {"public_key"} (validate_proof.c) */
 int validate_challenge_request(const json_t *body, uint8_t public_key[WG_KEY_BYTES], struct verr *err);
+/* POST /api/security-groups: vpc_id and name required */
+int validate_secgroup_create(const json_t *body, struct secgroup_spec *out, struct verr *err);
+/* PATCH /api/security-groups/{id}: name, description, inbound_rules, outbound_rules */
+int validate_secgroup_patch(const json_t *body, struct secgroup_spec *out, struct verr *err);
+void secgroup_spec_clear(struct secgroup_spec *spec);
 
 /* the long-poll parameters of GET /api/vpcs/{id}/devices */
 int validate_since(const char *s, int64_t *out, struct verr *err);

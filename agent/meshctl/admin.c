@@ -18,7 +18,8 @@ static const struct column regkey_cols[] = {
 };
 static const struct column device_cols[] = {
 	{ "ID", "id" }, { "VPC_ID", "vpc_id" }, { "HOSTNAME", "hostname" }, { "TUNNEL_IP", "tunnel_ip" },
-	{ "ONLINE", "online" }, { "RELAY", "relay" }, { "SYMMETRIC_NAT", "symmetric_nat" },
+	{ "ONLINE", "online" }, { "RELAY", "relay" }, { "SECURITY_GROUP_ID", "security_group_id" },
+	{ "ENFORCES_POLICY", "enforces_policy" }, { "SYMMETRIC_NAT", "symmetric_nat" },
 	{ "ENDPOINTS", "endpoints" }, { "PUBLIC_KEY", "public_key" },
 };
 
@@ -153,17 +154,29 @@ static int cmd_regkey(struct ctl *ctl, int argc, char **argv)
 	return 0;
 }
 
-/* device update ID --relay|--no-relay: the admin grants or takes relaying */
+/* device update ID [--relay|--no-relay] [--security-group SG]: the admin
+ * grants or takes relaying, and moves the device to a security group (by id
+ * or name; the service finds it in the device's VPC) */
 static int device_update(struct ctl *ctl, int argc, char **argv)
 {
 	char path[256];
 	json_t *body, *out;
 	int rc;
 
-	if (argc != 4 || (strcmp(argv[3], "--relay") && strcmp(argv[3], "--no-relay")))
+	if (argc < 4)
 		return bad_usage("device");
+	body = json_object();
+	for (int i = 3; i < argc; i++) {
+		if (!strcmp(argv[i], "--relay") || !strcmp(argv[i], "--no-relay")) {
+			json_object_set_new(body, "relay", json_boolean(!strcmp(argv[i], "--relay")));
+		} else if (!strcmp(argv[i], "--security-group") && i + 1 < argc) {
+			json_object_set_new(body, "security_group_id", json_string(argv[++i]));
+		} else {
+			json_decref(body);
+			return bad_usage("device");
+		}
+	}
 	snprintf(path, sizeof(path), "/api/devices/%s", argv[2]);
-	body = json_pack("{s:b}", "relay", !strcmp(argv[3], "--relay"));
 	rc = service_request(ctl, "PATCH", path, body, &out);
 	json_decref(body);
 	if (rc < 0)
@@ -207,7 +220,10 @@ const struct command admin_commands[] = {
 		     "  reg-key list\n"
 		     "  reg-key delete ID\n", cmd_regkey },
 	{ "device", "  device list [--vpc ID]\n"
-		    "  device update ID --relay|--no-relay  grants or takes relaying\n"
+		    "  device update ID [--relay|--no-relay] [--security-group SG]\n"
+		    "                                      grants or takes relaying; moves the device\n"
+		    "                                      to the security group SG (id or name)\n"
 		    "  device delete ID\n", cmd_device },
+	{ "security-group", secgroup_usage, secgroup_run },
 };
 const size_t admin_ncommands = N(admin_commands);

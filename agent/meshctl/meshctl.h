@@ -1,5 +1,5 @@
 /* meshctl: the command-line client. A command is a name and a function in the
- * table of main.c; the admin commands (vpc, reg-key, device) speak to meshsvc
+ * table of main.c; the admin commands (vpc, reg-key, device, security-group) speak to meshsvc
  * over HTTP(S) with the admin token (service.c); agent commands that speak to
  * meshd's unix socket join the same table. Output is a table for people or JSON
  * (-o json); a refusal from the service is one line on stderr. */
@@ -25,6 +25,9 @@ struct command {
 };
 
 extern const struct command admin_commands[];
+/* secgroup.c: meshctl security-group */
+extern const char secgroup_usage[];
+int secgroup_run(struct ctl *ctl, int argc, char **argv);
 extern const size_t admin_ncommands;
 
 /* A request to meshsvc: 0 with the answer (NULL for 204), or -1 after one

@@ -1,5 +1,6 @@
 /* libFuzzer target: request bodies of the control-plane API, as meshsvc reads
- * them (JSON text from the network), through every validator. */
+ * them (JSON text from the network), through every validator (security
+ * groups' too). */
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,6 +40,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	validate_device_patch(body, &dev, &err);
 	device_spec_clear(&dev);
 	validate_challenge_request(body, dev.public_key, &err);
+	/* security groups: the rules through lib/policy, written back */
+	struct secgroup_spec sg;
+	if (validate_secgroup_create(body, &sg, &err) == 0)
+		secgroup_spec_clear(&sg);
+	if (validate_secgroup_patch(body, &sg, &err) == 0)
+		secgroup_spec_clear(&sg);
 	json_decref(body);
 	return 0;
 }

@@ -697,7 +697,7 @@ Test(store, upgrades_a_version_1_database)
 	cr_expect(!full);
 	cr_expect_str_eq(del, "44444444-4444-4444-8444-444444444444", "the old tombstone is served");
 	store_free(st);
-	cr_expect_eq(user_version(), 3);
+	cr_expect_eq(user_version(), 4);
 
 	cr_assert_eq(store_open(path, &st), 0, "an upgraded database opens again");
 	cr_expect_eq(store_housekeeping(st, now + 59, &lim, NULL, NULL), 0,
@@ -715,9 +715,9 @@ Test(store, refuses_a_newer_schema)
 
 	cr_assert_eq(store_open(path, &st), 0);
 	store_free(st);
-	raw_exec("PRAGMA user_version=4");
+	raw_exec("PRAGMA user_version=5");
 	cr_expect_eq(store_open(path, &st), -EPROTO);
-	cr_expect_eq(user_version(), 4, "left as it was");
+	cr_expect_eq(user_version(), 5, "left as it was");
 }
 
 /* --- group commit ------------------------------------------------------------------ */

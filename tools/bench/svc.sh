@@ -5,8 +5,13 @@
 #      and how many writes each commit (fsync) carried (group commit);
 #   2. hold DEVICES long polls, one per device with its own token, then PATCH
 #      one device -> the time until every poll has its answer (p50, p99);
-#   3. meshsvc's peak RSS (VmHWM from /proc) over both.
-# Targets (issue 4): >= 1000 registrations/s, fan-out p99 < 1 s, RSS < 200 MB.
+#   3. meshsvc's peak RSS (VmHWM from /proc) over both;
+#   4. policy (issue 16): the devices in 10 security groups (each allowing
+#      tcp/80 from the one before it), DEVICES long polls again, then one
+#      group's rule changed (another port) -> the time until every poll has
+#      its answer, and the peak RSS.
+# Targets (issue 4): >= 1000 registrations/s, fan-out p99 < 1 s, RSS < 200 MB;
+# (issue 16): a rule change reaching every poll p99 < 1 s, RSS < 300 MB.
 # Reference in the same run: the sqlite3 shell's rate of one-row transactions
 # with synchronous=FULL (an fsync each) on the same disk, the ceiling of one
 # commit per registration; group commit exceeds it by sharing fsyncs.
@@ -93,6 +98,35 @@ echo "  register: $reg commits=$commits writes=$writes"
 fan=$("${pin_load[@]}" "$BUILD/svcload" watch "$url" "$tmp/main/db.admin-token" "$vpc" "$tmp/main/devices.txt" "$DEVICES" 2>"$tmp/watch.err")
 echo "  fan-out:  $fan ($(sed 's/^svcload: //' "$tmp/watch.err"))"
 rss_kb=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$pid/status")
+
+# 4. policy: ten groups, every device in one of them (set in the database with
+# the service stopped: setup, not measured), then a rule change
+api() { curl -sf -X "$1" -H "Authorization: Bearer $admin" ${3:+-d "$3"} "$url$2"; }
+for i in $(seq 0 9); do api POST /api/security-groups "{\"vpc_id\":\"$vpc\",\"name\":\"g$i\",\"outbound_rules\":[{}]}" >/dev/null; done
+for i in $(seq 0 9); do
+  g=$(api GET "/api/security-groups?vpc_id=$vpc" | tr '{' '\n' | grep "\"name\":\"g$i\"" | field id)
+  if [ "$i" = 0 ]; then g0=$g; fi
+  api PATCH "/api/security-groups/$g" "{\"inbound_rules\":[{\"ip_protocol\":\"tcp\",\"from_port\":80,\"to_port\":80,\"groups\":[\"g$(((i + 9) % 10))\"]}]}" >/dev/null
+done
+stop_svc
+sqlite3 "$tmp/main/db" "UPDATE devices SET security_group_id = (SELECT g.id FROM security_groups g
+  WHERE g.vpc_id = devices.vpc_id AND g.name = 'g' || (devices.ip_index % 10));
+  UPDATE vpcs SET policy_revision = revision;"
+"${pin_svc[@]}" "$BUILD/meshsvc" --listen 127.0.0.1:0 --db "$tmp/main/db" >"$tmp/main/svc2.log" 2>&1 &
+pid=$!
+url=
+for _ in $(seq 100); do
+  url=$(sed -n 's/.*listening url=\([^ ]*\).*/\1/p' "$tmp/main/svc2.log")
+  [ -n "$url" ] && break
+  sleep 0.05
+done
+[ -n "$url" ] || { echo "svc.sh: meshsvc did not start again" >&2; cat "$tmp/main/svc2.log" >&2; exit 1; }
+# g0's rule moves to another port: every poll wakes and gets its group anew
+pol=$("${pin_load[@]}" "$BUILD/svcload" watch "$url" "$tmp/main/db.admin-token" "$vpc" "$tmp/main/devices.txt" \
+  "$DEVICES" "$g0" '{"inbound_rules":[{"ip_protocol":"tcp","from_port":8080,"to_port":8080,"groups":["g9"]}]}' \
+  2>"$tmp/watch2.err")
+echo "  policy:   $pol ($(sed 's/^svcload: //' "$tmp/watch2.err"))"
+pol_rss_kb=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$pid/status")
 stop_svc
 
 # the reference: one-row transactions through the sqlite3 shell, same mode, same disk
@@ -116,6 +150,12 @@ printf '  fan-out p50 ms    %8s\n' "$p50"
 printf '  fan-out p99 ms    %8s   target < 1000: %s\n' "$p99" "$(verdict "$p99 < 1000")"
 printf '  meshsvc peak RSS  %8s MB   target < 200: %s\n' "$(awk -v k="$rss_kb" 'BEGIN { printf "%.1f", k / 1024 }')" \
   "$(verdict "$rss_kb < 200 * 1024")"
+pp99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$pol")
+printf '  policy p50 ms     %8s   (a rule change in 10 groups of %s devices)\n' \
+  "$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$pol")" "$DEVICES"
+printf '  policy p99 ms     %8s   target < 1000: %s\n' "$pp99" "$(verdict "$pp99 < 1000")"
+printf '  policy peak RSS   %8s MB   target < 300: %s\n' "$(awk -v k="$pol_rss_kb" 'BEGIN { printf "%.1f", k / 1024 }')" \
+  "$(verdict "$pol_rss_kb < 300 * 1024")"
 
 if [ -n "$BASELINE" ]; then
   echo "  registrations/s, $ROUNDS alternating rounds: $BUILD/meshsvc vs $BASELINE"

@@ -6,10 +6,13 @@
  *       registers N fresh X25519 (WireGuard) keys, CONCURRENCY at a time, and
  *       appends one line per acknowledged device to OUT_FILE as soon as the
  *       answer arrives: "id tunnel_ip public_key private_key device_token".
- *   svcload watch URL ADMIN_TOKEN_FILE VPC_ID DEVICES_FILE N
+ *   svcload watch URL ADMIN_TOKEN_FILE VPC_ID DEVICES_FILE N [GROUP_ID BODY]
  *       opens N long polls (each with its own device's token from a register
- *       OUT_FILE), waits until meshsvc reports them all parked, PATCHes the
- *       first device, and reports how long each poll took to answer.
+ *       OUT_FILE, from source addresses 127.2.x.y on loopback, so meshsvc's
+ *       per-address limit holds), waits until meshsvc reports them all
+ *       parked, PATCHes the first device (or, with GROUP_ID, that security
+ *       group with BODY, as the admin: a policy change, which answers every
+ *       poll), and reports how long each poll took to answer.
  *   svcload poll URL TOKEN_FILE VPC_ID CONCURRENCY OUT_FILE
  *       long-polls the VPC's peer list on CONCURRENCY connections, each asking
  *       again with the revision of its last answer, until the service goes
@@ -68,6 +71,7 @@ struct conn {
 	size_t body_len;
 	int64_t t_done;
 	size_t job;
+	bool spread;		/* from its own loopback source address (watch) */
 };
 
 static union sockaddr_any server;
@@ -128,6 +132,17 @@ static int conn_open(struct conn *c, int ep)
 	if (c->fd < 0)
 		return -errno;
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (c->spread && server.sa.sa_family == AF_INET && (ntohl(server.in.sin_addr.s_addr) >> 24) == 127) {
+		/* 128 connections per source address: under meshsvc's per-address limit */
+		struct sockaddr_in src = { .sin_family = AF_INET,
+					   .sin_addr.s_addr = htonl(0x7f020001u + (uint32_t)(c->job / 128)) };
+		if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
+			int rc = -errno;
+			close(c->fd);
+			c->fd = -1;
+			return rc;
+		}
+	}
 	c->sent = false;
 	c->ep = ep;
 	c->want_out = true;
@@ -392,8 +407,9 @@ static long metric(const char *text, const char *name)
 
 static int cmd_watch(int argc, char **argv)
 {
-	if (argc != 7)
-		die("usage: svcload watch URL ADMIN_TOKEN_FILE VPC_ID DEVICES_FILE N");
+	if (argc != 7 && argc != 9)
+		die("usage: svcload watch URL ADMIN_TOKEN_FILE VPC_ID DEVICES_FILE N [GROUP_ID BODY]");
+	const char *group = argc == 9 ? argv[7] : NULL;
 	parse_url(argv[2]);
 	char admin[256];
 	snprintf(admin, sizeof(admin), "%s", read_token_file(argv[3]));
@@ -436,6 +452,7 @@ static int cmd_watch(int argc, char **argv)
 			conns[opened].fd = -1;
 			conn_request(&conns[opened], "GET", path, tokens[opened], NULL);
 			conns[opened].job = opened;
+			conns[opened].spread = true;
 			if (conn_open(&conns[opened], ep) < 0)
 				die("cannot open a connection (ulimit -n?)");
 			opened++;
@@ -472,13 +489,20 @@ static int cmd_watch(int argc, char **argv)
 	}
 	fprintf(stderr, "svcload: %zu polls parked in %.2f s\n", n, (double)(now_us() - t_open) / 1e6);
 
-	/* the change that every poll waits for */
+	/* the change that every poll waits for: a device's, or a policy change
+	 * (each answer then names every device, seen or in deleted) */
 	struct conn patch = { .fd = -1 };
-	char body[160];
-	snprintf(body, sizeof(body), "{\"endpoints\":[{\"source\":\"local\",\"address\":\"192.0.2.1:%u\"}]}",
-		 1024 + (unsigned)(now_us() % 60000));
-	snprintf(path, sizeof(path), "/api/devices/%s", id0);
-	conn_request(&patch, "PATCH", path, tokens[0], body);
+	char body[256];
+	unsigned port = 1024 + (unsigned)(now_us() % 60000);
+	if (group) {
+		snprintf(path, sizeof(path), "/api/security-groups/%s", group);
+		conn_request(&patch, "PATCH", path, admin, argv[8]);
+	} else {
+		snprintf(body, sizeof(body), "{\"endpoints\":[{\"source\":\"local\",\"address\":\"192.0.2.1:%u\"}]}",
+			 port);
+		snprintf(path, sizeof(path), "/api/devices/%s", id0);
+		conn_request(&patch, "PATCH", path, tokens[0], body);
+	}
 	int64_t t0 = now_us();
 	if (conn_open(&patch, ep) < 0)
 		die("cannot connect for the PATCH");
@@ -499,7 +523,9 @@ static int cmd_watch(int argc, char **argv)
 				t_patch = c->t_done - t0;
 				continue;
 			}
-			if (rc > 0 && c->status == 200 && strstr(conn_body(c), id0))
+			/* a device's change names it in every answer; a policy
+			 * change answers each poll with what it changed for it */
+			if (rc > 0 && c->status == 200 && (group || strstr(conn_body(c), id0)))
 				lat[answered++] = c->t_done - t0;
 			else
 				failed++;

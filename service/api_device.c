@@ -135,9 +135,10 @@ enum MHD_Result api_device_register(struct api *api, struct MHD_Connection *c, s
 	json_object_set_new(out, "device_token", json_string(sealed));
 	/* the device's own group, resolved, and every group of the VPC for a
 	 * relay: what the agent enforces (issue 16) */
-	if ((rc = api_policy_annotate_device(api, out)) < 0) {
+	int arc = api_policy_annotate_device(api, out);
+	if (arc < 0) {
 		json_decref(out);
-		ret = api_send_internal(api, c, rq, rc);
+		ret = api_send_internal(api, c, rq, arc);
 		goto out;
 	}
 	if (!again)

@@ -197,21 +197,21 @@ check "... the log names why" grep -q "saved security group ignored" "$T/m1.log"
 stop_agent m1
 
 agent m2 r1
-check "a service without security groups: registered, everything allowed" wait_for 10 \
-	eval 'ctl m2 "{\"cmd\":\"status\"}" | jq -e ".service.registered and .policy.source == \"absent\""'
+check "the service's default group: registered, everything allowed" wait_for 10 \
+	eval 'ctl m2 "{\"cmd\":\"status\"}" | jq -e ".service.registered and .policy.source == \"service\" and .policy.group.name == \"default\""'
 check "... the table has an allow-all rule each way" \
 	eval '[ "$(X r1 nft list table inet natmesh | grep -c "counter packets [0-9]* bytes [0-9]* accept comment")" -eq 2 ]'
-check "... logged once" test "$(grep -c "sends no security group" "$T/m2.log")" -eq 1
+check "... logged once" test "$(grep -c "security group applied .*name=default" "$T/m2.log")" -eq 1
 check "... kept for the next start (allow all from the first packet)" \
-	jq -e '.inbound_rules[0].ip_protocol == "any"' "$T/state-m2/security_group.json"
+	jq -e '.inbound_rules[0].ip_protocol == "any" and .name == "default"' "$T/state-m2/security_group.json"
 stop_agent m2
 check "SIGTERM removes the table (registered agent)" eval '! X r1 nft list table inet natmesh 2>/dev/null'
 
 agent m3 r1 --no-policy
 check "--no-policy: registered" wait_for 10 eval 'ctl m3 "{\"cmd\":\"status\"}" | jq -e ".service.registered and (.policy.enforced | not) and .policy.source == \"off\""'
 check "--no-policy: no table" eval '! X r1 nft list table inet natmesh 2>/dev/null'
-check "--no-policy with a service that predates enforces_policy: registered without it, logged" \
-	grep -q "does not know enforces_policy" "$T/m3.log"
+check "--no-policy: the service records that the device does not enforce" \
+	eval 'api GET /api/devices | jq -e ".[] | select(.hostname == \"m3\") | .enforces_policy == false"'
 stop_agent m3
 
 if [ "$TAP_FAILS" -gt 0 ]; then dump_logs; fi

@@ -237,3 +237,85 @@ d = {"name": "impair-delay", "timeout_s": 30, "seed": 17,
                       {"impair": "near", "delay_ms": 75}, {"impair": "far", "delay_ms": 5, "jitter_ms": 0},
                       rtt("near", 150, 153), rtt("far", 10, 13)]}
 save(d)
+
+# --- security groups (issue 16): clients -> web tcp/80, web -> db tcp/5432
+ADMIN = "m=\"meshctl --service https://${ip:svc}:8443 --token-file ${run}/meshsvc.sqlite.admin-token --ca ${ca} -o json\"; "
+DEVID = "id() { $m device list | jq -r --arg h \"$1\" 'map(select(.hostname == $h)) | .[0].id'; }; "
+GROUPS = (ADMIN + DEVID + "set -e; until [ \"$($m device list | jq 'length')\" -ge 5 ]; do sleep 0.2; done; "
+          "vpc=$($m vpc list | jq -r '.[0].id'); "
+          "$m security-group create --vpc $vpc --name clients --outbound '[{\"ip_protocol\":\"any\"}]' > /dev/null; "
+          "$m security-group create --vpc $vpc --name web --outbound '[{\"ip_protocol\":\"any\"}]' "
+          "--inbound '[{\"ip_protocol\":\"tcp\",\"from_port\":80,\"to_port\":80,\"groups\":[\"clients\"]}]' > /dev/null; "
+          "$m security-group create --vpc $vpc --name db --outbound '[{\"ip_protocol\":\"any\"}]' "
+          "--inbound '[{\"ip_protocol\":\"tcp\",\"from_port\":5432,\"to_port\":5432,\"groups\":[\"web\"]}]' > /dev/null; "
+          "for d in n1:clients n2:web n3:db n4:clients; do $m device update $(id $(echo $d | cut -d: -f1)) --security-group $(echo $d | cut -d: -f2) > /dev/null; done; "
+          "for n in n1 n2 n3 n4; do $m device list | jq -r --arg h $n 'map(select(.hostname == $h)) | .[0].tunnel_ip' > ${run}/ip-$n; done")
+LISTEN = "for p in 80 22 5432; do socat TCP-LISTEN:$p,reuseaddr,fork SYSTEM:'echo ok-${node}' & done; wait"
+
+def tcp(a, b, port, ok, name, ms=8000, path_=None):
+    chk = ""
+    if path_:
+        chk = "meshctl peers -o json | jq -e '.peers[] | select(.name == \"%s\") | .path == \"%s\"' > /dev/null && " % (b, path_)
+    conn = "socat -T2 -u TCP:$(cat ${run}/ip-%s):%d,connect-timeout=1 - 2>/dev/null" % (b, port)
+    if ok:
+        return {"name": name, "node": a, "within_ms": ms, "command": chk + conn, "expect_output": "^ok-%s$" % b}
+    return {"name": name, "node": a, "within_ms": ms,
+            "command": chk + "if %s | grep -q ok-; then echo CONNECTED; else echo blocked; fi" % conn,
+            "expect_output": "^blocked$"}
+
+def sees(a, b, yes, name, ms=3000):
+    return {"name": name, "node": a, "within_ms": ms,
+            "command": "meshctl peers -o json | jq -r '.peers[].name' | grep -qx %s && echo listed || echo absent" % b,
+            "expect_output": "^%s$" % ("listed" if yes else "absent")}
+
+PROBE = ("until [ -e ${run}/probe-go ]; do sleep 0.1; done; ip=$(cat ${run}/ip-n2); while [ ! -e ${run}/probe-stop ]; do "
+         "socat -T1 -u TCP:$ip:22,connect-timeout=0.3 - 2>/dev/null | grep -q ok- && echo port22-CONNECTED; "
+         "socat -T1 -u TCP:$ip:80,connect-timeout=0.3 - 2>/dev/null | grep -q ok- && echo port80-ok; sleep 0.05; done > ${run}/probe.txt; exec sleep 3600")
+d = base("policy-groups", "Security groups: clients (n1 behind a full-cone NAT, n4 behind a symmetric NAT), web (n2, port-restricted-cone) and db (n3, symmetric). web admits tcp/80 from clients, db admits tcp/5432 from web only, clients admit nothing. n1-n2 meet directly, n4-n2 and n2-n3 only via the relay (port-restricted-cone with symmetric). Each allowed TCP connection succeeds and each forbidden one fails on both kinds of path; a client never learns of db until the admin opens db to clients; a device moved to web is reachable on tcp/80 within 2 s; a probe across a restart of n2's meshd never reaches its tcp/22.", timeout=120)
+site(d, 1, "full-cone")
+site(d, 2, "port-restricted-cone")
+site(d, 3, "symmetric")
+site(d, 4, "symmetric")
+nodes = node(d)
+nodes["svc"]["processes"].append({"name": "groups", "oneshot": True, "after": ["n1/meshd", "n2/meshd", "n3/meshd", "n4/meshd"],
+                                  "argv": ["sh", "-c", GROUPS]})
+for n in ("n1", "n2", "n3", "n4"):
+    nodes[n]["processes"].append({"name": "listen", "argv": ["sh", "-c", LISTEN], "ready": {"tcp": 80}})
+nodes["n1"]["processes"].append({"name": "probe", "after": ["svc/groups"], "argv": ["sh", "-c", PROBE]})
+d["expectations"] = [
+    {"name": "the groups are set up", "node": "svc", "within_ms": 20000, "command": "test -s ${run}/ip-n4 && cat ${run}/ip-n4",
+     "expect_output": "^100\\."},
+    tcp("n1", "n2", 80, True, "client n1 reaches web tcp/80 (direct)", path_="direct"),
+    tcp("n4", "n2", 80, True, "client n4 reaches web tcp/80 (via the relay)", path_="relayed"),
+    tcp("n2", "n3", 5432, True, "web reaches db tcp/5432 (via the relay)", path_="relayed"),
+    tcp("n1", "n2", 22, False, "client n1 cannot reach web tcp/22 (direct)", path_="direct"),
+    tcp("n4", "n2", 22, False, "client n4 cannot reach web tcp/22 (via the relay)", path_="relayed"),
+    tcp("n3", "n2", 80, False, "db cannot reach web tcp/80 (not a client; via the relay)", path_="relayed"),
+    tcp("n2", "n1", 80, False, "web cannot reach client n1 (clients admit nothing; direct)", path_="direct"),
+    {"name": "web cannot ping client n1", "node": "n2", "within_ms": 4000,
+     "command": "if ping -c 2 -W 1 -q $(cat ${run}/ip-n1) > /dev/null; then echo answered; else echo blocked; fi",
+     "expect_output": "^blocked$"},
+    {"name": "the relay dropped what the groups forbid", "node": "relay", "command": "meshctl status -o json | jq -r .policy.relay_policy_drops",
+     "expect_output": "^[1-9][0-9]*$"},
+    sees("n1", "n3", False, "client n1 never lists db"),
+    sees("n1", "n4", False, "clients do not see each other"),
+    tcp("n1", "n3", 5432, False, "client n1 cannot reach db tcp/5432", ms=3000),
+    {"name": "the admin opens db tcp/5432 to clients", "node": "svc",
+     "command": ADMIN + "set -e; g=$($m security-group list | jq -r 'map(select(.name == \"db\")) | .[0].id'); "
+                "$m security-group update $g --inbound '[{\"ip_protocol\":\"tcp\",\"from_port\":5432,\"to_port\":5432,\"groups\":[\"web\",\"clients\"]}]' | jq -r .name",
+     "expect_output": "^db$"},
+    sees("n1", "n3", True, "client n1 lists db within 2 s", ms=2000),
+    tcp("n1", "n3", 5432, True, "client n1 reaches db tcp/5432 within 2 s", ms=2000),
+    {"name": "the admin moves n4 into web", "node": "svc",
+     "command": ADMIN + DEVID + "set -e; $m device update $(id n4) --security-group web > /dev/null; echo moved", "expect_output": "^moved$"},
+    tcp("n1", "n4", 80, True, "client n1 reaches n4 tcp/80 within 2 s", ms=2000),
+    {"name": "probe armed", "node": "n1", "command": "touch ${run}/probe-go; sleep 1; grep -c port80-ok ${run}/probe.txt",
+     "expect_output": "^[1-9]"},
+    {"restart": "n2/meshd"},
+    tcp("n1", "n2", 80, True, "web answers tcp/80 again after its meshd restarted", ms=15000),
+    {"sleep_ms": 1000},
+    {"name": "no probe reached tcp/22 across the restart", "node": "n1",
+     "command": "touch ${run}/probe-stop; sleep 1; f=${run}/probe.txt; echo \"$(grep -c port80-ok $f) tcp/80, $(grep -c port22-CONNECTED $f) tcp/22\"",
+     "expect_output": "^[1-9][0-9]* tcp/80, 0 tcp/22$"},
+]
+save(d)

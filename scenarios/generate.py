@@ -319,3 +319,58 @@ d["expectations"] = [
      "expect_output": "^[1-9][0-9]* tcp/80, 0 tcp/22$"},
 ]
 save(d)
+
+# --- a rogue member (issue 15): the attacks of tests/netns/sec_rogue.sh in a lab
+ROGUE_API = ("S=https://${ip:svc}:8443; T=$(cat ${run}/nodes/${node}/state/device.token); K=$(cat ${run}/regkey); "
+             "req() { curl -s -m 5 --cacert ${ca} -o ${run}/rogue-out.json -w '%{http_code}' -H \"Authorization: Bearer $1\" "
+             "-H 'Content-Type: application/json' -X \"$2\" -d \"$4\" \"$S$3\"; }; "
+             "get() { curl -s -m 5 --cacert ${ca} -H \"Authorization: Bearer $T\" $S$1; }; "
+             "V=$(get /api/devices/$(jq -r .device_id ${run}/nodes/${node}/state/state.json) | jq -r .vpc_id); "
+             "dev() { get /api/vpcs/$V/devices | jq -r --arg h $1 --arg f $2 '.devices | map(select(.hostname == $h)) | .[0][$f]'; }; ")
+def rogue(name, cmd, out):
+    return {"name": name, "node": "rogue", "within_ms": 5000, "command": ROGUE_API + cmd, "expect_output": out}
+def own_token_ok(n):
+    return {"name": "%s's token still answers 200" % n, "node": n, "within_ms": 3000,
+            "command": "T=$(cat ${run}/nodes/%s/state/device.token); id=$(jq -r .device_id ${run}/nodes/%s/state/state.json); "
+                       "curl -s -m 5 --cacert ${ca} -o /dev/null -w '%%{http_code}' -H \"Authorization: Bearer $T\" "
+                       "https://${ip:svc}:8443/api/devices/$id" % (n, n), "expect_output": "^200$"}
+lossy = ("f=${run}/bgping.txt; got=$(grep -c 'icmp_seq=' $f); last=$(grep -o 'icmp_seq=[0-9]*' $f | tail -1 | cut -d= -f2); "
+         "echo \"$got of $last answered\"; test \"$got\" -ge 20 && test $((got * 100)) -ge $((last * 99))")
+d = base("rogue-member", "A rogue device registered with the VPC's own key (on its own site, behind a full-cone NAT) attacks two honest agents (n1 full-cone, n2 port-restricted-cone, direct) while n1 pings n2 every 200 ms: it claims relaying (a registration with relay:true and a PATCH: 403, only the admin grants relays), sends n1 packets with n2's tunnel address as inner source (n1's data plane drops them: the source is not the rogue's own, counted as spoofed), registers the honest agents' public keys with the VPC's key (409: a registered key needs its device's token or a proof of its private key) and aims its endpoints at loopback, link-local, multicast and broadcast (400). The honest agents keep their tunnel, their tokens and their traffic: at most 1% of the pings lost.", timeout=90)
+site(d, 1, "full-cone")
+site(d, 2, "port-restricted-cone")
+site(d, 3, "full-cone")
+nodes = node(d)
+nodes["n3"]["name"] = "rogue"
+nodes["gw3"]["links"][1]["ifname"] = "lan"
+nodes["n1"]["processes"].append({"name": "bgping", "after": ["n1/meshd", "n2/meshd"], "argv": ["sh", "-c", bg],
+                                 "ready": {"command": "grep -q icmp_seq= ${run}/bgping.txt"}})
+d["expectations"] = path("n1", "n2", "direct", DIRECT_MS) + [
+    {"name": "n1 and n2 see the rogue", "node": "n1", "within_ms": 5000,
+     "command": "meshctl peers -o json | jq -r '.peers[].name' | sort | tr '\\n' ' '", "expect_output": "^n2 relay rogue $"},
+    rogue("point 1: a new device claiming relay with the VPC's key: 403",
+          "req $K POST /api/devices \"{\\\"public_key\\\":\\\"$(wg genkey | wg pubkey)\\\",\\\"hostname\\\":\\\"r2\\\",\\\"relay\\\":true}\"",
+          "^403$"),
+    rogue("point 1: the rogue PATCHes itself into a relay: 403",
+          "req $T PATCH /api/devices/$(dev rogue id) '{\"relay\":true}'; echo \" $(dev rogue relay)\"", "^403 false$"),
+    rogue("point 1: n2's address as inner source towards n1: nothing answers",
+          "ip addr add $(dev n2 tunnel_ip)/32 dev mesh0; if ping -c 3 -i 0.2 -W 1 -I $(dev n2 tunnel_ip) $(dev n1 tunnel_ip) > /dev/null; "
+          "then echo answered; else echo dropped; fi; ip addr del $(dev n2 tunnel_ip)/32 dev mesh0", "^dropped$"),
+    {"name": "point 1: n1 counted the forged sources", "node": "n1", "within_ms": 3000,
+     "command": "meshctl status -o json | jq -r .policy.spoofed_sources", "expect_output": "^[1-9][0-9]*$"},
+    rogue("point 2: n1's public key registered with the VPC's key: 409",
+          "req $K POST /api/devices \"{\\\"public_key\\\":\\\"$(dev n1 public_key)\\\",\\\"hostname\\\":\\\"n1\\\"}\"; echo \" $(jq -r .field ${run}/rogue-out.json)\"",
+          "^409 public_key$"),
+    rogue("point 2: n2's public key registered with the VPC's key: 409",
+          "req $K POST /api/devices \"{\\\"public_key\\\":\\\"$(dev n2 public_key)\\\",\\\"hostname\\\":\\\"n2\\\"}\"; echo \" $(jq -r .field ${run}/rogue-out.json)\"",
+          "^409 public_key$"),
+    own_token_ok("n1"), own_token_ok("n2"),
+    rogue("point 5: endpoints at loopback, link-local, multicast, broadcast: 400 each",
+          "for a in 127.0.0.1:51820 169.254.169.254:80 224.0.0.1:51820 255.255.255.255:51820; do "
+          "req $T PATCH /api/devices/$(dev rogue id) \"{\\\"endpoints\\\":[{\\\"source\\\":\\\"local\\\",\\\"address\\\":\\\"$a\\\"}]}\"; echo; done | sort -u",
+          "^400$"),
+    {"sleep_ms": 4000}] + path("n1", "n2", "direct", 2000) + [
+    {"stop": "n1/bgping"},
+    {"name": "n1's pings to n2 across the attacks: at most 1% lost", "node": "n1", "command": lossy, "expect_output": "answered"},
+    own_token_ok("n1"), own_token_ok("n2")]
+save(d)

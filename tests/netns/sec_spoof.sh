@@ -69,7 +69,7 @@ check "n1's meshd stopped and left its private key" test -s "$T/state-n1/private
 
 # the forger: n1's key, at n1's address and port
 ip netns exec "$P-n1" env LOG_LEVEL=error "$WG_GO" -f "$IFF" >>"$T/forger.log" 2>&1 &
-PIDS[forger]=$!
+PIDS["forger"]=$!
 up() { [ -S "/var/run/wireguard/$IFF.sock" ] && X n1 wg show "$IFF" >/dev/null 2>&1; }
 pub() { api GET /api/devices | jq -r --arg ip "$1" '.[] | select(.tunnel_ip == $ip) | .public_key'; }
 PK1=$(pub "$T1") PK2=$(pub "$T2") PKR=$(pub "$TRL")

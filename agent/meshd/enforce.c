@@ -292,7 +292,8 @@ static void relay_reindex(struct meshd *m)
 		ips[i].ip = ntohl(p->tunnel_ip.in.sin_addr.s_addr);
 		ips[i].group = group_index(e, p->group_id);
 	}
-	qsort(ips, n, sizeof(*ips), ip_cmp);
+	if (n)	/* qsort's base may not be NULL, even for no elements */
+		qsort(ips, n, sizeof(*ips), ip_cmp);
 	free(e->ips);
 	e->ips = ips;
 	e->nips = n;

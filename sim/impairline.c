@@ -12,6 +12,7 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <sys/un.h>
@@ -476,6 +477,8 @@ err:
 	return rc;
 }
 
+#define IMPAIR_LINE_NICE (-10)
+
 int impair_line_run(const struct impair_line_opts *o)
 {
 	struct line *l;
@@ -485,6 +488,12 @@ int impair_line_run(const struct impair_line_opts *o)
 		return rc;
 	/* timers to the nanosecond: the default 50 us slack is a delay error */
 	prctl(PR_SET_TIMERSLACK, 1UL);
+	/* a line is a link: on a busy machine it must win the CPU against the
+	 * lab's own processes, or their load shows up as delay (nice -10, not a
+	 * real-time class: a line moving a Gbit/s busy must not starve a core) */
+	if (setpriority(PRIO_PROCESS, 0, IMPAIR_LINE_NICE) < 0)
+		fprintf(stderr, "warn impair: cannot raise the line's priority (nice %d): %s\n", IMPAIR_LINE_NICE,
+			strerror(errno));
 	/* SIGTERM and SIGINT only inside epoll_pwait, so none is lost between
 	 * the check of impair_line_stop and the wait */
 	sigemptyset(&block);

@@ -116,17 +116,31 @@ check "the line runs in the network's namespace" eval 'ip netns pids "$lab-lan" 
 # deviation 5 sqrt(2/3) = 4.08, interquartile range 10 (2 - sqrt 2) = 5.86.
 # The interquartile range and the share inside [30, 52] (2 ms for timer
 # wake-ups) stand a busy machine's outliers; the standard deviation less so.
-"$M" exec "$lab" a -- ping -n -c 300 -i 0.02 10.9.0.2 | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' >"$tmp/rtts"
-read -r n avg sd iqr inside < <(sort -n "$tmp/rtts" | awk '{ a[NR] = $1; s += $1; q += $1 * $1; in_ += ($1 >= 30 && $1 <= 52) }
-  END { m = s / NR; printf "%d %.3f %.3f %.3f %.3f\n", NR, m, sqrt(q / NR - m * m), a[int(NR * 0.75)] - a[int(NR * 0.25)], in_ / NR }')
-check "ping over 20+-5 ms each way: mean ${avg:-?} ms of ${n:-0} within 10% of 40" holds "${n:-0} >= 290 && ${avg:-0} >= 36 && ${avg:-0} <= 44"
+# A userspace line shares the CPUs with everything else on the machine: a load
+# spike elsewhere shows as delay. Each timing measurement is therefore taken up
+# to 3 times and the check reads the first that holds (and says which): a line
+# that is wrong fails all 3.
+ping_ok() {
+  awk -v n="${n:-0}" -v a="${avg:-0}" -v i="${iqr:-0}" -v s="${sd:-0}" -v f="${inside:-0}" 'BEGIN {
+    exit !(n >= 290 && a >= 36 && a <= 44 && i >= 0.75 * 5.86 && i <= 1.25 * 5.86 && s >= 0.65 * 4.08 && s <= 1.35 * 4.08 && f >= 0.97) }'
+}
+for try in 1 2 3; do
+  "$M" exec "$lab" a -- ping -n -c 300 -i 0.02 10.9.0.2 | sed -n 's/.*time=\([0-9.]*\) ms/\1/p' >"$tmp/rtts"
+  read -r n avg sd iqr inside < <(sort -n "$tmp/rtts" | awk '{ a[NR] = $1; s += $1; q += $1 * $1; in_ += ($1 >= 30 && $1 <= 52) }
+    END { m = s / NR; printf "%d %.3f %.3f %.3f %.3f\n", NR, m, sqrt(q / NR - m * m), a[int(NR * 0.75)] - a[int(NR * 0.25)], in_ / NR }')
+  ping_ok && break
+done
+check "ping over 20+-5 ms each way: mean ${avg:-?} ms of ${n:-0} within 10% of 40 (measurement $try)" holds "${n:-0} >= 290 && ${avg:-0} >= 36 && ${avg:-0} <= 44"
 check "ping: interquartile range ${iqr:-?} ms within 25% of 5.86 (uniform +-5 twice)" \
   holds "${iqr:-0} >= 0.75 * 5.86 && ${iqr:-0} <= 1.25 * 5.86"
 check "ping: standard deviation ${sd:-?} ms within 35% of 4.08" holds "${sd:-0} >= 0.65 * 4.08 && ${sd:-0} <= 1.35 * 4.08"
 check "ping: a share ${inside:-?} of the RTTs within [30, 52] ms (>= 0.97)" holds "${inside:-0} >= 0.97"
 lab_set '{"delay_ms": 80, "jitter_ms": 0}' >/dev/null
-read -r mn med < <("$M" exec "$lab" a -- ping -n -c 9 -i 0.05 10.9.0.2 | ping_stats)
-check "a new delay during the run: 80 ms each way (min ${mn:-?}, median ${med:-?})" holds "${mn:-0} >= 160 && ${med:-0} <= 162"
+for try in 1 2 3; do
+  read -r mn med < <("$M" exec "$lab" a -- ping -n -c 9 -i 0.05 10.9.0.2 | ping_stats)
+  awk -v a="${mn:-0}" -v b="${med:-0}" 'BEGIN { exit !(a >= 160 && b <= 162) }' && break
+done
+check "a new delay during the run: 80 ms each way (min ${mn:-?}, median ${med:-?}; measurement $try)" holds "${mn:-0} >= 160 && ${med:-0} <= 162"
 
 # --- 3. reordering, duplication and loss of a UDP stream ----------------------
 N=5000
@@ -160,13 +174,16 @@ check "the line counted what b saw: $(counter lost) lost, $(counter duplicated) 
 
 # --- 4. rate: iperf3 through 20 Mbit/s ---------------------------------------
 lab_set '{"egress": {"delay_ms": 5, "loss_percent": 0, "duplicate_percent": 0, "reorder_percent": 0, "rate_kbit": 20000}, "ingress": {"delay_ms": 5}}' >/dev/null
-"$M" exec "$lab" b -- iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
-srv=$!
-sleep 0.5
-"$M" exec "$lab" a -- iperf3 -c 10.9.0.2 -p 5201 -t 5 -O 1 -J >"$tmp/iperf.json" 2>/dev/null
-wait "$srv"
-mbit=$(python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e6))' "$tmp/iperf.json" 2>/dev/null)
-check "iperf3 through rate_kbit 20000: ${mbit:-?} Mbit/s within 10% of 20 (iperf3 counts TCP payload, the line frames)" \
+for try in 1 2 3; do
+  "$M" exec "$lab" b -- iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
+  srv=$!
+  sleep 0.5
+  "$M" exec "$lab" a -- iperf3 -c 10.9.0.2 -p 5201 -t 5 -O 1 -J >"$tmp/iperf.json" 2>/dev/null
+  wait "$srv"
+  mbit=$(python3 -c 'import json,sys; print("%.2f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e6))' "$tmp/iperf.json" 2>/dev/null)
+  awk -v m="${mbit:-0}" 'BEGIN { exit !(m >= 18 && m <= 22) }' && break
+done
+check "iperf3 through rate_kbit 20000: ${mbit:-?} Mbit/s within 10% of 20 (iperf3 counts TCP payload, the line frames; measurement $try)" \
   holds "${mbit:-0} >= 18 && ${mbit:-0} <= 22"
 "$M" down "$lab" >/dev/null
 

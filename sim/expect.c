@@ -468,6 +468,17 @@ static const char *kind_name(enum sim_expect_kind k)
 	return names[k];
 }
 
+/* a meshd started with --relay: meshsim report names it to traversal-report */
+static bool proc_is_relay(const struct sim_proc *p)
+{
+	const char *prog = p->argv.n ? strrchr(p->argv.v[0], '/') : NULL;
+	bool relay = false;
+	prog = prog ? prog + 1 : p->argv.n ? p->argv.v[0] : "";
+	for (size_t k = 1; k < p->argv.n && !strcmp(prog, "meshd"); k++)
+		relay |= !strcmp(p->argv.v[k], "--relay");
+	return relay;
+}
+
 static const char *const node_kind_names[] = { "host", "router", "nat" };
 
 static json_t *networks_json(const struct sim_scenario *sc)
@@ -555,6 +566,8 @@ json_t *sim_report_json(const struct sim_lab *lab, const struct sim_result *resu
 		json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:I}", "node", sc->nodes[sc->procs[i].node].name, "name",
 				      sc->procs[i].name, "state", proc_state_name(r->state), "log", r->log,
 				      "started_at_ms", (json_int_t)r->start_ms);
+		if (p && proc_is_relay(&sc->procs[i]))
+			json_object_set_new(p, "relay", json_true());
 		if (p && r->ready_ms >= r->start_ms && (r->state == SIM_PROC_READY || r->state == SIM_PROC_DONE ||
 							r->state == SIM_PROC_STOPPED))
 			json_object_set_new(p, "ready_ms", json_integer((json_int_t)(r->ready_ms - r->start_ms)));

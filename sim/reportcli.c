@@ -17,6 +17,7 @@
 
 enum {
 	REPORT_OUT_MAX = 64 << 20,	/* traversal-report's JSON for a large lab is a few MB */
+	REPORT_HINTS_MAX = 256,		/* --name and --relay values */
 };
 
 const char sim_report_usage[] =
@@ -74,6 +75,34 @@ static int run_capture(char *const *argv, char **out)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 127 ? -ENOENT : 0;
 }
 
+/* What meshsim run told traversal-report, as far as report.json has it:
+ * --name for each node with a process (its first address), --relay for the
+ * relays (in a full mesh any agent's traffic can look forwarded). Without
+ * the agents' keys mac1 names nobody. Returns the number of arguments. */
+static size_t hint_args(const json_t *report, char **argv, char hints[][96])
+{
+	size_t i, k, n = 0, nh = 0;
+	json_t *p, *node;
+	json_array_foreach(json_object_get(report, "processes"), i, p) {
+		const char *name = json_string_value(json_object_get(p, "node")), *addr = NULL;
+		json_array_foreach(json_object_get(report, "nodes"), k, node)
+			if (name && !strcmp(json_string_value(json_object_get(node, "name")) ?: "", name))
+				addr = json_string_value(json_object_get(json_array_get(json_object_get(node, "links"), 0), "address"));
+		if (!addr || nh + 2 > REPORT_HINTS_MAX)
+			continue;
+		int plen = (int)strcspn(addr, "/");
+		if (json_is_true(json_object_get(p, "relay"))) {
+			snprintf(hints[nh], sizeof(hints[nh]), "%.*s", plen, addr);
+			argv[n++] = "--relay";
+			argv[n++] = hints[nh++];
+		}
+		snprintf(hints[nh], sizeof(hints[nh]), "%.*s=%.15s", plen, addr, name);
+		argv[n++] = "--name";
+		argv[n++] = hints[nh++];
+	}
+	return n;
+}
+
 /* traversal-report --json on run_dir into report's "traversal"; note says why not */
 static void add_traversal(json_t *report, const char *run_dir, char *note, size_t len)
 {
@@ -85,7 +114,13 @@ static void add_traversal(json_t *report, const char *run_dir, char *note, size_
 		return;
 	}
 	strcpy(slash + 1, "traversal-report");
-	char *argv[] = { exe, "--json", (char *)run_dir, NULL };
+	char *argv[3 + 2 * REPORT_HINTS_MAX], hints[REPORT_HINTS_MAX][96];
+	size_t nargs = 0;
+	argv[nargs++] = exe;
+	argv[nargs++] = "--json";
+	nargs += hint_args(report, argv + nargs, hints);
+	argv[nargs++] = (char *)run_dir;
+	argv[nargs] = NULL;
 	int rc = run_capture(argv, &out);
 	json_error_t jerr;
 	json_t *tr = rc ? NULL : json_loads(out, 0, &jerr);

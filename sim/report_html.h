@@ -10,7 +10,8 @@
  * The elements a test can count: <svg class="seq" data-pair="A-B"> per pair
  * of agents; in it <g class="arrow KIND"> per arrow, KIND being the
  * traversal event type (stun-request, handshake-initiation, ...) plus
- * "dropped" for an unanswered initiation and "won" for the winning one. */
+ * "dropped" for an unanswered initiation (ending at the lane of the farthest
+ * capture in its seen_in) and "won" for the winning one. */
 #ifndef NATMESH_SIM_REPORT_HTML_H
 #define NATMESH_SIM_REPORT_HTML_H
 

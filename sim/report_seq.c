@@ -36,8 +36,9 @@ struct arrow {
 };
 
 struct seq {
-	const json_t *tr, *pair, *events;
+	const json_t *report, *tr, *pair, *events;
 	const char *a, *b;		/* the agents' addresses */
+	const char *lane_node[SEQ_LANES]; /* node names: A, A's NAT, -, B's NAT, B */
 	bool won_drawn;
 };
 
@@ -64,8 +65,8 @@ bool sim_seq_mentions(const char *text, const char *word)
 void sim_seq_legend(FILE *f)
 {
 	fputs("<p class=\"legend\">Letters: S STUN, H WireGuard handshake, D data, R through the relay. "
-	      "&#x2713; answered, &#x2717; no answer seen in any capture (dashed line, ending at the peer's NAT "
-	      "lane), &#x2605; the initiation that won. [inside &#x2192; outside] is the translation a NAT made, "
+	      "&#x2713; answered, &#x2717; no answer seen in any capture (dashed line, ending where the last "
+	      "capture that saw it was, else at the peer's NAT), &#x2605; the initiation that won. [inside &#x2192; outside] is the translation a NAT made, "
 	      "from STUN's mapped address or traversal-report's translations. Times are seconds from the first "
 	      "captured datagram.</p>\n", f);
 }
@@ -140,20 +141,74 @@ static bool stun_arrow(const struct seq *s, const json_t *e, struct arrow *w)
 	return true;
 }
 
+/* the outside interface of NAT node name, or "" */
+static const char *nat_wan(const json_t *report, const char *name)
+{
+	size_t i;
+	json_t *n;
+	json_array_foreach(json_object_get(report, "nodes"), i, n)
+		if (!strcmp(str(n, "name"), name))
+			return str(json_object_get(n, "nat"), "wan");
+	return "";
+}
+
+/* How far along its way from A to B a capture is: A 0, A's NAT inside 1 and
+ * outside 2, any other node (a router) 3, B's NAT outside 4 and inside 5,
+ * B 6; from B the same mirrored. */
+static int capture_rank(const struct seq *s, const char *cap, bool from_a)
+{
+	static const int rank_in[SEQ_LANES] = { 0, 1, 3, 5, 6 };
+	for (int l = 0; l < SEQ_LANES; l++) {
+		const char *n = s->lane_node[from_a ? l : SEQ_LANES - 1 - l];
+		size_t len = n ? strlen(n) : 0;
+		if (!len || strncmp(cap, n, len) || cap[len] != '-')
+			continue;
+		const char *ifname = cap + len + 1, *dot = strrchr(ifname, '.'), *wan = nat_wan(s->report, n);
+		bool outside = dot && wan[0] && (size_t)(dot - ifname) == strlen(wan) && !strncmp(ifname, wan, strlen(wan));
+		return rank_in[l] + (l == 1 && outside) - (l == 3 && outside);
+	}
+	return 3;
+}
+
+/* Where an unanswered initiation ended: the lane after the farthest capture
+ * that saw it (never out of A's NAT: A's NAT; out of it and no further: the
+ * internet; at B's NAT's outside: B's NAT; past it: B). *cap names that
+ * capture; -1 when no capture is listed. */
+static int drop_lane(const struct seq *s, const json_t *seen, int from, const char **cap)
+{
+	static const int lane_of_rank[] = { 1, 1, 2, 2, 3, 4, 4 };
+	size_t i;
+	json_t *c;
+	int best = -1;
+	json_array_foreach(seen, i, c) {
+		int r = json_is_string(c) ? capture_rank(s, json_string_value(c), from != 4) : -1;
+		if (r > best) {
+			best = r;
+			*cap = json_string_value(c);
+		}
+	}
+	if (best < 0)
+		return -1;
+	return from != 4 ? lane_of_rank[best] : SEQ_LANES - 1 - lane_of_rank[best];
+}
+
 static void initiation_arrow(struct seq *s, const json_t *e, struct arrow *w)
 {
-	const char *from = str(e, "from"), *cand = str(e, "candidate");
+	const char *from = str(e, "from"), *cand = str(e, "candidate"), *seen = "";
 	bool answered = json_is_true(json_object_get(e, "answered"));
+	int drop = answered ? -1 : drop_lane(s, json_object_get(e, "seen_in"), lane_of(s, from), &seen);
 	w->from = lane_of(s, from);
 	w->to = lane_of(s, str(e, "to"));
 	if (!answered && (w->to == 0 || w->to == 4))
 		w->to = w->to == 4 ? 3 : 1;
+	if (drop >= 0 && drop != w->from)
+		w->to = drop;
 	w->dropped = !answered;
 	w->won = answered && !s->won_drawn && !strcmp(cand, str(s->pair, "winning_candidate")) &&
 		 !strcmp(from, str(s->pair, "winning_initiator")) && strcmp(str(s->pair, "mode"), "relayed");
 	s->won_drawn |= w->won;
-	snprintf(w->label, sizeof(w->label), "H%s initiation \u2192 %s %s", w->won ? " \u2605" : "", cand,
-		 answered ? "\u2713" : "\u2717 no answer");
+	snprintf(w->label, sizeof(w->label), "H%s initiation \u2192 %s %s%s%s", w->won ? " \u2605" : "", cand,
+		 answered ? "\u2713" : "\u2717 no answer", drop >= 0 ? ", last seen in " : "", drop >= 0 ? seen : "");
 	add_translation(s, w, from, NULL);
 }
 
@@ -270,10 +325,11 @@ static void pair_summary(FILE *f, const json_t *pair, const char *a, const char 
 
 void sim_seq_pair(FILE *f, const json_t *report, const json_t *tr, const json_t *pair, size_t n)
 {
-	struct seq s = { .tr = tr, .pair = pair, .events = json_object_get(pair, "events"),
+	struct seq s = { .report = report, .tr = tr, .pair = pair, .events = json_object_get(pair, "events"),
 			 .a = str(pair, "a"), .b = str(pair, "b") };
 	const char *al = str(pair, "a_label"), *bl = str(pair, "b_label");
 	const char *an = nat_of(report, al), *bn = nat_of(report, bl);
+	s.lane_node[0] = al, s.lane_node[1] = an, s.lane_node[3] = bn, s.lane_node[4] = bl;
 	size_t i, rows = 0, skipped = 0;
 	json_t *e;
 	struct arrow w;

@@ -9,7 +9,8 @@
 #
 # Checked: one sequence diagram per pair of agents (three), each pair's
 # winning path as traversal-report's JSON has it, as many relayed-data
-# arrows as relayed-data events, no script and no reference outside the run
+# arrows as relayed-data events, each unanswered initiation's drop point one
+# of the captures that saw it, no script and no reference outside the run
 # folder, every relative link resolves; `meshsim report` rebuilds the same
 # page, and from a copy with a truncated capture and no traversal in
 # report.json (then from the captures alone) makes a page that says so.
@@ -54,6 +55,11 @@ for p in pairs:
     relayed = sum(1 for e in p["events"] if e["type"] == "relayed-data")
     if svg.count('class="arrow relayed-data"') != relayed:
         bad.append("%s: relayed-data arrows %d, events %d" % (name, svg.count('class="arrow relayed-data"'), relayed))
+    # an unanswered initiation ends at the farthest capture that saw it
+    for e in p["events"]:
+        if e["type"] == "handshake-initiation" and not e["answered"] and e["seen_in"]:
+            if not any(("last seen in " + c) in svg for c in e["seen_in"]):
+                bad.append("%s: no drop point among %s" % (name, e["seen_in"]))
     print(name, p["mode"], "won", won, "relayed", relayed)
 if re.search(r'<script|(src|href)="(https?:)?//', page, re.I):
     bad.append("a script or an outside reference")

@@ -39,7 +39,7 @@ static const char traversal_text[] =
 	"    \"client\": \"10.0.1.2:5000\", \"transmissions\": 1, \"answered\": true},"
 	"   {\"t_s\": 0.11, \"type\": \"stun-success\", \"node\": \"10.0.1.2:5000\", \"tid\": \"aa\", \"xor_mapped\": \"203.0.113.1:5000\"},"
 	"   {\"t_s\": 0.2, \"type\": \"handshake-initiation\", \"from\": \"203.0.113.9:7000\", \"to\": \"10.0.1.2:5000\","
-	"    \"candidate\": \"10.0.1.2:5000\", \"answered\": false},"
+	"    \"candidate\": \"10.0.1.2:5000\", \"answered\": false, \"seen_in\": [\"gw1-wan.pcap\", \"core-eth0.pcap\"]},"
 	"   {\"t_s\": 0.3, \"type\": \"handshake-initiation\", \"from\": \"10.0.1.2:5000\", \"to\": \"203.0.113.9:7000\","
 	"    \"candidate\": \"203.0.113.9:7000\", \"answered\": true},"
 	"   {\"t_s\": 0.31, \"type\": \"handshake-response\", \"from\": \"203.0.113.9:7000\", \"to\": \"10.0.1.2:5000\","
@@ -103,6 +103,10 @@ Test(report_html, stable_and_escaped)
 	cr_assert_eq(count(p1, "class=\"arrow handshake-initiation dropped\""), 1);
 	cr_assert_eq(count(p1, "class=\"arrow handshake-initiation won\""), 1);
 	cr_assert_eq(count(p1, "class=\"arrow first-data\""), 1);
+	/* B's initiation reached gw1's outside and no further: it ends at A's NAT lane */
+	const char *drop = strstr(p1, "class=\"arrow handshake-initiation dropped\"");
+	cr_assert(drop && strstr(drop, "x2=\"300\"") && strstr(drop, "x2=\"300\"") < strstr(drop, "</g>"));
+	cr_assert_eq(count(p1, "no answer, last seen in gw1-wan.pcap"), 1);
 	/* the NAT's translation on the arrow that leaves n1, the NAT lane named */
 	cr_assert_geq(count(p1, "[10.0.1.2:5000 \u2192 203.0.113.1:5000]"), 2);
 	cr_assert_eq(count(p1, ">gw1</text><text x=\"300\""), 1);

@@ -18,7 +18,7 @@
 #include "report_html.h"
 
 enum {
-	SEQ_W = 1000,
+	SEQ_W = 1100,		/* the longest label, a dropped initiation from B with its translation */
 	SEQ_ROW_H = 24,
 	SEQ_TOP = 64,		/* first arrow, below the lane headings */
 	SEQ_LANES = 5,

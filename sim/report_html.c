@@ -272,6 +272,8 @@ static void expectation_row(FILE *f, const json_t *report, const json_t *x, size
 	const char *v = str(x, "verdict");
 	bool fail = !strcmp(v, "fail");
 	char anchor[96];
+	size_t i;
+	json_t *p;
 	fprintf(f, "<tr class=\"%s\"><td>%zu</td><td class=\"v\">%s</td>", fail ? "fail" : !strcmp(v, "pass") ? "pass" : "skip",
 		num, fail ? "&#x2717; FAIL" : !strcmp(v, "pass") ? "&#x2713; pass" : "&#x2013; skipped");
 	if (json_object_get(x, "time_ms"))
@@ -284,6 +286,11 @@ static void expectation_row(FILE *f, const json_t *report, const json_t *x, size
 	elem(f, "<td>", str(x, "detail"), "</td><td>");
 	if (evidence_pair(report, str(x, "name"), anchor, sizeof(anchor)))
 		elem(f, "<a href=\"#", anchor, "\">sequence</a> ");
+	json_array_foreach(json_object_get(report, "processes"), i, p)
+		if (sim_seq_mentions(str(x, "name"), str(p, "node"))) {
+			file_link(f, report, str(p, "log"));
+			fputc(' ', f);
+		}
 	if (json_object_get(report, "traversal"))
 		fputs("<a href=\"traversal.txt\">traversal.txt</a>", f);
 	fputs("</td></tr>\n", f);

@@ -111,7 +111,7 @@ Test(report_html, stable_and_escaped)
 	cr_assert_geq(count(p1, "[10.0.1.2:5000 \u2192 203.0.113.1:5000]"), 2);
 	cr_assert_eq(count(p1, ">gw1</text><text x=\"300\""), 1);
 	/* files of the run by relative path; one outside it is not linked */
-	cr_assert_eq(count(p1, "<a href=\"logs/n1-meshd.log\">"), 1);
+	cr_assert_eq(count(p1, "<a href=\"logs/n1-meshd.log\">"), 2);	/* node table, evidence */
 	cr_assert_eq(count(p1, "<a href=\"pcap/n1-eth0.pcap\">"), 2);
 	cr_assert_eq(count(p1, "href=\"/elsewhere"), 0);
 	cr_assert_eq(count(p1, "damaged: 1 record headers skipped over (37 bytes)"), 1);
@@ -126,6 +126,11 @@ Test(report_html, failure_first)
 	const char *fail = strstr(p, "<tr class=\"fail\"><td>2</td>"), *pass = strstr(p, "<tr class=\"pass\"><td>1</td>");
 	cr_assert(fail && pass && fail < pass, "the failed expectation is not listed first");
 	cr_assert_not_null(strstr(p, "&#x2717; FAIL"));
+	/* evidence: the pair's diagram and the logs of the nodes it names */
+	const char *row = strstr(p, "<tr class=\"pass\"><td>1</td>"), *end = strstr(row, "</tr>");
+	const char *seq = strstr(row, "<a href=\"#pair-n1-&lt;script&gt;x\">sequence</a>");
+	const char *log = strstr(row, "<a href=\"logs/n1-meshd.log\">");
+	cr_assert(seq && seq < end && log && log < end);
 	free(p);
 }
 

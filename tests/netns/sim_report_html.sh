@@ -13,7 +13,8 @@
 # of the captures that saw it, no script and no reference outside the run
 # folder, every relative link resolves; `meshsim report` rebuilds the same
 # page, and from a copy with a truncated capture and no traversal in
-# report.json (then from the captures alone) makes a page that says so.
+# report.json (then from the captures alone) makes a page that says so; a
+# run with a failed expectation lists it first, with its evidence.
 set -uo pipefail
 . "$(dirname "$0")/tap.bash"
 BUILD=${BUILD:-build}
@@ -94,4 +95,16 @@ rm "$tmp/cut/report.json"
 "$M" report "$tmp/cut" >/dev/null 2>"$tmp/cut2.err"; rc=$?
 check "without report.json, a page from the captures alone, saying so ($rc)" eval \
   '[ $rc -eq 0 ] && grep -q "no report.json" "$tmp/cut/report.html" && grep -q "<svg class=\"seq\"" "$tmp/cut/report.html"'
+# a run whose expectation fails: n2-n3 cannot be direct (symmetric NAT
+# against a port-restricted cone); the page lists it first, with evidence
+python3 -c 'import json,sys; d=json.load(open("scenarios/demo.json")); d["name"]="demo-fail"
+d["expectations"]=[d["expectations"][0], {"ping": ["n2", "n3"], "path": "direct", "within_ms": 2000}]
+json.dump(d, open(sys.argv[1], "w"))' "$tmp/fail.json"
+"$M" run "$tmp/fail.json" --out "$tmp/fail" >"$tmp/fail.log" 2>&1; rc=$?
+check "a run with a failed expectation exits 1 ($rc) and still writes its page" eval \
+  '[ $rc -eq 1 ] && [ -f "$tmp/fail/report.html" ]'
+first=$(grep -m1 '^<tr class="\(fail\|pass\|skip\)">' "$tmp/fail/report.html")
+check "the failed expectation (#2) is the first row, linked to the pair's diagram and the logs" eval \
+  'grep -q "<tr class=\"fail\"><td>2</td>" <<<"$first" && grep -q "href=\"#pair-n2-n3\"" <<<"$first" &&
+   grep -q "href=\"logs/n3-meshd.log\"" <<<"$first"'
 tap_exit

@@ -75,9 +75,12 @@ static const char *run_relative(const json_t *report, const char *path)
 	size_t n = strlen(run);
 	if (!path || !path[0])
 		return NULL;
+	/* a scheme ("javascript:") or a way out of the folder is no file of the run */
+	if (strchr(path, ':') || strstr(path, ".."))
+		return NULL;
 	if (path[0] != '/')
-		return strstr(path, "..") ? NULL : path;
-	if (!n || strncmp(path, run, n) || path[n] != '/' || strstr(path + n, ".."))
+		return path;
+	if (!n || strncmp(path, run, n) || path[n] != '/')
 		return NULL;
 	return path + n + 1;
 }

@@ -20,8 +20,10 @@ static const char report_text[] =
 	"  {\"name\": \"n1\", \"kind\": \"host\", \"links\": [{\"ifname\": \"eth0\", \"network\": \"site1\", \"address\": \"10.0.1.2/24\"}]},"
 	"  {\"name\": \"<script>x\", \"kind\": \"host\", \"links\": [{\"ifname\": \"eth0\", \"network\": \"internet\", \"address\": \"203.0.113.9/24\"}]}],"
 	" \"processes\": [{\"node\": \"n1\", \"name\": \"meshd\", \"log\": \"/r/logs/n1-meshd.log\"},"
-	"                 {\"node\": \"<script>x\", \"name\": \"meshd\", \"log\": \"/elsewhere/x.log\"}],"
-	" \"pcaps\": [\"/r/pcap/n1-eth0.pcap\"],"
+	"                 {\"node\": \"<script>x\", \"name\": \"meshd\", \"log\": \"/elsewhere/x.log\"},"
+	"                 {\"node\": \"n1\", \"name\": \"a\", \"log\": \"javascript:alert(1)\"},"
+	"                 {\"node\": \"n1\", \"name\": \"b\", \"log\": \"../up.log\"}],"
+	" \"pcaps\": [\"/r/pcap/n1-eth0.pcap\", \"/r/pcap/n1-../../etc/passwd\"],"
 	" \"expectations\": [{\"name\": \"ping n1 -> <script>x direct\", \"kind\": \"path\", \"verdict\": \"pass\","
 	"                     \"time_ms\": 100, \"at_ms\": 900, \"detail\": \"ok\"},"
 	"                    {\"name\": \"second one\", \"kind\": \"ping\", \"verdict\": \"fail\", \"time_ms\": 5000,"
@@ -114,6 +116,8 @@ Test(report_html, stable_and_escaped)
 	cr_assert_eq(count(p1, "<a href=\"logs/n1-meshd.log\">"), 2);	/* node table, evidence */
 	cr_assert_eq(count(p1, "<a href=\"pcap/n1-eth0.pcap\">"), 2);
 	cr_assert_eq(count(p1, "href=\"/elsewhere"), 0);
+	cr_assert_eq(count(p1, "href=\"javascript"), 0);
+	cr_assert_eq(count(p1, "href=\"../"), 0);
 	cr_assert_eq(count(p1, "damaged: 1 record headers skipped over (37 bytes)"), 1);
 	cr_assert_eq(count(p1, "egress delay 50 ms"), 1);
 	free(p1);

@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "loop.h"
+#include "nat-models/natmodel.h"
 
 enum {
 	RETRY_PAUSE_MS = 200,
@@ -467,6 +468,57 @@ static const char *kind_name(enum sim_expect_kind k)
 	return names[k];
 }
 
+/* a meshd started with --relay: meshsim report names it to traversal-report */
+static bool proc_is_relay(const struct sim_proc *p)
+{
+	const char *prog = p->argv.n ? strrchr(p->argv.v[0], '/') : NULL;
+	bool relay = false;
+	prog = prog ? prog + 1 : p->argv.n ? p->argv.v[0] : "";
+	for (size_t k = 1; k < p->argv.n && !strcmp(prog, "meshd"); k++)
+		relay |= !strcmp(p->argv.v[k], "--relay");
+	return relay;
+}
+
+static const char *const node_kind_names[] = { "host", "router", "nat" };
+
+static json_t *networks_json(const struct sim_scenario *sc)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < sc->nnets; i++) {
+		char c[CIDR_STRLEN];
+		json_t *o = json_pack("{s:s}", "name", sc->nets[i].name);
+		if (sc->nets[i].has_cidr)
+			json_object_set_new(o, "cidr", json_string(cidr_format(&sc->nets[i].cidr, c, sizeof(c))));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+/* the model in RFC 4787 words, as the lab applied it */
+static json_t *nat_json(const struct sim_node *n)
+{
+	struct natmodel m;
+	struct natmodel_error err = { { 0 }, { 0 } };
+	char desc[NATMODEL_STRLEN];
+	json_t *o = json_pack("{s:s}", "wan", n->wan);
+	if (natmodel_from_json(n->nat, &m, &err) == 0)
+		json_object_set_new(o, "model", json_string(natmodel_format(&m, desc, sizeof(desc))));
+	return o;
+}
+
+static json_t *link_json(const struct sim_scenario *sc, const struct sim_link *k)
+{
+	char c[CIDR_STRLEN], d[128];
+	json_t *o = json_pack("{s:s, s:s, s:s}", "ifname", k->ifname, "network", sc->nets[k->network].name,
+			      "address", cidr_format(&k->addr, c, sizeof(c)));
+	if (k->loss_percent)
+		json_object_set_new(o, "loss_percent", json_integer(k->loss_percent));
+	for (int dir = 0; k->impaired && dir < IMPAIR_NDIRS; dir++)
+		if (impair_conf_active(&k->impair[dir]))
+			json_object_set_new(o, impair_dir_name(dir), json_string(impair_conf_format(&k->impair[dir], d, sizeof(d))));
+	return o;
+}
+
 json_t *sim_report_json(const struct sim_lab *lab, const struct sim_result *results, size_t nresults,
 			const char *verdict, const char *error, uint64_t duration_ms, json_t *traversal)
 {
@@ -485,12 +537,16 @@ json_t *sim_report_json(const struct sim_lab *lab, const struct sim_result *resu
 	if (error)
 		json_object_set_new(j, "error", json_string(error));
 	json_object_set_new(j, "duration_ms", json_integer((json_int_t)duration_ms));
+	json_object_set_new(j, "networks", networks_json(sc));
 	for (size_t i = 0; i < sc->nnodes; i++) {
-		json_t *n = json_object(), *addrs = json_array();
+		json_t *n = json_object(), *addrs = json_array(), *links = json_array();
 		char ns[64];
 		sim_lab_ns_name(lab->id, sc->nodes[i].name, ns, sizeof(ns));
 		json_object_set_new(n, "name", json_string(sc->nodes[i].name));
 		json_object_set_new(n, "namespace", json_string(ns));
+		json_object_set_new(n, "kind", json_string(node_kind_names[sc->nodes[i].kind]));
+		if (sc->nodes[i].kind == SIM_NODE_NAT)
+			json_object_set_new(n, "nat", nat_json(&sc->nodes[i]));
 		for (size_t k = 0; k < sc->nlinks; k++) {
 			char c[CIDR_STRLEN], buf[CIDR_STRLEN + IFNAMSIZ + 4];
 			if (sc->links[k].node != i)
@@ -498,8 +554,10 @@ json_t *sim_report_json(const struct sim_lab *lab, const struct sim_result *resu
 			snprintf(buf, sizeof(buf), "%s %s", sc->links[k].ifname,
 				 cidr_format(&sc->links[k].addr, c, sizeof(c)));
 			json_array_append_new(addrs, json_string(buf));
+			json_array_append_new(links, link_json(sc, &sc->links[k]));
 		}
 		json_object_set_new(n, "addresses", addrs);
+		json_object_set_new(n, "links", links);
 		json_array_append_new(nodes, n);
 	}
 	json_object_set_new(j, "nodes", nodes);
@@ -508,6 +566,8 @@ json_t *sim_report_json(const struct sim_lab *lab, const struct sim_result *resu
 		json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:I}", "node", sc->nodes[sc->procs[i].node].name, "name",
 				      sc->procs[i].name, "state", proc_state_name(r->state), "log", r->log,
 				      "started_at_ms", (json_int_t)r->start_ms);
+		if (p && proc_is_relay(&sc->procs[i]))
+			json_object_set_new(p, "relay", json_true());
 		if (p && r->ready_ms >= r->start_ms && (r->state == SIM_PROC_READY || r->state == SIM_PROC_DONE ||
 							r->state == SIM_PROC_STOPPED))
 			json_object_set_new(p, "ready_ms", json_integer((json_int_t)(r->ready_ms - r->start_ms)));

@@ -18,6 +18,8 @@
 #include "sim/impaircli.h"
 #include "sim/lab.h"
 #include "sim/netns.h"
+#include "sim/report_html.h"
+#include "sim/reportcli.h"
 #include "sim/scenario.h"
 
 enum exit_code {
@@ -43,6 +45,7 @@ static const char usage_text[] =
 	"                                  between two interfaces of a namespace\n"
 	"  clean                           remove labs whose meshsim is gone\n"
 	"  validate FILE                   check a scenario file\n"
+	"  report RUN_DIR                  rebuild a kept run folder's report.html\n"
 	"Every verb takes --help. The scenario format is described in sim/scenario.h.\n";
 
 static const struct {
@@ -51,7 +54,7 @@ static const struct {
 	{ "run", "usage: meshsim run FILE [--out DIR] [--keep] [--no-capture]\n"
 		 "Builds FILE's lab (namespaces named nmsXXXX-NAME), captures every link into DIR/pcap,\n"
 		 "starts the processes in dependency order, checks the expectations in order, prints a\n"
-		 "table and writes DIR/report.json. DIR defaults to /tmp/meshsim/SCENARIO-LAB.\n"
+		 "table and writes DIR/report.json and DIR/report.html. DIR defaults to /tmp/meshsim/SCENARIO-LAB.\n"
 		 "The lab is torn down at the end, on a timeout (the scenario's timeout_s) and on\n"
 		 "SIGINT/SIGTERM, unless --keep leaves it up (remove it with `meshsim down LAB`).\n"
 		 "--no-capture records no pcaps (for large labs and benchmarks).\n"
@@ -76,6 +79,7 @@ static const struct {
 		 "port-restricted-cone, symmetric) or JSON such as\n"
 		 "'{\"preset\":\"full-cone\",\"hairpinning\":true,\"udp_timeout\":30}'.\n" },
 	{ "impair", sim_impair_usage },
+	{ "report", sim_report_usage },
 	{ "clean", "usage: meshsim clean\n"
 		   "Removes every lab (namespaces nmsXXXX-*, their processes and state files) that no\n"
 		   "running `meshsim run` owns: leftovers of crashes and forgotten `meshsim up` labs.\n" },
@@ -225,6 +229,13 @@ static int lab_up(struct sim_lab *lab)
 	return rc;
 }
 
+/* why a run has no traversal JSON, for the page */
+static const char *traversal_note(const struct sim_lab *lab)
+{
+	return lab->no_capture ? "the run had no captures (--no-capture)"
+			       : "traversal-report did not run or did not print JSON (see traversal.txt)";
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	struct run_opts o = { 0 };
@@ -312,6 +323,10 @@ static int cmd_run(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/report.json", lab->run_dir);
 	if (!report || json_dump_file(report, path, JSON_INDENT(2)) < 0)
 		fprintf(stderr, "meshsim: cannot write %s\n", path);
+	char herr[PATH_MAX + 128];
+	/* the page is a view of report.json: without it the run still stands */
+	if (report && sim_report_html_write(lab->run_dir, report, traversal_note(lab), herr, sizeof(herr)) < 0)
+		fprintf(stderr, "meshsim: cannot write the page: %s\n", herr);
 	json_decref(report);
 	sim_report_table(stdout, lab, results, nresults, verdict, error, duration, summary);
 	free(results);
@@ -582,7 +597,7 @@ int main(int argc, char **argv)
 	} verbs[] = {
 		{ "run", cmd_run },   { "up", cmd_up },	      { "exec", cmd_exec },	    { "down", cmd_down },
 		{ "list", cmd_list }, { "nat", cmd_nat },     { "clean", cmd_clean }, { "validate", cmd_validate },
-		{ "impair", sim_impair_main },
+		{ "impair", sim_impair_main }, { "report", sim_report_main },
 	};
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		fputs(usage_text, argc < 2 ? stderr : stdout);

@@ -552,6 +552,25 @@ static json_t *jnode(const struct rp *rp, int n)
 	return n >= 0 ? jaddr(&rp->nodes[n].addr) : json_null();
 }
 
+/* the captures that saw a datagram, in time order (each once): for an
+ * unanswered one, the last link it crossed is among them */
+static json_t *flight_captures(const struct rp *rp, int flight)
+{
+	const struct rp_flight *f = &rp->flights[flight];
+	json_t *a = json_array();
+
+	for (uint32_t i = 0; i < f->nobs; i++) {
+		const char *name = rp->caps[rp->obs[rp->order[f->obs0 + i]].cap].name;
+		bool dup = false;
+
+		for (size_t k = 0; k < json_array_size(a) && !dup; k++)
+			dup = !strcmp(json_string_value(json_array_get(a, k)), name);
+		if (!dup)
+			json_array_append_new(a, json_string(name));
+	}
+	return a;
+}
+
 static json_t *event_json(const struct rp *rp, const struct ev *e)
 {
 	json_t *o = json_object();
@@ -610,6 +629,7 @@ static json_t *event_json(const struct rp *rp, const struct ev *e)
 		json_object_set_new(o, "peer_by_mac1", json_boolean(s->peer_by_mac1));
 		json_object_set_new(o, "mac1_key", s->peer_key >= 0 ? json_string(rp->keys[s->peer_key].label) : json_null());
 		json_object_set_new(o, "answered", json_boolean(s->resp_flight >= 0));
+		json_object_set_new(o, "seen_in", flight_captures(rp, s->init_flight));
 		break;
 	case EV_WG_RESP:
 		s = &rp->sess[e->idx];

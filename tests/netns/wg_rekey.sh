@@ -24,6 +24,7 @@ cd "$(dirname "$0")/../.."
 NAP=
 rk_cleanup() { [ -n "$NAP" ] && kill "$NAP" 2>/dev/null; wg_cleanup; }
 trap rk_cleanup EXIT; trap 'exit 1' INT TERM
+wgref_note
 
 # WireGuard whitepaper 6.1 / kernel timers.c, in seconds
 REKEY_AFTER_TIME=120 REJECT_AFTER_TIME=180 REKEY_TIMEOUT=5 KEEPALIVE_TIMEOUT=10

@@ -15,12 +15,13 @@
 #          payload (1372: 1400-byte IP packets, under the 1420 MTU, so none is
 #          fragmented); packets/s delivered and the loss (meshwg and the
 #          wireguard-go kinds)
+#   udp64  the same with 64-byte IP packets (36 bytes of payload)
 #
 # Prints the versions (each wireguard-go's --version, iperf3's, the commit),
 # the load average before and after, every round, then the median of each and
 # the ratios meshwg / each wireguard-go and TUN offload on / off. Needs root.
 #
-#   WG_BENCH_SECONDS=10 WG_BENCH_ROUNDS=3 WG_BENCH_MODES="tcp tcp4 udp" \
+#   WG_BENCH_SECONDS=10 WG_BENCH_ROUNDS=3 WG_BENCH_MODES="tcp tcp4 udp udp64" \
 #   WG_BENCH_UDP_LEN=1372 WIREGUARD_GO=PATH tools/bench/wg.sh
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -29,7 +30,7 @@ trap wg_cleanup EXIT; trap 'exit 1' INT TERM
 
 SECONDS_PER=${WG_BENCH_SECONDS:-10}
 ROUNDS=${WG_BENCH_ROUNDS:-3}
-MODES=${WG_BENCH_MODES:-tcp tcp4 udp}
+MODES=${WG_BENCH_MODES:-tcp tcp4 udp udp64}
 UDP_LEN=${WG_BENCH_UDP_LEN:-1372}
 
 if [ "$(id -u)" -ne 0 ]; then echo "wg bench: needs root" >&2; exit 1; fi
@@ -64,8 +65,11 @@ iperf() {
   wait "$srv"
 }
 
+# udp_len MODE: its UDP payload length
+udp_len() { if [ "$1" = udp64 ]; then echo 36; else echo "$UDP_LEN"; fi; }
+
 # measure KIND: every mode on one tunnel (or the veth); VAL[MODE] (Mbit/s for
-# tcp and tcp4, "packets/s loss%" for udp) and "" for a failed one
+# tcp and tcp4, "packets/s loss%" for udp and udp64) and "" for a failed one
 declare -A VAL
 measure() {
   local kind=$1 ip m
@@ -83,7 +87,7 @@ measure() {
     case "$m" in
       tcp) iperf "$ip"; VAL[$m]=$(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' <<<"$OUT") ;;
       tcp4) iperf "$ip" -P 4; VAL[$m]=$(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' <<<"$OUT") ;;
-      udp) iperf "$ip" -u -b 0 -l "$UDP_LEN"
+      udp | udp64) iperf "$ip" -u -b 0 -l "$(udp_len "$m")"
         VAL[$m]=$(jq -r '.end.sum | "\((.packets - .lost_packets) / .seconds | floor) \(.lost_percent * 100 | floor / 100)"' <<<"$OUT") ;;
       *) echo "wg bench: unknown mode $m" >&2; exit 1 ;;
     esac
@@ -97,7 +101,7 @@ echo "wg bench: $(date -u '+%Y-%m-%d %H:%M UTC'), natmesh $(git describe --alway
 echo "  reference: $WG_GO_VERSION ($WG_GO, from $WG_GO_FROM)"
 [ -n "$WG_GO_DEBIAN" ] && echo "  second reference: $(wgref_version "$WG_GO_DEBIAN") ($WG_GO_DEBIAN)"
 echo "  $(iperf3 --version | head -n 1); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "  $ROUNDS rounds x $SECONDS_PER s, modes: $MODES (udp: $UDP_LEN-byte payloads, -b 0)"
+echo "  $ROUNDS rounds x $SECONDS_PER s, modes: $MODES (udp: $UDP_LEN-byte payloads, udp64: 36, -b 0)"
 
 declare -A results
 for r in $(seq "$ROUNDS"); do
@@ -107,9 +111,9 @@ for r in $(seq "$ROUNDS"); do
       runs "$k" "$m" || continue
       v=${VAL[$m]:-}
       case "$v" in "" | null*) echo "wg bench: $k $m round $r failed" >&2; exit 1 ;; esac
-      if [ "$m" = udp ]; then
-        echo "round $r: $(name "$k") udp ${v% *} packets/s, ${v#* }% lost"
-        results[$k.udp]="${results[$k.udp]:-} ${v% *}" results[$k.udploss]="${results[$k.udploss]:-} ${v#* }"
+      if [ "${m#udp}" != "$m" ]; then
+        echo "round $r: $(name "$k") $m ${v% *} packets/s, ${v#* }% lost"
+        results[$k.$m]="${results[$k.$m]:-} ${v% *}" results[$k.${m}loss]="${results[$k.${m}loss]:-} ${v#* }"
       else
         echo "round $r: $(name "$k") $m $v Mbit/s"
         results[$k.$m]="${results[$k.$m]:-} $v"
@@ -130,12 +134,12 @@ for m in $MODES; do
   case "$m" in
     tcp) echo "iperf3 TCP A->B, one flow, $ROUNDS x $SECONDS_PER s, median:" ;;
     tcp4) echo "iperf3 TCP A->B, 4 flows (-P 4), $ROUNDS x $SECONDS_PER s, median:" ;;
-    udp) echo "iperf3 UDP A->B, $UDP_LEN-byte payloads, -b 0, $ROUNDS x $SECONDS_PER s, median packets/s delivered (loss):" ;;
+    udp | udp64) echo "iperf3 UDP A->B, $(udp_len "$m")-byte payloads, -b 0, $ROUNDS x $SECONDS_PER s, median packets/s delivered (loss):" ;;
   esac
   for k in "${KINDS[@]}"; do
     runs "$k" "$m" || continue
-    if [ "$m" = udp ]; then
-      printf '  %-26s %8d packets/s (%s%% lost)\n' "$(name "$k")" "${med[$k.udp]}" "${med[$k.udploss]}"
+    if [ "${m#udp}" != "$m" ]; then
+      printf '  %-26s %8d packets/s (%s%% lost)\n' "$(name "$k")" "${med[$k.$m]}" "${med[$k.${m}loss]}"
     else
       printf '  %-26s %8.2f Gbit/s\n' "$(name "$k")" "$(bc -l <<<"${med[$k.$m]} / 1000")"
     fi

@@ -3,6 +3,7 @@
 # processes remembered by pid, and one cleanup for every exit path.
 # shellcheck shell=bash
 . "$(dirname "${BASH_SOURCE[0]}")/tap.bash"
+. "$(dirname "${BASH_SOURCE[0]}")/wgref.bash"
 
 BUILD=${BUILD:-build}
 RP_PFX=${RP_PFX:-nmr$$}
@@ -85,11 +86,11 @@ table ip nat {
 EOF
 }
 
-# wireguard-go in the foreground (so it has a pid here) on interface IF
+# wireguard-go (the reference of wgref.bash) in the foreground (so it has a pid here) on interface IF
 # with ADDR, listening on 51820, key file KEY
 rp_wg() {
   local ns=$1 ifn=$2 addr=$3 key=$4 i
-  rp_bg "wg-$ns" "$ns" env WG_PROCESS_FOREGROUND=1 wireguard-go -f "$ifn"
+  rp_bg "wg-$ns" "$ns" env WG_PROCESS_FOREGROUND=1 "$WG_GO" -f "$ifn"
   for i in $(seq 50); do
     nsx "$RP_PFX-$ns" ip link show "$ifn" >/dev/null 2>&1 && break
     sleep 0.1

@@ -28,7 +28,9 @@ HAVE_TSHARK=$(command -v tshark)
 tcheck() {
   if [ -n "$HAVE_TSHARK" ]; then check "$@"; else skip "$1 (tshark is not installed)"; fi
 }
-for t in wireguard-go wg tcpdump nft turnutils_stunclient; do
+[ -n "$WG_GO" ] || { not_ok "wireguard-go is installed ($WG_GO_WHY)"; exit 1; }
+wgref_note
+for t in wg tcpdump nft turnutils_stunclient; do
   command -v "$t" >/dev/null || { not_ok "$t is installed"; exit 1; }
 done
 

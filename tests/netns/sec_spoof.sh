@@ -24,10 +24,12 @@
 #     (Towards n2 the control could not pass: n2 reaches n1 directly, so it
 #     refuses n1's address from the relay too.)
 source "$(dirname "$0")/agent_common.bash"
+source "$(dirname "$0")/wgref.bash"
 
 need meshd meshsvc meshstun
-WG_GO=${WG_GO:-wireguard-go}
-for c in wg "$WG_GO" nft python3 jq; do
+[ -n "$WG_GO" ] || { skip "$WG_GO_WHY"; exit 0; }
+wgref_note
+for c in wg nft python3 jq; do
 	command -v "$c" >/dev/null || { skip "$c is not installed"; exit 0; }
 done
 

@@ -11,6 +11,7 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/netns/wg_common.bash
 trap wg_cleanup EXIT; trap 'exit 1' INT TERM
+wgref_note
 
 # stat KEY: the counter from a fresh stats line of meshwg A
 stat() {

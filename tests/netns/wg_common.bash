@@ -1,7 +1,7 @@
 # Shared by tests/netns/wg_*.sh and tools/bench/wg.sh (sourced, not run).
 #
 # Two namespaces on a veth, each with a userspace WireGuard daemon of a given
-# kind ("meshwg" or "wireguard-go") configured with wg(8):
+# kind (meshwg or wireguard-go) configured with wg(8):
 #
 #   nmt-wg-PID-a                                  nmt-wg-PID-b
 #   +----------------------------+                +----------------------------+
@@ -13,10 +13,14 @@
 # Interface names carry the pid because /var/run/wireguard/ is shared by all
 # namespaces. Everything made here is undone by wg_cleanup (trap it).
 # Kinds: meshwg (TUN offloads on, its default), meshwg-plaintun (meshwg
-# --no-tun-offload), wireguard-go. Several pairs may live at once: wg_names TAG
+# --no-tun-offload), wireguard-go (the reference of wgref.bash: WIREGUARD_GO,
+# else the modern build in ../shared/anchors, else Debian's), wireguard-go-debian
+# (Debian's, when the reference is another binary; WG_GO_DEBIAN is then set).
+# Several pairs may live at once: wg_names TAG
 # before each wg_pair gives it names of its own (nmt-wg-PIDTAG-a, wgaPIDTAG).
 
 . "$(dirname "${BASH_SOURCE[0]}")/tap.bash"
+. "$(dirname "${BASH_SOURCE[0]}")/wgref.bash"
 
 BUILD=${BUILD:-build}
 WG_PFX="nmt-wg-$$"
@@ -70,7 +74,10 @@ wg_daemon() {
   case "$kind" in
     meshwg) cmd=("$BUILD/meshwg" -f "$ifn") ;;
     meshwg-plaintun) cmd=("$BUILD/meshwg" -f --no-tun-offload "$ifn") ;;
-    wireguard-go) cmd=(env LOG_LEVEL=error wireguard-go -f "$ifn") ;;
+    wireguard-go) [ -n "$WG_GO" ] || { echo "$WG_GO_WHY" >&2; return 1; }
+      cmd=(env LOG_LEVEL=error "$WG_GO" -f "$ifn") ;;
+    wireguard-go-debian) [ -n "$WG_GO_DEBIAN" ] || { echo "no second wireguard-go on PATH" >&2; return 1; }
+      cmd=(env LOG_LEVEL=error "$WG_GO_DEBIAN" -f "$ifn") ;;
     *) echo "unknown kind $kind" >&2; return 1 ;;
   esac
   ip netns exec "$ns" "${cmd[@]}" >"$WG_TMP/$ifn.log" 2>&1 &

@@ -7,14 +7,28 @@
 #   nmt-wg-PID-a: wgaPID 100.64.0.1 (KIND_A)  <== WireGuard over veth ==>
 #   nmt-wg-PID-b: wgbPID 100.64.0.2 (KIND_B)      192.0.2.1 <-> 192.0.2.2
 #
+# wireguard-go is the reference of wgref.bash: the modern upstream build
+# (WIREGUARD_GO, or ../shared/anchors/wireguard-go/) when there is one, and
+# Debian's as well when both are here (wireguard-go-debian); without the
+# modern one a skip line says so and Debian's alone is checked.
 # WG_PAIRS overrides the pairs ("KIND_A:KIND_B ..."), e.g.
 # WG_PAIRS=wireguard-go:wireguard-go to check the test itself.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/netns/wg_common.bash
 trap wg_cleanup EXIT; trap 'exit 1' INT TERM
+wgref_note
 
-PAIRS=${WG_PAIRS:-"meshwg:wireguard-go meshwg:meshwg"}
+if [ -z "$WG_GO" ]; then
+  skip "meshwg <-> wireguard-go: $WG_GO_WHY"
+  PAIRS="meshwg:meshwg"
+elif [ "$WG_GO_FROM" = PATH ]; then
+  skip "meshwg <-> the modern wireguard-go: no WIREGUARD_GO and no $WGREF_ANCHOR (checking $WG_GO_VERSION only)"
+  PAIRS="meshwg:wireguard-go meshwg:meshwg"
+else
+  PAIRS="meshwg:wireguard-go meshwg:meshwg${WG_GO_DEBIAN:+ meshwg:wireguard-go-debian}"
+fi
+PAIRS=${WG_PAIRS:-$PAIRS}
 MB=${WG_TRANSFER_MB:-100}
 head -c "${MB}M" /dev/urandom >"$WG_TMP/data"
 head -c 20M "$WG_TMP/data" >"$WG_TMP/data20"
@@ -59,9 +73,18 @@ show_checks() {
     bash -c "ip netns exec $ns wg showconf $ifn >$WG_TMP/conf && ip netns exec $ns wg setconf $ifn $WG_TMP/conf"
 }
 
+# kind_name KIND: the kind, with the version of a wireguard-go
+kind_name() {
+  case "$1" in
+    wireguard-go) echo "$WG_GO_VERSION" ;;
+    wireguard-go-debian) wgref_version "$WG_GO_DEBIAN" ;;
+    *) echo "$1" ;;
+  esac
+}
+
 for pair in $PAIRS; do
   KIND_A=${pair%%:*} KIND_B=${pair##*:}
-  label="$KIND_A(A) <-> $KIND_B(B)"
+  label="$(kind_name "$KIND_A")(A) <-> $(kind_name "$KIND_B")(B)"
   if ! wg_pair "$KIND_A" "$KIND_B"; then
     not_ok "$label: set up"
     wg_teardown

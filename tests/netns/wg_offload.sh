@@ -2,8 +2,9 @@
 # TUN offloads (netio's NETIO_TUN_OFFLOAD, meshwg's default): the kernel hands
 # meshwg TCP super-packets (TSO) that meshwg cuts into segments, and meshwg
 # writes runs of TCP segments to the kernel as super-packets (coalesced
-# writes). Through meshwg <-> meshwg and meshwg <-> wireguard-go (whose TUN has
-# no offloads: interop must not change), over IPv4 and IPv6 inside the
+# writes). Through meshwg <-> meshwg and meshwg <-> wireguard-go (the
+# reference of wgref.bash; the modern one offloads on its TUN too, Debian's
+# does not: interop must not change), over IPv4 and IPv6 inside the
 # tunnel: ping, iperf3 (one stream, then four at once), 20 MB both ways with
 # SHA-256 compared; meshwg's counters (SIGUSR1) must show super-packets cut
 # on the sending side and coalesced writes on the receiving side, none
@@ -16,6 +17,7 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/netns/wg_common.bash
 trap wg_cleanup EXIT; trap 'exit 1' INT TERM
+wgref_note
 
 head -c 20M /dev/urandom >"$WG_TMP/data"
 

@@ -15,6 +15,7 @@ set -u
 cd "$(dirname "$0")/../.."
 . tests/netns/wg_common.bash
 trap wg_cleanup EXIT; trap 'exit 1' INT TERM
+wgref_note
 NS_R="$WG_PFX-r"
 
 nat_rule() {

@@ -1,29 +1,79 @@
 #!/usr/bin/env bash
-# WireGuard throughput: iperf3 TCP from A to B, ROUNDS rounds of SECONDS each,
-# through meshwg<->meshwg (TUN offloads on, the default), the same with
-# --no-tun-offload on both sides, wireguard-go<->wireguard-go, and the plain
-# veth, interleaved in one run (each round runs every kind once, so a busy
-# machine slows them alike) on the two-namespace topology of
-# tests/netns/wg_common.bash. Prints the median of each and the ratios
-# meshwg / wireguard-go and TUN offload on / off. Needs root.
+# WireGuard throughput from A to B on the two-namespace topology of
+# tests/netns/wg_common.bash, through meshwg<->meshwg (TUN offloads on, the
+# default), the same with --no-tun-offload on both sides,
+# wireguard-go<->wireguard-go (the reference of tests/netns/wgref.bash:
+# WIREGUARD_GO, else the modern build in ../shared/anchors/wireguard-go/,
+# else Debian's), Debian's wireguard-go as a second, older reference when
+# both are here, and the plain veth. Interleaved in one run: each round runs
+# every kind once, so a busy machine slows them alike. Per kind and round,
+# on one tunnel:
 #
-#   WG_BENCH_SECONDS=10 WG_BENCH_ROUNDS=3 tools/bench/wg.sh
+#   tcp    iperf3 TCP, one flow (every kind)
+#   tcp4   iperf3 TCP, 4 flows (-P 4) (meshwg and the wireguard-go kinds)
+#   udp    iperf3 UDP at no rate limit (-b 0), datagrams of UDP_LEN bytes of
+#          payload (1372: 1400-byte IP packets, under the 1420 MTU, so none is
+#          fragmented); packets/s delivered and the loss (meshwg and the
+#          wireguard-go kinds)
+#   udp64  the same with 64-byte IP packets (36 bytes of payload)
+#
+# Prints the versions (each wireguard-go's --version, iperf3's, the commit),
+# the load average before and after, every round, then the median of each and
+# the ratios meshwg / each wireguard-go and TUN offload on / off. Needs root.
+#
+#   WG_BENCH_SECONDS=10 WG_BENCH_ROUNDS=3 WG_BENCH_MODES="tcp tcp4 udp udp64" \
+#   WG_BENCH_UDP_LEN=1372 WIREGUARD_GO=PATH tools/bench/wg.sh
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 . tests/netns/wg_common.bash
 trap wg_cleanup EXIT; trap 'exit 1' INT TERM
 
 SECONDS_PER=${WG_BENCH_SECONDS:-10}
 ROUNDS=${WG_BENCH_ROUNDS:-3}
-KINDS=(meshwg meshwg-plaintun wireguard-go veth)
+MODES=${WG_BENCH_MODES:-tcp tcp4 udp udp64}
+UDP_LEN=${WG_BENCH_UDP_LEN:-1372}
 
 if [ "$(id -u)" -ne 0 ]; then echo "wg bench: needs root" >&2; exit 1; fi
 [ -x "$BUILD/meshwg" ] || { echo "wg bench: $BUILD/meshwg missing (make)" >&2; exit 1; }
+[ -n "$WG_GO" ] || { echo "wg bench: $WG_GO_WHY" >&2; exit 1; }
+KINDS=(meshwg meshwg-plaintun wireguard-go)
+[ -n "$WG_GO_DEBIAN" ] && KINDS+=(wireguard-go-debian)
+KINDS+=(veth)
 
-# measure KIND: one iperf3 run; Mbit/s received in MBPS
+# name KIND: how the results call it
+name() {
+  case "$1" in
+    meshwg-plaintun) echo "meshwg --no-tun-offload" ;;
+    wireguard-go) echo "${WG_GO_VERSION/ v/ }" ;;
+    wireguard-go-debian) local v; v=$(wgref_version "$WG_GO_DEBIAN"); echo "${v/ v/ }" ;;
+    veth) echo "plain veth" ;;
+    *) echo "$1" ;;
+  esac
+}
+
+# runs MODE on KIND: meshwg-plaintun and veth only tcp
+runs() { [ "$2" = tcp ] || [ "$1" = meshwg ] || [ "${1#wireguard-go}" != "$1" ]; }
+
+# iperf IP [iperf3 client args...]: one run from A to B, its JSON in OUT
+iperf() {
+  local ip=$1 srv
+  shift
+  nsx "$NS_B" iperf3 -s -1 >/dev/null 2>&1 &
+  srv=$!
+  for _ in $(seq 50); do nsx "$NS_B" ss -ltn | grep -q ':5201 ' && break; sleep 0.05; done
+  OUT=$(nsx "$NS_A" timeout $((SECONDS_PER + 30)) iperf3 -c "$ip" -t "$SECONDS_PER" -J "$@" 2>/dev/null)
+  wait "$srv"
+}
+
+# udp_len MODE: its UDP payload length
+udp_len() { if [ "$1" = udp64 ]; then echo 36; else echo "$UDP_LEN"; fi; }
+
+# measure KIND: every mode on one tunnel (or the veth); VAL[MODE] (Mbit/s for
+# tcp and tcp4, "packets/s loss%" for udp and udp64) and "" for a failed one
+declare -A VAL
 measure() {
-  local kind=$1 ip out srv
-  MBPS=
+  local kind=$1 ip m
+  VAL=()
   if [ "$kind" = veth ]; then
     wg_topology || return 1
     ip=192.0.2.2
@@ -32,35 +82,71 @@ measure() {
     ip=100.64.0.2
     nsx "$NS_A" ping -q -c 2 -w 10 "$ip" >/dev/null || return 1
   fi
-  nsx "$NS_B" iperf3 -s -1 >/dev/null 2>&1 &
-  srv=$!
-  for _ in $(seq 50); do nsx "$NS_B" ss -ltn | grep -q ':5201 ' && break; sleep 0.05; done
-  out=$(nsx "$NS_A" iperf3 -c "$ip" -t "$SECONDS_PER" -J 2>/dev/null)
-  wait "$srv"
+  for m in $MODES; do
+    runs "$kind" "$m" || continue
+    case "$m" in
+      tcp) iperf "$ip"; VAL[$m]=$(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' <<<"$OUT") ;;
+      tcp4) iperf "$ip" -P 4; VAL[$m]=$(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' <<<"$OUT") ;;
+      udp | udp64) iperf "$ip" -u -b 0 -l "$(udp_len "$m")"
+        VAL[$m]=$(jq -r '.end.sum | "\((.packets - .lost_packets) / .seconds | floor) \(.lost_percent * 100 | floor / 100)"' <<<"$OUT") ;;
+      *) echo "wg bench: unknown mode $m" >&2; exit 1 ;;
+    esac
+  done
   wg_teardown
-  MBPS=$(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' <<<"$out")
 }
 
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
+echo "wg bench: $(date -u '+%Y-%m-%d %H:%M UTC'), natmesh $(git describe --always --dirty 2>/dev/null), $(nproc) CPUs, kernel $(uname -r)"
+echo "  reference: $WG_GO_VERSION ($WG_GO, from $WG_GO_FROM)"
+[ -n "$WG_GO_DEBIAN" ] && echo "  second reference: $(wgref_version "$WG_GO_DEBIAN") ($WG_GO_DEBIAN)"
+echo "  $(iperf3 --version | head -n 1); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "  $ROUNDS rounds x $SECONDS_PER s, modes: $MODES (udp: $UDP_LEN-byte payloads, udp64: 36, -b 0)"
+
 declare -A results
 for r in $(seq "$ROUNDS"); do
   for k in "${KINDS[@]}"; do
-    measure "$k"
-    v=$MBPS
-    if [ -z "$v" ] || [ "$v" = null ]; then echo "wg bench: $k round $r failed" >&2; exit 1; fi
-    echo "round $r: $k $v Mbit/s"
-    results[$k]="${results[$k]:-} $v"
+    measure "$k" || { echo "wg bench: $k round $r: set up failed" >&2; exit 1; }
+    for m in $MODES; do
+      runs "$k" "$m" || continue
+      v=${VAL[$m]:-}
+      case "$v" in "" | null*) echo "wg bench: $k $m round $r failed" >&2; exit 1 ;; esac
+      if [ "${m#udp}" != "$m" ]; then
+        echo "round $r: $(name "$k") $m ${v% *} packets/s, ${v#* }% lost"
+        results[$k.$m]="${results[$k.$m]:-} ${v% *}" results[$k.${m}loss]="${results[$k.${m}loss]:-} ${v#* }"
+      else
+        echo "round $r: $(name "$k") $m $v Mbit/s"
+        results[$k.$m]="${results[$k.$m]:-} $v"
+      fi
+    done
   done
 done
+echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# shellcheck disable=SC2086
-m=$(median ${results[meshwg]}) p=$(median ${results[meshwg-plaintun]})
-# shellcheck disable=SC2086
-g=$(median ${results[wireguard-go]}) v=$(median ${results[veth]})
-echo "iperf3 TCP A->B, $ROUNDS x ${SECONDS_PER} s, median:"
-printf '  %-26s %8.2f Gbit/s\n' meshwg "$(bc -l <<<"$m / 1000")" \
-  "meshwg --no-tun-offload" "$(bc -l <<<"$p / 1000")" wireguard-go "$(bc -l <<<"$g / 1000")" \
-  "plain veth" "$(bc -l <<<"$v / 1000")"
-printf '  meshwg / wireguard-go = %.2f\n' "$(bc -l <<<"$m / $g")"
-printf '  TUN offload on / off (meshwg / meshwg --no-tun-offload) = %.2f\n' "$(bc -l <<<"$m / $p")"
+declare -A med
+for key in "${!results[@]}"; do
+  # shellcheck disable=SC2086
+  med[$key]=$(median ${results[$key]})
+done
+gos=(wireguard-go)
+[ -n "$WG_GO_DEBIAN" ] && gos+=(wireguard-go-debian)
+for m in $MODES; do
+  case "$m" in
+    tcp) echo "iperf3 TCP A->B, one flow, $ROUNDS x $SECONDS_PER s, median:" ;;
+    tcp4) echo "iperf3 TCP A->B, 4 flows (-P 4), $ROUNDS x $SECONDS_PER s, median:" ;;
+    udp | udp64) echo "iperf3 UDP A->B, $(udp_len "$m")-byte payloads, -b 0, $ROUNDS x $SECONDS_PER s, median packets/s delivered (loss):" ;;
+  esac
+  for k in "${KINDS[@]}"; do
+    runs "$k" "$m" || continue
+    if [ "${m#udp}" != "$m" ]; then
+      printf '  %-26s %8d packets/s (%s%% lost)\n' "$(name "$k")" "${med[$k.$m]}" "${med[$k.${m}loss]}"
+    else
+      printf '  %-26s %8.2f Gbit/s\n' "$(name "$k")" "$(bc -l <<<"${med[$k.$m]} / 1000")"
+    fi
+  done
+  for g in "${gos[@]}"; do
+    printf '  meshwg / %s = %.2f\n' "$(name "$g")" "$(bc -l <<<"${med[meshwg.$m]} / ${med[$g.$m]}")"
+  done
+  [ "$m" = tcp ] && printf '  TUN offload on / off (meshwg / meshwg --no-tun-offload) = %.2f\n' \
+    "$(bc -l <<<"${med[meshwg.tcp]} / ${med[meshwg-plaintun.tcp]}")"
+done

@@ -215,8 +215,12 @@ static void t_retry(struct path_peer *p, uint64_t now, struct path_out *out)
 	enter(p, PATH_RETRYING, now);
 }
 
-/* DIRECT -> RELAYED | FAILED: the direct path went quiet, or stopped
- * answering */
+/* DIRECT -> RETRYING: the direct path went quiet, or stopped answering.
+ * Traffic moves to the relay at once, and a direct attempt starts at once
+ * too (issue 17): a mapping that expired is made again by the next
+ * initiations, and waiting out the 30 s retry would leave a path that can be
+ * direct relayed for that long. When the attempt fails, the retry backoff
+ * starts from its base. */
 static void t_direct_lost(struct path_peer *p, uint64_t now, struct path_out *out)
 {
 	if (p->state != PATH_DIRECT)
@@ -224,10 +228,11 @@ static void t_direct_lost(struct path_peer *p, uint64_t now, struct path_out *ou
 	p->fallbacks++;
 	p->unanswered_since = 0;
 	p->backoff_ms = p->cfg.retry_base_ms;
-	schedule_retry(p, now);
+	p->retry_at = UINT64_MAX;
 	memset(&p->endpoint, 0, sizeof(p->endpoint));
 	emit(out, PATH_ACT_RELAY, NULL);
-	enter(p, p->have_relay ? PATH_RELAYED : PATH_FAILED, now);
+	attempt_begin(p, now, out);
+	enter(p, PATH_RETRYING, now);
 }
 
 /* FAILED -> RELAYED: a relay appeared, traffic has somewhere to go */
@@ -369,6 +374,17 @@ uint64_t path_deadline(const struct path_peer *p)
 		break;
 	}
 	return UINT64_MAX;
+}
+
+uint32_t path_keepalive_s(uint32_t lifetime_alive_ms)
+{
+	uint32_t s = lifetime_alive_ms / 2000;
+
+	if (!lifetime_alive_ms)
+		return PATH_KEEPALIVE_S;
+	if (s < PATH_KEEPALIVE_MIN_S)
+		return PATH_KEEPALIVE_MIN_S;
+	return s > PATH_KEEPALIVE_MAX_S ? PATH_KEEPALIVE_MAX_S : s;
 }
 
 /* --- candidate order ----------------------------------------------------- */

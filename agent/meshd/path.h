@@ -5,10 +5,10 @@
  * peer arrived, the relay came or went, time passed) and gets back actions to
  * carry out on the data plane and the time it wants to be called again.
  *
- *   NEW ──learn──> CONNECTING ──handshake──> DIRECT ──idle/unanswered──> RELAYED | FAILED
- *                     │ timeout                ^  ^                │ retry due
- *                     v                        │  └──handshake──┐  v
- *                 RELAYED | FAILED <──timeout── RETRYING <───────┘
+ *   NEW ──learn──> CONNECTING ──handshake──> DIRECT ──idle/unanswered──┐
+ *                     │ timeout                ^  ^                     │ (at once)
+ *                     v                        │  └──handshake──┐       v
+ *                 RELAYED | FAILED <──timeout── RETRYING <──────┴── retry due
  *
  * While a peer is not DIRECT its /32 is not a direct allowed IP, so its
  * traffic follows the relay peer's VPC CIDR (longest prefix wins); DIRECT
@@ -39,11 +39,21 @@ enum {
 	PATH_DIRECT_TIMEOUT_MS = 3000,	/* issue 5: Nexodus waits 30 s */
 	PATH_RETRY_BASE_MS = 30000,	/* issue 5: relayed peers retried every 30 s */
 	PATH_RETRY_MAX_MS = 240000,	/* backoff cap: 30, 60, 120, 240 s */
-	PATH_KEEPALIVE_S = 20,		/* persistent keepalive behind NAT */
-	PATH_DIRECT_IDLE_MS = 3 * PATH_KEEPALIVE_S * 1000, /* 3 keepalives missed */
-	/* we sent and nothing came back for a keepalive interval plus
-	 * REKEY_TIMEOUT: a live peer (persistent keepalive on) would have spoken */
-	PATH_DIRECT_UNANSWERED_MS = PATH_KEEPALIVE_S * 1000 + 5000,
+	/* Persistent keepalive when the NAT's mapping lifetime is not measured
+	 * (issue 17, path_keepalive_s): carrier NATs forget an idle UDP mapping
+	 * after as little as 15 s (RFC 4787 REQ-5 asks for 2 minutes, which
+	 * many ignore), so 10 s: such a mapping sees a packet 5 s before it
+	 * would expire, room for a keepalive delayed by a 300 ms path or a
+	 * late timer, and both sides send them, so the mapping is refreshed
+	 * from inside even when the peer's keepalive is lost. */
+	PATH_KEEPALIVE_S = 10,
+	PATH_KEEPALIVE_MIN_S = 5,	/* a measured lifetime never drives it lower */
+	PATH_KEEPALIVE_MAX_S = 25,	/* nor higher (WireGuard's own advice behind NAT) */
+	/* two of the slowest peer's keepalives missed */
+	PATH_DIRECT_IDLE_MS = 2 * PATH_KEEPALIVE_MAX_S * 1000 + 5000,
+	/* we sent and nothing came back for the slowest peer's keepalive
+	 * interval plus REKEY_TIMEOUT: a live peer would have spoken */
+	PATH_DIRECT_UNANSWERED_MS = PATH_KEEPALIVE_MAX_S * 1000 + 5000,
 	PATH_SPRAY_AFTER_MS = 1000,	/* spray period after the fixed schedule */
 	PATH_SPRAY_YIELD_MS = 200,	/* see path_cfg.spray_delay_ms */
 };
@@ -144,6 +154,13 @@ void path_relay(struct path_peer *p, bool have_relay, uint64_t now);
 void path_tick(struct path_peer *p, uint64_t now, struct path_out *out);
 /* when path_tick wants to be called next (UINT64_MAX: only on events) */
 uint64_t path_deadline(const struct path_peer *p);
+
+/* The persistent keepalive (s) for a NAT whose mappings were measured to
+ * survive lifetime_alive_ms of idleness (RFC 5780 4.6; 0: not measured):
+ * half of it, so one lost keepalive still refreshes the mapping in time,
+ * within PATH_KEEPALIVE_MIN_S..PATH_KEEPALIVE_MAX_S; PATH_KEEPALIVE_S when
+ * not measured. */
+uint32_t path_keepalive_s(uint32_t lifetime_alive_ms);
 
 /* Orders a peer's candidates for spraying. mine/theirs carry each side's
  * endpoints with a flag saying which are reflexive (STUN or relay seen);

@@ -47,7 +47,7 @@ static void apply(struct meshd *m, struct mpeer *p, const struct path_out *o, en
 		case PATH_ACT_DIRECT:
 			if (wg_peer_allowed_ip_add(p->wp, &host) < 0)
 				log_warn(COMPONENT, "cannot install direct route peer=%s", p->name);
-			wg_peer_set_persistent_keepalive(p->wp, KEEPALIVE_S, clock_now_ns());
+			wg_peer_set_persistent_keepalive(p->wp, m->keepalive_s, clock_now_ns());
 			break;
 		case PATH_ACT_RELAY:
 			wg_peer_allowed_ip_remove(p->wp, &host);
@@ -117,4 +117,23 @@ const char *peerpath_name(const struct mpeer *p)
 	if (p->relay)
 		return "direct";	/* relays are always reached directly */
 	return "relayed";
+}
+
+/* Issue 17: a keepalive is what holds both NATs' mappings open while a path
+ * is idle; it goes to direct peers and, from an agent, to its relays. */
+void peerpath_keepalive(struct meshd *m, uint32_t lifetime_alive_ms)
+{
+	uint32_t ka = path_keepalive_s(lifetime_alive_ms);
+
+	if (ka == m->keepalive_s)
+		return;
+	log_info(COMPONENT, "persistent keepalive keepalive_s=%u previous_s=%u mapping_lifetime_ms=%u", ka,
+		 m->keepalive_s, lifetime_alive_ms);
+	m->keepalive_s = ka;
+	for (size_t i = 0; i < meshd_npeers(m); i++) {
+		struct mpeer *p = meshd_peer(m, i);
+		bool on = (p->use_path && p->path.state == PATH_DIRECT) || (p->relay && p->has_relay_addr && !m->o.relay);
+		if (p->wp && on)
+			wg_peer_set_persistent_keepalive(p->wp, ka, clock_now_ns());
+	}
 }

@@ -98,7 +98,7 @@ Test(path, new_ignores_everything_but_learn)
 	cr_assert_eq(o.n, 0);
 	cr_assert_eq(p.state, PATH_NEW);
 	cr_assert_eq(p.cfg.direct_timeout_ms, PATH_DIRECT_TIMEOUT_MS);
-	cr_assert_eq(p.cfg.direct_idle_ms, 60000);
+	cr_assert_eq(p.cfg.direct_idle_ms, 55000, "two 25 s keepalives and REKEY_TIMEOUT");
 }
 
 /* NEW -> CONNECTING -> RELAYED: the spray schedule and the direct timeout */
@@ -263,34 +263,49 @@ Test(path, direct_kept_alive_and_roams)
 	cr_assert_eq(p.state, PATH_DIRECT);
 }
 
-/* DIRECT -> RELAYED when nothing arrives for 3 keepalives */
-Test(path, direct_idle_falls_back_to_relay)
+/* DIRECT -> RETRYING when nothing arrives for two of the slowest peer's
+ * keepalives: traffic moves to the relay and a direct attempt starts at once
+ * (issue 17: an expired mapping comes back with the next initiations, not
+ * after the 30 s retry); if it fails, the retries back off from the base. */
+Test(path, direct_idle_retries_at_once)
 {
 	struct path_peer p;
 	struct path_out o = { 0 };
 	struct trace tr = { 0 };
 	union sockaddr_any ep = A("203.0.113.7:51820");
+	uint64_t lost = 5000 + PATH_DIRECT_IDLE_MS;
 
 	start(&p, true, NULL);
 	path_handshake(&p, &ep, 1000, &o);
 	path_rx(&p, 5000);
-	run(&p, 5000, 5000 + PATH_DIRECT_IDLE_MS - 1, &tr);
+	run(&p, 5000, lost - 1, &tr);
 	cr_assert_eq(p.state, PATH_DIRECT);
-	run(&p, 5000 + PATH_DIRECT_IDLE_MS - 1, 5000 + PATH_DIRECT_IDLE_MS, &tr);
-	cr_assert_eq(p.state, PATH_RELAYED);
+	run(&p, lost - 1, lost, &tr);
+	cr_assert_eq(p.state, PATH_RETRYING);
+	cr_assert_str_eq(path_state_public(p.state), "relayed");
 	cr_assert_eq(tr.nother, 1);
 	cr_assert_eq(tr.other[0], PATH_ACT_RELAY);
-	cr_assert_eq(tr.other_at[0], 65000);
+	cr_assert_eq(tr.other_at[0], lost);
+	cr_assert_eq(tr.nspray, 1, "the first spray goes with the fallback");
+	cr_assert_eq(tr.spray_at[0], lost);
 	cr_assert_eq(p.fallbacks, 1);
-	cr_assert_eq(path_deadline(&p), 65000 + PATH_RETRY_BASE_MS);
-	/* the retries after a lost direct path back off like the others */
-	run(&p, 65000, 65000 + 30000 + 3000, NULL);
+	/* the peer answers 400 ms later: direct again, counted as an upgrade */
+	o.n = 0;
+	run(&p, lost, lost + 400, &tr);
+	path_handshake(&p, &ep, lost + 400, &o);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	cr_assert_eq(p.upgrades, 1);
+	cr_assert_eq(o.n, 1);
+	cr_assert_eq(o.act[0].type, PATH_ACT_DIRECT);
+	/* lost again and nobody answers: relayed, retried after the base backoff */
+	lost = lost + 400 + PATH_DIRECT_IDLE_MS;
+	run(&p, lost - PATH_DIRECT_IDLE_MS, lost + PATH_DIRECT_TIMEOUT_MS, NULL);
 	cr_assert_eq(p.state, PATH_RELAYED);
-	cr_assert_eq(path_deadline(&p), 98000 + 60000);
+	cr_assert_eq(path_deadline(&p), lost + PATH_DIRECT_TIMEOUT_MS + PATH_RETRY_BASE_MS);
 }
 
-/* DIRECT -> RELAYED when what we send is not answered for a keepalive
- * interval plus REKEY_TIMEOUT, long before the idle check */
+/* DIRECT -> RETRYING when what we send is not answered for the slowest
+ * peer's keepalive interval plus REKEY_TIMEOUT, long before the idle check */
 Test(path, direct_unanswered_falls_back)
 {
 	struct path_peer p;
@@ -311,7 +326,7 @@ Test(path, direct_unanswered_falls_back)
 	run(&p, 5000, 5000 + PATH_DIRECT_UNANSWERED_MS - 1, &tr);
 	cr_assert_eq(p.state, PATH_DIRECT);
 	run(&p, 5000 + PATH_DIRECT_UNANSWERED_MS - 1, 5000 + PATH_DIRECT_UNANSWERED_MS, &tr);
-	cr_assert_eq(p.state, PATH_RELAYED);
+	cr_assert_eq(p.state, PATH_RETRYING);
 	cr_assert_eq(tr.nother, 1);
 	cr_assert_eq(tr.other[0], PATH_ACT_RELAY);
 	/* outside DIRECT sends mean nothing */
@@ -319,7 +334,27 @@ Test(path, direct_unanswered_falls_back)
 	cr_assert_eq(p.unanswered_since, 0);
 }
 
-/* DIRECT -> FAILED when the path dies and there is no relay */
+/* a keepalive from the NAT's measured mapping lifetime (issue 17) */
+Test(path, keepalive_from_lifetime)
+{
+	static const struct { uint32_t alive_ms, want_s; } t[] = {
+		{ 0, PATH_KEEPALIVE_S },		/* not measured: safe for 15 s NATs */
+		{ 1000, PATH_KEEPALIVE_MIN_S },		/* absurdly short: floored */
+		{ 9999, PATH_KEEPALIVE_MIN_S },
+		{ 14000, 7 },				/* a carrier NAT: half */
+		{ 30000, 15 },
+		{ 50000, PATH_KEEPALIVE_MAX_S },
+		{ 120000, PATH_KEEPALIVE_MAX_S },	/* RFC 4787's 2 minutes: capped */
+		{ UINT32_MAX, PATH_KEEPALIVE_MAX_S },
+	};
+
+	cr_assert_lt(PATH_KEEPALIVE_S * 1000 + 5000, 15001, "the default stands a 15 s mapping with 5 s to spare");
+	cr_assert_gt(PATH_DIRECT_UNANSWERED_MS, PATH_KEEPALIVE_MAX_S * 1000, "a slow peer's keepalive is not a dead path");
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		cr_assert_eq(path_keepalive_s(t[i].alive_ms), t[i].want_s, "alive %u ms", t[i].alive_ms);
+}
+
+/* DIRECT -> RETRYING -> FAILED when the path dies and there is no relay */
 Test(path, direct_idle_without_relay_fails)
 {
 	struct path_peer p;
@@ -330,9 +365,12 @@ Test(path, direct_idle_without_relay_fails)
 	path_handshake(&p, &ep, 10, &o);
 	o.n = 0;
 	path_tick(&p, 10 + PATH_DIRECT_IDLE_MS, &o);
-	cr_assert_eq(p.state, PATH_FAILED);
-	cr_assert_eq(o.n, 1);
+	cr_assert_eq(p.state, PATH_RETRYING);
+	cr_assert_eq(o.n, 2);
 	cr_assert_eq(o.act[0].type, PATH_ACT_RELAY);
+	cr_assert_eq(o.act[1].type, PATH_ACT_SPRAY);
+	run(&p, 10 + PATH_DIRECT_IDLE_MS, 10 + PATH_DIRECT_IDLE_MS + PATH_DIRECT_TIMEOUT_MS, NULL);
+	cr_assert_eq(p.state, PATH_FAILED);
 }
 
 /* RELAYED -> RETRYING -> RELAYED with doubling backoff up to the cap */

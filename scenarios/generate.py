@@ -319,3 +319,27 @@ d["expectations"] = path("n1", "n2", "direct", DIRECT_MS) + [
      "command": "nft list ruleset | grep -o 'unreplied : [0-9]*'"},
     {"name": "60 s without traffic between the peers", "sleep_ms": 60000}] + path("n1", "n2", "direct", 2000)
 save(d)
+
+# NATs that forget the peers' state anyway: both sides must punch again
+def forget(gw, peer_ip):
+    return {"name": "%s forgets its UDP state towards %s" % (gw, peer_ip), "node": gw,
+            "command": "conntrack -D -p udp -d %s > /dev/null 2>&1; echo forgotten" % peer_ip, "expect_output": "forgotten"}
+d = base("mapping-lost", "n1 and n2 sit behind port-restricted-cone NATs and are direct; then both gateways forget their "
+         "UDP state towards each other (the conntrack entries between the two public addresses deleted, as an expiry "
+         "that beat the keepalives would; the mappings themselves live on, refreshed by the relay probes), so packets "
+         "from either side are dropped as unsolicited by the other's NAT. n1 sends a ping: unanswered data over a direct "
+         "path makes meshd probe it with a handshake after 1 s and give it up 1 s later, moving n1's traffic to the "
+         "relay and spraying at once (which opens gw1 for n2 again); the relay forwards n1's next ping to n2, whose "
+         "direct path to n1 makes its data plane refuse it and its agent learn that n1 lost the path: n2 falls back and "
+         "sprays too, and its initiation passes gw1. Theory: the relayed ping that tells n2 is dropped, so n1's pings "
+         "(one a second) are answered again from about 3.5 s on, over the direct path again, instead of after the 30 s "
+         "retry.", timeout=60)
+site(d, 1, "port-restricted-cone")
+site(d, 2, "port-restricted-cone")
+d["expectations"] = path("n1", "n2", "direct", DIRECT_MS) + [
+    {"name": "past the first 3 s of direct, when relayed packets still mean nothing", "sleep_ms": 3000},
+    forget("gw1", "203.0.113.2"), forget("gw2", "203.0.113.1"),
+    {"name": "n1's pings to n2 are answered again", "node": "n1", "within_ms": 5000, "expect_output": " 0% packet loss",
+     "command": "t=%s; ping -n -c 1 -W 1 $t 2>&1 | tail -2" % tip},
+    {"name": "direct again", "ping": ["n1", "n2"], "path": "direct", "within_ms": 5000}]
+save(d)

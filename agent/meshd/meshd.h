@@ -111,6 +111,8 @@ struct mpeer {
 	bool has_rx_vpc;
 
 	bool hs_done;			/* the data plane said a handshake completed */
+	bool owned_elsewhere;		/* a relay forwarded its packets to our DIRECT path */
+	uint64_t last_keepalives;	/* wg_peer_state.tx_keepalives at the last look */
 	double ping_ms;			/* last answered ping, < 0: none */
 	uint64_t lost_kick;		/* loop ms of the last lost-session handshake */
 };

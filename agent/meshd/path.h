@@ -54,6 +54,22 @@ enum {
 	/* we sent and nothing came back for the slowest peer's keepalive
 	 * interval plus REKEY_TIMEOUT: a live peer would have spoken */
 	PATH_DIRECT_UNANSWERED_MS = PATH_KEEPALIVE_MAX_S * 1000 + 5000,
+	/* Issue 17: data sent over a DIRECT path and nothing back for this
+	 * long: one spray probes the path while it stays DIRECT; no handshake
+	 * or packet within PATH_PROBE_TIMEOUT_MS after it, and the path is lost
+	 * (a mapping expired), long before the 30 s check above. A live path
+	 * answers a handshake within a round trip (300 ms on a satellite); a
+	 * lost probe costs only a needless fallback and a new handshake. */
+	PATH_PROBE_AFTER_MS = 1000,
+	PATH_PROBE_TIMEOUT_MS = 1000,
+	/* at most one probe per this: a one-way flow (whose receiver answers
+	 * with a passive keepalive only after 10 s) costs a handshake per 10 s */
+	PATH_PROBE_EVERY_MS = 10000,
+	/* a relay forwarding the peer's packets to a DIRECT path means that
+	 * the peer lost it; not in the first moments of DIRECT, while the peer
+	 * may still route via the relay, nor right after a direct packet */
+	PATH_OWNED_GRACE_MS = 3000,
+	PATH_OWNED_RX_MS = 1000,
 	PATH_SPRAY_AFTER_MS = 1000,	/* spray period after the fixed schedule */
 	PATH_SPRAY_YIELD_MS = 200,	/* see path_cfg.spray_delay_ms */
 };
@@ -119,12 +135,17 @@ struct path_peer {
 	union sockaddr_any endpoint;	/* DIRECT: the endpoint that won */
 	uint64_t last_alive;		/* DIRECT: last handshake or packet */
 	uint64_t unanswered_since;	/* DIRECT: first send after the last receive, 0: none */
+	uint64_t data_since;		/* DIRECT: first data sent after the last receive, 0: none */
+	bool probing;			/* DIRECT: a probe went at probe_at, unanswered */
+	bool probed;			/* a probe ever went (last_probe is valid) */
+	uint64_t probe_at, last_probe;
 	uint64_t since;			/* when the current state began */
 
 	/* counters for status and tests */
 	uint32_t sprays;		/* SPRAY actions emitted */
 	uint32_t upgrades;		/* RELAYED/RETRYING/FAILED -> DIRECT */
-	uint32_t fallbacks;		/* DIRECT -> RELAYED/FAILED */
+	uint32_t fallbacks;		/* DIRECT -> RETRYING */
+	uint32_t probes;		/* sprays of a DIRECT path whose data went unanswered */
 };
 
 /* "new", "connecting", "direct", "relayed", "retrying", "failed" */
@@ -148,6 +169,13 @@ void path_handshake(struct path_peer *p, const union sockaddr_any *ep, uint64_t 
 void path_rx(struct path_peer *p, uint64_t now);
 /* we sent the peer something over the direct session */
 void path_tx(struct path_peer *p, uint64_t now);
+/* ... and it was data (not only keepalives): it expects an answer soon */
+void path_tx_data(struct path_peer *p, uint64_t now);
+/* a relay forwarded us a packet from this peer, which the data plane refused
+ * as the peer's own address is DIRECT: the peer no longer reaches us directly
+ * (its mapping or ours expired), so DIRECT is lost and both sides punch
+ * again (issue 17) */
+void path_owned_elsewhere(struct path_peer *p, uint64_t now, struct path_out *out);
 /* the VPC gained or lost its last relay */
 void path_relay(struct path_peer *p, bool have_relay, uint64_t now);
 /* time passed: spray steps, the direct timeout, retries, the idle check */

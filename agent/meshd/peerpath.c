@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "agent/wg/messages.h"
 #include "log.h"
 #include "meshd.h"
 
@@ -97,17 +98,22 @@ void peerpath_observe(struct meshd *m, struct mpeer *p, uint64_t now)
 	if (p->use_path) {
 		if (p->hs_done)
 			path_handshake(&p->path, &s.endpoint, now, &o);
+		if (p->owned_elsewhere)
+			path_owned_elsewhere(&p->path, now, &o);
 		if (s.rx_bytes != p->last_rx)
 			path_rx(&p->path, now);
+		else if (s.tx_bytes - p->last_tx > (s.tx_keepalives - p->last_keepalives) * WG_MSG_DATA_MIN_LEN)
+			path_tx_data(&p->path, now);
 		else if (s.tx_bytes != p->last_tx)
 			path_tx(&p->path, now);
 		if (now >= path_deadline(&p->path))
 			path_tick(&p->path, now, &o);
 		apply(m, p, &o, before);
 	}
-	p->hs_done = false;
+	p->hs_done = p->owned_elsewhere = false;
 	p->last_rx = s.rx_bytes;
 	p->last_tx = s.tx_bytes;
+	p->last_keepalives = s.tx_keepalives;
 }
 
 const char *peerpath_name(const struct mpeer *p)

@@ -654,3 +654,88 @@ Test(path, addr_usable)
 		cr_expect_eq(why == NULL, v[i].usable, "%s: a reason when refused", v[i].addr);
 	}
 }
+
+/* Issue 17: data over a DIRECT path that nothing answers: one probe (a
+ * spray) after PATH_PROBE_AFTER_MS, and the path lost PATH_PROBE_TIMEOUT_MS
+ * after it, long before the 30 s check; an answered probe keeps DIRECT, and the
+ * next probe waits PATH_PROBE_EVERY_MS (a one-way flow) */
+Test(path, unanswered_data_probes_then_falls_back)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	struct trace tr = { 0 };
+	union sockaddr_any ep = A("203.0.113.7:51820");
+	uint64_t t = 10000;
+
+	start(&p, true, NULL);
+	path_handshake(&p, &ep, 1000, &o);
+	/* keepalives alone never probe */
+	path_tx(&p, t);
+	cr_assert_eq(path_deadline(&p), t + PATH_DIRECT_UNANSWERED_MS);
+	path_rx(&p, t + 50);
+	/* data answered in time: nothing */
+	path_tx_data(&p, t + 100);
+	path_rx(&p, t + 400);
+	run(&p, t + 400, t + 5000, &tr);
+	cr_assert_eq(tr.nspray, 0);
+	/* data unanswered: a probe at 1.5 s, answered by a handshake */
+	t = 20000;
+	path_tx_data(&p, t);
+	path_tx_data(&p, t + 1000);
+	cr_assert_eq(path_deadline(&p), t + PATH_PROBE_AFTER_MS);
+	run(&p, t, t + PATH_PROBE_AFTER_MS, &tr);
+	cr_assert_eq(tr.nspray, 1);
+	cr_assert_eq(tr.spray_at[0], t + PATH_PROBE_AFTER_MS);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	cr_assert_eq(p.probes, 1);
+	o.n = 0;
+	path_handshake(&p, &ep, t + PATH_PROBE_AFTER_MS + 300, &o);
+	cr_assert_eq(o.n, 0);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	/* a one-way flow: the next probe waits for PATH_PROBE_EVERY_MS */
+	path_tx_data(&p, t + PATH_PROBE_AFTER_MS + 500);
+	cr_assert_eq(path_deadline(&p), t + PATH_PROBE_AFTER_MS + PATH_PROBE_EVERY_MS);
+	run(&p, t + PATH_PROBE_AFTER_MS + 500, t + PATH_PROBE_AFTER_MS + PATH_PROBE_EVERY_MS, &tr);
+	cr_assert_eq(tr.nspray, 2);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	/* this probe is not answered: lost PATH_PROBE_TIMEOUT_MS later, retried at once */
+	t = t + PATH_PROBE_AFTER_MS + PATH_PROBE_EVERY_MS;
+	run(&p, t, t + PATH_PROBE_TIMEOUT_MS - 1, &tr);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	run(&p, t + PATH_PROBE_TIMEOUT_MS - 1, t + PATH_PROBE_TIMEOUT_MS, &tr);
+	cr_assert_eq(p.state, PATH_RETRYING);
+	cr_assert_eq(tr.nother, 1);
+	cr_assert_eq(tr.other[0], PATH_ACT_RELAY);
+	cr_assert_eq(tr.nspray, 3, "the retry's first spray goes with the fallback");
+	cr_assert_eq(p.fallbacks, 1);
+}
+
+/* Issue 17: the relay forwards the peer's packets while we are DIRECT: the
+ * peer lost the path, so we lose it too and punch again at once; not in the
+ * first moments of DIRECT nor just after a direct packet */
+Test(path, owned_elsewhere)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	union sockaddr_any ep = A("203.0.113.7:51820");
+
+	start(&p, true, NULL);
+	path_handshake(&p, &ep, 1000, &o);
+	o.n = 0;
+	path_owned_elsewhere(&p, 1000 + PATH_OWNED_GRACE_MS - 1, &o);
+	cr_assert_eq(p.state, PATH_DIRECT, "the peer may still be on the relay");
+	path_rx(&p, 9000);
+	path_owned_elsewhere(&p, 9000 + PATH_OWNED_RX_MS - 1, &o);
+	cr_assert_eq(p.state, PATH_DIRECT, "its direct packet just came");
+	cr_assert_eq(o.n, 0);
+	path_owned_elsewhere(&p, 20000, &o);
+	cr_assert_eq(p.state, PATH_RETRYING);
+	cr_assert_eq(o.n, 2);
+	cr_assert_eq(o.act[0].type, PATH_ACT_RELAY);
+	cr_assert_eq(o.act[1].type, PATH_ACT_SPRAY);
+	/* outside DIRECT it means nothing */
+	o.n = 0;
+	path_owned_elsewhere(&p, 30000, &o);
+	cr_assert_eq(o.n, 0);
+	cr_assert_eq(p.state, PATH_RETRYING);
+}

@@ -296,7 +296,7 @@ d = direct_time("satellite", 150, 5,
     "direct. Then a 10 s iperf3 (TCP) from n1 to n2's tunnel address: the path must stay direct throughout (no "
     "fallback: the path times out only after 30 s without an answer, and TCP's acks answer every 310 ms), so n1's "
     "meshd logs no transition out of direct for n2 and the upgrade count stays 0.", within=DIRECT_MS + 8000, loss=2)
-node(d)["n2"]["processes"].append({"name": "iperf3", "after": ["n2/meshd"], "argv": ["iperf3", "-s", "-1"], "ready": {"tcp": 5201}})
+node(d)["n2"]["processes"].append({"name": "iperf3", "after": ["n2/meshd"], "argv": ["iperf3", "-s"], "ready": {"tcp": 5201}})
 d["expectations"] += [
     {"name": "a 10 s iperf3 from n1 to n2 through the tunnel", "node": "n1", "expect_output": "receiver",
      "command": "iperf3 -c %s -t 10 -f m | grep -E 'receiver$'" % tip},

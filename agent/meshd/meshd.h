@@ -113,6 +113,7 @@ struct mpeer {
 	bool hs_done;			/* the data plane said a handshake completed */
 	bool owned_elsewhere;		/* a relay forwarded its packets to our DIRECT path */
 	uint64_t last_keepalives;	/* wg_peer_state.tx_keepalives at the last look */
+	uint64_t last_initiations;	/* wg_peer_state.rx_initiations at the last look */
 	double ping_ms;			/* last answered ping, < 0: none */
 	uint64_t lost_kick;		/* loop ms of the last lost-session handshake */
 };

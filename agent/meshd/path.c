@@ -299,6 +299,16 @@ void path_handshake(struct path_peer *p, const union sockaddr_any *ep, uint64_t 
 	t_direct(p, ep, now, out);
 }
 
+void path_initiated(struct path_peer *p, uint64_t now)
+{
+	uint64_t until = now + PATH_YIELD_WAIT_MS;
+
+	if ((p->state != PATH_CONNECTING && p->state != PATH_RETRYING) || !p->cfg.spray_delay_ms ||
+	    p->next_spray == UINT64_MAX || p->next_spray >= until)
+		return;
+	p->next_spray = until < p->attempt_start + p->cfg.direct_timeout_ms ? until : UINT64_MAX;
+}
+
 void path_rx(struct path_peer *p, uint64_t now)
 {
 	if (p->state == PATH_DIRECT) {

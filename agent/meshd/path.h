@@ -72,6 +72,9 @@ enum {
 	PATH_OWNED_RX_MS = 1000,
 	PATH_SPRAY_AFTER_MS = 1000,	/* spray period after the fixed schedule */
 	PATH_SPRAY_YIELD_MS = 200,	/* see path_cfg.spray_delay_ms */
+	/* see path_initiated: long enough for our response to reach the peer
+	 * and its first packet to come back over a 300 ms satellite path */
+	PATH_YIELD_WAIT_MS = 1000,
 };
 
 enum path_state {
@@ -165,6 +168,14 @@ void path_learn(struct path_peer *p, const union sockaddr_any *cands, int n, uin
 /* a handshake with the peer completed; ep is where its packets came from */
 void path_handshake(struct path_peer *p, const union sockaddr_any *ep, uint64_t now,
 		    struct path_out *out);
+/* The peer's handshake initiation arrived (and was answered). Issue 17: on
+ * the side that yields (spray_delay_ms), an attempt sends nothing for
+ * PATH_YIELD_WAIT_MS: each initiation this side consumes replaces its own
+ * pending one, so with a round trip longer than the spray steps the two
+ * sides' sprays kept crossing and neither completed until one attempt timed
+ * out (5.4 s to direct with 310 ms between the agents); once one side is
+ * quiet, the other's initiation is answered and completes. */
+void path_initiated(struct path_peer *p, uint64_t now);
 /* an authenticated packet from the peer arrived (data or keepalive) */
 void path_rx(struct path_peer *p, uint64_t now);
 /* we sent the peer something over the direct session */

@@ -100,6 +100,8 @@ void peerpath_observe(struct meshd *m, struct mpeer *p, uint64_t now)
 			path_handshake(&p->path, &s.endpoint, now, &o);
 		if (p->owned_elsewhere)
 			path_owned_elsewhere(&p->path, now, &o);
+		if (s.rx_initiations != p->last_initiations)
+			path_initiated(&p->path, now);
 		if (s.rx_bytes != p->last_rx)
 			path_rx(&p->path, now);
 		else if (s.tx_bytes - p->last_tx > (s.tx_keepalives - p->last_keepalives) * WG_MSG_DATA_MIN_LEN)
@@ -114,6 +116,7 @@ void peerpath_observe(struct meshd *m, struct mpeer *p, uint64_t now)
 	p->last_rx = s.rx_bytes;
 	p->last_tx = s.tx_bytes;
 	p->last_keepalives = s.tx_keepalives;
+	p->last_initiations = s.rx_initiations;
 }
 
 const char *peerpath_name(const struct mpeer *p)

@@ -99,6 +99,7 @@ struct wg_peer_state {
 	uint64_t rx_bytes, tx_bytes;	/* datagram payload bytes, like the kernel */
 	uint16_t persistent_keepalive;
 	uint64_t tx_keepalives;		/* keepalives sent (each counted in tx_bytes) */
+	uint64_t rx_initiations;	/* valid handshake initiations from it (each answered) */
 	bool has_preshared_key;
 	/* our latest initiation's round trip: its latest transmission to the
 	 * response consumed (ns); 0 when none was answered yet */

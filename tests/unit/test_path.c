@@ -739,3 +739,42 @@ Test(path, owned_elsewhere)
 	cr_assert_eq(o.n, 0);
 	cr_assert_eq(p.state, PATH_RETRYING);
 }
+
+/* Issue 17: the yielding side goes quiet for PATH_YIELD_WAIT_MS once the
+ * peer's initiation came, so its own do not keep replacing the peer's
+ * pending handshake; the side that does not yield goes on spraying */
+Test(path, yielding_side_waits_after_the_peers_initiation)
+{
+	static const struct path_cfg yield = { .spray_delay_ms = PATH_SPRAY_YIELD_MS };
+	union sockaddr_any c[1] = { A("203.0.113.7:51820") };
+	struct path_peer p, q;
+	struct path_out o = { 0 };
+	struct trace tr = { 0 }, tq = { 0 };
+
+	path_init(&p, &yield, true, 0);
+	path_learn(&p, c, 1, 0, &o);
+	path_init(&q, &defcfg, true, 0);
+	path_learn(&q, c, 1, 0, &o);
+	run(&p, 0, 500, &tr);			/* sprays at 200 and 400 (0 + 200, 200 + 200) */
+	cr_assert_eq(tr.nspray, 2);
+	path_initiated(&p, 550);
+	cr_assert_eq(path_deadline(&p), 550 + PATH_YIELD_WAIT_MS);
+	run(&p, 500, 550 + PATH_YIELD_WAIT_MS - 1, &tr);
+	cr_assert_eq(tr.nspray, 2, "quiet while the peer completes");
+	run(&p, 550 + PATH_YIELD_WAIT_MS - 1, 550 + PATH_YIELD_WAIT_MS, &tr);
+	cr_assert_eq(tr.nspray, 3, "and spraying again if it did not");
+	/* near the end of the attempt the wait ends it instead */
+	path_initiated(&p, PATH_DIRECT_TIMEOUT_MS - 500);
+	cr_assert_eq(path_deadline(&p), PATH_DIRECT_TIMEOUT_MS);
+	run(&p, PATH_DIRECT_TIMEOUT_MS - 500, PATH_DIRECT_TIMEOUT_MS, &tr);
+	cr_assert_eq(tr.nspray, 3);
+	cr_assert_eq(p.state, PATH_RELAYED);
+	/* the side that does not yield is not held back */
+	run(&q, 0, 250, &tq);
+	uint64_t next = path_deadline(&q);
+	path_initiated(&q, 250);
+	cr_assert_eq(path_deadline(&q), next);
+	/* nor is any state but an attempt */
+	path_initiated(&p, 3500);
+	cr_assert_eq(p.state, PATH_RELAYED);
+}

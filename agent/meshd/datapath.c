@@ -100,11 +100,33 @@ static void dev_handshake_complete(void *arg, struct wg_peer *wp)
 		}
 }
 
+/* issue 17: a relay forwarded a packet from a peer whose address our DIRECT
+ * path holds; only a relay's word counts (any other peer doing so is refused
+ * and no more) */
+static void dev_rx_owned_elsewhere(void *arg, struct wg_peer *from, struct wg_peer *owner)
+{
+	struct meshd *m = arg;
+	struct mpeer *f = NULL, *o = NULL;
+
+	for (size_t i = 0; i < meshd_npeers(m) && (!f || !o); i++) {
+		struct mpeer *p = meshd_peer(m, i);
+		if (p->wp == from)
+			f = p;
+		else if (p->wp == owner)
+			o = p;
+	}
+	if (f && o && f->relay && o->use_path && !o->owned_elsewhere) {
+		o->owned_elsewhere = true;
+		m->hs_pending = true;
+	}
+}
+
 const struct wg_device_ops datapath_dev_ops = {
 	.udp_send = dev_udp_send,
 	.tun_deliver = dev_tun_deliver,
 	.unknown_session = dev_unknown_session,
 	.handshake_complete = dev_handshake_complete,
+	.rx_owned_elsewhere = dev_rx_owned_elsewhere,
 };
 
 /* WireGuard's datagrams (m->wg_pkts) into the data plane, then what that

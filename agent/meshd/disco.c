@@ -319,6 +319,8 @@ int disco_receive_msg(struct disco *d, const struct stun_msg *msg,
 		if (stun_txn_match(&s->probe, msg, now) == 0) {
 			s->last_answer = now;
 			s->probe_rtt_ms = s->probe.rtt_ms;
+			/* a ms count stands for the middle of its ms */
+			s->probe_srtt_us = relay_srtt(s->probe_srtt_us, s->probe.rtt_ms * 1000 + 500);
 			return 0;
 		}
 		if (stun_txn_match(&s->txn, msg, now) != 0)

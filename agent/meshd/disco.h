@@ -68,6 +68,7 @@ struct disco_server {
 	uint64_t next_probe;		/* when the next probe goes */
 	uint64_t last_answer;		/* ms of its last answer, 0: never */
 	uint64_t probe_rtt_ms;		/* of the last answered probe */
+	uint64_t probe_srtt_us;		/* the probes' smoothed round trip (relay_srtt), 0: none */
 };
 
 /* what the last complete round found */

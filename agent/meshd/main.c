@@ -255,6 +255,7 @@ static int start_agent(struct meshd *m)
 		}
 	}
 	/* the first --stun server of each family; relays come later */
+	m->keepalive_s = PATH_KEEPALIVE_S;	/* until natd measures the NAT */
 	natd_init(m);
 	report_watch_start(m);
 	report_check_local(m);

@@ -54,7 +54,7 @@
 #define MAX_STUN 8
 #define MAX_LOCAL 16
 #define MAX_LOST 8			/* lost-session sources noted per batch */
-#define ND_SOCKS 3			/* natdisc sockets besides the WireGuard one */
+#define ND_SOCKS 5			/* natdisc sockets besides the WireGuard one */
 #define MESHD_MAX_PEERS 4096		/* a VPC larger than this is refused peer by peer */
 #define MESHD_PEER_SLOTS (2 * MESHD_MAX_PEERS)	/* peers by id (peers.c): at most half full */
 
@@ -65,7 +65,6 @@ enum {
 	LOCAL_SETTLE_MS = 50,		/* a change often comes as a burst (address, route) */
 	PING_TIMEOUT_MS = 2000,
 	SVC_START_MAX_MS = 4000,	/* register without reflexive endpoints after this */
-	KEEPALIVE_S = PATH_KEEPALIVE_S,
 	LOST_KICK_MS = 5000,		/* one lost-session handshake per peer per REKEY_TIMEOUT */
 };
 
@@ -112,6 +111,9 @@ struct mpeer {
 	bool has_rx_vpc;
 
 	bool hs_done;			/* the data plane said a handshake completed */
+	bool owned_elsewhere;		/* a relay forwarded its packets to our DIRECT path */
+	uint64_t last_keepalives;	/* wg_peer_state.tx_keepalives at the last look */
+	uint64_t last_initiations;	/* wg_peer_state.rx_initiations at the last look */
 	double ping_ms;			/* last answered ping, < 0: none */
 	uint64_t lost_kick;		/* loop ms of the last lost-session handshake */
 };
@@ -179,6 +181,7 @@ struct meshd {
 	struct vec peers;		/* struct mpeer *, at most MESHD_MAX_PEERS */
 	struct mpeer *peer_slot[MESHD_PEER_SLOTS];	/* the same by id (peers.c) */
 	struct mpeer *relay_in_use;
+	uint32_t keepalive_s;	/* persistent keepalive behind NAT (peerpath_keepalive) */
 
 	struct disco disco;
 	uint32_t disco_gen;
@@ -286,11 +289,14 @@ void peerpath_candidates(struct meshd *m, struct mpeer *p, uint64_t now);
 void peerpath_observe(struct meshd *m, struct mpeer *p, uint64_t now);
 /* "direct", "relayed", ... as meshctl shows it */
 const char *peerpath_name(const struct mpeer *p);
+/* the persistent keepalive for the NAT's measured mapping lifetime
+ * (path_keepalive_s; 0: not measured), applied to every peer that has one */
+void peerpath_keepalive(struct meshd *m, uint32_t lifetime_alive_ms);
 
 /* relays.c */
 void relays_choose(struct meshd *m, uint64_t now);
 /* the ms of a relay's last answer to disco, 0: never; its probe's RTT */
-uint64_t relays_last_answer(const struct meshd *m, const struct mpeer *r, uint64_t *rtt_ms);
+uint64_t relays_last_answer(const struct meshd *m, const struct mpeer *r, uint64_t *rtt_ms, uint64_t *srtt_us);
 
 /* peers.c */
 void peers_sync(struct meshd *m, json_t *devices);

@@ -50,6 +50,7 @@ void natd_init(struct meshd *m)
 /* takes over verdicts as they come; the report follows on the next tick */
 static void natd_take(struct natd *d)
 {
+	struct meshd *m = d->m;
 	const struct natdisc_result *r = natdisc_result(d->nd);
 	const char *fam = svcjson_family_name(d->fam);
 	char line[192], srv[ADDR_STRLEN];
@@ -59,6 +60,10 @@ static void natd_take(struct natd *d)
 	d->seen = r->tests_done;
 	d->res = *r;
 	d->has_res = true;
+	/* the IPv4 NAT's mapping lifetime sets the keepalive (a mapping that
+	 * died at the shortest idle tried counts as the shortest) */
+	if (d->fam == SVC_FAM_IPV4 && (r->tests_done & NATDISC_TEST_LIFETIME) && r->lifetime == NATDISC_YES)
+		peerpath_keepalive(m, r->lifetime_alive_ms ? r->lifetime_alive_ms : 1);
 	if (!natdisc_done(d->nd))
 		return;
 	natinfo_describe(r, line, sizeof(line));
@@ -138,8 +143,13 @@ err_sock:
 void natd_start(struct natd *d, uint64_t now)
 {
 	struct meshd *m = d->m;
+	/* the lifetime (RFC 5780 4.6, last) only matters up to twice the
+	 * longest keepalive, to the nearest 2 s: a search of about 2 minutes */
 	struct natdisc_cfg cfg = { .server = d->server,
-				   .tests = NATDISC_TEST_MAPPING | NATDISC_TEST_FILTERING | NATDISC_TEST_HAIRPIN };
+				   .tests = NATDISC_TEST_MAPPING | NATDISC_TEST_FILTERING | NATDISC_TEST_HAIRPIN |
+					    NATDISC_TEST_LIFETIME,
+				   .lifetime_max_ms = 2 * PATH_KEEPALIVE_MAX_S * 1000,
+				   .lifetime_res_ms = 2000 };
 	union sockaddr_any local = { 0 };
 	int rc, i;
 

@@ -186,7 +186,8 @@ static void t_direct(struct path_peer *p, const union sockaddr_any *ep, uint64_t
 		p->upgrades++;
 	p->endpoint = *ep;
 	p->last_alive = now;
-	p->unanswered_since = 0;
+	p->unanswered_since = p->data_since = 0;
+	p->probing = false;
 	p->backoff_ms = p->cfg.retry_base_ms;
 	p->next_spray = UINT64_MAX;
 	p->retry_at = UINT64_MAX;
@@ -215,19 +216,25 @@ static void t_retry(struct path_peer *p, uint64_t now, struct path_out *out)
 	enter(p, PATH_RETRYING, now);
 }
 
-/* DIRECT -> RELAYED | FAILED: the direct path went quiet, or stopped
- * answering */
+/* DIRECT -> RETRYING: the direct path went quiet, or stopped answering.
+ * Traffic moves to the relay at once, and a direct attempt starts at once
+ * too (issue 17): a mapping that expired is made again by the next
+ * initiations, and waiting out the 30 s retry would leave a path that can be
+ * direct relayed for that long. When the attempt fails, the retry backoff
+ * starts from its base. */
 static void t_direct_lost(struct path_peer *p, uint64_t now, struct path_out *out)
 {
 	if (p->state != PATH_DIRECT)
 		return;
 	p->fallbacks++;
-	p->unanswered_since = 0;
+	p->unanswered_since = p->data_since = 0;
+	p->probing = false;
 	p->backoff_ms = p->cfg.retry_base_ms;
-	schedule_retry(p, now);
+	p->retry_at = UINT64_MAX;
 	memset(&p->endpoint, 0, sizeof(p->endpoint));
 	emit(out, PATH_ACT_RELAY, NULL);
-	enter(p, p->have_relay ? PATH_RELAYED : PATH_FAILED, now);
+	attempt_begin(p, now, out);
+	enter(p, PATH_RETRYING, now);
 }
 
 /* FAILED -> RELAYED: a relay appeared, traffic has somewhere to go */
@@ -284,8 +291,7 @@ void path_handshake(struct path_peer *p, const union sockaddr_any *ep, uint64_t 
 	if (p->state == PATH_DIRECT) {
 		/* the data plane roams by itself; remember where it went */
 		p->endpoint = *ep;
-		p->last_alive = now;
-		p->unanswered_since = 0;
+		path_rx(p, now);
 		return;
 	}
 	if (p->state == PATH_NEW)
@@ -293,12 +299,38 @@ void path_handshake(struct path_peer *p, const union sockaddr_any *ep, uint64_t 
 	t_direct(p, ep, now, out);
 }
 
+void path_initiated(struct path_peer *p, uint64_t now)
+{
+	uint64_t until = now + PATH_YIELD_WAIT_MS;
+
+	if ((p->state != PATH_CONNECTING && p->state != PATH_RETRYING) || !p->cfg.spray_delay_ms ||
+	    p->next_spray == UINT64_MAX || p->next_spray >= until)
+		return;
+	p->next_spray = until < p->attempt_start + p->cfg.direct_timeout_ms ? until : UINT64_MAX;
+}
+
 void path_rx(struct path_peer *p, uint64_t now)
 {
 	if (p->state == PATH_DIRECT) {
 		p->last_alive = now;
-		p->unanswered_since = 0;
+		p->unanswered_since = p->data_since = 0;
+		p->probing = false;
 	}
+}
+
+void path_tx_data(struct path_peer *p, uint64_t now)
+{
+	path_tx(p, now);
+	if (p->state == PATH_DIRECT && !p->data_since)
+		p->data_since = now;
+}
+
+void path_owned_elsewhere(struct path_peer *p, uint64_t now, struct path_out *out)
+{
+	if (p->state != PATH_DIRECT || now < p->since + PATH_OWNED_GRACE_MS ||
+	    now < p->last_alive + PATH_OWNED_RX_MS)
+		return;
+	t_direct_lost(p, now, out);
 }
 
 void path_tx(struct path_peer *p, uint64_t now)
@@ -307,14 +339,42 @@ void path_tx(struct path_peer *p, uint64_t now)
 		p->unanswered_since = now;
 }
 
-/* when DIRECT gives up: idle, or unanswered, whichever comes first */
+/* when DIRECT gives up: idle, or unanswered, or its probe unanswered,
+ * whichever comes first */
 static uint64_t direct_deadline(const struct path_peer *p)
 {
 	uint64_t d = p->last_alive + p->cfg.direct_idle_ms;
 
 	if (p->unanswered_since && p->unanswered_since + p->cfg.direct_unanswered_ms < d)
 		d = p->unanswered_since + p->cfg.direct_unanswered_ms;
+	if (p->probing && p->probe_at + PATH_PROBE_TIMEOUT_MS < d)
+		d = p->probe_at + PATH_PROBE_TIMEOUT_MS;
 	return d;
+}
+
+/* when unanswered data makes DIRECT probe, UINT64_MAX: not now */
+static uint64_t probe_deadline(const struct path_peer *p)
+{
+	uint64_t d;
+
+	if (!p->data_since || p->probing)
+		return UINT64_MAX;
+	d = p->data_since + PATH_PROBE_AFTER_MS;
+	if (p->probed && p->last_probe + PATH_PROBE_EVERY_MS > d)
+		d = p->last_probe + PATH_PROBE_EVERY_MS;
+	return d;
+}
+
+/* DIRECT: data went unanswered; one spray asks for a handshake, which a
+ * live path answers within a round trip */
+static void t_probe(struct path_peer *p, uint64_t now, struct path_out *out)
+{
+	if (p->state != PATH_DIRECT || p->probing)
+		return;
+	p->probing = p->probed = true;
+	p->probe_at = p->last_probe = now;
+	p->probes++;
+	emit_spray(p, out);
 }
 
 void path_relay(struct path_peer *p, bool have_relay, uint64_t now)
@@ -340,6 +400,8 @@ void path_tick(struct path_peer *p, uint64_t now, struct path_out *out)
 	case PATH_DIRECT:
 		if (now >= direct_deadline(p))
 			t_direct_lost(p, now, out);
+		else if (now >= probe_deadline(p))
+			t_probe(p, now, out);
 		break;
 	case PATH_RELAYED:
 	case PATH_FAILED:
@@ -361,7 +423,8 @@ uint64_t path_deadline(const struct path_peer *p)
 		d = p->attempt_start + p->cfg.direct_timeout_ms;
 		return p->next_spray < d ? p->next_spray : d;
 	case PATH_DIRECT:
-		return direct_deadline(p);
+		d = direct_deadline(p);
+		return probe_deadline(p) < d ? probe_deadline(p) : d;
 	case PATH_RELAYED:
 	case PATH_FAILED:
 		return p->retry_at;
@@ -369,6 +432,17 @@ uint64_t path_deadline(const struct path_peer *p)
 		break;
 	}
 	return UINT64_MAX;
+}
+
+uint32_t path_keepalive_s(uint32_t lifetime_alive_ms)
+{
+	uint32_t s = lifetime_alive_ms / 2000;
+
+	if (!lifetime_alive_ms)
+		return PATH_KEEPALIVE_S;
+	if (s < PATH_KEEPALIVE_MIN_S)
+		return PATH_KEEPALIVE_MIN_S;
+	return s > PATH_KEEPALIVE_MAX_S ? PATH_KEEPALIVE_MAX_S : s;
 }
 
 /* --- candidate order ----------------------------------------------------- */

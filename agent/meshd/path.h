@@ -5,10 +5,10 @@
  * peer arrived, the relay came or went, time passed) and gets back actions to
  * carry out on the data plane and the time it wants to be called again.
  *
- *   NEW ──learn──> CONNECTING ──handshake──> DIRECT ──idle/unanswered──> RELAYED | FAILED
- *                     │ timeout                ^  ^                │ retry due
- *                     v                        │  └──handshake──┐  v
- *                 RELAYED | FAILED <──timeout── RETRYING <───────┘
+ *   NEW ──learn──> CONNECTING ──handshake──> DIRECT ──idle/unanswered──┐
+ *                     │ timeout                ^  ^                     │ (at once)
+ *                     v                        │  └──handshake──┐       v
+ *                 RELAYED | FAILED <──timeout── RETRYING <──────┴── retry due
  *
  * While a peer is not DIRECT its /32 is not a direct allowed IP, so its
  * traffic follows the relay peer's VPC CIDR (longest prefix wins); DIRECT
@@ -39,13 +39,42 @@ enum {
 	PATH_DIRECT_TIMEOUT_MS = 3000,	/* issue 5: Nexodus waits 30 s */
 	PATH_RETRY_BASE_MS = 30000,	/* issue 5: relayed peers retried every 30 s */
 	PATH_RETRY_MAX_MS = 240000,	/* backoff cap: 30, 60, 120, 240 s */
-	PATH_KEEPALIVE_S = 20,		/* persistent keepalive behind NAT */
-	PATH_DIRECT_IDLE_MS = 3 * PATH_KEEPALIVE_S * 1000, /* 3 keepalives missed */
-	/* we sent and nothing came back for a keepalive interval plus
-	 * REKEY_TIMEOUT: a live peer (persistent keepalive on) would have spoken */
-	PATH_DIRECT_UNANSWERED_MS = PATH_KEEPALIVE_S * 1000 + 5000,
+	/* Persistent keepalive when the NAT's mapping lifetime is not measured
+	 * (issue 17, path_keepalive_s): carrier NATs forget an idle UDP mapping
+	 * after as little as 15 s (RFC 4787 REQ-5 asks for 2 minutes, which
+	 * many ignore), so 10 s: such a mapping sees a packet 5 s before it
+	 * would expire, room for a keepalive delayed by a 300 ms path or a
+	 * late timer, and both sides send them, so the mapping is refreshed
+	 * from inside even when the peer's keepalive is lost. */
+	PATH_KEEPALIVE_S = 10,
+	PATH_KEEPALIVE_MIN_S = 5,	/* a measured lifetime never drives it lower */
+	PATH_KEEPALIVE_MAX_S = 25,	/* nor higher (WireGuard's own advice behind NAT) */
+	/* two of the slowest peer's keepalives missed */
+	PATH_DIRECT_IDLE_MS = 2 * PATH_KEEPALIVE_MAX_S * 1000 + 5000,
+	/* we sent and nothing came back for the slowest peer's keepalive
+	 * interval plus REKEY_TIMEOUT: a live peer would have spoken */
+	PATH_DIRECT_UNANSWERED_MS = PATH_KEEPALIVE_MAX_S * 1000 + 5000,
+	/* Issue 17: data sent over a DIRECT path and nothing back for this
+	 * long: one spray probes the path while it stays DIRECT; no handshake
+	 * or packet within PATH_PROBE_TIMEOUT_MS after it, and the path is lost
+	 * (a mapping expired), long before the 30 s check above. A live path
+	 * answers a handshake within a round trip (300 ms on a satellite); a
+	 * lost probe costs only a needless fallback and a new handshake. */
+	PATH_PROBE_AFTER_MS = 1000,
+	PATH_PROBE_TIMEOUT_MS = 1000,
+	/* at most one probe per this: a one-way flow (whose receiver answers
+	 * with a passive keepalive only after 10 s) costs a handshake per 10 s */
+	PATH_PROBE_EVERY_MS = 10000,
+	/* a relay forwarding the peer's packets to a DIRECT path means that
+	 * the peer lost it; not in the first moments of DIRECT, while the peer
+	 * may still route via the relay, nor right after a direct packet */
+	PATH_OWNED_GRACE_MS = 3000,
+	PATH_OWNED_RX_MS = 1000,
 	PATH_SPRAY_AFTER_MS = 1000,	/* spray period after the fixed schedule */
 	PATH_SPRAY_YIELD_MS = 200,	/* see path_cfg.spray_delay_ms */
+	/* see path_initiated: long enough for our response to reach the peer
+	 * and its first packet to come back over a 300 ms satellite path */
+	PATH_YIELD_WAIT_MS = 1000,
 };
 
 enum path_state {
@@ -109,12 +138,17 @@ struct path_peer {
 	union sockaddr_any endpoint;	/* DIRECT: the endpoint that won */
 	uint64_t last_alive;		/* DIRECT: last handshake or packet */
 	uint64_t unanswered_since;	/* DIRECT: first send after the last receive, 0: none */
+	uint64_t data_since;		/* DIRECT: first data sent after the last receive, 0: none */
+	bool probing;			/* DIRECT: a probe went at probe_at, unanswered */
+	bool probed;			/* a probe ever went (last_probe is valid) */
+	uint64_t probe_at, last_probe;
 	uint64_t since;			/* when the current state began */
 
 	/* counters for status and tests */
 	uint32_t sprays;		/* SPRAY actions emitted */
 	uint32_t upgrades;		/* RELAYED/RETRYING/FAILED -> DIRECT */
-	uint32_t fallbacks;		/* DIRECT -> RELAYED/FAILED */
+	uint32_t fallbacks;		/* DIRECT -> RETRYING */
+	uint32_t probes;		/* sprays of a DIRECT path whose data went unanswered */
 };
 
 /* "new", "connecting", "direct", "relayed", "retrying", "failed" */
@@ -134,16 +168,38 @@ void path_learn(struct path_peer *p, const union sockaddr_any *cands, int n, uin
 /* a handshake with the peer completed; ep is where its packets came from */
 void path_handshake(struct path_peer *p, const union sockaddr_any *ep, uint64_t now,
 		    struct path_out *out);
+/* The peer's handshake initiation arrived (and was answered). Issue 17: on
+ * the side that yields (spray_delay_ms), an attempt sends nothing for
+ * PATH_YIELD_WAIT_MS: each initiation this side consumes replaces its own
+ * pending one, so with a round trip longer than the spray steps the two
+ * sides' sprays kept crossing and neither completed until one attempt timed
+ * out (5.4 s to direct with 310 ms between the agents); once one side is
+ * quiet, the other's initiation is answered and completes. */
+void path_initiated(struct path_peer *p, uint64_t now);
 /* an authenticated packet from the peer arrived (data or keepalive) */
 void path_rx(struct path_peer *p, uint64_t now);
 /* we sent the peer something over the direct session */
 void path_tx(struct path_peer *p, uint64_t now);
+/* ... and it was data (not only keepalives): it expects an answer soon */
+void path_tx_data(struct path_peer *p, uint64_t now);
+/* a relay forwarded us a packet from this peer, which the data plane refused
+ * as the peer's own address is DIRECT: the peer no longer reaches us directly
+ * (its mapping or ours expired), so DIRECT is lost and both sides punch
+ * again (issue 17) */
+void path_owned_elsewhere(struct path_peer *p, uint64_t now, struct path_out *out);
 /* the VPC gained or lost its last relay */
 void path_relay(struct path_peer *p, bool have_relay, uint64_t now);
 /* time passed: spray steps, the direct timeout, retries, the idle check */
 void path_tick(struct path_peer *p, uint64_t now, struct path_out *out);
 /* when path_tick wants to be called next (UINT64_MAX: only on events) */
 uint64_t path_deadline(const struct path_peer *p);
+
+/* The persistent keepalive (s) for a NAT whose mappings were measured to
+ * survive lifetime_alive_ms of idleness (RFC 5780 4.6; 0: not measured):
+ * half of it, so one lost keepalive still refreshes the mapping in time,
+ * within PATH_KEEPALIVE_MIN_S..PATH_KEEPALIVE_MAX_S; PATH_KEEPALIVE_S when
+ * not measured. */
+uint32_t path_keepalive_s(uint32_t lifetime_alive_ms);
 
 /* Orders a peer's candidates for spraying. mine/theirs carry each side's
  * endpoints with a flag saying which are reflexive (STUN or relay seen);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "agent/wg/messages.h"
 #include "log.h"
 #include "meshd.h"
 
@@ -47,7 +48,7 @@ static void apply(struct meshd *m, struct mpeer *p, const struct path_out *o, en
 		case PATH_ACT_DIRECT:
 			if (wg_peer_allowed_ip_add(p->wp, &host) < 0)
 				log_warn(COMPONENT, "cannot install direct route peer=%s", p->name);
-			wg_peer_set_persistent_keepalive(p->wp, KEEPALIVE_S, clock_now_ns());
+			wg_peer_set_persistent_keepalive(p->wp, m->keepalive_s, clock_now_ns());
 			break;
 		case PATH_ACT_RELAY:
 			wg_peer_allowed_ip_remove(p->wp, &host);
@@ -97,17 +98,25 @@ void peerpath_observe(struct meshd *m, struct mpeer *p, uint64_t now)
 	if (p->use_path) {
 		if (p->hs_done)
 			path_handshake(&p->path, &s.endpoint, now, &o);
+		if (p->owned_elsewhere)
+			path_owned_elsewhere(&p->path, now, &o);
+		if (s.rx_initiations != p->last_initiations)
+			path_initiated(&p->path, now);
 		if (s.rx_bytes != p->last_rx)
 			path_rx(&p->path, now);
+		else if (s.tx_bytes - p->last_tx > (s.tx_keepalives - p->last_keepalives) * WG_MSG_DATA_MIN_LEN)
+			path_tx_data(&p->path, now);
 		else if (s.tx_bytes != p->last_tx)
 			path_tx(&p->path, now);
 		if (now >= path_deadline(&p->path))
 			path_tick(&p->path, now, &o);
 		apply(m, p, &o, before);
 	}
-	p->hs_done = false;
+	p->hs_done = p->owned_elsewhere = false;
 	p->last_rx = s.rx_bytes;
 	p->last_tx = s.tx_bytes;
+	p->last_keepalives = s.tx_keepalives;
+	p->last_initiations = s.rx_initiations;
 }
 
 const char *peerpath_name(const struct mpeer *p)
@@ -117,4 +126,23 @@ const char *peerpath_name(const struct mpeer *p)
 	if (p->relay)
 		return "direct";	/* relays are always reached directly */
 	return "relayed";
+}
+
+/* Issue 17: a keepalive is what holds both NATs' mappings open while a path
+ * is idle; it goes to direct peers and, from an agent, to its relays. */
+void peerpath_keepalive(struct meshd *m, uint32_t lifetime_alive_ms)
+{
+	uint32_t ka = path_keepalive_s(lifetime_alive_ms);
+
+	if (ka == m->keepalive_s)
+		return;
+	log_info(COMPONENT, "persistent keepalive keepalive_s=%u previous_s=%u mapping_lifetime_ms=%u", ka,
+		 m->keepalive_s, lifetime_alive_ms);
+	m->keepalive_s = ka;
+	for (size_t i = 0; i < meshd_npeers(m); i++) {
+		struct mpeer *p = meshd_peer(m, i);
+		bool on = (p->use_path && p->path.state == PATH_DIRECT) || (p->relay && p->has_relay_addr && !m->o.relay);
+		if (p->wp && on)
+			wg_peer_set_persistent_keepalive(p->wp, ka, clock_now_ns());
+	}
 }

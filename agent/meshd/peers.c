@@ -125,7 +125,7 @@ static int peer_add(struct meshd *m, const struct svc_device *d, struct mpeer **
 
 /* --relay: agents reach relays, not the other way round, and a relay learns
  * an agent's endpoint when the agent sends (roaming). After a relay restart
- * an agent with nothing to send is silent for up to a keepalive (20 s), and
+ * an agent with nothing to send is silent for up to a keepalive (10 s), and
  * forwarding to it needs an address before that: its mapping as a relay or a
  * STUN server saw it, which an endpoint-independent NAT keeps open towards the
  * relay too, since the agent keeps sending there. (A symmetric NAT does not;
@@ -163,7 +163,7 @@ static void relay_learn_addr(struct meshd *m, struct mpeer *p)
 	}
 	if (p->has_relay_addr && !had && !m->o.relay) {
 		wg_peer_set_endpoint(p->wp, &p->relay_addr);
-		wg_peer_set_persistent_keepalive(p->wp, KEEPALIVE_S, clock_now_ns());
+		wg_peer_set_persistent_keepalive(p->wp, m->keepalive_s, clock_now_ns());
 	}
 }
 

@@ -8,6 +8,17 @@ bool relay_alive(const struct relay_cand *r, uint64_t now)
 	return r->last_answer && now >= r->last_answer && now - r->last_answer < RELAY_DEAD_MS;
 }
 
+uint64_t relay_srtt(uint64_t srtt_us, uint64_t sample_us)
+{
+	if (!sample_us)
+		sample_us = 1;
+	if (!srtt_us)
+		return sample_us;
+	/* srtt + (sample - srtt) / DIV without a signed intermediate */
+	srtt_us = (srtt_us * (RELAY_SRTT_DIV - 1) + sample_us) / RELAY_SRTT_DIV;
+	return srtt_us ? srtt_us : 1;
+}
+
 /* a ranks before b: measured before unmeasured, lower RTT, lower id */
 static bool better(const struct relay_cand *a, const struct relay_cand *b)
 {

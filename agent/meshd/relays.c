@@ -34,28 +34,18 @@ static void accept_vpc(struct meshd *m, struct mpeer *r)
 		r->rx_vpc = m->vpc;
 }
 
-static uint64_t handshake_rtt_us(const struct mpeer *p)
-{
-	struct wg_peer_state s;
-
-	if (!p->wp)
-		return 0;
-	wg_peer_get_state(p->wp, &s);
-	return s.handshake_rtt_ns ? (s.handshake_rtt_ns + 999) / 1000 : 0;
-}
-
 static void use(struct meshd *m, struct mpeer *best, const struct relay_cand *c, const struct relay_cand *cur,
 		uint64_t now)
 {
 	if (m->has_vpc && wg_peer_allowed_ip_add(best->wp, &m->vpc) < 0)
 		log_warn(COMPONENT, "cannot route the VPC via relay=%s", best->name);
-	log_info(COMPONENT, "relay in use relay=%s handshake_rtt_us=%" PRIu64 " alive=%s previous=%s previous_rtt_us=%" PRIu64,
+	log_info(COMPONENT, "relay in use relay=%s srtt_us=%" PRIu64 " alive=%s previous=%s previous_srtt_us=%" PRIu64,
 		 best->name, c->rtt_us, relay_alive(c, now) ? "true" : "false",
 		 m->relay_in_use ? m->relay_in_use->name : "none", cur ? cur->rtt_us : 0);
 	m->relay_in_use = best;
 }
 
-/* the relay choice itself is relay.c's: alive, lowest handshake RTT */
+/* the relay choice itself is relay.c's: alive, lowest smoothed probe RTT */
 void relays_choose(struct meshd *m, uint64_t now)
 {
 	struct relay_cand c[DISCO_MAX_SERVERS] = { 0 };
@@ -72,8 +62,7 @@ void relays_choose(struct meshd *m, uint64_t now)
 		if (r == cur)
 			icur = n;
 		c[n].id = r->id;
-		c[n].last_answer = relays_last_answer(m, r, NULL);
-		c[n].rtt_us = handshake_rtt_us(r);
+		c[n].last_answer = relays_last_answer(m, r, NULL, &c[n].rtt_us);
 		who[n++] = r;
 	}
 	pick = relay_pick(c, n, icur, now);
@@ -88,11 +77,13 @@ void relays_choose(struct meshd *m, uint64_t now)
 				path_relay(&meshd_peer(m, i)->path, m->relay_in_use != NULL, now);
 }
 
-uint64_t relays_last_answer(const struct meshd *m, const struct mpeer *r, uint64_t *rtt_ms)
+uint64_t relays_last_answer(const struct meshd *m, const struct mpeer *r, uint64_t *rtt_ms, uint64_t *srtt_us)
 {
 	const struct disco_server *s = r->has_relay_addr ? disco_server_find(&m->disco, &r->relay_addr) : NULL;
 
 	if (rtt_ms)
 		*rtt_ms = s ? s->probe_rtt_ms : 0;
+	if (srtt_us)
+		*srtt_us = s ? s->probe_srtt_us : 0;
 	return s ? s->last_answer : 0;
 }

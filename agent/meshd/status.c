@@ -97,7 +97,7 @@ static json_t *peer_json(const struct meshd *m, const struct mpeer *p)
 {
 	struct wg_peer_state s = { 0 };
 	char tip[ADDR_STRLEN], ep[ADDR_STRLEN];
-	uint64_t probe_rtt;
+	uint64_t probe_rtt, srtt_us = 0;
 	json_t *o;
 
 	if (p->wp)
@@ -110,11 +110,14 @@ static json_t *peer_json(const struct meshd *m, const struct mpeer *p)
 	json_object_set_new(o, "endpoint", s.endpoint.sa.sa_family == AF_INET || s.endpoint.sa.sa_family == AF_INET6
 					   ? json_string(addr_format(&s.endpoint, ep, sizeof(ep)))
 					   : json_null());
-	if (p->relay && relays_last_answer(m, p, &probe_rtt))
+	if (p->relay && relays_last_answer(m, p, &probe_rtt, &srtt_us))
 		json_object_set_new(o, "rtt_ms", json_real((double)probe_rtt));
 	else
 		json_object_set_new(o, "rtt_ms", p->ping_ms >= 0 ? json_real(p->ping_ms) : json_null());
-	/* our latest answered initiation's round trip (what relays are chosen by) */
+	/* a relay's probes' smoothed round trip: what relays are chosen by */
+	if (p->relay)
+		json_object_set_new(o, "srtt_ms", srtt_us ? json_real((double)srtt_us / 1e3) : json_null());
+	/* our latest answered initiation's round trip */
 	json_object_set_new(o, "handshake_rtt_ms", s.handshake_rtt_ns ? json_real((double)s.handshake_rtt_ns / 1e6)
 									: json_null());
 	if (p->relay && !m->o.relay)

@@ -36,6 +36,7 @@ struct wg_peer {
 
 	union sockaddr_any endpoint;
 	uint64_t rx_bytes, tx_bytes;
+	uint64_t tx_keepalives, rx_initiations;
 	struct timespec last_handshake;
 	uint64_t last_sent_handshake_ns;
 	bool has_sent_handshake;
@@ -317,6 +318,7 @@ static void send_keepalive(struct wg_peer *p)
 	if (has_endpoint(p) && wg_noise_encrypt(kp, buf, 0, sizeof(buf), dev->mtu, dev->now, &len) == 0) {
 		send_now(dev, buf, len, &p->endpoint);
 		p->tx_bytes += len;
+		p->tx_keepalives++;
 		sent_authenticated(p, false);
 		keep_key_fresh_send(p, kp);
 	}
@@ -556,6 +558,8 @@ void wg_peer_get_state(const struct wg_peer *p, struct wg_peer_state *out)
 	out->rx_bytes = p->rx_bytes;
 	out->tx_bytes = p->tx_bytes;
 	out->persistent_keepalive = p->timers.persistent_keepalive_interval;
+	out->tx_keepalives = p->tx_keepalives;
+	out->rx_initiations = p->rx_initiations;
 	out->has_preshared_key = p->has_psk;
 	out->handshake_rtt_ns = p->handshake_rtt_ns;
 }
@@ -938,6 +942,7 @@ static void rx_initiation(struct wg_device *dev, struct netio_pkt *pkt)
 	p = hs->entry.peer;
 	roam(p, &pkt->addr);
 	p->rx_bytes += pkt->len;
+	p->rx_initiations++;
 	if (wg_noise_create_response(hs, &resp) == 0) {
 		wg_cookie_add_macs(&p->cookie, (uint8_t *)&resp, sizeof(resp), dev->now);
 		if (wg_noise_begin_session(hs, &p->kps, dev->now, NULL) == 0) {
@@ -1113,6 +1118,8 @@ static void rx_data(struct wg_device *dev, struct netio_pkt *pkt)
 	owner = wg_allowedips_lookup_src(dev->aips, ip, n);
 	if (owner != p && !rx_source_extra(dev, p, owner, ip)) {
 		dev->stats.rx_bad_src++;
+		if (owner && dev->ops->rx_owned_elsewhere)
+			dev->ops->rx_owned_elsewhere(dev->arg, p, owner);
 		return;
 	}
 	dev->stats.rx_data++;

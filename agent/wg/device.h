@@ -61,6 +61,12 @@ struct wg_device_ops {
 	 * wg_peer_get_state(). Called in the middle of an input call: note the
 	 * peer and act after it returns. */
 	void (*handshake_complete)(void *arg, struct wg_peer *peer);
+	/* optional: from sent an authenticated inner packet whose source
+	 * another peer, owner, holds (refused all the same, as rx_bad_src):
+	 * when from is a relay, owner's packets come through it, so owner no
+	 * longer reaches this side directly. Called in the middle of an input
+	 * call: note it and act after it returns. */
+	void (*rx_owned_elsewhere)(void *arg, struct wg_peer *from, struct wg_peer *owner);
 };
 
 /* what was dropped and why, and what the handshake path did */
@@ -92,6 +98,8 @@ struct wg_peer_state {
 	struct timespec last_handshake;	/* wall clock; zero when never */
 	uint64_t rx_bytes, tx_bytes;	/* datagram payload bytes, like the kernel */
 	uint16_t persistent_keepalive;
+	uint64_t tx_keepalives;		/* keepalives sent (each counted in tx_bytes) */
+	uint64_t rx_initiations;	/* valid handshake initiations from it (each answered) */
 	bool has_preshared_key;
 	/* our latest initiation's round trip: its latest transmission to the
 	 * response consumed (ns); 0 when none was answered yet */

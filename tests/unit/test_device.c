@@ -61,7 +61,22 @@ static void side_tun_deliver(void *arg, const struct netio_pkt *pkts, int n)
 	}
 }
 
-static const struct wg_device_ops ops = { .udp_send = side_udp_send, .tun_deliver = side_tun_deliver };
+/* inner sources refused because another peer owns them (issue 17) */
+static struct wg_peer *owned_from[4], *owned_owner[4];
+static int n_owned;
+
+static void side_owned_elsewhere(void *arg, struct wg_peer *from, struct wg_peer *owner)
+{
+	(void)arg;
+	if (n_owned < 4) {
+		owned_from[n_owned] = from;
+		owned_owner[n_owned] = owner;
+	}
+	n_owned++;
+}
+
+static const struct wg_device_ops ops = { .udp_send = side_udp_send, .tun_deliver = side_tun_deliver,
+					  .rx_owned_elsewhere = side_owned_elsewhere };
 
 /* carries what from sent (as coming from from->addr) to the side whose
  * address it was sent to, a batch per destination; returns how many */
@@ -555,6 +570,7 @@ Test(wg_device, extra_rx_source_never_a_direct_peers)
 	cr_assert_eq(wg_peer_allowed_ip_add(pr, &vpc), 0);
 	cr_assert_eq(wg_peer_allowed_ip_add(pr, &r4), 0);
 	cr_assert_eq(wg_peer_rx_source_add(peer_of(&b, &a), &vpc), 0);
+	n_owned = 0;
 	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
 		int before = b.n_tun;
 		tun_in(&a, ip, ipv4(ip, sizeof(ip), v[i].src, "100.64.0.2", 1));
@@ -563,6 +579,12 @@ Test(wg_device, extra_rx_source_never_a_direct_peers)
 	}
 	wg_device_get_stats(b.dev, &st);
 	cr_expect_eq(st.rx_bad_src, 3);
+	/* the owner is told of for C's and R's addresses, not for one nobody owns */
+	cr_assert_eq(n_owned, 2);
+	cr_expect_eq(owned_from[0], peer_of(&b, &a));
+	cr_expect_eq(owned_owner[0], pc);
+	cr_expect_eq(owned_from[1], peer_of(&b, &a));
+	cr_expect_eq(owned_owner[1], pr);
 }
 
 /* a side that lost its sessions (restart) hears of a sender still using one */

@@ -98,7 +98,7 @@ Test(path, new_ignores_everything_but_learn)
 	cr_assert_eq(o.n, 0);
 	cr_assert_eq(p.state, PATH_NEW);
 	cr_assert_eq(p.cfg.direct_timeout_ms, PATH_DIRECT_TIMEOUT_MS);
-	cr_assert_eq(p.cfg.direct_idle_ms, 60000);
+	cr_assert_eq(p.cfg.direct_idle_ms, 55000, "two 25 s keepalives and REKEY_TIMEOUT");
 }
 
 /* NEW -> CONNECTING -> RELAYED: the spray schedule and the direct timeout */
@@ -263,34 +263,49 @@ Test(path, direct_kept_alive_and_roams)
 	cr_assert_eq(p.state, PATH_DIRECT);
 }
 
-/* DIRECT -> RELAYED when nothing arrives for 3 keepalives */
-Test(path, direct_idle_falls_back_to_relay)
+/* DIRECT -> RETRYING when nothing arrives for two of the slowest peer's
+ * keepalives: traffic moves to the relay and a direct attempt starts at once
+ * (issue 17: an expired mapping comes back with the next initiations, not
+ * after the 30 s retry); if it fails, the retries back off from the base. */
+Test(path, direct_idle_retries_at_once)
 {
 	struct path_peer p;
 	struct path_out o = { 0 };
 	struct trace tr = { 0 };
 	union sockaddr_any ep = A("203.0.113.7:51820");
+	uint64_t lost = 5000 + PATH_DIRECT_IDLE_MS;
 
 	start(&p, true, NULL);
 	path_handshake(&p, &ep, 1000, &o);
 	path_rx(&p, 5000);
-	run(&p, 5000, 5000 + PATH_DIRECT_IDLE_MS - 1, &tr);
+	run(&p, 5000, lost - 1, &tr);
 	cr_assert_eq(p.state, PATH_DIRECT);
-	run(&p, 5000 + PATH_DIRECT_IDLE_MS - 1, 5000 + PATH_DIRECT_IDLE_MS, &tr);
-	cr_assert_eq(p.state, PATH_RELAYED);
+	run(&p, lost - 1, lost, &tr);
+	cr_assert_eq(p.state, PATH_RETRYING);
+	cr_assert_str_eq(path_state_public(p.state), "relayed");
 	cr_assert_eq(tr.nother, 1);
 	cr_assert_eq(tr.other[0], PATH_ACT_RELAY);
-	cr_assert_eq(tr.other_at[0], 65000);
+	cr_assert_eq(tr.other_at[0], lost);
+	cr_assert_eq(tr.nspray, 1, "the first spray goes with the fallback");
+	cr_assert_eq(tr.spray_at[0], lost);
 	cr_assert_eq(p.fallbacks, 1);
-	cr_assert_eq(path_deadline(&p), 65000 + PATH_RETRY_BASE_MS);
-	/* the retries after a lost direct path back off like the others */
-	run(&p, 65000, 65000 + 30000 + 3000, NULL);
+	/* the peer answers 400 ms later: direct again, counted as an upgrade */
+	o.n = 0;
+	run(&p, lost, lost + 400, &tr);
+	path_handshake(&p, &ep, lost + 400, &o);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	cr_assert_eq(p.upgrades, 1);
+	cr_assert_eq(o.n, 1);
+	cr_assert_eq(o.act[0].type, PATH_ACT_DIRECT);
+	/* lost again and nobody answers: relayed, retried after the base backoff */
+	lost = lost + 400 + PATH_DIRECT_IDLE_MS;
+	run(&p, lost - PATH_DIRECT_IDLE_MS, lost + PATH_DIRECT_TIMEOUT_MS, NULL);
 	cr_assert_eq(p.state, PATH_RELAYED);
-	cr_assert_eq(path_deadline(&p), 98000 + 60000);
+	cr_assert_eq(path_deadline(&p), lost + PATH_DIRECT_TIMEOUT_MS + PATH_RETRY_BASE_MS);
 }
 
-/* DIRECT -> RELAYED when what we send is not answered for a keepalive
- * interval plus REKEY_TIMEOUT, long before the idle check */
+/* DIRECT -> RETRYING when what we send is not answered for the slowest
+ * peer's keepalive interval plus REKEY_TIMEOUT, long before the idle check */
 Test(path, direct_unanswered_falls_back)
 {
 	struct path_peer p;
@@ -311,7 +326,7 @@ Test(path, direct_unanswered_falls_back)
 	run(&p, 5000, 5000 + PATH_DIRECT_UNANSWERED_MS - 1, &tr);
 	cr_assert_eq(p.state, PATH_DIRECT);
 	run(&p, 5000 + PATH_DIRECT_UNANSWERED_MS - 1, 5000 + PATH_DIRECT_UNANSWERED_MS, &tr);
-	cr_assert_eq(p.state, PATH_RELAYED);
+	cr_assert_eq(p.state, PATH_RETRYING);
 	cr_assert_eq(tr.nother, 1);
 	cr_assert_eq(tr.other[0], PATH_ACT_RELAY);
 	/* outside DIRECT sends mean nothing */
@@ -319,7 +334,27 @@ Test(path, direct_unanswered_falls_back)
 	cr_assert_eq(p.unanswered_since, 0);
 }
 
-/* DIRECT -> FAILED when the path dies and there is no relay */
+/* a keepalive from the NAT's measured mapping lifetime (issue 17) */
+Test(path, keepalive_from_lifetime)
+{
+	static const struct { uint32_t alive_ms, want_s; } t[] = {
+		{ 0, PATH_KEEPALIVE_S },		/* not measured: safe for 15 s NATs */
+		{ 1000, PATH_KEEPALIVE_MIN_S },		/* absurdly short: floored */
+		{ 9999, PATH_KEEPALIVE_MIN_S },
+		{ 14000, 7 },				/* a carrier NAT: half */
+		{ 30000, 15 },
+		{ 50000, PATH_KEEPALIVE_MAX_S },
+		{ 120000, PATH_KEEPALIVE_MAX_S },	/* RFC 4787's 2 minutes: capped */
+		{ UINT32_MAX, PATH_KEEPALIVE_MAX_S },
+	};
+
+	cr_assert_lt(PATH_KEEPALIVE_S * 1000 + 5000, 15001, "the default stands a 15 s mapping with 5 s to spare");
+	cr_assert_gt(PATH_DIRECT_UNANSWERED_MS, PATH_KEEPALIVE_MAX_S * 1000, "a slow peer's keepalive is not a dead path");
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		cr_assert_eq(path_keepalive_s(t[i].alive_ms), t[i].want_s, "alive %u ms", t[i].alive_ms);
+}
+
+/* DIRECT -> RETRYING -> FAILED when the path dies and there is no relay */
 Test(path, direct_idle_without_relay_fails)
 {
 	struct path_peer p;
@@ -330,9 +365,12 @@ Test(path, direct_idle_without_relay_fails)
 	path_handshake(&p, &ep, 10, &o);
 	o.n = 0;
 	path_tick(&p, 10 + PATH_DIRECT_IDLE_MS, &o);
-	cr_assert_eq(p.state, PATH_FAILED);
-	cr_assert_eq(o.n, 1);
+	cr_assert_eq(p.state, PATH_RETRYING);
+	cr_assert_eq(o.n, 2);
 	cr_assert_eq(o.act[0].type, PATH_ACT_RELAY);
+	cr_assert_eq(o.act[1].type, PATH_ACT_SPRAY);
+	run(&p, 10 + PATH_DIRECT_IDLE_MS, 10 + PATH_DIRECT_IDLE_MS + PATH_DIRECT_TIMEOUT_MS, NULL);
+	cr_assert_eq(p.state, PATH_FAILED);
 }
 
 /* RELAYED -> RETRYING -> RELAYED with doubling backoff up to the cap */
@@ -615,4 +653,128 @@ Test(path, addr_usable)
 		cr_expect_eq(path_addr_usable(&a, &why), v[i].usable, "%s", v[i].addr);
 		cr_expect_eq(why == NULL, v[i].usable, "%s: a reason when refused", v[i].addr);
 	}
+}
+
+/* Issue 17: data over a DIRECT path that nothing answers: one probe (a
+ * spray) after PATH_PROBE_AFTER_MS, and the path lost PATH_PROBE_TIMEOUT_MS
+ * after it, long before the 30 s check; an answered probe keeps DIRECT, and the
+ * next probe waits PATH_PROBE_EVERY_MS (a one-way flow) */
+Test(path, unanswered_data_probes_then_falls_back)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	struct trace tr = { 0 };
+	union sockaddr_any ep = A("203.0.113.7:51820");
+	uint64_t t = 10000;
+
+	start(&p, true, NULL);
+	path_handshake(&p, &ep, 1000, &o);
+	/* keepalives alone never probe */
+	path_tx(&p, t);
+	cr_assert_eq(path_deadline(&p), t + PATH_DIRECT_UNANSWERED_MS);
+	path_rx(&p, t + 50);
+	/* data answered in time: nothing */
+	path_tx_data(&p, t + 100);
+	path_rx(&p, t + 400);
+	run(&p, t + 400, t + 5000, &tr);
+	cr_assert_eq(tr.nspray, 0);
+	/* data unanswered: a probe at 1.5 s, answered by a handshake */
+	t = 20000;
+	path_tx_data(&p, t);
+	path_tx_data(&p, t + 1000);
+	cr_assert_eq(path_deadline(&p), t + PATH_PROBE_AFTER_MS);
+	run(&p, t, t + PATH_PROBE_AFTER_MS, &tr);
+	cr_assert_eq(tr.nspray, 1);
+	cr_assert_eq(tr.spray_at[0], t + PATH_PROBE_AFTER_MS);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	cr_assert_eq(p.probes, 1);
+	o.n = 0;
+	path_handshake(&p, &ep, t + PATH_PROBE_AFTER_MS + 300, &o);
+	cr_assert_eq(o.n, 0);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	/* a one-way flow: the next probe waits for PATH_PROBE_EVERY_MS */
+	path_tx_data(&p, t + PATH_PROBE_AFTER_MS + 500);
+	cr_assert_eq(path_deadline(&p), t + PATH_PROBE_AFTER_MS + PATH_PROBE_EVERY_MS);
+	run(&p, t + PATH_PROBE_AFTER_MS + 500, t + PATH_PROBE_AFTER_MS + PATH_PROBE_EVERY_MS, &tr);
+	cr_assert_eq(tr.nspray, 2);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	/* this probe is not answered: lost PATH_PROBE_TIMEOUT_MS later, retried at once */
+	t = t + PATH_PROBE_AFTER_MS + PATH_PROBE_EVERY_MS;
+	run(&p, t, t + PATH_PROBE_TIMEOUT_MS - 1, &tr);
+	cr_assert_eq(p.state, PATH_DIRECT);
+	run(&p, t + PATH_PROBE_TIMEOUT_MS - 1, t + PATH_PROBE_TIMEOUT_MS, &tr);
+	cr_assert_eq(p.state, PATH_RETRYING);
+	cr_assert_eq(tr.nother, 1);
+	cr_assert_eq(tr.other[0], PATH_ACT_RELAY);
+	cr_assert_eq(tr.nspray, 3, "the retry's first spray goes with the fallback");
+	cr_assert_eq(p.fallbacks, 1);
+}
+
+/* Issue 17: the relay forwards the peer's packets while we are DIRECT: the
+ * peer lost the path, so we lose it too and punch again at once; not in the
+ * first moments of DIRECT nor just after a direct packet */
+Test(path, owned_elsewhere)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	union sockaddr_any ep = A("203.0.113.7:51820");
+
+	start(&p, true, NULL);
+	path_handshake(&p, &ep, 1000, &o);
+	o.n = 0;
+	path_owned_elsewhere(&p, 1000 + PATH_OWNED_GRACE_MS - 1, &o);
+	cr_assert_eq(p.state, PATH_DIRECT, "the peer may still be on the relay");
+	path_rx(&p, 9000);
+	path_owned_elsewhere(&p, 9000 + PATH_OWNED_RX_MS - 1, &o);
+	cr_assert_eq(p.state, PATH_DIRECT, "its direct packet just came");
+	cr_assert_eq(o.n, 0);
+	path_owned_elsewhere(&p, 20000, &o);
+	cr_assert_eq(p.state, PATH_RETRYING);
+	cr_assert_eq(o.n, 2);
+	cr_assert_eq(o.act[0].type, PATH_ACT_RELAY);
+	cr_assert_eq(o.act[1].type, PATH_ACT_SPRAY);
+	/* outside DIRECT it means nothing */
+	o.n = 0;
+	path_owned_elsewhere(&p, 30000, &o);
+	cr_assert_eq(o.n, 0);
+	cr_assert_eq(p.state, PATH_RETRYING);
+}
+
+/* Issue 17: the yielding side goes quiet for PATH_YIELD_WAIT_MS once the
+ * peer's initiation came, so its own do not keep replacing the peer's
+ * pending handshake; the side that does not yield goes on spraying */
+Test(path, yielding_side_waits_after_the_peers_initiation)
+{
+	static const struct path_cfg yield = { .spray_delay_ms = PATH_SPRAY_YIELD_MS };
+	union sockaddr_any c[1] = { A("203.0.113.7:51820") };
+	struct path_peer p, q;
+	struct path_out o = { 0 };
+	struct trace tr = { 0 }, tq = { 0 };
+
+	path_init(&p, &yield, true, 0);
+	path_learn(&p, c, 1, 0, &o);
+	path_init(&q, &defcfg, true, 0);
+	path_learn(&q, c, 1, 0, &o);
+	run(&p, 0, 500, &tr);			/* sprays at 200 and 400 (0 + 200, 200 + 200) */
+	cr_assert_eq(tr.nspray, 2);
+	path_initiated(&p, 550);
+	cr_assert_eq(path_deadline(&p), 550 + PATH_YIELD_WAIT_MS);
+	run(&p, 500, 550 + PATH_YIELD_WAIT_MS - 1, &tr);
+	cr_assert_eq(tr.nspray, 2, "quiet while the peer completes");
+	run(&p, 550 + PATH_YIELD_WAIT_MS - 1, 550 + PATH_YIELD_WAIT_MS, &tr);
+	cr_assert_eq(tr.nspray, 3, "and spraying again if it did not");
+	/* near the end of the attempt the wait ends it instead */
+	path_initiated(&p, PATH_DIRECT_TIMEOUT_MS - 500);
+	cr_assert_eq(path_deadline(&p), PATH_DIRECT_TIMEOUT_MS);
+	run(&p, PATH_DIRECT_TIMEOUT_MS - 500, PATH_DIRECT_TIMEOUT_MS, &tr);
+	cr_assert_eq(tr.nspray, 3);
+	cr_assert_eq(p.state, PATH_RELAYED);
+	/* the side that does not yield is not held back */
+	run(&q, 0, 250, &tq);
+	uint64_t next = path_deadline(&q);
+	path_initiated(&q, 250);
+	cr_assert_eq(path_deadline(&q), next);
+	/* nor is any state but an attempt */
+	path_initiated(&p, 3500);
+	cr_assert_eq(p.state, PATH_RELAYED);
 }

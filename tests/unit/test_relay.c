@@ -1,4 +1,4 @@
-/* The relay choice: alive by probe answers, lowest handshake RTT with
+/* The relay choice: alive by probe answers, lowest smoothed probe RTT with
  * hysteresis, lowest id among equals, failover, no flapping. */
 #include <criterion/criterion.h>
 
@@ -21,7 +21,7 @@ Test(relay, pick_table)
 	static const struct {
 		const char *name;
 		uint64_t ans[3];	/* last answers of "b", "a", "c" */
-		uint64_t rtt[3];	/* handshake RTTs (us) of "b", "a", "c" */
+		uint64_t rtt[3];	/* smoothed RTTs (us) of "b", "a", "c" */
 		int current, want;	/* indexes into b, a, c */
 	} cases[] = {
 		{ "nobody answered yet: the lowest id", { 0, 0, 0 }, { 0, 0, 0 }, -1, 1 },
@@ -95,4 +95,75 @@ Test(relay, failover_time)
 	cr_assert_eq(cur, 1);
 	cr_assert_gt(moved, 8000);
 	cr_assert_leq(moved, 8000 + RELAY_DEAD_MS, "moved at %llu", (unsigned long long)moved);
+}
+
+Test(relay, srtt)
+{
+	static const struct { uint64_t srtt, sample, want; } t[] = {
+		{ 0, 40500, 40500 },		/* the first sample as it is */
+		{ 0, 0, 1 },			/* never 0: 0 means not measured */
+		{ 40500, 160500, 80500 },	/* a third of the difference */
+		{ 160500, 40500, 120500 },
+		{ 30000, 30000, 30000 },
+		{ 1, 0, 1 },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		cr_assert_eq(relay_srtt(t[i].srtt, t[i].sample), t[i].want, "srtt %llu sample %llu",
+			     (unsigned long long)t[i].srtt, (unsigned long long)t[i].sample);
+}
+
+/* Issue 17: two relays at 20 and 80 ms one way (probe round trips 40 and
+ * 160 ms) swap their delays at 31 s; probes go every RELAY_PROBE_MS, each
+ * answered one round trip later. The agent is on the near one before the
+ * swap and on the other within 10 s of it, and stays there. */
+Test(relay, follows_swapped_delays)
+{
+	struct relay_cand c[2] = { { "near", 0, 0 }, { "far", 0, 0 } };
+	uint64_t rtt_ms[2] = { 40, 160 }, moved = 0, swap = 31000;
+	int cur = -1, moves = 0;
+
+	for (uint64_t t = 0; t <= 90000; t += RELAY_PROBE_MS) {
+		if (t >= swap) {
+			rtt_ms[0] = 160;
+			rtt_ms[1] = 40;
+		}
+		for (int i = 0; i < 2; i++) {
+			c[i].last_answer = t + rtt_ms[i];
+			c[i].rtt_us = relay_srtt(c[i].rtt_us, rtt_ms[i] * 1000 + 500);
+		}
+		int next = relay_pick(c, 2, cur, t + 160);
+		if (t < swap)
+			cr_assert_eq(next, 0, "the 20 ms relay before the swap (t=%llu)", (unsigned long long)t);
+		if (cur >= 0 && next != cur) {
+			moves++;
+			moved = t + 160;
+		}
+		cur = next;
+	}
+	cr_assert_eq(cur, 1);
+	cr_assert_eq(moves, 1);
+	cr_assert_leq(moved - swap, 10000, "moved %llu ms after the swap", (unsigned long long)(moved - swap));
+}
+
+/* the same relays' probes with 30% jitter on every answer never make the
+ * agent leave the near one (smoothing plus hysteresis) */
+Test(relay, jitter_does_not_flap)
+{
+	struct relay_cand c[2] = { { "near", 0, 0 }, { "far", 0, 0 } };
+	static const int wobble[] = { 0, 30, -30, 15, -15, 30, 30, -30 };
+	int cur = -1, moves = 0;
+
+	for (uint64_t t = 0, k = 0; t <= 120000; t += RELAY_PROBE_MS, k++) {
+		uint64_t a = 40000 * (100 + wobble[k % 8]) / 100;
+		uint64_t b = 48000 * (100 - wobble[(k + 3) % 8]) / 100;
+		c[0].last_answer = c[1].last_answer = t;
+		c[0].rtt_us = relay_srtt(c[0].rtt_us, a);
+		c[1].rtt_us = relay_srtt(c[1].rtt_us, b);
+		int next = relay_pick(c, 2, cur, t);
+		if (cur >= 0 && next != cur)
+			moves++;
+		cur = next;
+	}
+	cr_expect_eq(moves, 0);
 }

@@ -42,6 +42,9 @@ static void usage(FILE *f)
 		"                         where the kernel has it)\n"
 		"  --no-tun-offload       a plain TUN: no TCP segmentation or checksum offload\n"
 		"                         from the kernel (default: on where it has them)\n"
+		"  --measure-lifetime     also measure the NAT's UDP mapping lifetime (RFC 5780\n"
+		"                         4.6, about 2.5 minutes) and keep alive at half of it\n"
+		"                         (5..25 s; default: every 10 s)\n"
 		"  --no-policy            do not enforce security groups (no nftables table\n"
 		"                         inet natmesh, no checks at a relay); the service is\n"
 		"                         told this device does not enforce\n"
@@ -376,6 +379,7 @@ static int set_opt(struct opts *o, int opt, const char *arg, enum log_format *fm
 	case 'U': o->no_tun_offload = true; return 0;
 	case 'I': o->insecure_http = true; return 0;
 	case 'P': o->no_policy = true; return 0;
+	case 'M': o->measure_lifetime = true; return 0;
 	case 'd': snprintf(o->state_dir, sizeof(o->state_dir), "%s", arg); return 0;
 	case 'S':
 		if (o->nstun >= MAX_STUN)
@@ -443,6 +447,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum log_format *fm
 		{ "no-tun-offload", no_argument, NULL, 'U' },
 		{ "insecure-http", no_argument, NULL, 'I' },
 		{ "no-policy", no_argument, NULL, 'P' },
+		{ "measure-lifetime", no_argument, NULL, 'M' },
 		{ "ifname", required_argument, NULL, 'i' },
 		{ "hostname", required_argument, NULL, 'H' },
 		{ "listen-port", required_argument, NULL, 'p' },

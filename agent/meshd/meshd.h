@@ -75,6 +75,7 @@ struct opts {
 	const char *stun[MAX_STUN];
 	int nstun;
 	bool relay, relay_only;
+	bool measure_lifetime;	/* --measure-lifetime: natd runs RFC 5780 4.6 too */
 	bool no_offload;		/* --no-udp-offload */
 	bool no_tun_offload;		/* --no-tun-offload */
 	bool insecure_http;		/* --insecure-http: an http:// service */

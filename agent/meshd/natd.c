@@ -143,11 +143,12 @@ err_sock:
 void natd_start(struct natd *d, uint64_t now)
 {
 	struct meshd *m = d->m;
-	/* the lifetime (RFC 5780 4.6, last) only matters up to twice the
-	 * longest keepalive, to the nearest 2 s: a search of about 2 minutes */
+	/* the lifetime (RFC 5780 4.6, last; with --measure-lifetime) only
+	 * matters up to twice the longest keepalive, to the nearest 2 s: a
+	 * search of about 2 minutes, so the discovery's verdict waits for it */
 	struct natdisc_cfg cfg = { .server = d->server,
 				   .tests = NATDISC_TEST_MAPPING | NATDISC_TEST_FILTERING | NATDISC_TEST_HAIRPIN |
-					    NATDISC_TEST_LIFETIME,
+					    (m->o.measure_lifetime ? NATDISC_TEST_LIFETIME : 0),
 				   .lifetime_max_ms = 2 * PATH_KEEPALIVE_MAX_S * 1000,
 				   .lifetime_res_ms = 2000 };
 	union sockaddr_any local = { 0 };

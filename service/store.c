@@ -81,6 +81,24 @@ int store_rows_json(struct store *st, sqlite3_stmt *s, row_json_fn row, const ch
 	return 0;
 }
 
+int store_row_json(struct store *st, sqlite3_stmt *s, const char *id, row_json_fn row, const char *what,
+		   json_t **out)
+{
+	int rc;
+
+	*out = NULL;
+	store_bind_text(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*out = row(s);
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE)
+		return -ENOENT;
+	if (rc != SQLITE_ROW)
+		return store_db_error(st, what);
+	return *out ? 0 : -ENOMEM;
+}
+
 struct vpc_state *store_vpc_find(const struct store *st, const char *id)
 {
 	for (struct vpc_state *v = st->vpcs; v; v = v->next)

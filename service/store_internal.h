@@ -111,6 +111,10 @@ json_t *store_time_or_null(int64_t t);
 /* every row of s, each made into JSON by row, as an array */
 typedef json_t *(*row_json_fn)(sqlite3_stmt *s);
 int store_rows_json(struct store *st, sqlite3_stmt *s, row_json_fn row, const char *what, json_t **out);
+/* the one row of s whose first parameter is id, as JSON: 0, -ENOENT, -ENOMEM
+ * or the database's error (logged with what) */
+int store_row_json(struct store *st, sqlite3_stmt *s, const char *id, row_json_fn row, const char *what,
+		   json_t **out);
 
 /* store.c: each VPC's memory state */
 struct vpc_state *store_vpc_find(const struct store *st, const char *id);

@@ -21,18 +21,7 @@ static json_t *regkey_json(sqlite3_stmt *s)
 
 int store_regkey_get(struct store *st, const char *id, json_t **out)
 {
-	sqlite3_stmt *s = store_stmt(st, S_RK_GET);
-	int rc;
-	store_bind_text(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*out = regkey_json(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
-		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return store_db_error(st, "reg-key get");
-	return *out ? 0 : -ENOMEM;
+	return store_row_json(st, store_stmt(st, S_RK_GET), id, regkey_json, "reg-key get", out);
 }
 
 int store_regkey_create(struct store *st, const struct regkey_spec *spec,

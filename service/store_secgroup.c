@@ -34,20 +34,7 @@ static json_t *secgroup_json(sqlite3_stmt *s)
 
 int store_secgroup_get(struct store *st, const char *id, json_t **out)
 {
-	sqlite3_stmt *s = store_stmt(st, S_SG_GET);
-	int rc;
-
-	*out = NULL;
-	store_bind_text(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*out = secgroup_json(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
-		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return store_db_error(st, "security group get");
-	return *out ? 0 : -ENOMEM;
+	return store_row_json(st, store_stmt(st, S_SG_GET), id, secgroup_json, "security group get", out);
 }
 
 int store_secgroup_list(struct store *st, const char *vpc_id, json_t **out)

@@ -12,18 +12,7 @@ static json_t *vpc_json(sqlite3_stmt *s)
 
 int store_vpc_get(struct store *st, const char *id, json_t **out)
 {
-	sqlite3_stmt *s = store_stmt(st, S_VPC_GET);
-	int rc;
-	store_bind_text(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*out = vpc_json(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
-		return -ENOENT;
-	if (rc != SQLITE_ROW)
-		return store_db_error(st, "vpc get");
-	return *out ? 0 : -ENOMEM;
+	return store_row_json(st, store_stmt(st, S_VPC_GET), id, vpc_json, "vpc get", out);
 }
 
 int store_vpc_create(struct store *st, const struct vpc_spec *spec, int64_t now, json_t **out)

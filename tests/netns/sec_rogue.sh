@@ -141,21 +141,10 @@ check "... and it is still no relay" test "$(api GET "/api/devices/$IDR" | jq -r
 
 # --- point 1: inner sources forged through the rogue's own tunnel --------------
 # inject SRC DST N: N UDP datagrams SRC:40000 -> DST:7777 written into the
-# rogue's interface with a raw socket (the kernel fills in the IP checksum)
+# rogue's interface (tests/netns/forge.py)
+FORGE="$(cd "$(dirname "$0")" && pwd)/forge.py"
 inject() {
-	X r1 python3 - "$1" "$2" "$3" <<-'EOF'
-	import socket, struct, sys, time
-	src, dst, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-	s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-	s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"nm-rogue")
-	payload = b"natmesh rogue"
-	udp = struct.pack("!HHHH", 40000, 7777, 8 + len(payload), 0) + payload
-	for i in range(n):
-	    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i + 1, 0, 64, 17, 0,
-	                     socket.inet_aton(src), socket.inet_aton(dst))
-	    s.sendto(ip + udp, (dst, 0))
-	    time.sleep(0.005)
-	EOF
+	X r1 python3 "$FORGE" nm-rogue "$1" "$2" "$3" rogue
 }
 # forge NS IP OTHER OTHER_IP: OTHER's address forged towards NS at IP
 forge() {

@@ -104,21 +104,10 @@ spoofed() { status "$1" '.policy.spoofed_sources'; }
 forwarded() { status relay '.relay_forwarded'; }
 
 # inject SRC DST N: N UDP datagrams SRC:40000 -> DST:7777 written into the
-# forger's interface with a raw socket (the kernel fills in the IP checksum)
+# forger's interface (tests/netns/forge.py)
+FORGE="$(cd "$(dirname "$0")" && pwd)/forge.py"
 inject() {
-	X n1 python3 - "$IFF" "$1" "$2" "$3" <<-'EOF'
-	import socket, struct, sys, time
-	dev, src, dst, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-	s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-	s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev.encode())
-	payload = b"natmesh spoof"
-	udp = struct.pack("!HHHH", 40000, 7777, 8 + len(payload), 0) + payload
-	for i in range(n):
-	    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i + 1, 0, 64, 17, 0,
-	                     socket.inet_aton(src), socket.inet_aton(dst))
-	    s.sendto(ip + udp, (dst, 0))
-	    time.sleep(0.005)
-	EOF
+	X n1 python3 "$FORGE" "$IFF" "$1" "$2" "$3" spoof
 }
 
 # forge WHAT VICTIM_NS DST FORGED_SRC FORGED_NAME COUNTER_NS: own source

@@ -230,19 +230,25 @@ poll() { # NAME TOKEN SINCE
 	POLLS+=($!)
 }
 wait_polls() { wait "${POLLS[@]}"; POLLS=(); }
+# woken NAME WHAT PATH BODY: a poll from the client's last revision waits, the
+# admin PATCHes PATH with BODY; sets OUT to the answer and MS to the wake latency
+woken() {
+	poll "$1" "$TOK_a" "$REV"
+	until_waiters 1
+	sleep 0.2
+	local t0
+	t0=$(now_ms)
+	api PATCH "$3" "$ADMIN" "$4"
+	wait_polls
+	MS=$(($(cat "$WORK/$1.t") - t0))
+	echo "# wake latency, $2: $MS ms"
+	OUT=$(cat "$WORK/$1.json")
+}
 api GET "/api/vpcs/$VPC/devices" "$TOK_a"
 REV=$(q .revision)
 
-poll hide "$TOK_a" "$REV"
-until_waiters 1
-sleep 0.2
-t0=$(now_ms)
-api PATCH "/api/security-groups/$WEB" "$ADMIN" '{"inbound_rules":[{"ip_protocol":"tcp","from_port":80,"to_port":80,"groups":["db"]}]}'
-wait_polls
-HIDE_MS=$(($(cat "$WORK/hide.t") - t0))
-echo "# wake latency, a PATCH that hides web from a client: $HIDE_MS ms"
-OUT=$(cat "$WORK/hide.json")
-check "a PATCH that hides a peer answers the waiting poll within 100 ms (took $HIDE_MS ms)" test "$HIDE_MS" -lt 100
+woken hide "a PATCH that hides web from a client" "/api/security-groups/$WEB" '{"inbound_rules":[{"ip_protocol":"tcp","from_port":80,"to_port":80,"groups":["db"]}]}'
+check "a PATCH that hides a peer answers the waiting poll within 100 ms (took $MS ms)" test "$MS" -lt 100
 check "with the hidden peer's id in deleted and not in devices" \
 	test "$(q '.full') $(q "[.deleted[] | select(. == \"$ID_b\")] | length") $(q "[.devices[].id | select(. == \"$ID_b\")] | length")" = "false 1 0"
 check "and nothing else: what the change did not touch is not sent again" \
@@ -250,30 +256,14 @@ check "and nothing else: what the change did not touch is not sent again" \
 check "and its own group, as it is now" test "$(q .security_group.id)" = "$CLIENTS"
 REV=$(q .revision)
 
-poll show "$TOK_a" "$REV"
-until_waiters 1
-sleep 0.2
-t0=$(now_ms)
-api PATCH "/api/security-groups/$WEB" "$ADMIN" '{"inbound_rules":[{"ip_protocol":"tcp","from_port":80,"to_port":80,"groups":["clients"]}]}'
-wait_polls
-SHOW_MS=$(($(cat "$WORK/show.t") - t0))
-echo "# wake latency, a PATCH that shows web to a client again: $SHOW_MS ms"
-OUT=$(cat "$WORK/show.json")
-check "a PATCH that shows a peer answers the waiting poll within 100 ms (took $SHOW_MS ms)" test "$SHOW_MS" -lt 100
+woken show "a PATCH that shows web to a client again" "/api/security-groups/$WEB" '{"inbound_rules":[{"ip_protocol":"tcp","from_port":80,"to_port":80,"groups":["clients"]}]}'
+check "a PATCH that shows a peer answers the waiting poll within 100 ms (took $MS ms)" test "$MS" -lt 100
 check "with the peer in devices, and nothing else" test "$(q '[.devices[].id] | join(" ")') $(q '.deleted | length')" = "$ID_b 0"
 REV=$(q .revision)
 
-poll move "$TOK_a" "$REV"
-until_waiters 1
-sleep 0.2
-t0=$(now_ms)
-api PATCH "/api/devices/$ID_c" "$ADMIN" '{"security_group_id":"web"}'
-wait_polls
-MOVE_MS=$(($(cat "$WORK/move.t") - t0))
-echo "# wake latency, a PATCH moving db's device to web: $MOVE_MS ms"
-OUT=$(cat "$WORK/move.json")
-check "moving a device to another group answers the poll within 100 ms (took $MOVE_MS ms), the moved one shown" \
-	test "$MOVE_MS" -lt 100 -a "$(q "[.devices[].id | select(. == \"$ID_c\")] | length")" = 1
+woken move "a PATCH moving db's device to web" "/api/devices/$ID_c" '{"security_group_id":"web"}'
+check "moving a device to another group answers the poll within 100 ms (took $MS ms), the moved one shown" \
+	test "$MS" -lt 100 -a "$(q "[.devices[].id | select(. == \"$ID_c\")] | length")" = 1
 ctl device update "$ID_c" --security-group db >/dev/null
 
 api GET "/api/security-groups/$DB" "$ADMIN"

@@ -25,6 +25,24 @@ for b in "$TR" "$STUN"; do
 done
 HAVE_TSHARK=$(command -v tshark)
 # tcheck: a check whose expectation comes from tshark, skipped without it
+# reach_and_report NAME WHAT IP TRIES DIR: A pings IP through the tunnel (up
+# to TRIES seconds, then 3 more), the captures stop, and traversal-report
+# reads DIR into $RP_TMP/NAME.txt and NAME.json
+reach_and_report() {
+  local ok=0 i rc
+  for i in $(seq "$4"); do
+    nsx "$P-a" ping -c 1 -W 1 "$3" >/dev/null 2>&1 && { ok=1; break; }
+  done
+  nsx "$P-a" ping -c 3 -i 0.2 "$3" >/dev/null 2>&1
+  sleep 0.3
+  rp_stop_captures
+  check "$1: $2" test $ok = 1
+  "$TR" "$5" >"$RP_TMP/$1.txt" 2>&1; rc=$?
+  "$TR" --json "$5" >"$RP_TMP/$1.json" 2>"$RP_TMP/$1.err"
+  check "$1: traversal-report exits 0 ($rc)" test $rc = 0
+  sed 's/^/# /' "$RP_TMP/$1.txt"
+}
+
 tcheck() {
   if [ -n "$HAVE_TSHARK" ]; then check "$@"; else skip "$1 (tshark is not installed)"; fi
 }
@@ -92,19 +110,7 @@ nsx "$P-a" wg set "${W}a" peer "$(pub c)" allowed-ips 10.99.0.4/32 endpoint 203.
 nsx "$P-a" timeout 5 turnutils_stunclient -p 3478 203.0.113.4 >"$RP_TMP/stunclient-a.log" 2>&1
 nsx "$P-a" ping -c 1 -W 1 10.99.0.4 >/dev/null 2>&1
 nsx "$P-a" wg set "${W}a" peer "$(pub c)" endpoint 203.0.113.4:51820
-ok=0
-for i in $(seq 20); do
-  nsx "$P-a" ping -c 1 -W 1 10.99.0.4 >/dev/null 2>&1 && { ok=1; break; }
-done
-nsx "$P-a" ping -c 3 -i 0.2 10.99.0.4 >/dev/null 2>&1
-sleep 0.3
-rp_stop_captures
-check "direct: A reaches C through the tunnel" test $ok = 1
-
-"$TR" "$D" >"$RP_TMP/direct.txt" 2>&1; rc=$?
-"$TR" --json "$D" >"$RP_TMP/direct.json" 2>"$RP_TMP/direct.err"
-check "direct: traversal-report exits 0 ($rc)" test $rc = 0
-cat "$RP_TMP/direct.txt" | sed 's/^/# /'
+reach_and_report direct "A reaches C through the tunnel" 10.99.0.4 20 "$D"
 check "direct: pair A <-> C is direct with winning candidate 203.0.113.4:51820" \
   grep -q "direct, winning candidate 203.0.113.4:51820 (A -> B), first data at" "$RP_TMP/direct.txt"
 check "direct: the dead candidate 203.0.113.99:51820 is listed as unanswered" \
@@ -175,19 +181,7 @@ nsx "$P-a" ping -c 1 -W 1 10.99.0.2 >/dev/null 2>&1
 # give up on direct: B's tunnel address moves to the relay
 nsx "$P-a" wg set "${W}a" peer "$(pub b)" remove
 nsx "$P-a" wg set "${W}a" peer "$(pub r)" allowed-ips 10.99.0.2/32,10.99.0.3/32
-ok=0
-for i in $(seq 10); do
-  nsx "$P-a" ping -c 1 -W 1 10.99.0.2 >/dev/null 2>&1 && { ok=1; break; }
-done
-nsx "$P-a" ping -c 3 -i 0.2 10.99.0.2 >/dev/null 2>&1
-sleep 0.3
-rp_stop_captures
-check "relayed: A reaches B through R" test $ok = 1
-
-"$TR" "$R" >"$RP_TMP/relayed.txt" 2>&1; rc=$?
-"$TR" --json "$R" >"$RP_TMP/relayed.json" 2>"$RP_TMP/relayed.err"
-check "relayed: traversal-report exits 0 ($rc)" test $rc = 0
-cat "$RP_TMP/relayed.txt" | sed 's/^/# /'
+reach_and_report relayed "A reaches B through R" 10.99.0.2 10 "$R"
 check "relayed: pair 10.0.1.2:51820 <-> 10.0.2.2:51820 is relayed" \
   grep -q "^pair 10.0.1.2:51820 <-> 10.0.2.2:51820: relayed" "$RP_TMP/relayed.txt"
 check "relayed: the relay is R 203.0.113.3:51820" \

@@ -193,3 +193,17 @@ dump_logs() {
 	local f
 	for f in "$T"/*.log; do echo "# --- $(basename "$f")"; tail -n 40 "$f" | sed 's/^/# /'; done
 }
+
+# throwaway_ca: a CA and a certificate for the service at 203.0.113.1 in $T
+# (ca.pem, svc.pem, svc.key); points API at https and CA at the CA
+throwaway_ca() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" \
+		-out "$T/ca.pem" -days 2 -subj /CN=nmt-ca >/dev/null 2>&1 &&
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/svc.key" \
+		-out "$T/svc.csr" -subj /CN=203.0.113.1 >/dev/null 2>&1 &&
+	printf 'subjectAltName=IP:203.0.113.1\n' >"$T/ext" &&
+	openssl x509 -req -in "$T/svc.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
+		-out "$T/svc.pem" -days 2 -extfile "$T/ext" >/dev/null 2>&1 || return 1
+	API=https://203.0.113.1:8080
+	CA=$T/ca.pem
+}

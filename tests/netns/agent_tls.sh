@@ -15,15 +15,7 @@ need meshd meshsvc meshstun
 command -v openssl >/dev/null || { skip "openssl is not installed"; exit 0; }
 
 if ! setup; then not_ok "topology"; exit 1; fi
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" \
-	-out "$T/ca.pem" -days 2 -subj /CN=nmt-ca >/dev/null 2>&1 &&
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/svc.key" \
-	-out "$T/svc.csr" -subj /CN=203.0.113.1 >/dev/null 2>&1 &&
-printf 'subjectAltName=IP:203.0.113.1\n' >"$T/ext" &&
-openssl x509 -req -in "$T/svc.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
-	-out "$T/svc.pem" -days 2 -extfile "$T/ext" >/dev/null 2>&1 || { not_ok "throwaway CA"; exit 1; }
-API=https://203.0.113.1:8080
-CA=$T/ca.pem
+throwaway_ca || { not_ok "throwaway CA"; exit 1; }
 start_service --tls-cert "$T/svc.pem" --tls-key "$T/svc.key" || { not_ok "meshsvc starts with TLS"; dump_logs; exit 1; }
 start_stun || { not_ok "meshstun starts"; exit 1; }
 make_vpc || { not_ok "VPC and registration key over HTTPS"; dump_logs; exit 1; }

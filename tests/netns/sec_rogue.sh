@@ -38,15 +38,7 @@ done
 PING_COUNT=${PING_COUNT:-200}	# -i 0.1: 20 s, about three times the attacks
 
 if ! setup; then not_ok "topology"; exit 1; fi
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/ca.key" \
-	-out "$T/ca.pem" -days 2 -subj /CN=nmt-ca >/dev/null 2>&1 &&
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/svc.key" \
-	-out "$T/svc.csr" -subj /CN=203.0.113.1 >/dev/null 2>&1 &&
-printf 'subjectAltName=IP:203.0.113.1\n' >"$T/ext" &&
-openssl x509 -req -in "$T/svc.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
-	-out "$T/svc.pem" -days 2 -extfile "$T/ext" >/dev/null 2>&1 || { not_ok "throwaway CA"; exit 1; }
-API=https://203.0.113.1:8080
-CA=$T/ca.pem
+throwaway_ca || { not_ok "throwaway CA"; exit 1; }
 start_service --tls-cert "$T/svc.pem" --tls-key "$T/svc.key" || { not_ok "meshsvc starts"; dump_logs; exit 1; }
 start_stun || { not_ok "meshstun starts"; dump_logs; exit 1; }
 make_vpc || { not_ok "VPC and registration key"; dump_logs; exit 1; }

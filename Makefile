@@ -196,4 +196,4 @@ clean:
 # objects made by pattern rules are kept, so a second `make fuzz` does nothing
 .SECONDARY:
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -14,7 +14,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: meshctl [--service URL] [--token-file FILE] [--ca FILE] [--insecure-http]\n"
 		   "               [-o table|json] COMMAND ...\n"
 		   "\n"
-		   "  --service URL      meshsvc's address, e.g. https://svc.example:8080 (env MESHCTL_SERVICE)\n"
+		   "  --service URL      meshsvc's address, e.g. https://svc.example:8080 (env MESHCTL_SERVICE);\n"
+		   "                     several replicas: repeat it or a comma list, tried in order\n"
 		   "  --token-file FILE  the admin token (meshsvc writes it on first start; env MESHCTL_TOKEN_FILE)\n"
 		   "  --ca FILE          CA certificate(s) to trust for HTTPS\n"
 		   "  --insecure-http    allow an http:// service URL (the admin token then\n"
@@ -110,24 +111,32 @@ out:
 
 /* 0 to go on, else the exit status: the admin token must not travel in
  * clear unless --insecure-http says so (and then a warning says it does) */
-static int check_service(const char *url, bool insecure_http)
+static int check_service(const char *list, bool insecure_http)
 {
-	switch (svcurl_scheme(url)) {
+	struct svcurl_list l;
+	char why[256];
+	size_t bad;
+
+	if (svcurl_split(list, &l, why, sizeof(why)) < 0) {
+		fprintf(stderr, "meshctl: bad --service: %s\n", why);
+		return 2;
+	}
+	switch (svcurl_list_scheme(&l, &bad)) {
 	case SVCURL_HTTPS:
 		return 0;
 	case SVCURL_HTTP:
 		if (insecure_http) {
 			fprintf(stderr, "meshctl: warning: the service URL %s is not encrypted (--insecure-http): "
-				"the admin token travels in clear\n", url);
+				"the admin token travels in clear\n", l.url[bad]);
 			return 0;
 		}
 		fprintf(stderr, "meshctl: the service URL %s is not encrypted: the admin token would travel in clear; "
-			"use https://, or --insecure-http to allow it\n", url);
+			"use https://, or --insecure-http to allow it\n", l.url[bad]);
 		return 2;
 	case SVCURL_OTHER:
 		break;
 	}
-	fprintf(stderr, "meshctl: bad --service: %s (https://HOST:PORT)\n", url);
+	fprintf(stderr, "meshctl: bad --service: %s (https://HOST:PORT)\n", l.url[bad]);
 	return 2;
 }
 
@@ -143,6 +152,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ctl ctl = { .service = getenv("MESHCTL_SERVICE"), .token_file = getenv("MESHCTL_TOKEN_FILE") };
+	static char services[SVCURL_LIST_LEN];	/* every --service, comma-joined */
 	bool insecure_http = false;
 	int opt, rc;
 
@@ -152,7 +162,14 @@ int main(int argc, char **argv)
 	/* "+": stop at the command; its own options follow it */
 	while ((opt = getopt_long(argc, argv, "+o:h", longopts, NULL)) != -1) {
 		switch (opt) {
-		case 's': ctl.service = optarg; break;
+		case 's':
+			if (svcurl_append(services, sizeof(services), optarg) < 0) {
+				fprintf(stderr, "meshctl: --service: the URLs are longer than %zu bytes in all\n",
+					sizeof(services) - 1);
+				return 2;
+			}
+			ctl.service = services;
+			break;
 		case 't': ctl.token_file = optarg; break;
 		case 'c': ctl.ca = optarg; break;
 		case 'I': insecure_http = true; break;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "meshctl.h"
+#include "svcurl.h"
 
 #define ANSWER_MAX (64 * 1024 * 1024)
 
@@ -62,35 +63,27 @@ static int read_token(const char *path, char *out, size_t len)
 	return 0;
 }
 
-int service_request(const struct ctl *ctl, const char *method, const char *path, json_t *body,
-		    json_t **out)
+/* One request to the replica at base. 0 with *out; 1 when this replica
+ * failed (no connection, a timeout, a 5xx: another may answer; why says
+ * what happened); -1 when the service refused (said on stderr). */
+static int request_one(const struct ctl *ctl, const char *base, const char *token, const char *method,
+		       const char *path, const char *text, json_t **out, char *why, size_t whylen)
 {
-	char token[256], auth[300], url[2048], err[CURL_ERROR_SIZE] = "";
+	char auth[300], url[2048], err[CURL_ERROR_SIZE] = "";
 	struct curl_slist *hdrs = NULL;
 	struct buf ans = { 0 };
-	char *text = NULL;
 	long status = 0;
 	CURLcode cc;
 	CURL *c;
 	int rc = -1;
 
-	*out = NULL;
-	if (!ctl->service || !ctl->token_file) {
-		fprintf(stderr, "meshctl: give --service URL and --token-file FILE (or MESHCTL_SERVICE, MESHCTL_TOKEN_FILE)\n");
-		return -1;
-	}
-	if (read_token(ctl->token_file, token, sizeof(token)) < 0)
-		return -1;
-	snprintf(url, sizeof(url), "%s%s", ctl->service, path);
-	if (strlen(ctl->service) && ctl->service[strlen(ctl->service) - 1] == '/')
-		snprintf(url, sizeof(url), "%.*s%s", (int)strlen(ctl->service) - 1, ctl->service, path);
+	snprintf(url, sizeof(url), "%s%s", base, path);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
 	if (!(c = curl_easy_init()))
 		return -1;
 	hdrs = curl_slist_append(hdrs, auth);
 	hdrs = curl_slist_append(hdrs, "Accept: application/json");
-	if (body) {
-		text = json_dumps(body, JSON_COMPACT);
+	if (text) {
 		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
 	}
@@ -101,12 +94,14 @@ int service_request(const struct ctl *ctl, const char *method, const char *path,
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &ans);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, err);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (ctl->ca)
 		curl_easy_setopt(c, CURLOPT_CAINFO, ctl->ca);
 	cc = curl_easy_perform(c);
 	if (cc != CURLE_OK) {
-		fprintf(stderr, "meshctl: cannot reach %s: %s\n", ctl->service, err[0] ? err : curl_easy_strerror(cc));
+		snprintf(why, whylen, "cannot reach %s: %s", base, err[0] ? err : curl_easy_strerror(cc));
+		rc = 1;
 		goto out;
 	}
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -114,9 +109,14 @@ int service_request(const struct ctl *ctl, const char *method, const char *path,
 	if (status < 200 || status > 299) {
 		const char *msg = json_string_value(json_object_get(j, "error"));
 		const char *field = json_string_value(json_object_get(j, "field"));
-		fprintf(stderr, "meshctl: %s %s: HTTP %ld: %s%s%s%s\n", method, path, status,
-			msg ? msg : "no explanation", field ? " (field " : "", field ? field : "", field ? ")" : "");
+		snprintf(why, whylen, "%s %s: HTTP %ld: %s%s%s%s", method, path, status,
+			 msg ? msg : "no explanation", field ? " (field " : "", field ? field : "", field ? ")" : "");
 		json_decref(j);
+		if (status >= 500) {
+			rc = 1;
+			goto out;
+		}
+		fprintf(stderr, "meshctl: %s\n", why);
 		goto out;
 	}
 	if (ans.len && !j) {
@@ -126,11 +126,46 @@ int service_request(const struct ctl *ctl, const char *method, const char *path,
 	*out = j;
 	rc = 0;
 out:
-	memset(token, 0, sizeof(token));
 	memset(auth, 0, sizeof(auth));
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
-	free(text);
 	free(ans.data);
 	return rc;
+}
+
+/* The request to the replicas in the order given (--service repeated or a
+ * comma list): the next one is tried when one fails; a refusal is final. */
+int service_request(const struct ctl *ctl, const char *method, const char *path, json_t *body,
+		    json_t **out)
+{
+	struct svcurl_list l;
+	char token[256], why[512] = "";
+	char *text = NULL;
+	int rc = -1;
+
+	*out = NULL;
+	if (!ctl->service || !ctl->token_file) {
+		fprintf(stderr, "meshctl: give --service URL and --token-file FILE (or MESHCTL_SERVICE, MESHCTL_TOKEN_FILE)\n");
+		return -1;
+	}
+	if (svcurl_split(ctl->service, &l, why, sizeof(why)) < 0) {
+		fprintf(stderr, "meshctl: bad --service: %s\n", why);
+		return -1;
+	}
+	if (read_token(ctl->token_file, token, sizeof(token)) < 0)
+		return -1;
+	if (body)
+		text = json_dumps(body, JSON_COMPACT);
+	for (size_t i = 0; i < l.n; i++) {
+		rc = request_one(ctl, l.url[i], token, method, path, text, out, why, sizeof(why));
+		if (rc != 1)
+			break;
+		if (i + 1 < l.n)
+			fprintf(stderr, "meshctl: %s; trying %s\n", why, l.url[i + 1]);
+		else
+			fprintf(stderr, "meshctl: %s\n", why);
+	}
+	memset(token, 0, sizeof(token));
+	free(text);
+	return rc == 0 ? 0 : -1;
 }

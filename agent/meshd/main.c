@@ -23,7 +23,8 @@ static void usage(FILE *f)
 		"The natmesh agent: a WireGuard interface (userspace data plane) whose peers\n"
 		"come from meshsvc; direct tunnels through NATs, relay fallback and upgrade.\n"
 		"\n"
-		"  --service URL          meshsvc base URL (https://host:port)\n"
+		"  --service URL          meshsvc base URL (https://host:port); several replicas:\n"
+		"                         repeat it or give a comma list (failover in order)\n"
 		"  --reg-key-file F       file holding the registration key (mode 0600 or stricter)\n"
 		"  --ca F                 CA bundle to verify the service with\n"
 		"  --insecure-http        allow an http:// service URL (the registration key\n"
@@ -364,13 +365,63 @@ static int parse_num(const char *s, long min, long max, long *out)
 	return 0;
 }
 
+/* the least safe scheme among the (checked) replicas' URLs */
+static enum svcurl_scheme service_scheme(const char *list)
+{
+	struct svcurl_list l;
+	char why[256];
+	size_t which;
+
+	if (svcurl_split(list, &l, why, sizeof(why)) < 0)
+		return SVCURL_OTHER;
+	return svcurl_list_scheme(&l, &which);
+}
+
+/* the replicas' URLs: each well formed, each encrypted unless
+ * --insecure-http; 0 to go on, else the exit status */
+static int check_services(const struct opts *o)
+{
+	struct svcurl_list l;
+	char why[256];
+	size_t bad;
+
+	if (svcurl_split(o->service, &l, why, sizeof(why)) < 0) {
+		fprintf(stderr, "meshd: bad --service: %s\n", why);
+		return 2;
+	}
+	switch (svcurl_list_scheme(&l, &bad)) {
+	case SVCURL_HTTPS:
+		return 0;
+	case SVCURL_HTTP:
+		if (o->insecure_http)
+			return 0;
+		fprintf(stderr, "meshd: the service URL %s is not encrypted: the registration key and the device token "
+			"would travel in clear; use https://, or --insecure-http to allow it\n", l.url[bad]);
+		return 2;
+	case SVCURL_OTHER:
+		break;
+	}
+	fprintf(stderr, "meshd: bad --service: %s (https://HOST:PORT)\n", l.url[bad]);
+	return 2;
+}
+
+/* every --service, comma-joined: the replicas in the order given */
+static char service_list[SVCURL_LIST_LEN];
+
 /* one option into o; 0, or the exit status when it was refused */
 static int set_opt(struct opts *o, int opt, const char *arg, enum log_format *fmt)
 {
 	long v;
 
 	switch (opt) {
-	case 's': o->service = arg; return 0;
+	case 's':
+		if (svcurl_append(service_list, sizeof(service_list), arg) < 0) {
+			fprintf(stderr, "meshd: --service: the URLs are longer than %zu bytes in all\n",
+				sizeof(service_list) - 1);
+			return 2;
+		}
+		o->service = service_list;
+		return 0;
 	case 'k': o->reg_key_file = arg; return 0;
 	case 'c': o->ca = arg; return 0;
 	case 'r': o->relay = true; return 0;
@@ -481,19 +532,8 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum log_format *fm
 		fprintf(stderr, "meshd: --service and --reg-key-file are required (see --help)\n");
 		return 2;
 	}
-	switch (svcurl_scheme(o->service)) {
-	case SVCURL_HTTPS:
-		break;
-	case SVCURL_HTTP:
-		if (o->insecure_http)
-			break;
-		fprintf(stderr, "meshd: the service URL %s is not encrypted: the registration key and the device token "
-			"would travel in clear; use https://, or --insecure-http to allow it\n", o->service);
-		return 2;
-	case SVCURL_OTHER:
-		fprintf(stderr, "meshd: bad --service: %s (https://HOST:PORT)\n", o->service);
-		return 2;
-	}
+	if ((rc = check_services(o)) != 0)
+		return rc;
 	set_defaults(o);
 	return -1;
 }
@@ -508,7 +548,7 @@ int main(int argc, char **argv)
 	if ((rc = parse_opts(argc, argv, &m.o, &fmt, &level)) >= 0)
 		return rc;
 	log_setup(fmt, level);
-	if (svcurl_scheme(m.o.service) == SVCURL_HTTP)
+	if (service_scheme(m.o.service) == SVCURL_HTTP)
 		log_warn(COMPONENT, "the service URL is not encrypted (--insecure-http): the registration key "
 			 "and the device token travel in clear url=%s", m.o.service);
 	signal(SIGPIPE, SIG_IGN);

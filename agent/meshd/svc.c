@@ -15,12 +15,13 @@
 #include "log.h"
 #include "svc.h"
 #include "svchttp.h"
+#include "svcurl.h"
 
 #define TOKEN_MAX 128
 
 struct svc {
 	struct svc_cfg cfg;
-	char url[512];
+	struct svcurl_list urls;	/* the replicas, in the order given */
 	char ca_file[512];
 	char reg_key[256];
 	char token_file[512];
@@ -42,6 +43,7 @@ struct svc {
 	bool legacy_policy;	/* the service refused enforces_policy: leave it out */
 	bool reachable;
 	bool outage_logged;
+	size_t cur;		/* the replica in use: requests stick to it */
 	struct svc_event *head, *tail;
 
 	pthread_t writer, poller;
@@ -120,6 +122,40 @@ bool svc_reachable(struct svc *s)
 	return r;
 }
 
+static size_t current(struct svc *s)
+{
+	size_t i;
+
+	pthread_mutex_lock(&s->mu);
+	i = s->cur;
+	pthread_mutex_unlock(&s->mu);
+	return i;
+}
+
+/* the replica in use */
+static const char *cur_url(struct svc *s)
+{
+	return s->urls.url[current(s)];
+}
+
+/* replica i failed: the next one in the list is used from now on (unless
+ * the other thread has moved on already) */
+static void fail_over(struct svc *s, size_t i, const char *why)
+{
+	size_t next = (i + 1) % s->urls.n;
+	bool moved = false;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->cur == i) {
+		s->cur = next;
+		moved = true;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (moved)
+		log_warn("svc", "service replica failed url=%s reason=\"%s\" next=%s", s->urls.url[i], why,
+			 s->urls.url[next]);
+}
+
 /* one line per outage, not per retry */
 static void note_result(struct svc *s, bool ok, const char *what)
 {
@@ -140,10 +176,10 @@ static void note_result(struct svc *s, bool ok, const char *what)
 	pthread_mutex_unlock(&s->mu);
 	if (ev) {
 		if (ok)
-			log_info("svc", "service reachable url=%s", s->url);
+			log_info("svc", "service reachable url=%s", cur_url(s));
 		else
 			log_warn("svc", "service unreachable url=%s reason=\"%s\" (retrying with backoff)",
-				 s->url, what);
+				 cur_url(s), what);
 		post(s, ev);
 	}
 }
@@ -191,13 +227,35 @@ static bool stopping_cb(void *arg)
 	return stopping(arg);
 }
 
+/* One request, to the replica in use; with several, a transport failure
+ * (no connection, a reset, a timeout) or a 5xx moves to the next replica
+ * and the request is sent again there at once, each replica once. A long
+ * poll sent again carries the same revision, so it resumes where it was. */
 static int http(struct svc *s, const char *method, const char *path, const char *bearer,
 		const json_t *body, long timeout_ms, long *status, json_t **out,
 		char *why, size_t whylen)
 {
-	const struct svchttp h = { .base = s->url, .ca_file = s->ca_file, .stopping = stopping_cb, .arg = s };
+	struct svchttp h = { .ca_file = s->ca_file, .stopping = stopping_cb, .arg = s,
+			     .connect_timeout_ms = s->urls.n > 1 ? SVC_FAILOVER_CONNECT_MS : 0 };
+	int rc = -EIO;
 
-	return svchttp_request(&h, method, path, bearer, body, timeout_ms, status, out, why, whylen);
+	for (size_t tries = 0; tries < s->urls.n; tries++) {
+		size_t i = current(s);
+		char what[160];
+
+		h.base = s->urls.url[i];
+		rc = svchttp_request(&h, method, path, bearer, body, timeout_ms, status, out, why, whylen);
+		if (tries + 1 == s->urls.n || stopping(s) || !(rc == -EIO || (rc == 0 && *status >= 500)))
+			break;
+		if (rc == -EIO)
+			snprintf(what, sizeof(what), "%s", why);
+		else
+			snprintf(what, sizeof(what), "HTTP %ld %s", *status, svchttp_error_text(*out));
+		json_decref(*out);
+		*out = NULL;
+		fail_over(s, i, what);
+	}
+	return rc;
 }
 
 /* A meshsvc from before NAT findings per family refuses the nat object's
@@ -217,7 +275,7 @@ static bool legacy_nat_refusal(struct svc *s, long status, const json_t *ans)
 	pthread_mutex_unlock(&s->mu);
 	if (first)
 		log_warn("svc", "the service does not know NAT findings per family (an older meshsvc): "
-			 "reporting the IPv4 ones, else the IPv6 ones, alone url=%s", s->url);
+			 "reporting the IPv4 ones, else the IPv6 ones, alone url=%s", cur_url(s));
 	return first;
 }
 
@@ -238,7 +296,7 @@ static bool legacy_policy_refusal(struct svc *s, long status, const json_t *ans)
 	pthread_mutex_unlock(&s->mu);
 	if (first)
 		log_warn("svc", "the service does not know enforces_policy (it predates security groups): "
-			 "registering without it url=%s", s->url);
+			 "registering without it url=%s", cur_url(s));
 	return first;
 }
 
@@ -541,7 +599,7 @@ static void *writer_main(void *arg)
 			failures = 0;
 			note_result(s, true, "");
 			if (!registered)
-				log_info("svc", "registered url=%s", s->url);
+				log_info("svc", "registered url=%s", cur_url(s));
 			continue;
 		}
 		if (stopping(s))
@@ -685,10 +743,11 @@ void svc_set_report(struct svc *s, const struct svc_report *r)
 int svc_new(const struct svc_cfg *cfg, const struct svc_report *first, struct svc **out)
 {
 	struct svc *s;
+	char why[256];
 	int fds[2], rc;
 
 	*out = NULL;
-	if (!cfg->url || !cfg->reg_key || strlen(cfg->url) >= sizeof(s->url) ||
+	if (!cfg->url || !cfg->reg_key ||
 	    strlen(cfg->reg_key) >= sizeof(((struct svc *)0)->reg_key) ||
 	    (cfg->token_file && strlen(cfg->token_file) >= sizeof(s->token_file)) ||
 	    (cfg->ca_file && strlen(cfg->ca_file) >= sizeof(s->ca_file)))
@@ -696,9 +755,11 @@ int svc_new(const struct svc_cfg *cfg, const struct svc_report *first, struct sv
 	if (!(s = calloc(1, sizeof(*s))))
 		return -ENOMEM;
 	s->cfg = *cfg;
-	snprintf(s->url, sizeof(s->url), "%s", cfg->url);
-	while (strlen(s->url) && s->url[strlen(s->url) - 1] == '/')
-		s->url[strlen(s->url) - 1] = 0;
+	if (svcurl_split(cfg->url, &s->urls, why, sizeof(why)) < 0) {
+		log_error("svc", "bad service URL list: %s", why);
+		free(s);
+		return -EINVAL;
+	}
 	snprintf(s->ca_file, sizeof(s->ca_file), "%s", cfg->ca_file ? cfg->ca_file : "");
 	snprintf(s->reg_key, sizeof(s->reg_key), "%s", cfg->reg_key);
 	snprintf(s->token_file, sizeof(s->token_file), "%s", cfg->token_file ? cfg->token_file : "");
@@ -706,7 +767,7 @@ int svc_new(const struct svc_cfg *cfg, const struct svc_report *first, struct sv
 	if ((rc = token_load(s)) < 0)
 		goto err_free;
 	snprintf(s->os, sizeof(s->os), "%s", cfg->os ? cfg->os : "linux");
-	s->cfg.url = s->url;
+	s->cfg.url = NULL;	/* the list is in urls */
 	s->cfg.reg_key = s->reg_key;
 	s->cfg.ca_file = NULL;
 	s->cfg.os = s->os;

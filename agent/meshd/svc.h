@@ -36,10 +36,15 @@ enum {
 	SVC_BACKOFF_MIN_MS = 500,
 	SVC_BACKOFF_MAX_MS = 30000,
 	SVC_MAX_ANSWER = 8 << 20,	/* a larger answer is refused */
+	/* with several replicas, one that does not accept a connection in
+	 * this long is given up for the next (issue 20: failover within 2 s) */
+	SVC_FAILOVER_CONNECT_MS = 1500,
 };
 
 struct svc_cfg {
-	const char *url;		/* "https://host:port" (no trailing slash needed) */
+	const char *url;		/* "https://host:port" (no trailing slash needed),
+					 * or several replicas' URLs comma-separated: requests
+					 * stick to one and move to the next when it fails */
 	const char *ca_file;		/* NULL: the system's CAs */
 	const char *reg_key;		/* the registration key (bearer) */
 	const char *token_file;		/* keeps the device token across restarts

@@ -12,6 +12,7 @@
 struct svchttp {
 	const char *base;		/* "https://host:port", no trailing slash */
 	const char *ca_file;		/* "" or NULL: the system's CAs */
+	long connect_timeout_ms;	/* 0: 5 s */
 	bool (*stopping)(void *arg);	/* true: abort the transfer */
 	void *arg;
 };

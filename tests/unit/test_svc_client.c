@@ -32,8 +32,10 @@ struct fake {
 	bool groups;			/* answers carry this device's security group */
 	atomic_bool refuse_tokens;	/* answer registrations with a device token 401 */
 	atomic_bool refuse_relay;	/* ... 403 naming the field relay */
+	atomic_bool down;		/* answer everything 503, as a replica without its database */
 	/* what it saw */
-	atomic_int registrations, polls, patches, nat_refusals, policy_refusals;
+	atomic_int registrations, polls, patches, nat_refusals, policy_refusals, refused;
+	char last_poll[256];		/* the request line of the last poll answered */
 	char last_patch[4096];
 	char last_reg[4096];
 	char reg_auth[256];
@@ -111,6 +113,11 @@ static void serve(struct fake *f, int fd)
 	if (read_request(fd, buf, sizeof(buf), &body) < 0)
 		return;
 	auth = strcasestr(buf, "Authorization: Bearer ");
+	if (atomic_load(&f->down)) {
+		atomic_fetch_add(&f->refused, 1);
+		reply(fd, 503, "{\"error\":\"the database is unavailable\"}");
+		return;
+	}
 	if (!strncmp(buf, "POST /api/devices ", 18) || !strncmp(buf, "PATCH /api/devices/self ", 24)) {
 		if (old_nat_refusal(f, fd, body))
 			return;
@@ -167,6 +174,9 @@ static void serve(struct fake *f, int fd)
 			reply(fd, 503, "{\"error\":\"busy\"}");
 			return;
 		}
+		pthread_mutex_lock(&f->mu);
+		snprintf(f->last_poll, sizeof(f->last_poll), "%.*s", (int)strcspn(buf, "\r"), buf);
+		pthread_mutex_unlock(&f->mu);
 		/* the group changes (revision 2) once the devices stop changing */
 		if (f->groups)
 			snprintf(sg, sizeof(sg), ",\"security_group\":{\"id\":\"sg1\",\"revision\":%d}",
@@ -529,4 +539,52 @@ Test(svc, security_group_and_no_policy, .timeout = 30)
 Test(svc, no_policy_with_a_service_without_groups, .timeout = 30)
 {
 	groups_run(true);
+}
+
+/* three replicas: the first refuses connections, the second answers 503
+ * (no database): the client registers and polls on the third; when that
+ * one fails, it moves on to the second, now well, and its long poll
+ * resumes there from the revision it had */
+Test(svc, replicas_fail_over, .timeout = 30)
+{
+	struct fake a = { 0 }, b = { 0 };
+	struct svc_cfg cfg = { .reg_key = "nmreg_secret", .os = "linux", .poll_wait_s = 1 };
+	struct svc_event *ev;
+	struct svc *s;
+	char url[160], line[256] = "";
+
+	atomic_store(&a.down, true);
+	fake_start(&a);
+	fake_start(&b);
+	keys(&cfg);
+	snprintf(url, sizeof(url), "http://127.0.0.1:1,http://127.0.0.1:%u/,http://127.0.0.1:%u", a.port, b.port);
+	cfg.url = url;
+	cr_assert_eq(svc_new(&cfg, NULL, &s), 0);
+	ev = wait_event(s, SVC_EV_REGISTERED, 10000);
+	cr_assert_not_null(ev, "registered through the third replica");
+	svc_event_free(ev);
+	cr_expect_eq(atomic_load(&b.registrations), 1);
+	cr_expect_geq(atomic_load(&a.refused), 1, "the second was tried");
+	ev = wait_event(s, SVC_EV_PEERS, 10000);
+	cr_assert_not_null(ev);
+	svc_event_free(ev);
+	ev = wait_event(s, SVC_EV_PEERS, 10000);
+	cr_assert_not_null(ev);
+	cr_assert_eq(ev->revision, 4);
+	svc_event_free(ev);
+
+	atomic_store(&a.down, false);
+	atomic_store(&b.down, true);
+	for (int i = 0; i < 500 && !atomic_load(&a.polls); i++)
+		usleep(10000);
+	cr_assert_geq(atomic_load(&a.polls), 1, "the poll moved to the second replica");
+	pthread_mutex_lock(&a.mu);
+	snprintf(line, sizeof(line), "%s", a.last_poll);
+	pthread_mutex_unlock(&a.mu);
+	cr_expect(strstr(line, "since=4&"), "resumed from revision 4: %s", line);
+	cr_expect_eq(atomic_load(&a.registrations), 0, "no second registration");
+	cr_expect(svc_reachable(s));
+	svc_free(s);
+	fake_stop(&a);
+	fake_stop(&b);
 }

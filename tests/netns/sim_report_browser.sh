@@ -8,6 +8,7 @@
 #                            --dump-dom        -> DOM checked against report.json
 #                            --enable-logging  -> no console message
 #                            --screenshot      -> RUN/report.png, not blank
+#                            --print-to-pdf    -> RUN/report.pdf, pages
 #
 # Checked: one sequence diagram per pair of agents (the agents are the
 # meshd processes of report.json that are not relays); per pair, the number
@@ -141,6 +142,11 @@ check "the screenshot RUN/report.png is 1280x2000 and not blank ($stats, varianc
   '[ $rc -eq 0 ] && [ "$w" = 1280 ] && [ "$h" = 2000 ] && awk -v v="$var" -v m=$MIN_VARIANCE "BEGIN { exit !(v > m) }"'
 n=$(console_lines | wc -l)
 check "no console message while rendering it ($n)" eval '[ "$n" -eq 0 ]'
+
+browser --print-to-pdf="$run/report.pdf" --no-pdf-header-footer "file://$run/report.html" >/dev/null; rc=$?
+pages=$(grep -ao '/Count [0-9]*' "$run/report.pdf" 2>/dev/null | awk '{ print $2 }' | sort -n | tail -n 1)
+check "it prints: RUN/report.pdf, ${pages:-no} pages ($rc)" eval \
+  '[ $rc -eq 0 ] && [ "$(head -c 5 "$run/report.pdf")" = "%PDF-" ] && [ "${pages:-0}" -ge 2 ]'
 
 # the two negative checks must be able to fail
 sed -e 's/<meta http-equiv="Content-Security-Policy"[^>]*>//' \

@@ -14,15 +14,20 @@
 # gw1 and gw2; each run's cell, both ways round, carries the letter of the
 # path traversal-report found (D/R/F) and the one the scenario expects, its
 # class, and a link that resolves to the run's report.html; no script, no
-# outside reference. A missing run folder is named on stderr with the file,
+# outside reference; chromium (headless, in an empty network namespace)
+# loads it from file:// with no console message. A missing run folder is named on stderr with the file,
 # listed on the page, and makes the exit status 1 while the rest is drawn.
 set -uo pipefail
 . "$(dirname "$0")/tap.bash"
 BUILD=${BUILD:-build}
 M="$BUILD/meshsim"
 RUNS=(pair-fc-rc pair-prc-prc pair-prc-sym)
+NS=nmt-gr-$$
 tmp=$(mktemp -d /tmp/sim_grid.XXXXXX)
-cleanup() { rm -rf "$tmp"; }	# meshsim run tears its lab down on every exit
+cleanup() {	# meshsim run tears its lab down on every exit
+  ip netns del "$NS" 2>/dev/null
+  rm -rf "$tmp"
+}
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
@@ -81,6 +86,16 @@ PY
 rc=$?
 check "axes, letters, classes and links as the scenarios and their report.json have them" eval '[ $rc -eq 0 ]'
 sed 's/^/# /' "$tmp/check.txt"
+
+if command -v chromium >/dev/null && ip netns add "$NS"; then
+  timeout -k 5 90 ip netns exec "$NS" chromium --headless --no-sandbox --disable-gpu --user-data-dir="$tmp/profile" \
+    --enable-logging=stderr --v=0 --dump-dom "file://$tmp/grid.html" >"$tmp/dom.html" 2>"$tmp/browser.err"; rc=$?
+  n=$(grep -cE ':CONSOLE[:(]|Uncaught' "$tmp/browser.err")
+  check "chromium loads grid.html from file:// in an empty namespace, no console message ($rc, $n)" eval \
+    '[ $rc -eq 0 ] && [ "$n" -eq 0 ] && grep -q "<table class=\"grid\">" "$tmp/dom.html"'
+else
+  not_ok "chromium and an empty namespace $NS"
+fi
 
 "$M" grid --out "$tmp/grid2.html" "$tmp/runs/pair-fc-rc" "$tmp/runs/nothing-here" >/dev/null 2>"$tmp/grid2.err"; rc=$?
 check "a missing run: exit 1, named with its file on stderr and on the page, the rest drawn ($rc)" eval \

@@ -187,7 +187,7 @@ int sim_grid_read(const char *run_dir, const char *page_dir, struct sim_grid_run
 	}
 	if (!realpath(run_dir, real) || !realpath(page_dir, page)) {
 		rc = -errno;
-		snprintf(err, errlen, "%s: %s", run_dir, strerror(errno));
+		snprintf(err, errlen, "%s: %s", realpath(run_dir, real) ? page_dir : run_dir, strerror(-rc));
 		return rc;
 	}
 	size_t n = strlen(real);

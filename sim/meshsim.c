@@ -15,6 +15,7 @@
 #include "loop.h"
 #include "nat-models/natmodel.h"
 #include "sim/expect.h"
+#include "sim/gridcli.h"
 #include "sim/impaircli.h"
 #include "sim/lab.h"
 #include "sim/netns.h"
@@ -46,6 +47,7 @@ static const char usage_text[] =
 	"  clean                           remove labs whose meshsim is gone\n"
 	"  validate FILE                   check a scenario file\n"
 	"  report RUN_DIR                  rebuild a kept run folder's report.html\n"
+	"  grid [--out FILE] RUN_DIR...    the NAT pair grid (grid.html) of pair runs\n"
 	"Every verb takes --help. The scenario format is described in sim/scenario.h.\n";
 
 static const struct {
@@ -80,6 +82,7 @@ static const struct {
 		 "'{\"preset\":\"full-cone\",\"hairpinning\":true,\"udp_timeout\":30}'.\n" },
 	{ "impair", sim_impair_usage },
 	{ "report", sim_report_usage },
+	{ "grid", sim_grid_usage },
 	{ "clean", "usage: meshsim clean\n"
 		   "Removes every lab (namespaces nmsXXXX-*, their processes and state files) that no\n"
 		   "running `meshsim run` owns: leftovers of crashes and forgotten `meshsim up` labs.\n" },
@@ -598,6 +601,7 @@ int main(int argc, char **argv)
 		{ "run", cmd_run },   { "up", cmd_up },	      { "exec", cmd_exec },	    { "down", cmd_down },
 		{ "list", cmd_list }, { "nat", cmd_nat },     { "clean", cmd_clean }, { "validate", cmd_validate },
 		{ "impair", sim_impair_main }, { "report", sim_report_main },
+		{ "grid", sim_grid_main },
 	};
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		fputs(usage_text, argc < 2 ? stderr : stdout);

@@ -22,6 +22,8 @@ enum {
 	TOPO_BOX_H = 46,
 	TOPO_BUS0 = 110,	/* the first network's row */
 	TOPO_BUS_H = 56,
+	TOPO_RIGHT = 90,	/* the last column's address label */
+	TOPO_BOX_CHARS = 17,	/* monospace 11px in a box */
 };
 
 static const char page_css[] =
@@ -157,20 +159,30 @@ static void topo_node(FILE *f, const json_t *report, const json_t *node, size_t 
 		if (row < 0)
 			continue;
 		fprintf(f, "<line class=\"stem\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>", cx, 10 + TOPO_BOX_H, cx, y);
-		fprintf(f, "<circle cx=\"%d\" cy=\"%d\" r=\"4\"/><text x=\"%d\" y=\"%d\">", cx, y, cx + 4, y - 5);
+		/* odd columns' labels below the line, so neighbours' addresses do not overlap */
+		fprintf(f, "<circle cx=\"%d\" cy=\"%d\" r=\"4\"/><text x=\"%d\" y=\"%d\">", cx, y, cx + 4,
+			col % 2 ? y + 14 : y - 5);
 		sim_html_escape(f, str(k, "ifname"));
 		fputc(' ', f);
 		sim_html_escape(f, str(k, "address"));
 		fputs(impaired ? " ~</text>\n" : "</text>\n", f);
 	}
 	elem(f, "<a href=\"#node-", str(node, "name"), "\">");
+	/* the whole model in RFC 4787 words when the pointer rests on the box */
+	if (json_object_get(node, "nat"))
+		elem(f, "<title>", str(json_object_get(node, "nat"), "model"), "</title>");
 	fprintf(f, "<rect class=\"box %s\" x=\"%d\" y=\"10\" width=\"%d\" height=\"%d\" rx=\"4\"/>", !strcmp(role, "nat") ? "nat" :
 		!strcmp(role, "agent") ? "agent" : "", x, TOPO_COL_W - 10, TOPO_BOX_H);
 	fprintf(f, "<text x=\"%d\" y=\"26\" font-weight=\"bold\">", x + 5);
 	sim_html_escape(f, str(node, "name"));
 	fprintf(f, "</text><text x=\"%d\" y=\"40\">", x + 5);
 	sim_html_escape(f, role);
-	fprintf(f, "</text><text x=\"%d\" y=\"52\">", x + 5);
+	/* a long preset ("port-restricted-cone") squeezed into the box */
+	if (strlen(nat) > TOPO_BOX_CHARS)
+		fprintf(f, "</text><text x=\"%d\" y=\"52\" textLength=\"%d\" lengthAdjust=\"spacingAndGlyphs\">", x + 5,
+			TOPO_COL_W - 20);
+	else
+		fprintf(f, "</text><text x=\"%d\" y=\"52\">", x + 5);
 	sim_html_escape(f, nat);
 	fputs("</text></a>\n", f);
 }
@@ -179,7 +191,7 @@ static void topology_svg(FILE *f, const json_t *report)
 {
 	const json_t *nets = json_object_get(report, "networks"), *nodes = json_object_get(report, "nodes");
 	size_t nn = json_array_size(nodes), i;
-	int w = TOPO_LEFT + (int)(nn ? nn : 1) * TOPO_COL_W, h = TOPO_BUS0 + (int)json_array_size(nets) * TOPO_BUS_H;
+	int w = TOPO_LEFT + (int)(nn ? nn : 1) * TOPO_COL_W + TOPO_RIGHT, h = TOPO_BUS0 + (int)json_array_size(nets) * TOPO_BUS_H;
 	json_t *x;
 	fprintf(f, "<svg class=\"topology\" role=\"img\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\">\n"
 		   "<title>topology: networks as horizontal lines, nodes as boxes linked to them</title>\n", w, h, w, h);

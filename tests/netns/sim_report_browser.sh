@@ -9,6 +9,9 @@
 #                            --enable-logging  -> no console message
 #                            --screenshot      -> RUN/report.png, not blank
 #                            --print-to-pdf    -> RUN/report.pdf, pages
+#                          firefox-esr --headless --screenshot
+#                                            -> RUN/report-firefox.png, not
+#                                               blank, no script error
 #
 # Checked: one sequence diagram per pair of agents (the agents are the
 # meshd processes of report.json that are not relays); per pair, the number
@@ -162,6 +165,33 @@ stats=$(python3 "$HERE/png_stats.py" "$tmp/blank.png" 2>&1)
 read -r w h var <<<"$stats"
 check "a blank page's screenshot is caught as blank ($stats)" eval \
   'awk -v v="$var" -v m=$MIN_VARIANCE "BEGIN { exit !(v <= m) }"'
+
+# Firefox (Debian's firefox-esr), headless, in the same empty namespace: the
+# page renders (its screenshot is not blank) and logs no script error from
+# the file (it prints them as "JavaScript error: file://..."; its own
+# services' failures to reach the network are resource:// and not counted)
+firefox() {
+  rm -rf "$tmp/ffprof" && mkdir -p "$tmp/ffprof" &&
+    printf 'user_pref("%s", true);\n' devtools.console.stdout.content browser.dom.window.dump.enabled \
+      >"$tmp/ffprof/user.js" &&
+    HOME=$tmp timeout -k 5 90 ip netns exec "$NS" firefox-esr --headless --no-remote \
+      --profile "$tmp/ffprof" --window-size=1280,2000 --screenshot "$1" "$2" >"$tmp/firefox.log" 2>&1
+}
+page_errors() { grep -cE '^JavaScript (error|warning): file://' "$tmp/firefox.log"; }
+if command -v firefox-esr >/dev/null; then
+  firefox "$run/report-firefox.png" "file://$run/report.html"; rc=$?
+  stats=$(python3 "$HERE/png_stats.py" "$run/report-firefox.png" 2>&1) || stats="unreadable: $stats"
+  read -r w h var <<<"$stats"
+  n=$(page_errors)
+  check "firefox-esr renders it too: RUN/report-firefox.png not blank ($stats), $n script errors" eval \
+    '[ $rc -eq 0 ] && awk -v v="$var" -v m=$MIN_VARIANCE "BEGIN { exit !(v > m) }" && [ "$n" -eq 0 ]'
+  firefox "$tmp/ff-jserror.png" "file://$run/report-jserror.html"
+  n=$(page_errors)
+  check "firefox-esr reports the copy's script error ($n)" eval \
+    '[ "$n" -gt 0 ] && grep -q undefined_function_of_the_test "$tmp/firefox.log"'
+else
+  skip "firefox-esr is not installed (tools/install-deps installs it)"
+fi
 
 if [ -n "${SCREENSHOT_OUT:-}" ]; then
   browser --screenshot="$tmp/small.png" --window-size=1280,1400 "file://$run/report.html" >/dev/null &&

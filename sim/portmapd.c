@@ -40,7 +40,7 @@ size_t sim_portmapd_nprocs_of(const struct sim_node *n)
 static json_t *ready_json(unsigned int bits)
 {
 	char text[400];
-	const char *last = bits & (NATMODEL_PM_PCP | NATMODEL_PM_NATPMP) ? "Listening for NAT-PMP/PCP"
+	const char *last = bits & (NATMODEL_PM_PCP | NATMODEL_PM_NATPMP) ? "Listening for NAT-PMP"
 									 : "HTTP listening on port";
 	snprintf(text, sizeof(text),
 		 "awk '/ starting /{e=0; l=0} /Port forwarding is now enabled/{e=1} /Port forwarding is now "
@@ -62,7 +62,7 @@ int sim_portmapd_add_procs(json_t *v, const char *node, const char *wan_ifname, 
 	stun = json_pack("{s:s, s:[s,s,s,s,s,s], s:{s:i}}", "name", SIM_PORTMAPD_STUN_PROC, "argv", "meshstun",
 			 "--listen", listen, "--listen", "127.0.0.1:3478", "--rfc5780", "ready", "udp",
 			 SIM_PORTMAPD_STUN_PORT);
-	mupnp = json_pack("{s:s, s:[s,s,s,s,s], s:[s], s:o, s:i}", "name", SIM_PORTMAPD_PROC, "argv",
+	mupnp = json_pack("{s:s, s:[s,s,s,s,s,s], s:[s], s:o, s:i}", "name", SIM_PORTMAPD_PROC, "argv",
 			  SIM_PORTMAPD_BIN, "-d", "-f", conf, "-P", "${run}/portmap/${node}.pid", "after", after,
 			  "ready", ready_json(bits), "ready_timeout_ms", SIM_PORTMAPD_READY_MS);
 	if (!stun || !mupnp || json_array_append_new(procs, stun) < 0 || json_array_append_new(procs, mupnp) < 0) {

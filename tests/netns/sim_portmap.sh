@@ -194,4 +194,18 @@ check "the run passes" eval '[ $rc -eq 0 ] && grep -q "\"verdict\": \"PASS\"" "$
 check "no namespace, state file or miniupnpd of the lab is left" \
   eval '[ "$(ip netns list | grep -c "^$lab-")" -eq 0 ] && [ ! -e "/run/meshsim/$lab.json" ] && ! pgrep -f "$tmp/run/portmap" >/dev/null'
 lab=""
+grep -o "pass ([0-9.]* s) gw1: NAT state flushed" "$tmp/run.err" | sed 's/^/# reboot step: /'
+
+# --- SIGINT while miniupnpd runs: nothing of the lab is left -------------------
+"$M" run "$tmp/lab.json" --out "$tmp/run2" --no-capture >/dev/null 2>"$tmp/run2.err" &
+pid=$!
+for _ in $(seq 600); do grep -q "expect 1/" "$tmp/run2.err" 2>/dev/null && break; kill -0 $pid 2>/dev/null || break; sleep 0.1; done
+lab=$(sed -n 's/.*lab \(nms[0-9a-f]*\):.*/\1/p' "$tmp/run2.err" | head -1)
+check "a second lab runs miniupnpd" pgrep -f "$tmp/run2/portmap/gw1.conf"
+kill -INT $pid
+wait $pid; rc=$?
+pid=""
+check "SIGINT: run ends with 130 and no namespace or miniupnpd of the lab is left" \
+  eval '[ $rc -eq 130 ] && [ "$(ip netns list | grep -c "^$lab-")" -eq 0 ] && ! pgrep -f "$tmp/run2/portmap" >/dev/null'
+lab=""
 tap_exit

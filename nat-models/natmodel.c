@@ -17,7 +17,7 @@ struct preset {
 
 /* a preset: hairpinning off, the default timeout and port range */
 #define PRESET(name, map, filt, ports) \
-	{ name, { map, filt, ports, false, NATMODEL_TIMEOUT_DEFAULT, NATMODEL_PORT_MIN, NATMODEL_PORT_MAX } }
+	{ name, { map, filt, ports, false, NATMODEL_TIMEOUT_DEFAULT, NATMODEL_PORT_MIN, NATMODEL_PORT_MAX, 0 } }
 
 static const struct preset presets[] = {
 	PRESET("full-cone", NATMODEL_EI, NATMODEL_EI, NATMODEL_PORTS_PRESERVE),
@@ -69,6 +69,47 @@ const char *natmodel_dep_name(enum natmodel_dep d)
 const char *natmodel_ports_name(enum natmodel_ports p)
 {
 	return (unsigned int)p < N(ports_wire) ? wire_ports_name(ports_wire[p]) : "?";
+}
+
+/* in bit order: NATMODEL_PM_PCP, _NATPMP, _UPNP */
+static const char *const portmap_names[] = { "pcp", "nat-pmp", "upnp" };
+
+const char *natmodel_portmap_name(unsigned int bit)
+{
+	for (size_t i = 0; i < N(portmap_names); i++)
+		if (bit == 1u << i)
+			return portmap_names[i];
+	return NULL;
+}
+
+/* ["pcp", "nat-pmp", "upnp"]: any non-empty subset, each name once */
+static int parse_portmap(const json_t *v, const char *field, unsigned int *out,
+			 struct natmodel_error *err)
+{
+	unsigned int bits = 0;
+	char at[32];
+	size_t i;
+	json_t *e;
+
+	if (!json_is_array(v) || !json_array_size(v))
+		return fail(err, field, "must be a non-empty array of \"pcp\", \"nat-pmp\", \"upnp\"");
+	json_array_foreach(v, i, e) {
+		unsigned int bit = 0;
+		snprintf(at, sizeof(at), "%s[%zu]", field, i);
+		if (!json_is_string(e))
+			return fail(err, at, "must be a string (\"pcp\", \"nat-pmp\" or \"upnp\")");
+		for (size_t k = 0; k < N(portmap_names); k++)
+			if (!strcmp(json_string_value(e), portmap_names[k]))
+				bit = 1u << k;
+		if (!bit)
+			return fail(err, at, "unknown protocol \"%.40s\" (expected pcp, nat-pmp or upnp)",
+				    json_string_value(e));
+		if (bits & bit)
+			return fail(err, at, "\"%s\" is listed twice", json_string_value(e));
+		bits |= bit;
+	}
+	*out = bits;
+	return 0;
 }
 
 int natmodel_preset(const char *name, struct natmodel *out)
@@ -233,6 +274,9 @@ int natmodel_from_json(const json_t *j, struct natmodel *out, struct natmodel_er
 		} else if (!strcmp(key, "port_range")) {
 			if ((rc = parse_range(v, key, &m, err)) < 0)
 				return rc;
+		} else if (!strcmp(key, "port_mapping")) {
+			if ((rc = parse_portmap(v, key, &m.port_mapping, err)) < 0)
+				return rc;
 		} else if (!strcmp(key, "udp_timeout")) {
 			if (!json_is_integer(v))
 				return fail(err, key, "must be an integer number of seconds");
@@ -243,7 +287,7 @@ int natmodel_from_json(const json_t *j, struct natmodel *out, struct natmodel_er
 			m.udp_timeout = (uint32_t)t;
 		} else {
 			return fail(err, key, "unknown member (expected preset, mapping, filtering, "
-				    "port_allocation, hairpinning, udp_timeout or port_range)");
+				    "port_allocation, hairpinning, udp_timeout, port_range or port_mapping)");
 		}
 	}
 	rc = natmodel_check(&m, err);
@@ -278,16 +322,30 @@ static bool default_range(const struct natmodel *m)
 	return m->port_min == NATMODEL_PORT_MIN && m->port_max == NATMODEL_PORT_MAX;
 }
 
+/* ",pcp,upnp" (a leading comma); "" for none */
+static void portmap_list(unsigned int bits, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < N(portmap_names) && n < len; i++)
+		if (bits & (1u << i))
+			n += (size_t)snprintf(buf + n, len - n, ",%s", portmap_names[i]);
+}
+
 const char *natmodel_format(const struct natmodel *m, char *buf, size_t len)
 {
 	const char *name = natmodel_preset_name(m);
-	char range[32] = "";
+	char range[32] = "", pm[32], pmtext[48] = "";
 
 	if (!default_range(m))
 		snprintf(range, sizeof(range), " port_range=%u-%u", m->port_min, m->port_max);
-	snprintf(buf, len, "%s (mapping=%s filtering=%s port_allocation=%s hairpinning=%s udp_timeout=%us%s)",
+	portmap_list(m->port_mapping, pm, sizeof(pm));
+	if (pm[0])
+		snprintf(pmtext, sizeof(pmtext), " port_mapping=%s", pm + 1);
+	snprintf(buf, len, "%s (mapping=%s filtering=%s port_allocation=%s hairpinning=%s udp_timeout=%us%s%s)",
 		 name ? name : "custom", natmodel_dep_name(m->mapping), natmodel_dep_name(m->filtering),
-		 natmodel_ports_name(m->ports), m->hairpinning ? "on" : "off", m->udp_timeout, range);
+		 natmodel_ports_name(m->ports), m->hairpinning ? "on" : "off", m->udp_timeout, range, pmtext);
 	return buf;
 }
 
@@ -304,6 +362,16 @@ json_t *natmodel_to_json(const struct natmodel *m)
 	if (j && !default_range(m)) {
 		snprintf(range, sizeof(range), "%u-%u", m->port_min, m->port_max);
 		if (json_object_set_new(j, "port_range", json_string(range)) < 0) {
+			json_decref(j);
+			return NULL;
+		}
+	}
+	if (j && m->port_mapping) {
+		json_t *a = json_array();
+		for (size_t i = 0; a && i < N(portmap_names); i++)
+			if ((m->port_mapping & (1u << i)) && json_array_append_new(a, json_string(portmap_names[i])) < 0)
+				json_decref(a), a = NULL;
+		if (!a || json_object_set_new(j, "port_mapping", a) < 0) {
 			json_decref(j);
 			return NULL;
 		}

@@ -43,6 +43,14 @@ enum {
 	NATMODEL_PORT_MAX = 65535,
 };
 
+/* The port mapping protocols the gateway answers (meshsim runs miniupnpd
+ * for them, sim/portmapd.h); a bit each in struct natmodel.port_mapping. */
+enum natmodel_portmap {
+	NATMODEL_PM_PCP = 1 << 0,	/* RFC 6887 */
+	NATMODEL_PM_NATPMP = 1 << 1,	/* RFC 6886 */
+	NATMODEL_PM_UPNP = 1 << 2,	/* UPnP IGD (SSDP + SOAP) */
+};
+
 struct natmodel {
 	enum natmodel_dep mapping;
 	enum natmodel_dep filtering;
@@ -54,6 +62,9 @@ struct natmodel {
 	 * NATMODEL_PORT_MIN..NATMODEL_PORT_MAX. A small range runs out: a new
 	 * mapping then finds no port and its packet is dropped. */
 	uint16_t port_min, port_max;
+	/* enum natmodel_portmap bits; 0: the gateway maps nothing on request.
+	 * Not part of the ruleset (nft.c ignores it) nor of the preset name. */
+	unsigned int port_mapping;
 };
 
 /* Where a parse, render or apply failed. field names the JSON member
@@ -77,11 +88,13 @@ extern const char *const natmodel_preset_names[];
 /* A JSON string (a preset name) or object:
  *   {"preset": "full-cone", "mapping": "endpoint-independent",
  *    "filtering": "address-dependent", "port_allocation": "random",
- *    "hairpinning": true, "udp_timeout": 30, "port_range": "20000-20099"}
+ *    "hairpinning": true, "udp_timeout": 30, "port_range": "20000-20099",
+ *    "port_mapping": ["pcp", "nat-pmp", "upnp"]}
  * Every member is optional; members override the preset (default preset:
  * port-restricted-cone). Unknown members, wrong types and values, and
  * combinations that stock nftables cannot express (natmodel_check) are
- * rejected with -EINVAL and the member named in err->field. */
+ * rejected with -EINVAL and the member named in err->field ("port_mapping[1]"
+ * for an element: a non-empty array of distinct names from the three). */
 int natmodel_from_json(const json_t *j, struct natmodel *out, struct natmodel_error *err);
 /* a preset name, or JSON text of the form above */
 int natmodel_parse(const char *spec, struct natmodel *out, struct natmodel_error *err);
@@ -92,13 +105,15 @@ int natmodel_check(const struct natmodel *m, struct natmodel_error *err);
  * port-dependent port_allocation=preserve hairpinning=off udp_timeout=120s)";
  * the name is "custom" when no preset matches. Returns buf. */
 const char *natmodel_format(const struct natmodel *m, char *buf, size_t len);
-#define NATMODEL_STRLEN 192
+#define NATMODEL_STRLEN 224
 /* the preset name, or NULL */
 const char *natmodel_preset_name(const struct natmodel *m);
 /* the object form natmodel_from_json reads back; NULL on ENOMEM */
 json_t *natmodel_to_json(const struct natmodel *m);
 const char *natmodel_dep_name(enum natmodel_dep d);
 const char *natmodel_ports_name(enum natmodel_ports p);
+/* "pcp", "nat-pmp", "upnp" for one bit; NULL for anything else */
+const char *natmodel_portmap_name(unsigned int bit);
 
 /* ---- nftables -------------------------------------------------------------
  * The ruleset lives in table "ip natmesh_nat" and, for IPv6, "ip6

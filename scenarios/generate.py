@@ -484,3 +484,26 @@ d["expectations"] = path("n1", "n2", "direct", DIRECT_MS) + [
      "command": "t=%s; ping -n -c 1 -W 1 $t 2>&1 | tail -2" % tip},
     {"name": "direct again", "ping": ["n1", "n2"], "path": "direct", "within_ms": 5000}]
 open("%s/%s.json.off" % (out, d["name"]), "w").write(json.dumps(d, indent=1) + "\n")
+
+# Port mapping (issue 18): gw1 runs miniupnpd (sim/portmapd.h) and answers PCP.
+# Not in the suite until meshd maps ports: written as pair-symrandom-pcp.json.off
+def portmap_pair():
+    d = base("pair-symrandom-pcp", "n1 behind a symmetric NAT with random port allocation whose gateway answers PCP "
+             "(miniupnpd), n2 behind a symmetric NAT with random allocation and no port mapping. Without a mapping "
+             "neither side can guess the port the other's NAT will use and each filter admits only what it sent to "
+             "(pair-sym-sym: relayed). With one, n1 asks gw1 for a PCP MAP of its WireGuard port and reports the mapped "
+             "address:port as a candidate; gw1's DNAT for that port comes before the model's filtering, so n2's "
+             "initiation to it gets in, and n1's answer goes back through that connection, which gw2 admits (n2 sent "
+             "to exactly that address and port): direct. After gw1 reboots (new PCP epoch, no mapping, conntrack "
+             "flushed) n1 maps again and the pair meets directly again.", timeout=90)
+    relays = relays_of(d)
+    site(d, 1, {"preset": "symmetric", "port_mapping": ["pcp"]},
+         after=[r + "/meshd" for r in relays] + ["gw1/miniupnpd"])
+    site(d, 2, "symmetric")
+    mapped = {"name": "gw1 holds a PCP mapping for n1", "node": "gw1", "within_ms": 5000, "expect_output": "dnat ip to 10\\.0\\.1\\.",
+              "command": "nft list chain inet natmesh_pm prerouting_miniupnpd"}
+    d["expectations"] = path("n1", "n2", "direct", DIRECT_MS) + [mapped, {"reboot": "gw1"}, mapped] + \
+        path("n1", "n2", "direct", 5000 + DIRECT_MS)
+    open("%s/%s.json.off" % (out, d["name"]), "w").write(json.dumps(d, indent=1) + "\n")
+
+portmap_pair()

@@ -1,4 +1,5 @@
 #include "expect.h"
+#include "portmapd.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -331,6 +332,9 @@ void sim_expect_run(struct sim_lab *lab, size_t i, struct sim_result *r)
 	case SIM_EXPECT_IMPAIR:
 		expect_impair(lab, e, r);
 		break;
+	case SIM_EXPECT_REBOOT:
+		sim_portmapd_reboot(lab, e, r);
+		break;
 	}
 }
 
@@ -464,7 +468,7 @@ static const char *proc_state_name(enum sim_proc_state s)
 static const char *kind_name(enum sim_expect_kind k)
 {
 	static const char *const names[] = { "ping", "path", "command", "stop", "start", "restart", "sleep",
-					     "impair" };
+					     "impair", "reboot" };
 	return names[k];
 }
 

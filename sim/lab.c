@@ -17,6 +17,7 @@
 #include "loop.h"
 #include "nat-models/natmodel.h"
 #include "netns.h"
+#include "portmapd.h"
 #include "rtnl.h"
 
 volatile sig_atomic_t sim_stop_requested;
@@ -366,6 +367,9 @@ int sim_lab_build(struct sim_lab *lab)
 		rc = make_link(lab, &sc->links[i]);
 	for (size_t i = 0; !rc && i < sc->nnodes; i++)
 		rc = node_routes_and_nat(lab, i);
+	/* miniupnpd's configuration and table; its processes start with the rest */
+	for (size_t i = 0; !rc && i < sc->nnodes; i++)
+		rc = sim_portmapd_setup(lab, i);
 	if (rc)
 		return rc;
 	sim_lab_progress(lab, "lab %s: %zu namespaces, %zu links", lab->id, sc->nnodes + sc->nnets, sc->nlinks);

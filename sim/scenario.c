@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "nat-models/natmodel.h"
+#include "portmapd.h"
 
 /* The parser walks the document with a JSON path kept beside it, so the
  * first error found is reported as "FILE: PATH: reason" and parsing stops. */
@@ -805,7 +806,15 @@ static int parse_nat(struct pctx *c, size_t ni, json_t *v)
 		nth++;
 	}
 	snprintf(n->wan, sizeof(n->wan), "%s", k->ifname);
-	return 0;
+	if (!model.port_mapping)
+		return 0;
+	if (k->addr.family != AF_INET) {
+		old = path_push(c, ".nat.port_mapping");
+		rc = fail(c, "miniupnpd maps IPv4 (NAT44) only; the WAN %s is IPv6", k->ifname);
+		path_pop(c, old);
+		return rc;
+	}
+	return sim_portmapd_add_procs(v, n->name, n->wan, model.port_mapping);
 }
 
 static int parse_ready(struct pctx *c, json_t *v, struct sim_ready *r)
@@ -1176,10 +1185,34 @@ static int parse_impair_step(struct pctx *c, json_t *v, struct impair_conf (*now
 	return 0;
 }
 
+/* {"reboot": "NODE"}: a NAT gateway with port mapping (sim/portmapd.h) */
+static int parse_reboot_step(struct pctx *c, json_t *v, struct sim_expect *e)
+{
+	const struct sim_scenario *s = c->s;
+	size_t old = path_push(c, ".reboot");
+	int rc = node_ref(c, json_object_get(v, "reboot"), &e->from);
+	bool found = false;
+	/* the gateway's own miniupnpd: its model declares port mapping */
+	if (!rc && sim_portmapd_nprocs_of(&s->nodes[e->from]))
+		for (size_t i = 0; i < s->nprocs && !found; i++)
+			if (s->procs[i].node == e->from && !strcmp(s->procs[i].name, SIM_PORTMAPD_PROC)) {
+				e->proc = i;
+				found = true;
+			}
+	if (!rc && !found)
+		rc = fail(c, "node \"%s\" is not a NAT gateway with \"port_mapping\" in its model",
+			  s_node(c, e->from));
+	path_pop(c, old);
+	e->kind = SIM_EXPECT_REBOOT;
+	snprintf(e->label, sizeof(e->label), "reboot %s", s_node(c, e->from));
+	return rc;
+}
+
 static int parse_expectations(struct pctx *c, json_t *arr)
 {
 	static const char *const kinds[] = { "ping", "command", "stop", "start", "restart", "sleep_ms", "impair",
-					     NULL };
+					     "reboot", NULL };
+	static const char *const reboot_keys[] = { "name", "reboot", NULL };
 	static const char *const ping_keys[] = { "name", "ping", "path", "count", "within_ms", "reachable", NULL };
 	static const char *const cmd_keys[] = { "name", "command", "node", "expect_exit", "expect_output",
 						"within_ms", NULL };
@@ -1210,7 +1243,7 @@ static int parse_expectations(struct pctx *c, json_t *arr)
 			kind = kinds[k];
 		}
 		if (!rc && !kind)
-			rc = fail(c, "needs one of ping, command, stop, start, restart, sleep_ms, impair");
+			rc = fail(c, "needs one of ping, command, stop, start, restart, sleep_ms, impair, reboot");
 		s->nexpects = i + 1;	/* so that sim_scenario_free sees partial entries */
 		if (!rc && !strcmp(kind, "ping"))
 			rc = check_keys(c, v, ping_keys) ?: parse_ping(c, v, e);
@@ -1230,6 +1263,8 @@ static int parse_expectations(struct pctx *c, json_t *arr)
 			snprintf(e->label, sizeof(e->label), "sleep %d ms", e->sleep_ms);
 		} else if (!rc && !strcmp(kind, "impair")) {
 			rc = parse_impair_step(c, v, now, e);
+		} else if (!rc && !strcmp(kind, "reboot")) {
+			rc = check_keys(c, v, reboot_keys) ?: parse_reboot_step(c, v, e);
 		} else if (!rc)
 			rc = check_keys(c, v, act_keys) ?: parse_action(c, v, kind, e);
 		if (!rc)
@@ -1281,6 +1316,7 @@ static int parse_nodes(struct pctx *c, json_t *arr)
 			nlinks += json_array_size(x);
 		if (!rc && !(rc = get_array(c, v, "processes", &x)) && x)
 			nprocs += json_array_size(x);
+		nprocs += sim_portmapd_nprocs(v);
 		if (!rc) {
 			snprintf(s->nodes[i].name, sizeof(s->nodes[i].name), "%s", name);
 			s->nnodes = i + 1;

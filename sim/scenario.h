@@ -21,7 +21,11 @@
  *       "nat": "full-cone" | { model },  only on kind "nat": a preset name or a
  *                                        model object, as nat-models parses it;
  *                                        NAT44 or NAT66 in the WAN link's family:
- *                                        every link of a nat node has that family
+ *                                        every link of a nat node has that family;
+ *                                        a model with "port_mapping": ["pcp",
+ *                                        "nat-pmp", "upnp"] (IPv4 only) adds the
+ *                                        processes NODE/portmap-stun and
+ *                                        NODE/miniupnpd (sim/portmapd.h)
  *       "wan": "wan",                    nat only: the interface the model masquerades
  *                                        out of; default: the node's first link
  *       "links": [                       one veth each, to a network's bridge
@@ -75,6 +79,11 @@
  *                                        keys at the top apply to both directions,
  *                                        only the keys given change; the link gets
  *                                        a delay line from the start
+ *     { "reboot": "NODE" }               a NAT gateway whose model declares
+ *                                        port_mapping: miniupnpd restarted (a new
+ *                                        PCP/NAT-PMP epoch), the model's table
+ *                                        reapplied, miniupnpd's chains and the
+ *                                        conntrack table flushed: no mapping left
  *   ],
  *   "seed": 1                            0..2^63-1, default 1: every impaired link's
  *                                        decisions come from it, the link's name
@@ -141,6 +150,7 @@ enum sim_expect_kind {
 	SIM_EXPECT_RESTART,
 	SIM_EXPECT_SLEEP,
 	SIM_EXPECT_IMPAIR,	/* change a link's delay line */
+	SIM_EXPECT_REBOOT,	/* a port mapping gateway loses its state (sim/portmapd.h) */
 };
 
 struct sim_network {
@@ -212,7 +222,7 @@ struct sim_expect {
 	bool has_regex;
 	bool has_cond;		/* STOP/START/RESTART: argv is an "if" command run in from */
 	regex_t regex;
-	size_t proc;		/* STOP/START/RESTART */
+	size_t proc;		/* STOP/START/RESTART; REBOOT: the gateway's miniupnpd */
 	int sleep_ms;
 	size_t link;		/* IMPAIR: index into scenario->links */
 	char *update;		/* IMPAIR: the update sent to the line (JSON text) */

@@ -90,6 +90,13 @@ static void check_scenario(const struct sim_scenario *s)
 			if (e->link >= s->nlinks || !s->links[e->link].impaired || !e->update)
 				abort();
 			break;
+		case SIM_EXPECT_REBOOT:
+			/* the gateway's own miniupnpd */
+			check_node_ref(s, e->from);
+			if (e->proc >= s->nprocs || s->procs[e->proc].node != e->from ||
+			    s->nodes[e->from].kind != SIM_NODE_NAT)
+				abort();
+			break;
 		}
 	}
 }

@@ -15,11 +15,11 @@ static bool same(const struct natmodel *a, const struct natmodel *b)
 {
 	return a->mapping == b->mapping && a->filtering == b->filtering && a->ports == b->ports &&
 	       a->hairpinning == b->hairpinning && a->udp_timeout == b->udp_timeout &&
-	       a->port_min == b->port_min && a->port_max == b->port_max;
+	       a->port_min == b->port_min && a->port_max == b->port_max && a->port_mapping == b->port_mapping;
 }
 
 /* the default port range */
-#define DR NATMODEL_PORT_MIN, NATMODEL_PORT_MAX
+#define DR NATMODEL_PORT_MIN, NATMODEL_PORT_MAX, 0
 
 struct good_case {
 	const char *in;
@@ -47,7 +47,7 @@ Test(natmodel, presets_and_good_json)
 		{ "{\"preset\": \"port-restricted-cone\", \"port_allocation\": \"random\", "
 		  "\"hairpinning\": false, \"udp_timeout\": 1}", { EI, APD, RND, false, 1, DR }, NULL },
 		{ "{\"port_range\": \"2000-2001\", \"port_allocation\": \"random\"}",
-		  { EI, APD, RND, false, 120, 2000, 2001 }, NULL },
+		  { EI, APD, RND, false, 120, 2000, 2001, 0 }, NULL },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct natmodel m;
@@ -118,7 +118,7 @@ Test(natmodel, bad_input_names_field_and_reason)
 		  "port_allocation", "address-and-port-dependent mapping cannot also preserve" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct natmodel m = { APD, APD, RND, true, 7, 20000, 20099 }, before = m;
+		struct natmodel m = { APD, APD, RND, true, 7, 20000, 20099, 0 }, before = m;
 		struct natmodel_error err = { "x", "x" };
 		int rc = natmodel_parse(cases[i].in, &m, &err);
 		cr_expect_eq(rc, cases[i].rc, "%s: rc %d", cases[i].in, rc);
@@ -155,8 +155,8 @@ Test(natmodel, check_rejects_invalid_structs)
 		{ EI, EI, (enum natmodel_ports)9, false, 120, DR },
 		{ EI, EI, PRES, false, 0, DR },
 		{ EI, EI, PRES, false, NATMODEL_TIMEOUT_MAX + 1, DR },
-		{ EI, EI, PRES, false, 120, 0, 10 },
-		{ EI, EI, PRES, false, 120, 11, 10 },
+		{ EI, EI, PRES, false, 120, 0, 10, 0 },
+		{ EI, EI, PRES, false, 120, 11, 10, 0 },
 	};
 	static const char *const fields[] = { "mapping", "filtering", "port_allocation", "udp_timeout", "udp_timeout",
 					      "port_range", "port_range" };
@@ -168,7 +168,7 @@ Test(natmodel, check_rejects_invalid_structs)
 	for (int map = EI; map <= APD; map++) {
 		for (int ports = PRES; ports <= RND; ports++) {
 			struct natmodel m = { (enum natmodel_dep)map, APD, (enum natmodel_ports)ports, true, 60,
-					       NATMODEL_PORT_MIN, NATMODEL_PORT_MAX };
+					       NATMODEL_PORT_MIN, NATMODEL_PORT_MAX, 0 };
 			int want = map != EI && ports == PRES ? -EOPNOTSUPP : 0;
 			cr_expect_eq(natmodel_check(&m, NULL), want, "mapping %d ports %d", map, ports);
 		}
@@ -204,7 +204,7 @@ Test(natmodel, json_round_trip)
 						      (enum natmodel_ports)ports, (map + filt) % 2 == 0,
 						      (uint32_t)(1 + map * 10 + filt),
 						      (uint16_t)(ports == RND ? 40000 : NATMODEL_PORT_MIN),
-						      (uint16_t)(ports == RND ? 40009 : NATMODEL_PORT_MAX) }, back;
+						      (uint16_t)(ports == RND ? 40009 : NATMODEL_PORT_MAX), 0 }, back;
 				struct natmodel_error err;
 				json_t *j = natmodel_to_json(&m);
 				cr_assert_not_null(j);
@@ -255,4 +255,60 @@ Test(natmodel, port_range)
 	m.port_min = 8;
 	cr_expect_eq(natmodel_check(&m, &err), -EINVAL, "min above max");
 	cr_expect_str_eq(err.field, "port_range");
+}
+
+Test(natmodel, port_mapping)
+{
+	static const struct { const char *in; unsigned int bits; const char *text; } good[] = {
+		{ "{\"port_mapping\": [\"pcp\"]}", NATMODEL_PM_PCP, "port_mapping=pcp)" },
+		{ "{\"port_mapping\": [\"upnp\", \"nat-pmp\"]}", NATMODEL_PM_UPNP | NATMODEL_PM_NATPMP,
+		  "port_mapping=nat-pmp,upnp)" },
+		{ "{\"preset\": \"symmetric\", \"port_mapping\": [\"nat-pmp\", \"upnp\", \"pcp\"]}",
+		  NATMODEL_PM_PCP | NATMODEL_PM_NATPMP | NATMODEL_PM_UPNP, "port_mapping=pcp,nat-pmp,upnp)" },
+	};
+	static const struct { const char *in; const char *field, *reason; } bad[] = {
+		{ "{\"port_mapping\": []}", "port_mapping", "must be a non-empty array" },
+		{ "{\"port_mapping\": \"pcp\"}", "port_mapping", "must be a non-empty array" },
+		{ "{\"port_mapping\": {\"pcp\": true}}", "port_mapping", "must be a non-empty array" },
+		{ "{\"port_mapping\": [\"pcp\", \"pcp\"]}", "port_mapping[1]", "\"pcp\" is listed twice" },
+		{ "{\"port_mapping\": [\"upnp\", \"igd\"]}", "port_mapping[1]", "unknown protocol \"igd\"" },
+		{ "{\"port_mapping\": [\"PCP\"]}", "port_mapping[0]", "unknown protocol \"PCP\"" },
+		{ "{\"port_mapping\": [6887]}", "port_mapping[0]", "must be a string" },
+		{ "{\"port_mapping\": [null]}", "port_mapping[0]", "must be a string" },
+	};
+	char buf[NATMODEL_STRLEN];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct natmodel m, back;
+		struct natmodel_error err = { "", "" };
+		cr_assert_eq(natmodel_parse(good[i].in, &m, &err), 0, "%s: %s: %s", good[i].in, err.field, err.reason);
+		cr_expect_eq(m.port_mapping, good[i].bits, "%s", good[i].in);
+		natmodel_format(&m, buf, sizeof(buf));
+		cr_expect(strstr(buf, good[i].text), "%s: %s", good[i].in, buf);
+		json_t *j = natmodel_to_json(&m);
+		cr_assert_not_null(j);
+		cr_expect_eq(natmodel_from_json(j, &back, &err), 0, "%s", good[i].in);
+		cr_expect(same(&m, &back), "%s: round trip", good[i].in);
+		json_decref(j);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct natmodel m = { APD, APD, RND, true, 7, 20000, 20099, NATMODEL_PM_UPNP }, before = m;
+		struct natmodel_error err = { "x", "x" };
+		cr_expect_eq(natmodel_parse(bad[i].in, &m, &err), -EINVAL, "%s", bad[i].in);
+		cr_expect_str_eq(err.field, bad[i].field, "%s", bad[i].in);
+		cr_expect(strstr(err.reason, bad[i].reason), "%s: reason \"%s\"", bad[i].in, err.reason);
+		cr_expect(same(&m, &before), "%s: output changed on failure", bad[i].in);
+	}
+	/* a preset keeps its name with port mapping; without it, none is listed */
+	struct natmodel m;
+	cr_assert_eq(natmodel_parse("{\"preset\": \"symmetric\", \"port_mapping\": [\"pcp\"]}", &m, NULL), 0);
+	cr_expect_str_eq(natmodel_preset_name(&m), "symmetric");
+	cr_assert_eq(natmodel_parse("symmetric", &m, NULL), 0);
+	cr_expect_eq(m.port_mapping, 0u);
+	cr_expect_null(strstr(natmodel_format(&m, buf, sizeof(buf)), "port_mapping"), "%s", buf);
+	json_t *j = natmodel_to_json(&m);
+	cr_expect_null(json_object_get(j, "port_mapping"));
+	json_decref(j);
+	cr_expect_str_eq(natmodel_portmap_name(NATMODEL_PM_NATPMP), "nat-pmp");
+	cr_expect_null(natmodel_portmap_name(NATMODEL_PM_PCP | NATMODEL_PM_UPNP));
 }

@@ -257,7 +257,7 @@ Test(render, timeout_wan_name_and_address)
 Test(render, refusals)
 {
 	struct natmodel m = { NATMODEL_AD, NATMODEL_EI, NATMODEL_PORTS_PRESERVE, false, 60,
-			      NATMODEL_PORT_MIN, NATMODEL_PORT_MAX };
+			      NATMODEL_PORT_MIN, NATMODEL_PORT_MAX, 0 };
 	struct natmodel_error err = { "", "" };
 	struct natmodel_ruleset *rs = (struct natmodel_ruleset *)&err;
 	struct natmodel_wan a = { .has_v4 = true, .v4 = { htonl(0xcb007101) } };
@@ -454,7 +454,7 @@ Test(render6, dual_stack_one_batch)
 Test(render6, refusals)
 {
 	struct natmodel m = { NATMODEL_EI, NATMODEL_EI, NATMODEL_PORTS_PRESERVE, false, 60,
-			      NATMODEL_PORT_MIN, NATMODEL_PORT_MAX };
+			      NATMODEL_PORT_MIN, NATMODEL_PORT_MAX, 0 };
 	struct natmodel_error err = { "", "" };
 	struct natmodel_ruleset *rs = (struct natmodel_ruleset *)&err;
 	struct natmodel_wan none = { 0 }, v6 = { .has_v6 = true };

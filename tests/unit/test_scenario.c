@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sim/portmapd.h"
 #include "sim/scenario.h"
 
 /* a valid lab:  pub --- internet --- gw1 (full-cone) --- site1 --- h1 */
@@ -287,7 +288,7 @@ static const struct bad_case bad[] = {
 	{ DOC(NETS, PUB, "{\"ping\": [\"pub\", \"203.0.113.10\"], \"command\": \"true\"}"),
 	  "t.json: expectations[0]: has both \"ping\" and \"command\"; one kind per expectation" },
 	{ DOC(NETS, PUB, "{\"wait\": 1}"),
-	  "t.json: expectations[0]: needs one of ping, command, stop, start, restart, sleep_ms, impair" },
+	  "t.json: expectations[0]: needs one of ping, command, stop, start, restart, sleep_ms, impair, reboot" },
 	{ DOC(NETS, PUB, "{\"command\": \"true\"}"),
 	  "t.json: expectations[0].node: missing (required: the node the command runs in)" },
 	{ DOC(NETS, PUB, "{\"command\": \"true\", \"node\": \"pub\", \"expect_output\": \"(\"}"),
@@ -416,4 +417,78 @@ Test(sim_scenario, impairments_and_impair_steps)
 	for (size_t i = 0; i < s->nlinks; i++)
 		cr_assert(!s->links[i].impaired);
 	sim_scenario_free(s);
+}
+
+/* a gateway whose model declares port mapping (sim/portmapd.h) */
+#define GWPM(list) "{\"name\": \"gw1\", \"kind\": \"nat\", \"nat\": {\"preset\": \"symmetric\", \"port_mapping\": " list \
+	"}, \"wan\": \"wan\", \"links\": [{\"network\": \"internet\", \"ifname\": \"wan\", \"address\": \"203.0.113.2\"}," \
+	" {\"network\": \"site1\", \"ifname\": \"lan\", \"address\": \"10.0.1.1\"}]}"
+
+Test(sim_scenario, port_mapping_processes_and_reboot)
+{
+	struct sim_scenario *s = parse_ok(DOC(NETS, PUB ", " GWPM("[\"pcp\", \"upnp\"]") ", " H1,
+					      "{\"reboot\": \"gw1\"}, {\"reboot\": \"gw1\", \"name\": \"again\"}"));
+	/* pub's meshstun, gw1's two, h1's sleep */
+	cr_assert_eq(s->nprocs, 4);
+	cr_assert_str_eq(s->procs[1].name, SIM_PORTMAPD_STUN_PROC);
+	cr_assert_eq(s->procs[1].node, 1);
+	cr_assert_str_eq(s->procs[1].argv.v[2], "${ip:gw1/wan}:3478");
+	cr_assert_eq(s->procs[1].ready.kind, SIM_READY_UDP);
+	cr_assert_str_eq(s->procs[2].name, SIM_PORTMAPD_PROC);
+	cr_assert_str_eq(s->procs[2].argv.v[0], SIM_PORTMAPD_BIN);
+	cr_assert_str_eq(s->procs[2].argv.v[3], "${run}/portmap/gw1.conf");
+	cr_assert_eq(s->procs[2].nafter, 1);
+	cr_assert_eq(s->procs[2].after[0], 1, "miniupnpd waits for its STUN server");
+	cr_assert_eq(s->procs[2].ready.kind, SIM_READY_COMMAND);
+	cr_assert(strstr(s->procs[2].ready.argv.v[2], "/Listening for NAT-PMP/"), "%s", s->procs[2].ready.argv.v[2]);
+	cr_assert_eq(s->procs[2].ready.timeout_ms, SIM_PORTMAPD_READY_MS);
+	cr_assert_eq(s->expects[0].kind, SIM_EXPECT_REBOOT);
+	cr_assert_eq(s->expects[0].from, 1);
+	cr_assert_eq(s->expects[0].proc, 2);
+	cr_assert_str_eq(s->expects[0].label, "reboot gw1");
+	cr_assert_str_eq(s->expects[1].label, "again");
+	sim_scenario_free(s);
+	/* UPnP alone: ready once HTTP listens */
+	s = parse_ok(DOC(NETS, PUB ", " GWPM("[\"upnp\"]") ", " H1, ""));
+	cr_assert(strstr(s->procs[2].ready.argv.v[2], "/HTTP listening on port/"), "%s", s->procs[2].ready.argv.v[2]);
+	sim_scenario_free(s);
+	/* without port_mapping, no process is added */
+	s = parse_ok(GOOD);
+	cr_assert_eq(s->nprocs, 2);
+	sim_scenario_free(s);
+}
+
+Test(sim_scenario, port_mapping_refusals)
+{
+	static const struct bad_case cases[] = {
+		{ DOC(NETS, PUB ", " GWPM("[\"pcp\", \"pcp\"]") ", " H1, ""),
+		  "t.json: nodes[1].nat.port_mapping[1]: \"pcp\" is listed twice" },
+		{ DOC(NETS, PUB ", " GWPM("[\"upnp\", \"natpmp\"]") ", " H1, ""),
+		  "t.json: nodes[1].nat.port_mapping[1]: unknown protocol \"natpmp\" (expected pcp, nat-pmp or upnp)" },
+		{ DOC(NETS, PUB ", " GWPM("[1]") ", " H1, ""),
+		  "t.json: nodes[1].nat.port_mapping[0]: must be a string (\"pcp\", \"nat-pmp\" or \"upnp\")" },
+		{ DOC(NETS, PUB ", " GWPM("[]") ", " H1, ""),
+		  "t.json: nodes[1].nat.port_mapping: must be a non-empty array of \"pcp\", \"nat-pmp\", \"upnp\"" },
+		{ DOC(NETS, PUB ", " GWPM("\"upnp\"") ", " H1, ""),
+		  "t.json: nodes[1].nat.port_mapping: must be a non-empty array of \"pcp\", \"nat-pmp\", \"upnp\"" },
+		{ DOC(NETS, PUB ", " GW ", " H1, "{\"reboot\": \"gw1\"}"),
+		  "t.json: expectations[0].reboot: node \"gw1\" is not a NAT gateway with \"port_mapping\" in its model" },
+		{ DOC(NETS, PUB ", " GWPM("[\"pcp\"]") ", " H1, "{\"reboot\": \"h1\"}"),
+		  "t.json: expectations[0].reboot: node \"h1\" is not a NAT gateway with \"port_mapping\" in its model" },
+		{ DOC(NETS, PUB ", " GWPM("[\"pcp\"]") ", " H1, "{\"reboot\": \"gw9\"}"),
+		  "t.json: expectations[0].reboot: unknown node \"gw9\"" },
+		{ DOC(NETS, PUB ", " GWPM("[\"pcp\"]") ", " H1, "{\"reboot\": \"gw1\", \"node\": \"h1\"}"),
+		  "t.json: expectations[0].node: unknown key" },
+		{ DOC("\"networks\": [{\"name\": \"core\", \"cidr\": \"2001:db8::/64\"}, {\"name\": \"site\", \"cidr\": \"fd00:1::/64\"}]",
+		      "{\"name\": \"gw\", \"kind\": \"nat\", \"nat\": {\"port_mapping\": [\"pcp\"]}, \"links\": ["
+		      "{\"network\": \"core\", \"ifname\": \"wan\"}, {\"network\": \"site\", \"ifname\": \"lan\"}]}", ""),
+		  "t.json: nodes[0].nat.port_mapping: miniupnpd maps IPv4 (NAT44) only; the WAN wan is IPv6" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sim_scenario *s = (void *)1;
+		char err[SIM_ERR_MAX] = "";
+		cr_expect_eq(sim_scenario_parse("t.json", cases[i].text, &s, err, sizeof(err)), -EINVAL, "case %zu", i);
+		cr_expect_null(s, "case %zu", i);
+		cr_expect_str_eq(err, cases[i].err, "case %zu: got %s", i, err);
+	}
 }

@@ -14,6 +14,13 @@
 static void dev_udp_send(void *arg, const struct netio_pkt *pkts, int n)
 {
 	struct meshd *m = arg;
+
+	/* message type 1 (little-endian): a handshake initiation */
+	if (!phases_reached(&m->phases, PHASE_INITIATION))
+		for (int i = 0; i < n; i++)
+			if (pkts[i].len >= 4 && pkts[i].data[0] == 1 && !pkts[i].data[1] && !pkts[i].data[2] &&
+			    !pkts[i].data[3])
+				phases_mark(&m->phases, PHASE_INITIATION);
 	(void)!netio_udp_send(m->io, m->udp, pkts, n);
 }
 
@@ -55,6 +62,8 @@ static void dev_tun_deliver(void *arg, const struct netio_pkt *pkts, int n)
 	struct netio_pkt out[NETIO_BATCH_MAX];
 	int k = 0;
 
+	if (n)
+		phases_mark(&m->phases, PHASE_DATA);
 	for (int i = 0; i < n; i++) {
 		if (ping_take_reply(m, pkts[i].data, pkts[i].len))
 			continue;
@@ -92,6 +101,7 @@ static void dev_handshake_complete(void *arg, struct wg_peer *wp)
 {
 	struct meshd *m = arg;
 
+	phases_mark(&m->phases, PHASE_HANDSHAKE);
 	for (size_t i = 0; i < meshd_npeers(m); i++)
 		if (meshd_peer(m, i)->wp == wp) {
 			meshd_peer(m, i)->hs_done = true;
@@ -158,7 +168,11 @@ static void stun_input(struct meshd *m, const struct netio_pkt *pkt)
 	switch (stunmux_input(&m->mux, pkt->data, pkt->len, &pkt->addr, meshd_now(m), reply,
 			      sizeof(reply), &res)) {
 	case STUNMUX_NATDISC:
+		phases_mark(&m->phases, PHASE_STUN);
 		natd_pump(&m->natd[res.family], meshd_now(m));
+		break;
+	case STUNMUX_DISCO:
+		phases_mark(&m->phases, PHASE_STUN);
 		break;
 	case STUNMUX_ANSWERER:
 		if (res.reply_len)

@@ -31,6 +31,7 @@ int iface_configure(struct meshd *m)
 		return rc;
 	}
 	m->iface_ready = true;
+	phases_mark(&m->phases, PHASE_TUNNEL);
 	log_info(COMPONENT, "interface up ifname=%s tunnel_ip=%s vpc=%s", m->o.ifname,
 		 cidr_format(&host, a, sizeof(a)), cidr_format(&m->vpc, b, sizeof(b)));
 	return 0;

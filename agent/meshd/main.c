@@ -316,6 +316,7 @@ static int start(struct meshd *m)
 		log_error(COMPONENT, "state: %s", why);
 		goto err_key;
 	}
+	phases_mark(&m->phases, PHASE_KEY);
 	/* issue 16: the table is in before the TUN exists */
 	if ((rc = enforce_start(m)) < 0)
 		goto err_policy;
@@ -323,6 +324,7 @@ static int start(struct meshd *m)
 		goto err_bufs;
 	if ((rc = start_dataplane(m)) < 0)
 		goto err_bufs;
+	phases_mark(&m->phases, PHASE_TUN);
 	if ((rc = start_agent(m)) < 0)
 		goto err_dataplane;
 	log_info(COMPONENT, "up ifname=%s port=%u relay=%s relay_only=%s control=%s", m->o.ifname, m->port,
@@ -545,6 +547,7 @@ int main(int argc, char **argv)
 	enum log_level level = LOG_INFO;
 	int rc;
 
+	phases_init(&m.phases);
 	if ((rc = parse_opts(argc, argv, &m.o, &fmt, &level)) >= 0)
 		return rc;
 	log_setup(fmt, level);

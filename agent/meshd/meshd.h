@@ -16,6 +16,7 @@
  *   service.c     the service client's events (registration, peer lists)
  *   schedule.c    housekeeping on the loop timer
  *   status.c      the control socket's answers (status, peers, ping)
+ *   phases.c      when each step of the start-up critical path was reached
  *   ping.c        meshctl ping: an ICMP echo through the data plane
  *   enforce.c     security groups: this device's in nftables, and, on a
  *                 relay, every forwarded packet (enforce.h)
@@ -43,6 +44,7 @@
 #include "natdisc.h"
 #include "netio.h"
 #include "path.h"
+#include "phases.h"
 #include "statedir.h"
 #include "stun/stun.h"
 #include "stunmux.h"
@@ -151,6 +153,7 @@ struct natd {
 
 struct meshd {
 	struct opts o;
+	struct phases phases;	/* the start-up critical path (phases.h) */
 	struct state st;
 	struct loop *loop;
 	struct netio *io;

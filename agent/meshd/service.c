@@ -60,11 +60,13 @@ static void svc_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 	while ((ev = svc_next_event(m->svc))) {
 		switch (ev->type) {
 		case SVC_EV_REGISTERED:
+			phases_mark(&m->phases, PHASE_REGISTERED);
 			on_registered(m, ev);
 			if (m->registered)
 				enforce_update(m, ev->policy);
 			break;
 		case SVC_EV_PEERS:
+			phases_mark(&m->phases, PHASE_PEERS);
 			if (m->registered) {
 				peers_sync(m, ev->devices);
 				enforce_update(m, ev->policy);

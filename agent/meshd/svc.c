@@ -186,9 +186,15 @@ static void note_result(struct svc *s, bool ok, const char *what)
 
 /* --- waiting --------------------------------------------------------------- */
 
-/* sleeps up to ms unless stopped (or woken when wake_on_report and a report
- * is due); returns true when stopping */
-static bool wait_ms(struct svc *s, uint32_t ms, bool wake_on_report)
+enum wake {
+	WAKE_STOP = 0,		/* only a stop ends the wait early */
+	WAKE_REPORT = 1,	/* ... or a report to send (once registered) */
+	WAKE_REGISTERED = 2,	/* ... or the registration (the poller starts at once) */
+};
+
+/* sleeps up to ms unless stopped, or woken as wake says; returns true when
+ * stopping */
+static bool wait_ms(struct svc *s, uint32_t ms, enum wake wake)
 {
 	struct timespec ts;
 	bool stop;
@@ -201,7 +207,8 @@ static bool wait_ms(struct svc *s, uint32_t ms, bool wake_on_report)
 		ts.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&s->mu);
-	while (!s->stop && !(wake_on_report && s->report_dirty && s->registered)) {
+	while (!s->stop && !(wake == WAKE_REPORT && s->report_dirty && s->registered) &&
+	       !(wake == WAKE_REGISTERED && s->registered)) {
 		if (pthread_cond_timedwait(&s->cond, &s->mu, &ts) == ETIMEDOUT)
 			break;
 	}
@@ -589,7 +596,7 @@ static void *writer_main(void *arg)
 		dirty = s->report_dirty;
 		pthread_mutex_unlock(&s->mu);
 		if (registered && !dirty) {
-			if (wait_ms(s, 60000, true))
+			if (wait_ms(s, 60000, WAKE_REPORT))
 				break;
 			continue;
 		}
@@ -610,7 +617,7 @@ static void *writer_main(void *arg)
 		note_result(s, rc != -EIO, why);
 		if (rc != -EIO || failures == 0)
 			log_warn("svc", "%s: %s", registered ? "report" : "registration", why);
-		if (wait_ms(s, svchttp_backoff_ms(failures++), false))
+		if (wait_ms(s, svchttp_backoff_ms(failures++), WAKE_STOP))
 			break;
 	}
 	return NULL;
@@ -682,7 +689,7 @@ static void *poller_main(void *arg)
 		}
 		pthread_mutex_unlock(&s->mu);
 		if (!registered) {
-			if (wait_ms(s, 200, false))
+			if (wait_ms(s, 200, WAKE_REGISTERED))
 				break;
 			continue;
 		}
@@ -712,7 +719,7 @@ static void *poller_main(void *arg)
 			if (failures == 0 || rc != -EIO)
 				log_warn("svc", "long poll: %s", why);
 			full = true;	/* resync when it answers again */
-			if (wait_ms(s, svchttp_backoff_ms(failures++), false))
+			if (wait_ms(s, svchttp_backoff_ms(failures++), WAKE_STOP))
 				break;
 			continue;
 		}

@@ -53,7 +53,8 @@ stop_agent r1
 
 # rounds MESHD LABEL: the direct and relay rounds with that meshd
 rounds() {
-	local bin=$1 label=$2 r t t0
+	local bin=$1 label=$2 r t t0 phf
+	phf=$T/phases-$RANDOM.jsonl
 	local -a direct=() relay=() fallback=() paths=()
 	B=$(realpath "$(dirname "$bin")")
 	# no relay runs during the direct rounds: a ping can only be answered directly
@@ -64,6 +65,7 @@ rounds() {
 		t=$(first_ping n1 "$T2" 10000) || { echo "agent bench: $label round $r: no ping n1 -> n2 in 10 s"; dump_logs; exit 1; }
 		direct+=($((t - t0)))
 		paths+=("$(path n1 n2)")
+		ctl n1 '{"cmd":"status"}' 2>/dev/null | jq -c '.phases // empty' >>"$phf"
 		stop_agent n1; stop_agent n2
 		sleep 1
 	done
@@ -83,6 +85,13 @@ rounds() {
 	done
 	stop_agent r1
 	echo "${label}agent start -> first ping through a direct tunnel: median $(median "${direct[@]}") ms (rounds: ${direct[*]} ms; path then: ${paths[*]})"
+	# the start-up critical path of n1 (issue 19), median per phase over the
+	# rounds, in ms since meshd's main(); a meshd without it prints nothing
+	[ -s "$phf" ] && jq -rs '
+		def median: sort | .[(length - 1) / 2 | floor];
+		[.[] | to_entries[]] | group_by(.key) | map({k: .[0].key, v: (map(.value) | median)})
+		| sort_by(.v) | map("\(.k | sub("_ms$"; "")) \(.v)") | join(", ")' "$phf" |
+		sed "s/^/${label}n1's start-up phases, median ms since main(): /"
 	echo "${label}agent start behind a symmetric NAT -> first ping through the relay: median $(median "${relay[@]}") ms (rounds: ${relay[*]} ms)"
 	echo "${label}agent start behind a symmetric NAT -> direct attempt given up (path relayed): median $(median "${fallback[@]}") ms (rounds: ${fallback[*]} ms; direct timeout 3000 ms)"
 	for p in "${paths[@]}"; do [ "$p" = direct ] || { echo "agent bench: ${label}a direct round ended on path '$p'"; exit 1; }; done

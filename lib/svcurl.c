@@ -71,3 +71,33 @@ enum svcurl_scheme svcurl_list_scheme(const struct svcurl_list *l, size_t *which
 	}
 	return worst;
 }
+
+int svcurl_check(const char *list, bool allow_http, const char *secret, char *http_url, size_t urllen,
+		 char *why, size_t whylen)
+{
+	struct svcurl_list l;
+	char e[256];
+	size_t bad;
+
+	http_url[0] = 0;
+	if (svcurl_split(list, &l, e, sizeof(e)) < 0) {
+		snprintf(why, whylen, "bad --service: %s", e);
+		return -EINVAL;
+	}
+	switch (svcurl_list_scheme(&l, &bad)) {
+	case SVCURL_HTTPS:
+		return 0;
+	case SVCURL_HTTP:
+		if (allow_http) {
+			snprintf(http_url, urllen, "%s", l.url[bad]);
+			return 0;
+		}
+		snprintf(why, whylen, "the service URL %s is not encrypted: %s would travel in clear; "
+			 "use https://, or --insecure-http to allow it", l.url[bad], secret);
+		return -EINVAL;
+	case SVCURL_OTHER:
+		break;
+	}
+	snprintf(why, whylen, "bad --service: %s (https://HOST:PORT)", l.url[bad]);
+	return -EINVAL;
+}

@@ -11,6 +11,7 @@
 #ifndef NATMESH_SVCURL_H
 #define NATMESH_SVCURL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum svcurl_scheme {
@@ -40,5 +41,13 @@ int svcurl_append(char *buf, size_t len, const char *url);
 /* the least safe scheme of the list (OTHER, then HTTP, then HTTPS) and, in
  * *which, the first URL that has it */
 enum svcurl_scheme svcurl_list_scheme(const struct svcurl_list *l, size_t *which);
+
+/* The whole rule for a --service list that carries `secret` ("the admin
+ * token"): 0 when every URL may be used (*http_url then names the first
+ * http:// one allowed by allow_http, or is "" when all are https://), or
+ * -EINVAL with why: a malformed list, another scheme, or http:// not
+ * allowed (naming the URL, what would travel in clear and the fix). */
+int svcurl_check(const char *list, bool allow_http, const char *secret, char *http_url, size_t urllen,
+		 char *why, size_t whylen);
 
 #endif

@@ -113,31 +113,16 @@ out:
  * clear unless --insecure-http says so (and then a warning says it does) */
 static int check_service(const char *list, bool insecure_http)
 {
-	struct svcurl_list l;
-	char why[256];
-	size_t bad;
+	char why[SVCURL_LEN + 256], http_url[SVCURL_LEN];
 
-	if (svcurl_split(list, &l, why, sizeof(why)) < 0) {
-		fprintf(stderr, "meshctl: bad --service: %s\n", why);
+	if (svcurl_check(list, insecure_http, "the admin token", http_url, sizeof(http_url), why, sizeof(why)) < 0) {
+		fprintf(stderr, "meshctl: %s\n", why);
 		return 2;
 	}
-	switch (svcurl_list_scheme(&l, &bad)) {
-	case SVCURL_HTTPS:
-		return 0;
-	case SVCURL_HTTP:
-		if (insecure_http) {
-			fprintf(stderr, "meshctl: warning: the service URL %s is not encrypted (--insecure-http): "
-				"the admin token travels in clear\n", l.url[bad]);
-			return 0;
-		}
-		fprintf(stderr, "meshctl: the service URL %s is not encrypted: the admin token would travel in clear; "
-			"use https://, or --insecure-http to allow it\n", l.url[bad]);
-		return 2;
-	case SVCURL_OTHER:
-		break;
-	}
-	fprintf(stderr, "meshctl: bad --service: %s (https://HOST:PORT)\n", l.url[bad]);
-	return 2;
+	if (http_url[0])
+		fprintf(stderr, "meshctl: warning: the service URL %s is not encrypted (--insecure-http): "
+			"the admin token travels in clear\n", http_url);
+	return 0;
 }
 
 int main(int argc, char **argv)

@@ -367,44 +367,18 @@ static int parse_num(const char *s, long min, long max, long *out)
 	return 0;
 }
 
-/* the least safe scheme among the (checked) replicas' URLs */
-static enum svcurl_scheme service_scheme(const char *list)
-{
-	struct svcurl_list l;
-	char why[256];
-	size_t which;
-
-	if (svcurl_split(list, &l, why, sizeof(why)) < 0)
-		return SVCURL_OTHER;
-	return svcurl_list_scheme(&l, &which);
-}
-
 /* the replicas' URLs: each well formed, each encrypted unless
  * --insecure-http; 0 to go on, else the exit status */
 static int check_services(const struct opts *o)
 {
-	struct svcurl_list l;
-	char why[256];
-	size_t bad;
+	char why[SVCURL_LEN + 256], http_url[SVCURL_LEN];
 
-	if (svcurl_split(o->service, &l, why, sizeof(why)) < 0) {
-		fprintf(stderr, "meshd: bad --service: %s\n", why);
+	if (svcurl_check(o->service, o->insecure_http, "the registration key and the device token", http_url,
+			 sizeof(http_url), why, sizeof(why)) < 0) {
+		fprintf(stderr, "meshd: %s\n", why);
 		return 2;
 	}
-	switch (svcurl_list_scheme(&l, &bad)) {
-	case SVCURL_HTTPS:
-		return 0;
-	case SVCURL_HTTP:
-		if (o->insecure_http)
-			return 0;
-		fprintf(stderr, "meshd: the service URL %s is not encrypted: the registration key and the device token "
-			"would travel in clear; use https://, or --insecure-http to allow it\n", l.url[bad]);
-		return 2;
-	case SVCURL_OTHER:
-		break;
-	}
-	fprintf(stderr, "meshd: bad --service: %s (https://HOST:PORT)\n", l.url[bad]);
-	return 2;
+	return 0;
 }
 
 /* every --service, comma-joined: the replicas in the order given */
@@ -543,6 +517,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum log_format *fm
 int main(int argc, char **argv)
 {
 	static struct meshd m;
+	char why[SVCURL_LEN + 256], http_url[SVCURL_LEN];
 	enum log_format fmt = LOG_FORMAT_TEXT;
 	enum log_level level = LOG_INFO;
 	int rc;
@@ -551,9 +526,9 @@ int main(int argc, char **argv)
 	if ((rc = parse_opts(argc, argv, &m.o, &fmt, &level)) >= 0)
 		return rc;
 	log_setup(fmt, level);
-	if (service_scheme(m.o.service) == SVCURL_HTTP)
+	if (svcurl_check(m.o.service, true, "", http_url, sizeof(http_url), why, sizeof(why)) == 0 && http_url[0])
 		log_warn(COMPONENT, "the service URL is not encrypted (--insecure-http): the registration key "
-			 "and the device token travel in clear url=%s", m.o.service);
+			 "and the device token travel in clear url=%s", http_url);
 	signal(SIGPIPE, SIG_IGN);
 	if (sodium_init() < 0) {
 		log_error(COMPONENT, "libsodium failed to initialize");

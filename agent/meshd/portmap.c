@@ -116,6 +116,7 @@ void portmap_start(struct portmap *pm, const union sockaddr_any *gw, const union
 	fill_requests(pm, PORTMAP_LIFETIME_S);
 	pm->started = now;
 	pm->probe_end = now + PORTMAP_PROBE_MS;
+	pm->probe_over = false;
 	pm->next_tx = now;
 	pm->nout = 0;
 	if (!pm->upnp_dead && !pm->upnp_busy)
@@ -371,6 +372,7 @@ void portmap_upnp_mapped(struct portmap *pm, bool ok, const union sockaddr_any *
 static void probe_timers(struct portmap *pm, uint64_t now)
 {
 	if (now >= pm->probe_end) {
+		pm->probe_over = true;
 		/* silence is a no */
 		pm->pcp_dead |= !pm->pcp_alive;
 		pm->pmp_dead |= !pm->pmp_alive;
@@ -458,7 +460,8 @@ uint64_t portmap_deadline(const struct portmap *pm)
 {
 	switch (pm->state) {
 	case PORTMAP_PROBING:
-		return min64(pm->next_tx, pm->probe_end);
+		/* past the probe's end only the UPnP worker is awaited */
+		return pm->probe_over ? UINT64_MAX : min64(pm->next_tx, pm->probe_end);
 	case PORTMAP_MAPPING:
 		return pm->proto == PORTMAP_UPNP ? UINT64_MAX : pm->next_tx;
 	case PORTMAP_MAPPED:

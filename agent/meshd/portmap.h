@@ -92,6 +92,7 @@ struct portmap {
 	uint64_t started, probe_end, next_tx, renew_at, check_at, retry_at;
 	int tries;
 	bool renewing;
+	bool probe_over;		/* PROBING past probe_end: only the worker is awaited */
 
 	/* the mapping */
 	union sockaddr_any external;

@@ -133,9 +133,9 @@ static void run_upnp_job(struct portmap_io *p)
 	if ((rc = upnp_start(p->upnp, job, pm->internal_port, pm->want_port, PORTMAP_LIFETIME_S)) < 0) {
 		log_warn(COMPONENT, "port mapping: cannot start the UPnP worker err=\"%s\"", strerror(-rc));
 		if (job == PORTMAP_UPNP_DISCOVER)
-			portmap_upnp_discovered(pm, false, meshd_now(p->m));
+			portmap_upnp_discovered(pm, false, clock_now_ms());
 		else
-			portmap_upnp_mapped(pm, false, NULL, 0, meshd_now(p->m));
+			portmap_upnp_mapped(pm, false, NULL, 0, clock_now_ms());
 		return;
 	}
 	pm->upnp_busy = true;
@@ -148,7 +148,7 @@ static void pump(struct portmap_io *p)
 	struct portmap *pm = &p->core;
 	union sockaddr_any before = pm->state == PORTMAP_MAPPED ? pm->external : (union sockaddr_any){ 0 };
 	struct portmap_dgram d;
-	uint64_t now = meshd_now(p->m), dl;
+	uint64_t now = clock_now_ms(), dl;
 
 	while (portmap_poll(pm, now, &d) == 1)
 		if (p->fd >= 0 && send(p->fd, d.buf, d.len, 0) < 0)
@@ -157,7 +157,8 @@ static void pump(struct portmap_io *p)
 	dl = portmap_deadline(pm);
 	if (dl > p->gw_check_at)
 		dl = p->gw_check_at;
-	(void)!loop_timer_arm(p->m->loop, &p->timer, dl > now ? dl - now : 0, 0);
+	/* at least 1 ms: a timer due at once would run again in the same pass */
+	(void)!loop_timer_arm(p->m->loop, &p->timer, dl > now ? dl - now : 1, 0);
 	if (pm->state == PORTMAP_MAPPED && addr_port(&pm->external) != addr_port(&before))
 		save_port(p->port_file, addr_port(&pm->external));
 	if (!addr_equal(&before, pm->state == PORTMAP_MAPPED ? &pm->external : &(union sockaddr_any){ 0 }))
@@ -167,7 +168,7 @@ static void pump(struct portmap_io *p)
 static void start_gateway(struct portmap_io *p)
 {
 	union sockaddr_any client;
-	char a[ADDR_STRLEN];
+	char a[ADDR_STRLEN], b[ADDR_STRLEN];
 	int rc;
 
 	close_socket(p);
@@ -178,8 +179,8 @@ static void start_gateway(struct portmap_io *p)
 		return;
 	}
 	log_info(COMPONENT, "port mapping: probing gateway=%s from=%s", addr_format_ip(&p->gw, a, sizeof(a)),
-		 addr_format_ip(&client, a, sizeof(a)));
-	portmap_start(&p->core, &p->gw, &client, meshd_now(p->m));
+		 addr_format_ip(&client, b, sizeof(b)));
+	portmap_start(&p->core, &p->gw, &client, clock_now_ms());
 }
 
 /* on start and when the default route's gateway changes */
@@ -188,7 +189,7 @@ static void check_gateway(struct portmap_io *p)
 	union sockaddr_any gw;
 	bool has = default_gateway(&gw) == 0;
 
-	p->gw_check_at = meshd_now(p->m) + GW_CHECK_MS;
+	p->gw_check_at = clock_now_ms() + GW_CHECK_MS;
 	if (has == p->has_gw && (!has || addr_ip_equal(&gw, &p->gw)))
 		return;
 	p->has_gw = has;
@@ -207,7 +208,7 @@ static void on_timer(struct loop *loop, struct loop_timer *t, void *arg)
 	struct portmap_io *p = arg;
 	(void)loop, (void)t;
 
-	if (meshd_now(p->m) >= p->gw_check_at)
+	if (clock_now_ms() >= p->gw_check_at)
 		check_gateway(p);
 	pump(p);
 }
@@ -221,7 +222,7 @@ static void readable(struct loop *loop, int fd, uint32_t events, void *arg)
 
 	/* one more than the largest message, so an oversized one is seen as such */
 	while ((n = recv(fd, buf, sizeof(buf), MSG_TRUNC)) >= 0)
-		portmap_receive(&p->core, buf, (size_t)n, meshd_now(p->m));
+		portmap_receive(&p->core, buf, (size_t)n, clock_now_ms());
 	pump(p);
 }
 
@@ -239,9 +240,9 @@ static void upnp_done(struct loop *loop, int fd, uint32_t events, void *arg)
 	if (!ok && job != PORTMAP_UPNP_NONE)
 		log_info(COMPONENT, "port mapping: upnp gateway=%s: %s", p->core.gw_name, why);
 	if (job == PORTMAP_UPNP_DISCOVER)
-		portmap_upnp_discovered(&p->core, ok, meshd_now(p->m));
+		portmap_upnp_discovered(&p->core, ok, clock_now_ms());
 	else if (job == PORTMAP_UPNP_MAP)
-		portmap_upnp_mapped(&p->core, ok, &ext, life, meshd_now(p->m));
+		portmap_upnp_mapped(&p->core, ok, &ext, life, clock_now_ms());
 	pump(p);
 }
 
@@ -326,7 +327,7 @@ void portmap_io_stop(struct meshd *m)
 		char why[128];
 		enum portmap_upnp_job job = upnp_finish(p->upnp, &ok, &ext, &life, why, sizeof(why));
 		if (job == PORTMAP_UPNP_MAP)
-			portmap_upnp_mapped(&p->core, ok, &ext, life, meshd_now(m));
+			portmap_upnp_mapped(&p->core, ok, &ext, life, clock_now_ms());
 	}
 	release(p);
 	close_socket(p);
@@ -346,7 +347,7 @@ bool portmap_io_endpoint(const struct meshd *m, union sockaddr_any *out)
 json_t *portmap_io_status(const struct meshd *m)
 {
 	const struct portmap *pm;
-	uint64_t now = meshd_now(m);
+	uint64_t now = clock_now_ms();
 	char a[ADDR_STRLEN];
 	json_t *o;
 

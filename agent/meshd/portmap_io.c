@@ -130,6 +130,7 @@ static void run_upnp_job(struct portmap_io *p)
 	if (job == PORTMAP_UPNP_NONE || upnp_busy(p->upnp))
 		return;
 	pm->upnp_job = PORTMAP_UPNP_NONE;
+	upnp_set_gateway(p->upnp, &p->gw);
 	if ((rc = upnp_start(p->upnp, job, pm->internal_port, pm->want_port, PORTMAP_LIFETIME_S)) < 0) {
 		log_warn(COMPONENT, "port mapping: cannot start the UPnP worker err=\"%s\"", strerror(-rc));
 		if (job == PORTMAP_UPNP_DISCOVER)

@@ -4,16 +4,22 @@
 #include <miniupnpc/miniupnpc.h>
 #include <miniupnpc/upnpcommands.h>
 #include <miniupnpc/upnperrors.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "log.h"
+#include "loop.h"
+#include "portmap_ssdp.h"
 #include "portmap_upnp.h"
 
 struct upnp {
 	int pipe[2];
+	union sockaddr_any gw;		/* SSDP answers only from here */
 	pthread_t th;
 	bool running;
 	/* the job's inputs and outputs: the thread owns them while it runs */
@@ -29,6 +35,7 @@ struct upnp {
 	struct IGDdatas data;
 	char lanaddr[64];
 	char mapped_port[8];	/* the external port of the last map, "" none */
+	uint64_t t_ssdp, t_igd, t_done;	/* ms each step of the last job took */
 };
 
 int upnp_new(struct upnp **out)
@@ -59,6 +66,11 @@ void upnp_free(struct upnp *u)
 	free(u);
 }
 
+void upnp_set_gateway(struct upnp *u, const union sockaddr_any *gw)
+{
+	u->gw = *gw;
+}
+
 int upnp_fd(const struct upnp *u)
 {
 	return u->pipe[0];
@@ -74,6 +86,46 @@ const char *upnp_igd(const struct upnp *u)
 	return u->have_igd && u->urls.controlURL ? u->urls.controlURL : "none";
 }
 
+/* our own M-SEARCH to the gateway's SSDP group; the first answer from the
+ * gateway itself names the description to read (portmap_ssdp.h) */
+static bool search(struct upnp *u)
+{
+	static const char *const st[] = {
+		"urn:schemas-upnp-org:device:InternetGatewayDevice:2",
+		"urn:schemas-upnp-org:device:InternetGatewayDevice:1",
+	};
+	union sockaddr_any grp, from;
+	char buf[SSDP_MAX_LEN + 1], loc[512];
+	uint64_t end = clock_now_ms() + UPNP_DISCOVER_MS;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), n;
+	bool ok = false;
+
+	if (fd < 0)
+		return false;
+	addr_parse_ip("239.255.255.250", SSDP_PORT, &grp);
+	for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
+		if ((n = ssdp_search(st[i], buf, sizeof(buf))) > 0)
+			(void)!sendto(fd, buf, (size_t)n, 0, &grp.sa, addr_len(&grp));
+	while (!ok) {
+		uint64_t now = clock_now_ms();
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		socklen_t fl = sizeof(from);
+		ssize_t r;
+
+		if (now >= end || poll(&pfd, 1, (int)(end - now)) != 1)
+			break;
+		if ((r = recvfrom(fd, buf, sizeof(buf), 0, &from.sa, &fl)) < 0)
+			break;
+		if (!addr_ip_equal(&from, &u->gw) || ssdp_location(buf, (size_t)r, loc, sizeof(loc)) < 0)
+			continue;
+		ok = UPNP_GetIGDFromUrl(loc, &u->urls, &u->data, u->lanaddr, sizeof(u->lanaddr)) == 1;
+		if (!ok)
+			FreeUPNPUrls(&u->urls);
+	}
+	close(fd);
+	return ok;
+}
+
 static void discover(struct upnp *u)
 {
 	struct UPNPDev *devs;
@@ -84,18 +136,39 @@ static void discover(struct upnp *u)
 		FreeUPNPUrls(&u->urls);
 		u->have_igd = false;
 	}
-	devs = upnpDiscover(UPNP_DISCOVER_MS, NULL, NULL, UPNP_LOCAL_PORT_ANY, 0, 2, &err);
+	/* the IGD's own types first: a search for a type nobody answers costs a
+	 * whole UPNP_DISCOVER_MS (miniupnpd offers IGD:2 unless told v1) */
+	static const char *const types[] = {
+		"urn:schemas-upnp-org:device:InternetGatewayDevice:2",
+		"urn:schemas-upnp-org:device:InternetGatewayDevice:1",
+		"urn:schemas-upnp-org:service:WANIPConnection:2",
+		"urn:schemas-upnp-org:service:WANIPConnection:1",
+		"urn:schemas-upnp-org:service:WANPPPConnection:1",
+		NULL,
+	};
+	uint64_t t0 = clock_now_ms();
+	if (search(u)) {
+		u->t_ssdp = clock_now_ms() - t0;
+		u->have_igd = true;
+		r = 1;
+		goto connected;
+	}
+	/* libminiupnpc's own search (a second at least) finds what ours did not */
+	devs = upnpDiscoverDevices(types, UPNP_DISCOVER_MS, NULL, NULL, UPNP_LOCAL_PORT_ANY, 0, 2, &err, 0);
+	u->t_ssdp = clock_now_ms() - t0;
 	if (!devs) {
 		snprintf(u->why, sizeof(u->why), "no SSDP answer (upnpDiscover error %d)", err);
 		return;
 	}
 	r = UPNP_GetValidIGD(devs, &u->urls, &u->data, u->lanaddr, sizeof(u->lanaddr));
 	freeUPNPDevlist(devs);
+	u->t_igd = clock_now_ms() - t0 - u->t_ssdp;
 	if (r == 0) {
 		snprintf(u->why, sizeof(u->why), "no IGD among the devices that answered");
 		return;
 	}
 	u->have_igd = true;
+connected:
 	if (r != 1) {
 		snprintf(u->why, sizeof(u->why), "the IGD at %s is not connected (UPNP_GetValidIGD %d)",
 			 u->urls.controlURL, r);
@@ -146,10 +219,13 @@ static void *run(void *arg)
 	struct upnp *u = arg;
 	char c = 1;
 
+	uint64_t t0 = clock_now_ms();
+
 	if (u->job == PORTMAP_UPNP_DISCOVER)
 		discover(u);
 	else
 		map(u);
+	u->t_done = clock_now_ms() - t0;
 	(void)!write(u->pipe[1], &c, 1);
 	return NULL;
 }
@@ -188,6 +264,9 @@ enum portmap_upnp_job upnp_finish(struct upnp *u, bool *ok, union sockaddr_any *
 	*external = u->external;
 	*lifetime = u->lifetime;
 	snprintf(why, whylen, "%s", u->why);
+	log_debug("meshd", "port mapping: upnp job=%s ms=%llu ssdp_ms=%llu igd_ms=%llu", u->job == PORTMAP_UPNP_DISCOVER
+		  ? "discover" : "map", (unsigned long long)u->t_done, (unsigned long long)u->t_ssdp,
+		  (unsigned long long)u->t_igd);
 	return u->job;
 }
 

@@ -21,6 +21,8 @@ struct upnp;
 int upnp_new(struct upnp **out);
 /* joins a running job, deletes nothing; NULL is a no-op */
 void upnp_free(struct upnp *u);
+/* SSDP answers are taken from this address only; not while a job runs */
+void upnp_set_gateway(struct upnp *u, const union sockaddr_any *gw);
 /* readable when a job ended */
 int upnp_fd(const struct upnp *u);
 bool upnp_busy(const struct upnp *u);

@@ -127,7 +127,7 @@ nft_gone() { ! nft_has "$1"; }
 start_n1() {	# [meshd args]
 	ip netns exec "$P-n1" "$B/meshd" --service "$API" --insecure-http --reg-key-file "$T/regkey" \
 		--stun 192.0.3.1:3478 --stun 192.0.3.2:3478 --ifname "nm-n1" --hostname n1 \
-		--state-dir "$T/state-n1" --control "$T/n1.sock" --no-policy "$@" >>"$T/n1.log" 2>&1 &
+		--state-dir "$T/state-n1" --control "$T/n1.sock" --no-policy ${MESHD_ARGS:-} "$@" >>"$T/n1.log" 2>&1 &
 	PIDS[n1]=$!
 }
 

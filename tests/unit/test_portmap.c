@@ -4,6 +4,7 @@
  * reboot seen in the epoch, failure when nothing answers, the release; and
  * portmap candidates ordered first (path_order_candidates). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <string.h>
 
 #include "agent/meshd/path.h"
@@ -262,4 +263,39 @@ Test(portmap, mapped_candidates_first)
 	cr_expect_str_eq(addr_format(&out[0], a, sizeof(a)), "198.51.100.9:51820");
 	cr_expect_str_eq(addr_format(&out[1], a, sizeof(a)), "198.51.100.9:40000");
 	cr_expect_str_eq(addr_format(&out[2], a, sizeof(a)), "10.1.0.2:51820");
+}
+
+#include "agent/meshd/portmap_ssdp.h"
+
+/* UPnP Device Architecture 1.1, 1.3.3: a search answer's LOCATION */
+Test(portmap, ssdp_location)
+{
+	static const struct { const char *in; int want; const char *loc; } cases[] = {
+		{ "HTTP/1.1 200 OK\r\nCACHE-CONTROL: max-age=120\r\nST: urn:x\r\n"
+		  "LOCATION: http://10.1.0.1:41455/rootDesc.xml\r\n\r\n", 0, "http://10.1.0.1:41455/rootDesc.xml" },
+		{ "HTTP/1.1 200 OK\nlocation:http://gw/d.xml  \n\n", 0, "http://gw/d.xml" },
+		{ "HTTP/1.1 404 Not Found\r\nLOCATION: http://a/b\r\n\r\n", -EBADMSG, NULL },
+		{ "NOTIFY * HTTP/1.1\r\nLOCATION: http://a/b\r\n\r\n", -EBADMSG, NULL },
+		{ "HTTP/1.1 200", -ENOENT, NULL },
+		{ "HTTP/1.1 20", -EBADMSG, NULL },
+		{ "HTTP/1.1 200 OK\r\nST: x\r\n\r\n", -ENOENT, NULL },
+		{ "HTTP/1.1 200 OK\r\nLOCATION: ftp://a/b\r\n", -EINVAL, NULL },
+		{ "HTTP/1.1 200 OK\r\nLOCATION: http://a/b c\r\n", -EINVAL, NULL },
+		{ "HTTP/1.1 200 OK\r\nLOCATION: http://a/\x01\r\n", -EINVAL, NULL },
+		{ "HTTP/1.1 200 OK\r\nLOCATION: http://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/\r\n",
+		  -E2BIG, NULL },
+	};
+	char out[64], big[SSDP_MAX_LEN + 2];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = ssdp_location(cases[i].in, strlen(cases[i].in), out, sizeof(out));
+		cr_expect_eq(rc, cases[i].want, "case %zu: %d", i, rc);
+		if (!rc)
+			cr_expect_str_eq(out, cases[i].loc);
+	}
+	memset(big, ' ', sizeof(big));
+	memcpy(big, "HTTP/1.1 200 OK\r\n", 17);
+	cr_expect_eq(ssdp_location(big, sizeof(big), out, sizeof(out)), -EBADMSG);
+	cr_expect_gt(ssdp_search("urn:schemas-upnp-org:device:InternetGatewayDevice:2", big, sizeof(big)), 0);
+	cr_expect_eq(ssdp_search("urn:x", big, 20), -ENOBUFS);
 }

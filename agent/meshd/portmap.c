@@ -369,6 +369,19 @@ void portmap_upnp_mapped(struct portmap *pm, bool ok, const union sockaddr_any *
 	mapped(pm, external, lifetime, now);
 }
 
+void portmap_upnp_checked(struct portmap *pm, bool present, uint64_t now)
+{
+	union sockaddr_any gw, client = pm->pcp_announce.client;
+
+	if (present || pm->proto != PORTMAP_UPNP || pm->state != PORTMAP_MAPPED)
+		return;
+	log_warn(COMPONENT, "port mapping: gateway=%s no longer has the upnp mapping (rebooted?), probing again",
+		 pm->gw_name);
+	pm->remaps++;
+	addr_parse_ip(pm->gw_name, 0, &gw);
+	portmap_start(pm, &gw, &client, now);
+}
+
 static void probe_timers(struct portmap *pm, uint64_t now)
 {
 	if (now >= pm->probe_end) {
@@ -407,6 +420,8 @@ static void mapped_timers(struct portmap *pm, uint64_t now)
 			queue_pcp(pm, &pm->pcp_announce);
 		else if (pm->proto == PORTMAP_NATPMP)
 			queue_pmp(pm, &pm->pmp_addr);
+		else if (!pm->upnp_busy && pm->upnp_job == PORTMAP_UPNP_NONE)
+			pm->upnp_job = PORTMAP_UPNP_CHECK;
 	}
 }
 
@@ -465,8 +480,7 @@ uint64_t portmap_deadline(const struct portmap *pm)
 	case PORTMAP_MAPPING:
 		return pm->proto == PORTMAP_UPNP ? UINT64_MAX : pm->next_tx;
 	case PORTMAP_MAPPED:
-		return min64(pm->renewing ? pm->next_tx : pm->renew_at,
-			     pm->proto == PORTMAP_UPNP ? UINT64_MAX : pm->check_at);
+		return min64(pm->renewing ? pm->next_tx : pm->renew_at, pm->check_at);
 	case PORTMAP_FAILED:
 		return pm->retry_at;
 	default:

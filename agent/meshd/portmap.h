@@ -15,7 +15,10 @@
  *   MAPPED    renewed at half the granted lifetime; every PORTMAP_CHECK_MS an
  *             ANNOUNCE (or address request) reads the server's epoch: when it
  *             says the gateway lost its state (RFC 6887 8.5, RFC 6886 3.6)
- *             the port is mapped again at once.
+ *             the port is mapped again at once. UPnP has no epoch: the
+ *             worker asks for the mapping instead, and when the IGD does not
+ *             have it (or does not answer: a restarted miniupnpd serves on
+ *             another HTTP port) the gateway is probed again.
  *   FAILED    nothing answered or everything refused; probed again after
  *             PORTMAP_RETRY_MS.
  *
@@ -63,6 +66,7 @@ enum portmap_upnp_job {
 	PORTMAP_UPNP_NONE,
 	PORTMAP_UPNP_DISCOVER,	/* upnpDiscover, UPNP_GetValidIGD */
 	PORTMAP_UPNP_MAP,	/* UPNP_AddPortMapping */
+	PORTMAP_UPNP_CHECK,	/* UPNP_GetSpecificPortMappingEntry: still there? */
 };
 
 struct portmap_dgram {
@@ -126,6 +130,8 @@ int portmap_receive(struct portmap *pm, const uint8_t *buf, size_t len, uint64_t
 void portmap_upnp_discovered(struct portmap *pm, bool igd, uint64_t now);
 void portmap_upnp_mapped(struct portmap *pm, bool ok, const union sockaddr_any *external, uint32_t lifetime,
 			 uint64_t now);
+/* the check: present false when the IGD lost the mapping or did not answer */
+void portmap_upnp_checked(struct portmap *pm, bool present, uint64_t now);
 /* UINT64_MAX: nothing armed */
 uint64_t portmap_deadline(const struct portmap *pm);
 /* the lifetime-0 request that removes a PCP or NAT-PMP mapping: its length,

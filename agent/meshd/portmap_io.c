@@ -135,7 +135,7 @@ static void run_upnp_job(struct portmap_io *p)
 		log_warn(COMPONENT, "port mapping: cannot start the UPnP worker err=\"%s\"", strerror(-rc));
 		if (job == PORTMAP_UPNP_DISCOVER)
 			portmap_upnp_discovered(pm, false, clock_now_ms());
-		else
+		else if (job == PORTMAP_UPNP_MAP)
 			portmap_upnp_mapped(pm, false, NULL, 0, clock_now_ms());
 		return;
 	}
@@ -244,6 +244,8 @@ static void upnp_done(struct loop *loop, int fd, uint32_t events, void *arg)
 		portmap_upnp_discovered(&p->core, ok, clock_now_ms());
 	else if (job == PORTMAP_UPNP_MAP)
 		portmap_upnp_mapped(&p->core, ok, &ext, life, clock_now_ms());
+	else if (job == PORTMAP_UPNP_CHECK)
+		portmap_upnp_checked(&p->core, ok, clock_now_ms());
 	pump(p);
 }
 

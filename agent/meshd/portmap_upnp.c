@@ -214,6 +214,28 @@ static void map(struct upnp *u)
 	u->ok = true;
 }
 
+/* the last map is still in the IGD's table */
+static void check(struct upnp *u)
+{
+	char client[16], port[6], desc[80], enabled[4], lease[16];
+	int r;
+
+	if (!u->have_igd || !u->mapped_port[0]) {
+		snprintf(u->why, sizeof(u->why), "nothing mapped");
+		return;
+	}
+	r = UPNP_GetSpecificPortMappingEntry(u->urls.controlURL, u->data.first.servicetype, u->mapped_port, "UDP",
+					     NULL, client, port, desc, enabled, lease);
+	if (r != UPNPCOMMAND_SUCCESS) {
+		snprintf(u->why, sizeof(u->why), "GetSpecificPortMappingEntry external=%s: %s", u->mapped_port,
+			 strupnperror(r) ? strupnperror(r) : "failed");
+		return;
+	}
+	u->ok = atoi(port) == u->internal_port && !strcmp(client, u->lanaddr);
+	if (!u->ok)
+		snprintf(u->why, sizeof(u->why), "external=%s now goes to %s:%s", u->mapped_port, client, port);
+}
+
 static void *run(void *arg)
 {
 	struct upnp *u = arg;
@@ -223,6 +245,8 @@ static void *run(void *arg)
 
 	if (u->job == PORTMAP_UPNP_DISCOVER)
 		discover(u);
+	else if (u->job == PORTMAP_UPNP_CHECK)
+		check(u);
 	else
 		map(u);
 	u->t_done = clock_now_ms() - t0;
@@ -265,7 +289,7 @@ enum portmap_upnp_job upnp_finish(struct upnp *u, bool *ok, union sockaddr_any *
 	*lifetime = u->lifetime;
 	snprintf(why, whylen, "%s", u->why);
 	log_debug("meshd", "port mapping: upnp job=%s ms=%llu ssdp_ms=%llu igd_ms=%llu", u->job == PORTMAP_UPNP_DISCOVER
-		  ? "discover" : "map", (unsigned long long)u->t_done, (unsigned long long)u->t_ssdp,
+		  ? "discover" : u->job == PORTMAP_UPNP_CHECK ? "check" : "map", (unsigned long long)u->t_done, (unsigned long long)u->t_ssdp,
 		  (unsigned long long)u->t_igd);
 	return u->job;
 }

@@ -202,11 +202,23 @@ Test(portmap, upnp_through_the_worker)
 	portmap_upnp_discovered(&pm, true, 1300);
 	cr_assert_eq(pm.proto, PORTMAP_UPNP);
 	cr_assert_eq(pm.upnp_job, PORTMAP_UPNP_MAP);
+	pm.upnp_job = PORTMAP_UPNP_NONE;
 	addr_parse("198.51.100.9:51820", &ext);
 	portmap_upnp_mapped(&pm, true, &ext, 7200, 1310);
 	cr_expect_eq(pm.state, PORTMAP_MAPPED);
 	cr_expect_eq(pm.first_ms, 311);
-	cr_expect_eq(portmap_deadline(&pm), 1310 + 3600 * 1000);
+	cr_expect_eq(portmap_deadline(&pm), 1310 + PORTMAP_CHECK_MS);
+	/* no epoch: the worker is asked whether the IGD still has it */
+	drain(&pm, 1310 + PORTMAP_CHECK_MS, &d);
+	cr_expect_eq(pm.upnp_job, PORTMAP_UPNP_CHECK);
+	pm.upnp_job = PORTMAP_UPNP_NONE;
+	portmap_upnp_checked(&pm, true, 3320);
+	cr_expect_eq(pm.state, PORTMAP_MAPPED);
+	portmap_upnp_checked(&pm, false, 3320);		/* lost: probed again */
+	cr_expect_eq(pm.state, PORTMAP_PROBING);
+	cr_expect_eq(pm.upnp_job, PORTMAP_UPNP_DISCOVER);
+	cr_expect_eq(pm.remaps, 1);
+	cr_expect_eq(pm.want_port, 51820);
 	/* a failed discovery with nothing else left: failed */
 	start(&pm, PORTMAP_UPNP, 0);
 	portmap_upnp_discovered(&pm, false, 1100);

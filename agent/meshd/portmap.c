@@ -185,6 +185,12 @@ static void give_up_proto(struct portmap *pm, uint64_t now, const char *why)
 		pm->upnp_dead = true;
 	pm->proto = 0;
 	pm->state = PORTMAP_PROBING;
+	if (now >= pm->probe_end) {
+		/* the probe is over: what stayed silent is out */
+		pm->probe_over = true;
+		pm->pcp_dead |= !pm->pcp_alive;
+		pm->pmp_dead |= !pm->pmp_alive;
+	}
 	memset(&pm->external, 0, sizeof(pm->external));
 	choose(pm, now);
 }

@@ -210,6 +210,15 @@ check "without a mapping a datagram from the internet to 192.0.3.11:51820 does n
 	eval '! reaches 192.0.3.11 51820 51820'
 for proto in ${PROTOS:-pcp nat-pmp upnp}; do one_protocol "$proto"; done
 
+# the default: every protocol offered, PCP taken
+start_n1
+if wait_for 10 mapped; then
+	check "default: of the three, meshd took pcp ($(pm protocol), $(pm first_mapping_ms) ms)" [ "$(pm protocol)" = pcp ]
+else
+	not_ok "default: meshd mapped its port ($(pm state))"
+fi
+stop_agent n1
+
 # --no-port-mapping: nothing to 5351 or 1900
 ip netns exec "$P-gw1" timeout 4 tcpdump -n -i lan -c 1 "udp and (dst port 5351 or dst port 1900)" >"$T/quiet" 2>/dev/null &
 tp=$!

@@ -2,8 +2,12 @@
  * (portmap_upnp.c) bound to meshd: the default gateway, a UDP socket
  * connected to its port 5351 (so only the gateway's answers arrive, RFC 6887
  * 8.3), a loop timer, the worker's pipe, the external port kept in
- * STATE_DIR/portmap_port, the endpoint reported, and the release at exit. */
+ * STATE_DIR/portmap_port, the endpoint reported, and the release at exit.
+ * The default route is read from /proc/net/route when rtnetlink says a route
+ * changed (RTMGRP_IPV4_ROUTE), and every GW_WATCHED_MS anyway. */
 #include <errno.h>
+#include <libmnl/libmnl.h>
+#include <linux/rtnetlink.h>
 #include <poll.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -18,7 +22,8 @@
 #include "portmap_upnp.h"
 
 enum {
-	GW_CHECK_MS = 2000,	/* the default route looked at this often */
+	GW_CHECK_MS = 2000,	/* the default route looked at this often ... */
+	GW_WATCHED_MS = 30000,	/* ... or this often when rtnetlink tells of route changes */
 	RELEASE_WAIT_MS = 200,	/* at exit, the answer to a deletion waited for */
 };
 
@@ -31,6 +36,7 @@ struct portmap_io {
 	bool has_gw;
 	struct loop_timer timer;
 	uint64_t gw_check_at;
+	struct mnl_socket *routes;	/* IPv4 route notifications, NULL: polled */
 	char port_file[600];
 };
 
@@ -190,7 +196,7 @@ static void check_gateway(struct portmap_io *p)
 	union sockaddr_any gw;
 	bool has = default_gateway(&gw) == 0;
 
-	p->gw_check_at = clock_now_ms() + GW_CHECK_MS;
+	p->gw_check_at = clock_now_ms() + (p->routes ? GW_WATCHED_MS : GW_CHECK_MS);
 	if (has == p->has_gw && (!has || addr_ip_equal(&gw, &p->gw)))
 		return;
 	p->has_gw = has;
@@ -249,6 +255,43 @@ static void upnp_done(struct loop *loop, int fd, uint32_t events, void *arg)
 	pump(p);
 }
 
+static void routes_readable(struct loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct portmap_io *p = arg;
+	uint8_t buf[MNL_SOCKET_BUFFER_SIZE];
+	(void)loop, (void)fd, (void)events;
+
+	/* what changed does not matter: the default route is read again */
+	while (mnl_socket_recvfrom(p->routes, buf, sizeof(buf)) > 0)
+		;
+	check_gateway(p);
+	pump(p);
+}
+
+static void routes_watch(struct portmap_io *p)
+{
+	struct mnl_socket *nl = mnl_socket_open2(NETLINK_ROUTE, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (nl && mnl_socket_bind(nl, RTMGRP_IPV4_ROUTE, MNL_SOCKET_AUTOPID) == 0 &&
+	    loop_add_fd(p->m->loop, mnl_socket_get_fd(nl), LOOP_READ, routes_readable, p) == 0) {
+		p->routes = nl;
+		return;
+	}
+	log_warn(COMPONENT, "port mapping: no route-change notifications, the gateway is polled every %d ms err=\"%s\"",
+		 GW_CHECK_MS, strerror(errno));
+	if (nl)
+		mnl_socket_close(nl);
+}
+
+static void routes_unwatch(struct portmap_io *p)
+{
+	if (!p->routes)
+		return;
+	loop_del_fd(p->m->loop, mnl_socket_get_fd(p->routes));
+	mnl_socket_close(p->routes);
+	p->routes = NULL;
+}
+
 int portmap_io_start(struct meshd *m)
 {
 	struct portmap_io *p;
@@ -272,6 +315,7 @@ int portmap_io_start(struct meshd *m)
 		     load_port(p->port_file), nonce);
 	loop_timer_init(&p->timer, on_timer, p);
 	m->pmio = p;
+	routes_watch(p);
 	check_gateway(p);
 	pump(p);
 	return 0;
@@ -322,6 +366,7 @@ void portmap_io_stop(struct meshd *m)
 	if (!p)
 		return;
 	loop_timer_cancel(m->loop, &p->timer);
+	routes_unwatch(p);
 	loop_del_fd(m->loop, upnp_fd(p->upnp));
 	if (upnp_busy(p->upnp)) {
 		bool ok;

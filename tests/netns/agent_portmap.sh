@@ -18,8 +18,10 @@
 # (and does not before); the service's record of n1 has an endpoint with
 # source "portmap"; after a gateway "reboot" (miniupnpd restarted, its
 # rules and conntrack flushed) meshd maps again within 5 s (PCP, NAT-PMP: the
-# epoch; UPnP: the mapping asked for); SIGTERM removes the mapping. Last, --no-port-mapping sends nothing
-# to ports 5351 or 1900 (tcpdump in the gateway).
+# epoch; UPnP: the mapping asked for); SIGTERM removes the mapping. Then the
+# default (PCP taken), a default route that moves and comes back (rtnetlink),
+# and --no-port-mapping, which sends nothing to ports 5351 or 1900 (tcpdump
+# in the gateway).
 . "$(dirname "$0")/agent_common.bash"
 NS=(pub gw1 n1)
 API=http://192.0.3.1:8080
@@ -214,6 +216,15 @@ for proto in ${PROTOS:-pcp nat-pmp upnp}; do one_protocol "$proto"; done
 start_n1
 if wait_for 10 mapped; then
 	check "default: of the three, meshd took pcp ($(pm protocol), $(pm first_mapping_ms) ms)" [ "$(pm protocol)" = pcp ]
+	# the default route moves to another address of the gateway (where
+	# miniupnpd does not listen), and back: rtnetlink tells meshd at once
+	# (its poll is every 30 s)
+	X gw1 ip addr add 10.1.0.254/24 dev lan
+	X n1 ip route replace default via 10.1.0.254
+	check "gateway change: meshd probes 10.1.0.254 within 1 s" wait_for 1 eval '[ "$(pm gateway)" = 10.1.0.254 ]'
+	X n1 ip route replace default via 10.1.0.1
+	check "gateway back: mapped again through 10.1.0.1 within 5 s" \
+		wait_for 5 eval '[ "$(pm gateway)" = 10.1.0.1 ] && mapped'
 else
 	not_ok "default: meshd mapped its port ($(pm state))"
 fi

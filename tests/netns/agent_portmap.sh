@@ -169,6 +169,9 @@ one_protocol() {	# PROTO
 	ext=$(pm external) eip=${ext%:*} eport=${ext##*:}
 	ok "$proto: mapped udp $port -> $ext in $(pm first_mapping_ms) ms, lifetime $(pm lifetime_s) s, renewal in $(pm renew_in_s) s"
 	check "$proto: meshctl status says protocol $proto" [ "$(pm protocol)" = "$proto" ]
+	check "$proto: meshctl status (text) has 'port mapping: $proto at gateway 10.1.0.1: udp $port -> $ext, lifetime 7200 s, renewal in ...'" \
+		eval '"$B/meshctl" --control "$T/n1.sock" status | grep -q "^port mapping: $proto at gateway 10.1.0.1: udp $port -> $ext, lifetime 7200 s, renewal in [0-9]* s$"'
+
 	check "$proto: the mapping is in the gateway's nftables (dnat to 10.1.0.2:$port)" nft_has "$port"
 	check "$proto: a datagram from the internet to $ext reaches n1:$port" reaches "$eip" "$eport" "$port"
 	check "$proto: the service's record of n1 has {source: portmap, address: $ext}" wait_for 10 svc_portmap "$ext"

@@ -452,8 +452,8 @@ static int endpoint(const json_t *v, size_t i, json_t **out, struct verr *err)
 	snprintf(field, sizeof(field), "endpoints[%zu].source", i);
 	if (!source)
 		return validate_fail(err, field, "required field is missing");
-	if (strcmp(source, "local") && strcmp(source, "relay") && !is_stun_source(source))
-		return validate_fail(err, field, "must be \"local\", \"relay\" or \"stun:HOST:PORT\"");
+	if (strcmp(source, "local") && strcmp(source, "relay") && strcmp(source, "portmap") && !is_stun_source(source))
+		return validate_fail(err, field, "must be \"local\", \"relay\", \"portmap\" or \"stun:HOST:PORT\"");
 	snprintf(field, sizeof(field), "endpoints[%zu].address", i);
 	if (!address)
 		return validate_fail(err, field, "required field is missing");

@@ -209,6 +209,26 @@ static void print_policy(const json_t *pol)
 	printf("; spoofed sources %lld\n", (long long)json_integer_value(json_object_get(pol, "spoofed_sources")));
 }
 
+/* issue 18: which protocol mapped what, and when it renews */
+static void print_portmap(const json_t *pm)
+{
+	const char *state = str(pm, "state", NULL);
+
+	if (!state)
+		return;
+	if (!strcmp(state, "off")) {
+		printf("port mapping: off (--no-port-mapping)\n");
+	} else if (!strcmp(state, "mapped")) {
+		printf("port mapping: %s at gateway %s: udp %lld -> %s, lifetime %lld s, renewal in %lld s\n",
+		       str(pm, "protocol", "?"), str(pm, "gateway", "?"),
+		       (long long)json_integer_value(json_object_get(pm, "internal_port")), str(pm, "external", "?"),
+		       (long long)json_integer_value(json_object_get(pm, "lifetime_s")),
+		       (long long)json_integer_value(json_object_get(pm, "renew_in_s")));
+	} else {
+		printf("port mapping: %s (gateway %s)\n", state, str(pm, "gateway", "none"));
+	}
+}
+
 static void print_status(const json_t *s)
 {
 	/* issue 15: what the agent refused or held back */
@@ -264,6 +284,7 @@ static void print_status(const json_t *s)
 	print_counters(s, "held back:    ", limits, sizeof(limits) / sizeof(limits[0]));
 	print_counters(s, "sessions:     ", lost, sizeof(lost) / sizeof(lost[0]));
 	print_policy(json_object_get(s, "policy"));
+	print_portmap(json_object_get(s, "port_mapping"));
 }
 
 static void print_peers(const json_t *a)

@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "meshd.h"
+#include "portmap.h"
 #include "svcurl.h"
 
 static void usage(FILE *f)
@@ -49,6 +50,10 @@ static void usage(FILE *f)
 		"  --no-policy            do not enforce security groups (no nftables table\n"
 		"                         inet natmesh, no checks at a relay); the service is\n"
 		"                         told this device does not enforce\n"
+		"  --no-port-mapping      do not ask the gateway to map the WireGuard port\n"
+		"                         (default: PCP, NAT-PMP, then UPnP-IGD, the port of\n"
+		"                         last time, renewed; released on exit)\n"
+		"  --port-mapping LIST    only these of pcp,nat-pmp,upnp (default all)\n"
 		"  --log-format text|json\n"
 		"  --verbose              debug logs\n"
 		"  --help\n"
@@ -270,6 +275,8 @@ static int start_agent(struct meshd *m)
 		goto err_watch;
 	}
 	iface_uapi_open(m);
+	if ((rc = portmap_io_start(m)) < 0)
+		log_warn(COMPONENT, "port mapping off err=\"%s\"", strerror(-rc));
 	if ((rc = loop_signal(m->loop, SIGTERM, on_stop, m)) < 0 ||
 	    (rc = loop_signal(m->loop, SIGINT, on_stop, m)) < 0)
 		goto err_ctl;
@@ -281,6 +288,7 @@ static int start_agent(struct meshd *m)
 	return 0;
 
 err_ctl:
+	portmap_io_stop(m);
 	iface_uapi_close(m);
 	ctl_free(m->ctl);
 err_watch:
@@ -298,6 +306,7 @@ static void stop_agent(struct meshd *m)
 		natd_stop(&m->natd[f]);
 	ping_cancel(m, NULL, "meshd is stopping");
 	peers_clear(m);
+	portmap_io_stop(m);
 	iface_uapi_close(m);
 	ctl_free(m->ctl);
 	report_watch_stop(m);
@@ -407,6 +416,11 @@ static int set_opt(struct opts *o, int opt, const char *arg, enum log_format *fm
 	case 'I': o->insecure_http = true; return 0;
 	case 'P': o->no_policy = true; return 0;
 	case 'M': o->measure_lifetime = true; return 0;
+	case 'N': o->no_port_mapping = true; return 0;
+	case 'm':
+		if ((o->port_mapping = portmap_parse_protos(arg)) < 0)
+			return fprintf(stderr, "meshd: bad --port-mapping: %s (pcp,nat-pmp,upnp or all)\n", arg), 2;
+		return 0;
 	case 'd': snprintf(o->state_dir, sizeof(o->state_dir), "%s", arg); return 0;
 	case 'S':
 		if (o->nstun >= MAX_STUN)
@@ -475,6 +489,8 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum log_format *fm
 		{ "insecure-http", no_argument, NULL, 'I' },
 		{ "no-policy", no_argument, NULL, 'P' },
 		{ "measure-lifetime", no_argument, NULL, 'M' },
+		{ "no-port-mapping", no_argument, NULL, 'N' },
+		{ "port-mapping", required_argument, NULL, 'm' },
 		{ "ifname", required_argument, NULL, 'i' },
 		{ "hostname", required_argument, NULL, 'H' },
 		{ "listen-port", required_argument, NULL, 'p' },

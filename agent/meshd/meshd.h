@@ -82,6 +82,8 @@ struct opts {
 	bool no_tun_offload;		/* --no-tun-offload */
 	bool insecure_http;		/* --insecure-http: an http:// service */
 	bool no_policy;			/* --no-policy: no nftables table, none at the relay */
+	bool no_port_mapping;		/* --no-port-mapping */
+	int port_mapping;		/* --port-mapping LIST: PORTMAP_* mask, 0: all */
 	char ifname[IFNAMSIZ];
 	char hostname[SVC_HOSTNAME_MAX + 1];
 	int listen_port;		/* -1: saved or random */
@@ -217,6 +219,7 @@ struct meshd {
 	struct iplimit initlimit;	/* sprays per destination IP (peerpath.c) */
 
 	struct natd natd[SVC_FAMILIES];
+	struct portmap_io *pmio;	/* port mapping (portmap_io.c), NULL: off */
 };
 
 static inline size_t meshd_npeers(const struct meshd *m)
@@ -325,6 +328,15 @@ uint64_t schedule_deadline(const struct meshd *m, uint64_t now);
 
 /* status.c: the control socket's handler */
 void status_ctl(void *arg, struct ctl_conn *c, const char *cmd, const json_t *req);
+
+/* portmap_io.c: the gateway's port mapping (portmap.h); start logs and
+ * goes on without it on failure */
+struct portmap_io;
+int portmap_io_start(struct meshd *m);
+void portmap_io_stop(struct meshd *m);
+/* the mapped external address:port, false when there is none */
+bool portmap_io_endpoint(const struct meshd *m, union sockaddr_any *out);
+json_t *portmap_io_status(const struct meshd *m);
 
 /* ping.c */
 void ping_start(struct meshd *m, struct ctl_conn *c, struct mpeer *p);

@@ -474,9 +474,10 @@ int path_order_candidates(const struct path_cand *mine, int nmine,
 	/* pass 0 takes locals behind a shared NAT, else reflexives; pass 1 the other kind */
 	for (int pass = 0; pass < 2; pass++) {
 		bool want_reflexive = (pass == 0) != same_nat;
-		for (int j = 0; j < ntheirs; j++)
-			if (theirs[j].reflexive == want_reflexive)
-				n = add_unique(out, n, max, &theirs[j].addr);
+		for (int mapped = 1; mapped >= 0; mapped--)
+			for (int j = 0; j < ntheirs; j++)
+				if (theirs[j].reflexive == want_reflexive && theirs[j].mapped == mapped)
+					n = add_unique(out, n, max, &theirs[j].addr);
 	}
 	return n;
 }

@@ -207,6 +207,7 @@ uint32_t path_keepalive_s(uint32_t lifetime_alive_ms);
 struct path_cand {
 	union sockaddr_any addr;
 	bool reflexive;
+	bool mapped;		/* issue 18: the gateway's port mapping, first of the reflexive ones */
 };
 int path_order_candidates(const struct path_cand *mine, int nmine,
 			  const struct path_cand *theirs, int ntheirs,

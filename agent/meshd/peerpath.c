@@ -74,10 +74,12 @@ void peerpath_candidates(struct meshd *m, struct mpeer *p, uint64_t now)
 	for (int i = 0; i < m->report.nep; i++) {
 		mine[i].addr = m->report.ep[i].addr;
 		mine[i].reflexive = strcmp(m->report.ep[i].source, "local") != 0;
+		mine[i].mapped = false;
 	}
 	for (int i = 0; i < p->nep; i++) {
 		theirs[i].addr = p->ep[i].addr;
 		theirs[i].reflexive = strcmp(p->ep[i].source, "local") != 0;
+		theirs[i].mapped = !strcmp(p->ep[i].source, "portmap");
 	}
 	n = path_order_candidates(mine, m->report.nep, theirs, p->nep, order, PATH_MAX_CANDS);
 	path_learn(&p->path, order, n, now, &o);

@@ -39,6 +39,9 @@ void report_build(const struct meshd *m, struct svc_report *r)
 		r->ep[r->nep].addr = s->mapped;
 		r->nep++;
 	}
+	/* issue 18: the gateway's mapping, which peers try first */
+	if (r->nep < SVC_MAX_ENDPOINTS && portmap_io_endpoint(m, &r->ep[r->nep].addr))
+		strcpy(r->ep[r->nep++].source, "portmap");
 	r->symmetric_nat = m->disco.res.symmetric_nat;
 	for (int f = 0; f < SVC_FAMILIES; f++)
 		if (m->natd[f].has_res)

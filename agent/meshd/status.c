@@ -92,6 +92,8 @@ static json_t *status_json(const struct meshd *m)
 		json_object_set_new(o, "policy", enforce_status_json(m));
 	if (o)
 		json_object_set_new(o, "phases", phases_json(&m->phases));
+	if (o)
+		json_object_set_new(o, "port_mapping", portmap_io_status(m));
 	return o;
 }
 

@@ -591,7 +591,7 @@ Test(path, candidate_order_table)
 {
 	for (size_t k = 0; k < sizeof(order_cases) / sizeof(order_cases[0]); k++) {
 		const struct order_case *c = &order_cases[k];
-		struct path_cand mine[4], theirs[6];
+		struct path_cand mine[4] = { 0 }, theirs[6] = { 0 };
 		union sockaddr_any out[8];
 		int nm = 0, nt = 0, nw = 0, n;
 

@@ -127,7 +127,8 @@ Test(validate, device_register)
 		  "\"endpoints\":[{\"source\":\"local\",\"address\":\"10.0.0.2:51820\"},"
 		  "{\"source\":\"stun:stun.example.org:3478\",\"address\":\"203.0.113.9:40000\"},"
 		  "{\"source\":\"stun:[2001:db8::1]:3478\",\"address\":\"[2001:db8::9]:40000\"},"
-		  "{\"source\":\"relay\",\"address\":\"198.51.100.1:51820\"}],"
+		  "{\"source\":\"relay\",\"address\":\"198.51.100.1:51820\"},"
+		  "{\"source\":\"portmap\",\"address\":\"198.51.100.7:40001\"}],"
 		  "\"relay\":false,\"symmetric_nat\":true,"
 		  "\"nat\":{\"mapping\":\"address-and-port-dependent\",\"filtering\":\"endpoint-independent\",\"hairpinning\":false}}", true, NULL },
 		{ "{\"public_key\":\"" KEY "\",\"nat\":null}", true, NULL },

@@ -166,11 +166,18 @@ static void choose(struct portmap *pm, uint64_t now)
 		return begin_mapping(pm, PORTMAP_UPNP, now);
 	if (!pm->upnp_dead && (pm->upnp_busy || pm->upnp_job != PORTMAP_UPNP_NONE))
 		return;
+	uint64_t wait = PORTMAP_RETRY_MIN_MS;
+
+	for (uint32_t i = 0; i < pm->failures && wait < PORTMAP_RETRY_MS; i++)
+		wait *= 2;
+	if (wait > PORTMAP_RETRY_MS)
+		wait = PORTMAP_RETRY_MS;
+	pm->failures++;
 	pm->state = PORTMAP_FAILED;
-	pm->retry_at = now + PORTMAP_RETRY_MS;
-	log_warn(COMPONENT, "port mapping: gateway=%s offers no usable protocol (tried%s%s%s); again in %d s",
+	pm->retry_at = now + wait;
+	log_warn(COMPONENT, "port mapping: gateway=%s offers no usable protocol (tried%s%s%s); again in %llu s",
 		 pm->gw_name, pm->allowed & PORTMAP_PCP ? " pcp" : "", pm->allowed & PORTMAP_NATPMP ? " nat-pmp" : "",
-		 pm->allowed & PORTMAP_UPNP ? " upnp" : "", PORTMAP_RETRY_MS / 1000);
+		 pm->allowed & PORTMAP_UPNP ? " upnp" : "", (unsigned long long)(wait / 1000));
 }
 
 /* the chosen protocol failed: back to probing what is left */
@@ -207,6 +214,7 @@ static void mapped(struct portmap *pm, const union sockaddr_any *ext, uint32_t l
 	if (!pm->first_ms)
 		pm->first_ms = (uint32_t)(now - pm->started) + 1;
 	pm->state = PORTMAP_MAPPED;
+	pm->failures = 0;
 	pm->renewing = false;
 	pm->external = *ext;
 	pm->want_port = addr_port(ext);

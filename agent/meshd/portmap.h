@@ -49,7 +49,11 @@ enum {
 	PORTMAP_MAP_RETX_MS = 250,	/* MAP resent this often ... */
 	PORTMAP_MAP_TRIES = 4,		/* ... this many times, then the next protocol */
 	PORTMAP_CHECK_MS = 2000,	/* the epoch read this often while mapped */
-	PORTMAP_RETRY_MS = 60000,	/* after everything failed */
+	/* after everything failed: 2 s, doubled per failure up to 60 s, so a
+	 * gateway that is still coming up (an IGD "not connected" yet after a
+	 * reboot) is asked again soon, a gateway without any protocol rarely */
+	PORTMAP_RETRY_MIN_MS = 2000,
+	PORTMAP_RETRY_MS = 60000,
 	PORTMAP_MIN_LIFETIME_S = 30,	/* a shorter grant is renewed as if it were this */
 };
 
@@ -104,6 +108,7 @@ struct portmap {
 	uint64_t mapped_at;
 	uint32_t first_ms;		/* from start to the first mapping */
 	uint32_t maps, renewals, remaps;
+	uint32_t failures;		/* probes in a row that found nothing */
 
 	bool has_epoch;			/* RFC 6887 8.5 */
 	uint32_t epoch;

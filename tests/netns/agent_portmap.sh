@@ -2,14 +2,17 @@
 # meshd's port mapping (issue 18) against a real miniupnpd (Debian's
 # miniupnpd-nftables 2.3.1) in the gateway, by PCP, NAT-PMP and UPnP-IGD.
 #
-#   n1 10.1.0.2 --- lan 10.1.0.1 [gw1] wan 192.0.3.11 --- br0 in [pub]: 192.0.3.1 meshsvc :8080, meshstun :3478
-#                       miniupnpd, nftables masquerade                 192.0.3.2 meshstun :3478
+#   n1 10.1.0.2 --- lan 10.1.0.1 [gw1] wan 203.0.113.11 --- br0 in [pub]: 203.0.113.1 meshsvc :8080, meshstun :3478
+#                       miniupnpd, nftables masquerade                    203.0.113.2 meshstun :3478
+#                       meshstun 203.0.113.11:3478 + 127.0.0.1:3478 (for miniupnpd)
 #
-# The "internet" is 192.0.3.0/24, not a documentation range: miniupnpd 2.3.1
-# treats 192.0.2/24, 198.51.100/24, 203.0.113/24, 198.18/15, 100.64/10 and
-# RFC 1918 on its WAN as reserved and turns port forwarding off, and has no
-# option to allow it (ext_ip refuses a reserved address; the first check
-# below shows both). Nothing leaves these namespaces.
+# The "internet" is a documentation range (ARCHITECTURE.md), which miniupnpd
+# 2.3.1 treats as reserved on its WAN: it turns port forwarding off, ext_ip
+# refuses such an address, and no option allows it (the first checks below
+# show all three). What does: ext_perform_stun, which asks a STUN server
+# whether the WAN address is really behind a NAT; the gateway runs its own
+# meshstun --rfc5780 on its WAN address and 127.0.0.1, reached over lo, as
+# meshsim's gateways do (sim/portmapd.c). Nothing leaves these namespaces.
 #
 # Per protocol (meshd --port-mapping restricts it: miniupnpd 2.3.1's one
 # switch, enable_natpmp, turns PCP and NAT-PMP on together): the mapping
@@ -24,7 +27,7 @@
 # in the gateway).
 . "$(dirname "$0")/agent_common.bash"
 NS=(pub gw1 n1)
-API=http://192.0.3.1:8080
+API=http://203.0.113.1:8080
 need meshd meshsvc meshstun meshctl
 for b in miniupnpd conntrack tcpdump; do
 	command -v "$b" >/dev/null || { skip "$b is not installed (tools/install-deps)"; exit 0; }
@@ -34,10 +37,10 @@ lab() {
 	local n
 	for n in "${NS[@]}"; do ip netns add "$P-$n" && X "$n" ip link set lo up || return 1; done
 	X pub ip link add br0 type bridge && X pub ip link set br0 up &&
-	X pub ip addr add 192.0.3.1/24 dev br0 && X pub ip addr add 192.0.3.2/24 dev br0 &&
+	X pub ip addr add 203.0.113.1/24 dev br0 && X pub ip addr add 203.0.113.2/24 dev br0 &&
 	X pub ip link add w-gw1 type veth peer name wan netns "$P-gw1" &&
 	X pub ip link set w-gw1 master br0 && X pub ip link set w-gw1 up &&
-	X gw1 ip addr add 192.0.3.11/24 dev wan && X gw1 ip link set wan up &&
+	X gw1 ip addr add 203.0.113.11/24 dev wan && X gw1 ip link set wan up &&
 	X gw1 ip link add lan type veth peer name eth0 netns "$P-n1" &&
 	X gw1 ip addr add 10.1.0.1/24 dev lan && X gw1 ip link set lan up &&
 	X gw1 sysctl -qw net.ipv4.ip_forward=1 &&
@@ -75,6 +78,9 @@ upnpd_conf() {	# FILE [extra lines]
 	uuid=3d3cec3a-8cf0-11e0-98ee-00$(printf %010x $$)
 	allow 1024-65535 10.1.0.0/24 1024-65535
 	deny 0-65535 0.0.0.0/0 0-65535
+	ext_perform_stun=yes
+	ext_stun_host=203.0.113.11
+	ext_stun_port=3478
 	EOF
 	printf '%s\n' "$@" >>"$f"
 }
@@ -90,34 +96,24 @@ stop_upnpd() { stop_agent upnpd; }
 # the facts of miniupnpd 2.3.1 the lab rests on, each seen, not assumed
 facts() {
 	local out
-	X gw1 ip addr add 203.0.113.11/24 dev wan
-	X gw1 ip addr del 192.0.3.11/24 dev wan
 	upnpd_conf "$T/f1.conf"
+	sed -i '/^ext_perform_stun\|^ext_stun/d' "$T/f1.conf"
 	out=$(X gw1 timeout 2 miniupnpd -d -f "$T/f1.conf" 2>&1)
 	check "miniupnpd 2.3.1 with WAN 203.0.113.11 turns forwarding off ('Port forwarding is impossible')" \
 		grep -q "Reserved / private IP address 203.0.113.11 on ext interface wan: Port forwarding is impossible" <<<"$out"
 	upnpd_conf "$T/f2.conf" ext_ip=203.0.113.11
+	sed -i '/^ext_perform_stun\|^ext_stun/d' "$T/f2.conf"
 	out=$(X gw1 timeout 2 miniupnpd -d -f "$T/f2.conf" 2>&1)
 	check "... and ext_ip= does not allow it: 'option ext_ip contains reserved / private address'" \
 		grep -q "option ext_ip contains reserved / private address" <<<"$out"
 	X gw1 ip addr add 100.64.0.11/24 dev wan && X gw1 ip addr del 203.0.113.11/24 dev wan
 	out=$(X gw1 timeout 2 miniupnpd -d -f "$T/f1.conf" 2>&1)
 	check "... nor WAN 100.64.0.11 (100.64/10)" grep -q "Reserved / private IP address 100.64.0.11" <<<"$out"
-	X gw1 ip addr add 192.0.3.11/24 dev wan && X gw1 ip addr del 100.64.0.11/24 dev wan
-	out=$(X gw1 timeout 2 miniupnpd -d -f "$T/f1.conf" 2>&1)
-	check "... WAN 192.0.3.11 is public to it: no 'Reserved' line, NAT-PMP/PCP listening" \
-		eval '! grep -q Reserved <<<"$out" && grep -q "Listening for NAT-PMP/PCP traffic on port 5351" <<<"$out"'
-	# a LAN side with only a public address
-	X gw1 ip link add lan9 type veth peer name lan9p && X gw1 ip addr add 198.51.100.1/24 dev lan9 &&
-		X gw1 ip link set lan9 up && X gw1 ip link set lan9p up
-	sed 's/^listening_ip=lan$/listening_ip=lan9/' "$T/f1.conf" >"$T/f3.conf"
-	out=$(X gw1 timeout 2 miniupnpd -d -f "$T/f3.conf" 2>&1)
-	if grep -q "Listening for NAT-PMP/PCP traffic" <<<"$out"; then
-		echo "# fact: miniupnpd 2.3.1 started with listening_ip on a public-only address (198.51.100.1/24): not refused"
-	else
-		echo "# fact: miniupnpd 2.3.1 refused listening_ip on a public-only address: $(grep -i 'private\|error' <<<"$out" | head -1)"
-	fi
-	X gw1 ip link del lan9
+	X gw1 ip addr add 203.0.113.11/24 dev wan && X gw1 ip addr del 100.64.0.11/24 dev wan
+	upnpd_conf "$T/f3.conf"
+	out=$(X gw1 timeout 3 miniupnpd -d -f "$T/f3.conf" 2>&1)
+	check "... ext_perform_stun with the gateway's own STUN server: no 'impossible', NAT-PMP/PCP listening" \
+		eval '! grep -q "Port forwarding is impossible" <<<"$out" && grep -q "Listening for NAT-PMP/PCP traffic on port 5351" <<<"$out"'
 }
 
 status() { "$B/meshctl" --control "$T/n1.sock" -o json status 2>/dev/null; }
@@ -128,7 +124,7 @@ nft_gone() { ! nft_has "$1"; }
 
 start_n1() {	# [meshd args]
 	ip netns exec "$P-n1" "$B/meshd" --service "$API" --insecure-http --reg-key-file "$T/regkey" \
-		--stun 192.0.3.1:3478 --stun 192.0.3.2:3478 --ifname "nm-n1" --hostname n1 \
+		--stun 203.0.113.1:3478 --stun 203.0.113.2:3478 --ifname "nm-n1" --hostname n1 \
 		--state-dir "$T/state-n1" --control "$T/n1.sock" --no-policy ${MESHD_ARGS:-} "$@" >>"$T/n1.log" 2>&1 &
 	PIDS[n1]=$!
 }
@@ -140,9 +136,9 @@ reaches() {	# EXT_IP EXT_PORT PORT_IN
 	ip netns exec "$P-n1" timeout 3 tcpdump -n -i eth0 -c 1 "udp and src port 40999 and dst port $3" >"$cap" 2>/dev/null &
 	local tp=$!
 	sleep 0.5
-	for _ in 1 2 3; do echo probe | X pub socat -u - "UDP4-SENDTO:$1:$2,bind=192.0.3.1:40999"; sleep 0.2; done
+	for _ in 1 2 3; do echo probe | X pub socat -u - "UDP4-SENDTO:$1:$2,bind=203.0.113.1:40999"; sleep 0.2; done
 	wait "$tp"
-	grep -q "192.0.3.1.40999 > 10.1.0.2.$3" "$cap"
+	grep -q "203.0.113.1.40999 > 10.1.0.2.$3" "$cap"
 }
 
 svc_portmap() { api GET /api/devices | jq -e --arg a "$1" '.[] | select(.hostname == "n1") | .endpoints[] | select(.source == "portmap" and .address == $a)' >/dev/null; }
@@ -193,13 +189,17 @@ one_protocol() {	# PROTO
 
 setup_all() {
 	lab || return 1
-	ip netns exec "$P-pub" "$B/meshsvc" --listen 192.0.3.1:8080 --db "$T/svc.db" --admin-token-file "$T/admin" \
+	ip netns exec "$P-pub" "$B/meshsvc" --listen 203.0.113.1:8080 --db "$T/svc.db" --admin-token-file "$T/admin" \
 		>>"$T/svc.log" 2>&1 &
 	PIDS[svc]=$!
 	wait_port pub t 8080 || return 1
-	ip netns exec "$P-pub" "$B/meshstun" --listen 192.0.3.1:3478 --listen 192.0.3.2:3478 >"$T/stun.log" 2>&1 &
+	ip netns exec "$P-pub" "$B/meshstun" --listen 203.0.113.1:3478 --listen 203.0.113.2:3478 >"$T/stun.log" 2>&1 &
 	PIDS[stun]=$!
-	wait_port pub u 3478 && make_vpc
+	wait_port pub u 3478 || return 1
+	ip netns exec "$P-gw1" "$B/meshstun" --listen 203.0.113.11:3478 --listen 127.0.0.1:3478 --rfc5780 \
+		>"$T/gwstun.log" 2>&1 &
+	PIDS[gwstun]=$!
+	wait_port gw1 u 3478 && make_vpc
 }
 
 if ! setup_all; then
@@ -211,8 +211,8 @@ facts
 upnpd_conf "$T/upnpd.conf"
 start_upnpd || not_ok "miniupnpd listens on 10.1.0.1:5351"
 # the control: before any mapping, the datagram does not get in
-check "without a mapping a datagram from the internet to 192.0.3.11:51820 does not reach n1" \
-	eval '! reaches 192.0.3.11 51820 51820'
+check "without a mapping a datagram from the internet to 203.0.113.11:51820 does not reach n1" \
+	eval '! reaches 203.0.113.11 51820 51820'
 for proto in ${PROTOS:-pcp nat-pmp upnp}; do one_protocol "$proto"; done
 
 # the default: every protocol offered, PCP taken

@@ -180,9 +180,18 @@ Test(portmap, silence_fails_and_retries)
 	cr_expect_geq(sent, 6);				/* resent within the budget */
 	drain(&pm, 1000 + PORTMAP_PROBE_MS, &d);
 	cr_expect_eq(pm.state, PORTMAP_FAILED);
-	cr_expect_eq(portmap_deadline(&pm), 1000 + PORTMAP_PROBE_MS + PORTMAP_RETRY_MS);
-	drain(&pm, portmap_deadline(&pm), &d);
-	cr_expect_eq(pm.state, PORTMAP_PROBING);
+	cr_expect_eq(portmap_deadline(&pm), 1000 + PORTMAP_PROBE_MS + PORTMAP_RETRY_MIN_MS, "again in 2 s");
+	/* each failure in a row doubles the wait, up to PORTMAP_RETRY_MS */
+	for (uint64_t want = 2 * PORTMAP_RETRY_MIN_MS; want <= 2 * PORTMAP_RETRY_MS; want *= 2) {
+		uint64_t t = portmap_deadline(&pm);
+
+		drain(&pm, t, &d);
+		cr_expect_eq(pm.state, PORTMAP_PROBING);
+		drain(&pm, t + PORTMAP_PROBE_MS, &d);
+		cr_expect_eq(pm.state, PORTMAP_FAILED);
+		cr_expect_eq(portmap_deadline(&pm) - (t + PORTMAP_PROBE_MS),
+			     want < PORTMAP_RETRY_MS ? want : PORTMAP_RETRY_MS);
+	}
 }
 
 Test(portmap, upnp_through_the_worker)

@@ -361,17 +361,27 @@ static uint64_t probe_wait(const struct path_peer *p, uint32_t min_ms)
 	return w > PATH_PROBE_WAIT_MAX_MS ? PATH_PROBE_WAIT_MAX_MS : w;
 }
 
-/* when DIRECT gives up: idle, or unanswered, or its probe unanswered,
- * whichever comes first */
-static uint64_t direct_deadline(const struct path_peer *p)
+/* when DIRECT must prove itself: nothing received for the idle time, or
+ * nothing since we sent for the unanswered time; it probes then, and gives
+ * up only when the probe goes unanswered too. Both sides sending
+ * keepalives is not guaranteed: WireGuard restarts the persistent keepalive
+ * on every packet received, so when one side's keepalive lands before the
+ * other's timer fires, only that side keeps sending, hears nothing back,
+ * and without the probe gave up an idle but live path every 30 s
+ * (agent_lifetime.sh saw it). */
+static uint64_t check_deadline(const struct path_peer *p)
 {
 	uint64_t d = p->last_alive + p->cfg.direct_idle_ms;
 
 	if (p->unanswered_since && p->unanswered_since + p->cfg.direct_unanswered_ms < d)
 		d = p->unanswered_since + p->cfg.direct_unanswered_ms;
-	if (p->probing && p->probe_at + probe_wait(p, PATH_PROBE_TIMEOUT_MS) < d)
-		d = p->probe_at + probe_wait(p, PATH_PROBE_TIMEOUT_MS);
-	return d;
+	return p->probing ? UINT64_MAX : d;
+}
+
+/* when DIRECT gives up: its probe unanswered */
+static uint64_t direct_deadline(const struct path_peer *p)
+{
+	return p->probing ? p->probe_at + probe_wait(p, PATH_PROBE_TIMEOUT_MS) : UINT64_MAX;
 }
 
 /* when unanswered data makes DIRECT probe, UINT64_MAX: not now; the
@@ -449,7 +459,7 @@ void path_tick(struct path_peer *p, uint64_t now, struct path_out *out)
 			t_direct_lost(p, now, true, out);
 		else if (now >= resend_deadline(p))
 			t_probe_again(p, out);
-		else if (now >= probe_deadline(p))
+		else if (now >= check_deadline(p) || now >= probe_deadline(p))
 			t_probe(p, now, out);
 		break;
 	case PATH_RELAYED:
@@ -475,6 +485,8 @@ uint64_t path_deadline(const struct path_peer *p)
 		d = direct_deadline(p);
 		if (resend_deadline(p) < d)
 			d = resend_deadline(p);
+		if (check_deadline(p) < d)
+			d = check_deadline(p);
 		return probe_deadline(p) < d ? probe_deadline(p) : d;
 	case PATH_RELAYED:
 	case PATH_FAILED:

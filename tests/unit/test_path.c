@@ -273,13 +273,16 @@ Test(path, direct_idle_retries_at_once)
 	struct path_out o = { 0 };
 	struct trace tr = { 0 };
 	union sockaddr_any ep = A("203.0.113.7:51820");
-	uint64_t lost = 5000 + PATH_DIRECT_IDLE_MS;
+	uint64_t lost = 5000 + PATH_DIRECT_IDLE_MS + PATH_PROBE_TIMEOUT_MS;
 
 	start(&p, true, NULL);
 	path_handshake(&p, &ep, 1000, &o);
 	path_rx(&p, 5000);
 	run(&p, 5000, lost - 1, &tr);
 	cr_assert_eq(p.state, PATH_DIRECT);
+	cr_assert_eq(tr.nspray, 2, "a probe when the idle time is over, and its second copy");
+	cr_assert_eq(tr.spray_at[0], 5000 + PATH_DIRECT_IDLE_MS);
+	tr = (struct trace){ 0 };
 	run(&p, lost - 1, lost, &tr);
 	cr_assert_eq(p.state, PATH_RETRYING);
 	cr_assert_str_eq(path_state_public(p.state), "relayed");
@@ -293,20 +296,22 @@ Test(path, direct_idle_retries_at_once)
 	/* the peer answers 400 ms later: direct again, counted as an upgrade */
 	o.n = 0;
 	run(&p, lost, lost + 400, &tr);
+	o.n = 0;
 	path_handshake(&p, &ep, lost + 400, &o);
 	cr_assert_eq(p.state, PATH_DIRECT);
 	cr_assert_eq(p.upgrades, 1);
 	cr_assert_eq(o.n, 1);
 	cr_assert_eq(o.act[0].type, PATH_ACT_DIRECT);
 	/* lost again and nobody answers: relayed, retried after the base backoff */
-	lost = lost + 400 + PATH_DIRECT_IDLE_MS;
-	run(&p, lost - PATH_DIRECT_IDLE_MS, lost + PATH_DIRECT_TIMEOUT_MS, NULL);
+	lost = lost + 400 + PATH_DIRECT_IDLE_MS + PATH_PROBE_TIMEOUT_MS;
+	run(&p, lost - PATH_DIRECT_IDLE_MS - PATH_PROBE_TIMEOUT_MS, lost + PATH_DIRECT_TIMEOUT_MS, NULL);
 	cr_assert_eq(p.state, PATH_RELAYED);
 	cr_assert_eq(path_deadline(&p), lost + PATH_DIRECT_TIMEOUT_MS + PATH_RETRY_BASE_MS);
 }
 
 /* DIRECT -> RETRYING when what we send is not answered for the slowest
- * peer's keepalive interval plus REKEY_TIMEOUT, long before the idle check */
+ * peer's keepalive interval plus REKEY_TIMEOUT, long before the idle
+ * check, and a probe then is not answered either */
 Test(path, direct_unanswered_falls_back)
 {
 	struct path_peer p;
@@ -324,9 +329,11 @@ Test(path, direct_unanswered_falls_back)
 	path_tx(&p, 5000);
 	path_tx(&p, 9000);
 	cr_assert_eq(path_deadline(&p), 5000 + PATH_DIRECT_UNANSWERED_MS);
-	run(&p, 5000, 5000 + PATH_DIRECT_UNANSWERED_MS - 1, &tr);
+	run(&p, 5000, 5000 + PATH_DIRECT_UNANSWERED_MS + PATH_PROBE_TIMEOUT_MS - 1, &tr);
 	cr_assert_eq(p.state, PATH_DIRECT);
-	run(&p, 5000 + PATH_DIRECT_UNANSWERED_MS - 1, 5000 + PATH_DIRECT_UNANSWERED_MS, &tr);
+	cr_assert_eq(p.probes, 1, "it probes first");
+	run(&p, 5000 + PATH_DIRECT_UNANSWERED_MS + PATH_PROBE_TIMEOUT_MS - 1,
+	    5000 + PATH_DIRECT_UNANSWERED_MS + PATH_PROBE_TIMEOUT_MS, &tr);
 	cr_assert_eq(p.state, PATH_RETRYING);
 	cr_assert_eq(tr.nother, 2);
 	cr_assert_eq(tr.other[0], PATH_ACT_RELAY);
@@ -367,11 +374,18 @@ Test(path, direct_idle_without_relay_fails)
 	path_handshake(&p, &ep, 10, &o);
 	o.n = 0;
 	path_tick(&p, 10 + PATH_DIRECT_IDLE_MS, &o);
+	cr_assert_eq(p.state, PATH_DIRECT, "it probes first");
+	cr_assert_eq(o.n, 1);
+	cr_assert_eq(o.act[0].type, PATH_ACT_SPRAY);
+	o.n = 0;
+	run(&p, 10 + PATH_DIRECT_IDLE_MS, 10 + PATH_DIRECT_IDLE_MS + PATH_PROBE_TIMEOUT_MS / 2, NULL);
+	path_tick(&p, 10 + PATH_DIRECT_IDLE_MS + PATH_PROBE_TIMEOUT_MS, &o);
 	cr_assert_eq(p.state, PATH_RETRYING);
-	cr_assert_eq(o.n, 2);
+	cr_assert_eq(o.n, 2, "no relay: no one to tell");
 	cr_assert_eq(o.act[0].type, PATH_ACT_RELAY);
 	cr_assert_eq(o.act[1].type, PATH_ACT_SPRAY);
-	run(&p, 10 + PATH_DIRECT_IDLE_MS, 10 + PATH_DIRECT_IDLE_MS + PATH_DIRECT_TIMEOUT_MS, NULL);
+	run(&p, 10 + PATH_DIRECT_IDLE_MS + PATH_PROBE_TIMEOUT_MS,
+	    10 + PATH_DIRECT_IDLE_MS + PATH_PROBE_TIMEOUT_MS + PATH_DIRECT_TIMEOUT_MS, NULL);
 	cr_assert_eq(p.state, PATH_FAILED);
 }
 
@@ -853,4 +867,31 @@ Test(path, yielding_side_waits_after_the_peers_initiation)
 	/* nor is any state but an attempt */
 	path_initiated(&p, 3500);
 	cr_assert_eq(p.state, PATH_RELAYED);
+}
+
+/* Only one side sends keepalives (WireGuard restarts the timer on every
+ * packet received, so the side whose keepalive lands first silences the
+ * other): that side hears nothing back, probes when the unanswered time is
+ * over, and the answered probe keeps the idle path DIRECT */
+Test(path, one_sided_keepalives_keep_direct)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	union sockaddr_any ep = A("203.0.113.7:51820");
+	uint64_t t;
+
+	start(&p, true, NULL);
+	path_handshake(&p, &ep, 1000, &o);
+	for (t = 1000; t < 200000; t += 5) {
+		o.n = 0;
+		if (t % 10000 == 1000)
+			path_tx(&p, t);		/* our keepalive */
+		if (p.probing && t == p.probe_at + 5)
+			path_handshake(&p, &ep, t, &o);	/* the peer answers */
+		if (t >= path_deadline(&p))
+			path_tick(&p, t, &o);
+		cr_assert_eq(p.state, PATH_DIRECT, "at %llu ms", (unsigned long long)t);
+	}
+	cr_assert_eq(p.fallbacks, 0);
+	cr_assert_geq(p.probes, 5);
 }

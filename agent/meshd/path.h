@@ -5,7 +5,7 @@
  * peer arrived, the relay came or went, time passed) and gets back actions to
  * carry out on the data plane and the time it wants to be called again.
  *
- *   NEW ──learn──> CONNECTING ──handshake──> DIRECT ──idle/unanswered──┐
+ *   NEW ──learn──> CONNECTING ──handshake──> DIRECT ──probe unanswered─┐
  *                     │ timeout                ^  ^                     │ (at once)
  *                     v                        │  └──handshake──┐       v
  *                 RELAYED | FAILED <──timeout── RETRYING <──────┴── retry due
@@ -49,10 +49,13 @@ enum {
 	PATH_KEEPALIVE_S = 10,
 	PATH_KEEPALIVE_MIN_S = 5,	/* a measured lifetime never drives it lower */
 	PATH_KEEPALIVE_MAX_S = 25,	/* nor higher (WireGuard's own advice behind NAT) */
-	/* two of the slowest peer's keepalives missed */
+	/* two of the slowest peer's keepalives missed: a probe (below), and
+	 * the path is lost when it goes unanswered too */
 	PATH_DIRECT_IDLE_MS = 2 * PATH_KEEPALIVE_MAX_S * 1000 + 5000,
 	/* we sent and nothing came back for the slowest peer's keepalive
-	 * interval plus REKEY_TIMEOUT: a live peer would have spoken */
+	 * interval plus REKEY_TIMEOUT: a probe, as above (a live peer may
+	 * still be silent: its keepalive timer restarts on every packet we
+	 * send it, see path.c check_deadline) */
 	PATH_DIRECT_UNANSWERED_MS = PATH_KEEPALIVE_MAX_S * 1000 + 5000,
 	/* Issue 17: data sent over a DIRECT path and nothing back for this
 	 * long: one probe (a spray, sent again halfway through its timeout, so

@@ -12,8 +12,8 @@
 # persistent keepalive of at most 7 s (half of it, at most 7.5 s), in
 # about 100 s (the search starts at 20 s, twice the default keepalive); then
 # nothing crosses the tunnel for 60 s, four lifetimes, and the next ping in
-# either direction is answered within 2 s over a path that did not leave
-# direct in that minute. The default keepalive (10 s) also holds a 15 s mapping; what this
+# either direction is answered within 2 s over a path that never left
+# direct. The default keepalive (10 s) also holds a 15 s mapping; what this
 # test adds is the measurement and the keepalive it picks.
 source "$(dirname "$0")/agent_common.bash"
 
@@ -57,14 +57,14 @@ check "the discovery ended on n1" wait_for 10 eval \
 
 # 60 s with nothing between the peers but the agents' own keepalives
 left() { cat "$T/n1.log" "$T/n2.log" | grep -c 'path peer=n[12] from=direct'; }
-left0=$(left)
-echo "# the paths left direct $left0 times before the idle minute"
 sleep 60
 check "after 60 s idle, ping n1 -> n2 answered within 2 s" X n1 ping -c 1 -W 2 "$T2"
 check "after 60 s idle, ping n2 -> n1 answered within 2 s" X n2 ping -c 1 -W 2 "$T1"
 check "n1 -> n2 still direct" path_is n1 n2 direct
 check "n2 -> n1 still direct" path_is n2 n1 direct
-check "neither path left direct during the idle minute" eval '[ "$(left)" -eq "$left0" ]'
+# one side's keepalives may silence the other's (WireGuard restarts the
+# timer on receive): the side that hears nothing must probe, not give up
+check "neither path ever left direct ($(left) times)" test "$(left)" -eq 0
 echo "# took $((SECONDS - t0)) s"
 [ "$TAP_FAILS" -eq 0 ] || dump_logs
 tap_exit

@@ -10,7 +10,7 @@
 # Shown: both agents meet directly; each logs a measured lifetime consistent
 # with the gateways' 15 s (at least 12 s survived, under 15 s) and a
 # persistent keepalive of at most 7 s (half of it, at most 7.5 s), in
-# about 100 s (the search starts at 20 s, twice the default keepalive); then
+# about 90 s (the search starts at 20 s, twice the default keepalive); then
 # nothing crosses the tunnel for 60 s, four lifetimes, and the next ping in
 # either direction is answered within 2 s over a path that never left
 # direct. The default keepalive (10 s) also holds a 15 s mapping; what this

@@ -167,6 +167,8 @@ int natdisc_new(const struct natdisc_cfg *cfg, struct natdisc **out)
 		d->cfg.lifetime_max_ms = NATDISC_LIFETIME_MAX_DEFAULT_MS;
 	if (!d->cfg.lifetime_res_ms)
 		d->cfg.lifetime_res_ms = NATDISC_LIFETIME_RES_DEFAULT_MS;
+	if (d->cfg.lifetime_first_ms >= d->cfg.lifetime_max_ms)
+		d->cfg.lifetime_first_ms = 0;
 	/* only the sockets the selected tests use: the mapping test alone needs
 	 * one, so meshd can run it from its WireGuard socket */
 	if (d->cfg.tests & NATDISC_TEST_PORTS)
@@ -294,7 +296,7 @@ static void next_test(struct natdisc *d, unsigned after, uint64_t now)
 				d->res.tests_done |= NATDISC_TEST_LIFETIME;
 				continue;
 			}
-			d->life_t = d->cfg.lifetime_max_ms;
+			d->life_t = d->cfg.lifetime_first_ms ? d->cfg.lifetime_first_ms : d->cfg.lifetime_max_ms;
 		}
 		enter(d, order[i].ph, now);
 		return;
@@ -434,7 +436,8 @@ static void conclude_ports(struct natdisc *d)
 }
 
 /* 4.6: a binary search between the longest idle time survived and the
- * shortest not survived, starting at the bound */
+ * shortest not survived, starting at the first trial (the bound unless
+ * lifetime_first_ms); a survivor below the bound is followed by the bound */
 static void conclude_lifetime_trial(struct natdisc *d, bool alive, uint64_t now)
 {
 	struct natdisc_result *r = &d->res;
@@ -444,14 +447,17 @@ static void conclude_lifetime_trial(struct natdisc *d, bool alive, uint64_t now)
 		r->lifetime_alive_ms = d->life_t;
 	else
 		r->lifetime_dead_ms = d->life_t;
-	if (!r->lifetime_dead_ms ||
-	    r->lifetime_dead_ms - r->lifetime_alive_ms <= d->cfg.lifetime_res_ms) {
+	if ((!r->lifetime_dead_ms && r->lifetime_alive_ms >= d->cfg.lifetime_max_ms) ||
+	    (r->lifetime_dead_ms && r->lifetime_dead_ms - r->lifetime_alive_ms <= d->cfg.lifetime_res_ms)) {
 		r->lifetime = NATDISC_YES;
 		r->tests_done |= NATDISC_TEST_LIFETIME;
 		next_test(d, NATDISC_TEST_LIFETIME, now);
 		return;
 	}
-	d->life_t = r->lifetime_alive_ms + (r->lifetime_dead_ms - r->lifetime_alive_ms) / 2;
+	if (!r->lifetime_dead_ms)
+		d->life_t = d->cfg.lifetime_max_ms;
+	else
+		d->life_t = r->lifetime_alive_ms + (r->lifetime_dead_ms - r->lifetime_alive_ms) / 2;
 	enter(d, PH_LIFE_BIND, now);
 }
 

@@ -340,8 +340,11 @@ json_t *portmap_io_status(const struct meshd *m);
 
 /* ping.c */
 void ping_start(struct meshd *m, struct ctl_conn *c, struct mpeer *p);
-/* an echo reply to our pending ping: consumed, answered on the control socket */
+/* an echo reply to our pending ping: consumed, answered on the control
+ * socket; a peer's ping_tell (issue 17): consumed, no reply */
 bool ping_take_reply(struct meshd *m, const uint8_t *ip, size_t len);
+/* one echo to p through the data plane that tells it we lost the direct path */
+void ping_tell(struct meshd *m, const struct mpeer *p);
 void ping_expire(struct meshd *m, uint64_t now);
 /* the pending ping, if any (or only the one to p), answered with an error */
 void ping_cancel(struct meshd *m, const struct mpeer *p, const char *why);

@@ -144,13 +144,17 @@ void natd_start(struct natd *d, uint64_t now)
 {
 	struct meshd *m = d->m;
 	/* the lifetime (RFC 5780 4.6, last; with --measure-lifetime) only
-	 * matters up to twice the longest keepalive, to the nearest 2 s: a
-	 * search of about 2 minutes, so the discovery's verdict waits for it */
+	 * matters up to twice the longest keepalive, to the nearest 2 s; the
+	 * search starts at twice the default keepalive, which tells at once
+	 * whether that is safe: about 1 minute for a 15 s NAT, 70 s for one
+	 * that keeps mappings 50 s or longer, so the discovery's verdict waits
+	 * for it */
 	struct natdisc_cfg cfg = { .server = d->server,
 				   .tests = NATDISC_TEST_MAPPING | NATDISC_TEST_FILTERING | NATDISC_TEST_HAIRPIN |
 					    (m->o.measure_lifetime ? NATDISC_TEST_LIFETIME : 0),
 				   .lifetime_max_ms = 2 * PATH_KEEPALIVE_MAX_S * 1000,
-				   .lifetime_res_ms = 2000 };
+				   .lifetime_res_ms = 2000,
+				   .lifetime_first_ms = 2 * PATH_KEEPALIVE_S * 1000 };
 	union sockaddr_any local = { 0 };
 	int rc, i;
 

@@ -221,8 +221,10 @@ static void t_retry(struct path_peer *p, uint64_t now, struct path_out *out)
  * too (issue 17): a mapping that expired is made again by the next
  * initiations, and waiting out the 30 s retry would leave a path that can be
  * direct relayed for that long. When the attempt fails, the retry backoff
- * starts from its base. */
-static void t_direct_lost(struct path_peer *p, uint64_t now, struct path_out *out)
+ * starts from its base. tell: this side found it out by itself, so the peer
+ * (which may still believe the path direct and send into the void) is told
+ * through the relay, at most once per PATH_TELL_EVERY_MS. */
+static void t_direct_lost(struct path_peer *p, uint64_t now, bool tell, struct path_out *out)
 {
 	if (p->state != PATH_DIRECT)
 		return;
@@ -233,6 +235,10 @@ static void t_direct_lost(struct path_peer *p, uint64_t now, struct path_out *ou
 	p->retry_at = UINT64_MAX;
 	memset(&p->endpoint, 0, sizeof(p->endpoint));
 	emit(out, PATH_ACT_RELAY, NULL);
+	if (tell && p->have_relay && (!p->last_tell || now >= p->last_tell + PATH_TELL_EVERY_MS)) {
+		p->last_tell = now;
+		emit(out, PATH_ACT_TELL, NULL);
+	}
 	attempt_begin(p, now, out);
 	enter(p, PATH_RETRYING, now);
 }
@@ -318,10 +324,15 @@ void path_rx(struct path_peer *p, uint64_t now)
 	}
 }
 
+void path_rtt(struct path_peer *p, uint32_t rtt_ms)
+{
+	p->rtt_ms = rtt_ms;
+}
+
 void path_tx_data(struct path_peer *p, uint64_t now)
 {
 	path_tx(p, now);
-	if (p->state == PATH_DIRECT && !p->data_since)
+	if (p->state == PATH_DIRECT && !p->data_since && now >= p->last_alive + PATH_REPLY_MS)
 		p->data_since = now;
 }
 
@@ -330,7 +341,7 @@ void path_owned_elsewhere(struct path_peer *p, uint64_t now, struct path_out *ou
 	if (p->state != PATH_DIRECT || now < p->since + PATH_OWNED_GRACE_MS ||
 	    now < p->last_alive + PATH_OWNED_RX_MS)
 		return;
-	t_direct_lost(p, now, out);
+	t_direct_lost(p, now, false, out);
 }
 
 void path_tx(struct path_peer *p, uint64_t now)
@@ -339,30 +350,60 @@ void path_tx(struct path_peer *p, uint64_t now)
 		p->unanswered_since = now;
 }
 
-/* when DIRECT gives up: idle, or unanswered, or its probe unanswered,
- * whichever comes first */
-static uint64_t direct_deadline(const struct path_peer *p)
+/* a probe's two waits (after the data, after the probe): at least twice
+ * the handshake round trip, bounded */
+static uint64_t probe_wait(const struct path_peer *p, uint32_t min_ms)
+{
+	uint64_t w = 2 * (uint64_t)p->rtt_ms;
+
+	if (w < min_ms)
+		return min_ms;
+	return w > PATH_PROBE_WAIT_MAX_MS ? PATH_PROBE_WAIT_MAX_MS : w;
+}
+
+/* when DIRECT must prove itself: nothing received for the idle time, or
+ * nothing since we sent for the unanswered time; it probes then, and gives
+ * up only when the probe goes unanswered too. Both sides sending
+ * keepalives is not guaranteed: WireGuard restarts the persistent keepalive
+ * on every packet received, so when one side's keepalive lands before the
+ * other's timer fires, only that side keeps sending, hears nothing back,
+ * and without the probe gave up an idle but live path every 30 s
+ * (agent_lifetime.sh saw it). */
+static uint64_t check_deadline(const struct path_peer *p)
 {
 	uint64_t d = p->last_alive + p->cfg.direct_idle_ms;
 
 	if (p->unanswered_since && p->unanswered_since + p->cfg.direct_unanswered_ms < d)
 		d = p->unanswered_since + p->cfg.direct_unanswered_ms;
-	if (p->probing && p->probe_at + PATH_PROBE_TIMEOUT_MS < d)
-		d = p->probe_at + PATH_PROBE_TIMEOUT_MS;
-	return d;
+	return p->probing ? UINT64_MAX : d;
 }
 
-/* when unanswered data makes DIRECT probe, UINT64_MAX: not now */
+/* when DIRECT gives up: its probe unanswered */
+static uint64_t direct_deadline(const struct path_peer *p)
+{
+	return p->probing ? p->probe_at + probe_wait(p, PATH_PROBE_TIMEOUT_MS) : UINT64_MAX;
+}
+
+/* when unanswered data makes DIRECT probe, UINT64_MAX: not now; the
+ * oldest of the last PATH_PROBE_BURST probes must be PATH_PROBE_EVERY_MS old */
 static uint64_t probe_deadline(const struct path_peer *p)
 {
 	uint64_t d;
 
 	if (!p->data_since || p->probing)
 		return UINT64_MAX;
-	d = p->data_since + PATH_PROBE_AFTER_MS;
-	if (p->probed && p->last_probe + PATH_PROBE_EVERY_MS > d)
-		d = p->last_probe + PATH_PROBE_EVERY_MS;
+	d = p->data_since + probe_wait(p, PATH_PROBE_AFTER_MS);
+	if (p->nprobe_times == PATH_PROBE_BURST && p->probe_times[0] + PATH_PROBE_EVERY_MS > d)
+		d = p->probe_times[0] + PATH_PROBE_EVERY_MS;
 	return d;
+}
+
+/* when a probe goes again, UINT64_MAX: not now */
+static uint64_t resend_deadline(const struct path_peer *p)
+{
+	if (!p->probing || p->probe_resent)
+		return UINT64_MAX;
+	return p->probe_at + probe_wait(p, PATH_PROBE_TIMEOUT_MS) / 2;
 }
 
 /* DIRECT: data went unanswered; one spray asks for a handshake, which a
@@ -371,9 +412,25 @@ static void t_probe(struct path_peer *p, uint64_t now, struct path_out *out)
 {
 	if (p->state != PATH_DIRECT || p->probing)
 		return;
-	p->probing = p->probed = true;
-	p->probe_at = p->last_probe = now;
+	p->probing = true;
+	p->probe_resent = false;
+	p->probe_at = now;
+	if (p->nprobe_times == PATH_PROBE_BURST)
+		memmove(&p->probe_times[0], &p->probe_times[1], (PATH_PROBE_BURST - 1) * sizeof(p->probe_times[0]));
+	else
+		p->nprobe_times++;
+	p->probe_times[p->nprobe_times - 1] = now;
 	p->probes++;
+	emit_spray(p, out);
+}
+
+/* DIRECT, probing: the same initiation once more, in case the first copy
+ * or its response was lost */
+static void t_probe_again(struct path_peer *p, struct path_out *out)
+{
+	if (p->state != PATH_DIRECT || !p->probing || p->probe_resent)
+		return;
+	p->probe_resent = true;
 	emit_spray(p, out);
 }
 
@@ -399,8 +456,10 @@ void path_tick(struct path_peer *p, uint64_t now, struct path_out *out)
 		break;
 	case PATH_DIRECT:
 		if (now >= direct_deadline(p))
-			t_direct_lost(p, now, out);
-		else if (now >= probe_deadline(p))
+			t_direct_lost(p, now, true, out);
+		else if (now >= resend_deadline(p))
+			t_probe_again(p, out);
+		else if (now >= check_deadline(p) || now >= probe_deadline(p))
 			t_probe(p, now, out);
 		break;
 	case PATH_RELAYED:
@@ -424,6 +483,10 @@ uint64_t path_deadline(const struct path_peer *p)
 		return p->next_spray < d ? p->next_spray : d;
 	case PATH_DIRECT:
 		d = direct_deadline(p);
+		if (resend_deadline(p) < d)
+			d = resend_deadline(p);
+		if (check_deadline(p) < d)
+			d = check_deadline(p);
 		return probe_deadline(p) < d ? probe_deadline(p) : d;
 	case PATH_RELAYED:
 	case PATH_FAILED:

@@ -5,7 +5,7 @@
  * peer arrived, the relay came or went, time passed) and gets back actions to
  * carry out on the data plane and the time it wants to be called again.
  *
- *   NEW ──learn──> CONNECTING ──handshake──> DIRECT ──idle/unanswered──┐
+ *   NEW ──learn──> CONNECTING ──handshake──> DIRECT ──probe unanswered─┐
  *                     │ timeout                ^  ^                     │ (at once)
  *                     v                        │  └──handshake──┐       v
  *                 RELAYED | FAILED <──timeout── RETRYING <──────┴── retry due
@@ -49,22 +49,40 @@ enum {
 	PATH_KEEPALIVE_S = 10,
 	PATH_KEEPALIVE_MIN_S = 5,	/* a measured lifetime never drives it lower */
 	PATH_KEEPALIVE_MAX_S = 25,	/* nor higher (WireGuard's own advice behind NAT) */
-	/* two of the slowest peer's keepalives missed */
+	/* two of the slowest peer's keepalives missed: a probe (below), and
+	 * the path is lost when it goes unanswered too */
 	PATH_DIRECT_IDLE_MS = 2 * PATH_KEEPALIVE_MAX_S * 1000 + 5000,
 	/* we sent and nothing came back for the slowest peer's keepalive
-	 * interval plus REKEY_TIMEOUT: a live peer would have spoken */
+	 * interval plus REKEY_TIMEOUT: a probe, as above (a live peer may
+	 * still be silent: its keepalive timer restarts on every packet we
+	 * send it, see path.c check_deadline) */
 	PATH_DIRECT_UNANSWERED_MS = PATH_KEEPALIVE_MAX_S * 1000 + 5000,
 	/* Issue 17: data sent over a DIRECT path and nothing back for this
-	 * long: one spray probes the path while it stays DIRECT; no handshake
-	 * or packet within PATH_PROBE_TIMEOUT_MS after it, and the path is lost
-	 * (a mapping expired), long before the 30 s check above. A live path
-	 * answers a handshake within a round trip (300 ms on a satellite); a
-	 * lost probe costs only a needless fallback and a new handshake. */
-	PATH_PROBE_AFTER_MS = 1000,
-	PATH_PROBE_TIMEOUT_MS = 1000,
-	/* at most one probe per this: a one-way flow (whose receiver answers
-	 * with a passive keepalive only after 10 s) costs a handshake per 10 s */
+	 * long: one probe (a spray, sent again halfway through its timeout, so
+	 * one lost initiation or response does not lose the path) while it
+	 * stays DIRECT; no handshake or packet within the probe timeout after
+	 * it, and the path is lost (a mapping expired), long before the 30 s
+	 * check above. A live path answers a handshake within a round trip, so
+	 * both waits are at least twice the peer's measured handshake round
+	 * trip (path_rtt; 310 ms on the satellite scenario), and 500 ms on a
+	 * short path: with the relay told at once (PATH_ACT_TELL), a ping sent
+	 * a second after the first unanswered one is answered (mapping-lost). */
+	PATH_PROBE_AFTER_MS = 500,
+	PATH_PROBE_TIMEOUT_MS = 500,
+	PATH_PROBE_WAIT_MAX_MS = 2000,	/* the round trip stretches them up to this */
+	/* Data sent this soon after a packet from the peer is taken for a
+	 * reply, which expects no answer (an echo reply, a TCP ack): the probe
+	 * it drew on a busy machine, where the request and the reply fall into
+	 * two looks at the data plane, used up the probe budget, and a path
+	 * lost 3 s later went unnoticed for 8 s (mapping-lost's flake). */
+	PATH_REPLY_MS = 250,
+	/* at most PATH_PROBE_BURST probes per this: a one-way flow (whose
+	 * receiver answers with a passive keepalive only after 10 s) costs two
+	 * handshakes per 10 s, and one needless probe leaves one for a loss */
 	PATH_PROBE_EVERY_MS = 10000,
+	PATH_PROBE_BURST = 2,
+	/* at most one PATH_ACT_TELL per peer per this */
+	PATH_TELL_EVERY_MS = 5000,
 	/* a relay forwarding the peer's packets to a DIRECT path means that
 	 * the peer lost it; not in the first moments of DIRECT, while the peer
 	 * may still route via the relay, nor right after a direct packet */
@@ -90,6 +108,12 @@ enum path_action_type {
 	PATH_ACT_SPRAY,		/* send one handshake initiation to every candidate */
 	PATH_ACT_DIRECT,	/* install the /32 on the peer, endpoint = ep */
 	PATH_ACT_RELAY,		/* remove the /32 from the peer: traffic via the relay */
+	/* Issue 17: this side lost the direct path by itself (no answer):
+	 * send the peer one packet through the relay (after PATH_ACT_RELAY),
+	 * which its data plane refuses as the source is DIRECT there, and
+	 * which so tells it to punch again too (path_owned_elsewhere) before
+	 * our next data would */
+	PATH_ACT_TELL,
 };
 
 struct path_action {
@@ -97,7 +121,7 @@ struct path_action {
 	union sockaddr_any ep;		/* PATH_ACT_DIRECT */
 };
 
-/* what one call asks of the caller; at most 2 actions per transition */
+/* what one call asks of the caller; at most 3 actions per transition */
 #define PATH_MAX_ACTIONS 4
 struct path_out {
 	int n;
@@ -140,8 +164,12 @@ struct path_peer {
 	uint64_t unanswered_since;	/* DIRECT: first send after the last receive, 0: none */
 	uint64_t data_since;		/* DIRECT: first data sent after the last receive, 0: none */
 	bool probing;			/* DIRECT: a probe went at probe_at, unanswered */
-	bool probed;			/* a probe ever went (last_probe is valid) */
-	uint64_t probe_at, last_probe;
+	bool probe_resent;		/* ... and went again halfway through its timeout */
+	uint64_t probe_at;
+	uint64_t probe_times[PATH_PROBE_BURST];	/* the last probes, oldest first */
+	int nprobe_times;
+	uint64_t last_tell;		/* when the last PATH_ACT_TELL went, 0: never */
+	uint32_t rtt_ms;		/* the peer's handshake round trip, 0: unknown */
 	uint64_t since;			/* when the current state began */
 
 	/* counters for status and tests */
@@ -180,8 +208,11 @@ void path_initiated(struct path_peer *p, uint64_t now);
 void path_rx(struct path_peer *p, uint64_t now);
 /* we sent the peer something over the direct session */
 void path_tx(struct path_peer *p, uint64_t now);
-/* ... and it was data (not only keepalives): it expects an answer soon */
+/* ... and it was data (not only keepalives): it expects an answer soon,
+ * unless it went within PATH_REPLY_MS of the peer's last packet */
 void path_tx_data(struct path_peer *p, uint64_t now);
+/* our last handshake initiation to the peer was answered after rtt_ms */
+void path_rtt(struct path_peer *p, uint32_t rtt_ms);
 /* a relay forwarded us a packet from this peer, which the data plane refused
  * as the peer's own address is DIRECT: the peer no longer reaches us directly
  * (its mapping or ours expired), so DIRECT is lost and both sides punch

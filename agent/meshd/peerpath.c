@@ -54,6 +54,11 @@ static void apply(struct meshd *m, struct mpeer *p, const struct path_out *o, en
 			wg_peer_allowed_ip_remove(p->wp, &host);
 			wg_peer_set_persistent_keepalive(p->wp, 0, clock_now_ns());
 			break;
+		case PATH_ACT_TELL:
+			/* the /32 is gone: it follows the relay's VPC CIDR */
+			ping_tell(m, p);
+			log_info(COMPONENT, "direct path lost, peer told through the relay peer=%s", p->name);
+			break;
 		}
 	}
 	if (p->path.state != before)
@@ -100,6 +105,7 @@ void peerpath_observe(struct meshd *m, struct mpeer *p, uint64_t now)
 	if (p->use_path) {
 		if (p->hs_done)
 			path_handshake(&p->path, &s.endpoint, now, &o);
+		path_rtt(&p->path, (uint32_t)(s.handshake_rtt_ns / 1000000u));
 		if (p->owned_elsewhere)
 			path_owned_elsewhere(&p->path, now, &o);
 		if (s.rx_initiations != p->last_initiations)

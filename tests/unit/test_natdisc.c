@@ -361,6 +361,33 @@ Test(natdisc, lifetime_binary_search)
 		free(w);
 	}
 
+	/* starting below the bound (meshd: 20 s of 50): a short lifetime is
+	 * searched below the first trial, a long one is tried at the bound */
+	static const struct { uint64_t timeout; uint32_t alive, dead; int trials; } first[] = {
+		{ 15000, 13750, 15000, 5 },	/* 20 dead, 10, 15 dead, 12.5, 13.75 */
+		{ 30000, 29375, 31250, 6 },	/* 20, 50 dead, 35 dead, 27.5, 31.25 dead, 29.375 */
+		{ 120000, 50000, 0, 2 },	/* 20, 50: the bound */
+	};
+	for (size_t i = 0; i < sizeof(first) / sizeof(first[0]); i++) {
+		struct world *w = calloc(1, sizeof(*w));
+		struct natdisc_cfg cfg = { .tests = NATDISC_TEST_LIFETIME, .lifetime_max_ms = 50000,
+					   .lifetime_res_ms = 2000, .lifetime_first_ms = 20000 };
+		const struct natdisc_result *r;
+
+		w->c = (struct world_cfg){ NAT(EI, APD, PRESERVE), .timeout_ms = first[i].timeout };
+		world_run(w, &cfg);
+		r = natdisc_result(w->nd);
+		cr_expect_eq(r->lifetime, NATDISC_YES);
+		cr_expect_eq(r->lifetime_alive_ms, first[i].alive, "timeout %lu: alive %u", (unsigned long)first[i].timeout,
+			     r->lifetime_alive_ms);
+		cr_expect_eq(r->lifetime_dead_ms, first[i].dead, "timeout %lu: dead %u", (unsigned long)first[i].timeout,
+			     r->lifetime_dead_ms);
+		cr_expect_eq(r->lifetime_trials, first[i].trials, "timeout %lu: trials %d",
+			     (unsigned long)first[i].timeout, r->lifetime_trials);
+		natdisc_free(w->nd);
+		free(w);
+	}
+
 	/* a mapping that outlives the bound */
 	struct world *w = calloc(1, sizeof(*w));
 	struct natdisc_cfg cfg = { .tests = NATDISC_TEST_LIFETIME, .lifetime_max_ms = 10000 };

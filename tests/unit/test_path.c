@@ -273,18 +273,22 @@ Test(path, direct_idle_retries_at_once)
 	struct path_out o = { 0 };
 	struct trace tr = { 0 };
 	union sockaddr_any ep = A("203.0.113.7:51820");
-	uint64_t lost = 5000 + PATH_DIRECT_IDLE_MS;
+	uint64_t lost = 5000 + PATH_DIRECT_IDLE_MS + PATH_PROBE_TIMEOUT_MS;
 
 	start(&p, true, NULL);
 	path_handshake(&p, &ep, 1000, &o);
 	path_rx(&p, 5000);
 	run(&p, 5000, lost - 1, &tr);
 	cr_assert_eq(p.state, PATH_DIRECT);
+	cr_assert_eq(tr.nspray, 2, "a probe when the idle time is over, and its second copy");
+	cr_assert_eq(tr.spray_at[0], 5000 + PATH_DIRECT_IDLE_MS);
+	tr = (struct trace){ 0 };
 	run(&p, lost - 1, lost, &tr);
 	cr_assert_eq(p.state, PATH_RETRYING);
 	cr_assert_str_eq(path_state_public(p.state), "relayed");
-	cr_assert_eq(tr.nother, 1);
+	cr_assert_eq(tr.nother, 2);
 	cr_assert_eq(tr.other[0], PATH_ACT_RELAY);
+	cr_assert_eq(tr.other[1], PATH_ACT_TELL, "the peer is told through the relay");
 	cr_assert_eq(tr.other_at[0], lost);
 	cr_assert_eq(tr.nspray, 1, "the first spray goes with the fallback");
 	cr_assert_eq(tr.spray_at[0], lost);
@@ -292,20 +296,22 @@ Test(path, direct_idle_retries_at_once)
 	/* the peer answers 400 ms later: direct again, counted as an upgrade */
 	o.n = 0;
 	run(&p, lost, lost + 400, &tr);
+	o.n = 0;
 	path_handshake(&p, &ep, lost + 400, &o);
 	cr_assert_eq(p.state, PATH_DIRECT);
 	cr_assert_eq(p.upgrades, 1);
 	cr_assert_eq(o.n, 1);
 	cr_assert_eq(o.act[0].type, PATH_ACT_DIRECT);
 	/* lost again and nobody answers: relayed, retried after the base backoff */
-	lost = lost + 400 + PATH_DIRECT_IDLE_MS;
-	run(&p, lost - PATH_DIRECT_IDLE_MS, lost + PATH_DIRECT_TIMEOUT_MS, NULL);
+	lost = lost + 400 + PATH_DIRECT_IDLE_MS + PATH_PROBE_TIMEOUT_MS;
+	run(&p, lost - PATH_DIRECT_IDLE_MS - PATH_PROBE_TIMEOUT_MS, lost + PATH_DIRECT_TIMEOUT_MS, NULL);
 	cr_assert_eq(p.state, PATH_RELAYED);
 	cr_assert_eq(path_deadline(&p), lost + PATH_DIRECT_TIMEOUT_MS + PATH_RETRY_BASE_MS);
 }
 
 /* DIRECT -> RETRYING when what we send is not answered for the slowest
- * peer's keepalive interval plus REKEY_TIMEOUT, long before the idle check */
+ * peer's keepalive interval plus REKEY_TIMEOUT, long before the idle
+ * check, and a probe then is not answered either */
 Test(path, direct_unanswered_falls_back)
 {
 	struct path_peer p;
@@ -323,12 +329,15 @@ Test(path, direct_unanswered_falls_back)
 	path_tx(&p, 5000);
 	path_tx(&p, 9000);
 	cr_assert_eq(path_deadline(&p), 5000 + PATH_DIRECT_UNANSWERED_MS);
-	run(&p, 5000, 5000 + PATH_DIRECT_UNANSWERED_MS - 1, &tr);
+	run(&p, 5000, 5000 + PATH_DIRECT_UNANSWERED_MS + PATH_PROBE_TIMEOUT_MS - 1, &tr);
 	cr_assert_eq(p.state, PATH_DIRECT);
-	run(&p, 5000 + PATH_DIRECT_UNANSWERED_MS - 1, 5000 + PATH_DIRECT_UNANSWERED_MS, &tr);
+	cr_assert_eq(p.probes, 1, "it probes first");
+	run(&p, 5000 + PATH_DIRECT_UNANSWERED_MS + PATH_PROBE_TIMEOUT_MS - 1,
+	    5000 + PATH_DIRECT_UNANSWERED_MS + PATH_PROBE_TIMEOUT_MS, &tr);
 	cr_assert_eq(p.state, PATH_RETRYING);
-	cr_assert_eq(tr.nother, 1);
+	cr_assert_eq(tr.nother, 2);
 	cr_assert_eq(tr.other[0], PATH_ACT_RELAY);
+	cr_assert_eq(tr.other[1], PATH_ACT_TELL);
 	/* outside DIRECT sends mean nothing */
 	path_tx(&p, 40000);
 	cr_assert_eq(p.unanswered_since, 0);
@@ -365,11 +374,18 @@ Test(path, direct_idle_without_relay_fails)
 	path_handshake(&p, &ep, 10, &o);
 	o.n = 0;
 	path_tick(&p, 10 + PATH_DIRECT_IDLE_MS, &o);
+	cr_assert_eq(p.state, PATH_DIRECT, "it probes first");
+	cr_assert_eq(o.n, 1);
+	cr_assert_eq(o.act[0].type, PATH_ACT_SPRAY);
+	o.n = 0;
+	run(&p, 10 + PATH_DIRECT_IDLE_MS, 10 + PATH_DIRECT_IDLE_MS + PATH_PROBE_TIMEOUT_MS / 2, NULL);
+	path_tick(&p, 10 + PATH_DIRECT_IDLE_MS + PATH_PROBE_TIMEOUT_MS, &o);
 	cr_assert_eq(p.state, PATH_RETRYING);
-	cr_assert_eq(o.n, 2);
+	cr_assert_eq(o.n, 2, "no relay: no one to tell");
 	cr_assert_eq(o.act[0].type, PATH_ACT_RELAY);
 	cr_assert_eq(o.act[1].type, PATH_ACT_SPRAY);
-	run(&p, 10 + PATH_DIRECT_IDLE_MS, 10 + PATH_DIRECT_IDLE_MS + PATH_DIRECT_TIMEOUT_MS, NULL);
+	run(&p, 10 + PATH_DIRECT_IDLE_MS + PATH_PROBE_TIMEOUT_MS,
+	    10 + PATH_DIRECT_IDLE_MS + PATH_PROBE_TIMEOUT_MS + PATH_DIRECT_TIMEOUT_MS, NULL);
 	cr_assert_eq(p.state, PATH_FAILED);
 }
 
@@ -656,9 +672,10 @@ Test(path, addr_usable)
 }
 
 /* Issue 17: data over a DIRECT path that nothing answers: one probe (a
- * spray) after PATH_PROBE_AFTER_MS, and the path lost PATH_PROBE_TIMEOUT_MS
- * after it, long before the 30 s check; an answered probe keeps DIRECT, and the
- * next probe waits PATH_PROBE_EVERY_MS (a one-way flow) */
+ * spray, sent again halfway through its timeout) after PATH_PROBE_AFTER_MS,
+ * and the path lost PATH_PROBE_TIMEOUT_MS after it, long before the 30 s
+ * check, the peer told through the relay; an answered probe keeps DIRECT,
+ * and a one-way flow gets PATH_PROBE_BURST probes per PATH_PROBE_EVERY_MS */
 Test(path, unanswered_data_probes_then_falls_back)
 {
 	struct path_peer p;
@@ -666,6 +683,7 @@ Test(path, unanswered_data_probes_then_falls_back)
 	struct trace tr = { 0 };
 	union sockaddr_any ep = A("203.0.113.7:51820");
 	uint64_t t = 10000;
+	const uint64_t half = PATH_PROBE_TIMEOUT_MS / 2;
 
 	start(&p, true, NULL);
 	path_handshake(&p, &ep, 1000, &o);
@@ -678,36 +696,108 @@ Test(path, unanswered_data_probes_then_falls_back)
 	path_rx(&p, t + 400);
 	run(&p, t + 400, t + 5000, &tr);
 	cr_assert_eq(tr.nspray, 0);
-	/* data unanswered: a probe at 1.5 s, answered by a handshake */
+	/* data unanswered: a probe, sent again halfway, answered by a handshake */
 	t = 20000;
 	path_tx_data(&p, t);
 	path_tx_data(&p, t + 1000);
 	cr_assert_eq(path_deadline(&p), t + PATH_PROBE_AFTER_MS);
-	run(&p, t, t + PATH_PROBE_AFTER_MS, &tr);
-	cr_assert_eq(tr.nspray, 1);
+	run(&p, t, t + PATH_PROBE_AFTER_MS + half, &tr);
+	cr_assert_eq(tr.nspray, 2);
 	cr_assert_eq(tr.spray_at[0], t + PATH_PROBE_AFTER_MS);
+	cr_assert_eq(tr.spray_at[1], t + PATH_PROBE_AFTER_MS + half);
 	cr_assert_eq(p.state, PATH_DIRECT);
 	cr_assert_eq(p.probes, 1);
 	o.n = 0;
-	path_handshake(&p, &ep, t + PATH_PROBE_AFTER_MS + 300, &o);
+	t += PATH_PROBE_AFTER_MS + half + 10;
+	path_handshake(&p, &ep, t, &o);
 	cr_assert_eq(o.n, 0);
 	cr_assert_eq(p.state, PATH_DIRECT);
-	/* a one-way flow: the next probe waits for PATH_PROBE_EVERY_MS */
-	path_tx_data(&p, t + PATH_PROBE_AFTER_MS + 500);
-	cr_assert_eq(path_deadline(&p), t + PATH_PROBE_AFTER_MS + PATH_PROBE_EVERY_MS);
-	run(&p, t + PATH_PROBE_AFTER_MS + 500, t + PATH_PROBE_AFTER_MS + PATH_PROBE_EVERY_MS, &tr);
-	cr_assert_eq(tr.nspray, 2);
+	/* a one-way flow: a second probe as soon as the first */
+	path_tx_data(&p, t + PATH_REPLY_MS);
+	cr_assert_eq(path_deadline(&p), t + PATH_REPLY_MS + PATH_PROBE_AFTER_MS);
+	run(&p, t + PATH_REPLY_MS, t + PATH_REPLY_MS + PATH_PROBE_AFTER_MS, &tr);
+	cr_assert_eq(p.probes, 2);
+	path_rx(&p, t + PATH_REPLY_MS + PATH_PROBE_AFTER_MS + 10);
+	/* the third waits until the first is PATH_PROBE_EVERY_MS old */
+	path_tx_data(&p, t + 2000);
+	cr_assert_eq(path_deadline(&p), 20000 + PATH_PROBE_AFTER_MS + PATH_PROBE_EVERY_MS);
+	t = 20000 + PATH_PROBE_AFTER_MS + PATH_PROBE_EVERY_MS;
+	run(&p, t - 1000, t, &tr);
+	cr_assert_eq(p.probes, 3);
 	cr_assert_eq(p.state, PATH_DIRECT);
-	/* this probe is not answered: lost PATH_PROBE_TIMEOUT_MS later, retried at once */
-	t = t + PATH_PROBE_AFTER_MS + PATH_PROBE_EVERY_MS;
+	/* this probe is not answered: lost PATH_PROBE_TIMEOUT_MS later, the
+	 * peer told, retried at once */
+	tr = (struct trace){ 0 };
 	run(&p, t, t + PATH_PROBE_TIMEOUT_MS - 1, &tr);
 	cr_assert_eq(p.state, PATH_DIRECT);
+	cr_assert_eq(tr.nspray, 1, "the probe's second copy");
 	run(&p, t + PATH_PROBE_TIMEOUT_MS - 1, t + PATH_PROBE_TIMEOUT_MS, &tr);
+	cr_assert_eq(p.state, PATH_RETRYING);
+	cr_assert_eq(tr.nother, 2);
+	cr_assert_eq(tr.other[0], PATH_ACT_RELAY);
+	cr_assert_eq(tr.other[1], PATH_ACT_TELL);
+	cr_assert_eq(tr.nspray, 2, "the retry's first spray goes with the fallback");
+	cr_assert_eq(p.fallbacks, 1);
+}
+
+/* Issue 17, mapping-lost's flake: data sent right after the peer's packet
+ * is a reply (an echo reply): no probe; data sent later is a request */
+Test(path, reply_draws_no_probe)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	struct trace tr = { 0 };
+	union sockaddr_any ep = A("203.0.113.7:51820");
+
+	start(&p, true, NULL);
+	path_handshake(&p, &ep, 1000, &o);
+	path_rx(&p, 5000);
+	path_tx_data(&p, 5000 + PATH_REPLY_MS - 1);
+	run(&p, 5000 + PATH_REPLY_MS - 1, 9000, &tr);
+	cr_assert_eq(p.probes, 0);
+	path_tx_data(&p, 9000);
+	cr_assert_eq(path_deadline(&p), 9000 + PATH_PROBE_AFTER_MS);
+}
+
+/* Issue 17: the probe's waits stretch to twice the handshake round trip
+ * (a satellite path), up to PATH_PROBE_WAIT_MAX_MS; no relay, no tell; the
+ * peer is told at most once per PATH_TELL_EVERY_MS */
+Test(path, probe_waits_follow_rtt_and_tell_is_limited)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	struct trace tr = { 0 };
+	union sockaddr_any ep = A("203.0.113.7:51820");
+
+	start(&p, true, NULL);
+	path_handshake(&p, &ep, 1000, &o);
+	path_rtt(&p, 400);
+	path_tx_data(&p, 5000);
+	cr_assert_eq(path_deadline(&p), 5800);
+	run(&p, 5000, 5800 + 800, &tr);
+	cr_assert_eq(p.state, PATH_RETRYING);
+	cr_assert_eq(tr.nother, 2);
+	cr_assert_eq(tr.other[1], PATH_ACT_TELL);
+	/* direct again and lost again soon after: not told again */
+	o.n = 0;
+	path_handshake(&p, &ep, 7000, &o);
+	path_rtt(&p, 5000);
+	path_tx_data(&p, 7300);
+	cr_assert_eq(path_deadline(&p), 7300 + PATH_PROBE_WAIT_MAX_MS);
+	tr = (struct trace){ 0 };
+	run(&p, 7300, 7300 + 2 * PATH_PROBE_WAIT_MAX_MS, &tr);
 	cr_assert_eq(p.state, PATH_RETRYING);
 	cr_assert_eq(tr.nother, 1);
 	cr_assert_eq(tr.other[0], PATH_ACT_RELAY);
-	cr_assert_eq(tr.nspray, 3, "the retry's first spray goes with the fallback");
-	cr_assert_eq(p.fallbacks, 1);
+	/* without a relay there is no one to tell */
+	start(&p, false, NULL);
+	path_handshake(&p, &ep, 1000, &o);
+	path_tx_data(&p, 5000);
+	tr = (struct trace){ 0 };
+	run(&p, 5000, 7000, &tr);
+	cr_assert_eq(p.state, PATH_RETRYING);
+	for (int i = 0; i < tr.nother; i++)
+		cr_assert_neq(tr.other[i], PATH_ACT_TELL);
 }
 
 /* Issue 17: the relay forwards the peer's packets while we are DIRECT: the
@@ -777,4 +867,31 @@ Test(path, yielding_side_waits_after_the_peers_initiation)
 	/* nor is any state but an attempt */
 	path_initiated(&p, 3500);
 	cr_assert_eq(p.state, PATH_RELAYED);
+}
+
+/* Only one side sends keepalives (WireGuard restarts the timer on every
+ * packet received, so the side whose keepalive lands first silences the
+ * other): that side hears nothing back, probes when the unanswered time is
+ * over, and the answered probe keeps the idle path DIRECT */
+Test(path, one_sided_keepalives_keep_direct)
+{
+	struct path_peer p;
+	struct path_out o = { 0 };
+	union sockaddr_any ep = A("203.0.113.7:51820");
+	uint64_t t;
+
+	start(&p, true, NULL);
+	path_handshake(&p, &ep, 1000, &o);
+	for (t = 1000; t < 200000; t += 5) {
+		o.n = 0;
+		if (t % 10000 == 1000)
+			path_tx(&p, t);		/* our keepalive */
+		if (p.probing && t == p.probe_at + 5)
+			path_handshake(&p, &ep, t, &o);	/* the peer answers */
+		if (t >= path_deadline(&p))
+			path_tick(&p, t, &o);
+		cr_assert_eq(p.state, PATH_DIRECT, "at %llu ms", (unsigned long long)t);
+	}
+	cr_assert_eq(p.fallbacks, 0);
+	cr_assert_geq(p.probes, 5);
 }

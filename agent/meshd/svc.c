@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "svcurl.h"
 
 #define TOKEN_MAX 128
+#define SVC_SOCKS_MAX 8	/* two threads, one request each, a connection per address tried */
 
 struct svc {
 	struct svc_cfg cfg;
@@ -44,6 +46,7 @@ struct svc {
 	bool reachable;
 	bool outage_logged;
 	size_t cur;		/* the replica in use: requests stick to it */
+	int socks[SVC_SOCKS_MAX];	/* the requests' sockets now open (-1: free) */
 	struct svc_event *head, *tail;
 
 	pthread_t writer, poller;
@@ -234,6 +237,28 @@ static bool stopping_cb(void *arg)
 	return stopping(arg);
 }
 
+/* svchttp's sockets, so that svc_free can end a waiting request at once */
+static bool track_cb(void *arg, int fd, bool open)
+{
+	struct svc *s = arg;
+	bool ok = !open;
+
+	pthread_mutex_lock(&s->mu);
+	for (int i = 0; i < SVC_SOCKS_MAX; i++) {
+		if (open && !s->stop && s->socks[i] < 0) {
+			s->socks[i] = fd;
+			ok = true;
+			break;
+		}
+		if (!open && s->socks[i] == fd) {
+			s->socks[i] = -1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return ok;
+}
+
 /* One request, to the replica in use; with several, a transport failure
  * (no connection, a reset, a timeout) or a 5xx moves to the next replica
  * and the request is sent again there at once, each replica once. A long
@@ -242,7 +267,7 @@ static int http(struct svc *s, const char *method, const char *path, const char 
 		const json_t *body, long timeout_ms, long *status, json_t **out,
 		char *why, size_t whylen)
 {
-	struct svchttp h = { .ca_file = s->ca_file, .stopping = stopping_cb, .arg = s,
+	struct svchttp h = { .ca_file = s->ca_file, .stopping = stopping_cb, .track = track_cb, .arg = s,
 			     .connect_timeout_ms = s->urls.n > 1 ? SVC_FAILOVER_CONNECT_MS : 0 };
 	int rc = -EIO;
 
@@ -762,6 +787,8 @@ int svc_new(const struct svc_cfg *cfg, const struct svc_report *first, struct sv
 	if (!(s = calloc(1, sizeof(*s))))
 		return -ENOMEM;
 	s->cfg = *cfg;
+	for (int i = 0; i < SVC_SOCKS_MAX; i++)
+		s->socks[i] = -1;
 	if (svcurl_split(cfg->url, &s->urls, why, sizeof(why)) < 0) {
 		log_error("svc", "bad service URL list: %s", why);
 		free(s);
@@ -834,6 +861,10 @@ void svc_free(struct svc *s)
 	pthread_mutex_lock(&s->mu);
 	s->stop = true;
 	pthread_cond_broadcast(&s->cond);
+	/* a long poll ends now, not at libcurl's next progress call */
+	for (int i = 0; i < SVC_SOCKS_MAX; i++)
+		if (s->socks[i] >= 0)
+			shutdown(s->socks[i], SHUT_RDWR);
 	pthread_mutex_unlock(&s->mu);
 	if (s->poller_started)
 		pthread_join(s->poller, NULL);

@@ -4,6 +4,8 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "svc.h"
 #include "svchttp.h"
@@ -39,6 +41,31 @@ static int on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, c
 	return h->stopping(h->arg) ? 1 : 0;
 }
 
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	const struct svchttp *h = arg;
+	int fd;
+	(void)purpose;
+
+	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (fd < 0)
+		return CURL_SOCKET_BAD;
+	if (h->track && !h->track(h->arg, fd, true)) {
+		close(fd);
+		return CURL_SOCKET_BAD;
+	}
+	return fd;
+}
+
+static int close_socket(void *arg, curl_socket_t fd)
+{
+	const struct svchttp *h = arg;
+
+	if (h->track)
+		h->track(h->arg, fd, false);
+	return close(fd);
+}
+
 static void set_options(CURL *c, const struct svchttp *h, const char *url, const char *method,
 			struct curl_slist *hdrs, long timeout_ms, struct answer *ans)
 {
@@ -53,6 +80,10 @@ static void set_options(CURL *c, const struct svchttp *h, const char *url, const
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(c, CURLOPT_XFERINFODATA, h);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, h);
+	curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+	curl_easy_setopt(c, CURLOPT_CLOSESOCKETDATA, h);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (h->ca_file && h->ca_file[0])
 		curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);

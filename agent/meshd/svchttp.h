@@ -14,6 +14,11 @@ struct svchttp {
 	const char *ca_file;		/* "" or NULL: the system's CAs */
 	long connect_timeout_ms;	/* 0: 5 s */
 	bool (*stopping)(void *arg);	/* true: abort the transfer */
+	/* every socket the request opens (open true) and closes (false): the
+	 * owner may shutdown() one to end a request that waits at once (a long
+	 * poll) rather than at libcurl's next progress call, up to 1 s later;
+	 * false on open refuses the socket (the owner is stopping). NULL: none */
+	bool (*track)(void *arg, int fd, bool open);
 	void *arg;
 };
 

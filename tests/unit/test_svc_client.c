@@ -33,6 +33,7 @@ struct fake {
 	atomic_bool refuse_tokens;	/* answer registrations with a device token 401 */
 	atomic_bool refuse_relay;	/* ... 403 naming the field relay */
 	atomic_bool down;		/* answer everything 503, as a replica without its database */
+	atomic_bool hold;		/* hold a poll with nothing new for 5 s, as meshsvc's wait does */
 	/* what it saw */
 	atomic_int registrations, polls, patches, nat_refusals, policy_refusals, refused;
 	char last_poll[256];		/* the request line of the last poll answered */
@@ -189,7 +190,7 @@ static void serve(struct fake *f, int fd)
 				 sg);
 		} else {
 			/* nothing changes: hold the poll a little, like a real wait */
-			for (int i = 0; i < 20 && !atomic_load(&f->stop); i++)
+			for (int i = 0; i < (atomic_load(&f->hold) ? 500 : 20) && !atomic_load(&f->stop); i++)
 				usleep(10000);
 			snprintf(out, sizeof(out), "{\"revision\":4,\"devices\":[]%s}", sg);
 		}
@@ -587,4 +588,39 @@ Test(svc, replicas_fail_over, .timeout = 30)
 	svc_free(s);
 	fake_stop(&a);
 	fake_stop(&b);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* a long poll the service holds ends at svc_free, not at libcurl's next
+ * progress call (up to 1 s on): meshd stops at once */
+Test(svc, stop_ends_a_held_long_poll_at_once, .timeout = 30)
+{
+	struct fake f = { 0 };
+	struct svc_cfg cfg = { .reg_key = "nmreg_secret", .os = "linux", .poll_wait_s = 25 };
+	struct svc_event *ev;
+	struct svc *s;
+	char url[64];
+	uint64_t t0, took;
+
+	atomic_store(&f.hold, true);
+	start(&f, &cfg, url, sizeof(url));
+	cr_assert_eq(svc_new(&cfg, NULL, &s), 0);
+	for (int rev = 3; rev <= 4; rev++) {
+		ev = wait_event(s, SVC_EV_PEERS, 10000);
+		cr_assert_not_null(ev);
+		svc_event_free(ev);
+	}
+	usleep(300000);	/* the next poll (since=4) is held now */
+	t0 = mono_ms();
+	svc_free(s);
+	took = mono_ms() - t0;
+	cr_expect_lt(took, 300, "svc_free took %llu ms", (unsigned long long)took);
+	fake_stop(&f);
 }

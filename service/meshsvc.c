@@ -18,6 +18,7 @@
 #include "addr.h"
 #include "api.h"
 #include "challenge.h"
+#include "db.h"
 #include "log.h"
 #include "store.h"
 #include "token.h"
@@ -25,6 +26,8 @@
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define DEFAULT_DB "meshsvc.db"
 #define TOKEN_FILE_SUFFIX ".admin-token"
+/* the admin token's default file when --db is a URL, not a path */
+#define DEFAULT_URL_TOKEN "meshsvc" TOKEN_FILE_SUFFIX
 /* descriptors kept back from the connection limit: database, listener, epoll */
 #define FD_RESERVE 64
 #define PEM_MAX (1024 * 1024)
@@ -37,16 +40,19 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: meshsvc [--listen ADDR:PORT] [--db PATH] [--tls-cert FILE --tls-key FILE]\n"
+		"usage: meshsvc [--listen ADDR:PORT] [--db PATH|URL] [--tls-cert FILE --tls-key FILE]\n"
 		"               [--admin-token-file FILE] [--offline-after S] [--tombstone-ttl S]\n"
 		"               [--per-address N] [--header-timeout S] [--polls-per-token N]\n"
 		"               [--challenge-ttl S] [--log-format text|json] [--verbose]\n"
 		"\n"
 		"  --listen ADDR:PORT       address to serve on (default " DEFAULT_LISTEN "; port 0: any)\n"
-		"  --db PATH                SQLite database, created if missing (default ./" DEFAULT_DB ")\n"
+		"  --db PATH|URL            SQLite database, created if missing (default ./" DEFAULT_DB "),\n"
+		"                           or a PostgreSQL database: postgres://USER[:PASSWORD]@HOST[:PORT]/DB\n"
+		"                           (or postgresql://; libpq's URL and parameters)\n"
 		"  --tls-cert, --tls-key    PEM certificate (chain) and key: serve HTTPS only\n"
 		"  --admin-token-file FILE  the admin token; created (mode 0600) if missing\n"
-		"                           (default: the database path + " TOKEN_FILE_SUFFIX ")\n"
+		"                           (default: the database path + " TOKEN_FILE_SUFFIX ",\n"
+		"                           ./" DEFAULT_URL_TOKEN " for a PostgreSQL URL)\n"
 		"  --offline-after S        a device without a request for S seconds is published\n"
 		"                           offline, with a new revision (default %d; %d..%d)\n"
 		"  --tombstone-ttl S        a deleted device's tombstone is kept S seconds; a client\n"
@@ -318,7 +324,7 @@ int main(int argc, char **argv)
 {
 	struct options o = { .listen = DEFAULT_LISTEN, .db = DEFAULT_DB, .format = LOG_FORMAT_TEXT,
 			     .level = LOG_INFO };
-	char *cert = NULL, *key = NULL, where[ADDR_STRLEN];
+	char *cert = NULL, *key = NULL, where[ADDR_STRLEN], shown[DB_TARGET_STRLEN];
 	struct api_config cfg = { 0 };
 	struct store *st = NULL;
 	struct api *api = NULL;
@@ -339,6 +345,8 @@ int main(int argc, char **argv)
 		status = 2;
 		goto err_args;
 	}
+	if (!o.token_path && db_is_url(o.db) && !(o.token_path = strdup(DEFAULT_URL_TOKEN)))
+		goto err_args;
 	if (!o.token_path && asprintf(&o.token_path, "%s" TOKEN_FILE_SUFFIX, o.db) < 0) {
 		o.token_path = NULL;
 		goto err_args;
@@ -371,8 +379,9 @@ int main(int argc, char **argv)
 	if (api_start(&cfg, st, &api) < 0)
 		goto err_api;
 	addr_set_port(&cfg.listen, api_port(api));
+	db_target_redact(o.db, shown);
 	log_info("meshsvc", "listening url=%s://%s db=%s max_connections=%u per_address=%u", cert ? "https" : "http",
-		 addr_format(&cfg.listen, where, sizeof(where)), o.db, cfg.max_connections,
+		 addr_format(&cfg.listen, where, sizeof(where)), shown, cfg.max_connections,
 		 api_per_address_limit(&cfg));
 
 	run_until_signal(api, &sigs);

@@ -24,23 +24,23 @@ static int collect(struct store *st, enum stmt_id id, int64_t param, struct pair
 {
 	struct vec list = VEC_INIT(struct pair, STORE_HOUSEKEEPING_MAX,
 				   "meshsvc housekeeping rows (the rest wait for the next pass)");
-	sqlite3_stmt *s = store_stmt(st, id);
+	struct db_stmt *s = store_stmt(st, id);
 	struct pair *p;
 	int step, rc = 0;
 
-	sqlite3_bind_int64(s, 1, param);
-	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+	db_bind_int64(s, 1, param);
+	while ((step = db_step(s)) == DB_ROW) {
 		if (!(p = vec_push(&list))) {
 			rc = -errno;
 			break;
 		}
 		store_copy_id(p->a, store_col_text(s, 0));
 		store_copy_id(p->b, store_col_text(s, 1));
-		p->num = sqlite3_column_int64(s, 1);
+		p->num = db_column_int64(s, 1);
 	}
-	sqlite3_reset(s);
-	if (rc == 0 && step != SQLITE_DONE)
-		rc = store_db_error(st, sqlite3_sql(s));
+	db_reset(s);
+	if (rc == 0 && step != DB_DONE)
+		rc = store_db_error(st, db_sql(s));
 	if (rc < 0 && rc != -ENOSPC) {
 		vec_free(&list);
 		return rc;
@@ -86,7 +86,7 @@ out:
 static int prune_tombstones(struct store *st, int64_t cutoff)
 {
 	struct pair *list = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	size_t n, i;
 	int rc;
 
@@ -100,12 +100,12 @@ static int prune_tombstones(struct store *st, int64_t cutoff)
 		struct vpc_state *v = store_vpc_find(st, list[i].a);
 		s = store_stmt(st, S_TOMB_PRUNE);
 		store_bind_text(s, 1, list[i].a);
-		sqlite3_bind_int64(s, 2, list[i].num);
+		db_bind_int64(s, 2, list[i].num);
 		if ((rc = store_exec(st, s)) < 0)
 			break;
 		s = store_stmt(st, S_VPC_SET_COMPACTED);
 		store_bind_text(s, 1, list[i].a);
-		sqlite3_bind_int64(s, 2, list[i].num);
+		db_bind_int64(s, 2, list[i].num);
 		if ((rc = store_exec(st, s)) == 0 && v && list[i].num > v->compacted) {
 			store_journal(st, U_COMPACTED, v, v->compacted);
 			v->compacted = list[i].num;

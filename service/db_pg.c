@@ -2,10 +2,9 @@
  * prepared once per connection under its own name (s1, s2, ...) and run with
  * PQexecPrepared; parameters go as text (blobs binary, as bytea) with types
  * the server infers from the statement, results come back as text. A
- * constraint violation is SQLSTATE class 23. At open the connection takes a
- * session advisory lock (DB_PG_LOCK_KEY), the PostgreSQL counterpart of the
- * SQLite file's flock: the store keeps state in memory that only a single
- * writer can trust, so a second meshsvc on the database is refused (-EBUSY). */
+ * constraint violation is SQLSTATE class 23. Unlike an SQLite file, a
+ * PostgreSQL database takes several meshsvc at once (replicas): the store
+ * re-checks in SQL what its memory may have missed (store.h). */
 #include <errno.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -15,8 +14,6 @@
 #include "db_internal.h"
 #include "log.h"
 
-/* "natmesh" in ASCII: the advisory lock of the database's one meshsvc */
-#define DB_PG_LOCK_KEY "31069400117637992"
 /* seconds to wait for the server at open, unless the URL says connect_timeout */
 #define DB_PG_CONNECT_TIMEOUT "10"
 #define DB_ERR_MAX 512
@@ -296,24 +293,6 @@ static void quiet(void *arg, const char *message)
 	(void)message;
 }
 
-/* the session's advisory lock: 0, -EBUSY when another session holds it, -EIO */
-static int lock(struct pdb *d, const char *shown)
-{
-	PGresult *r = PQexec(d->c, "SELECT pg_try_advisory_lock(" DB_PG_LOCK_KEY ")");
-	int rc = 0;
-
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-		keep_error(d, r);
-		log_error("store", "cannot lock the database url=%s: %s", shown, d->err);
-		rc = -EIO;
-	} else if (strcmp(PQgetvalue(r, 0, 0), "t")) {
-		log_error("store", "database is in use by another meshsvc url=%s", shown);
-		rc = -EBUSY;
-	}
-	PQclear(r);
-	return rc;
-}
-
 int db_pg_open(const char *url, struct db **out)
 {
 	static const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
@@ -335,8 +314,6 @@ int db_pg_open(const char *url, struct db **out)
 		goto err;
 	}
 	PQsetNoticeProcessor(d->c, quiet, NULL);
-	if ((rc = lock(d, shown)) < 0)
-		goto err;
 	*out = &d->base;
 	return 0;
 err:

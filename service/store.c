@@ -144,39 +144,75 @@ void store_vpc_state_unlink(struct store *st, struct vpc_state *v)
 	}
 }
 
-/* every VPC's revision and its addresses in use, from the database */
-static int load_state(struct store *st)
+/* the VPC's memory state from its row (id, cidr, revision, compacted at
+ * the columns given) and its addresses in use */
+static int load_vpc(struct store *st, struct db_stmt *row, int cidr, int revision, int compacted,
+		    struct vpc_state **out)
 {
-	struct db_stmt *s = store_stmt(st, S_VPC_LIST), *d;
+	struct db_stmt *d;
 	struct vpc_state *v;
-	int rc = 0, step;
+	int rc, step;
 
-	while ((step = db_step(s)) == DB_ROW) {
-		if ((rc = store_vpc_state_add(st, store_col_text(s, 0), store_col_text(s, 2), db_column_int64(s, 4), &v)) < 0) {
-			log_error("store", "cannot load vpc id=%s cidr=%s", store_col_text(s, 0), store_col_text(s, 2));
-			break;
-		}
-		v->compacted = db_column_int64(s, 5);
-		d = store_stmt(st, S_DEV_INDICES);
-		store_bind_text(d, 1, v->id);
-		while ((step = db_step(d)) == DB_ROW) {
-			uint64_t index = (uint64_t)db_column_int64(d, 0);
-			if ((rc = ipam_reserve(&v->ipam, index)) < 0) {
-				log_error("store", "bad address index vpc=%s index=%llu", v->id,
-					  (unsigned long long)index);
-				break;
-			}
-		}
-		db_reset(d);
-		if (rc < 0 || step != DB_DONE) {
-			rc = rc < 0 ? rc : store_db_error(st, "loading addresses");
+	if ((rc = store_vpc_state_add(st, store_col_text(row, 0), store_col_text(row, cidr),
+				      db_column_int64(row, revision), &v)) < 0) {
+		log_error("store", "cannot load vpc id=%s cidr=%s", store_col_text(row, 0), store_col_text(row, cidr));
+		return rc;
+	}
+	v->compacted = db_column_int64(row, compacted);
+	d = store_stmt(st, S_DEV_INDICES);
+	store_bind_text(d, 1, v->id);
+	while ((step = db_step(d)) == DB_ROW) {
+		uint64_t index = (uint64_t)db_column_int64(d, 0);
+		if ((rc = ipam_reserve(&v->ipam, index)) < 0) {
+			log_error("store", "bad address index vpc=%s index=%llu", v->id, (unsigned long long)index);
 			break;
 		}
 	}
+	db_reset(d);
+	if (rc == 0 && step != DB_DONE)
+		rc = store_db_error(st, "loading addresses");
+	if (rc < 0) {
+		store_vpc_state_unlink(st, v);
+		store_vpc_state_free(v);
+		return rc;
+	}
+	*out = v;
+	return 0;
+}
+
+/* every VPC's revision and its addresses in use, from the database */
+static int load_state(struct store *st)
+{
+	struct db_stmt *s = store_stmt(st, S_VPC_LIST);
+	struct vpc_state *v;
+	int rc = 0, step;
+
+	while ((step = db_step(s)) == DB_ROW)
+		if ((rc = load_vpc(st, s, 2, 4, 5, &v)) < 0)
+			break;
 	if (rc == 0 && step != DB_DONE)
 		rc = store_db_error(st, "loading vpcs");
 	db_reset(s);
 	return rc;
+}
+
+/* Another meshsvc on the same database (PostgreSQL) may have made the VPC
+ * since this one loaded its state: a VPC missing from memory is looked up in
+ * the database before it is called unknown. Not journaled: the state is what
+ * is committed, whatever becomes of the caller's transaction. */
+struct vpc_state *store_vpc_load(struct store *st, const char *id)
+{
+	struct vpc_state *v = store_vpc_find(st, id);
+	struct db_stmt *s;
+
+	if (v)
+		return v;
+	s = store_stmt(st, S_VPC_GET);
+	store_bind_text(s, 1, id);
+	if (db_step(s) != DB_ROW || load_vpc(st, s, 2, 4, 5, &v) < 0)
+		v = NULL;
+	db_reset(s);
+	return v;
 }
 
 int store_open(const char *path, struct store **out)

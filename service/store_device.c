@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "store_internal.h"
+#include "log.h"
 
 static json_t *json_column(struct db_stmt *s, int col, json_t *fallback)
 {
@@ -93,28 +94,16 @@ static int device_by_key(struct store *st, const char *vpc_id, const char *publi
 	return rc == DB_ROW || rc == DB_DONE ? 0 : store_db_error(st, "device by key");
 }
 
-/* inside the caller's transaction, which undoes the address on rollback */
-static int insert_device(struct store *st, struct vpc_state *v, const char *id,
-			 const struct device_spec *spec, bool relay, const uint8_t token_hash[TOKEN_HASH_BYTES],
-			 int64_t now)
+/* the device's row at address index: 0 (no row when the address was taken), -EEXIST, -EIO */
+static int insert_row(struct store *st, struct vpc_state *v, const char *id, const struct device_spec *spec,
+		      bool relay, const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now, int64_t rev,
+		      const char *group, const char *endpoints, const char *nat, uint64_t index,
+		      const union sockaddr_any *addr)
 {
 	static const char no_endpoints[] = "[]";
-	char ip[INET6_ADDRSTRLEN], group[UUID_STRLEN], *endpoints = NULL, *nat = NULL;
-	union sockaddr_any addr;
-	uint64_t index;
-	int64_t rev;
-	struct db_stmt *s;
-	int rc;
+	char ip[INET6_ADDRSTRLEN];
+	struct db_stmt *s = store_stmt(st, S_DEV_INSERT);
 
-	if ((rc = ipam_alloc(&v->ipam, &index, &addr)) < 0)
-		return rc;
-	store_journal(st, U_ALLOC, v, (int64_t)index);
-	/* a new device joins its VPC's default group; the admin moves it */
-	if ((rc = store_secgroup_default(st, v->id, group)) < 0 || (rc = store_bump(st, v->id, &rev)) < 0)
-		return rc;
-	endpoints = json_text(spec->endpoints);
-	nat = json_text(spec->nat);
-	s = store_stmt(st, S_DEV_INSERT);
 	store_bind_text(s, 1, id);
 	store_bind_text(s, 2, v->id);
 	store_bind_text(s, 3, spec->public_key_b64);
@@ -122,7 +111,7 @@ static int insert_device(struct store *st, struct vpc_state *v, const char *id,
 	store_bind_text(s, 5, spec->os);
 	store_bind_text(s, 6, endpoints ? endpoints : no_endpoints);
 	db_bind_int64(s, 7, (int64_t)index);
-	store_bind_text(s, 8, addr_format_ip(&addr, ip, sizeof(ip)));
+	store_bind_text(s, 8, addr_format_ip(addr, ip, sizeof(ip)));
 	db_bind_int64(s, 9, relay);
 	db_bind_int64(s, 10, spec->symmetric_nat);
 	bind_json(s, 11, nat);
@@ -131,7 +120,42 @@ static int insert_device(struct store *st, struct vpc_state *v, const char *id,
 	db_bind_blob(s, 14, token_hash, TOKEN_HASH_BYTES);
 	store_bind_text(s, 15, group);
 	db_bind_int64(s, 16, (spec->set & DEV_ENFORCES_POLICY) ? spec->enforces_policy : true);
-	rc = store_exec(st, s);
+	return store_exec(st, s);
+}
+
+/* inside the caller's transaction, which undoes the address on rollback */
+static int insert_device(struct store *st, struct vpc_state *v, const char *id,
+			 const struct device_spec *spec, bool relay, const uint8_t token_hash[TOKEN_HASH_BYTES],
+			 int64_t now)
+{
+	char group[UUID_STRLEN], *endpoints = NULL, *nat = NULL;
+	union sockaddr_any addr;
+	uint64_t index;
+	int64_t rev;
+	int rc;
+
+	/* a new device joins its VPC's default group; the admin moves it. The
+	 * bump locks the VPC's row until commit, so the VPC's registrations
+	 * take their addresses one at a time, across meshsvc replicas too */
+	if ((rc = store_secgroup_default(st, v->id, group)) < 0 || (rc = store_bump(st, v->id, &rev)) < 0)
+		return rc;
+	endpoints = json_text(spec->endpoints);
+	nat = json_text(spec->nat);
+	/* an address another meshsvc gave out (committed: the insert waits for
+	 * its transaction) stays taken in this one's IPAM too */
+	while ((rc = ipam_alloc(&v->ipam, &index, &addr)) == 0) {
+		if ((rc = insert_row(st, v, id, spec, relay, token_hash, now, rev, group, endpoints, nat, index,
+				     &addr)) < 0) {
+			ipam_release(&v->ipam, index);
+			break;
+		}
+		if (db_changes(st->db)) {
+			store_journal(st, U_ALLOC, v, (int64_t)index);
+			break;
+		}
+		log_info("store", "address taken by another meshsvc vpc=%s index=%llu", v->id,
+			 (unsigned long long)index);
+	}
 	free(endpoints);
 	free(nat);
 	return rc;
@@ -207,7 +231,7 @@ static int register_key(struct store *st, const char *regkey_id, const struct de
 		rc = -EKEYEXPIRED;
 	else if ((spec->set & DEV_VPC_ID) && strcmp(spec->vpc_id, k.vpc_id))
 		rc = -EXDEV;
-	else if (!(v = store_vpc_find(st, k.vpc_id)))
+	else if (!(v = store_vpc_load(st, k.vpc_id)))
 		rc = -ENOENT;
 	else if (k.single_use && k.used)
 		rc = -EKEYREVOKED;
@@ -241,7 +265,13 @@ count:
 	s = store_stmt(st, S_RK_COUNT_USE);
 	store_bind_text(s, 1, regkey_id);
 	store_bind_text(s, 2, id);
-	if ((rc = store_exec(st, s)) < 0 || (rc = store_txn_commit(st)) < 0)
+	if ((rc = store_exec(st, s)) < 0)
+		goto err;
+	if (!db_changes(st->db)) {
+		rc = k.single_use ? -EKEYREVOKED : -EDQUOT;
+		goto err;
+	}
+	if ((rc = store_txn_commit(st)) < 0)
 		goto err;
 	if ((rc = store_device_get(st, id, out, NULL)) < 0)
 		return rc;
@@ -523,7 +553,7 @@ static int device_rows(struct store *st, struct db_stmt *s, json_t **out)
 int store_device_changes(struct store *st, const char *vpc_id, int64_t since, json_t **devices,
 			 json_t **deleted, bool *full)
 {
-	const struct vpc_state *v = store_vpc_find(st, vpc_id);
+	const struct vpc_state *v = store_vpc_load(st, vpc_id);
 	struct db_stmt *s = store_stmt(st, S_DEV_CHANGES);
 	int rc;
 

@@ -118,6 +118,9 @@ int store_row_json(struct store *st, struct db_stmt *s, const char *id, row_json
 
 /* store.c: each VPC's memory state */
 struct vpc_state *store_vpc_find(const struct store *st, const char *id);
+/* store_vpc_find, or else the VPC from the database (made by another
+ * meshsvc); NULL when it is in neither */
+struct vpc_state *store_vpc_load(struct store *st, const char *id);
 /* memory state of a VPC that exists in the database */
 int store_vpc_state_add(struct store *st, const char *id, const char *cidr_text, int64_t revision,
 			struct vpc_state **out);

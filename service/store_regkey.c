@@ -31,7 +31,7 @@ int store_regkey_create(struct store *st, const struct regkey_spec *spec,
 	struct db_stmt *s;
 	int rc;
 
-	if (!store_vpc_find(st, spec->vpc_id))
+	if (!store_vpc_load(st, spec->vpc_id))
 		return -ENOENT;
 	uuid_generate(id);
 	if ((rc = store_txn_begin(st)) < 0)

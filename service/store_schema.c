@@ -109,7 +109,7 @@ static const char *const sql[S_COUNT] = {
 	[S_RELEASE] = "RELEASE one_write",
 	[S_ROLLBACK_TO] = "ROLLBACK TO one_write",
 	[S_VPC_INSERT] = "INSERT INTO vpcs (id, name, ipv4_cidr, created_at, revision) VALUES (?1, ?2, ?3, ?4, 0)",
-	[S_VPC_GET] = "SELECT id, name, ipv4_cidr, created_at, revision FROM vpcs WHERE id = ?1",
+	[S_VPC_GET] = "SELECT id, name, ipv4_cidr, created_at, revision, compacted FROM vpcs WHERE id = ?1",
 	[S_VPC_LIST] = "SELECT id, name, ipv4_cidr, created_at, revision, compacted FROM vpcs"
 		       " ORDER BY created_at, id",
 	[S_VPC_DELETE] = "DELETE FROM vpcs WHERE id = ?1",
@@ -122,12 +122,17 @@ static const char *const sql[S_COUNT] = {
 	[S_RK_LIST] = "SELECT " REGKEY_COLS " FROM reg_keys ORDER BY created_at, id",
 	[S_RK_DELETE] = "DELETE FROM reg_keys WHERE id = ?1",
 	[S_RK_BY_HASH] = "SELECT id, vpc_id, expires_at, secret_hash FROM reg_keys WHERE secret_hash = ?1",
+	/* checked again as it is written: another meshsvc may have used the key
+	 * since it was read (the row lock makes the second writer wait and
+	 * re-read it) */
 	[S_RK_COUNT_USE] = "UPDATE reg_keys SET registrations = registrations + 1,"
-			   " used_by = CASE WHEN single_use <> 0 THEN ?2 ELSE used_by END WHERE id = ?1",
+			   " used_by = CASE WHEN single_use <> 0 THEN ?2 ELSE used_by END WHERE id = ?1"
+			   " AND registrations < max_devices AND (single_use = 0 OR used_by IS NULL)",
 	[S_DEV_INSERT] = "INSERT INTO devices (id, vpc_id, public_key, hostname, os, endpoints,"
 			 " ip_index, tunnel_ip, relay, symmetric_nat, nat, revision, created_at,"
 			 " last_seen, token_hash, security_group_id, enforces_policy) VALUES (?1, ?2, ?3, ?4, ?5,"
-			 " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16)",
+			 " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16)"
+			 " ON CONFLICT (vpc_id, ip_index) DO NOTHING",
 	[S_DEV_GET] = "SELECT " DEVICE_COLS ", ip_index FROM devices WHERE id = ?1",
 	[S_DEV_BY_KEY] = "SELECT id, online, relay FROM devices WHERE vpc_id = ?1 AND public_key = ?2",
 	[S_DEV_BY_TOKEN] = "SELECT id, vpc_id, last_seen, token_hash, online FROM devices WHERE token_hash = ?1",
@@ -328,8 +333,28 @@ static int schema_version(struct store *st, int64_t *version)
 	return 0;
 }
 
+/* "natmesh" in ASCII: the advisory lock that replicas starting together
+ * take in turn to create or upgrade the schema */
+#define PG_SCHEMA_LOCK "31069400117637992"
+
+static int schema_setup(struct store *st, const char *shown);
+
 /* creates the schema, upgrades an older one, refuses a newer one */
 int store_schema_setup(struct store *st, const char *shown)
+{
+	int rc;
+
+	if (db_engine(st->db) != DB_PG)
+		return schema_setup(st, shown);
+	if (store_pragma(st, "SELECT pg_advisory_lock(" PG_SCHEMA_LOCK ")") < 0)
+		return -EIO;
+	rc = schema_setup(st, shown);
+	if (store_pragma(st, "SELECT pg_advisory_unlock(" PG_SCHEMA_LOCK ")") < 0 && rc == 0)
+		rc = -EIO;
+	return rc;
+}
+
+static int schema_setup(struct store *st, const char *shown)
 {
 	const struct dialect *d = dialect(st);
 	int64_t version;

@@ -275,7 +275,7 @@ int store_secgroup_create(struct store *st, const struct secgroup_spec *spec, in
 	int rc;
 
 	*out = NULL;
-	if (!store_vpc_find(st, spec->vpc_id)) {
+	if (!store_vpc_load(st, spec->vpc_id)) {
 		validate_fail(err, "vpc_id", "no such VPC");
 		return -ENOENT;
 	}

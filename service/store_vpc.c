@@ -58,7 +58,7 @@ int store_vpc_list(struct store *st, json_t **out)
 
 int store_vpc_delete(struct store *st, const char *id)
 {
-	struct vpc_state *v = store_vpc_find(st, id);
+	struct vpc_state *v = store_vpc_load(st, id);
 	struct db_stmt *s;
 	int rc;
 
@@ -90,7 +90,7 @@ err:
 
 int store_vpc_revision(struct store *st, const char *id, int64_t *out)
 {
-	const struct vpc_state *v = store_vpc_find(st, id);
+	const struct vpc_state *v = store_vpc_load(st, id);
 	if (!v)
 		return -ENOENT;
 	*out = v->revision;

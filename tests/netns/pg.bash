@@ -34,7 +34,7 @@ pg_url() { echo "postgresql://postgres@/$1?host=$PG_DIR/sock&port=$PG_PORT"; }
 
 pg_start() {
 	pg_as "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 60 \
-		-o "-k $PG_DIR/sock -p $PG_PORT -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null
+		-o "-k $PG_DIR/sock -p $PG_PORT -c listen_addresses=127.0.0.1 -c fsync=on" start >/dev/null 2>&1
 }
 
 pg_stop() {
@@ -55,10 +55,14 @@ pg_init() {
 	PG_DIR=$(mktemp -d "/tmp/nmt-pg-$$-XXXXXX") || return 1
 	mkdir "$PG_DIR/sock"
 	chown -R postgres: "$PG_DIR"
-	PG_PORT=$(pg_free_port) || { echo "pg.bash: no free port" >&2; return 1; }
 	pg_as "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 --no-locale \
 		>"$PG_DIR/initdb.log" 2>&1 || { cat "$PG_DIR/initdb.log" >&2; return 1; }
-	pg_start || { tail -n 20 "$PG_DIR/log" >&2; return 1; }
+	# a port found free may be taken before the server binds it: another one
+	for try in 1 2 3 4 5; do
+		PG_PORT=$(pg_free_port) || { echo "pg.bash: no free port" >&2; return 1; }
+		pg_start && break
+		[ "$try" = 5 ] && { tail -n 20 "$PG_DIR/log" >&2; return 1; }
+	done
 	pg_createdb natmesh >/dev/null || return 1
 	PG_URL=$(pg_url natmesh)
 }

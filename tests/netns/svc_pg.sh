@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # meshsvc on PostgreSQL (--db postgres://...): what is PostgreSQL's own (the
-# schema version row, one meshsvc per database, clear connection errors
-# without the password, restart and a newer schema), then svc_api.sh and
+# schema version row, clear connection errors without the password, restart
+# and a newer schema; replicas: svc_pg_replicas.sh), then svc_api.sh and
 # svc_watch.sh, the SQLite suite, run again with SVC_DB=pg. No namespaces:
 #
 #   curl / meshctl --HTTP 127.0.0.1--> meshsvc --Unix socket--> private postgres (pg.bash)
@@ -15,10 +15,6 @@ check "the schema version is recorded (natmesh_schema: 4)" test "$(pg_psql 'SELE
 VPC=$(ctl -o json vpc create pgvpc | jf id)
 check "a VPC is created" test -n "$VPC"
 check "its row is in PostgreSQL" test "$(pg_psql "SELECT name FROM vpcs WHERE id = '$VPC'")" = pgvpc
-
-out=$("$SVC" --listen 127.0.0.1:0 --db "$PG_URL" --admin-token-file "$WORK/db.admin-token" 2>&1); rc=$?
-check "a second meshsvc on the same database is refused (exit $rc)" \
-	bash -c "[ $rc -ne 0 ] && grep -q 'database is in use by another meshsvc url=postgresql://' <<<'$out'"
 
 svc_stop KILL
 svc_start

@@ -1,4 +1,5 @@
-/* store: the control plane's durable state in SQLite (WAL, synchronous=FULL):
+/* store: the control plane's durable state in SQLite (WAL, synchronous=FULL)
+ * or PostgreSQL (store_open's target: a path, or a postgres:// URL):
  * VPCs, registration keys, devices and the tombstones of deleted devices. A
  * write is committed before the call returns (in a batch: before
  * store_batch_commit returns), so an answer sent after that survives kill -9
@@ -12,9 +13,24 @@
  * with a new revision, when an authenticated request comes from an offline
  * device and when store_housekeeping finds it silent for offline_after_s;
  * last_seen moves without a revision. The store also keeps each VPC's IPAM and
- * revision in memory; it assumes it is the database's only writer and takes an
- * exclusive lock on the file to make sure. Not thread-safe: one thread owns a
- * store. store_internal.h maps its files.
+ * revision in memory. An SQLite file has one writer (an exclusive lock on the
+ * file). A PostgreSQL database may have several meshsvc (replicas), so what
+ * memory cannot know is settled in SQL: a VPC made by another replica is
+ * loaded on first use, an address another replica took is skipped (the
+ * unique (vpc_id, ip_index) and the next address), the revision bump locks
+ * the VPC's row until commit (revisions rise across replicas), and a key's
+ * use is re-checked as it is written. Not yet across replicas: waking the
+ * other replica's long polls, addresses freed by another replica (taken
+ * until restart). Not thread-safe: one thread owns a store.
+ *
+ * Two engines, one store: the store's files are written once against db.h
+ * (prepare/bind/step/column, transactions by SQL text), with an SQLite and a
+ * libpq engine behind it; the SQL is portable (flags are integers compared
+ * with <> 0, CASE for SQLite's two-argument max, ON CONFLICT for both) and
+ * the differences left (DDL types, BEGIN IMMEDIATE, where the schema version
+ * lives, upgrades) are in store_schema.c's struct dialect. A vtable of two
+ * whole stores would have copied every query and its rules twice.
+ * store_internal.h maps its files.
  *
  * Group commit. Between store_batch_begin and store_batch_commit the writes
  * share one transaction, so one fsync makes many of them durable. The

@@ -1,7 +1,7 @@
 /* store_internal: what the files of the store share, and nothing else
  * includes. store.c opens and closes the store and keeps each VPC's memory
- * state; store_schema.c holds the schema, its migrations and every SQL
- * statement; store_txn.c runs transactions, group commit and the memory
+ * state; store_schema.c holds the schema of each engine (db.h), its
+ * migrations and every SQL statement; store_txn.c runs transactions, group commit and the memory
  * journal that undoes them; store_vpc.c, store_regkey.c and store_device.c
  * are the resources; store_presence.c is housekeeping (devices gone quiet,
  * old tombstones). */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db_internal.h"
 #include "log.h"
@@ -17,17 +18,32 @@
 /* seconds to wait for the server at open, unless the URL says connect_timeout */
 #define DB_PG_CONNECT_TIMEOUT "10"
 #define DB_ERR_MAX 512
+/* the least time between two attempts to reconnect */
+#define DB_PG_RETRY_MS 1000
+
+/* the connection's state, as the store sees it */
+enum pg_link {
+	LINK_UP,
+	LINK_LOST,		/* lost outside a transaction: the next statement reconnects */
+	LINK_LOST_IN_TXN,	/* lost inside one: statements fail until the store's ROLLBACK */
+};
 
 struct pdb {
 	struct db base;
 	PGconn *c;
 	char err[DB_ERR_MAX];
+	char shown[DB_TARGET_STRLEN];	/* the URL without its password */
 	int64_t changes;
 	unsigned next_name;
+	enum pg_link link;
+	int64_t last_try_ms;		/* the last reconnection attempt */
+	struct pstmt *stmts;		/* prepared again on a new connection */
 };
 
 struct pstmt {
 	struct db_stmt base;
+	struct pstmt *next, **prev;
+	char *pgtext;			/* with $N */
 	char name[16];
 	char *values[DB_PARAMS_MAX];
 	int lengths[DB_PARAMS_MAX], formats[DB_PARAMS_MAX];
@@ -87,6 +103,8 @@ static int64_t p_changes(struct db *db) { return PDB(db)->changes; }
 
 static bool p_in_txn(struct db *db)
 {
+	if (PDB(db)->link != LINK_UP)
+		return PDB(db)->link == LINK_LOST_IN_TXN;
 	return PQtransactionStatus(PDB(db)->c) != PQTRANS_IDLE;
 }
 
@@ -130,8 +148,25 @@ static void p_finalize(struct db_stmt *s)
 	snprintf(text, sizeof(text), "DEALLOCATE %s", PS(s)->name);
 	if (PQstatus(d->c) == CONNECTION_OK)
 		PQclear(PQexec(d->c, text));
+	if ((*PS(s)->prev = PS(s)->next))
+		PS(s)->next->prev = PS(s)->prev;
+	free(PS(s)->pgtext);
 	free(s->sql);
 	free(s);
+}
+
+/* PQprepare of the statement on the current connection */
+static int prepare_one(struct pdb *d, struct pstmt *s)
+{
+	PGresult *r = PQprepare(d->c, s->name, s->pgtext, s->base.nparams, NULL);
+	int rc = 0;
+
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		keep_error(d, r);
+		rc = -EINVAL;
+	}
+	PQclear(r);
+	return rc;
 }
 
 static int p_prepare(struct db *db, const char *text, struct db_stmt **out)
@@ -140,7 +175,6 @@ static int p_prepare(struct db *db, const char *text, struct db_stmt **out)
 	size_t n = strlen(text) + 1;
 	struct pstmt *s = calloc(1, sizeof(*s));
 	char *pg = malloc(n);
-	PGresult *r = NULL;
 	int rc = -ENOMEM;
 
 	if (!s || !pg || !(s->base.sql = strdup(text)))
@@ -150,20 +184,19 @@ static int p_prepare(struct db *db, const char *text, struct db_stmt **out)
 		goto err;
 	}
 	s->base.db = db;
+	s->pgtext = pg;
 	snprintf(s->name, sizeof(s->name), "s%u", ++d->next_name);
-	r = PQprepare(d->c, s->name, pg, s->base.nparams, NULL);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		keep_error(d, r);
+	if ((rc = prepare_one(d, s)) < 0) {
 		log_error("store", "cannot prepare %s: %s", text, d->err);
-		rc = -EINVAL;
 		goto err;
 	}
-	PQclear(r);
-	free(pg);
+	if ((s->next = d->stmts))
+		s->next->prev = &s->next;
+	s->prev = &d->stmts;
+	d->stmts = s;
 	*out = &s->base;
 	return 0;
 err:
-	PQclear(r);
 	free(pg);
 	if (s)
 		free(s->base.sql);
@@ -200,6 +233,72 @@ static void p_bind_text(struct db_stmt *s, int i, const char *v) { bind(s, i, v,
 static void p_bind_blob(struct db_stmt *s, int i, const void *p, size_t n) { bind(s, i, p, n, 1); }
 static void p_bind_null(struct db_stmt *s, int i) { bind(s, i, NULL, 0, 0); }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void lost(struct pdb *d, bool in_txn)
+{
+	if (d->link == LINK_UP)
+		log_error("store", "lost the connection to PostgreSQL url=%s: %s", d->shown, d->err);
+	d->link = in_txn ? LINK_LOST_IN_TXN : LINK_LOST;
+}
+
+/* A new connection, with every statement prepared again; at most one
+ * attempt a second, so a database that is down costs each request one
+ * quick error, not a connection timeout. */
+static int reconnect(struct pdb *d)
+{
+	int64_t now = now_ms();
+
+	if (now - d->last_try_ms < DB_PG_RETRY_MS) {
+		snprintf(d->err, sizeof(d->err), "no connection to PostgreSQL (retrying)");
+		return -EIO;
+	}
+	d->last_try_ms = now;
+	PQreset(d->c);
+	if (PQstatus(d->c) != CONNECTION_OK) {
+		keep_error(d, NULL);
+		return -EIO;
+	}
+	for (struct pstmt *s = d->stmts; s; s = s->next) {
+		if (prepare_one(d, s) < 0) {
+			log_error("store", "cannot prepare %s again: %s", s->base.sql, d->err);
+			return -EIO;
+		}
+	}
+	d->link = LINK_UP;
+	log_info("store", "reconnected to PostgreSQL url=%s", d->shown);
+	return 0;
+}
+
+/* Before a statement on a lost connection. A transaction open when it was
+ * lost is gone: its statements fail until the store rolls it back, and that
+ * ROLLBACK is done at once (nothing of it was committed, or the commit's
+ * answer was lost: then the store's memory, undone, is behind the database,
+ * which its replica rules settle); the statement after it reconnects.
+ * DB_ROW: run the statement. */
+static enum db_result recover(struct pdb *d, struct db_stmt *s)
+{
+	bool rollback = !strcmp(s->sql, "ROLLBACK");
+
+	if (d->link == LINK_UP)
+		lost(d, PQtransactionStatus(d->c) == PQTRANS_INTRANS || PQtransactionStatus(d->c) == PQTRANS_INERROR);
+	if (rollback) {
+		/* the transaction died with the connection: rolled back */
+		d->link = LINK_LOST;
+		return DB_DONE;
+	}
+	if (d->link == LINK_LOST_IN_TXN) {
+		snprintf(d->err, sizeof(d->err), "the connection to PostgreSQL was lost inside the transaction");
+		return DB_ERROR;
+	}
+	return reconnect(d) < 0 ? DB_ERROR : DB_ROW;
+}
+
 static enum db_result p_step(struct db_stmt *s)
 {
 	struct pstmt *ps = PS(s);
@@ -208,14 +307,24 @@ static enum db_result p_step(struct db_stmt *s)
 	ExecStatusType st;
 
 	if (!ps->executed) {
+		bool in_txn = PQtransactionStatus(d->c) != PQTRANS_IDLE;
+
 		ps->executed = true;
 		ps->row = -1;
 		ps->nrows = 0;
+		if (d->link != LINK_UP || PQstatus(d->c) != CONNECTION_OK) {
+			enum db_result r = recover(d, s);
+			if (r != DB_ROW)
+				return r;
+			in_txn = false;
+		}
 		ps->res = PQexecPrepared(d->c, ps->name, s->nparams, (const char *const *)ps->values, ps->lengths,
 					 ps->formats, 0);
 		st = PQresultStatus(ps->res);
 		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 			keep_error(d, ps->res);
+			if (PQstatus(d->c) != CONNECTION_OK)
+				lost(d, in_txn && strcmp(s->sql, "BEGIN"));
 			state = PQresultErrorField(ps->res, PG_DIAG_SQLSTATE);
 			PQclear(ps->res);
 			ps->res = NULL;
@@ -297,7 +406,6 @@ int db_pg_open(const char *url, struct db **out)
 {
 	static const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
 	const char *values[] = { DB_PG_CONNECT_TIMEOUT, "meshsvc", url, NULL };
-	char shown[DB_TARGET_STRLEN];
 	struct pdb *d = calloc(1, sizeof(*d));
 	int rc;
 
@@ -305,11 +413,11 @@ int db_pg_open(const char *url, struct db **out)
 		return -ENOMEM;
 	d->base.ops = &pg_ops;
 	d->base.engine = DB_PG;
-	db_target_redact(url, shown);
+	db_target_redact(url, d->shown);
 	d->c = PQconnectdbParams(keys, values, 1);
 	if (!d->c || PQstatus(d->c) != CONNECTION_OK) {
 		keep_error(d, NULL);
-		log_error("store", "cannot connect to PostgreSQL url=%s: %s", shown, d->c ? d->err : "out of memory");
+		log_error("store", "cannot connect to PostgreSQL url=%s: %s", d->shown, d->c ? d->err : "out of memory");
 		rc = -EIO;
 		goto err;
 	}

@@ -19,7 +19,8 @@
  * loaded on first use, an address another replica took is skipped (the
  * unique (vpc_id, ip_index) and the next address), the revision bump locks
  * the VPC's row until commit (revisions rise across replicas), and a key's
- * use is re-checked as it is written. Not yet across replicas: waking the
+ * use is re-checked as it is written (db_pg.c: a lost connection is
+ * reconnected). Not yet across replicas: waking the
  * other replica's long polls, addresses freed by another replica (taken
  * until restart). Not thread-safe: one thread owns a store.
  *

@@ -20,6 +20,50 @@ svc_stop KILL
 svc_start
 api GET "/api/vpcs/$VPC" "$ADMIN"
 check "after kill -9 and a restart the VPC is there" test "$STATUS" = 200
+
+# the database goes away (-m immediate, as in a crash) and comes back
+pg_stop
+t0=$(now_ms)
+api POST /api/vpcs "$ADMIN" '{"name":"during"}'
+dt=$(($(now_ms) - t0))
+check "while PostgreSQL is down a write fails at once ($STATUS in $dt ms)" bash -c "[ $STATUS = 500 ] && [ $dt -lt 5000 ]"
+api GET /api/vpcs "$ADMIN"
+check "and so does a read ($STATUS)" test "$STATUS" = 500
+check "the log says the connection is lost, with the URL" grep -q 'lost the connection to PostgreSQL url=postgresql://' "$WORK/svc.log"
+pg_start
+t0=$(now_ms)
+for _ in $(seq 50); do
+	api POST /api/vpcs "$ADMIN" '{"name":"after"}'
+	[ "$STATUS" = 201 ] && break
+	sleep 0.2
+done
+dt=$(($(now_ms) - t0))
+check "when it is back meshsvc reconnects by itself: a write within $dt ms ($STATUS)" \
+	bash -c "[ $STATUS = 201 ] && [ $dt -lt 5000 ]"
+check "the log says so" grep -q 'reconnected to PostgreSQL url=postgresql://' "$WORK/svc.log"
+api GET /api/vpcs "$ADMIN"
+check "the VPC from before the outage is there, the one refused during it is not" \
+	bash -c "grep -q '\"pgvpc\"' <<<'$OUT' && ! grep -q '\"during\"' <<<'$OUT'"
+
+# the same under registration load: nothing acknowledged is lost
+ctl -o json reg-key create --vpc "$VPC" --max-devices 100000 | jf secret >"$WORK/regkey"
+"$LOAD" register "$URL" "$WORK/regkey" 3000 16 "$WORK/acked.txt" >"$WORK/load.out" 2>&1 &
+load=$!
+sleep 0.5
+pg_stop
+sleep 2
+pg_start
+wait "$load"
+acked=$(wc -l <"$WORK/acked.txt")
+failed=$(sed -n 's/.*failed=\([0-9]*\).*/\1/p' "$WORK/load.out")
+missing=0
+while read -r id ip _; do
+	[ "$(pg_psql "SELECT tunnel_ip FROM devices WHERE id = '$id'")" = "$ip" ] || missing=$((missing + 1))
+done <"$WORK/acked.txt"
+check "registrations across an outage: $acked acknowledged, ${failed:-?} failed, all acknowledged ones stored ($missing missing)" \
+	bash -c "[ $missing = 0 ] && [ $acked -gt 0 ] && [ '${failed:-0}' -gt 0 ]"
+register late "$(cat "$WORK/regkey")"
+check "after it, registration goes on ($STATUS)" test "$STATUS" = 201
 svc_stop TERM
 
 port=$(pg_free_port)

@@ -80,6 +80,17 @@ void db_finalize(struct db_stmt *s)
 		s->db->ops->finalize(s);
 }
 
+int db_listen(struct db *db, const char *channel)
+{
+	return db->ops->listen ? db->ops->listen(db, channel) : 0;
+}
+
+void db_notices(struct db *db, db_notice_fn fn, void *arg)
+{
+	if (db->ops->notices)
+		db->ops->notices(db, fn, arg);
+}
+
 const char *db_sql(const struct db_stmt *s) { return s->sql; }
 int db_param_count(const struct db_stmt *s) { return s->nparams; }
 void db_reset(struct db_stmt *s) { s->db->ops->reset(s); }

@@ -54,6 +54,15 @@ bool db_in_txn(struct db *db);
 /* rows changed by the last write */
 int64_t db_changes(struct db *db);
 
+/* Change notices between processes on one database (PostgreSQL's
+ * LISTEN/NOTIFY; SQLite has one writer and none). db_listen subscribes to
+ * channel, again on every new connection; db_notices hands each payload
+ * received since the last call to fn, or NULL once when the connection was
+ * made again (notices may have been missed: re-read everything) */
+typedef void (*db_notice_fn)(void *arg, const char *payload);
+int db_listen(struct db *db, const char *channel);
+void db_notices(struct db *db, db_notice_fn fn, void *arg);
+
 /* -EINVAL for text the engine refuses (logged), -ENOMEM */
 int db_prepare(struct db *db, const char *text, struct db_stmt **out);
 void db_finalize(struct db_stmt *s);

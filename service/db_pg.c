@@ -38,6 +38,8 @@ struct pdb {
 	enum pg_link link;
 	int64_t last_try_ms;		/* the last reconnection attempt */
 	struct pstmt *stmts;		/* prepared again on a new connection */
+	char channel[64];		/* LISTENed to, again on a new connection */
+	bool resync;			/* reconnected: notices may have been missed */
 };
 
 struct pstmt {
@@ -247,6 +249,38 @@ static void lost(struct pdb *d, bool in_txn)
 	d->link = in_txn ? LINK_LOST_IN_TXN : LINK_LOST;
 }
 
+static int listen_again(struct pdb *d)
+{
+	char text[96];
+	snprintf(text, sizeof(text), "LISTEN %s", d->channel);
+	return p_exec(&d->base, text);
+}
+
+static int p_listen(struct db *db, const char *channel)
+{
+	snprintf(PDB(db)->channel, sizeof(PDB(db)->channel), "%s", channel);
+	return listen_again(PDB(db));
+}
+
+/* what arrived on the socket, without blocking; a connection found lost
+ * is left to the next statement */
+static void p_notices(struct db *db, db_notice_fn fn, void *arg)
+{
+	struct pdb *d = PDB(db);
+	PGnotify *n;
+
+	if (d->resync) {
+		d->resync = false;
+		fn(arg, NULL);
+	}
+	if (d->link != LINK_UP || !PQconsumeInput(d->c))
+		return;
+	while ((n = PQnotifies(d->c))) {
+		fn(arg, n->extra);
+		PQfreemem(n);
+	}
+}
+
 /* A new connection, with every statement prepared again; at most one
  * attempt a second, so a database that is down costs each request one
  * quick error, not a connection timeout. */
@@ -270,7 +304,10 @@ static int reconnect(struct pdb *d)
 			return -EIO;
 		}
 	}
+	if (d->channel[0] && listen_again(d) < 0)
+		return -EIO;
 	d->link = LINK_UP;
+	d->resync = true;
 	log_info("store", "reconnected to PostgreSQL url=%s", d->shown);
 	return 0;
 }
@@ -392,7 +429,7 @@ static const struct db_ops pg_ops = {
 	.prepare = p_prepare, .finalize = p_finalize, .reset = p_reset, .clear_bindings = p_clear_bindings,
 	.bind_int64 = p_bind_int64, .bind_text = p_bind_text, .bind_blob = p_bind_blob, .bind_null = p_bind_null,
 	.step = p_step, .column_int64 = p_column_int64, .column_text = p_column_text,
-	.column_null = p_column_null, .column_blob = p_column_blob,
+	.column_null = p_column_null, .column_blob = p_column_blob, .listen = p_listen, .notices = p_notices,
 };
 
 /* NOTICEs ("relation already exists, skipping") are not news */

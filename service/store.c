@@ -231,7 +231,8 @@ int store_open(const char *path, struct store **out)
 		goto err_free;
 	if ((rc = store_schema_setup(st, st->shown)) < 0)
 		goto err_db;
-	if ((rc = store_schema_prepare(st)) < 0 || (rc = load_state(st)) < 0)
+	if ((rc = store_schema_prepare(st)) < 0 || (rc = db_listen(st->db, STORE_VPC_CHANNEL)) < 0 ||
+	    (rc = load_state(st)) < 0)
 		goto err_stmt;
 	*out = st;
 	return 0;

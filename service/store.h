@@ -20,9 +20,9 @@
  * unique (vpc_id, ip_index) and the next address), the revision bump locks
  * the VPC's row until commit (revisions rise across replicas), and a key's
  * use is re-checked as it is written (db_pg.c: a lost connection is
- * reconnected). Not yet across replicas: waking the
- * other replica's long polls, addresses freed by another replica (taken
- * until restart). Not thread-safe: one thread owns a store.
+ * reconnected), and store_housekeeping reads the VPCs that other replicas
+ * changed (LISTEN/NOTIFY) and tells changed of them. Not yet across
+ * replicas: addresses freed by another replica (taken until restart). Not thread-safe: one thread owns a store.
  *
  * Two engines, one store: the store's files are written once against db.h
  * (prepare/bind/step/column, transactions by SQL text), with an SQLite and a

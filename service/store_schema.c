@@ -225,7 +225,13 @@ static const char pg_schema[] =
 	"  name TEXT NOT NULL, description TEXT NOT NULL, inbound_rules TEXT NOT NULL,"
 	"  outbound_rules TEXT NOT NULL, revision BIGINT NOT NULL, created_at BIGINT NOT NULL,"
 	"  is_default " PG_FLAG " DEFAULT 0, UNIQUE (vpc_id, name));"
-	"CREATE INDEX IF NOT EXISTS devices_group ON devices (security_group_id);";
+	"CREATE INDEX IF NOT EXISTS devices_group ON devices (security_group_id);"
+	/* every replica hears of a VPC's new revision when it commits (one
+	 * notice per VPC and transaction: PostgreSQL folds equal ones) */
+	"CREATE OR REPLACE FUNCTION natmesh_vpc_changed() RETURNS trigger LANGUAGE plpgsql AS"
+	"  $$ BEGIN PERFORM pg_notify('" STORE_VPC_CHANNEL "', NEW.id); RETURN NULL; END $$;"
+	"CREATE OR REPLACE TRIGGER vpcs_changed AFTER UPDATE OF revision ON vpcs"
+	"  FOR EACH ROW EXECUTE FUNCTION natmesh_vpc_changed();";
 
 static const struct dialect dialects[] = {
 	[DB_SQLITE] = {

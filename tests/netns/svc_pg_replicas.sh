@@ -4,7 +4,7 @@
 # error (each replica's IPAM in memory misses the other's addresses; the
 # unique (vpc_id, ip_index) and a retry at the next address settle it); a
 # single-use key raced on both registers exactly one device; revisions rise
-# across replicas. No namespaces:
+# across replicas; a change through A wakes a long poll on B. No namespaces:
 #
 #   svcload / curl --HTTP 127.0.0.1--> meshsvc A --\
 #                                                   >--Unix socket--> private postgres (pg.bash)
@@ -69,6 +69,24 @@ for i in $(seq 10); do
 	done
 done
 check "20 PATCHes alternating A and B: revisions rise (last $last)" test "$rising" = 1
+
+# fan-out: a change through A wakes a long poll held by B (LISTEN/NOTIFY,
+# read by B's housekeeping about once a second)
+sleep 1.5
+rev_a=$(curl -s --max-time 20 -H "Authorization: Bearer $ADMIN" "$URL_A/api/vpcs/$VPC/devices?since=0" | jf revision)
+rev_b=$(curl -s --max-time 20 -H "Authorization: Bearer $ADMIN" "$URL_B/api/vpcs/$VPC/devices?since=0" | jf revision)
+check "B has caught up with the revisions made through A (A $rev_a, B $rev_b)" test "$rev_a" = "$rev_b"
+curl -s --max-time 30 -H "Authorization: Bearer $ADMIN" "$URL_B/api/vpcs/$VPC/devices?since=$rev_b&wait=20" \
+	>"$WORK/poll.json" &
+poller=$!
+sleep 0.5
+t0=$(now_ms)
+curl -s -o /dev/null --max-time 20 -X PATCH -H "Authorization: Bearer $TOK" -H 'Content-Type: application/json' \
+	--data-binary '{"hostname":"fanout"}' "$URL_A/api/devices/$ID"
+wait "$poller"
+dt=$(($(now_ms) - t0))
+check "a long poll on B wakes within 2.5 s of a PATCH on A (took $dt ms), with the change" \
+	bash -c "[ $dt -lt 2500 ] && grep -q '\"hostname\": *\"fanout\"' '$WORK/poll.json'"
 
 # a single-use key raced on both replicas, 20 times
 won=0 bad=0

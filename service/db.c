@@ -91,6 +91,25 @@ void db_notices(struct db *db, db_notice_fn fn, void *arg)
 		db->ops->notices(db, fn, arg);
 }
 
+int db_doorbell_open(const char *target, const char *channel, struct db **out)
+{
+	int rc;
+
+	*out = NULL;
+	if (!db_is_url(target))
+		return -ENOTSUP;
+	if ((rc = db_pg_open(target, out)) < 0)
+		return rc;
+	if ((rc = db_listen(*out, channel)) < 0) {
+		db_close(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+int db_doorbell_fd(struct db *db) { return db_pg_doorbell_fd(db); }
+int db_doorbell_drain(struct db *db) { return db_pg_doorbell_drain(db); }
+
 const char *db_sql(const struct db_stmt *s) { return s->sql; }
 int db_param_count(const struct db_stmt *s) { return s->nparams; }
 void db_reset(struct db_stmt *s) { s->db->ops->reset(s); }

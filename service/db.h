@@ -63,6 +63,16 @@ typedef void (*db_notice_fn)(void *arg, const char *payload);
 int db_listen(struct db *db, const char *channel);
 void db_notices(struct db *db, db_notice_fn fn, void *arg);
 
+/* A doorbell: a connection of its own that only LISTENs to channel, for a
+ * thread that waits on its descriptor (poll) and then lets the store's owner
+ * read the notices (db_notices). -ENOTSUP for SQLite. db_doorbell_fd is -1
+ * while the connection is lost; db_doorbell_drain reads what arrived and
+ * returns how many notices, reconnecting (at most once a second) if it was
+ * lost. Close it with db_close. */
+int db_doorbell_open(const char *target, const char *channel, struct db **out);
+int db_doorbell_fd(struct db *db);
+int db_doorbell_drain(struct db *db);
+
 /* -EINVAL for text the engine refuses (logged), -ENOMEM */
 int db_prepare(struct db *db, const char *text, struct db_stmt **out);
 void db_finalize(struct db_stmt *s);

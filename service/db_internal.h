@@ -41,5 +41,7 @@ struct db_stmt {
 
 int db_sqlite_open(const char *path, struct db **out);
 int db_pg_open(const char *url, struct db **out);
+int db_pg_doorbell_fd(struct db *db);
+int db_pg_doorbell_drain(struct db *db);
 
 #endif

@@ -281,6 +281,34 @@ static void p_notices(struct db *db, db_notice_fn fn, void *arg)
 	}
 }
 
+static int reconnect(struct pdb *d);
+
+int db_pg_doorbell_fd(struct db *db)
+{
+	struct pdb *d = PDB(db);
+	return d->link == LINK_UP && PQstatus(d->c) == CONNECTION_OK ? PQsocket(d->c) : -1;
+}
+
+int db_pg_doorbell_drain(struct db *db)
+{
+	struct pdb *d = PDB(db);
+	PGnotify *n;
+	int count = 0;
+
+	if (d->link != LINK_UP && reconnect(d) < 0)
+		return -EIO;
+	if (!PQconsumeInput(d->c) || PQstatus(d->c) != CONNECTION_OK) {
+		keep_error(d, NULL);
+		lost(d, false);
+		return -EIO;
+	}
+	while ((n = PQnotifies(d->c))) {
+		count++;
+		PQfreemem(n);
+	}
+	return count;
+}
+
 /* A new connection, with every statement prepared again; at most one
  * attempt a second, so a database that is down costs each request one
  * quick error, not a connection timeout. */

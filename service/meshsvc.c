@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -215,19 +217,31 @@ static unsigned raise_nofile(void)
 
 /* the main thread's work until SIGINT or SIGTERM: once a second, publish
  * devices that went quiet and prune old tombstones */
-static void run_until_signal(struct api *api, const sigset_t *sigs)
+/* Housekeeping once a second, and at once when another meshsvc on the same
+ * PostgreSQL database changed a VPC (bell: a LISTENing connection of its
+ * own; the store reads the notices on its own connection), until SIGINT or
+ * SIGTERM (sfd: a signalfd of sigs). */
+static void run_until_signal(struct api *api, int sfd, struct db *bell)
 {
-	int sig;
+	struct signalfd_siginfo si = { 0 };
 
 	for (;;) {
-		struct timespec tick = { .tv_sec = 1 };
-		sig = sigtimedwait(sigs, NULL, &tick);
-		if (sig > 0)
-			break;
-		if (errno == EAGAIN)
+		struct pollfd p[2] = { { sfd, POLLIN, 0 }, { bell ? db_doorbell_fd(bell) : -1, POLLIN, 0 } };
+		int n = poll(p, 2, 1000);
+
+		if (n > 0 && (p[0].revents & POLLIN)) {
+			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				break;
+			continue;
+		}
+		if (n == 0 && bell && p[1].fd < 0)
+			db_doorbell_drain(bell);	/* lost: try again */
+		if (n > 0 && (p[1].revents & (POLLIN | POLLERR | POLLHUP)) && db_doorbell_drain(bell) <= 0)
+			continue;
+		if (n >= 0)
 			api_housekeeping(api);
 	}
-	log_info("meshsvc", "stopping signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	log_info("meshsvc", "stopping signal=%s", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
 /* the command line */
@@ -328,7 +342,9 @@ int main(int argc, char **argv)
 	struct api_config cfg = { 0 };
 	struct store *st = NULL;
 	struct api *api = NULL;
+	struct db *bell = NULL;
 	sigset_t sigs;
+	int sfd;
 	int rc, status = 1;
 
 	if (parse_args(argc, argv, &o, &status) < 0)
@@ -384,8 +400,19 @@ int main(int argc, char **argv)
 		 addr_format(&cfg.listen, where, sizeof(where)), shown, cfg.max_connections,
 		 api_per_address_limit(&cfg));
 
-	run_until_signal(api, &sigs);
-	status = 0;
+	/* another replica's change wakes housekeeping at once; without the
+	 * bell it runs once a second anyway */
+	if (db_is_url(o.db) && db_doorbell_open(o.db, STORE_VPC_CHANNEL, &bell) < 0)
+		log_error("meshsvc", "no doorbell connection: other replicas' changes are read once a second");
+	if ((sfd = signalfd(-1, &sigs, SFD_CLOEXEC)) < 0) {
+		log_error("meshsvc", "signalfd failed: %s", strerror(errno));
+		status = 1;
+	} else {
+		run_until_signal(api, sfd, bell);
+		close(sfd);
+		status = 0;
+	}
+	db_close(bell);
 
 	api_stop(api);
 err_api:

@@ -179,6 +179,11 @@ int store_policy_members(struct store *st, const char *vpc_id, store_member_fn f
 /* the tunnel addresses of the group's members, appended to addrs (strings) */
 int store_policy_group_addresses(struct store *st, const char *group_id, json_t *addrs);
 
+/* the PostgreSQL channel on which each new revision of a VPC is announced
+ * (by a trigger, at commit; the payload is the VPC's id); the store listens
+ * to it and store_housekeeping reads what arrived */
+#define STORE_VPC_CHANNEL "natmesh_vpc"
+
 /* called once per VPC whose revision rose */
 typedef void (*store_changed_fn)(void *arg, const char *vpc_id);
 /* Publishes devices silent for lim->offline_after_s as offline and prunes

@@ -43,10 +43,6 @@ enum stmt_id {
 	S_COUNT
 };
 
-/* the PostgreSQL channel of VPCs' new revisions (store_schema.c's trigger,
- * store_presence.c's listener) */
-#define STORE_VPC_CHANNEL "natmesh_vpc"
-
 /* what the store keeps in memory per VPC */
 struct vpc_state {
 	char id[UUID_STRLEN];

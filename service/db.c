@@ -85,12 +85,6 @@ int db_listen(struct db *db, const char *channel)
 	return db->ops->listen ? db->ops->listen(db, channel) : 0;
 }
 
-void db_notices(struct db *db, db_notice_fn fn, void *arg)
-{
-	if (db->ops->notices)
-		db->ops->notices(db, fn, arg);
-}
-
 int db_doorbell_open(const char *target, const char *channel, struct db **out)
 {
 	int rc;

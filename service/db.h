@@ -54,18 +54,13 @@ bool db_in_txn(struct db *db);
 /* rows changed by the last write */
 int64_t db_changes(struct db *db);
 
-/* Change notices between processes on one database (PostgreSQL's
- * LISTEN/NOTIFY; SQLite has one writer and none). db_listen subscribes to
- * channel, again on every new connection; db_notices hands each payload
- * received since the last call to fn, or NULL once when the connection was
- * made again (notices may have been missed: re-read everything) */
-typedef void (*db_notice_fn)(void *arg, const char *payload);
+/* PostgreSQL's LISTEN to channel, again on every new connection (SQLite:
+ * nothing; it has one writer) */
 int db_listen(struct db *db, const char *channel);
-void db_notices(struct db *db, db_notice_fn fn, void *arg);
 
 /* A doorbell: a connection of its own that only LISTENs to channel, for a
  * thread that waits on its descriptor (poll) and then lets the store's owner
- * read the notices (db_notices). -ENOTSUP for SQLite. db_doorbell_fd is -1
+ * act on them. -ENOTSUP for SQLite. db_doorbell_fd is -1
  * while the connection is lost; db_doorbell_drain reads what arrived and
  * returns how many notices, reconnecting (at most once a second) if it was
  * lost. Close it with db_close. */

@@ -25,7 +25,6 @@ struct db_ops {
 	bool (*column_null)(struct db_stmt *s, int col);
 	const void *(*column_blob)(struct db_stmt *s, int col, size_t *n);
 	int (*listen)(struct db *db, const char *channel);	/* NULL: no notices */
-	void (*notices)(struct db *db, db_notice_fn fn, void *arg);
 };
 
 struct db {

@@ -39,7 +39,6 @@ struct pdb {
 	int64_t last_try_ms;		/* the last reconnection attempt */
 	struct pstmt *stmts;		/* prepared again on a new connection */
 	char channel[64];		/* LISTENed to, again on a new connection */
-	bool resync;			/* reconnected: notices may have been missed */
 };
 
 struct pstmt {
@@ -262,25 +261,6 @@ static int p_listen(struct db *db, const char *channel)
 	return listen_again(PDB(db));
 }
 
-/* what arrived on the socket, without blocking; a connection found lost
- * is left to the next statement */
-static void p_notices(struct db *db, db_notice_fn fn, void *arg)
-{
-	struct pdb *d = PDB(db);
-	PGnotify *n;
-
-	if (d->resync) {
-		d->resync = false;
-		fn(arg, NULL);
-	}
-	if (d->link != LINK_UP || !PQconsumeInput(d->c))
-		return;
-	while ((n = PQnotifies(d->c))) {
-		fn(arg, n->extra);
-		PQfreemem(n);
-	}
-}
-
 static int reconnect(struct pdb *d);
 
 int db_pg_doorbell_fd(struct db *db)
@@ -335,7 +315,6 @@ static int reconnect(struct pdb *d)
 	if (d->channel[0] && listen_again(d) < 0)
 		return -EIO;
 	d->link = LINK_UP;
-	d->resync = true;
 	log_info("store", "reconnected to PostgreSQL url=%s", d->shown);
 	return 0;
 }
@@ -457,7 +436,7 @@ static const struct db_ops pg_ops = {
 	.prepare = p_prepare, .finalize = p_finalize, .reset = p_reset, .clear_bindings = p_clear_bindings,
 	.bind_int64 = p_bind_int64, .bind_text = p_bind_text, .bind_blob = p_bind_blob, .bind_null = p_bind_null,
 	.step = p_step, .column_int64 = p_column_int64, .column_text = p_column_text,
-	.column_null = p_column_null, .column_blob = p_column_blob, .listen = p_listen, .notices = p_notices,
+	.column_null = p_column_null, .column_blob = p_column_blob, .listen = p_listen,
 };
 
 /* NOTICEs ("relation already exists, skipping") are not news */

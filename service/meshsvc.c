@@ -219,7 +219,7 @@ static unsigned raise_nofile(void)
  * devices that went quiet and prune old tombstones */
 /* Housekeeping once a second, and at once when another meshsvc on the same
  * PostgreSQL database changed a VPC (bell: a LISTENing connection of its
- * own; the store reads the notices on its own connection), until SIGINT or
+ * own; the store then reads every VPC's revision), until SIGINT or
  * SIGTERM (sfd: a signalfd of sigs). */
 static void run_until_signal(struct api *api, int sfd, struct db *bell)
 {

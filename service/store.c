@@ -144,14 +144,53 @@ void store_vpc_state_unlink(struct store *st, struct vpc_state *v)
 	}
 }
 
+/* the addresses in use in the VPC, from the database, reserved in ipam */
+static int load_addresses(struct store *st, const char *vpc_id, struct ipam *ipam)
+{
+	struct db_stmt *d = store_stmt(st, S_DEV_INDICES);
+	int rc = 0, step;
+
+	store_bind_text(d, 1, vpc_id);
+	while ((step = db_step(d)) == DB_ROW) {
+		uint64_t index = (uint64_t)db_column_int64(d, 0);
+		if ((rc = ipam_reserve(ipam, index)) < 0) {
+			log_error("store", "bad address index vpc=%s index=%llu", vpc_id, (unsigned long long)index);
+			break;
+		}
+	}
+	db_reset(d);
+	if (rc == 0 && step != DB_DONE)
+		rc = store_db_error(st, "loading addresses");
+	return rc;
+}
+
+/* ipam_alloc; a VPC full in memory has its addresses read again, since
+ * another meshsvc on the database may have freed some (deleted devices), and
+ * then the next free one. Inside the caller's transaction the reading sees
+ * its own writes, so the journal stays true. */
+int store_ipam_alloc(struct store *st, struct vpc_state *v, uint64_t *index, union sockaddr_any *addr)
+{
+	struct ipam fresh;
+	int rc = ipam_alloc(&v->ipam, index, addr);
+
+	if (rc != -ENOSPC || db_engine(st->db) != DB_PG || ipam_init(&fresh, &v->ipam.cidr) < 0)
+		return rc;
+	if (load_addresses(st, v->id, &fresh) < 0) {
+		ipam_fini(&fresh);
+		return rc;
+	}
+	ipam_fini(&v->ipam);
+	v->ipam = fresh;
+	return ipam_alloc(&v->ipam, index, addr);
+}
+
 /* the VPC's memory state from its row (id, cidr, revision, compacted at
  * the columns given) and its addresses in use */
 static int load_vpc(struct store *st, struct db_stmt *row, int cidr, int revision, int compacted,
 		    struct vpc_state **out)
 {
-	struct db_stmt *d;
 	struct vpc_state *v;
-	int rc, step;
+	int rc;
 
 	if ((rc = store_vpc_state_add(st, store_col_text(row, 0), store_col_text(row, cidr),
 				      db_column_int64(row, revision), &v)) < 0) {
@@ -159,19 +198,7 @@ static int load_vpc(struct store *st, struct db_stmt *row, int cidr, int revisio
 		return rc;
 	}
 	v->compacted = db_column_int64(row, compacted);
-	d = store_stmt(st, S_DEV_INDICES);
-	store_bind_text(d, 1, v->id);
-	while ((step = db_step(d)) == DB_ROW) {
-		uint64_t index = (uint64_t)db_column_int64(d, 0);
-		if ((rc = ipam_reserve(&v->ipam, index)) < 0) {
-			log_error("store", "bad address index vpc=%s index=%llu", v->id, (unsigned long long)index);
-			break;
-		}
-	}
-	db_reset(d);
-	if (rc == 0 && step != DB_DONE)
-		rc = store_db_error(st, "loading addresses");
-	if (rc < 0) {
+	if ((rc = load_addresses(st, v->id, &v->ipam)) < 0) {
 		store_vpc_state_unlink(st, v);
 		store_vpc_state_free(v);
 		return rc;
@@ -231,8 +258,7 @@ int store_open(const char *path, struct store **out)
 		goto err_free;
 	if ((rc = store_schema_setup(st, st->shown)) < 0)
 		goto err_db;
-	if ((rc = store_schema_prepare(st)) < 0 || (rc = db_listen(st->db, STORE_VPC_CHANNEL)) < 0 ||
-	    (rc = load_state(st)) < 0)
+	if ((rc = store_schema_prepare(st)) < 0 || (rc = load_state(st)) < 0)
 		goto err_stmt;
 	*out = st;
 	return 0;

@@ -20,9 +20,9 @@
  * unique (vpc_id, ip_index) and the next address), the revision bump locks
  * the VPC's row until commit (revisions rise across replicas), and a key's
  * use is re-checked as it is written (db_pg.c: a lost connection is
- * reconnected), and store_housekeeping reads the VPCs that other replicas
- * changed (LISTEN/NOTIFY) and tells changed of them. Not yet across
- * replicas: addresses freed by another replica (taken until restart). Not thread-safe: one thread owns a store.
+ * reconnected), and store_housekeeping reads every VPC's revision again and
+ * tells changed of those other replicas raised; a VPC full in memory has its
+ * addresses read again before it is called full. Not thread-safe: one thread owns a store.
  *
  * Two engines, one store: the store's files are written once against db.h
  * (prepare/bind/step/column, transactions by SQL text), with an SQLite and a
@@ -180,8 +180,9 @@ int store_policy_members(struct store *st, const char *vpc_id, store_member_fn f
 int store_policy_group_addresses(struct store *st, const char *group_id, json_t *addrs);
 
 /* the PostgreSQL channel on which each new revision of a VPC is announced
- * (by a trigger, at commit; the payload is the VPC's id); the store listens
- * to it and store_housekeeping reads what arrived */
+ * (by a trigger, at commit; the payload is the VPC's id); meshsvc's doorbell
+ * listens to it and runs store_housekeeping, which reads every VPC's
+ * revision again */
 #define STORE_VPC_CHANNEL "natmesh_vpc"
 
 /* called once per VPC whose revision rose */

@@ -143,7 +143,7 @@ static int insert_device(struct store *st, struct vpc_state *v, const char *id,
 	nat = json_text(spec->nat);
 	/* an address another meshsvc gave out (committed: the insert waits for
 	 * its transaction) stays taken in this one's IPAM too */
-	while ((rc = ipam_alloc(&v->ipam, &index, &addr)) == 0) {
+	while ((rc = store_ipam_alloc(st, v, &index, &addr)) == 0) {
 		if ((rc = insert_row(st, v, id, spec, relay, token_hash, now, rev, group, endpoints, nat, index,
 				     &addr)) < 0) {
 			ipam_release(&v->ipam, index);

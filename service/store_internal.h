@@ -126,6 +126,8 @@ int store_vpc_state_add(struct store *st, const char *id, const char *cidr_text,
 			struct vpc_state **out);
 void store_vpc_state_unlink(struct store *st, struct vpc_state *v);
 void store_vpc_state_free(struct vpc_state *v);
+/* ipam_alloc in the VPC; when it is full, its addresses read again first */
+int store_ipam_alloc(struct store *st, struct vpc_state *v, uint64_t *index, union sockaddr_any *addr);
 
 /* store_schema.c */
 /* creates the schema, upgrades an older one, refuses a newer one (-EPROTO) */

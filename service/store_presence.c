@@ -124,57 +124,40 @@ out:
 	return rc;
 }
 
-/* a VPC's committed revision and horizon, read again: another meshsvc on
- * the database changed it */
-struct notice_ctx {
-	struct store *st;
-	store_changed_fn changed;
-	void *arg;
-};
-
-static void refresh(struct notice_ctx *c, struct vpc_state *v)
+/* Every VPC's committed revision and horizon, read again: another meshsvc
+ * on the database (PostgreSQL) may have changed it; changed is told of each
+ * that rose. One query, each housekeeping pass, and at once when meshsvc's
+ * doorbell hears of a change; reading the rows rather than the notices
+ * themselves means a notice that reached the doorbell first is not missed. */
+static void refresh_revisions(struct store *st, store_changed_fn changed, void *arg)
 {
-	struct db_stmt *s = store_stmt(c->st, S_VPC_GET);
-	int64_t rev = 0;
-
-	store_bind_text(s, 1, v->id);
-	if (db_step(s) == DB_ROW) {
-		rev = db_column_int64(s, 4);
-		if (db_column_int64(s, 5) > v->compacted)
-			v->compacted = db_column_int64(s, 5);
-	}
-	db_reset(s);
-	if (rev > v->revision) {
-		v->revision = rev;
-		if (c->changed)
-			c->changed(c->arg, v->id);
-	}
-}
-
-/* a notice names a VPC; none (NULL) after a new connection: every VPC */
-static void on_notice(void *arg, const char *vpc_id)
-{
-	struct notice_ctx *c = arg;
+	struct db_stmt *s = store_stmt(st, S_VPC_LIST);
 	struct vpc_state *v;
 
-	if (!vpc_id) {
-		for (v = c->st->vpcs; v; v = v->next)
-			refresh(c, v);
-	} else if ((v = store_vpc_find(c->st, vpc_id))) {
-		refresh(c, v);
+	while (db_step(s) == DB_ROW) {
+		if (!(v = store_vpc_find(st, store_col_text(s, 0))))
+			continue;
+		if (db_column_int64(s, 5) > v->compacted)
+			v->compacted = db_column_int64(s, 5);
+		if (db_column_int64(s, 4) > v->revision) {
+			v->revision = db_column_int64(s, 4);
+			if (changed)
+				changed(arg, v->id);
+		}
 	}
+	db_reset(s);
 }
 
 int store_housekeeping(struct store *st, int64_t now, const struct store_limits *lim,
 		       store_changed_fn changed, void *arg)
 {
-	struct notice_ctx c = { st, changed, arg };
 	int rc;
 
 	if (st->batch != BATCH_NONE)
 		return -EBUSY;
 	/* outside any transaction, so memory takes only committed revisions */
-	db_notices(st->db, on_notice, &c);
+	if (db_engine(st->db) == DB_PG)
+		refresh_revisions(st, changed, arg);
 	if ((rc = mark_offline(st, now - lim->offline_after_s, changed, arg)) < 0)
 		return rc;
 	return prune_tombstones(st, now - lim->tombstone_ttl_s);

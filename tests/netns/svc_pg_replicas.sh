@@ -4,7 +4,8 @@
 # error (each replica's IPAM in memory misses the other's addresses; the
 # unique (vpc_id, ip_index) and a retry at the next address settle it); a
 # single-use key raced on both registers exactly one device; revisions rise
-# across replicas; a change through A wakes a long poll on B. No namespaces:
+# across replicas; a change through A wakes a long poll on B; an address
+# freed through B is given again by A. No namespaces:
 #
 #   svcload / curl --HTTP 127.0.0.1--> meshsvc A --\
 #                                                   >--Unix socket--> private postgres (pg.bash)
@@ -95,6 +96,25 @@ sorted=$(printf '%s\n' "${times[@]}" | sort -n | tr '\n' ' ')
 max=$(printf '%s\n' "${times[@]}" | sort -n | tail -n 1)
 check "a long poll on B wakes with the change after a PATCH on A, 20 of 20 ($woke), each within 500 ms (ms: $sorted)" \
 	bash -c "[ $woke = 20 ] && [ $max -lt 500 ]"
+
+# a VPC full in A's memory, where B deleted a device: A reads its addresses again
+api POST /api/vpcs "$ADMIN" '{"name":"small","ipv4_cidr":"10.9.0.0/29"}'
+SMALL_VPC=$(jfield id)
+api POST /api/reg-keys "$ADMIN" "{\"vpc_id\":\"$SMALL_VPC\"}"
+SMALL_KEY=$(jfield secret)
+n=0
+for i in $(seq 10); do
+	register "s$i" "$SMALL_KEY"
+	[ "$STATUS" = 201 ] && n=$((n + 1)) && gone=$ID_s1
+done
+full=$STATUS
+URL=$URL_B
+api DELETE "/api/devices/$ID_s1" "$ADMIN"
+deleted=$STATUS
+URL=$URL_A
+register s11 "$SMALL_KEY"
+check "A fills a /29 ($n devices, then $full), B deletes one ($deleted), A registers into its address ($STATUS, $IP_s11)" \
+	bash -c "[ $n -gt 0 ] && [ $full != 201 ] && [ $deleted = 204 ] && [ $STATUS = 201 ] && [ '$IP_s11' = '$IP_s1' ]"
 
 # a single-use key raced on both replicas, 20 times
 won=0 bad=0

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # meshsvc on PostgreSQL (--db postgres://...): what is PostgreSQL's own (the
 # schema version row, clear connection errors without the password, restart
-# and a newer schema; replicas: svc_pg_replicas.sh), then svc_api.sh and
-# svc_watch.sh, the SQLite suite, run again with SVC_DB=pg. No namespaces:
+# and a newer schema; replicas: svc_pg_replicas.sh), then svc_api.sh,
+# svc_watch.sh, svc_durability.sh (kill -9 under load) and svc_reclaim.sh,
+# the SQLite suite, run again with SVC_DB=pg. No namespaces:
 #
 #   curl / meshctl --HTTP 127.0.0.1--> meshsvc --Unix socket--> private postgres (pg.bash)
 set -u
@@ -79,7 +80,7 @@ check "a newer schema is refused (exit $rc)" bash -c "[ $rc -ne 0 ] && grep -q '
 pg_psql "UPDATE natmesh_schema SET version = 4"
 
 # the suite of the SQLite backend, on PostgreSQL; each starts its own cluster
-for t in svc_api svc_watch; do
+for t in svc_api svc_watch svc_durability svc_reclaim; do
 	out=$(SVC_DB=pg BUILD="$BUILD" bash "$(dirname "$0")/$t.sh" 2>&1); rc=$?
 	sed -n 's/^\(ok\|not ok\|skip\) - /\1 - pg '"$t"': /p' <<<"$out"
 	grep -q '^not ok' <<<"$out" && TAP_FAILS=$((TAP_FAILS + 1)) && grep -v '^ok' <<<"$out" | tail -n 20

@@ -13,7 +13,7 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR  ?= $(PREFIX)/share/doc/natmesh
 
-PKGS    := libnftnl libmnl jansson libcurl libsodium libmicrohttpd sqlite3 libpcap libcrypto zlib miniupnpc
+PKGS    := libnftnl libmnl jansson libcurl libsodium libmicrohttpd sqlite3 libpq libpcap libcrypto zlib miniupnpc
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lb2 -lpthread -lm
 CPPFLAGS += $(PKG_CFLAGS)

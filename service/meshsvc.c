@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +20,7 @@
 #include "addr.h"
 #include "api.h"
 #include "challenge.h"
+#include "db.h"
 #include "log.h"
 #include "store.h"
 #include "token.h"
@@ -25,6 +28,8 @@
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 #define DEFAULT_DB "meshsvc.db"
 #define TOKEN_FILE_SUFFIX ".admin-token"
+/* the admin token's default file when --db is a URL, not a path */
+#define DEFAULT_URL_TOKEN "meshsvc" TOKEN_FILE_SUFFIX
 /* descriptors kept back from the connection limit: database, listener, epoll */
 #define FD_RESERVE 64
 #define PEM_MAX (1024 * 1024)
@@ -37,16 +42,19 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: meshsvc [--listen ADDR:PORT] [--db PATH] [--tls-cert FILE --tls-key FILE]\n"
+		"usage: meshsvc [--listen ADDR:PORT] [--db PATH|URL] [--tls-cert FILE --tls-key FILE]\n"
 		"               [--admin-token-file FILE] [--offline-after S] [--tombstone-ttl S]\n"
 		"               [--per-address N] [--header-timeout S] [--polls-per-token N]\n"
 		"               [--challenge-ttl S] [--log-format text|json] [--verbose]\n"
 		"\n"
 		"  --listen ADDR:PORT       address to serve on (default " DEFAULT_LISTEN "; port 0: any)\n"
-		"  --db PATH                SQLite database, created if missing (default ./" DEFAULT_DB ")\n"
+		"  --db PATH|URL            SQLite database, created if missing (default ./" DEFAULT_DB "),\n"
+		"                           or a PostgreSQL database: postgres://USER[:PASSWORD]@HOST[:PORT]/DB\n"
+		"                           (or postgresql://; libpq's URL and parameters)\n"
 		"  --tls-cert, --tls-key    PEM certificate (chain) and key: serve HTTPS only\n"
 		"  --admin-token-file FILE  the admin token; created (mode 0600) if missing\n"
-		"                           (default: the database path + " TOKEN_FILE_SUFFIX ")\n"
+		"                           (default: the database path + " TOKEN_FILE_SUFFIX ",\n"
+		"                           ./" DEFAULT_URL_TOKEN " for a PostgreSQL URL)\n"
 		"  --offline-after S        a device without a request for S seconds is published\n"
 		"                           offline, with a new revision (default %d; %d..%d)\n"
 		"  --tombstone-ttl S        a deleted device's tombstone is kept S seconds; a client\n"
@@ -209,19 +217,31 @@ static unsigned raise_nofile(void)
 
 /* the main thread's work until SIGINT or SIGTERM: once a second, publish
  * devices that went quiet and prune old tombstones */
-static void run_until_signal(struct api *api, const sigset_t *sigs)
+/* Housekeeping once a second, and at once when another meshsvc on the same
+ * PostgreSQL database changed a VPC (bell: a LISTENing connection of its
+ * own; the store then reads every VPC's revision), until SIGINT or
+ * SIGTERM (sfd: a signalfd of sigs). */
+static void run_until_signal(struct api *api, int sfd, struct db *bell)
 {
-	int sig;
+	struct signalfd_siginfo si = { 0 };
 
 	for (;;) {
-		struct timespec tick = { .tv_sec = 1 };
-		sig = sigtimedwait(sigs, NULL, &tick);
-		if (sig > 0)
-			break;
-		if (errno == EAGAIN)
+		struct pollfd p[2] = { { sfd, POLLIN, 0 }, { bell ? db_doorbell_fd(bell) : -1, POLLIN, 0 } };
+		int n = poll(p, 2, 1000);
+
+		if (n > 0 && (p[0].revents & POLLIN)) {
+			if (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				break;
+			continue;
+		}
+		if (n == 0 && bell && p[1].fd < 0)
+			db_doorbell_drain(bell);	/* lost: try again */
+		if (n > 0 && (p[1].revents & (POLLIN | POLLERR | POLLHUP)) && db_doorbell_drain(bell) <= 0)
+			continue;
+		if (n >= 0)
 			api_housekeeping(api);
 	}
-	log_info("meshsvc", "stopping signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	log_info("meshsvc", "stopping signal=%s", si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
 /* the command line */
@@ -318,11 +338,13 @@ int main(int argc, char **argv)
 {
 	struct options o = { .listen = DEFAULT_LISTEN, .db = DEFAULT_DB, .format = LOG_FORMAT_TEXT,
 			     .level = LOG_INFO };
-	char *cert = NULL, *key = NULL, where[ADDR_STRLEN];
+	char *cert = NULL, *key = NULL, where[ADDR_STRLEN], shown[DB_TARGET_STRLEN];
 	struct api_config cfg = { 0 };
 	struct store *st = NULL;
 	struct api *api = NULL;
+	struct db *bell = NULL;
 	sigset_t sigs;
+	int sfd;
 	int rc, status = 1;
 
 	if (parse_args(argc, argv, &o, &status) < 0)
@@ -339,6 +361,8 @@ int main(int argc, char **argv)
 		status = 2;
 		goto err_args;
 	}
+	if (!o.token_path && db_is_url(o.db) && !(o.token_path = strdup(DEFAULT_URL_TOKEN)))
+		goto err_args;
 	if (!o.token_path && asprintf(&o.token_path, "%s" TOKEN_FILE_SUFFIX, o.db) < 0) {
 		o.token_path = NULL;
 		goto err_args;
@@ -371,12 +395,24 @@ int main(int argc, char **argv)
 	if (api_start(&cfg, st, &api) < 0)
 		goto err_api;
 	addr_set_port(&cfg.listen, api_port(api));
+	db_target_redact(o.db, shown);
 	log_info("meshsvc", "listening url=%s://%s db=%s max_connections=%u per_address=%u", cert ? "https" : "http",
-		 addr_format(&cfg.listen, where, sizeof(where)), o.db, cfg.max_connections,
+		 addr_format(&cfg.listen, where, sizeof(where)), shown, cfg.max_connections,
 		 api_per_address_limit(&cfg));
 
-	run_until_signal(api, &sigs);
-	status = 0;
+	/* another replica's change wakes housekeeping at once; without the
+	 * bell it runs once a second anyway */
+	if (db_is_url(o.db) && db_doorbell_open(o.db, STORE_VPC_CHANNEL, &bell) < 0)
+		log_error("meshsvc", "no doorbell connection: other replicas' changes are read once a second");
+	if ((sfd = signalfd(-1, &sigs, SFD_CLOEXEC)) < 0) {
+		log_error("meshsvc", "signalfd failed: %s", strerror(errno));
+		status = 1;
+	} else {
+		run_until_signal(api, sfd, bell);
+		close(sfd);
+		status = 0;
+	}
+	db_close(bell);
 
 	api_stop(api);
 err_api:

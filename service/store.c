@@ -2,52 +2,48 @@
  * helpers its files share, and each VPC's state in memory: its revision, its
  * tombstone horizon and its IPAM, loaded from the database at open. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include "store_internal.h"
 #include "log.h"
 
 int store_db_error(struct store *st, const char *what)
 {
-	log_error("store", "%s failed: %s", what, sqlite3_errmsg(st->db));
+	log_error("store", "%s failed: %s", what, db_errmsg(st->db));
 	return -EIO;
 }
 
 /* the statement, reset and unbound, ready for binds */
-sqlite3_stmt *store_stmt(struct store *st, enum stmt_id id)
+struct db_stmt *store_stmt(struct store *st, enum stmt_id id)
 {
-	sqlite3_stmt *s = st->stmt[id];
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
+	struct db_stmt *s = st->stmt[id];
+	db_reset(s);
+	db_clear_bindings(s);
 	return s;
 }
 
 /* runs a statement that returns no rows */
-int store_exec(struct store *st, sqlite3_stmt *s)
+int store_exec(struct store *st, struct db_stmt *s)
 {
-	int rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_CONSTRAINT)
+	int rc = db_step(s);
+	db_reset(s);
+	if (rc == DB_CONSTRAINT)
 		return -EEXIST;
-	if (rc != SQLITE_DONE)
-		return store_db_error(st, sqlite3_sql(s));
+	if (rc != DB_DONE)
+		return store_db_error(st, db_sql(s));
 	return 0;
 }
 
-void store_bind_text(sqlite3_stmt *s, int i, const char *v)
+void store_bind_text(struct db_stmt *s, int i, const char *v)
 {
-	sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	db_bind_text(s, i, v);
 }
 
-const char *store_col_text(sqlite3_stmt *s, int i)
+const char *store_col_text(struct db_stmt *s, int i)
 {
-	const char *t = (const char *)sqlite3_column_text(s, i);
-	return t ? t : "";
+	return db_column_text(s, i);
 }
 
 void store_copy_id(char out[UUID_STRLEN], const char *s)
@@ -64,16 +60,16 @@ json_t *store_time_or_null(int64_t t)
 	return json_string(buf);
 }
 
-int store_rows_json(struct store *st, sqlite3_stmt *s, row_json_fn row, const char *what, json_t **out)
+int store_rows_json(struct store *st, struct db_stmt *s, row_json_fn row, const char *what, json_t **out)
 {
 	json_t *list = json_array();
 	int rc;
 	if (!list)
 		return -ENOMEM;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+	while ((rc = db_step(s)) == DB_ROW)
 		json_array_append_new(list, row(s));
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
+	db_reset(s);
+	if (rc != DB_DONE) {
 		json_decref(list);
 		return store_db_error(st, what);
 	}
@@ -81,20 +77,20 @@ int store_rows_json(struct store *st, sqlite3_stmt *s, row_json_fn row, const ch
 	return 0;
 }
 
-int store_row_json(struct store *st, sqlite3_stmt *s, const char *id, row_json_fn row, const char *what,
+int store_row_json(struct store *st, struct db_stmt *s, const char *id, row_json_fn row, const char *what,
 		   json_t **out)
 {
 	int rc;
 
 	*out = NULL;
 	store_bind_text(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	rc = db_step(s);
+	if (rc == DB_ROW)
 		*out = row(s);
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
+	db_reset(s);
+	if (rc == DB_DONE)
 		return -ENOENT;
-	if (rc != SQLITE_ROW)
+	if (rc != DB_ROW)
 		return store_db_error(st, what);
 	return *out ? 0 : -ENOMEM;
 }
@@ -148,39 +144,102 @@ void store_vpc_state_unlink(struct store *st, struct vpc_state *v)
 	}
 }
 
-/* every VPC's revision and its addresses in use, from the database */
-static int load_state(struct store *st)
+/* the addresses in use in the VPC, from the database, reserved in ipam */
+static int load_addresses(struct store *st, const char *vpc_id, struct ipam *ipam)
 {
-	sqlite3_stmt *s = store_stmt(st, S_VPC_LIST), *d;
-	struct vpc_state *v;
+	struct db_stmt *d = store_stmt(st, S_DEV_INDICES);
 	int rc = 0, step;
 
-	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
-		if ((rc = store_vpc_state_add(st, store_col_text(s, 0), store_col_text(s, 2), sqlite3_column_int64(s, 4), &v)) < 0) {
-			log_error("store", "cannot load vpc id=%s cidr=%s", store_col_text(s, 0), store_col_text(s, 2));
-			break;
-		}
-		v->compacted = sqlite3_column_int64(s, 5);
-		d = store_stmt(st, S_DEV_INDICES);
-		store_bind_text(d, 1, v->id);
-		while ((step = sqlite3_step(d)) == SQLITE_ROW) {
-			uint64_t index = (uint64_t)sqlite3_column_int64(d, 0);
-			if ((rc = ipam_reserve(&v->ipam, index)) < 0) {
-				log_error("store", "bad address index vpc=%s index=%llu", v->id,
-					  (unsigned long long)index);
-				break;
-			}
-		}
-		sqlite3_reset(d);
-		if (rc < 0 || step != SQLITE_DONE) {
-			rc = rc < 0 ? rc : store_db_error(st, "loading addresses");
+	store_bind_text(d, 1, vpc_id);
+	while ((step = db_step(d)) == DB_ROW) {
+		uint64_t index = (uint64_t)db_column_int64(d, 0);
+		if ((rc = ipam_reserve(ipam, index)) < 0) {
+			log_error("store", "bad address index vpc=%s index=%llu", vpc_id, (unsigned long long)index);
 			break;
 		}
 	}
-	if (rc == 0 && step != SQLITE_DONE)
-		rc = store_db_error(st, "loading vpcs");
-	sqlite3_reset(s);
+	db_reset(d);
+	if (rc == 0 && step != DB_DONE)
+		rc = store_db_error(st, "loading addresses");
 	return rc;
+}
+
+/* ipam_alloc; a VPC full in memory has its addresses read again, since
+ * another meshsvc on the database may have freed some (deleted devices), and
+ * then the next free one. Inside the caller's transaction the reading sees
+ * its own writes, so the journal stays true. */
+int store_ipam_alloc(struct store *st, struct vpc_state *v, uint64_t *index, union sockaddr_any *addr)
+{
+	struct ipam fresh;
+	int rc = ipam_alloc(&v->ipam, index, addr);
+
+	if (rc != -ENOSPC || db_engine(st->db) != DB_PG || ipam_init(&fresh, &v->ipam.cidr) < 0)
+		return rc;
+	if (load_addresses(st, v->id, &fresh) < 0) {
+		ipam_fini(&fresh);
+		return rc;
+	}
+	ipam_fini(&v->ipam);
+	v->ipam = fresh;
+	return ipam_alloc(&v->ipam, index, addr);
+}
+
+/* the VPC's memory state from its row (id, cidr, revision, compacted at
+ * the columns given) and its addresses in use */
+static int load_vpc(struct store *st, struct db_stmt *row, int cidr, int revision, int compacted,
+		    struct vpc_state **out)
+{
+	struct vpc_state *v;
+	int rc;
+
+	if ((rc = store_vpc_state_add(st, store_col_text(row, 0), store_col_text(row, cidr),
+				      db_column_int64(row, revision), &v)) < 0) {
+		log_error("store", "cannot load vpc id=%s cidr=%s", store_col_text(row, 0), store_col_text(row, cidr));
+		return rc;
+	}
+	v->compacted = db_column_int64(row, compacted);
+	if ((rc = load_addresses(st, v->id, &v->ipam)) < 0) {
+		store_vpc_state_unlink(st, v);
+		store_vpc_state_free(v);
+		return rc;
+	}
+	*out = v;
+	return 0;
+}
+
+/* every VPC's revision and its addresses in use, from the database */
+static int load_state(struct store *st)
+{
+	struct db_stmt *s = store_stmt(st, S_VPC_LIST);
+	struct vpc_state *v;
+	int rc = 0, step;
+
+	while ((step = db_step(s)) == DB_ROW)
+		if ((rc = load_vpc(st, s, 2, 4, 5, &v)) < 0)
+			break;
+	if (rc == 0 && step != DB_DONE)
+		rc = store_db_error(st, "loading vpcs");
+	db_reset(s);
+	return rc;
+}
+
+/* Another meshsvc on the same database (PostgreSQL) may have made the VPC
+ * since this one loaded its state: a VPC missing from memory is looked up in
+ * the database before it is called unknown. Not journaled: the state is what
+ * is committed, whatever becomes of the caller's transaction. */
+struct vpc_state *store_vpc_load(struct store *st, const char *id)
+{
+	struct vpc_state *v = store_vpc_find(st, id);
+	struct db_stmt *s;
+
+	if (v)
+		return v;
+	s = store_stmt(st, S_VPC_GET);
+	store_bind_text(s, 1, id);
+	if (db_step(s) != DB_ROW || load_vpc(st, s, 2, 4, 5, &v) < 0)
+		v = NULL;
+	db_reset(s);
+	return v;
 }
 
 int store_open(const char *path, struct store **out)
@@ -192,29 +251,12 @@ int store_open(const char *path, struct store **out)
 	if (!(st = calloc(1, sizeof(*st))))
 		return -ENOMEM;
 	vec_init(&st->undo, sizeof(struct undo), UNDO_MAX, "meshsvc store journal");
-	/* the in-memory IPAM and revisions are only right for the single writer */
-	st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (st->lock_fd < 0) {
-		rc = -errno;
-		log_error("store", "cannot open database path=%s: %s", path, strerror(errno));
+	db_target_redact(path, st->shown);
+	/* the engine takes the database for this one writer (flock, advisory
+	 * lock): the in-memory IPAM and revisions are only right for it */
+	if ((rc = db_open(path, &st->db)) < 0)
 		goto err_free;
-	}
-	if (flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		log_error("store", "database is in use by another meshsvc path=%s", path);
-		goto err_lock;
-	}
-	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		rc = store_db_error(st, "open");
-		goto err_db;
-	}
-	sqlite3_extended_result_codes(st->db, 0);
-	if ((rc = store_pragma(st, "PRAGMA journal_mode=WAL")) < 0 ||
-	    (rc = store_pragma(st, "PRAGMA synchronous=FULL")) < 0 ||
-	    (rc = store_pragma(st, "PRAGMA foreign_keys=ON")) < 0 ||
-	    (rc = store_pragma(st, "PRAGMA busy_timeout=5000")) < 0 ||
-	    (rc = store_schema_setup(st, path)) < 0)
+	if ((rc = store_schema_setup(st, st->shown)) < 0)
 		goto err_db;
 	if ((rc = store_schema_prepare(st)) < 0 || (rc = load_state(st)) < 0)
 		goto err_stmt;
@@ -228,11 +270,9 @@ err_stmt:
 		store_vpc_state_free(v);
 	}
 	for (int i = 0; i < S_COUNT; i++)
-		sqlite3_finalize(st->stmt[i]);
+		db_finalize(st->stmt[i]);
 err_db:
-	sqlite3_close(st->db);
-err_lock:
-	close(st->lock_fd);
+	db_close(st->db);
 err_free:
 	free(st);
 	return rc;
@@ -242,7 +282,7 @@ void store_free(struct store *st)
 {
 	if (!st)
 		return;
-	/* an open transaction is rolled back by sqlite3_close; memory with it */
+	/* an open transaction is rolled back when the connection closes; memory with it */
 	store_undo_to(st, 0);
 	vec_free(&st->undo);
 	while (st->vpcs) {
@@ -251,9 +291,8 @@ void store_free(struct store *st)
 		store_vpc_state_free(v);
 	}
 	for (int i = 0; i < S_COUNT; i++)
-		sqlite3_finalize(st->stmt[i]);
-	sqlite3_close(st->db);
-	close(st->lock_fd);
+		db_finalize(st->stmt[i]);
+	db_close(st->db);
 	free(st);
 }
 

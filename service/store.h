@@ -1,4 +1,5 @@
-/* store: the control plane's durable state in SQLite (WAL, synchronous=FULL):
+/* store: the control plane's durable state in SQLite (WAL, synchronous=FULL)
+ * or PostgreSQL (store_open's target: a path, or a postgres:// URL):
  * VPCs, registration keys, devices and the tombstones of deleted devices. A
  * write is committed before the call returns (in a batch: before
  * store_batch_commit returns), so an answer sent after that survives kill -9
@@ -12,9 +13,25 @@
  * with a new revision, when an authenticated request comes from an offline
  * device and when store_housekeeping finds it silent for offline_after_s;
  * last_seen moves without a revision. The store also keeps each VPC's IPAM and
- * revision in memory; it assumes it is the database's only writer and takes an
- * exclusive lock on the file to make sure. Not thread-safe: one thread owns a
- * store. store_internal.h maps its files.
+ * revision in memory. An SQLite file has one writer (an exclusive lock on the
+ * file). A PostgreSQL database may have several meshsvc (replicas), so what
+ * memory cannot know is settled in SQL: a VPC made by another replica is
+ * loaded on first use, an address another replica took is skipped (the
+ * unique (vpc_id, ip_index) and the next address), the revision bump locks
+ * the VPC's row until commit (revisions rise across replicas), and a key's
+ * use is re-checked as it is written (db_pg.c: a lost connection is
+ * reconnected), and store_housekeeping reads every VPC's revision again and
+ * tells changed of those other replicas raised; a VPC full in memory has its
+ * addresses read again before it is called full. Not thread-safe: one thread owns a store.
+ *
+ * Two engines, one store: the store's files are written once against db.h
+ * (prepare/bind/step/column, transactions by SQL text), with an SQLite and a
+ * libpq engine behind it; the SQL is portable (flags are integers compared
+ * with <> 0, CASE for SQLite's two-argument max, ON CONFLICT for both) and
+ * the differences left (DDL types, BEGIN IMMEDIATE, where the schema version
+ * lives, upgrades) are in store_schema.c's struct dialect. A vtable of two
+ * whole stores would have copied every query and its rules twice.
+ * store_internal.h maps its files.
  *
  * Group commit. Between store_batch_begin and store_batch_commit the writes
  * share one transaction, so one fsync makes many of them durable. The
@@ -161,6 +178,12 @@ typedef int (*store_member_fn)(void *arg, const char *id, const char *tunnel_ip,
 int store_policy_members(struct store *st, const char *vpc_id, store_member_fn fn, void *arg);
 /* the tunnel addresses of the group's members, appended to addrs (strings) */
 int store_policy_group_addresses(struct store *st, const char *group_id, json_t *addrs);
+
+/* the PostgreSQL channel on which each new revision of a VPC is announced
+ * (by a trigger, at commit; the payload is the VPC's id); meshsvc's doorbell
+ * listens to it and runs store_housekeeping, which reads every VPC's
+ * revision again */
+#define STORE_VPC_CHANNEL "natmesh_vpc"
 
 /* called once per VPC whose revision rose */
 typedef void (*store_changed_fn)(void *arg, const char *vpc_id);

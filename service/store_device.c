@@ -10,11 +10,12 @@
 #include <string.h>
 
 #include "store_internal.h"
+#include "log.h"
 
-static json_t *json_column(sqlite3_stmt *s, int col, json_t *fallback)
+static json_t *json_column(struct db_stmt *s, int col, json_t *fallback)
 {
 	json_t *v = NULL;
-	if (sqlite3_column_type(s, col) != SQLITE_NULL)
+	if (!db_column_null(s, col))
 		v = json_loads(store_col_text(s, col), 0, NULL);
 	if (!v)
 		return fallback;
@@ -22,7 +23,7 @@ static json_t *json_column(sqlite3_stmt *s, int col, json_t *fallback)
 	return v;
 }
 
-static json_t *device_json(sqlite3_stmt *s)
+static json_t *device_json(struct db_stmt *s)
 {
 	char allowed[CIDR_STRLEN];
 	snprintf(allowed, sizeof(allowed), "%s/32", store_col_text(s, DC_TUNNEL_IP));
@@ -31,30 +32,30 @@ static json_t *device_json(sqlite3_stmt *s)
 			 "public_key", store_col_text(s, DC_PUBLIC_KEY), "hostname", store_col_text(s, DC_HOSTNAME),
 			 "os", store_col_text(s, DC_OS), "endpoints", json_column(s, DC_ENDPOINTS, json_array()),
 			 "tunnel_ip", store_col_text(s, DC_TUNNEL_IP), "allowed_ips", allowed,
-			 "relay", sqlite3_column_int(s, DC_RELAY), "symmetric_nat",
-			 sqlite3_column_int(s, DC_SYMMETRIC_NAT), "nat", json_column(s, DC_NAT, json_null()),
-			 "revision", (json_int_t)sqlite3_column_int64(s, DC_REVISION), "online",
-			 sqlite3_column_int(s, DC_ONLINE), "last_seen",
-			 store_time_or_null(sqlite3_column_int64(s, DC_LAST_SEEN)), "security_group_id",
+			 "relay", db_column_int(s, DC_RELAY), "symmetric_nat",
+			 db_column_int(s, DC_SYMMETRIC_NAT), "nat", json_column(s, DC_NAT, json_null()),
+			 "revision", (json_int_t)db_column_int64(s, DC_REVISION), "online",
+			 db_column_int(s, DC_ONLINE), "last_seen",
+			 store_time_or_null(db_column_int64(s, DC_LAST_SEEN)), "security_group_id",
 			 store_col_text(s, DC_SECURITY_GROUP_ID), "enforces_policy",
-			 sqlite3_column_int(s, DC_ENFORCES_POLICY));
+			 db_column_int(s, DC_ENFORCES_POLICY));
 }
 
 int store_device_get(struct store *st, const char *id, json_t **out, char vpc_id[UUID_STRLEN])
 {
-	sqlite3_stmt *s = store_stmt(st, S_DEV_GET);
+	struct db_stmt *s = store_stmt(st, S_DEV_GET);
 	int rc;
 	store_bind_text(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	rc = db_step(s);
+	if (rc == DB_ROW) {
 		*out = device_json(s);
 		if (vpc_id)
 			store_copy_id(vpc_id, store_col_text(s, DC_VPC_ID));
 	}
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
+	db_reset(s);
+	if (rc == DB_DONE)
 		return -ENOENT;
-	if (rc != SQLITE_ROW)
+	if (rc != DB_ROW)
 		return store_db_error(st, "device get");
 	return *out ? 0 : -ENOMEM;
 }
@@ -66,31 +67,60 @@ static char *json_text(const json_t *v)
 	return v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 }
 
-static void bind_json(sqlite3_stmt *s, int i, const char *text)
+static void bind_json(struct db_stmt *s, int i, const char *text)
 {
 	if (text)
 		store_bind_text(s, i, text);
 	else
-		sqlite3_bind_null(s, i);
+		db_bind_null(s, i);
 }
 
 /* the device with this key in the VPC, if any, into id (and whether it is online) */
 static int device_by_key(struct store *st, const char *vpc_id, const char *public_key, char id[UUID_STRLEN],
 			 bool *online, bool *relay)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DEV_BY_KEY);
+	struct db_stmt *s = store_stmt(st, S_DEV_BY_KEY);
 	int rc;
 	id[0] = 0;
 	store_bind_text(s, 1, vpc_id);
 	store_bind_text(s, 2, public_key);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	rc = db_step(s);
+	if (rc == DB_ROW) {
 		store_copy_id(id, store_col_text(s, 0));
-		*online = sqlite3_column_int(s, 1);
-		*relay = sqlite3_column_int(s, 2);
+		*online = db_column_int(s, 1);
+		*relay = db_column_int(s, 2);
 	}
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_db_error(st, "device by key");
+	db_reset(s);
+	return rc == DB_ROW || rc == DB_DONE ? 0 : store_db_error(st, "device by key");
+}
+
+/* the device's row at address index: 0 (no row when the address was taken), -EEXIST, -EIO */
+static int insert_row(struct store *st, struct vpc_state *v, const char *id, const struct device_spec *spec,
+		      bool relay, const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now, int64_t rev,
+		      const char *group, const char *endpoints, const char *nat, uint64_t index,
+		      const union sockaddr_any *addr)
+{
+	static const char no_endpoints[] = "[]";
+	char ip[INET6_ADDRSTRLEN];
+	struct db_stmt *s = store_stmt(st, S_DEV_INSERT);
+
+	store_bind_text(s, 1, id);
+	store_bind_text(s, 2, v->id);
+	store_bind_text(s, 3, spec->public_key_b64);
+	store_bind_text(s, 4, spec->hostname);
+	store_bind_text(s, 5, spec->os);
+	store_bind_text(s, 6, endpoints ? endpoints : no_endpoints);
+	db_bind_int64(s, 7, (int64_t)index);
+	store_bind_text(s, 8, addr_format_ip(addr, ip, sizeof(ip)));
+	db_bind_int64(s, 9, relay);
+	db_bind_int64(s, 10, spec->symmetric_nat);
+	bind_json(s, 11, nat);
+	db_bind_int64(s, 12, rev);
+	db_bind_int64(s, 13, now);
+	db_bind_blob(s, 14, token_hash, TOKEN_HASH_BYTES);
+	store_bind_text(s, 15, group);
+	db_bind_int64(s, 16, (spec->set & DEV_ENFORCES_POLICY) ? spec->enforces_policy : true);
+	return store_exec(st, s);
 }
 
 /* inside the caller's transaction, which undoes the address on rollback */
@@ -98,40 +128,34 @@ static int insert_device(struct store *st, struct vpc_state *v, const char *id,
 			 const struct device_spec *spec, bool relay, const uint8_t token_hash[TOKEN_HASH_BYTES],
 			 int64_t now)
 {
-	static const char no_endpoints[] = "[]";
-	char ip[INET6_ADDRSTRLEN], group[UUID_STRLEN], *endpoints = NULL, *nat = NULL;
+	char group[UUID_STRLEN], *endpoints = NULL, *nat = NULL;
 	union sockaddr_any addr;
 	uint64_t index;
 	int64_t rev;
-	sqlite3_stmt *s;
 	int rc;
 
-	if ((rc = ipam_alloc(&v->ipam, &index, &addr)) < 0)
-		return rc;
-	store_journal(st, U_ALLOC, v, (int64_t)index);
-	/* a new device joins its VPC's default group; the admin moves it */
+	/* a new device joins its VPC's default group; the admin moves it. The
+	 * bump locks the VPC's row until commit, so the VPC's registrations
+	 * take their addresses one at a time, across meshsvc replicas too */
 	if ((rc = store_secgroup_default(st, v->id, group)) < 0 || (rc = store_bump(st, v->id, &rev)) < 0)
 		return rc;
 	endpoints = json_text(spec->endpoints);
 	nat = json_text(spec->nat);
-	s = store_stmt(st, S_DEV_INSERT);
-	store_bind_text(s, 1, id);
-	store_bind_text(s, 2, v->id);
-	store_bind_text(s, 3, spec->public_key_b64);
-	store_bind_text(s, 4, spec->hostname);
-	store_bind_text(s, 5, spec->os);
-	store_bind_text(s, 6, endpoints ? endpoints : no_endpoints);
-	sqlite3_bind_int64(s, 7, (int64_t)index);
-	store_bind_text(s, 8, addr_format_ip(&addr, ip, sizeof(ip)));
-	sqlite3_bind_int(s, 9, relay);
-	sqlite3_bind_int(s, 10, spec->symmetric_nat);
-	bind_json(s, 11, nat);
-	sqlite3_bind_int64(s, 12, rev);
-	sqlite3_bind_int64(s, 13, now);
-	sqlite3_bind_blob(s, 14, token_hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
-	store_bind_text(s, 15, group);
-	sqlite3_bind_int(s, 16, (spec->set & DEV_ENFORCES_POLICY) ? spec->enforces_policy : true);
-	rc = store_exec(st, s);
+	/* an address another meshsvc gave out (committed: the insert waits for
+	 * its transaction) stays taken in this one's IPAM too */
+	while ((rc = store_ipam_alloc(st, v, &index, &addr)) == 0) {
+		if ((rc = insert_row(st, v, id, spec, relay, token_hash, now, rev, group, endpoints, nat, index,
+				     &addr)) < 0) {
+			ipam_release(&v->ipam, index);
+			break;
+		}
+		if (db_changes(st->db)) {
+			store_journal(st, U_ALLOC, v, (int64_t)index);
+			break;
+		}
+		log_info("store", "address taken by another meshsvc vpc=%s index=%llu", v->id,
+			 (unsigned long long)index);
+	}
 	free(endpoints);
 	free(nat);
 	return rc;
@@ -146,25 +170,25 @@ struct key_use {
 
 static int key_read(struct store *st, const char *regkey_id, struct key_use *k)
 {
-	sqlite3_stmt *s = store_stmt(st, S_RK_GET);
+	struct db_stmt *s = store_stmt(st, S_RK_GET);
 	int rc;
 
 	memset(k, 0, sizeof(*k));
 	store_bind_text(s, 1, regkey_id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	rc = db_step(s);
+	if (rc == DB_ROW) {
 		store_copy_id(k->vpc_id, store_col_text(s, RC_VPC_ID));
-		k->single_use = sqlite3_column_int(s, RC_SINGLE_USE);
-		k->expires_at = sqlite3_column_int64(s, RC_EXPIRES_AT);
-		k->used = sqlite3_column_type(s, RC_USED_BY) != SQLITE_NULL;
-		k->relay = sqlite3_column_int(s, RC_RELAY);
-		k->max_devices = sqlite3_column_int64(s, RC_MAX_DEVICES);
-		k->registrations = sqlite3_column_int64(s, RC_REGISTRATIONS);
+		k->single_use = db_column_int(s, RC_SINGLE_USE);
+		k->expires_at = db_column_int64(s, RC_EXPIRES_AT);
+		k->used = !db_column_null(s, RC_USED_BY);
+		k->relay = db_column_int(s, RC_RELAY);
+		k->max_devices = db_column_int64(s, RC_MAX_DEVICES);
+		k->registrations = db_column_int64(s, RC_REGISTRATIONS);
 	}
-	sqlite3_reset(s);
-	if (rc == SQLITE_ROW)
+	db_reset(s);
+	if (rc == DB_ROW)
 		return 0;
-	return rc == SQLITE_DONE ? -ENOENT : store_db_error(st, "reg-key get");
+	return rc == DB_DONE ? -ENOENT : store_db_error(st, "reg-key get");
 }
 
 /* the device with this key, proven (store_device_reclaim), gets the new
@@ -172,7 +196,7 @@ static int key_read(struct store *st, const char *regkey_id, struct key_use *k)
 static int reclaim(struct store *st, const char *id, const char *vpc_id, bool online, bool relay,
 		   const struct device_spec *spec, const uint8_t token_hash[TOKEN_HASH_BYTES], int64_t now)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t rev = 0;
 	int rc;
 
@@ -180,8 +204,8 @@ static int reclaim(struct store *st, const char *id, const char *vpc_id, bool on
 		return -EPERM;
 	s = store_stmt(st, S_DEV_SET_TOKEN);
 	store_bind_text(s, 1, id);
-	sqlite3_bind_blob(s, 2, token_hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(s, 3, now);
+	db_bind_blob(s, 2, token_hash, TOKEN_HASH_BYTES);
+	db_bind_int64(s, 3, now);
 	if ((rc = store_exec(st, s)) < 0)
 		return rc;
 	return online ? 0 : store_set_online(st, id, vpc_id, true, now, &rev);
@@ -195,7 +219,7 @@ static int register_key(struct store *st, const char *regkey_id, const struct de
 	struct vpc_state *v = NULL;
 	bool online = true, relay = false, reclaimed = false;
 	struct key_use k;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	*out = NULL;
@@ -207,7 +231,7 @@ static int register_key(struct store *st, const char *regkey_id, const struct de
 		rc = -EKEYEXPIRED;
 	else if ((spec->set & DEV_VPC_ID) && strcmp(spec->vpc_id, k.vpc_id))
 		rc = -EXDEV;
-	else if (!(v = store_vpc_find(st, k.vpc_id)))
+	else if (!(v = store_vpc_load(st, k.vpc_id)))
 		rc = -ENOENT;
 	else if (k.single_use && k.used)
 		rc = -EKEYREVOKED;
@@ -241,7 +265,13 @@ count:
 	s = store_stmt(st, S_RK_COUNT_USE);
 	store_bind_text(s, 1, regkey_id);
 	store_bind_text(s, 2, id);
-	if ((rc = store_exec(st, s)) < 0 || (rc = store_txn_commit(st)) < 0)
+	if ((rc = store_exec(st, s)) < 0)
+		goto err;
+	if (!db_changes(st->db)) {
+		rc = k.single_use ? -EKEYREVOKED : -EDQUOT;
+		goto err;
+	}
+	if ((rc = store_txn_commit(st)) < 0)
 		goto err;
 	if ((rc = store_device_get(st, id, out, NULL)) < 0)
 		return rc;
@@ -269,7 +299,7 @@ int store_device_reregister(struct store *st, const char *id, const struct devic
 	char vpc_id[UUID_STRLEN];
 	bool same_key = false, relay = false, online = true;
 	int64_t rev = 0;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	*out = NULL;
@@ -277,16 +307,16 @@ int store_device_reregister(struct store *st, const char *id, const struct devic
 		return rc;
 	s = store_stmt(st, S_DEV_GET);
 	store_bind_text(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	rc = db_step(s);
+	if (rc == DB_ROW) {
 		store_copy_id(vpc_id, store_col_text(s, DC_VPC_ID));
 		same_key = !strcmp(store_col_text(s, DC_PUBLIC_KEY), spec->public_key_b64);
-		relay = sqlite3_column_int(s, DC_RELAY);
-		online = sqlite3_column_int(s, DC_ONLINE);
+		relay = db_column_int(s, DC_RELAY);
+		online = db_column_int(s, DC_ONLINE);
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW) {
-		rc = rc == SQLITE_DONE ? -ENOENT : store_db_error(st, "device get");
+	db_reset(s);
+	if (rc != DB_ROW) {
+		rc = rc == DB_DONE ? -ENOENT : store_db_error(st, "device get");
 		goto err;
 	}
 	if (!same_key)
@@ -301,10 +331,10 @@ int store_device_reregister(struct store *st, const char *id, const struct devic
 	 * revision if it comes back online) */
 	s = store_stmt(st, S_DEV_SET_TOKEN);
 	store_bind_text(s, 1, id);
-	sqlite3_bind_blob(s, 2, token_hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(s, 3, now);
+	db_bind_blob(s, 2, token_hash, TOKEN_HASH_BYTES);
+	db_bind_int64(s, 3, now);
 	if (spec->set & DEV_ENFORCES_POLICY)
-		sqlite3_bind_int(s, 4, spec->enforces_policy);
+		db_bind_int64(s, 4, spec->enforces_policy);
 	if ((rc = store_exec(st, s)) < 0 || (!online && (rc = store_set_online(st, id, vpc_id, true, now, &rev)) < 0) ||
 	    (rc = store_txn_commit(st)) < 0)
 		goto err;
@@ -316,21 +346,21 @@ err:
 
 int store_device_auth(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], struct principal *out)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DEV_BY_TOKEN);
+	struct db_stmt *s = store_stmt(st, S_DEV_BY_TOKEN);
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	sqlite3_bind_blob(s, 1, hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && store_hash_matches(s, 3, hash)) {
+	db_bind_blob(s, 1, hash, TOKEN_HASH_BYTES);
+	rc = db_step(s);
+	if (rc == DB_ROW && store_hash_matches(s, 3, hash)) {
 		out->scope = TOKEN_DEVICE;
 		store_copy_id(out->id, store_col_text(s, 0));
 		store_copy_id(out->vpc_id, store_col_text(s, 1));
-		out->last_seen = sqlite3_column_int64(s, 2);
-		out->online = sqlite3_column_int(s, 4);
+		out->last_seen = db_column_int64(s, 2);
+		out->online = db_column_int(s, 4);
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	db_reset(s);
+	if (rc != DB_ROW && rc != DB_DONE)
 		return store_db_error(st, "device auth");
 	return out->id[0] ? 0 : -ENOENT;
 }
@@ -346,7 +376,7 @@ int store_device_patch(struct store *st, const char *id, const struct device_spe
 	char vpc_id[UUID_STRLEN], group[UUID_STRLEN] = "", *hostname = NULL, *endpoints = NULL, *nat = NULL;
 	bool relay = false, symmetric_nat = false, changed = false, regrouped = false;
 	int64_t rev = 0;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	*out = NULL;
@@ -354,30 +384,30 @@ int store_device_patch(struct store *st, const char *id, const struct device_spe
 		return rc;
 	s = store_stmt(st, S_DEV_GET);
 	store_bind_text(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	rc = db_step(s);
+	if (rc == DB_ROW) {
 		store_copy_id(vpc_id, store_col_text(s, DC_VPC_ID));
 		hostname = strdup(spec->set & DEV_HOSTNAME ? spec->hostname : store_col_text(s, DC_HOSTNAME));
 		endpoints = spec->set & DEV_ENDPOINTS ? json_text(spec->endpoints) : strdup(store_col_text(s, DC_ENDPOINTS));
 		if (spec->set & DEV_NAT)
 			nat = json_text(spec->nat);
-		else if (sqlite3_column_type(s, DC_NAT) != SQLITE_NULL)
+		else if (!db_column_null(s, DC_NAT))
 			nat = strdup(store_col_text(s, DC_NAT));
-		relay = spec->set & DEV_RELAY ? spec->relay : sqlite3_column_int(s, DC_RELAY);
+		relay = spec->set & DEV_RELAY ? spec->relay : db_column_int(s, DC_RELAY);
 		symmetric_nat = spec->set & DEV_SYMMETRIC_NAT ? spec->symmetric_nat
-							       : sqlite3_column_int(s, DC_SYMMETRIC_NAT);
+							       : db_column_int(s, DC_SYMMETRIC_NAT);
 		store_copy_id(group, store_col_text(s, DC_SECURITY_GROUP_ID));
 		/* a relay sees every device and every device sees it */
-		regrouped = relay != (bool)sqlite3_column_int(s, DC_RELAY);
+		regrouped = relay != (bool)db_column_int(s, DC_RELAY);
 		changed = strcmp(hostname ? hostname : "", store_col_text(s, DC_HOSTNAME)) ||
 			  !same_text(endpoints, store_col_text(s, DC_ENDPOINTS)) ||
-			  !same_text(nat, sqlite3_column_type(s, DC_NAT) == SQLITE_NULL ? NULL : store_col_text(s, DC_NAT)) ||
-			  relay != (bool)sqlite3_column_int(s, DC_RELAY) ||
-			  symmetric_nat != (bool)sqlite3_column_int(s, DC_SYMMETRIC_NAT);
+			  !same_text(nat, db_column_null(s, DC_NAT) ? NULL : store_col_text(s, DC_NAT)) ||
+			  relay != (bool)db_column_int(s, DC_RELAY) ||
+			  symmetric_nat != (bool)db_column_int(s, DC_SYMMETRIC_NAT);
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW) {
-		rc = rc == SQLITE_DONE ? -ENOENT : store_db_error(st, "device get");
+	db_reset(s);
+	if (rc != DB_ROW) {
+		rc = rc == DB_DONE ? -ENOENT : store_db_error(st, "device get");
 		goto err;
 	}
 	if (!hostname || !endpoints || ((spec->set & DEV_NAT) && spec->nat && !nat)) {
@@ -397,7 +427,7 @@ int store_device_patch(struct store *st, const char *id, const struct device_spe
 		/* the same report again: nobody needs to hear of it */
 		s = store_stmt(st, S_DEV_TOUCH);
 		store_bind_text(s, 1, id);
-		sqlite3_bind_int64(s, 2, now);
+		db_bind_int64(s, 2, now);
 	} else {
 		/* another group or relaying: a new policy for the VPC's peer lists */
 		if ((rc = regrouped ? store_policy_bump(st, vpc_id, &rev) : store_bump(st, vpc_id, &rev)) < 0)
@@ -406,11 +436,11 @@ int store_device_patch(struct store *st, const char *id, const struct device_spe
 		store_bind_text(s, 1, id);
 		store_bind_text(s, 2, hostname);
 		store_bind_text(s, 3, endpoints);
-		sqlite3_bind_int(s, 4, relay);
-		sqlite3_bind_int(s, 5, symmetric_nat);
+		db_bind_int64(s, 4, relay);
+		db_bind_int64(s, 5, symmetric_nat);
 		bind_json(s, 6, nat);
-		sqlite3_bind_int64(s, 7, rev);
-		sqlite3_bind_int64(s, 8, now);
+		db_bind_int64(s, 7, rev);
+		db_bind_int64(s, 8, now);
 		store_bind_text(s, 9, group);
 	}
 	if ((rc = store_exec(st, s)) < 0 || (rc = store_txn_commit(st)) < 0)
@@ -432,21 +462,21 @@ int store_device_delete(struct store *st, const char *id, int64_t now, char vpc_
 	struct vpc_state *v;
 	uint64_t index = 0;
 	int64_t rev;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	if ((rc = store_txn_begin(st)) < 0)
 		return rc;
 	s = store_stmt(st, S_DEV_GET);
 	store_bind_text(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	rc = db_step(s);
+	if (rc == DB_ROW) {
 		store_copy_id(vpc_id, store_col_text(s, DC_VPC_ID));
-		index = (uint64_t)sqlite3_column_int64(s, DC_IP_INDEX);
+		index = (uint64_t)db_column_int64(s, DC_IP_INDEX);
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW) {
-		rc = rc == SQLITE_DONE ? -ENOENT : store_db_error(st, "device get");
+	db_reset(s);
+	if (rc != DB_ROW) {
+		rc = rc == DB_DONE ? -ENOENT : store_db_error(st, "device get");
 		goto err;
 	}
 	if ((rc = store_bump(st, vpc_id, &rev)) < 0)
@@ -459,8 +489,8 @@ int store_device_delete(struct store *st, const char *id, int64_t now, char vpc_
 	s = store_stmt(st, S_TOMB_INSERT);
 	store_bind_text(s, 1, vpc_id);
 	store_bind_text(s, 2, id);
-	sqlite3_bind_int64(s, 3, rev);
-	sqlite3_bind_int64(s, 4, now);
+	db_bind_int64(s, 3, rev);
+	db_bind_int64(s, 4, now);
 	if ((rc = store_exec(st, s)) < 0)
 		goto err;
 	if ((v = store_vpc_find(st, vpc_id)) && ipam_release(&v->ipam, index) == 0)
@@ -478,22 +508,22 @@ err:
 int store_set_online(struct store *st, const char *id, const char *vpc_id, bool online, int64_t seen,
 		     int64_t *rev)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	if ((rc = store_bump(st, vpc_id, rev)) < 0)
 		return rc;
 	s = store_stmt(st, S_DEV_SET_ONLINE);
 	store_bind_text(s, 1, id);
-	sqlite3_bind_int(s, 2, online);
-	sqlite3_bind_int64(s, 3, *rev);
-	sqlite3_bind_int64(s, 4, seen);
+	db_bind_int64(s, 2, online);
+	db_bind_int64(s, 3, *rev);
+	db_bind_int64(s, 4, seen);
 	return store_exec(st, s);
 }
 
 int store_device_touch(struct store *st, const struct principal *who, int64_t now)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int64_t rev;
 	int rc;
 
@@ -502,7 +532,7 @@ int store_device_touch(struct store *st, const struct principal *who, int64_t no
 	if (who->online) {
 		s = store_stmt(st, S_DEV_TOUCH);
 		store_bind_text(s, 1, who->id);
-		sqlite3_bind_int64(s, 2, now);
+		db_bind_int64(s, 2, now);
 		rc = store_exec(st, s);
 	} else {
 		rc = store_set_online(st, who->id, who->vpc_id, true, now, &rev);
@@ -515,7 +545,7 @@ int store_device_touch(struct store *st, const struct principal *who, int64_t no
 }
 
 /* the rows of a query of DEVICE_COLS as an array */
-static int device_rows(struct store *st, sqlite3_stmt *s, json_t **out)
+static int device_rows(struct store *st, struct db_stmt *s, json_t **out)
 {
 	return store_rows_json(st, s, device_json, "device list", out);
 }
@@ -523,8 +553,8 @@ static int device_rows(struct store *st, sqlite3_stmt *s, json_t **out)
 int store_device_changes(struct store *st, const char *vpc_id, int64_t since, json_t **devices,
 			 json_t **deleted, bool *full)
 {
-	const struct vpc_state *v = store_vpc_find(st, vpc_id);
-	sqlite3_stmt *s = store_stmt(st, S_DEV_CHANGES);
+	const struct vpc_state *v = store_vpc_load(st, vpc_id);
+	struct db_stmt *s = store_stmt(st, S_DEV_CHANGES);
 	int rc;
 
 	*devices = *deleted = NULL;
@@ -536,7 +566,7 @@ int store_device_changes(struct store *st, const char *vpc_id, int64_t since, js
 	if (*full)
 		since = 0;
 	store_bind_text(s, 1, vpc_id);
-	sqlite3_bind_int64(s, 2, since);
+	db_bind_int64(s, 2, since);
 	if ((rc = device_rows(st, s, devices)) < 0)
 		return rc;
 	if (!(*deleted = json_array())) {
@@ -547,11 +577,11 @@ int store_device_changes(struct store *st, const char *vpc_id, int64_t since, js
 		return 0;
 	s = store_stmt(st, S_TOMB_SINCE);
 	store_bind_text(s, 1, vpc_id);
-	sqlite3_bind_int64(s, 2, since);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+	db_bind_int64(s, 2, since);
+	while ((rc = db_step(s)) == DB_ROW)
 		json_array_append_new(*deleted, json_string(store_col_text(s, 0)));
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
+	db_reset(s);
+	if (rc == DB_DONE)
 		return 0;
 	rc = store_db_error(st, "tombstones");
 err:

@@ -1,14 +1,14 @@
 /* store_internal: what the files of the store share, and nothing else
  * includes. store.c opens and closes the store and keeps each VPC's memory
- * state; store_schema.c holds the schema, its migrations and every SQL
- * statement; store_txn.c runs transactions, group commit and the memory
+ * state; store_schema.c holds the schema of each engine (db.h), its
+ * migrations and every SQL statement; store_txn.c runs transactions, group commit and the memory
  * journal that undoes them; store_vpc.c, store_regkey.c and store_device.c
  * are the resources; store_presence.c is housekeeping (devices gone quiet,
  * old tombstones). */
 #ifndef NATMESH_SVC_STORE_INTERNAL_H
 #define NATMESH_SVC_STORE_INTERNAL_H
 
-#include <sqlite3.h>
+#include "db.h"
 
 #include "ipam.h"
 #include "store.h"
@@ -83,9 +83,9 @@ struct undo {
 #define UNDO_MAX (1 << 18)
 
 struct store {
-	sqlite3 *db;
-	int lock_fd;
-	sqlite3_stmt *stmt[S_COUNT];
+	struct db *db;
+	char shown[DB_TARGET_STRLEN];	/* the database, for logs (no password) */
+	struct db_stmt *stmt[S_COUNT];
 	struct vpc_state *vpcs;
 	enum batch_state batch;
 	unsigned batch_writes;
@@ -100,29 +100,34 @@ struct store {
 /* logs what failed with SQLite's message; -EIO */
 int store_db_error(struct store *st, const char *what);
 /* the statement, reset and unbound, ready for binds */
-sqlite3_stmt *store_stmt(struct store *st, enum stmt_id id);
+struct db_stmt *store_stmt(struct store *st, enum stmt_id id);
 /* runs a statement that returns no rows: 0, -EEXIST (a constraint), -EIO */
-int store_exec(struct store *st, sqlite3_stmt *s);
-void store_bind_text(sqlite3_stmt *s, int i, const char *v);
+int store_exec(struct store *st, struct db_stmt *s);
+void store_bind_text(struct db_stmt *s, int i, const char *v);
 /* the column's text, "" for NULL */
-const char *store_col_text(sqlite3_stmt *s, int i);
+const char *store_col_text(struct db_stmt *s, int i);
 void store_copy_id(char out[UUID_STRLEN], const char *s);
 json_t *store_time_or_null(int64_t t);
 /* every row of s, each made into JSON by row, as an array */
-typedef json_t *(*row_json_fn)(sqlite3_stmt *s);
-int store_rows_json(struct store *st, sqlite3_stmt *s, row_json_fn row, const char *what, json_t **out);
+typedef json_t *(*row_json_fn)(struct db_stmt *s);
+int store_rows_json(struct store *st, struct db_stmt *s, row_json_fn row, const char *what, json_t **out);
 /* the one row of s whose first parameter is id, as JSON: 0, -ENOENT, -ENOMEM
  * or the database's error (logged with what) */
-int store_row_json(struct store *st, sqlite3_stmt *s, const char *id, row_json_fn row, const char *what,
+int store_row_json(struct store *st, struct db_stmt *s, const char *id, row_json_fn row, const char *what,
 		   json_t **out);
 
 /* store.c: each VPC's memory state */
 struct vpc_state *store_vpc_find(const struct store *st, const char *id);
+/* store_vpc_find, or else the VPC from the database (made by another
+ * meshsvc); NULL when it is in neither */
+struct vpc_state *store_vpc_load(struct store *st, const char *id);
 /* memory state of a VPC that exists in the database */
 int store_vpc_state_add(struct store *st, const char *id, const char *cidr_text, int64_t revision,
 			struct vpc_state **out);
 void store_vpc_state_unlink(struct store *st, struct vpc_state *v);
 void store_vpc_state_free(struct vpc_state *v);
+/* ipam_alloc in the VPC; when it is full, its addresses read again first */
+int store_ipam_alloc(struct store *st, struct vpc_state *v, uint64_t *index, union sockaddr_any *addr);
 
 /* store_schema.c */
 /* creates the schema, upgrades an older one, refuses a newer one (-EPROTO) */
@@ -156,7 +161,7 @@ int store_secgroup_insert_default(struct store *st, const char *vpc_id, int64_t 
 int store_secgroup_default(struct store *st, const char *vpc_id, char id[UUID_STRLEN]);
 
 /* store_regkey.c: a constant-time comparison of column col with hash */
-bool store_hash_matches(sqlite3_stmt *s, int col, const uint8_t hash[TOKEN_HASH_BYTES]);
+bool store_hash_matches(struct db_stmt *s, int col, const uint8_t hash[TOKEN_HASH_BYTES]);
 
 /* store_device.c: publishes a device's presence inside the caller's
  * transaction (a new revision); last_seen moves forward to seen if later */

@@ -24,23 +24,23 @@ static int collect(struct store *st, enum stmt_id id, int64_t param, struct pair
 {
 	struct vec list = VEC_INIT(struct pair, STORE_HOUSEKEEPING_MAX,
 				   "meshsvc housekeeping rows (the rest wait for the next pass)");
-	sqlite3_stmt *s = store_stmt(st, id);
+	struct db_stmt *s = store_stmt(st, id);
 	struct pair *p;
 	int step, rc = 0;
 
-	sqlite3_bind_int64(s, 1, param);
-	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+	db_bind_int64(s, 1, param);
+	while ((step = db_step(s)) == DB_ROW) {
 		if (!(p = vec_push(&list))) {
 			rc = -errno;
 			break;
 		}
 		store_copy_id(p->a, store_col_text(s, 0));
 		store_copy_id(p->b, store_col_text(s, 1));
-		p->num = sqlite3_column_int64(s, 1);
+		p->num = db_column_int64(s, 1);
 	}
-	sqlite3_reset(s);
-	if (rc == 0 && step != SQLITE_DONE)
-		rc = store_db_error(st, sqlite3_sql(s));
+	db_reset(s);
+	if (rc == 0 && step != DB_DONE)
+		rc = store_db_error(st, db_sql(s));
 	if (rc < 0 && rc != -ENOSPC) {
 		vec_free(&list);
 		return rc;
@@ -86,7 +86,7 @@ out:
 static int prune_tombstones(struct store *st, int64_t cutoff)
 {
 	struct pair *list = NULL;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	size_t n, i;
 	int rc;
 
@@ -100,12 +100,12 @@ static int prune_tombstones(struct store *st, int64_t cutoff)
 		struct vpc_state *v = store_vpc_find(st, list[i].a);
 		s = store_stmt(st, S_TOMB_PRUNE);
 		store_bind_text(s, 1, list[i].a);
-		sqlite3_bind_int64(s, 2, list[i].num);
+		db_bind_int64(s, 2, list[i].num);
 		if ((rc = store_exec(st, s)) < 0)
 			break;
 		s = store_stmt(st, S_VPC_SET_COMPACTED);
 		store_bind_text(s, 1, list[i].a);
-		sqlite3_bind_int64(s, 2, list[i].num);
+		db_bind_int64(s, 2, list[i].num);
 		if ((rc = store_exec(st, s)) == 0 && v && list[i].num > v->compacted) {
 			store_journal(st, U_COMPACTED, v, v->compacted);
 			v->compacted = list[i].num;
@@ -124,6 +124,30 @@ out:
 	return rc;
 }
 
+/* Every VPC's committed revision and horizon, read again: another meshsvc
+ * on the database (PostgreSQL) may have changed it; changed is told of each
+ * that rose. One query, each housekeeping pass, and at once when meshsvc's
+ * doorbell hears of a change; reading the rows rather than the notices
+ * themselves means a notice that reached the doorbell first is not missed. */
+static void refresh_revisions(struct store *st, store_changed_fn changed, void *arg)
+{
+	struct db_stmt *s = store_stmt(st, S_VPC_LIST);
+	struct vpc_state *v;
+
+	while (db_step(s) == DB_ROW) {
+		if (!(v = store_vpc_find(st, store_col_text(s, 0))))
+			continue;
+		if (db_column_int64(s, 5) > v->compacted)
+			v->compacted = db_column_int64(s, 5);
+		if (db_column_int64(s, 4) > v->revision) {
+			v->revision = db_column_int64(s, 4);
+			if (changed)
+				changed(arg, v->id);
+		}
+	}
+	db_reset(s);
+}
+
 int store_housekeeping(struct store *st, int64_t now, const struct store_limits *lim,
 		       store_changed_fn changed, void *arg)
 {
@@ -131,6 +155,9 @@ int store_housekeeping(struct store *st, int64_t now, const struct store_limits 
 
 	if (st->batch != BATCH_NONE)
 		return -EBUSY;
+	/* outside any transaction, so memory takes only committed revisions */
+	if (db_engine(st->db) == DB_PG)
+		refresh_revisions(st, changed, arg);
 	if ((rc = mark_offline(st, now - lim->offline_after_s, changed, arg)) < 0)
 		return rc;
 	return prune_tombstones(st, now - lim->tombstone_ttl_s);

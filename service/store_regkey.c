@@ -6,17 +6,17 @@
 
 #include "store_internal.h"
 
-static json_t *regkey_json(sqlite3_stmt *s)
+static json_t *regkey_json(struct db_stmt *s)
 {
-	bool single = sqlite3_column_int(s, RC_SINGLE_USE);
+	bool single = db_column_int(s, RC_SINGLE_USE);
 	return json_pack("{s:s, s:s, s:b, s:o, s:s, s:b, s:b, s:I, s:I}", "id", store_col_text(s, RC_ID), "vpc_id",
 			 store_col_text(s, RC_VPC_ID), "single_use", single, "expires_at",
-			 store_time_or_null(sqlite3_column_int64(s, RC_EXPIRES_AT)), "description",
+			 store_time_or_null(db_column_int64(s, RC_EXPIRES_AT)), "description",
 			 store_col_text(s, RC_DESCRIPTION), "used",
-			 single && sqlite3_column_type(s, RC_USED_BY) != SQLITE_NULL, "relay",
-			 sqlite3_column_int(s, RC_RELAY), "max_devices",
-			 (json_int_t)sqlite3_column_int64(s, RC_MAX_DEVICES), "registrations",
-			 (json_int_t)sqlite3_column_int64(s, RC_REGISTRATIONS));
+			 single && !db_column_null(s, RC_USED_BY), "relay",
+			 db_column_int(s, RC_RELAY), "max_devices",
+			 (json_int_t)db_column_int64(s, RC_MAX_DEVICES), "registrations",
+			 (json_int_t)db_column_int64(s, RC_REGISTRATIONS));
 }
 
 int store_regkey_get(struct store *st, const char *id, json_t **out)
@@ -28,10 +28,10 @@ int store_regkey_create(struct store *st, const struct regkey_spec *spec,
 			const uint8_t hash[TOKEN_HASH_BYTES], int64_t now, json_t **out)
 {
 	char id[UUID_STRLEN];
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
-	if (!store_vpc_find(st, spec->vpc_id))
+	if (!store_vpc_load(st, spec->vpc_id))
 		return -ENOENT;
 	uuid_generate(id);
 	if ((rc = store_txn_begin(st)) < 0)
@@ -39,14 +39,14 @@ int store_regkey_create(struct store *st, const struct regkey_spec *spec,
 	s = store_stmt(st, S_RK_INSERT);
 	store_bind_text(s, 1, id);
 	store_bind_text(s, 2, spec->vpc_id);
-	sqlite3_bind_blob(s, 3, hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
-	sqlite3_bind_int(s, 4, spec->single_use);
+	db_bind_blob(s, 3, hash, TOKEN_HASH_BYTES);
+	db_bind_int64(s, 4, spec->single_use);
 	if (spec->expires_at)
-		sqlite3_bind_int64(s, 5, spec->expires_at);
+		db_bind_int64(s, 5, spec->expires_at);
 	store_bind_text(s, 6, spec->description);
-	sqlite3_bind_int64(s, 7, now);
-	sqlite3_bind_int(s, 8, spec->relay);
-	sqlite3_bind_int64(s, 9, spec->max_devices);
+	db_bind_int64(s, 7, now);
+	db_bind_int64(s, 8, spec->relay);
+	db_bind_int64(s, 9, spec->max_devices);
 	if ((rc = store_exec(st, s)) < 0 || (rc = store_txn_commit(st)) < 0) {
 		store_txn_rollback(st);
 		return rc;
@@ -61,14 +61,14 @@ int store_regkey_list(struct store *st, json_t **out)
 
 int store_regkey_delete(struct store *st, const char *id)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	if ((rc = store_txn_begin(st)) < 0)
 		return rc;
 	s = store_stmt(st, S_RK_DELETE);
 	store_bind_text(s, 1, id);
-	if ((rc = store_exec(st, s)) == 0 && !sqlite3_changes(st->db))
+	if ((rc = store_exec(st, s)) == 0 && !db_changes(st->db))
 		rc = -ENOENT;
 	if (rc < 0 || (rc = store_txn_commit(st)) < 0) {
 		store_txn_rollback(st);
@@ -80,30 +80,30 @@ int store_regkey_delete(struct store *st, const char *id)
 /* Tokens are found by their hash: whatever the index lookup's timing reveals is
  * about hashes of 256-bit secrets, not the secrets. The final decision is a
  * constant-time comparison all the same. */
-bool store_hash_matches(sqlite3_stmt *s, int col, const uint8_t hash[TOKEN_HASH_BYTES])
+bool store_hash_matches(struct db_stmt *s, int col, const uint8_t hash[TOKEN_HASH_BYTES])
 {
-	return sqlite3_column_bytes(s, col) == TOKEN_HASH_BYTES &&
-	       sodium_memcmp(sqlite3_column_blob(s, col), hash, TOKEN_HASH_BYTES) == 0;
+	return db_column_bytes(s, col) == TOKEN_HASH_BYTES &&
+	       sodium_memcmp(db_column_blob(s, col), hash, TOKEN_HASH_BYTES) == 0;
 }
 
 int store_regkey_auth(struct store *st, const uint8_t hash[TOKEN_HASH_BYTES], int64_t now,
 		      struct principal *out)
 {
-	sqlite3_stmt *s = store_stmt(st, S_RK_BY_HASH);
+	struct db_stmt *s = store_stmt(st, S_RK_BY_HASH);
 	int64_t expires_at = 0;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	sqlite3_bind_blob(s, 1, hash, TOKEN_HASH_BYTES, SQLITE_TRANSIENT);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW && store_hash_matches(s, 3, hash)) {
+	db_bind_blob(s, 1, hash, TOKEN_HASH_BYTES);
+	rc = db_step(s);
+	if (rc == DB_ROW && store_hash_matches(s, 3, hash)) {
 		out->scope = TOKEN_REGKEY;
 		store_copy_id(out->id, store_col_text(s, 0));
 		store_copy_id(out->vpc_id, store_col_text(s, 1));
-		expires_at = sqlite3_column_int64(s, 2);
+		expires_at = db_column_int64(s, 2);
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	db_reset(s);
+	if (rc != DB_ROW && rc != DB_DONE)
 		return store_db_error(st, "reg-key auth");
 	if (!out->id[0])
 		return -ENOENT;

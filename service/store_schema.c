@@ -102,14 +102,14 @@ static const char *const migrate_v3[] = {
 };
 
 static const char *const sql[S_COUNT] = {
-	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_BEGIN] = NULL,	/* the dialect's begin */
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
-	[S_SAVEPOINT] = "SAVEPOINT write",
-	[S_RELEASE] = "RELEASE write",
-	[S_ROLLBACK_TO] = "ROLLBACK TO write",
+	[S_SAVEPOINT] = "SAVEPOINT one_write",
+	[S_RELEASE] = "RELEASE one_write",
+	[S_ROLLBACK_TO] = "ROLLBACK TO one_write",
 	[S_VPC_INSERT] = "INSERT INTO vpcs (id, name, ipv4_cidr, created_at, revision) VALUES (?1, ?2, ?3, ?4, 0)",
-	[S_VPC_GET] = "SELECT id, name, ipv4_cidr, created_at, revision FROM vpcs WHERE id = ?1",
+	[S_VPC_GET] = "SELECT id, name, ipv4_cidr, created_at, revision, compacted FROM vpcs WHERE id = ?1",
 	[S_VPC_LIST] = "SELECT id, name, ipv4_cidr, created_at, revision, compacted FROM vpcs"
 		       " ORDER BY created_at, id",
 	[S_VPC_DELETE] = "DELETE FROM vpcs WHERE id = ?1",
@@ -122,12 +122,17 @@ static const char *const sql[S_COUNT] = {
 	[S_RK_LIST] = "SELECT " REGKEY_COLS " FROM reg_keys ORDER BY created_at, id",
 	[S_RK_DELETE] = "DELETE FROM reg_keys WHERE id = ?1",
 	[S_RK_BY_HASH] = "SELECT id, vpc_id, expires_at, secret_hash FROM reg_keys WHERE secret_hash = ?1",
+	/* checked again as it is written: another meshsvc may have used the key
+	 * since it was read (the row lock makes the second writer wait and
+	 * re-read it) */
 	[S_RK_COUNT_USE] = "UPDATE reg_keys SET registrations = registrations + 1,"
-			   " used_by = CASE WHEN single_use THEN ?2 ELSE used_by END WHERE id = ?1",
+			   " used_by = CASE WHEN single_use <> 0 THEN ?2 ELSE used_by END WHERE id = ?1"
+			   " AND registrations < max_devices AND (single_use = 0 OR used_by IS NULL)",
 	[S_DEV_INSERT] = "INSERT INTO devices (id, vpc_id, public_key, hostname, os, endpoints,"
 			 " ip_index, tunnel_ip, relay, symmetric_nat, nat, revision, created_at,"
 			 " last_seen, token_hash, security_group_id, enforces_policy) VALUES (?1, ?2, ?3, ?4, ?5,"
-			 " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16)",
+			 " ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?14, ?15, ?16)"
+			 " ON CONFLICT (vpc_id, ip_index) DO NOTHING",
 	[S_DEV_GET] = "SELECT " DEVICE_COLS ", ip_index FROM devices WHERE id = ?1",
 	[S_DEV_BY_KEY] = "SELECT id, online, relay FROM devices WHERE vpc_id = ?1 AND public_key = ?2",
 	[S_DEV_BY_TOKEN] = "SELECT id, vpc_id, last_seen, token_hash, online FROM devices WHERE token_hash = ?1",
@@ -142,7 +147,8 @@ static const char *const sql[S_COUNT] = {
 			  " ORDER BY revision",
 	[S_DEV_ALL] = "SELECT " DEVICE_COLS " FROM devices ORDER BY vpc_id, ip_index",
 	[S_DEV_INDICES] = "SELECT ip_index FROM devices WHERE vpc_id = ?1",
-	[S_DEV_SET_ONLINE] = "UPDATE devices SET online = ?2, revision = ?3, last_seen = max(last_seen, ?4)"
+	[S_DEV_SET_ONLINE] = "UPDATE devices SET online = ?2, revision = ?3,"
+			     " last_seen = CASE WHEN last_seen > ?4 THEN last_seen ELSE ?4 END"
 			     " WHERE id = ?1",
 	[S_DEV_SILENT] = "SELECT id, vpc_id FROM devices WHERE online = 1 AND last_seen <= ?1"
 			 " ORDER BY vpc_id, revision",
@@ -152,7 +158,8 @@ static const char *const sql[S_COUNT] = {
 			 " ORDER BY revision",
 	[S_TOMB_EXPIRED] = "SELECT vpc_id, max(revision) FROM tombstones WHERE deleted_at <= ?1 GROUP BY vpc_id",
 	[S_TOMB_PRUNE] = "DELETE FROM tombstones WHERE vpc_id = ?1 AND revision <= ?2",
-	[S_VPC_SET_COMPACTED] = "UPDATE vpcs SET compacted = max(compacted, ?2) WHERE id = ?1",
+	[S_VPC_SET_COMPACTED] = "UPDATE vpcs SET compacted = CASE WHEN compacted > ?2 THEN compacted ELSE ?2 END"
+				" WHERE id = ?1",
 	[S_SG_INSERT] = "INSERT INTO security_groups (" SECGROUP_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 	[S_SG_GET] = "SELECT " SECGROUP_COLS " FROM security_groups WHERE id = ?1",
 	[S_SG_LIST] = "SELECT " SECGROUP_COLS " FROM security_groups ORDER BY vpc_id, created_at, name",
@@ -161,7 +168,7 @@ static const char *const sql[S_COUNT] = {
 			" outbound_rules = ?5, revision = ?6 WHERE id = ?1",
 	[S_SG_DELETE] = "DELETE FROM security_groups WHERE id = ?1",
 	[S_SG_BY_NAME] = "SELECT id FROM security_groups WHERE vpc_id = ?1 AND name = ?2",
-	[S_SG_DEFAULT] = "SELECT id FROM security_groups WHERE vpc_id = ?1 AND is_default",
+	[S_SG_DEFAULT] = "SELECT id FROM security_groups WHERE vpc_id = ?1 AND is_default <> 0",
 	[S_SG_USERS] = "SELECT id FROM devices WHERE security_group_id = ?1 ORDER BY id LIMIT ?2",
 	[S_VPC_SET_POLICY] = "UPDATE vpcs SET policy_revision = ?2 WHERE id = ?1",
 	[S_VPC_POLICY] = "SELECT policy_revision FROM vpcs WHERE id = ?1",
@@ -171,95 +178,205 @@ static const char *const sql[S_COUNT] = {
 	[S_SG_ADDRESSES] = "SELECT tunnel_ip FROM devices WHERE security_group_id = ?1 ORDER BY ip_index",
 };
 
+/* What the engines' SQL differs in: the DDL (SQLite's STRICT INTEGER/BLOB,
+ * PostgreSQL's BIGINT/BYTEA; flags are integers 0/1 in both, so every
+ * statement compares them portably), how a writer begins (SQLite takes the
+ * write lock at BEGIN IMMEDIATE), where the schema version lives (SQLite's
+ * user_version, PostgreSQL's natmesh_schema table) and the upgrades: each
+ * engine lists the steps from each of its older versions. PostgreSQL's first
+ * schema is version 4, so it has no upgrade yet; the next version adds its
+ * steps to both lists. */
+struct dialect {
+	const char *begin, *schema, *set_version;
+	int first_version;
+	const char *const *upgrade[SCHEMA_VERSION];	/* from version i to i + 1 */
+	size_t steps[SCHEMA_VERSION];
+};
+
+#define PG_FLAG "INTEGER NOT NULL"
+
+static const char pg_schema[] =
+	"CREATE TABLE IF NOT EXISTS vpcs ("
+	"  id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, ipv4_cidr TEXT NOT NULL,"
+	"  created_at BIGINT NOT NULL, revision BIGINT NOT NULL,"
+	"  compacted BIGINT NOT NULL DEFAULT 0, policy_revision BIGINT NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS reg_keys ("
+	"  id TEXT PRIMARY KEY, vpc_id TEXT NOT NULL REFERENCES vpcs(id) ON DELETE CASCADE,"
+	"  secret_hash BYTEA NOT NULL UNIQUE, single_use " PG_FLAG ", expires_at BIGINT,"
+	"  description TEXT NOT NULL, created_at BIGINT NOT NULL, used_by TEXT,"
+	"  relay " PG_FLAG " DEFAULT 0, max_devices BIGINT NOT NULL DEFAULT " STR(REGKEY_MAX_DEVICES_DEFAULT) ","
+	"  registrations BIGINT NOT NULL DEFAULT 0);"
+	"CREATE TABLE IF NOT EXISTS devices ("
+	"  id TEXT PRIMARY KEY, vpc_id TEXT NOT NULL REFERENCES vpcs(id),"
+	"  public_key TEXT NOT NULL, hostname TEXT NOT NULL, os TEXT NOT NULL,"
+	"  endpoints TEXT NOT NULL, ip_index BIGINT NOT NULL, tunnel_ip TEXT NOT NULL,"
+	"  relay " PG_FLAG ", symmetric_nat " PG_FLAG ", nat TEXT,"
+	"  revision BIGINT NOT NULL, created_at BIGINT NOT NULL, last_seen BIGINT NOT NULL,"
+	"  token_hash BYTEA NOT NULL UNIQUE, online " PG_FLAG " DEFAULT 1,"
+	"  security_group_id TEXT NOT NULL DEFAULT '', enforces_policy " PG_FLAG " DEFAULT 1,"
+	"  UNIQUE (vpc_id, public_key), UNIQUE (vpc_id, ip_index), UNIQUE (vpc_id, revision));"
+	"CREATE TABLE IF NOT EXISTS tombstones ("
+	"  vpc_id TEXT NOT NULL REFERENCES vpcs(id) ON DELETE CASCADE, device_id TEXT NOT NULL,"
+	"  revision BIGINT NOT NULL, deleted_at BIGINT NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (vpc_id, revision));"
+	"CREATE INDEX IF NOT EXISTS devices_presence ON devices (online, last_seen);"
+	"CREATE TABLE IF NOT EXISTS security_groups ("
+	"  id TEXT PRIMARY KEY, vpc_id TEXT NOT NULL REFERENCES vpcs(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL, description TEXT NOT NULL, inbound_rules TEXT NOT NULL,"
+	"  outbound_rules TEXT NOT NULL, revision BIGINT NOT NULL, created_at BIGINT NOT NULL,"
+	"  is_default " PG_FLAG " DEFAULT 0, UNIQUE (vpc_id, name));"
+	"CREATE INDEX IF NOT EXISTS devices_group ON devices (security_group_id);"
+	/* every replica hears of a VPC's new revision when it commits (one
+	 * notice per VPC and transaction: PostgreSQL folds equal ones) */
+	"CREATE OR REPLACE FUNCTION natmesh_vpc_changed() RETURNS trigger LANGUAGE plpgsql AS"
+	"  $$ BEGIN PERFORM pg_notify('" STORE_VPC_CHANNEL "', NEW.id); RETURN NULL; END $$;"
+	"CREATE OR REPLACE TRIGGER vpcs_changed AFTER UPDATE OF revision ON vpcs"
+	"  FOR EACH ROW EXECUTE FUNCTION natmesh_vpc_changed();";
+
+static const struct dialect dialects[] = {
+	[DB_SQLITE] = {
+		.begin = "BEGIN IMMEDIATE", .schema = schema, .set_version = SET_SCHEMA_VERSION,
+		.first_version = 1,
+		.upgrade = { [1] = migrate_v1, [2] = migrate_v2, [3] = migrate_v3 },
+		.steps = { [1] = sizeof(migrate_v1) / sizeof(migrate_v1[0]),
+			   [2] = sizeof(migrate_v2) / sizeof(migrate_v2[0]),
+			   [3] = sizeof(migrate_v3) / sizeof(migrate_v3[0]) },
+	},
+	[DB_PG] = {
+		.begin = "BEGIN", .schema = pg_schema,
+		.set_version = "DELETE FROM natmesh_schema; INSERT INTO natmesh_schema VALUES (" STR(SCHEMA_VERSION) ")",
+		.first_version = SCHEMA_VERSION,
+	},
+};
+
+static const struct dialect *dialect(struct store *st)
+{
+	return &dialects[db_engine(st->db)];
+}
+
 int store_pragma(struct store *st, const char *text)
 {
 	/* fixed text only: PRAGMAs cannot take bound parameters */
-	if (sqlite3_exec(st->db, text, NULL, NULL, NULL) != SQLITE_OK)
-		return store_db_error(st, text);
-	return 0;
+	return db_exec(st->db, text) < 0 ? -EIO : 0;
 }
 
-/* one integer from a statement without parameters (PRAGMA user_version, a count) */
+/* one integer from a statement without parameters (a version, a count) */
 static int query_int(struct store *st, const char *text, int64_t *out)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
-	if (sqlite3_prepare_v2(st->db, text, -1, &s, NULL) != SQLITE_OK)
-		return store_db_error(st, text);
-	rc = sqlite3_step(s);
-	*out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-	sqlite3_finalize(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_db_error(st, text);
+	*out = 0;
+	if (db_prepare(st->db, text, &s) < 0)
+		return -EIO;
+	rc = db_step(s);
+	if (rc == DB_ROW)
+		*out = db_column_int64(s, 0);
+	if (rc != DB_ROW && rc != DB_DONE)
+		store_db_error(st, text);
+	db_finalize(s);
+	return rc == DB_ROW || rc == DB_DONE ? 0 : -EIO;
 }
 
-/* runs the steps of one upgrade inside one transaction; ?1 in a step is the
- * time of the upgrade, ?2 the default online window */
-static int migrate(struct store *st, const char *path, int64_t now, int64_t from,
-		   const char *const *steps, size_t n)
+/* runs one statement of an upgrade; ?1 is the time of the upgrade, ?2 the
+ * default online window */
+static int migrate_step(struct store *st, const char *text, int64_t now)
 {
+	struct db_stmt *s;
+	int rc;
+
+	if (db_prepare(st->db, text, &s) < 0)
+		return -EIO;
+	if (db_param_count(s) >= 1)
+		db_bind_int64(s, 1, now);
+	if (db_param_count(s) >= 2)
+		db_bind_int64(s, 2, DEVICE_ONLINE_WINDOW_S);
+	rc = db_step(s);
+	if (rc != DB_DONE && rc != DB_ROW)
+		store_db_error(st, text);
+	db_finalize(s);
+	return rc == DB_DONE || rc == DB_ROW ? 0 : -EIO;
+}
+
+/* runs the steps of one upgrade inside one transaction */
+static int migrate(struct store *st, const char *shown, int64_t now, int64_t from)
+{
+	const struct dialect *d = dialect(st);
 	size_t i;
 
-	if (store_pragma(st, "BEGIN IMMEDIATE") < 0)
+	if (store_pragma(st, d->begin) < 0)
 		return -EIO;
-	for (i = 0; i < n; i++) {
-		sqlite3_stmt *s;
-		int rc;
-
-		if (sqlite3_prepare_v2(st->db, steps[i], -1, &s, NULL) != SQLITE_OK) {
-			store_db_error(st, steps[i]);
+	for (i = 0; i < d->steps[from]; i++)
+		if (migrate_step(st, d->upgrade[from][i], now) < 0)
 			break;
-		}
-		if (sqlite3_bind_parameter_count(s) >= 1)
-			sqlite3_bind_int64(s, 1, now);
-		if (sqlite3_bind_parameter_count(s) >= 2)
-			sqlite3_bind_int64(s, 2, DEVICE_ONLINE_WINDOW_S);
-		rc = sqlite3_step(s);
-		sqlite3_finalize(s);
-		if (rc != SQLITE_DONE) {
-			store_db_error(st, steps[i]);
-			break;
-		}
-	}
-	if (i < n) {
+	if (i < d->steps[from]) {
 		store_pragma(st, "ROLLBACK");
 		return -EIO;
 	}
 	if (store_pragma(st, "COMMIT") < 0)
 		return -EIO;
-	log_info("store", "upgraded the database schema from version %lld to %lld path=%s", (long long)from,
-		 (long long)from + 1, path);
+	log_info("store", "upgraded the database schema from version %lld to %lld db=%s", (long long)from,
+		 (long long)from + 1, shown);
 	return 0;
 }
 
-/* creates the schema, upgrades an older one, refuses a newer one */
-int store_schema_setup(struct store *st, const char *path)
+/* the database's schema version (0: empty) */
+static int schema_version(struct store *st, int64_t *version)
 {
-	int64_t version, tables;
+	int64_t tables;
 	int rc;
 
-	if ((rc = query_int(st, "PRAGMA user_version", &version)) < 0 ||
+	if (db_engine(st->db) == DB_PG)
+		return store_pragma(st, "CREATE TABLE IF NOT EXISTS natmesh_schema (version INTEGER NOT NULL)") ?:
+		       query_int(st, "SELECT coalesce(max(version), 0) FROM natmesh_schema", version);
+	if ((rc = query_int(st, "PRAGMA user_version", version)) < 0 ||
 	    (rc = query_int(st, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'vpcs'",
 			    &tables)) < 0)
 		return rc;
 	/* version 1 created its tables before it set the version */
-	if (version == 0 && tables)
-		version = 1;
-	if (version > SCHEMA_VERSION) {
-		log_error("store", "the database has schema version %lld, newer than this meshsvc's %d path=%s",
-			  (long long)version, SCHEMA_VERSION, path);
+	if (*version == 0 && tables)
+		*version = 1;
+	return 0;
+}
+
+/* "natmesh" in ASCII: the advisory lock that replicas starting together
+ * take in turn to create or upgrade the schema */
+#define PG_SCHEMA_LOCK "31069400117637992"
+
+static int schema_setup(struct store *st, const char *shown);
+
+/* creates the schema, upgrades an older one, refuses a newer one */
+int store_schema_setup(struct store *st, const char *shown)
+{
+	int rc;
+
+	if (db_engine(st->db) != DB_PG)
+		return schema_setup(st, shown);
+	if (store_pragma(st, "SELECT pg_advisory_lock(" PG_SCHEMA_LOCK ")") < 0)
+		return -EIO;
+	rc = schema_setup(st, shown);
+	if (store_pragma(st, "SELECT pg_advisory_unlock(" PG_SCHEMA_LOCK ")") < 0 && rc == 0)
+		rc = -EIO;
+	return rc;
+}
+
+static int schema_setup(struct store *st, const char *shown)
+{
+	const struct dialect *d = dialect(st);
+	int64_t version;
+	int rc;
+
+	if ((rc = schema_version(st, &version)) < 0)
+		return rc;
+	if (version > SCHEMA_VERSION || (version && version < d->first_version)) {
+		log_error("store", "the database has schema version %lld, which this meshsvc (version %d) cannot use db=%s",
+			  (long long)version, SCHEMA_VERSION, shown);
 		return -EPROTO;
 	}
-	if (version == 1 && (rc = migrate(st, path, (int64_t)time(NULL), 1, migrate_v1,
-					  sizeof(migrate_v1) / sizeof(migrate_v1[0]))) < 0)
-		return rc;
-	if (version <= 2 && tables &&
-	    (rc = migrate(st, path, (int64_t)time(NULL), 2, migrate_v2, sizeof(migrate_v2) / sizeof(migrate_v2[0]))) < 0)
-		return rc;
-	if (version <= 3 && tables &&
-	    (rc = migrate(st, path, (int64_t)time(NULL), 3, migrate_v3, sizeof(migrate_v3) / sizeof(migrate_v3[0]))) < 0)
-		return rc;
-	if ((rc = store_pragma(st, schema)) < 0 || (rc = store_pragma(st, SET_SCHEMA_VERSION)) < 0)
+	for (int64_t from = version; version && from < SCHEMA_VERSION; from++)
+		if ((rc = migrate(st, shown, (int64_t)time(NULL), from)) < 0)
+			return rc;
+	if ((rc = store_pragma(st, d->schema)) < 0 || (rc = store_pragma(st, d->set_version)) < 0)
 		return rc;
 	return 0;
 }
@@ -267,8 +384,7 @@ int store_schema_setup(struct store *st, const char *path)
 int store_schema_prepare(struct store *st)
 {
 	for (int i = 0; i < S_COUNT; i++)
-		if (sqlite3_prepare_v3(st->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) !=
-		    SQLITE_OK)
-			return store_db_error(st, sql[i]);
+		if (db_prepare(st->db, i == S_BEGIN ? dialect(st)->begin : sql[i], &st->stmt[i]) < 0)
+			return -EIO;
 	return 0;
 }

@@ -15,21 +15,21 @@
 /* the most users a refused delete names */
 #define USERS_NAMED 5
 
-static json_t *rules_column(sqlite3_stmt *s, int col)
+static json_t *rules_column(struct db_stmt *s, int col)
 {
 	json_t *v = json_loads(store_col_text(s, col), 0, NULL);
 
 	return json_is_array(v) ? v : (json_decref(v), json_array());
 }
 
-static json_t *secgroup_json(sqlite3_stmt *s)
+static json_t *secgroup_json(struct db_stmt *s)
 {
 	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:I, s:o}", "id", store_col_text(s, GC_ID), "vpc_id",
 			 store_col_text(s, GC_VPC_ID), "name", store_col_text(s, GC_NAME), "description",
 			 store_col_text(s, GC_DESCRIPTION), "inbound_rules", rules_column(s, GC_INBOUND),
 			 "outbound_rules", rules_column(s, GC_OUTBOUND), "revision",
-			 (json_int_t)sqlite3_column_int64(s, GC_REVISION), "created_at",
-			 store_time_or_null(sqlite3_column_int64(s, GC_CREATED_AT)));
+			 (json_int_t)db_column_int64(s, GC_REVISION), "created_at",
+			 store_time_or_null(db_column_int64(s, GC_CREATED_AT)));
 }
 
 int store_secgroup_get(struct store *st, const char *id, json_t **out)
@@ -39,7 +39,7 @@ int store_secgroup_get(struct store *st, const char *id, json_t **out)
 
 int store_secgroup_list(struct store *st, const char *vpc_id, json_t **out)
 {
-	sqlite3_stmt *s = store_stmt(st, vpc_id ? S_SG_LIST_VPC : S_SG_LIST);
+	struct db_stmt *s = store_stmt(st, vpc_id ? S_SG_LIST_VPC : S_SG_LIST);
 
 	if (vpc_id)
 		store_bind_text(s, 1, vpc_id);
@@ -47,20 +47,20 @@ int store_secgroup_list(struct store *st, const char *vpc_id, json_t **out)
 }
 
 /* one id from a statement with its binds made; "" when it has no row */
-static int one_id(struct store *st, sqlite3_stmt *s, char id[UUID_STRLEN], const char *what)
+static int one_id(struct store *st, struct db_stmt *s, char id[UUID_STRLEN], const char *what)
 {
-	int rc = sqlite3_step(s);
+	int rc = db_step(s);
 
 	id[0] = 0;
-	if (rc == SQLITE_ROW)
+	if (rc == DB_ROW)
 		store_copy_id(id, store_col_text(s, 0));
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : store_db_error(st, what);
+	db_reset(s);
+	return rc == DB_ROW || rc == DB_DONE ? 0 : store_db_error(st, what);
 }
 
 int store_secgroup_default(struct store *st, const char *vpc_id, char id[UUID_STRLEN])
 {
-	sqlite3_stmt *s = store_stmt(st, S_SG_DEFAULT);
+	struct db_stmt *s = store_stmt(st, S_SG_DEFAULT);
 
 	store_bind_text(s, 1, vpc_id);
 	return one_id(st, s, id, "default group");
@@ -68,7 +68,7 @@ int store_secgroup_default(struct store *st, const char *vpc_id, char id[UUID_ST
 
 int store_secgroup_resolve(struct store *st, const char *vpc_id, const char *id_or_name, char id[UUID_STRLEN])
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	json_t *g = NULL;
 	int rc;
 
@@ -93,62 +93,62 @@ int store_secgroup_resolve(struct store *st, const char *vpc_id, const char *id_
 
 int store_policy_bump(struct store *st, const char *vpc_id, int64_t *rev)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	if ((rc = store_bump(st, vpc_id, rev)) < 0)
 		return rc;
 	s = store_stmt(st, S_VPC_SET_POLICY);
 	store_bind_text(s, 1, vpc_id);
-	sqlite3_bind_int64(s, 2, *rev);
+	db_bind_int64(s, 2, *rev);
 	return store_exec(st, s);
 }
 
 int store_policy_revision(struct store *st, const char *vpc_id, int64_t *out)
 {
-	sqlite3_stmt *s = store_stmt(st, S_VPC_POLICY);
+	struct db_stmt *s = store_stmt(st, S_VPC_POLICY);
 	int rc;
 
 	*out = 0;
 	store_bind_text(s, 1, vpc_id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*out = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
+	rc = db_step(s);
+	if (rc == DB_ROW)
+		*out = db_column_int64(s, 0);
+	db_reset(s);
+	if (rc == DB_DONE)
 		return -ENOENT;
-	return rc == SQLITE_ROW ? 0 : store_db_error(st, "policy revision");
+	return rc == DB_ROW ? 0 : store_db_error(st, "policy revision");
 }
 
 int store_policy_members(struct store *st, const char *vpc_id, store_member_fn fn, void *arg)
 {
-	sqlite3_stmt *s = store_stmt(st, S_DEV_MEMBERS);
+	struct db_stmt *s = store_stmt(st, S_DEV_MEMBERS);
 	int rc, step;
 
 	store_bind_text(s, 1, vpc_id);
-	while ((step = sqlite3_step(s)) == SQLITE_ROW)
+	while ((step = db_step(s)) == DB_ROW)
 		if ((rc = fn(arg, store_col_text(s, 0), store_col_text(s, 1), store_col_text(s, 2),
-			     sqlite3_column_int(s, 3), sqlite3_column_int64(s, 4))) < 0) {
-			sqlite3_reset(s);
+			     db_column_int(s, 3), db_column_int64(s, 4))) < 0) {
+			db_reset(s);
 			return rc;
 		}
-	sqlite3_reset(s);
-	return step == SQLITE_DONE ? 0 : store_db_error(st, "policy members");
+	db_reset(s);
+	return step == DB_DONE ? 0 : store_db_error(st, "policy members");
 }
 
 int store_policy_group_addresses(struct store *st, const char *group_id, json_t *addrs)
 {
-	sqlite3_stmt *s = store_stmt(st, S_SG_ADDRESSES);
+	struct db_stmt *s = store_stmt(st, S_SG_ADDRESSES);
 	int step;
 
 	store_bind_text(s, 1, group_id);
-	while ((step = sqlite3_step(s)) == SQLITE_ROW)
+	while ((step = db_step(s)) == DB_ROW)
 		if (json_array_append_new(addrs, json_string(store_col_text(s, 0))) < 0) {
-			sqlite3_reset(s);
+			db_reset(s);
 			return -ENOMEM;
 		}
-	sqlite3_reset(s);
-	return step == SQLITE_DONE ? 0 : store_db_error(st, "group addresses");
+	db_reset(s);
+	return step == DB_DONE ? 0 : store_db_error(st, "group addresses");
 }
 
 /* the rules (as validated) with each group named by id: the group's own name
@@ -217,21 +217,21 @@ out:
 /* how many groups the VPC has, or an error */
 static int group_count(struct store *st, const char *vpc_id)
 {
-	sqlite3_stmt *s = store_stmt(st, S_SG_COUNT);
+	struct db_stmt *s = store_stmt(st, S_SG_COUNT);
 	int rc, n = 0;
 
 	store_bind_text(s, 1, vpc_id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		n = sqlite3_column_int(s, 0);
-	sqlite3_reset(s);
-	return rc == SQLITE_ROW ? n : store_db_error(st, "security group count");
+	rc = db_step(s);
+	if (rc == DB_ROW)
+		n = db_column_int(s, 0);
+	db_reset(s);
+	return rc == DB_ROW ? n : store_db_error(st, "security group count");
 }
 
 static int name_taken(struct store *st, const char *vpc_id, const char *name, const char *except_id)
 {
 	char id[UUID_STRLEN];
-	sqlite3_stmt *s = store_stmt(st, S_SG_BY_NAME);
+	struct db_stmt *s = store_stmt(st, S_SG_BY_NAME);
 	int rc;
 
 	store_bind_text(s, 1, vpc_id);
@@ -244,7 +244,7 @@ static int name_taken(struct store *st, const char *vpc_id, const char *name, co
 static int insert(struct store *st, const char *id, const char *vpc_id, const char *name, const char *description,
 		  const char *in, const char *out, int64_t rev, int64_t now, bool is_default)
 {
-	sqlite3_stmt *s = store_stmt(st, S_SG_INSERT);
+	struct db_stmt *s = store_stmt(st, S_SG_INSERT);
 
 	store_bind_text(s, 1 + GC_ID, id);
 	store_bind_text(s, 1 + GC_VPC_ID, vpc_id);
@@ -252,9 +252,9 @@ static int insert(struct store *st, const char *id, const char *vpc_id, const ch
 	store_bind_text(s, 1 + GC_DESCRIPTION, description);
 	store_bind_text(s, 1 + GC_INBOUND, in);
 	store_bind_text(s, 1 + GC_OUTBOUND, out);
-	sqlite3_bind_int64(s, 1 + GC_REVISION, rev);
-	sqlite3_bind_int64(s, 1 + GC_CREATED_AT, now);
-	sqlite3_bind_int(s, 1 + GC_IS_DEFAULT, is_default);
+	db_bind_int64(s, 1 + GC_REVISION, rev);
+	db_bind_int64(s, 1 + GC_CREATED_AT, now);
+	db_bind_int64(s, 1 + GC_IS_DEFAULT, is_default);
 	return store_exec(st, s);
 }
 
@@ -275,7 +275,7 @@ int store_secgroup_create(struct store *st, const struct secgroup_spec *spec, in
 	int rc;
 
 	*out = NULL;
-	if (!store_vpc_find(st, spec->vpc_id)) {
+	if (!store_vpc_load(st, spec->vpc_id)) {
 		validate_fail(err, "vpc_id", "no such VPC");
 		return -ENOENT;
 	}
@@ -311,21 +311,21 @@ err:
 /* the group's row: its VPC and whether it is the default */
 static int group_row(struct store *st, const char *id, json_t **g, char vpc_id[UUID_STRLEN], bool *is_default)
 {
-	sqlite3_stmt *s = store_stmt(st, S_SG_GET);
+	struct db_stmt *s = store_stmt(st, S_SG_GET);
 	int rc;
 
 	*g = NULL;
 	store_bind_text(s, 1, id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	rc = db_step(s);
+	if (rc == DB_ROW) {
 		*g = secgroup_json(s);
 		store_copy_id(vpc_id, store_col_text(s, GC_VPC_ID));
-		*is_default = sqlite3_column_int(s, GC_IS_DEFAULT);
+		*is_default = db_column_int(s, GC_IS_DEFAULT);
 	}
-	sqlite3_reset(s);
-	if (rc == SQLITE_DONE)
+	db_reset(s);
+	if (rc == DB_DONE)
 		return -ENOENT;
-	if (rc != SQLITE_ROW)
+	if (rc != DB_ROW)
 		return store_db_error(st, "security group get");
 	return *g ? 0 : -ENOMEM;
 }
@@ -338,7 +338,7 @@ int store_secgroup_update(struct store *st, const char *id, const struct secgrou
 	bool is_default = false;
 	json_t *old = NULL;
 	int64_t rev;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	(void)now;
@@ -369,7 +369,7 @@ int store_secgroup_update(struct store *st, const char *id, const struct secgrou
 	store_bind_text(s, 3, description);
 	store_bind_text(s, 4, in);
 	store_bind_text(s, 5, outb);
-	sqlite3_bind_int64(s, 6, rev);
+	db_bind_int64(s, 6, rev);
 	if ((rc = store_exec(st, s)) < 0 || (rc = store_txn_commit(st)) < 0)
 		goto err;
 	json_decref(old);
@@ -402,20 +402,20 @@ static int users(struct store *st, const char *id, const char *vpc_id, struct ve
 	char devs[160] = "", groups[160] = "";
 	size_t ndev = 0, ngroup = 0, used;
 	json_t *list = NULL, *g;
-	sqlite3_stmt *s = store_stmt(st, S_SG_USERS);
+	struct db_stmt *s = store_stmt(st, S_SG_USERS);
 	int rc;
 	size_t i;
 
 	store_bind_text(s, 1, id);
-	sqlite3_bind_int(s, 2, USERS_NAMED + 1);
+	db_bind_int64(s, 2, USERS_NAMED + 1);
 	used = 0;
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+	while ((rc = db_step(s)) == DB_ROW) {
 		if (++ndev <= USERS_NAMED && used < sizeof(devs))
 			used += (size_t)snprintf(devs + used, sizeof(devs) - used, "%s%s", ndev > 1 ? ", " : "",
 						 store_col_text(s, 0));
 	}
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE)
+	db_reset(s);
+	if (rc != DB_DONE)
 		return store_db_error(st, "security group users");
 	if ((rc = store_secgroup_list(st, vpc_id, &list)) < 0)
 		return rc;
@@ -446,7 +446,7 @@ int store_secgroup_delete(struct store *st, const char *id, char vpc_id[UUID_STR
 	bool is_default = false;
 	json_t *old = NULL;
 	int64_t rev;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	if ((rc = store_txn_begin(st)) < 0)

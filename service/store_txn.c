@@ -76,7 +76,7 @@ static void undo_forget(struct store *st)
 static void batch_lost(struct store *st)
 {
 	log_error("store", "the batch's transaction was rolled back: %s; its %u writes are lost",
-		  sqlite3_errmsg(st->db), st->batch_writes);
+		  db_errmsg(st->db), st->batch_writes);
 	store_undo_to(st, 0);
 	st->batch = BATCH_LOST;
 }
@@ -95,7 +95,7 @@ int store_txn_begin(struct store *st)
 	if (st->batch == BATCH_EMPTY)
 		st->batch = BATCH_OPEN;
 	if (st->batch == BATCH_OPEN && (rc = store_exec(st, store_stmt(st, S_SAVEPOINT))) < 0) {
-		if (sqlite3_get_autocommit(st->db))
+		if (!db_in_txn(st->db))
 			batch_lost(st);
 		return rc;
 	}
@@ -131,13 +131,13 @@ void store_txn_rollback(struct store *st)
 	store_undo_to(st, st->mark);
 	switch (st->batch) {
 	case BATCH_NONE:
-		if (!sqlite3_get_autocommit(st->db))
+		if (!!db_in_txn(st->db))
 			store_exec(st, store_stmt(st, S_ROLLBACK));
 		break;
 	case BATCH_OPEN:
-		if (sqlite3_get_autocommit(st->db) || store_exec(st, store_stmt(st, S_ROLLBACK_TO)) < 0 ||
+		if (!db_in_txn(st->db) || store_exec(st, store_stmt(st, S_ROLLBACK_TO)) < 0 ||
 		    store_exec(st, store_stmt(st, S_RELEASE)) < 0) {
-			if (!sqlite3_get_autocommit(st->db))
+			if (!!db_in_txn(st->db))
 				store_exec(st, store_stmt(st, S_ROLLBACK));
 			batch_lost(st);
 		}
@@ -184,8 +184,8 @@ int store_batch_commit(struct store *st)
 	}
 	if ((rc = store_exec(st, store_stmt(st, S_COMMIT))) < 0) {
 		/* an I/O error, or a deferred constraint: it may still be open */
-		log_error("store", "batch commit failed writes=%u: %s", n, sqlite3_errmsg(st->db));
-		if (!sqlite3_get_autocommit(st->db))
+		log_error("store", "batch commit failed writes=%u: %s", n, db_errmsg(st->db));
+		if (!!db_in_txn(st->db))
 			store_exec(st, store_stmt(st, S_ROLLBACK));
 		store_undo_to(st, 0);
 		st->stats.failed_commits++;

@@ -4,10 +4,10 @@
 
 #include "store_internal.h"
 
-static json_t *vpc_json(sqlite3_stmt *s)
+static json_t *vpc_json(struct db_stmt *s)
 {
 	return json_pack("{s:s, s:s, s:s, s:o}", "id", store_col_text(s, 0), "name", store_col_text(s, 1),
-			 "ipv4_cidr", store_col_text(s, 2), "created_at", store_time_or_null(sqlite3_column_int64(s, 3)));
+			 "ipv4_cidr", store_col_text(s, 2), "created_at", store_time_or_null(db_column_int64(s, 3)));
 }
 
 int store_vpc_get(struct store *st, const char *id, json_t **out)
@@ -19,7 +19,7 @@ int store_vpc_create(struct store *st, const struct vpc_spec *spec, int64_t now,
 {
 	char id[UUID_STRLEN], cidr[CIDR_STRLEN];
 	struct vpc_state *v;
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	uuid_generate(id);
@@ -28,17 +28,17 @@ int store_vpc_create(struct store *st, const struct vpc_spec *spec, int64_t now,
 		return rc;
 	s = store_stmt(st, S_VPC_NAME_TAKEN);
 	store_bind_text(s, 1, spec->name);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		rc = rc == SQLITE_ROW ? -EEXIST : store_db_error(st, "vpc name");
+	rc = db_step(s);
+	db_reset(s);
+	if (rc != DB_DONE) {
+		rc = rc == DB_ROW ? -EEXIST : store_db_error(st, "vpc name");
 		goto err;
 	}
 	s = store_stmt(st, S_VPC_INSERT);
 	store_bind_text(s, 1, id);
 	store_bind_text(s, 2, spec->name);
 	store_bind_text(s, 3, cidr);
-	sqlite3_bind_int64(s, 4, now);
+	db_bind_int64(s, 4, now);
 	if ((rc = store_exec(st, s)) < 0 || (rc = store_secgroup_insert_default(st, id, now)) < 0 ||
 	    (rc = store_vpc_state_add(st, id, cidr, 0, &v)) < 0)
 		goto err;
@@ -58,8 +58,8 @@ int store_vpc_list(struct store *st, json_t **out)
 
 int store_vpc_delete(struct store *st, const char *id)
 {
-	struct vpc_state *v = store_vpc_find(st, id);
-	sqlite3_stmt *s;
+	struct vpc_state *v = store_vpc_load(st, id);
+	struct db_stmt *s;
 	int rc;
 
 	if (!v)
@@ -68,10 +68,10 @@ int store_vpc_delete(struct store *st, const char *id)
 		return rc;
 	s = store_stmt(st, S_VPC_DEVICES);
 	store_bind_text(s, 1, id);
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		rc = rc == SQLITE_ROW ? -ENOTEMPTY : store_db_error(st, "vpc devices");
+	rc = db_step(s);
+	db_reset(s);
+	if (rc != DB_DONE) {
+		rc = rc == DB_ROW ? -ENOTEMPTY : store_db_error(st, "vpc devices");
 		goto err;
 	}
 	s = store_stmt(st, S_VPC_DELETE);
@@ -90,7 +90,7 @@ err:
 
 int store_vpc_revision(struct store *st, const char *id, int64_t *out)
 {
-	const struct vpc_state *v = store_vpc_find(st, id);
+	const struct vpc_state *v = store_vpc_load(st, id);
 	if (!v)
 		return -ENOENT;
 	*out = v->revision;
@@ -107,16 +107,16 @@ static void set_revision(struct store *st, struct vpc_state *v, int64_t revision
  * and in memory */
 int store_bump(struct store *st, const char *vpc_id, int64_t *rev)
 {
-	sqlite3_stmt *s = store_stmt(st, S_VPC_BUMP);
+	struct db_stmt *s = store_stmt(st, S_VPC_BUMP);
 	struct vpc_state *v;
 	int rc;
 	store_bind_text(s, 1, vpc_id);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		*rev = sqlite3_column_int64(s, 0);
-	sqlite3_reset(s);
-	if (rc != SQLITE_ROW)
-		return rc == SQLITE_DONE ? -ENOENT : store_db_error(st, "revision");
+	rc = db_step(s);
+	if (rc == DB_ROW)
+		*rev = db_column_int64(s, 0);
+	db_reset(s);
+	if (rc != DB_ROW)
+		return rc == DB_DONE ? -ENOENT : store_db_error(st, "revision");
 	if ((v = store_vpc_find(st, vpc_id)))
 		set_revision(st, v, *rev);
 	return 0;

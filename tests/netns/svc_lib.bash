@@ -1,7 +1,10 @@
 # Helpers for the svc_*.sh tests: the real meshsvc on 127.0.0.1 with a port the
 # kernel picks (read back from its log), curl to drive it, TAP lines out.
-# Sourced, not run.
+# Sourced, not run. One suite, two backends: SVC_DB=pg runs meshsvc on a
+# private PostgreSQL cluster (pg.bash) instead of an SQLite file; each SQLite
+# path a test names (--db PATH) becomes a database of its own there.
 . "$(dirname "${BASH_SOURCE[0]}")/tap.bash"
+. "$(dirname "${BASH_SOURCE[0]}")/pg.bash"
 
 BUILD=${BUILD:-build}
 SVC=$BUILD/meshsvc
@@ -12,9 +15,17 @@ SVC_PID=
 URL=
 CURL_TLS=()
 
+SVC_DB=${SVC_DB:-sqlite}
+SVC_PG_DBS=()	# the SQLite paths a test named, in the order their databases were made
+SVC_DB_NOW=	# the database meshsvc runs on (a path or a URL)
+
 cleanup() {
 	[ -n "$SVC_PID" ] && kill -9 "$SVC_PID" 2>/dev/null
 	[ -n "$SVC_PID" ] && wait "$SVC_PID" 2>/dev/null
+	pg_cleanup
+	# a file system a test mounted under $WORK, which the database's
+	# tablespace kept busy until the cluster stopped
+	findmnt -rn -o TARGET | grep "^$WORK/" | sort -r | xargs -r -n 1 umount 2>/dev/null
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -29,13 +40,57 @@ finish() {
 for b in "$SVC" "$CTL" "$LOAD"; do
 	[ -x "$b" ] || { not_ok "$b is built"; exit 1; }
 done
+case $SVC_DB in
+sqlite) ;;
+pg)	# the postgres user reaches tablespaces under $WORK (svc_pg_db)
+	chmod 711 "$WORK"
+	pg_init || { not_ok "a private PostgreSQL cluster started"; exit 1; } ;;
+*) not_ok "SVC_DB is sqlite or pg (not $SVC_DB)"; exit 1 ;;
+esac
+
+# svc_pg_db PATH: SVC_DB_NOW is the URL of the PostgreSQL database standing
+# for the SQLite file PATH ($WORK/db: the cluster's first), made on first use
+svc_pg_db() {
+	local i
+	SVC_DB_NOW=$PG_URL
+	[ "$1" = "$WORK/db" ] && return 0
+	for i in "${!SVC_PG_DBS[@]}"; do
+		[ "${SVC_PG_DBS[$i]}" = "$1" ] && { SVC_DB_NOW=$(pg_url "natmesh$i"); return 0; }
+	done
+	i=${#SVC_PG_DBS[@]}
+	SVC_PG_DBS+=("$1")
+	# its tables live beside PATH (a tablespace), so a test that fills PATH's
+	# file system fills the database's too
+	mkdir -p "$(dirname "$1")/pg-tablespace" && chown postgres: "$(dirname "$1")/pg-tablespace" &&
+		pg_psql "CREATE TABLESPACE natmesh$i LOCATION '$(dirname "$1")/pg-tablespace'" &&
+		pg_as "$PG_BIN/createdb" -h "$PG_DIR/sock" -p "$PG_PORT" -D "natmesh$i" "natmesh$i" &&
+		SVC_DB_NOW=$(pg_url "natmesh$i")
+}
+
+# svc_args [meshsvc options]: SVC_ARGS, the options with the backend's
+# database (default $WORK/db; under pg, a URL, with the admin token beside PATH)
+svc_args() {
+	local db="$WORK/db" token=
+	SVC_ARGS=()
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--db) db=$2; shift 2 ;;
+		--admin-token-file) token=$2; shift 2 ;;
+		*) SVC_ARGS+=("$1"); shift ;;
+		esac
+	done
+	SVC_DB_NOW=$db
+	[ "$SVC_DB" = pg ] && svc_pg_db "$db"
+	SVC_ARGS=(--db "$SVC_DB_NOW" --admin-token-file "${token:-$db.admin-token}" "${SVC_ARGS[@]}")
+}
 
 # svc_start [meshsvc options]: starts meshsvc on $WORK/db and sets URL
 svc_start() {
 	local before scheme i
 	touch "$WORK/svc.log"
 	before=$(wc -l <"$WORK/svc.log")
-	"$SVC" --listen 127.0.0.1:0 --db "$WORK/db" "$@" >>"$WORK/svc.log" 2>&1 &
+	svc_args "$@"
+	"$SVC" --listen 127.0.0.1:0 "${SVC_ARGS[@]}" >>"$WORK/svc.log" 2>&1 &
 	SVC_PID=$!
 	for i in $(seq 100); do
 		URL=$(tail -n +$((before + 1)) "$WORK/svc.log" | sed -n 's/.*listening url=\([^ ]*\).*/\1/p' | head -n 1)
@@ -99,6 +154,13 @@ register() {
 }
 
 # db_digest: everything the database holds, hashed
-db_digest() { sqlite3 "$WORK/db" .dump | sha256sum | cut -d' ' -f1; }
+db_digest() {
+	if [ "$SVC_DB" = pg ]; then
+		# without comments and pg_dump's per-run \restrict key
+		pg_as "$PG_BIN/pg_dump" -a -d "$SVC_DB_NOW" | grep -v '^--\|^\\' | sort | sha256sum | cut -d' ' -f1
+	else
+		sqlite3 "$WORK/db" .dump | sha256sum | cut -d' ' -f1
+	fi
+}
 
 now_ms() { date +%s%3N; }

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# meshsvc on PostgreSQL (--db postgres://...): what is PostgreSQL's own (the
+# schema version row, clear connection errors without the password, restart
+# and a newer schema; replicas: svc_pg_replicas.sh), then svc_api.sh,
+# svc_watch.sh, svc_durability.sh (kill -9 under load) and svc_reclaim.sh,
+# the SQLite suite, run again with SVC_DB=pg. No namespaces:
+#
+#   curl / meshctl --HTTP 127.0.0.1--> meshsvc --Unix socket--> private postgres (pg.bash)
+set -u
+SVC_DB=pg
+. "$(dirname "$0")/svc_lib.bash"
+
+svc_start
+check "meshsvc runs on the private cluster" grep -q "listening url=.* db=postgresql://" "$WORK/svc.log"
+check "the schema version is recorded (natmesh_schema: 4)" test "$(pg_psql 'SELECT version FROM natmesh_schema')" = 4
+VPC=$(ctl -o json vpc create pgvpc | jf id)
+check "a VPC is created" test -n "$VPC"
+check "its row is in PostgreSQL" test "$(pg_psql "SELECT name FROM vpcs WHERE id = '$VPC'")" = pgvpc
+
+svc_stop KILL
+svc_start
+api GET "/api/vpcs/$VPC" "$ADMIN"
+check "after kill -9 and a restart the VPC is there" test "$STATUS" = 200
+
+# the database goes away (-m immediate, as in a crash) and comes back
+pg_stop
+t0=$(now_ms)
+api POST /api/vpcs "$ADMIN" '{"name":"during"}'
+dt=$(($(now_ms) - t0))
+check "while PostgreSQL is down a write fails at once ($STATUS in $dt ms)" bash -c "[ $STATUS = 500 ] && [ $dt -lt 5000 ]"
+api GET /api/vpcs "$ADMIN"
+check "and so does a read ($STATUS)" test "$STATUS" = 500
+check "the log says the connection is lost, with the URL" grep -q 'lost the connection to PostgreSQL url=postgresql://' "$WORK/svc.log"
+pg_start
+t0=$(now_ms)
+for _ in $(seq 50); do
+	api POST /api/vpcs "$ADMIN" '{"name":"after"}'
+	[ "$STATUS" = 201 ] && break
+	sleep 0.2
+done
+dt=$(($(now_ms) - t0))
+check "when it is back meshsvc reconnects by itself: a write within $dt ms ($STATUS)" \
+	bash -c "[ $STATUS = 201 ] && [ $dt -lt 5000 ]"
+check "the log says so" grep -q 'reconnected to PostgreSQL url=postgresql://' "$WORK/svc.log"
+api GET /api/vpcs "$ADMIN"
+check "the VPC from before the outage is there, the one refused during it is not" \
+	bash -c "grep -q '\"pgvpc\"' <<<'$OUT' && ! grep -q '\"during\"' <<<'$OUT'"
+
+# the same under registration load: nothing acknowledged is lost
+ctl -o json reg-key create --vpc "$VPC" --max-devices 100000 | jf secret >"$WORK/regkey"
+"$LOAD" register "$URL" "$WORK/regkey" 3000 16 "$WORK/acked.txt" >"$WORK/load.out" 2>&1 &
+load=$!
+sleep 0.5
+pg_stop
+sleep 2
+pg_start
+wait "$load"
+acked=$(wc -l <"$WORK/acked.txt")
+failed=$(sed -n 's/.*failed=\([0-9]*\).*/\1/p' "$WORK/load.out")
+missing=0
+while read -r id ip _; do
+	[ "$(pg_psql "SELECT tunnel_ip FROM devices WHERE id = '$id'")" = "$ip" ] || missing=$((missing + 1))
+done <"$WORK/acked.txt"
+check "registrations across an outage: $acked acknowledged, ${failed:-?} failed, all acknowledged ones stored ($missing missing)" \
+	bash -c "[ $missing = 0 ] && [ $acked -gt 0 ] && [ '${failed:-0}' -gt 0 ]"
+register late "$(cat "$WORK/regkey")"
+check "after it, registration goes on ($STATUS)" test "$STATUS" = 201
+svc_stop TERM
+
+port=$(pg_free_port)
+out=$(timeout 30 "$SVC" --listen 127.0.0.1:0 --db "postgres://natmesh:s3cret@127.0.0.1:$port/x?password=s3cret" \
+	--admin-token-file "$WORK/db.admin-token" 2>&1); rc=$?
+check "no database server: meshsvc exits $rc naming the URL and the reason" \
+	bash -c "[ $rc -ne 0 ] && grep -q 'cannot connect to PostgreSQL url=postgres://natmesh:\*\*\*@127.0.0.1:$port/x?password=\*\*\*: .*refused' <<<'$out'"
+check "the password is not logged" bash -c "! grep -q s3cret <<<'$out'"
+
+pg_psql "UPDATE natmesh_schema SET version = 99"
+out=$(timeout 30 "$SVC" --listen 127.0.0.1:0 --db "$PG_URL" --admin-token-file "$WORK/db.admin-token" 2>&1); rc=$?
+check "a newer schema is refused (exit $rc)" bash -c "[ $rc -ne 0 ] && grep -q 'schema version 99' <<<'$out'"
+pg_psql "UPDATE natmesh_schema SET version = 4"
+
+# the suite of the SQLite backend, on PostgreSQL; each starts its own cluster
+for t in svc_api svc_watch svc_durability svc_reclaim; do
+	out=$(SVC_DB=pg BUILD="$BUILD" bash "$(dirname "$0")/$t.sh" 2>&1); rc=$?
+	sed -n 's/^\(ok\|not ok\|skip\) - /\1 - pg '"$t"': /p' <<<"$out"
+	grep -q '^not ok' <<<"$out" && TAP_FAILS=$((TAP_FAILS + 1)) && grep -v '^ok' <<<"$out" | tail -n 20
+	[ $rc -eq 0 ] || grep -q '^not ok' <<<"$out" || not_ok "pg $t: exits 0 (exit $rc)"
+done
+finish

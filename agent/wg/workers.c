@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -81,8 +82,9 @@ static void *thread_main(void *arg)
 
 int wg_workers_new(int threads, struct wg_workers **out)
 {
+	sigset_t all, old;
 	struct wg_workers *w;
-	int rc;
+	int rc = 0;
 
 	*out = NULL;
 	if (threads < 1 || threads > WG_WORKERS_MAX)
@@ -101,13 +103,21 @@ int wg_workers_new(int threads, struct wg_workers **out)
 	atomic_init(&w->ticket, 0);
 	atomic_init(&w->done, 0);
 	w->threads = 1;
+	/* the threads take no signal: the owner's loop reads them (signalfd,
+	 * blocked only in its own thread when it set that up after us), and a
+	 * worker that took SIGTERM or SIGUSR1 would end the process */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (int i = 1; i < threads; i++) {
 		rc = pthread_create(&w->tids[i], NULL, thread_main, w);
-		if (rc) {
-			wg_workers_free(w);
-			return -rc;
-		}
+		if (rc)
+			break;
 		w->threads++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		wg_workers_free(w);
+		return -rc;
 	}
 	*out = w;
 	return 0;

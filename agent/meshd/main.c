@@ -49,7 +49,7 @@ static void usage(FILE *f)
 		"  --no-policy            do not enforce security groups (no nftables table\n"
 		"                         inet natmesh, no checks at a relay); the service is\n"
 		"                         told this device does not enforce\n"
-		"  --threads N            threads that encrypt and decrypt (1..%d; default:\n"
+		"  --threads N            threads that encrypt and decrypt (1..64; default:\n"
 		"                         one per CPU the process may run on; 1: the event\n"
 		"                         loop's thread alone)\n"
 		"  --log-format text|json\n"
@@ -57,7 +57,7 @@ static void usage(FILE *f)
 		"  --help\n"
 		"\n"
 		"SIGTERM/SIGINT remove the interface and the nftables table; the registration stays.\n",
-		PATH_DIRECT_TIMEOUT_MS, WG_WORKERS_MAX);
+		PATH_DIRECT_TIMEOUT_MS);
 }
 
 static void on_stop(struct loop *loop, int signo, void *arg)

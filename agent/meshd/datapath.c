@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "meshd.h"
+#include "agent/wg/tunpump.h"
 
 #define BATCHES_PER_WAKE 8
 
@@ -238,21 +239,6 @@ void datapath_tun_readable(struct loop *loop, int fd, uint32_t events, void *arg
 	struct meshd *m = arg;
 	(void)loop, (void)fd, (void)events;
 
-	/* past the limit only for the packets of a super-packet already read,
-	 * which the descriptor does not signal */
-	for (int b = 0; b < BATCHES_PER_WAKE || netio_tun_pending(m->io, m->tun); b++) {
-		for (int i = 0; i < NETIO_BATCH_MAX; i++) {
-			m->tun_pkts[i].data = m->tun_bufs + (size_t)i * BUF_SIZE + WG_DEVICE_HEADROOM;
-			m->tun_pkts[i].cap = BUF_SIZE - WG_DEVICE_HEADROOM - WG_DEVICE_TAILROOM;
-		}
-		int n = netio_tun_read(m->io, m->tun, m->tun_pkts, NETIO_BATCH_MAX);
-		if (n <= 0)
-			break;
-		for (int i = 0; i < n; i++)
-			m->tun_pkts[i].cap += WG_DEVICE_TAILROOM;
-		wg_device_input_tun(m->dev, m->tun_pkts, n, clock_now_ns());
-		if (n < NETIO_BATCH_MAX)
-			break;
-	}
+	wg_tun_pump(m->dev, m->io, m->tun, m->tun_pkts, m->tun_bufs, BUF_SIZE);
 	schedule_poke(m);
 }

@@ -11,6 +11,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "agent/wg/workers.h"
 #include "log.h"
 #include "meshd.h"
 #include "portmap.h"
@@ -54,6 +55,9 @@ static void usage(FILE *f)
 		"                         (default: PCP, NAT-PMP, then UPnP-IGD, the port of\n"
 		"                         last time, renewed; released on exit)\n"
 		"  --port-mapping LIST    only these of pcp,nat-pmp,upnp (default all)\n"
+		"  --threads N            threads that encrypt and decrypt (1..64; default:\n"
+		"                         one per CPU the process may run on; 1: the event\n"
+		"                         loop's thread alone)\n"
 		"  --log-format text|json\n"
 		"  --verbose              debug logs\n"
 		"  --help\n"
@@ -196,6 +200,11 @@ static int start_dataplane(struct meshd *m)
 	if ((rc = wg_device_new(&datapath_dev_ops, m, &m->dev)) < 0)
 		goto err_tun;
 	wg_device_set_mtu(m->dev, WG_DEFAULT_MTU);
+	if ((rc = wg_device_set_threads(m->dev, m->o.threads)) < 0) {
+		log_error(COMPONENT, "cannot start threads n=%d err=\"%s\"", m->o.threads, strerror(-rc));
+		goto err_dev;
+	}
+	log_info(COMPONENT, "data plane threads=%d", wg_device_get_threads(m->dev));
 	wg_device_set_wall_clock(m->dev, clock_now_ns(), clock_wall_ns());
 	if ((rc = wg_device_set_private_key(m->dev, m->st.priv)) < 0 || (rc = open_socket(m)) < 0)
 		goto err_dev;
@@ -452,6 +461,11 @@ static int set_opt(struct opts *o, int opt, const char *arg, enum log_format *fm
 			return fprintf(stderr, "meshd: bad --direct-timeout: %s (100..600000 ms)\n", arg), 2;
 		o->direct_timeout_ms = (uint32_t)v;
 		return 0;
+	case 'W':
+		if (parse_num(arg, 1, WG_WORKERS_MAX, &v) < 0)
+			return fprintf(stderr, "meshd: bad --threads: %s (1..%d)\n", arg, WG_WORKERS_MAX), 2;
+		o->threads = (int)v;
+		return 0;
 	case 'L':
 		if (log_parse_format(arg, fmt) < 0)
 			return fprintf(stderr, "meshd: bad --log-format: %s (text or json)\n", arg), 2;
@@ -497,6 +511,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, enum log_format *fm
 		{ "state-dir", required_argument, NULL, 'd' },
 		{ "control", required_argument, NULL, 'C' },
 		{ "direct-timeout", required_argument, NULL, 't' },
+		{ "threads", required_argument, NULL, 'W' },
 		{ "log-format", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },

@@ -90,6 +90,7 @@ struct opts {
 	char state_dir[512];
 	char ctl_path[108];
 	uint32_t direct_timeout_ms;
+	int threads;			/* --threads: AEAD threads, 0: one per CPU */
 };
 
 struct mpeer {

@@ -13,6 +13,7 @@
 #include "ratelimit.h"
 #include "timers.h"
 #include "uapi.h"
+#include "workers.h"
 
 #define PEER_BUCKETS 1024
 
@@ -84,6 +85,25 @@ struct wg_device {
 	int n_tx;
 	struct netio_pkt deliver[NETIO_BATCH_MAX];
 	int n_deliver;
+
+	/* Issue 19, a worker per core: the AEAD of a batch runs on the
+	 * workers; the rest (counters, replay windows, timers, handshakes,
+	 * routing, the order of sends and deliveries) stays on the owner's
+	 * thread. seal[]: data in tx[] whose counters are reserved, sealed
+	 * before tx[] leaves. rx[]: a run of data messages opened together,
+	 * then finished one by one in arrival order. */
+	struct wg_workers *workers;	/* NULL: one thread */
+	struct seal_job {
+		struct wg_keypair *kp;	/* a reference */
+		struct wg_pkt wp;
+	} seal[NETIO_BATCH_MAX];
+	int n_seal;
+	struct rx_job {
+		struct netio_pkt *pkt;
+		struct wg_keypair *kp;	/* a reference; NULL: unknown index */
+		struct wg_pkt wp;
+	} rx[NETIO_BATCH_MAX];
+	int n_rx;
 };
 
 static uint64_t wall_ns(const struct wg_device *dev)
@@ -98,8 +118,26 @@ static bool has_endpoint(const struct wg_peer *p)
 
 /* ---- output ---------------------------------------------------------------- */
 
+static void seal_job(void *ctx, int i)
+{
+	struct wg_device *dev = ctx;
+
+	wg_noise_encrypt_seal(dev->seal[i].kp, &dev->seal[i].wp, dev->mtu);
+}
+
+static void run_seals(struct wg_device *dev)
+{
+	if (!dev->n_seal)
+		return;
+	wg_workers_run(dev->workers, seal_job, dev, dev->n_seal);
+	for (int i = 0; i < dev->n_seal; i++)
+		wg_keypair_put(dev->seal[i].kp);
+	dev->n_seal = 0;
+}
+
 static void flush_tx(struct wg_device *dev)
 {
+	run_seals(dev);
 	if (dev->n_tx)
 		dev->ops->udp_send(dev->arg, dev->tx, dev->n_tx);
 	dev->n_tx = 0;
@@ -121,6 +159,18 @@ static void queue_tx(struct wg_device *dev, uint8_t *data, size_t len, const uni
 	p->addr = *to;
 	if (dev->n_tx == NETIO_BATCH_MAX)
 		flush_tx(dev);
+}
+
+/* a data message whose counter wp holds, sealed (by the workers) when tx[]
+ * leaves: its place in tx[] is its counter's order */
+static void queue_seal(struct wg_device *dev, struct wg_keypair *kp, const struct wg_pkt *wp,
+		       const union sockaddr_any *to)
+{
+	struct seal_job *j = &dev->seal[dev->n_seal++];
+
+	j->kp = wg_keypair_get(kp);
+	j->wp = *wp;
+	queue_tx(dev, wp->data, wg_noise_data_len(wp->len, dev->mtu), to);
 }
 
 /* a handshake message or keepalive: out at once, in order with queued data */
@@ -744,6 +794,7 @@ void wg_device_free(struct wg_device *dev)
 	if (!dev)
 		return;
 	wg_device_peers_clear(dev);
+	wg_workers_free(dev->workers);
 	wg_cookie_checker_deinit(&dev->checker);
 	wg_ratelimit_free(dev->ratelimit);
 	wg_allowedips_free(dev->aips);
@@ -794,6 +845,29 @@ bool wg_device_get_private_key(const struct wg_device *dev, uint8_t out[WG_KEY_L
 		return false;
 	memcpy(out, dev->identity.priv, WG_KEY_LEN);
 	return true;
+}
+
+int wg_device_set_threads(struct wg_device *dev, int threads)
+{
+	struct wg_workers *w = NULL;
+	int rc;
+
+	if (threads == 0)
+		threads = wg_workers_cpus();
+	if (threads < 1 || threads > WG_WORKERS_MAX)
+		return -EINVAL;
+	if (threads == wg_workers_threads(dev->workers))
+		return 0;
+	if (threads > 1 && (rc = wg_workers_new(threads, &w)) < 0)
+		return rc;
+	wg_workers_free(dev->workers);
+	dev->workers = w;
+	return 0;
+}
+
+int wg_device_get_threads(const struct wg_device *dev)
+{
+	return wg_workers_threads(dev->workers);
 }
 
 void wg_device_set_mtu(struct wg_device *dev, size_t mtu)
@@ -1053,21 +1127,15 @@ static size_t ip_len(const uint8_t *ip, size_t len)
 	return 0;
 }
 
-static void rx_data(struct wg_device *dev, struct netio_pkt *pkt)
+/* a data message opened (rc 0, plain bytes) or refused: the session's
+ * state, the peer's timers, and the TUN, in arrival order; takes kp's
+ * reference */
+static void rx_data_done(struct wg_device *dev, struct netio_pkt *pkt, struct wg_keypair *kp, int rc,
+			 size_t plain)
 {
-	const struct wg_msg_data *msg = (const struct wg_msg_data *)pkt->data;
-	struct wg_keypair *kp = wg_index_lookup_keypair(dev->index, wg_le32_get(&msg->receiver_index));
 	struct wg_peer *p, *owner;
-	size_t plain, n;
-	int rc;
+	size_t n;
 
-	if (!kp) {
-		dev->stats.rx_unknown_index++;
-		if (dev->ops->unknown_session)
-			dev->ops->unknown_session(dev->arg, &pkt->addr);
-		return;
-	}
-	rc = wg_noise_decrypt(kp, pkt->data, pkt->len, dev->now, &plain);
 	if (rc < 0) {
 		if (rc == -EALREADY)
 			dev->stats.rx_replay++;
@@ -1132,12 +1200,59 @@ static void rx_data(struct wg_device *dev, struct netio_pkt *pkt)
 		flush_deliver(dev);
 }
 
+static void open_job(void *ctx, int i)
+{
+	struct wg_device *dev = ctx;
+
+	if (dev->rx[i].kp)
+		wg_noise_decrypt_open(dev->rx[i].kp, &dev->rx[i].wp);
+}
+
+/* The run of data messages in rx[]: sessions looked up and replay
+ * pre-checked in order, opened on the workers, then finished in order. A
+ * handshake message ends a run first, so what it changes is seen by the
+ * data after it, as when each message is taken alone. */
+static void rx_flush(struct wg_device *dev)
+{
+	for (int i = 0; i < dev->n_rx; i++) {
+		struct rx_job *j = &dev->rx[i];
+		const struct wg_msg_data *msg = (const struct wg_msg_data *)j->pkt->data;
+
+		j->kp = wg_index_lookup_keypair(dev->index, wg_le32_get(&msg->receiver_index));
+		if (!j->kp) {
+			dev->stats.rx_unknown_index++;
+			if (dev->ops->unknown_session)
+				dev->ops->unknown_session(dev->arg, &j->pkt->addr);
+			continue;
+		}
+		j->wp = (struct wg_pkt){ .data = j->pkt->data, .len = j->pkt->len, .cap = j->pkt->len };
+		wg_noise_decrypt_check(j->kp, &j->wp, dev->now);
+	}
+	wg_workers_run(dev->workers, open_job, dev, dev->n_rx);
+	for (int i = 0; i < dev->n_rx; i++) {
+		struct rx_job *j = &dev->rx[i];
+
+		if (j->kp)
+			rx_data_done(dev, j->pkt, j->kp, wg_noise_decrypt_commit(j->kp, &j->wp), j->wp.len);
+	}
+	dev->n_rx = 0;
+}
+
+static void rx_data(struct wg_device *dev, struct netio_pkt *pkt)
+{
+	if (dev->n_rx == NETIO_BATCH_MAX)
+		rx_flush(dev);
+	dev->rx[dev->n_rx++].pkt = pkt;
+}
+
 void wg_device_input_udp(struct wg_device *dev, struct netio_pkt *pkts, int n, uint64_t now)
 {
 	dev->now = now;
 	for (int i = 0; i < n; i++) {
 		struct netio_pkt *pkt = &pkts[i];
 		int type = wg_msg_parse(pkt->data, pkt->len);
+		if (type != WG_MSG_DATA)
+			rx_flush(dev);
 		switch (type) {
 		case WG_MSG_DATA:
 			rx_data(dev, pkt);
@@ -1156,6 +1271,7 @@ void wg_device_input_udp(struct wg_device *dev, struct netio_pkt *pkts, int n, u
 			break;
 		}
 	}
+	rx_flush(dev);
 	flush_deliver(dev);
 	flush_tx(dev);
 }
@@ -1179,11 +1295,11 @@ static void tx_run(struct wg_device *dev, struct wg_peer *p, struct netio_pkt *p
 	for (int i = 0; i < n; i++)
 		wp[i] = (struct wg_pkt){ .data = pkts[i].data - WG_DEVICE_HEADROOM, .len = pkts[i].len,
 					 .cap = pkts[i].cap + WG_DEVICE_HEADROOM };
-	wg_noise_encrypt_batch(kp, wp, (size_t)n, dev->mtu, dev->now);
+	wg_noise_encrypt_reserve(kp, wp, (size_t)n, dev->mtu, dev->now);
 	for (int i = 0; i < n; i++) {
 		if (wp[i].status == 0) {
-			queue_tx(dev, wp[i].data, wp[i].len, &p->endpoint);
-			p->tx_bytes += wp[i].len;
+			queue_seal(dev, kp, &wp[i], &p->endpoint);
+			p->tx_bytes += wg_noise_data_len(wp[i].len, dev->mtu);
 			sent = true;
 		} else {
 			/* the session ran out under us: wait for the next one */

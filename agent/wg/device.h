@@ -18,7 +18,13 @@
  * handshake time) counts on from what wg_device_set_wall_clock() said. The
  * peers' timers (timers.c) are deadlines: the owner calls wg_device_expire()
  * at wg_device_next_deadline(), which moves only when a call into the device
- * returns. Everything runs on the owner's one thread.
+ * returns. Everything runs on the owner's one thread, except the AEAD of
+ * data: with wg_device_set_threads(n > 1), each call's batch is sealed and
+ * opened on n threads (the owner's and n - 1 workers) and joined before the
+ * call goes on, so the ops are still called on the owner's thread, the
+ * datagrams of a peer leave in counter order and the packets it sent reach
+ * tun_deliver in the order they arrived. Counters, replay windows, timers,
+ * handshakes and routing stay on the owner's thread.
  *
  * Buffers: input packets are worked on in place. A TUN packet's data must be
  * preceded by WG_DEVICE_HEADROOM writable bytes of the same buffer and be
@@ -124,6 +130,12 @@ void wg_device_set_wall_clock(struct wg_device *dev, uint64_t now, uint64_t wall
 uint64_t wg_device_next_deadline(const struct wg_device *dev);
 /* runs the timers due at now: retransmissions, keepalives, key expiry */
 void wg_device_expire(struct wg_device *dev, uint64_t now);
+/* threads for the AEAD of each batch, the caller's included: 1 (the
+ * default: all on the caller's thread) to WG_WORKERS_MAX (workers.h), or 0
+ * for one per CPU the process may run on.
+ * 0, -EINVAL, -ENOMEM, or a thread creation error (the old pool stays). */
+int wg_device_set_threads(struct wg_device *dev, int threads);
+int wg_device_get_threads(const struct wg_device *dev);
 /* the TUN MTU: data is padded to 16 bytes but not beyond it */
 void wg_device_set_mtu(struct wg_device *dev, size_t mtu);
 void wg_device_get_stats(const struct wg_device *dev, struct wg_device_stats *out);

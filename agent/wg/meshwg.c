@@ -1,8 +1,10 @@
 /* meshwg: the userspace WireGuard daemon, used the way wireguard-go is
  * (wireguard.com/xplatform): `meshwg [-f] IFNAME` creates the TUN interface
  * IFNAME and serves /var/run/wireguard/IFNAME.sock, so wg(8) configures it.
- * One thread, one event loop: batches of TUN packets and of datagrams
- * (recvmmsg/sendmmsg) go through the device of agent/wg/device.h. The TUN
+ * One event loop: batches of TUN packets and of datagrams
+ * (recvmmsg/sendmmsg) go through the device of agent/wg/device.h, whose
+ * encryption and decryption of each batch are spread over --threads
+ * threads (default: one per CPU; workers.h). The TUN
  * has offloads unless --no-tun-offload (netio's NETIO_TUN_OFFLOAD): the
  * kernel's TCP super-packets are cut in netio, and runs of TCP segments are
  * written back as one. */
@@ -25,7 +27,9 @@
 #include "loop.h"
 #include "netio.h"
 #include "rtnl.h"
+#include "tunpump.h"
 #include "uapi.h"
+#include "workers.h"
 
 #define COMPONENT "meshwg"
 /* room for any datagram or TUN packet up to 64 KiB, plus in-place crypto */
@@ -43,6 +47,7 @@ struct meshwg {
 	uint16_t port;
 	uint32_t fwmark;
 	bool no_tun_offload;		/* --no-tun-offload */
+	int threads;			/* --threads, 0: one per CPU */
 	struct wg_device *dev;
 	struct loop_timer wg_timer;	/* the device's next deadline */
 	uint64_t wg_timer_at;		/* ns, when armed */
@@ -61,7 +66,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: meshwg [-f|--foreground] [--log-format text|json] [--verbose]\n"
-		"              [--no-tun-offload] IFNAME\n"
+		"              [--no-tun-offload] [--threads N] IFNAME\n"
 		"       meshwg --help\n"
 		"\n"
 		"A userspace WireGuard: creates the TUN interface IFNAME (MTU %d, down)\n"
@@ -76,10 +81,13 @@ static void usage(FILE *f)
 		"                     has them: TCP super-packets (TSO) and checksums from\n"
 		"                     the kernel are done here, and runs of TCP segments\n"
 		"                     are written to it as one)\n"
+		"  --threads N        threads that encrypt and decrypt, 1..%d (default: one\n"
+		"                     per CPU the process may run on; 1: the event loop's\n"
+		"                     thread alone)\n"
 		"\n"
 		"SIGUSR1 logs the counters of dropped packets and handshakes.\n"
 		"SIGTERM or SIGINT remove the socket and the interface and exit 0.\n",
-		WG_DEFAULT_MTU, "/var/run/wireguard");
+		WG_DEFAULT_MTU, "/var/run/wireguard", WG_WORKERS_MAX);
 }
 
 /* ---- socket ---------------------------------------------------------------- */
@@ -229,25 +237,9 @@ static void udp_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 static void tun_readable(struct loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct meshwg *m = arg;
-	(void)loop;
-	(void)fd;
-	(void)events;
-	/* past the limit only for the packets of a super-packet already read,
-	 * which the descriptor does not signal */
-	for (int b = 0; b < BATCHES_PER_WAKE || netio_tun_pending(m->io, m->tun); b++) {
-		for (int i = 0; i < NETIO_BATCH_MAX; i++) {
-			m->tun_pkts[i].data = m->tun_bufs + (size_t)i * BUF_SIZE + WG_DEVICE_HEADROOM;
-			m->tun_pkts[i].cap = BUF_SIZE - WG_DEVICE_HEADROOM - WG_DEVICE_TAILROOM;
-		}
-		int n = netio_tun_read(m->io, m->tun, m->tun_pkts, NETIO_BATCH_MAX);
-		if (n <= 0)
-			break;
-		for (int i = 0; i < n; i++)
-			m->tun_pkts[i].cap += WG_DEVICE_TAILROOM;
-		wg_device_input_tun(m->dev, m->tun_pkts, n, clock_now_ns());
-		if (n < NETIO_BATCH_MAX)
-			break;
-	}
+	(void)loop, (void)fd, (void)events;
+
+	wg_tun_pump(m->dev, m->io, m->tun, m->tun_pkts, m->tun_bufs, BUF_SIZE);
 	dev_schedule(m);
 }
 
@@ -346,6 +338,12 @@ static int dev_open(struct meshwg *m)
 		return rc;
 	}
 	wg_device_set_mtu(m->dev, WG_DEFAULT_MTU);
+	rc = wg_device_set_threads(m->dev, m->threads);
+	if (rc < 0) {
+		log_error(COMPONENT, "cannot start threads n=%d err=\"%s\"", m->threads, strerror(-rc));
+		wg_device_free(m->dev);
+		return rc;
+	}
 	wg_device_set_wall_clock(m->dev, clock_now_ns(), clock_wall_ns());
 	loop_timer_init(&m->wg_timer, on_wg_timer, m);
 	return 0;
@@ -408,8 +406,8 @@ static int start(struct meshwg *m)
 		goto err_tunfd;
 	}
 	netio_tun_stats(m->io, m->tun, &ts);
-	log_info(COMPONENT, "up ifname=%s uapi=%s tun_offload=%s", m->ifname, m->sock_path,
-		 ts.offload ? "on" : "off");
+	log_info(COMPONENT, "up ifname=%s uapi=%s tun_offload=%s threads=%d", m->ifname, m->sock_path,
+		 ts.offload ? "on" : "off", wg_device_get_threads(m->dev));
 	return 0;
 
 err_tunfd:
@@ -447,6 +445,17 @@ static void stop(struct meshwg *m)
 	loop_free(m->loop);
 	free(m->udp_bufs);
 	free(m->tun_bufs);
+}
+
+static int parse_threads(const char *s, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (end == s || *end || v < 1 || v > WG_WORKERS_MAX)
+		return -EINVAL;
+	*out = (int)v;
+	return 0;
 }
 
 /* Like wireguard-go: the parent returns only once the child is up (exit 0)
@@ -498,6 +507,7 @@ int main(int argc, char **argv)
 		{ "log-format", required_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "no-tun-offload", no_argument, NULL, 'T' },
+		{ "threads", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -522,6 +532,12 @@ int main(int argc, char **argv)
 			break;
 		case 'T':
 			m.no_tun_offload = true;
+			break;
+		case 'W':
+			if (parse_threads(optarg, &m.threads) < 0) {
+				fprintf(stderr, "meshwg: bad --threads: %s (1..%d)\n", optarg, WG_WORKERS_MAX);
+				return 2;
+			}
 			break;
 		case 'h':
 			usage(stdout);

@@ -846,8 +846,13 @@ int wg_noise_encrypt(struct wg_keypair *kp, uint8_t *buf, size_t plain_len, size
 	return 0;
 }
 
-size_t wg_noise_encrypt_batch(struct wg_keypair *kp, struct wg_pkt *pkts, size_t n,
-			      size_t mtu, uint64_t now_ns)
+size_t wg_noise_data_len(size_t plain_len, size_t mtu)
+{
+	return WG_MSG_DATA_HEADER_LEN + padded_len(plain_len, mtu) + WG_AEAD_TAG_LEN;
+}
+
+size_t wg_noise_encrypt_reserve(struct wg_keypair *kp, struct wg_pkt *pkts, size_t n,
+				size_t mtu, uint64_t now_ns)
 {
 	size_t fit = 0, ok = 0;
 	uint64_t nonce = 0;
@@ -865,10 +870,25 @@ size_t wg_noise_encrypt_batch(struct wg_keypair *kp, struct wg_pkt *pkts, size_t
 			pkts[i].status = -EKEYEXPIRED;
 			continue;
 		}
-		pkts[i].len = seal(kp, pkts[i].data, pkts[i].len, padded_len(pkts[i].len, mtu),
-				   nonce++);
+		pkts[i].counter = nonce++;
 		ok++;
 	}
+	return ok;
+}
+
+void wg_noise_encrypt_seal(const struct wg_keypair *kp, struct wg_pkt *pkt, size_t mtu)
+{
+	if (pkt->status == 0)
+		pkt->len = seal(kp, pkt->data, pkt->len, padded_len(pkt->len, mtu), pkt->counter);
+}
+
+size_t wg_noise_encrypt_batch(struct wg_keypair *kp, struct wg_pkt *pkts, size_t n,
+			      size_t mtu, uint64_t now_ns)
+{
+	size_t ok = wg_noise_encrypt_reserve(kp, pkts, n, mtu, now_ns);
+
+	for (size_t i = 0; i < n; i++)
+		wg_noise_encrypt_seal(kp, &pkts[i], mtu);
 	return ok;
 }
 
@@ -887,7 +907,7 @@ static int open_precheck(struct wg_keypair *kp, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-static int open_decrypt(struct wg_keypair *kp, uint8_t *buf, size_t len)
+static int open_decrypt(const struct wg_keypair *kp, uint8_t *buf, size_t len)
 {
 	uint8_t *p = buf + WG_MSG_DATA_HEADER_LEN;
 
@@ -906,6 +926,43 @@ int wg_noise_decrypt(struct wg_keypair *kp, uint8_t *buf, size_t len, uint64_t n
 	return pkt.status;
 }
 
+int wg_noise_decrypt_check(struct wg_keypair *kp, struct wg_pkt *pkt, uint64_t now_ns)
+{
+	if (!can_receive(kp, now_ns))
+		return pkt->status = -EKEYEXPIRED;
+	pthread_mutex_lock(&kp->replay_lock);
+	pkt->status = open_precheck(kp, pkt->data, pkt->len);
+	pthread_mutex_unlock(&kp->replay_lock);
+	return pkt->status;
+}
+
+void wg_noise_decrypt_open(const struct wg_keypair *kp, struct wg_pkt *pkt)
+{
+	if (pkt->status == 0)
+		pkt->status = open_decrypt(kp, pkt->data, pkt->len);
+}
+
+/* only authenticated counters move the window (5.4.6); caller holds replay_lock */
+static int commit_locked(struct wg_keypair *kp, struct wg_pkt *pkt)
+{
+	if (pkt->status)
+		return pkt->status;
+	if (!wg_replay_update(&kp->replay, wg_le64_get(pkt->data + 8)))
+		return pkt->status = -EALREADY;
+	pkt->len -= WG_MSG_DATA_HEADER_LEN + WG_AEAD_TAG_LEN;
+	return 0;
+}
+
+int wg_noise_decrypt_commit(struct wg_keypair *kp, struct wg_pkt *pkt)
+{
+	int rc;
+
+	pthread_mutex_lock(&kp->replay_lock);
+	rc = commit_locked(kp, pkt);
+	pthread_mutex_unlock(&kp->replay_lock);
+	return rc;
+}
+
 size_t wg_noise_decrypt_batch(struct wg_keypair *kp, struct wg_pkt *pkts, size_t n,
 			      uint64_t now_ns)
 {
@@ -922,21 +979,11 @@ size_t wg_noise_decrypt_batch(struct wg_keypair *kp, struct wg_pkt *pkts, size_t
 	pthread_mutex_unlock(&kp->replay_lock);
 
 	for (size_t i = 0; i < n; i++)
-		if (pkts[i].status == 0)
-			pkts[i].status = open_decrypt(kp, pkts[i].data, pkts[i].len);
+		wg_noise_decrypt_open(kp, &pkts[i]);
 
-	/* only authenticated counters move the window (5.4.6) */
 	pthread_mutex_lock(&kp->replay_lock);
-	for (size_t i = 0; i < n; i++) {
-		if (pkts[i].status)
-			continue;
-		if (!wg_replay_update(&kp->replay, wg_le64_get(pkts[i].data + 8))) {
-			pkts[i].status = -EALREADY;
-			continue;
-		}
-		pkts[i].len -= WG_MSG_DATA_HEADER_LEN + WG_AEAD_TAG_LEN;
-		ok++;
-	}
+	for (size_t i = 0; i < n; i++)
+		ok += commit_locked(kp, &pkts[i]) == 0;
 	pthread_mutex_unlock(&kp->replay_lock);
 	return ok;
 }

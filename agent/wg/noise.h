@@ -242,6 +242,7 @@ struct wg_pkt {
 			 * decrypt: in message length, out plaintext length (with padding) */
 	size_t cap;	/* bytes writable at data (encrypt: >= 16 + padded + 16) */
 	int status;	/* out: 0 or the negative errno of the single-packet call */
+	uint64_t counter;	/* encrypt: the nonce reserved for it */
 };
 
 /* 5.4.6: encrypt the plaintext at buf + 16 (plain_len bytes, 0 for a keepalive)
@@ -266,5 +267,25 @@ size_t wg_noise_encrypt_batch(struct wg_keypair *kp, struct wg_pkt *pkts, size_t
 			      size_t mtu, uint64_t now_ns);
 size_t wg_noise_decrypt_batch(struct wg_keypair *kp, struct wg_pkt *pkts, size_t n,
 			      uint64_t now_ns);
+
+/* The batch calls in steps, for a caller that spreads the AEAD over threads
+ * (device.c with workers): the steps that touch the session's counter or
+ * replay window run on one thread in packet order, the seal/open between
+ * them on any thread (they read only the session's keys, which never change
+ * while a reference is held).
+ *   encrypt: wg_noise_encrypt_reserve (counters, in order), then
+ *            wg_noise_encrypt_seal per packet (any thread, any order);
+ *            the message is wg_noise_data_len(plain, mtu) bytes
+ *   decrypt: wg_noise_decrypt_check per packet (age, length, replay
+ *            pre-check), wg_noise_decrypt_open (any thread), then
+ *            wg_noise_decrypt_commit in arrival order (the window moves;
+ *            len becomes the plaintext length). Each returns the status. */
+size_t wg_noise_data_len(size_t plain_len, size_t mtu);
+size_t wg_noise_encrypt_reserve(struct wg_keypair *kp, struct wg_pkt *pkts, size_t n,
+				size_t mtu, uint64_t now_ns);
+void wg_noise_encrypt_seal(const struct wg_keypair *kp, struct wg_pkt *pkt, size_t mtu);
+int wg_noise_decrypt_check(struct wg_keypair *kp, struct wg_pkt *pkt, uint64_t now_ns);
+void wg_noise_decrypt_open(const struct wg_keypair *kp, struct wg_pkt *pkt);
+int wg_noise_decrypt_commit(struct wg_keypair *kp, struct wg_pkt *pkt);
 
 #endif

@@ -127,7 +127,8 @@ make_vpc() {
 }
 
 # agent NAME NS [ARGS...]: meshd in NS, interface and files named after NAME;
-# with --relay it registers with the key that mints relays
+# with --relay it registers with the key that mints relays; MESHD_ARGS (e.g.
+# "--threads 1") go to every agent
 agent() {
 	local name=$1 ns=$2 key=regkey svc=(--service "$API"); shift 2
 	[[ " $* " == *" --relay "* ]] && key=relaykey
@@ -139,7 +140,7 @@ agent() {
 	ip netns exec "$P-$ns" "$B/meshd" "${svc[@]}" --reg-key-file "$T/$key" \
 		--stun 203.0.113.1:3478 --stun 203.0.113.2:3478 \
 		--ifname "nm-$name" --hostname "$name" --state-dir "$T/state-$name" \
-		--control "$T/$name.sock" ${CA:+--ca "$CA"} "$@" >>"$T/$name.log" 2>&1 &
+		--control "$T/$name.sock" ${CA:+--ca "$CA"} ${MESHD_ARGS:-} "$@" >>"$T/$name.log" 2>&1 &
 	PIDS[$name]=$!
 }
 

@@ -13,7 +13,8 @@
 # Interface names carry the pid because /var/run/wireguard/ is shared by all
 # namespaces. Everything made here is undone by wg_cleanup (trap it).
 # Kinds: meshwg (TUN offloads on, its default), meshwg-plaintun (meshwg
-# --no-tun-offload), wireguard-go (the reference of wgref.bash: WIREGUARD_GO,
+# --no-tun-offload), meshwg-1t (meshwg --threads 1; MESHWG_ARGS, e.g.
+# "--threads 1", are added to the other meshwg kinds), wireguard-go (the reference of wgref.bash: WIREGUARD_GO,
 # else the modern build in ../shared/anchors, else Debian's), wireguard-go-debian
 # (Debian's, when the reference is another binary; WG_GO_DEBIAN is then set).
 # Several pairs may live at once: wg_names TAG
@@ -72,8 +73,9 @@ wg_topology() {
 wg_daemon() {
   local ns=$1 kind=$2 ifn=$3 cmd
   case "$kind" in
-    meshwg) cmd=("$BUILD/meshwg" -f "$ifn") ;;
-    meshwg-plaintun) cmd=("$BUILD/meshwg" -f --no-tun-offload "$ifn") ;;
+    meshwg) cmd=("$BUILD/meshwg" -f ${MESHWG_ARGS:-} "$ifn") ;;
+    meshwg-plaintun) cmd=("$BUILD/meshwg" -f --no-tun-offload ${MESHWG_ARGS:-} "$ifn") ;;
+    meshwg-1t) cmd=("$BUILD/meshwg" -f --threads 1 "$ifn") ;;
     wireguard-go) [ -n "$WG_GO" ] || { echo "$WG_GO_WHY" >&2; return 1; }
       cmd=(env LOG_LEVEL=error "$WG_GO" -f "$ifn") ;;
     wireguard-go-debian) [ -n "$WG_GO_DEBIAN" ] || { echo "no second wireguard-go on PATH" >&2; return 1; }

@@ -14,6 +14,9 @@ check "--help exits 0 and shows the usage" bash -c "'$BUILD/meshwg' --help | gre
 "$BUILD/meshwg" >/dev/null 2>&1; check "no interface name: exit 2" test $? -eq 2
 "$BUILD/meshwg" -f "an-interface-name-too-long" >/dev/null 2>&1; check "a name longer than IFNAMSIZ: exit 2" test $? -eq 2
 "$BUILD/meshwg" --log-format xml x >/dev/null 2>&1; check "bad --log-format: exit 2" test $? -eq 2
+for n in 0 65 two; do
+  "$BUILD/meshwg" -f --threads "$n" x >/dev/null 2>&1; check "bad --threads $n: exit 2" test $? -eq 2
+done
 
 wg_ns_add "$NS_A" || { not_ok "set up"; exit 1; }
 nsx "$NS_A" "$BUILD/meshwg" "$IF_A" >"$WG_TMP/daemon.log" 2>&1
@@ -23,6 +26,8 @@ check "the interface exists, MTU 1420" bash -c "ip netns exec $NS_A ip link show
 pid=$(ip netns pids "$NS_A" | head -n 1)
 WG_PIDS+=("$pid")
 check "wg show works on it" nsx "$NS_A" wg show "$IF_A"
+check "a thread per CPU it may run on ($(nproc)): $(ls /proc/"$pid"/task | wc -l)" \
+  test "$(ls /proc/"$pid"/task | wc -l)" -eq "$(nproc)"
 check "wg set listen-port and private-key work" \
   bash -c "umask 077; wg genkey >$WG_TMP/k && ip netns exec $NS_A wg set $IF_A listen-port 51999 private-key $WG_TMP/k"
 check "wg show reads them back" \

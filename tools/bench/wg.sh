@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # WireGuard throughput from A to B on the two-namespace topology of
-# tests/netns/wg_common.bash, through meshwg<->meshwg (TUN offloads on, the
-# default), the same with --no-tun-offload on both sides,
+# tests/netns/wg_common.bash, through meshwg<->meshwg (TUN offloads on and a
+# thread per CPU, the defaults), the same with --threads 1 on both sides
+# (every mode) and with --no-tun-offload (tcp only),
 # wireguard-go<->wireguard-go (the reference of tests/netns/wgref.bash:
 # WIREGUARD_GO, else the modern build in ../shared/anchors/wireguard-go/,
 # else Debian's), Debian's wireguard-go as a second, older reference when
@@ -19,7 +20,11 @@
 #
 # Prints the versions (each wireguard-go's --version, iperf3's, the commit),
 # the load average before and after, every round, then the median of each and
-# the ratios meshwg / each wireguard-go and TUN offload on / off. Needs root.
+# the ratios meshwg / each wireguard-go, threads per CPU / one thread, and
+# TUN offload on / off. After each meshwg tunnel, the datagrams both sides
+# refused as replays (rx_replay of the SIGUSR1 stats; 0 on a clean link:
+# the workers never reorder) and, per TCP run, iperf3's retransmits. Needs
+# root.
 #
 #   WG_BENCH_SECONDS=10 WG_BENCH_ROUNDS=3 WG_BENCH_MODES="tcp tcp4 udp udp64" \
 #   WG_BENCH_UDP_LEN=1372 WIREGUARD_GO=PATH tools/bench/wg.sh
@@ -36,7 +41,7 @@ UDP_LEN=${WG_BENCH_UDP_LEN:-1372}
 if [ "$(id -u)" -ne 0 ]; then echo "wg bench: needs root" >&2; exit 1; fi
 [ -x "$BUILD/meshwg" ] || { echo "wg bench: $BUILD/meshwg missing (make)" >&2; exit 1; }
 [ -n "$WG_GO" ] || { echo "wg bench: $WG_GO_WHY" >&2; exit 1; }
-KINDS=(meshwg meshwg-plaintun wireguard-go)
+KINDS=(meshwg meshwg-1t meshwg-plaintun wireguard-go)
 [ -n "$WG_GO_DEBIAN" ] && KINDS+=(wireguard-go-debian)
 KINDS+=(veth)
 
@@ -44,6 +49,7 @@ KINDS+=(veth)
 name() {
   case "$1" in
     meshwg-plaintun) echo "meshwg --no-tun-offload" ;;
+    meshwg-1t) echo "meshwg --threads 1" ;;
     wireguard-go) echo "${WG_GO_VERSION/ v/ }" ;;
     wireguard-go-debian) local v; v=$(wgref_version "$WG_GO_DEBIAN"); echo "${v/ v/ }" ;;
     veth) echo "plain veth" ;;
@@ -52,7 +58,19 @@ name() {
 }
 
 # runs MODE on KIND: meshwg-plaintun and veth only tcp
-runs() { [ "$2" = tcp ] || [ "$1" = meshwg ] || [ "${1#wireguard-go}" != "$1" ]; }
+runs() { [ "$2" = tcp ] || [ "$1" = meshwg ] || [ "$1" = meshwg-1t ] || [ "${1#wireguard-go}" != "$1" ]; }
+
+# replays: the datagrams both meshwg daemons of the pair refused as replays
+replays() {
+  local n=0 f v
+  kill -USR1 "$PID_A" "$PID_B" 2>/dev/null
+  sleep 0.5
+  for f in "$WG_TMP/$IF_A.log" "$WG_TMP/$IF_B.log"; do
+    v=$(grep -o 'rx_replay=[0-9]*' "$f" | tail -n 1 | cut -d= -f2)
+    n=$((n + ${v:-0}))
+  done
+  echo "$n"
+}
 
 # iperf IP [iperf3 client args...]: one run from A to B, its JSON in OUT
 iperf() {
@@ -70,10 +88,10 @@ udp_len() { if [ "$1" = udp64 ]; then echo 36; else echo "$UDP_LEN"; fi; }
 
 # measure KIND: every mode on one tunnel (or the veth); VAL[MODE] (Mbit/s for
 # tcp and tcp4, "packets/s loss%" for udp and udp64) and "" for a failed one
-declare -A VAL
+declare -A VAL RETR
 measure() {
   local kind=$1 ip m
-  VAL=()
+  VAL=() RETR=()
   if [ "$kind" = veth ]; then
     wg_topology || return 1
     ip=192.0.2.2
@@ -85,13 +103,17 @@ measure() {
   for m in $MODES; do
     runs "$kind" "$m" || continue
     case "$m" in
-      tcp) iperf "$ip"; VAL[$m]=$(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' <<<"$OUT") ;;
-      tcp4) iperf "$ip" -P 4; VAL[$m]=$(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' <<<"$OUT") ;;
+      tcp) iperf "$ip"; VAL[$m]=$(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' <<<"$OUT")
+        RETR[$m]=$(jq -r '.end.sum_sent.retransmits' <<<"$OUT") ;;
+      tcp4) iperf "$ip" -P 4; VAL[$m]=$(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' <<<"$OUT")
+        RETR[$m]=$(jq -r '.end.sum_sent.retransmits' <<<"$OUT") ;;
       udp | udp64) iperf "$ip" -u -b 0 -l "$(udp_len "$m")"
         VAL[$m]=$(jq -r '.end.sum | "\((.packets - .lost_packets) / .seconds | floor) \(.lost_percent * 100 | floor / 100)"' <<<"$OUT") ;;
       *) echo "wg bench: unknown mode $m" >&2; exit 1 ;;
     esac
   done
+  REPLAYS=
+  [ "${kind#meshwg}" != "$kind" ] && REPLAYS=$(replays)
   wg_teardown
 }
 
@@ -115,10 +137,11 @@ for r in $(seq "$ROUNDS"); do
         echo "round $r: $(name "$k") $m ${v% *} packets/s, ${v#* }% lost"
         results[$k.$m]="${results[$k.$m]:-} ${v% *}" results[$k.${m}loss]="${results[$k.${m}loss]:-} ${v#* }"
       else
-        echo "round $r: $(name "$k") $m $v Mbit/s"
+        echo "round $r: $(name "$k") $m $v Mbit/s, ${RETR[$m]:-?} retransmits"
         results[$k.$m]="${results[$k.$m]:-} $v"
       fi
     done
+    [ -n "$REPLAYS" ] && echo "round $r: $(name "$k"): $REPLAYS datagrams refused as replays (both sides)"
   done
 done
 echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -147,6 +170,9 @@ for m in $MODES; do
   for g in "${gos[@]}"; do
     printf '  meshwg / %s = %.2f\n' "$(name "$g")" "$(bc -l <<<"${med[meshwg.$m]} / ${med[$g.$m]}")"
   done
+  printf '  meshwg / meshwg --threads 1 = %.2f; meshwg --threads 1 / %s = %.2f\n' \
+    "$(bc -l <<<"${med[meshwg.$m]} / ${med[meshwg-1t.$m]}")" "$(name wireguard-go)" \
+    "$(bc -l <<<"${med[meshwg-1t.$m]} / ${med[wireguard-go.$m]}")"
   [ "$m" = tcp ] && printf '  TUN offload on / off (meshwg / meshwg --no-tun-offload) = %.2f\n' \
     "$(bc -l <<<"${med[meshwg.tcp]} / ${med[meshwg-plaintun.tcp]}")"
 done

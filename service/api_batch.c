@@ -154,19 +154,21 @@ void api_log_write(struct api *api, const char *fmt, ...)
 void api_batch_end(struct api *api)
 {
 	int rc = store_batch_commit(api->store);
+	bool down = rc < 0 && !store_available(api->store);
 	struct request *rq, *next;
 
 	if (rc < 0)
-		log_error("api", "commit failed, answering the batch's %u requests with 500: %s", api->nheld,
-			  strerror(-rc));
+		log_error("api", "commit failed, answering the batch's %u requests with %d: %s", api->nheld,
+			  down ? 503 : 500, strerror(-rc));
 	for (rq = api->held; rq; rq = next) {
 		next = rq->held_next;
 		rq->held_next = NULL;
 		if (rc < 0) {
-			json_t *body = json_pack("{s:s}", "error", "internal error: not committed");
+			json_t *body = json_pack("{s:s}", "error", down ? "the database is unavailable: not committed"
+									     : "internal error: not committed");
 			MHD_destroy_response(rq->answer);
 			rq->answer = body ? api_json_response(body) : NULL;
-			rq->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+			rq->status = down ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_INTERNAL_SERVER_ERROR;
 			json_decref(body);
 		}
 		MHD_resume_connection(rq->conn);

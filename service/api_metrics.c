@@ -24,7 +24,10 @@ enum MHD_Result api_healthz(struct api *api, struct MHD_Connection *c, struct re
 			    const json_t *body)
 {
 	(void)body;
-	return api_send_json(api, c, rq, MHD_HTTP_OK, json_pack("{s:s}", "status", "ok"));
+	if (!store_available(api->store))
+		return api_send_json(api, c, rq, MHD_HTTP_SERVICE_UNAVAILABLE,
+				     json_pack("{s:s, s:s}", "status", "unavailable", "database", "unavailable"));
+	return api_send_json(api, c, rq, MHD_HTTP_OK, json_pack("{s:s, s:s}", "status", "ok", "database", "ok"));
 }
 
 enum MHD_Result api_metrics(struct api *api, struct MHD_Connection *c, struct request *rq,

@@ -72,10 +72,14 @@ enum MHD_Result api_send_verr(struct api *api, struct MHD_Connection *c, struct 
 	return api_send_error(api, c, rq, MHD_HTTP_BAD_REQUEST, e->field, "%s", e->msg);
 }
 
+/* a failed request: 503 while the database does not answer (the client
+ * may try again, or another replica), else 500 */
 enum MHD_Result api_send_internal(struct api *api, struct MHD_Connection *c, struct request *rq, int rc)
 {
 	log_error("api", "request failed route=%s method=%s: %s", api_route_names[rq->route],
 		  api_method_names[rq->method], strerror(-rc));
+	if (!store_available(api->store))
+		return api_send_error(api, c, rq, MHD_HTTP_SERVICE_UNAVAILABLE, NULL, "the database is unavailable");
 	return api_send_error(api, c, rq, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "internal error");
 }
 

@@ -67,6 +67,7 @@ const char *db_errmsg(struct db *db) { return db->ops->errmsg(db); }
 int db_exec(struct db *db, const char *text) { return db->ops->exec(db, text); }
 bool db_in_txn(struct db *db) { return db->ops->in_txn(db); }
 int64_t db_changes(struct db *db) { return db->ops->changes(db); }
+bool db_available(struct db *db) { return !db->ops->available || db->ops->available(db); }
 
 int db_prepare(struct db *db, const char *text, struct db_stmt **out)
 {

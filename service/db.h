@@ -53,6 +53,11 @@ int db_exec(struct db *db, const char *text);
 bool db_in_txn(struct db *db);
 /* rows changed by the last write */
 int64_t db_changes(struct db *db);
+/* Whether the database answers now (SQLite: always). PostgreSQL: outside a
+ * transaction a SELECT 1 on the connection, and a lost connection is
+ * reconnected (at most once a second); inside one, whether it still holds.
+ * For meshsvc's 503s and /healthz. */
+bool db_available(struct db *db);
 
 /* PostgreSQL's LISTEN to channel, again on every new connection (SQLite:
  * nothing; it has one writer) */

@@ -11,6 +11,7 @@ struct db_ops {
 	int (*exec)(struct db *db, const char *text);
 	bool (*in_txn)(struct db *db);
 	int64_t (*changes)(struct db *db);
+	bool (*available)(struct db *db);	/* NULL: always */
 	int (*prepare)(struct db *db, const char *text, struct db_stmt **out);
 	void (*finalize)(struct db_stmt *s);
 	void (*reset)(struct db_stmt *s);

@@ -248,6 +248,30 @@ static void lost(struct pdb *d, bool in_txn)
 	d->link = in_txn ? LINK_LOST_IN_TXN : LINK_LOST;
 }
 
+static int reconnect(struct pdb *d);
+
+static bool p_available(struct db *db)
+{
+	struct pdb *d = PDB(db);
+	PGresult *r;
+	bool ok;
+
+	if (d->link == LINK_LOST_IN_TXN)
+		return false;
+	if (d->link == LINK_LOST)
+		return reconnect(d) == 0;
+	if (PQtransactionStatus(d->c) != PQTRANS_IDLE)
+		return PQstatus(d->c) == CONNECTION_OK;
+	r = PQexec(d->c, "SELECT 1");
+	ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+	if (!ok) {
+		keep_error(d, r);
+		lost(d, false);
+	}
+	PQclear(r);
+	return ok;
+}
+
 static int listen_again(struct pdb *d)
 {
 	char text[96];
@@ -260,8 +284,6 @@ static int p_listen(struct db *db, const char *channel)
 	snprintf(PDB(db)->channel, sizeof(PDB(db)->channel), "%s", channel);
 	return listen_again(PDB(db));
 }
-
-static int reconnect(struct pdb *d);
 
 int db_pg_doorbell_fd(struct db *db)
 {
@@ -437,6 +459,7 @@ static const struct db_ops pg_ops = {
 	.bind_int64 = p_bind_int64, .bind_text = p_bind_text, .bind_blob = p_bind_blob, .bind_null = p_bind_null,
 	.step = p_step, .column_int64 = p_column_int64, .column_text = p_column_text,
 	.column_null = p_column_null, .column_blob = p_column_blob, .listen = p_listen,
+	.available = p_available,
 };
 
 /* NOTICEs ("relation already exists, skipping") are not news */

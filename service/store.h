@@ -202,6 +202,9 @@ int store_batch_begin(struct store *st);
 /* true from the batch's first write until store_batch_commit: an answer built
  * now may rest on a write that is not durable yet */
 bool store_batch_pending(const struct store *st);
+/* whether the database answers now (db_available): false makes meshsvc's
+ * failed requests 503 and /healthz 503 */
+bool store_available(struct store *st);
 /* Ends the batch: commits its transaction (one fsync), if it has one, and
  * returns how many writes it made durable (0 for none). On failure (<0) every
  * write of the batch is rolled back, memory included, and none may be

@@ -157,6 +157,11 @@ int store_batch_begin(struct store *st)
 	return 0;
 }
 
+bool store_available(struct store *st)
+{
+	return db_available(st->db);
+}
+
 bool store_batch_pending(const struct store *st)
 {
 	return st->batch == BATCH_OPEN || st->batch == BATCH_LOST;

@@ -298,7 +298,7 @@ static int cmd_register(int argc, char **argv)
 	parse_url(argv[2]);
 	const char *regkey = read_token_file(argv[3]);
 	size_t n = strtoul(argv[4], NULL, 10), conc = strtoul(argv[5], NULL, 10), next = 0, done = 0;
-	size_t ok = 0, failed = 0;
+	size_t ok = 0, failed = 0, by_status[600] = { 0 };
 	FILE *out = fopen(argv[6], "a");
 	struct keypair *keys = calloc(n, sizeof(*keys));
 	struct conn *conns = calloc(conc, sizeof(*conns));
@@ -334,6 +334,8 @@ static int cmd_register(int argc, char **argv)
 			 * its answer may be read in the same call */
 			while ((rc = conn_event(c, events)) != 0) {
 				done++;
+				if (rc > 0 && c->status > 0 && c->status < 600)
+					by_status[c->status]++;
 				if (rc > 0 && (c->status == 201 || c->status == 200) && record(out, c, &keys[c->job]) == 0) {
 					ok++;
 				} else {
@@ -361,7 +363,11 @@ static int cmd_register(int argc, char **argv)
 		}
 	}
 	double secs = (double)(now_us() - t0) / 1e6;
-	printf("registered=%zu failed=%zu seconds=%.3f per_second=%.0f\n", ok, failed, secs, (double)ok / secs);
+	printf("registered=%zu failed=%zu seconds=%.3f per_second=%.0f", ok, failed, secs, (double)ok / secs);
+	for (int s = 100; s < 600; s++)
+		if (by_status[s])
+			printf(" status_%d=%zu", s, by_status[s]);
+	printf("\n");
 	fclose(out);
 	sodium_memzero(keys, n * sizeof(*keys));
 	free(keys);

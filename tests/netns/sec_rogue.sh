@@ -87,7 +87,9 @@ refused() {
 }
 
 # nftables counters in each honest agent's namespace: UDP it sends to an
-# address no agent should send to, UDP it sends to the rogue's endpoint (so a
+# address no agent should send to (but its own SSDP search for a UPnP
+# gateway, issue 18: an M-SEARCH to 239.255.255.250:1900, counted apart;
+# anything else there, a handshake aimed at it, still counts as bad), UDP it sends to the rogue's endpoint (so a
 # zero above is not a counter that counts nothing), and datagrams to port
 # 7777 that its interface delivers from the other honest agent's tunnel
 # address (forged by the rogue) and from the rogue's own
@@ -98,8 +100,10 @@ counters() {	# NS IFNAME OTHER_TUNNEL_IP
 		counter to_rogue { }
 		counter forged { }
 		counter own { }
+		counter ssdp { }
 		chain out {
 			type filter hook output priority -300;
+			ip daddr 239.255.255.250 udp dport 1900 @th,64,64 0x4d2d534541524348 counter name ssdp return
 			meta l4proto udp ip daddr { 127.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4, 255.255.255.255 } counter name bad_dst
 			ip daddr 203.0.113.21 udp dport 51820 counter name to_rogue
 		}

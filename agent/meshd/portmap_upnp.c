@@ -157,7 +157,7 @@ static void discover(struct upnp *u)
 	devs = upnpDiscoverDevices(types, UPNP_DISCOVER_MS, NULL, NULL, UPNP_LOCAL_PORT_ANY, 0, 2, &err, 0);
 	u->t_ssdp = clock_now_ms() - t0;
 	if (!devs) {
-		snprintf(u->why, sizeof(u->why), "no SSDP answer (upnpDiscover error %d)", err);
+		snprintf(u->why, sizeof(u->why), "no SSDP answer (upnpDiscover: %d)", err);
 		return;
 	}
 	r = UPNP_GetValidIGD(devs, &u->urls, &u->data, u->lanaddr, sizeof(u->lanaddr));

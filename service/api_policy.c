@@ -169,7 +169,8 @@ static int view_build(struct api *api, const char *vpc_id, int64_t revision, boo
 	v->partial = partial;
 	if (!partial && (rc = store_policy_members(api->store, vpc_id, add_member, v)) < 0)
 		goto err;
-	qsort(v->members, v->nmembers, sizeof(*v->members), member_cmp);
+	if (v->nmembers)	/* qsort(NULL, 0) is undefined */
+		qsort(v->members, v->nmembers, sizeof(*v->members), member_cmp);
 	*out = v;
 	return 0;
 err:

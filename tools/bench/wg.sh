@@ -17,6 +17,13 @@
 #          fragmented); packets/s delivered and the loss (meshwg and the
 #          wireguard-go kinds)
 #   udp64  the same with 64-byte IP packets (36 bytes of payload)
+#   lat    ping A->B every 10 ms through the tunnel while one iperf3 TCP flow
+#          saturates it: RTT p50 / p99 (latency under load; meshwg and the
+#          wireguard-go kinds)
+#
+# With tcp, the CPU both tunnel daemons used (utime + stime of each process,
+# all its threads, from /proc/PID/stat) per Gbit carried: a win by burning
+# more CPU shows as such.
 #
 # Prints the versions (each wireguard-go's --version, iperf3's, the commit),
 # the load average before and after, every round, then the median of each and
@@ -35,7 +42,7 @@ trap wg_cleanup EXIT; trap 'exit 1' INT TERM
 
 SECONDS_PER=${WG_BENCH_SECONDS:-10}
 ROUNDS=${WG_BENCH_ROUNDS:-3}
-MODES=${WG_BENCH_MODES:-tcp tcp4 udp udp64}
+MODES=${WG_BENCH_MODES:-tcp tcp4 udp udp64 lat}
 UDP_LEN=${WG_BENCH_UDP_LEN:-1372}
 
 if [ "$(id -u)" -ne 0 ]; then echo "wg bench: needs root" >&2; exit 1; fi
@@ -83,15 +90,21 @@ iperf() {
   wait "$srv"
 }
 
+# cpu_ticks PID...: utime + stime of those processes, in clock ticks
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$t"; }
+
+# pct FILE P: the P-th percentile of the numbers in FILE
+pct() { sort -n "$1" | awk -v p="$2" '{ v[NR] = $1 } END { i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; print v[i] }'; }
+
 # udp_len MODE: its UDP payload length
 udp_len() { if [ "$1" = udp64 ]; then echo 36; else echo "$UDP_LEN"; fi; }
 
 # measure KIND: every mode on one tunnel (or the veth); VAL[MODE] (Mbit/s for
 # tcp and tcp4, "packets/s loss%" for udp and udp64) and "" for a failed one
-declare -A VAL RETR
+declare -A VAL RETR CPUG
 measure() {
-  local kind=$1 ip m
-  VAL=() RETR=()
+  local kind=$1 ip m c0 ping
+  VAL=() RETR=() CPUG=()
   if [ "$kind" = veth ]; then
     wg_topology || return 1
     ip=192.0.2.2
@@ -103,8 +116,19 @@ measure() {
   for m in $MODES; do
     runs "$kind" "$m" || continue
     case "$m" in
-      tcp) iperf "$ip"; VAL[$m]=$(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' <<<"$OUT")
-        RETR[$m]=$(jq -r '.end.sum_sent.retransmits' <<<"$OUT") ;;
+      tcp) [ "$kind" != veth ] && c0=$(cpu_ticks "$PID_A" "$PID_B")
+        iperf "$ip"; VAL[$m]=$(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' <<<"$OUT")
+        RETR[$m]=$(jq -r '.end.sum_sent.retransmits' <<<"$OUT")
+        # CPU seconds of both daemons per Gbit carried
+        [ "$kind" != veth ] && CPUG[$m]=$(awk -v t="$(( $(cpu_ticks "$PID_A" "$PID_B") - c0 ))" \
+          -v hz="$(getconf CLK_TCK)" -v mbit="${VAL[$m]}" -v s="$SECONDS_PER" \
+          'BEGIN { printf "%.3f", (t / hz) / (mbit * s / 1000) }') ;;
+      lat) nsx "$NS_A" ping -n -i 0.01 -w "$SECONDS_PER" "$ip" >"$WG_TMP/ping.txt" 2>&1 &
+        ping=$!
+        iperf "$ip"
+        wait "$ping"
+        sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' "$WG_TMP/ping.txt" >"$WG_TMP/rtt.txt"
+        if [ -s "$WG_TMP/rtt.txt" ]; then VAL[$m]="$(pct "$WG_TMP/rtt.txt" 50) $(pct "$WG_TMP/rtt.txt" 99)"; else VAL[$m]=""; fi ;;
       tcp4) iperf "$ip" -P 4; VAL[$m]=$(jq -r '.end.sum_received.bits_per_second / 1e6 | floor' <<<"$OUT")
         RETR[$m]=$(jq -r '.end.sum_sent.retransmits' <<<"$OUT") ;;
       udp | udp64) iperf "$ip" -u -b 0 -l "$(udp_len "$m")"
@@ -136,9 +160,13 @@ for r in $(seq "$ROUNDS"); do
       if [ "${m#udp}" != "$m" ]; then
         echo "round $r: $(name "$k") $m ${v% *} packets/s, ${v#* }% lost"
         results[$k.$m]="${results[$k.$m]:-} ${v% *}" results[$k.${m}loss]="${results[$k.${m}loss]:-} ${v#* }"
+      elif [ "$m" = lat ]; then
+        echo "round $r: $(name "$k") ping under one TCP flow: p50 ${v% *} ms, p99 ${v#* } ms"
+        results[$k.lat50]="${results[$k.lat50]:-} ${v% *}" results[$k.lat99]="${results[$k.lat99]:-} ${v#* }"
       else
-        echo "round $r: $(name "$k") $m $v Mbit/s, ${RETR[$m]:-?} retransmits"
+        echo "round $r: $(name "$k") $m $v Mbit/s, ${RETR[$m]:-?} retransmits${CPUG[$m]:+, ${CPUG[$m]} CPU-s per Gbit}"
         results[$k.$m]="${results[$k.$m]:-} $v"
+        [ -n "${CPUG[$m]:-}" ] && results[$k.${m}cpu]="${results[$k.${m}cpu]:-} ${CPUG[$m]}"
       fi
     done
     [ -n "$REPLAYS" ] && echo "round $r: $(name "$k"): $REPLAYS datagrams refused as replays (both sides)"
@@ -154,6 +182,18 @@ done
 gos=(wireguard-go)
 [ -n "$WG_GO_DEBIAN" ] && gos+=(wireguard-go-debian)
 for m in $MODES; do
+  if [ "$m" = lat ]; then
+    echo "ping A->B every 10 ms while one iperf3 TCP flow saturates the tunnel, $ROUNDS x $SECONDS_PER s, median of the rounds' p50 / p99:"
+    for k in "${KINDS[@]}"; do
+      runs "$k" lat || continue
+      printf '  %-26s p50 %7.3f ms, p99 %7.3f ms\n' "$(name "$k")" "${med[$k.lat50]}" "${med[$k.lat99]}"
+    done
+    for g in "${gos[@]}"; do
+      printf '  p99: meshwg / %s = %.2f (below 1: lower latency under load)\n' "$(name "$g")" \
+        "$(bc -l <<<"${med[meshwg.lat99]} / ${med[$g.lat99]}")"
+    done
+    continue
+  fi
   case "$m" in
     tcp) echo "iperf3 TCP A->B, one flow, $ROUNDS x $SECONDS_PER s, median:" ;;
     tcp4) echo "iperf3 TCP A->B, 4 flows (-P 4), $ROUNDS x $SECONDS_PER s, median:" ;;
@@ -175,4 +215,14 @@ for m in $MODES; do
     "$(bc -l <<<"${med[meshwg-1t.$m]} / ${med[wireguard-go.$m]}")"
   [ "$m" = tcp ] && printf '  TUN offload on / off (meshwg / meshwg --no-tun-offload) = %.2f\n' \
     "$(bc -l <<<"${med[meshwg.tcp]} / ${med[meshwg-plaintun.tcp]}")"
+  if [ "$m" = tcp ]; then
+    echo "  CPU of both tunnel daemons per Gbit carried (utime + stime, all threads), median:"
+    for k in "${KINDS[@]}"; do
+      [ -n "${med[$k.tcpcpu]:-}" ] && printf '  %-26s %7.3f CPU-s per Gbit\n' "$(name "$k")" "${med[$k.tcpcpu]}"
+    done
+    for g in "${gos[@]}"; do
+      printf '  CPU per Gbit: meshwg / %s = %.2f (below 1: cheaper)\n' "$(name "$g")" \
+        "$(bc -l <<<"${med[meshwg.tcpcpu]} / ${med[$g.tcpcpu]}")"
+    done
+  fi
 done

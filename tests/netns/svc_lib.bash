@@ -19,9 +19,11 @@ SVC_DB=${SVC_DB:-sqlite}
 SVC_PG_DBS=()	# the SQLite paths a test named, in the order their databases were made
 SVC_DB_NOW=	# the database meshsvc runs on (a path or a URL)
 
+B_PID=
 cleanup() {
 	[ -n "$SVC_PID" ] && kill -9 "$SVC_PID" 2>/dev/null
 	[ -n "$SVC_PID" ] && wait "$SVC_PID" 2>/dev/null
+	[ -n "$B_PID" ] && kill -9 "$B_PID" 2>/dev/null && wait "$B_PID" 2>/dev/null
 	pg_cleanup
 	# a file system a test mounted under $WORK, which the database's
 	# tablespace kept busy until the cluster stopped
@@ -30,6 +32,20 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
+
+# svc_replica: a second meshsvc, replica B, on the same database as
+# svc_start's (SVC_DB=pg), logging to $WORK/b.log; sets B_PID and URL_B (empty
+# when it did not start); cleanup stops it
+svc_replica() {
+	"$SVC" --listen 127.0.0.1:0 --db "$PG_URL" --admin-token-file "$WORK/db.admin-token" >"$WORK/b.log" 2>&1 &
+	B_PID=$!
+	URL_B=
+	for _ in $(seq 100); do
+		URL_B=$(sed -n 's/.*listening url=\([^ ]*\).*/\1/p' "$WORK/b.log")
+		[ -n "$URL_B" ] && break
+		sleep 0.05
+	done
+}
 
 # finish: the last line of every svc test (the service's log when one failed)
 finish() {

@@ -22,6 +22,18 @@ svc_start
 api GET "/api/vpcs/$VPC" "$ADMIN"
 check "after kill -9 and a restart the VPC is there" test "$STATUS" = 200
 
+# healthy_again: /healthz asked every 0.1 s (5 s at most) until 200; dt is
+# how long it took, STATUS the last answer's
+healthy_again() {
+	local t0=$(now_ms)
+	for _ in $(seq 50); do
+		api GET /healthz ""
+		[ "$STATUS" = 200 ] && break
+		sleep 0.1
+	done
+	dt=$(($(now_ms) - t0))
+}
+
 # the database goes away (-m immediate, as in a crash) and comes back
 pg_stop
 t0=$(now_ms)
@@ -36,13 +48,7 @@ check "/healthz says so: 503, database unavailable ($STATUS)" \
 	bash -c "[ $STATUS = 503 ] && grep -q '\"database\":\"unavailable\"' <<<'$OUT'"
 check "the log says the connection is lost, with the URL" grep -q 'lost the connection to PostgreSQL url=postgresql://' "$WORK/svc.log"
 pg_start
-t0=$(now_ms)
-for _ in $(seq 50); do
-	api GET /healthz ""
-	[ "$STATUS" = 200 ] && break
-	sleep 0.1
-done
-dt=$(($(now_ms) - t0))
+healthy_again
 check "when it is back meshsvc reconnects by itself: /healthz 200 within $dt ms ($STATUS; 2 s allowed)" \
 	bash -c "[ $STATUS = 200 ] && [ $dt -lt 2000 ]"
 api POST /api/vpcs "$ADMIN" '{"name":"after"}'
@@ -66,13 +72,7 @@ sleep 10
 api GET /healthz ""
 down_health=$STATUS
 pg_start
-t0=$(now_ms)
-for _ in $(seq 50); do
-	api GET /healthz ""
-	[ "$STATUS" = 200 ] && break
-	sleep 0.1
-done
-dt=$(($(now_ms) - t0))
+healthy_again
 check "back within 2 s of the database's return (/healthz 200 after $dt ms)" bash -c "[ $STATUS = 200 ] && [ $dt -lt 2000 ]"
 wait "$load"
 check "/healthz 503 during the 10 s outage ($down_health)" test "$down_health" = 503

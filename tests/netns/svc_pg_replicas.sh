@@ -14,24 +14,11 @@ set -u
 SVC_DB=pg
 . "$(dirname "$0")/svc_lib.bash"
 
-B_PID=
-cleanup_replicas() {
-	[ -n "$B_PID" ] && kill -9 "$B_PID" 2>/dev/null && wait "$B_PID" 2>/dev/null
-	cleanup
-}
-trap cleanup_replicas EXIT
 ulimit -n 4096 2>/dev/null
 
 svc_start
 URL_A=$URL
-"$SVC" --listen 127.0.0.1:0 --db "$PG_URL" --admin-token-file "$WORK/db.admin-token" >"$WORK/b.log" 2>&1 &
-B_PID=$!
-URL_B=
-for _ in $(seq 100); do
-	URL_B=$(sed -n 's/.*listening url=\([^ ]*\).*/\1/p' "$WORK/b.log")
-	[ -n "$URL_B" ] && break
-	sleep 0.05
-done
+svc_replica
 check "a second meshsvc runs on the same database" test -n "$URL_B"
 
 VPC=$(ctl -o json vpc create replicas | jf id)

@@ -19,23 +19,9 @@ ROUNDS=${ROUNDS:-1000}
 SVC_DB=pg
 . tests/netns/svc_lib.bash
 
-B_PID=
-cleanup_bench() {
-	[ -n "$B_PID" ] && kill -9 "$B_PID" 2>/dev/null && wait "$B_PID" 2>/dev/null
-	cleanup
-}
-trap cleanup_bench EXIT
-
 svc_start
 URL_A=$URL
-"$SVC" --listen 127.0.0.1:0 --db "$PG_URL" --admin-token-file "$WORK/db.admin-token" >"$WORK/b.log" 2>&1 &
-B_PID=$!
-URL_B=
-for _ in $(seq 100); do
-	URL_B=$(sed -n 's/.*listening url=\([^ ]*\).*/\1/p' "$WORK/b.log")
-	[ -n "$URL_B" ] && break
-	sleep 0.05
-done
+svc_replica
 [ -n "$URL_B" ] || { echo "svc_fanout: the second meshsvc did not start" >&2; exit 1; }
 VPC=$(ctl -o json vpc create fanout | jf id)
 ctl -o json reg-key create --vpc "$VPC" | jf secret >"$WORK/regkey"
